@@ -1,0 +1,35 @@
+// The node's Redis connection (only when cluster.redisUrl / REDIS_URL is set).
+import { Redis } from 'ioredis';
+import type { Logger } from '../telemetry/logger.js';
+
+export function connectRedis(url: string, log: Logger): Redis {
+	const redis = new Redis(url, {
+		// Fail a command fast when Redis is away instead of queueing it for minutes:
+		// callers (readiness, rate limits) decide what to do without Redis.
+		maxRetriesPerRequest: 1,
+		connectTimeout: 2000,
+		retryStrategy: (attempt) => Math.min(2000, 100 * 2 ** attempt),
+		lazyConnect: false,
+	});
+	let lastError = '';
+	redis.on('error', (err: Error) => {
+		// ioredis repeats the same error on every reconnect attempt: log changes only.
+		if (err.message !== lastError) log.warn({ err }, 'redis connection error');
+		lastError = err.message;
+	});
+	redis.on('ready', () => {
+		lastError = '';
+		log.info({ url: redactUrl(url) }, 'redis connected');
+	});
+	return redis;
+}
+
+export async function pingRedis(redis: Redis): Promise<void> {
+	const reply = await redis.ping();
+	if (reply !== 'PONG') throw new Error(`unexpected PING reply ${reply}`);
+}
+
+/** Hides the password of redis://user:pass@host URLs in logs. */
+export function redactUrl(url: string): string {
+	return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}

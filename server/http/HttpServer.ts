@@ -1,0 +1,152 @@
+// The HTTP + WebSocket listener (uWebSockets.js). Routes are registered as small async
+// handlers returning a reply value; this module owns the uWS details: reading the request
+// before the handler yields (uWS request objects die when the callback returns), abort
+// handling, corked writes, request ids and one log line per request.
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { Logger } from '../telemetry/logger.js';
+import { uWS } from './uws.js';
+
+export interface HttpRequestInfo {
+	method: string;
+	url: string;
+	query: string;
+	requestId: string;
+	header(name: string): string;
+	log: Logger;
+}
+
+export interface HttpReply {
+	status: number;
+	/** Objects are sent as JSON; strings as text/plain unless contentType says otherwise. */
+	body?: unknown;
+	contentType?: string;
+	headers?: Record<string, string>;
+}
+
+export type HttpHandler = (req: HttpRequestInfo) => HttpReply | Promise<HttpReply>;
+
+export interface HttpRouteOptions {
+	/** Log this route's requests at debug level (health probes hit every few seconds). */
+	quiet?: boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export class HttpServer {
+	readonly app: TemplatedApp;
+	readonly #log: Logger;
+	#listenSocket: us_listen_socket | undefined;
+	#port = 0;
+
+	constructor(log: Logger) {
+		this.#log = log;
+		this.app = uWS.App();
+		this.app.any('/*', (res, req) => {
+			this.#serve(res, req, () => errorReply(404, 'E_NOT_FOUND', `No route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`), {});
+		});
+	}
+
+	get port(): number {
+		return this.#port;
+	}
+
+	get listening(): boolean {
+		return this.#listenSocket !== undefined;
+	}
+
+	get(pattern: string, handler: HttpHandler, options: HttpRouteOptions = {}): void {
+		this.app.get(pattern, (res, req) => this.#serve(res, req, handler, options));
+	}
+
+	#serve(res: HttpResponse, req: HttpRequest, handler: HttpHandler, options: HttpRouteOptions): void {
+		const started = performance.now();
+		const method = req.getMethod().toUpperCase();
+		const url = req.getUrl();
+		const query = req.getQuery() ?? '';
+		const headers = new Map<string, string>();
+		req.forEach((k, v) => headers.set(k, v));
+		const given = headers.get('x-request-id');
+		const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
+		const log = this.#log.child({ requestId });
+		let aborted = false;
+		res.onAborted(() => {
+			aborted = true;
+		});
+		const info: HttpRequestInfo = { method, url, query, requestId, header: (n) => headers.get(n.toLowerCase()) ?? '', log };
+		const finish = (reply: HttpReply): void => {
+			const durationMs = Math.round((performance.now() - started) * 100) / 100;
+			const line = { method, url, status: reply.status, durationMs };
+			if (options.quiet && reply.status < 500) log.debug(line, 'http request');
+			else log.info(line, 'http request');
+			if (aborted) return;
+			res.cork(() => writeReply(res, reply, requestId));
+		};
+		let result: HttpReply | Promise<HttpReply>;
+		try {
+			result = handler(info);
+		} catch (err) {
+			log.error({ err }, 'http handler failed');
+			result = errorReply(500, 'E_INTERNAL', 'Internal server error');
+		}
+		if (result instanceof Promise) {
+			result.then(finish, (err: unknown) => {
+				log.error({ err }, 'http handler failed');
+				finish(errorReply(500, 'E_INTERNAL', 'Internal server error'));
+			});
+		} else {
+			finish(result);
+		}
+	}
+
+	async listen(host: string, port: number): Promise<number> {
+		return new Promise((resolve, reject) => {
+			this.app.listen(host, port, (socket) => {
+				if (!socket) {
+					reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
+					return;
+				}
+				this.#listenSocket = socket;
+				this.#port = uWS.us_socket_local_port(socket);
+				resolve(this.#port);
+			});
+		});
+	}
+
+	/** Stops accepting new connections; open ones keep working until close(). */
+	stopListening(): void {
+		if (this.#listenSocket) {
+			uWS.us_listen_socket_close(this.#listenSocket);
+			this.#listenSocket = undefined;
+		}
+	}
+
+	/** Stops listening and closes every open connection. */
+	close(): void {
+		this.stopListening();
+		// The binding has App.close() (closes every socket); this release's typings lack it.
+		(this.app as TemplatedApp & { close(): void }).close();
+	}
+}
+
+export function errorReply(status: number, code: string, message: string): HttpReply {
+	return { status, body: { error: { code, message } } };
+}
+
+function writeReply(res: HttpResponse, reply: HttpReply, requestId: string): void {
+	res.writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`);
+	res.writeHeader('x-request-id', requestId);
+	let body = '';
+	let contentType = reply.contentType;
+	if (typeof reply.body === 'string') {
+		body = reply.body;
+		contentType ??= 'text/plain; charset=utf-8';
+	} else if (reply.body !== undefined) {
+		body = JSON.stringify(reply.body);
+		contentType ??= 'application/json';
+	}
+	if (contentType) res.writeHeader('content-type', contentType);
+	for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
+	res.end(body);
+}

@@ -1,0 +1,58 @@
+// Entry point: `npm start`. Loads the configuration, starts one Parley node and shuts it
+// down gracefully on SIGTERM/SIGINT (a second signal exits at once).
+import { ConfigError, loadConfig } from './config/loadConfig.js';
+import { ParleyServer } from './ParleyServer.js';
+import { createLogger } from './telemetry/logger.js';
+
+/** sysexits.h EX_CONFIG: the configuration is wrong, restarting will not help. */
+const EXIT_CONFIG = 78;
+
+async function main(): Promise<void> {
+	let config;
+	try {
+		config = loadConfig();
+	} catch (err) {
+		if (err instanceof ConfigError) {
+			process.stderr.write(`parley: ${err.message}\n`);
+			process.exit(EXIT_CONFIG);
+		}
+		throw err;
+	}
+	const log = createLogger(config.logLevel);
+	process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
+
+	let server: ParleyServer;
+	try {
+		server = await ParleyServer.create(config, log);
+	} catch (err) {
+		log.fatal({ err }, 'startup failed');
+		log.flush();
+		process.stderr.write(`parley: startup failed: ${(err as Error).message}\n`);
+		process.exit(1);
+	}
+
+	let signals = 0;
+	const onSignal = (signal: NodeJS.Signals): void => {
+		if (++signals > 1) {
+			log.warn({ signal }, 'second signal: exiting now');
+			log.flush();
+			process.exit(1);
+		}
+		server.shutdown(signal).then(
+			(result) => {
+				log.flush();
+				// A deadline cut-off is logged above; the process still ends as asked.
+				process.exit(0);
+			},
+			(err: unknown) => {
+				log.fatal({ err }, 'shutdown failed');
+				log.flush();
+				process.exit(1);
+			},
+		);
+	};
+	process.on('SIGTERM', onSignal);
+	process.on('SIGINT', onSignal);
+}
+
+await main();

@@ -1,0 +1,26 @@
+// A Parley config for tests: loopback only, few workers, free ports, a temp storage dir.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ParleyConfig } from '../../config/schema.js';
+import { loadConfig } from '../../server/config/loadConfig.js';
+import { freePortRange } from './ports.js';
+
+export async function testEnv(overrides: Record<string, string> = {}): Promise<Record<string, string>> {
+	const workers = Number(overrides.PARLEY_MEDIA_WORKERS ?? '1');
+	return {
+		PARLEY_LOG_LEVEL: 'warn',
+		PARLEY_HTTP_HOST: '127.0.0.1',
+		PARLEY_HTTP_PORT: '0',
+		PARLEY_MEDIA_WORKERS: String(workers),
+		PARLEY_MEDIA_LISTEN_IP: '127.0.0.1',
+		PARLEY_MEDIA_RTC_PORT: String(await freePortRange(workers)),
+		PARLEY_STORAGE_DIR: mkdtempSync(path.join(os.tmpdir(), 'parley-test-storage-')),
+		PARLEY_SHUTDOWN_DEADLINE_MS: '5000',
+		...overrides,
+	};
+}
+
+export async function testConfig(overrides: Record<string, string> = {}): Promise<ParleyConfig> {
+	return loadConfig({ env: await testEnv(overrides) });
+}
