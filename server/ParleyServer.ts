@@ -3,7 +3,7 @@
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { ParleyConfig } from '../config/schema.js';
-import { connectRedis, pingRedis, redactUrl } from './cluster/redisConnection.js';
+import { closeRedis, connectRedis, pingRedis, redactUrl } from './cluster/redisConnection.js';
 import { registerHealthRoutes, type ReadinessCheck } from './http/healthRoutes.js';
 import { HttpServer } from './http/HttpServer.js';
 import { assertNativeUws } from './http/uws.js';
@@ -141,7 +141,7 @@ export class ParleyServer {
 
 		this.http.close();
 		await this.workers.close();
-		if (this.redis) await this.redis.quit().catch(() => this.redis?.disconnect());
+		if (this.redis) await closeRedis(this.redis);
 		const durationMs = Math.round(performance.now() - started);
 		this.log.info({ durationMs, clean: !timedOut }, 'shutdown complete');
 		return { clean: !timedOut, durationMs };

@@ -6,6 +6,8 @@ import { createLogger } from './telemetry/logger.js';
 
 /** sysexits.h EX_CONFIG: the configuration is wrong, restarting will not help. */
 const EXIT_CONFIG = 78;
+/** A repeated SIGTERM/SIGINT this long after the first exits at once, without draining. */
+const FORCE_EXIT_AFTER_MS = 1000;
 
 async function main(): Promise<void> {
 	let config;
@@ -31,15 +33,19 @@ async function main(): Promise<void> {
 		process.exit(1);
 	}
 
-	let signals = 0;
+	// Ctrl-C reaches the process more than once (the terminal signals the whole process
+	// group, and npm forwards it too), so only a signal a while after the first forces exit.
+	let firstSignalAt = 0;
 	const onSignal = (signal: NodeJS.Signals): void => {
-		if (++signals > 1) {
+		if (firstSignalAt !== 0) {
+			if (Date.now() - firstSignalAt < FORCE_EXIT_AFTER_MS) return;
 			log.warn({ signal }, 'second signal: exiting now');
 			log.flush();
 			process.exit(1);
 		}
+		firstSignalAt = Date.now();
 		server.shutdown(signal).then(
-			(result) => {
+			() => {
 				log.flush();
 				// A deadline cut-off is logged above; the process still ends as asked.
 				process.exit(0);

@@ -33,3 +33,21 @@ export async function pingRedis(redis: Redis): Promise<void> {
 export function redactUrl(url: string): string {
 	return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
+
+/** QUIT when connected (lets pending replies arrive), else drop the socket: QUIT on a
+ * connection that is away would wait for a reconnect that may never come. */
+export async function closeRedis(redis: Redis, timeoutMs = 1000): Promise<void> {
+	if (redis.status !== 'ready') {
+		redis.disconnect();
+		return;
+	}
+	let timer: NodeJS.Timeout | undefined;
+	await Promise.race([
+		redis.quit().catch(() => undefined),
+		new Promise((resolve) => {
+			timer = setTimeout(resolve, timeoutMs);
+		}),
+	]);
+	clearTimeout(timer);
+	redis.disconnect();
+}

@@ -173,6 +173,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 			workerBin: o.workerBin,
 			appData: { index: slot.index },
 		});
+		detachMediasoupSignalHandlers(worker);
 		let webRtcServer: ms.WebRtcServer;
 		try {
 			const base = { ip: o.listenIp, port: slot.rtcPort, ...(o.announcedAddress ? { announcedAddress: o.announcedAddress } : {}) };
@@ -275,6 +276,18 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 		await waitForExit(pids, EXIT_WAIT_MS);
 		this.#log.info({ pids }, 'mediasoup workers closed');
 	}
+}
+
+/**
+ * mediasoup closes each worker on SIGINT/SIGTERM by itself. Parley's shutdown must keep
+ * workers alive while it drains (recordings still consume producers), then close them in
+ * order, so those handlers are removed. `onSignal` is mediasoup's own (untyped) listener.
+ */
+function detachMediasoupSignalHandlers(worker: ms.Worker): void {
+	const onSignal = (worker as unknown as { onSignal?: (signal: NodeJS.Signals) => void }).onSignal;
+	if (typeof onSignal !== 'function') throw new Error('mediasoup changed its signal handling; review detachMediasoupSignalHandlers');
+	process.removeListener('SIGINT', onSignal);
+	process.removeListener('SIGTERM', onSignal);
 }
 
 /** mediasoup logs (its Node side and the workers' own lines) go to our log, not to `debug`. */

@@ -1,0 +1,41 @@
+// A real, throwaway redis-server on a free loopback port (Debian's redis-server).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { freePort } from './ports.js';
+
+export interface TestRedis {
+	url: string;
+	port: number;
+	stop(): Promise<void>;
+}
+
+async function accepts(port: number): Promise<boolean> {
+	return new Promise((resolve) => {
+		const s = net.connect(port, '127.0.0.1');
+		s.once('connect', () => (s.destroy(), resolve(true)));
+		s.once('error', () => resolve(false));
+	});
+}
+
+export async function startRedis(): Promise<TestRedis> {
+	const port = await freePort();
+	const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+		stdio: 'ignore',
+	});
+	const deadline = Date.now() + 5000;
+	while (!(await accepts(port))) {
+		if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server did not start on ${port}`);
+		await new Promise((r) => setTimeout(r, 25));
+	}
+	return {
+		url: `redis://127.0.0.1:${port}`,
+		port,
+		stop: async () => {
+			if (child.exitCode !== null || child.signalCode !== null) return;
+			const exited = once(child, 'exit');
+			child.kill('SIGKILL');
+			await exited;
+		},
+	};
+}
