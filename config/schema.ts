@@ -35,6 +35,10 @@ export const configSchema = z.strictObject({
 			host: option(z.string().min(1).default('0.0.0.0'), {
 				description: 'Address the HTTP + WebSocket listener binds to.',
 			}),
+			maxBodyBytes: option(z.number().int().min(1024).max(16 * 1_048_576).default(65_536), {
+				description: 'Largest body accepted by JSON endpoints (voice-message chunks have their own limit).',
+				unit: 'bytes',
+			}),
 			port: option(portOrZero.default(8080), {
 				description: 'TCP port of the HTTP + WebSocket listener (health, metrics, voice-message API, /ws). 0 picks a free port.',
 				unit: 'port',
@@ -68,10 +72,113 @@ export const configSchema = z.strictObject({
 					'First media port. Worker i listens on rtcPort + i for both UDP and TCP (one port pair per worker serves all its WebRTC transports), so open rtcPort .. rtcPort + workers - 1 in the firewall.',
 				unit: 'port',
 			}),
+			opusInbandFec: option(z.boolean().default(true), {
+				description: 'Offer Opus in-band FEC (useinbandfec=1): a receiver rebuilds a lost 20 ms frame from the next packet.',
+			}),
+			opusDtx: option(z.boolean().default(true), {
+				description: 'Offer Opus DTX (usedtx=1): senders stop sending during silence.',
+			}),
+			opusNack: option(z.boolean().default(false), {
+				description: 'Offer NACK retransmission for Opus (audio RTX); off by default since FEC covers loss without the extra round trip. For bench comparisons.',
+			}),
 			workerRespawnDelayMs: option(z.number().int().min(0).max(60_000).default(1000), {
 				description:
 					'Delay before a died worker is replaced when the previous replacement failed too (doubles per failure, up to 30 s). The first replacement is immediate.',
 				unit: 'ms',
+			}),
+		})
+		.prefault({}),
+
+	auth: z
+		.strictObject({
+			jwtSecret: option(z.string().refine((v) => v === '' || v.length >= 32, 'must be empty or at least 32 characters').default(''), {
+				description:
+					'HS256 secret that signs access tokens (at least 32 characters). Empty: a random secret per process (tokens die with it; fine for a single dev node, wrong for production or a cluster).',
+			}),
+			devTokens: option(z.enum(['off', 'loopback', 'any']).default('loopback'), {
+				description:
+					'Development token endpoint POST /dev/token used by the demo page: `loopback` serves only clients on this machine, `any` serves everyone (never on a public server), `off` disables it.',
+			}),
+			devTokenTtlS: option(z.number().int().min(60).max(7 * 86_400).default(3600), {
+				description: 'Lifetime of tokens from /dev/token.',
+				unit: 's',
+			}),
+		})
+		.prefault({}),
+
+	signaling: z
+		.strictObject({
+			maxMessageBytes: option(z.number().int().min(1024).max(1_048_576).default(16_384), {
+				description:
+					'Largest signaling message accepted. Larger ones get E_MESSAGE_TOO_LARGE; ones over 4x this close the connection (code 1009).',
+				unit: 'bytes',
+			}),
+			requestsPerSecond: option(z.number().min(0.1).max(10_000).default(20), {
+				description: 'Sustained request rate per connection (token bucket refill). Excess requests get E_RATE_LIMIT.',
+				unit: 'requests/s',
+			}),
+			requestBurst: option(z.number().int().min(1).max(100_000).default(50), {
+				description: 'Requests a connection may send at once before the rate limit applies (token bucket size).',
+				unit: 'requests',
+			}),
+			idleTimeoutS: option(
+				z
+					.number()
+					.int()
+					.min(8)
+					.max(960)
+					.refine((v) => v % 4 === 0, 'must be a multiple of 4 (uWebSockets.js)')
+					.default(32),
+				{
+					description: 'A connection silent this long is closed. The server pings idle clients, so live browsers never hit it.',
+					unit: 's',
+				},
+			),
+			maxBufferedBytes: option(z.number().int().min(16_384).max(64 * 1_048_576).default(1_048_576), {
+				description:
+					'Bytes queued for a client that does not read. Past a quarter of it, lossy notifications (audio levels, scores) are dropped; past it, the connection is closed (code 4508).',
+				unit: 'bytes',
+			}),
+			maxConnections: option(z.number().int().min(1).max(1_000_000).default(10_000), {
+				description: 'WebSocket connections per node; more are closed at once with code 4429.',
+				unit: 'connections',
+			}),
+			requestTimeoutMs: option(z.number().int().min(100).max(120_000).default(10_000), {
+				description: 'A request still unanswered after this long is answered E_INTERNAL (the connection stays open).',
+				unit: 'ms',
+			}),
+		})
+		.prefault({}),
+
+	channels: z
+		.strictObject({
+			maxChannels: option(z.number().int().min(1).max(100_000).default(1000), {
+				description: 'Channels (mediasoup routers) per node; joining another gets E_TOO_MANY_CHANNELS.',
+				unit: 'channels',
+			}),
+			maxPeers: option(z.number().int().min(1).max(100_000).default(500), {
+				description: 'Peers per channel; one more gets E_CHANNEL_FULL.',
+				unit: 'peers',
+			}),
+			maxTransportsPerPeer: option(z.number().int().min(1).max(16).default(4), {
+				description: 'WebRTC transports per peer (one send and one receive are enough); more get E_TOO_MANY_TRANSPORTS.',
+				unit: 'transports',
+			}),
+			maxProducersPerPeer: option(z.number().int().min(1).max(16).default(2), {
+				description: 'Audio producers per peer; more get E_TOO_MANY_PRODUCERS.',
+				unit: 'producers',
+			}),
+			emptyCloseDelayMs: option(z.number().int().min(0).max(3_600_000).default(10_000), {
+				description: 'An empty channel keeps its router this long (quick rejoins are cheap), then closes.',
+				unit: 'ms',
+			}),
+			audioLevelIntervalMs: option(z.number().int().min(100).max(10_000).default(300), {
+				description: 'How often audio levels are sent to the channel (AudioLevelObserver interval): the throttle for speaking indicators.',
+				unit: 'ms',
+			}),
+			audioLevelThresholdDb: option(z.number().int().min(-127).max(0).default(-60), {
+				description: 'Audio above this level counts as speaking in audio-level notifications.',
+				unit: 'dBov',
 			}),
 		})
 		.prefault({}),

@@ -2,6 +2,7 @@
 // Redis, and the ordered shutdown that ties them together.
 import path from 'node:path';
 import type { Redis } from 'ioredis';
+import * as mediasoup from 'mediasoup';
 import type { ParleyConfig } from '../config/schema.js';
 import { closeRedis, connectRedis, pingRedis, redactUrl } from './cluster/redisConnection.js';
 import { registerHealthRoutes, type ReadinessCheck } from './http/healthRoutes.js';
@@ -11,6 +12,17 @@ import { WorkerPool } from './media/WorkerPool.js';
 import { workerPoolOptions } from './media/workerSettings.js';
 import type { Logger } from './telemetry/logger.js';
 import { checkStorageWritable } from './voice/storageDirectory.js';
+import { ChannelRegistry } from './channels/ChannelRegistry.js';
+import { routerMediaCodecs } from './media/mediaCodecs.js';
+import { signingKey } from './signaling/accessToken.js';
+import { registerDevTokenRoute } from './signaling/devTokenRoute.js';
+import { SignalingServer } from './signaling/SignalingServer.js';
+import { registerStaticFiles } from './http/staticFiles.js';
+
+/** The built demo app (scripts/setup runs `npm run build:client`). */
+const DEMO_APP_DIR = new URL('../client/dist/', import.meta.url).pathname;
+/** How long clients are asked to wait before reconnecting when this node shuts down. */
+const RECONNECT_AFTER_SHUTDOWN_MS = 1000;
 
 /** Work that must finish (or be cut off at the deadline) before workers close. */
 export type ShutdownTask = (deadline: AbortSignal) => Promise<void>;
@@ -28,6 +40,8 @@ export class ParleyServer {
 	readonly http: HttpServer;
 	readonly redis: Redis | undefined;
 	readonly storageDir: string;
+	readonly channels: ChannelRegistry;
+	readonly signaling: SignalingServer;
 	readonly #shutdownTasks = new Map<string, ShutdownTask>();
 	#accepting = true;
 	#shutdown: Promise<ShutdownResult> | undefined;
@@ -39,6 +53,35 @@ export class ParleyServer {
 		this.http = http;
 		this.redis = redis;
 		this.storageDir = path.resolve(config.storage.dir);
+		const mediaCodecs = routerMediaCodecs({ inbandFec: config.media.opusInbandFec, dtx: config.media.opusDtx, nack: config.media.opusNack });
+		this.channels = new ChannelRegistry(
+			workers,
+			{ ...config.channels, enableRtx: config.media.opusNack, mediaCodecs },
+			log.child({ component: 'channels' }),
+		);
+		const key = signingKey(config.auth.jwtSecret);
+		if (!config.auth.jwtSecret) log.warn('auth.jwtSecret is empty: tokens are signed with a random per-process key');
+		this.signaling = new SignalingServer(
+			http,
+			{
+				config,
+				signingKey: key,
+				registry: this.channels,
+				pool: workers,
+				routerRtpCapabilities: mediasoup.ortc.generateRouterRtpCapabilities(mediaCodecs),
+				isAccepting: () => this.#accepting,
+			},
+			log.child({ component: 'signaling' }),
+		);
+		registerDevTokenRoute(
+			http,
+			{ mode: config.auth.devTokens, ttlS: config.auth.devTokenTtlS, signingKey: key, maxBodyBytes: config.http.maxBodyBytes },
+			log.child({ component: 'auth' }),
+		);
+		this.onShutdown('signaling', async () => {
+			this.signaling.closeAll(RECONNECT_AFTER_SHUTDOWN_MS);
+			this.channels.closeAll('server shutting down');
+		});
 	}
 
 	static async create(config: ParleyConfig, log: Logger): Promise<ParleyServer> {
@@ -47,6 +90,7 @@ export class ParleyServer {
 		const redis = config.cluster.redisUrl ? connectRedis(config.cluster.redisUrl, log.child({ component: 'cluster' })) : undefined;
 		const http = new HttpServer(log.child({ component: 'http' }));
 		const server = new ParleyServer(config, log, workers, http, redis);
+		registerStaticFiles(http, DEMO_APP_DIR);
 		registerHealthRoutes(http, {
 			checks: server.#readinessChecks(),
 			checkTimeoutMs: config.readiness.checkTimeoutMs,

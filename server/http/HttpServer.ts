@@ -13,13 +13,17 @@ export interface HttpRequestInfo {
 	url: string;
 	query: string;
 	requestId: string;
+	/** Peer address as text (IPv4, or IPv6 possibly in its long form). */
+	remoteAddress: string;
+	/** The request body (POST routes; empty otherwise). */
+	body: Buffer;
 	header(name: string): string;
 	log: Logger;
 }
 
 export interface HttpReply {
 	status: number;
-	/** Objects are sent as JSON; strings as text/plain unless contentType says otherwise. */
+	/** Buffers are sent as they are; strings as text/plain and objects as JSON unless contentType says otherwise. */
 	body?: unknown;
 	contentType?: string;
 	headers?: Record<string, string>;
@@ -30,9 +34,12 @@ export type HttpHandler = (req: HttpRequestInfo) => HttpReply | Promise<HttpRepl
 export interface HttpRouteOptions {
 	/** Log this route's requests at debug level (health probes hit every few seconds). */
 	quiet?: boolean;
+	/** Largest body read for this route (POST); larger requests get 413. */
+	maxBodyBytes?: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const EMPTY = Buffer.alloc(0);
 
 export class HttpServer {
 	readonly app: TemplatedApp;
@@ -60,7 +67,12 @@ export class HttpServer {
 		this.app.get(pattern, (res, req) => this.#serve(res, req, handler, options));
 	}
 
-	#serve(res: HttpResponse, req: HttpRequest, handler: HttpHandler, options: HttpRouteOptions): void {
+	/** A POST route whose body is read in full (up to maxBodyBytes) before the handler runs. */
+	post(pattern: string, handler: HttpHandler, options: HttpRouteOptions & { maxBodyBytes: number }): void {
+		this.app.post(pattern, (res, req) => this.#serve(res, req, handler, options, true));
+	}
+
+	#serve(res: HttpResponse, req: HttpRequest, handler: HttpHandler, options: HttpRouteOptions, readBody = false): void {
 		const started = performance.now();
 		const method = req.getMethod().toUpperCase();
 		const url = req.getUrl();
@@ -74,8 +86,12 @@ export class HttpServer {
 		res.onAborted(() => {
 			aborted = true;
 		});
-		const info: HttpRequestInfo = { method, url, query, requestId, header: (n) => headers.get(n.toLowerCase()) ?? '', log };
+		const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+		const info: HttpRequestInfo = { method, url, query, requestId, remoteAddress, body: EMPTY, header: (n) => headers.get(n.toLowerCase()) ?? '', log };
+		let done = false;
 		const finish = (reply: HttpReply): void => {
+			if (done) return;
+			done = true;
 			const durationMs = Math.round((performance.now() - started) * 100) / 100;
 			const line = { method, url, status: reply.status, durationMs };
 			if (options.quiet && reply.status < 500) log.debug(line, 'http request');
@@ -83,21 +99,32 @@ export class HttpServer {
 			if (aborted) return;
 			res.cork(() => writeReply(res, reply, requestId));
 		};
-		let result: HttpReply | Promise<HttpReply>;
-		try {
-			result = handler(info);
-		} catch (err) {
-			log.error({ err }, 'http handler failed');
-			result = errorReply(500, 'E_INTERNAL', 'Internal server error');
+		if (!readBody) {
+			runHandler(handler, info, finish);
+			return;
 		}
-		if (result instanceof Promise) {
-			result.then(finish, (err: unknown) => {
-				log.error({ err }, 'http handler failed');
-				finish(errorReply(500, 'E_INTERNAL', 'Internal server error'));
-			});
-		} else {
-			finish(result);
+		const limit = options.maxBodyBytes ?? 0;
+		const tooLarge = errorReply(413, 'E_TOO_LARGE', `Body limited to ${limit} bytes.`);
+		if (Number(headers.get('content-length') ?? 0) > limit) {
+			finish(tooLarge);
+			return;
 		}
+		const chunks: Buffer[] = [];
+		let size = 0;
+		res.onData((chunk, isLast) => {
+			if (done) return;
+			size += chunk.byteLength;
+			if (size > limit) {
+				finish(tooLarge);
+				return;
+			}
+			// uWS reuses `chunk` after this callback: copy it.
+			chunks.push(Buffer.from(new Uint8Array(chunk)));
+			if (isLast) {
+				info.body = Buffer.concat(chunks);
+				runHandler(handler, info, finish);
+			}
+		});
 	}
 
 	async listen(host: string, port: number): Promise<number> {
@@ -130,6 +157,21 @@ export class HttpServer {
 	}
 }
 
+/** Runs a handler, turning a throw or rejection into a logged 500. */
+function runHandler(handler: HttpHandler, info: HttpRequestInfo, finish: (reply: HttpReply) => void): void {
+	const fail = (err: unknown): void => {
+		info.log.error({ err }, 'http handler failed');
+		finish(errorReply(500, 'E_INTERNAL', 'Internal server error'));
+	};
+	try {
+		const result = handler(info);
+		if (result instanceof Promise) result.then(finish, fail);
+		else finish(result);
+	} catch (err) {
+		fail(err);
+	}
+}
+
 export function errorReply(status: number, code: string, message: string): HttpReply {
 	return { status, body: { error: { code, message } } };
 }
@@ -137,9 +179,12 @@ export function errorReply(status: number, code: string, message: string): HttpR
 function writeReply(res: HttpResponse, reply: HttpReply, requestId: string): void {
 	res.writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`);
 	res.writeHeader('x-request-id', requestId);
-	let body = '';
+	let body: string | Buffer = '';
 	let contentType = reply.contentType;
-	if (typeof reply.body === 'string') {
+	if (Buffer.isBuffer(reply.body)) {
+		body = reply.body;
+		contentType ??= 'application/octet-stream';
+	} else if (typeof reply.body === 'string') {
 		body = reply.body;
 		contentType ??= 'text/plain; charset=utf-8';
 	} else if (reply.body !== undefined) {

@@ -1,0 +1,263 @@
+// A voice channel: one mediasoup router, its peers, and the audio observers that drive
+// speaking indicators. Every producer of a peer is consumed by every other peer that may
+// listen; consumers start paused and the client resumes them once its side exists.
+import { EventEmitter } from 'node:events';
+import type { types as ms } from 'mediasoup';
+import { RequestError } from '../signaling/RequestError.js';
+import type { NotificationName, Notifications, PeerInfo } from '../signaling/protocol.js';
+import type { Logger } from '../telemetry/logger.js';
+import { Peer, type TransportAppData, type TransportDirection } from './Peer.js';
+
+export interface ChannelOptions {
+	maxPeers: number;
+	maxTransportsPerPeer: number;
+	maxProducersPerPeer: number;
+	audioLevelIntervalMs: number;
+	audioLevelThresholdDb: number;
+	/** Offer NACK retransmission to consumers (audio RTX). */
+	enableRtx: boolean;
+}
+
+export interface ChannelEvents {
+	/** The last peer left. */
+	empty: [];
+	/** The router is gone (closed on purpose, or its worker died). */
+	closed: [reason: string];
+}
+
+interface ProducerAppData extends ms.AppData {
+	peerId: string;
+}
+
+export class Channel extends EventEmitter<ChannelEvents> {
+	readonly name: string;
+	readonly router: ms.Router;
+	readonly peers = new Map<string, Peer>();
+	readonly #options: ChannelOptions;
+	readonly #log: Logger;
+	readonly #audioLevels: ms.AudioLevelObserver;
+	readonly #activeSpeaker: ms.ActiveSpeakerObserver;
+	#closed = false;
+
+	private constructor(name: string, router: ms.Router, audioLevels: ms.AudioLevelObserver, activeSpeaker: ms.ActiveSpeakerObserver, options: ChannelOptions, log: Logger) {
+		super();
+		this.name = name;
+		this.router = router;
+		this.#audioLevels = audioLevels;
+		this.#activeSpeaker = activeSpeaker;
+		this.#options = options;
+		this.#log = log;
+		audioLevels.on('volumes', (volumes) => {
+			const levels = volumes.map((v) => ({ peerId: (v.producer.appData as ProducerAppData).peerId, volumeDb: Math.round(v.volume) }));
+			this.broadcast('audioLevels', { levels }, { lossy: true });
+		});
+		audioLevels.on('silence', () => this.broadcast('audioLevels', { levels: [] }, { lossy: true }));
+		activeSpeaker.on('dominantspeaker', ({ producer }) => {
+			this.broadcast('activeSpeaker', { peerId: (producer.appData as ProducerAppData).peerId });
+		});
+		// A router closes without us asking when its worker dies.
+		router.observer.once('close', () => this.#onRouterClosed());
+	}
+
+	static async create(name: string, router: ms.Router, options: ChannelOptions, log: Logger): Promise<Channel> {
+		try {
+			const audioLevels = await router.createAudioLevelObserver({
+				maxEntries: 16,
+				threshold: options.audioLevelThresholdDb,
+				interval: options.audioLevelIntervalMs,
+			});
+			const activeSpeaker = await router.createActiveSpeakerObserver({ interval: 300 });
+			return new Channel(name, router, audioLevels, activeSpeaker, options, log);
+		} catch (err) {
+			router.close();
+			throw err;
+		}
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	/** Adds a peer. A peer of the same user already here is returned as `replaced` (and removed). */
+	addPeer(peer: Peer): { replaced: Peer | undefined; others: PeerInfo[] } {
+		this.#assertOpen();
+		const replaced = [...this.peers.values()].find((p) => p.userId === peer.userId);
+		if (!replaced && this.peers.size >= this.#options.maxPeers) {
+			throw new RequestError('E_CHANNEL_FULL', `Channel ${this.name} is full (${this.#options.maxPeers} peers).`);
+		}
+		if (replaced) this.removePeer(replaced);
+		const others = [...this.peers.values()].map((p) => p.info());
+		this.peers.set(peer.id, peer);
+		this.broadcast('peerJoined', peer.info(), { except: peer });
+		return { replaced, others };
+	}
+
+	/** Removes a peer, closing everything it owns; tells the others. */
+	removePeer(peer: Peer): void {
+		if (!this.peers.delete(peer.id)) return;
+		peer.close();
+		this.broadcast('peerLeft', { peerId: peer.id });
+		if (this.peers.size === 0) this.emit('empty');
+	}
+
+	async createTransport(peer: Peer, direction: TransportDirection, webRtcServer: ms.WebRtcServer): Promise<ms.WebRtcTransport<TransportAppData>> {
+		this.#assertMember(peer);
+		if (peer.transports.size >= this.#options.maxTransportsPerPeer) {
+			throw new RequestError('E_TOO_MANY_TRANSPORTS', `At most ${this.#options.maxTransportsPerPeer} transports per peer.`);
+		}
+		if (direction === 'recv' && peer.recvTransport) {
+			throw new RequestError('E_INVALID_STATE', 'This peer already has a receive transport.');
+		}
+		const transport = await this.router.createWebRtcTransport<TransportAppData>({
+			webRtcServer,
+			enableUdp: true,
+			enableTcp: true,
+			preferUdp: true,
+			appData: { peerId: peer.id, direction },
+		});
+		if (peer.closed) {
+			transport.close();
+			throw new RequestError('E_NOT_JOINED', 'Left the channel while the transport was being created.');
+		}
+		peer.transports.set(transport.id, transport);
+		transport.observer.once('close', () => peer.transports.delete(transport.id));
+		// A transport whose DTLS failed or was closed by the client cannot carry media again.
+		transport.on('dtlsstatechange', (state) => {
+			if (state === 'failed' || state === 'closed') transport.close();
+		});
+		if (direction === 'recv') {
+			// Hear everyone already talking.
+			for (const other of this.peers.values()) {
+				if (other === peer) continue;
+				for (const producer of other.producers.values()) void this.#consume(peer, producer, other);
+			}
+		}
+		return transport;
+	}
+
+	async produce(peer: Peer, transportId: string, kind: string, rtpParameters: ms.RtpParameters, paused: boolean): Promise<ms.Producer> {
+		this.#assertMember(peer);
+		const transport = ownTransport(peer, transportId);
+		if (transport.appData.direction !== 'send') throw new RequestError('E_INVALID_STATE', 'Produce on a send transport.');
+		if (kind !== 'audio') throw new RequestError('E_UNSUPPORTED_MEDIA', `Only audio can be produced (got "${kind}").`);
+		const foreign = rtpParameters.codecs.find((c) => !/^audio\/(opus|rtx)$/i.test(c.mimeType));
+		if (foreign) throw new RequestError('E_UNSUPPORTED_MEDIA', `Only Opus audio can be produced (got "${foreign.mimeType}").`);
+		if (peer.producers.size >= this.#options.maxProducersPerPeer) {
+			throw new RequestError('E_TOO_MANY_PRODUCERS', `At most ${this.#options.maxProducersPerPeer} producers per peer.`);
+		}
+		let producer: ms.Producer<ProducerAppData>;
+		try {
+			producer = await transport.produce<ProducerAppData>({ kind: 'audio', rtpParameters, paused, appData: { peerId: peer.id } });
+		} catch (err) {
+			// mediasoup validates the RTP parameters against the router's codecs.
+			if (err instanceof TypeError || (err as Error).name === 'UnsupportedError') throw new RequestError('E_BAD_REQUEST', (err as Error).message);
+			throw err;
+		}
+		if (peer.closed) {
+			producer.close();
+			throw new RequestError('E_NOT_JOINED', 'Left the channel while producing.');
+		}
+		peer.producers.set(producer.id, producer);
+		producer.observer.once('close', () => peer.producers.delete(producer.id));
+		producer.on('score', (scores) => {
+			peer.notify('producerScore', { producerId: producer.id, score: scores[0]?.score ?? 0 }, { lossy: true });
+		});
+		await Promise.all([
+			this.#audioLevels.addProducer({ producerId: producer.id }),
+			this.#activeSpeaker.addProducer({ producerId: producer.id }),
+		]).catch((err: unknown) => this.#log.warn({ err, producerId: producer.id }, 'could not observe producer audio'));
+		for (const other of this.peers.values()) {
+			if (other !== peer) void this.#consume(other, producer, peer);
+		}
+		return producer;
+	}
+
+	async #consume(listener: Peer, producer: ms.Producer, speaker: Peer): Promise<void> {
+		const transport = listener.recvTransport;
+		if (!transport || !listener.grants.canSubscribe || listener.closed || producer.closed) return;
+		if (!this.router.canConsume({ producerId: producer.id, rtpCapabilities: listener.rtpCapabilities })) {
+			this.#log.warn({ peerId: listener.id, producerId: producer.id }, 'peer cannot consume producer (capabilities)');
+			return;
+		}
+		let consumer: ms.Consumer;
+		try {
+			consumer = await transport.consume({
+				producerId: producer.id,
+				rtpCapabilities: listener.rtpCapabilities,
+				// Started paused: the client resumes once its consumer exists, so no early
+				// packets are lost and the first keyframe-less audio starts clean.
+				paused: true,
+				enableRtx: this.#options.enableRtx,
+				appData: { peerId: speaker.id },
+			});
+		} catch (err) {
+			// The producer or transport closed meanwhile: nothing to hear.
+			if (!producer.closed && !transport.closed) this.#log.warn({ err, peerId: listener.id }, 'consume failed');
+			return;
+		}
+		listener.consumers.set(consumer.id, consumer);
+		consumer.observer.once('close', () => listener.consumers.delete(consumer.id));
+		consumer.on('producerclose', () => listener.notify('consumerClosed', { consumerId: consumer.id }));
+		consumer.on('producerpause', () => listener.notify('consumerPaused', { consumerId: consumer.id }));
+		consumer.on('producerresume', () => listener.notify('consumerResumed', { consumerId: consumer.id }));
+		listener.notify('newConsumer', {
+			consumerId: consumer.id,
+			producerId: producer.id,
+			peerId: speaker.id,
+			kind: 'audio',
+			// Same wire format; the two packages' typings differ only in enumerated URIs.
+			rtpParameters: consumer.rtpParameters as unknown as Notifications['newConsumer']['rtpParameters'],
+			producerPaused: consumer.producerPaused,
+		});
+	}
+
+	broadcast<N extends NotificationName>(name: N, data: Notifications[N], options: { lossy?: boolean; except?: Peer } = {}): void {
+		for (const p of this.peers.values()) if (p !== options.except) p.notify(name, data, options);
+	}
+
+	/** Closes the router; peers are told to rejoin (`channelClosing`) unless `silent`. */
+	close(reason: string): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		const peers = [...this.peers.values()];
+		this.peers.clear();
+		for (const p of peers) {
+			p.notify('channelClosing', { reason });
+			p.close();
+		}
+		this.router.close();
+		this.#log.info({ channel: this.name, reason, peers: peers.length }, 'channel closed');
+		this.emit('closed', reason);
+	}
+
+	#onRouterClosed(): void {
+		if (!this.#closed) this.close('media worker lost');
+	}
+
+	#assertOpen(): void {
+		if (this.#closed) throw new RequestError('E_INVALID_STATE', `Channel ${this.name} is closing; join again.`);
+	}
+
+	#assertMember(peer: Peer): void {
+		this.#assertOpen();
+		if (this.peers.get(peer.id) !== peer) throw new RequestError('E_NOT_JOINED');
+	}
+}
+
+export function ownTransport(peer: Peer, transportId: string): ms.WebRtcTransport<TransportAppData> {
+	const t = peer.transports.get(transportId);
+	if (!t) throw new RequestError('E_NOT_FOUND', `No transport ${transportId} of yours.`);
+	return t;
+}
+
+export function ownProducer(peer: Peer, producerId: string): ms.Producer {
+	const p = peer.producers.get(producerId);
+	if (!p) throw new RequestError('E_NOT_FOUND', `No producer ${producerId} of yours.`);
+	return p;
+}
+
+export function ownConsumer(peer: Peer, consumerId: string): ms.Consumer {
+	const c = peer.consumers.get(consumerId);
+	if (!c) throw new RequestError('E_NOT_FOUND', `No consumer ${consumerId} of yours.`);
+	return c;
+}

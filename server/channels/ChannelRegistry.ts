@@ -1,0 +1,93 @@
+// All channels of this node, by name. Creates a channel (a router on the least-loaded
+// worker) on first join, closes it after it stayed empty for a grace period, and enforces
+// the per-node channel limit.
+import type { types as ms } from 'mediasoup';
+import type { WorkerPool } from '../media/WorkerPool.js';
+import { RequestError } from '../signaling/RequestError.js';
+import type { Logger } from '../telemetry/logger.js';
+import { Channel, type ChannelOptions } from './Channel.js';
+
+export interface ChannelRegistryOptions extends ChannelOptions {
+	maxChannels: number;
+	emptyCloseDelayMs: number;
+	mediaCodecs: ms.RouterRtpCodecCapability[];
+}
+
+export class ChannelRegistry {
+	readonly #pool: WorkerPool;
+	readonly #options: ChannelRegistryOptions;
+	readonly #log: Logger;
+	readonly #channels = new Map<string, Channel>();
+	/** Channels being created, so concurrent first joins share one router. */
+	readonly #creating = new Map<string, Promise<Channel>>();
+	readonly #emptyTimers = new Map<string, NodeJS.Timeout>();
+	#closed = false;
+
+	constructor(pool: WorkerPool, options: ChannelRegistryOptions, log: Logger) {
+		this.#pool = pool;
+		this.#options = options;
+		this.#log = log;
+	}
+
+	get size(): number {
+		return this.#channels.size;
+	}
+
+	get(name: string): Channel | undefined {
+		return this.#channels.get(name);
+	}
+
+	channels(): Channel[] {
+		return [...this.#channels.values()];
+	}
+
+	/** The open channel `name`, created if needed. Cancels a pending empty-close. */
+	async open(name: string): Promise<Channel> {
+		if (this.#closed) throw new RequestError('E_SHUTTING_DOWN');
+		clearTimeout(this.#emptyTimers.get(name));
+		this.#emptyTimers.delete(name);
+		const existing = this.#channels.get(name);
+		if (existing && !existing.closed) return existing;
+		const pending = this.#creating.get(name);
+		if (pending) return pending;
+		if (this.#channels.size + this.#creating.size >= this.#options.maxChannels) {
+			throw new RequestError('E_TOO_MANY_CHANNELS', `This server hosts its maximum of ${this.#options.maxChannels} channels.`);
+		}
+		const creation = this.#create(name).finally(() => this.#creating.delete(name));
+		this.#creating.set(name, creation);
+		return creation;
+	}
+
+	async #create(name: string): Promise<Channel> {
+		const router = await this.#pool.createRouter({ mediaCodecs: this.#options.mediaCodecs, appData: { channel: name } });
+		const channel = await Channel.create(name, router, this.#options, this.#log.child({ channel: name }));
+		this.#channels.set(name, channel);
+		channel.on('empty', () => this.#scheduleEmptyClose(channel));
+		channel.once('closed', () => {
+			if (this.#channels.get(name) === channel) this.#channels.delete(name);
+			clearTimeout(this.#emptyTimers.get(name));
+			this.#emptyTimers.delete(name);
+		});
+		this.#log.info({ channel: name, worker: this.#pool.workerIndexOf(router) }, 'channel opened');
+		return channel;
+	}
+
+	#scheduleEmptyClose(channel: Channel): void {
+		clearTimeout(this.#emptyTimers.get(channel.name));
+		const timer = setTimeout(() => {
+			this.#emptyTimers.delete(channel.name);
+			if (channel.peers.size === 0) channel.close('empty');
+		}, this.#options.emptyCloseDelayMs);
+		timer.unref();
+		this.#emptyTimers.set(channel.name, timer);
+	}
+
+	/** Closes every channel (shutdown). */
+	closeAll(reason: string): void {
+		this.#closed = true;
+		for (const t of this.#emptyTimers.values()) clearTimeout(t);
+		this.#emptyTimers.clear();
+		for (const c of this.#channels.values()) c.close(reason);
+		this.#channels.clear();
+	}
+}

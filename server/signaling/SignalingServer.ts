@@ -1,0 +1,183 @@
+// The WebSocket endpoint /ws: authenticates at upgrade (token in the query string, since
+// browsers cannot set headers on WebSockets), refuses with an application close code the
+// client can act on, and hands each open socket to a SignalingSession.
+import { readFileSync } from 'node:fs';
+import type { types as ms } from 'mediasoup';
+import type { WebSocket } from 'uWebSockets.js';
+import type { ParleyConfig } from '../../config/schema.js';
+import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
+import type { HttpServer } from '../http/HttpServer.js';
+import type { WorkerPool } from '../media/WorkerPool.js';
+import type { Logger } from '../telemetry/logger.js';
+import { AccessTokenError, verifyAccessToken, type AccessClaims } from './accessToken.js';
+import { CLOSE_CODES, ERROR_CODES, PROTOCOL_VERSION, type ErrorCode, type Method, type ProtocolError } from './protocol.js';
+import { requestHandlers, type HandlerContext } from './requestHandlers.js';
+import { SignalingSession, type SessionEvents, type SocketData } from './SignalingSession.js';
+import { TokenBucket } from './TokenBucket.js';
+
+const SERVER_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface SignalingServerOptions {
+	config: ParleyConfig;
+	signingKey: Uint8Array;
+	registry: ChannelRegistry;
+	pool: WorkerPool;
+	routerRtpCapabilities: ms.RtpCapabilities;
+	isAccepting: () => boolean;
+	events?: SessionEvents;
+}
+
+export class SignalingServer {
+	readonly #options: SignalingServerOptions;
+	readonly #log: Logger;
+	readonly #sessions = new Set<SignalingSession>();
+	readonly #sockets = new Set<WebSocket<SocketData>>();
+	readonly #context: HandlerContext;
+
+	constructor(http: HttpServer, options: SignalingServerOptions, log: Logger) {
+		this.#options = options;
+		this.#log = log;
+		this.#context = { registry: options.registry, pool: options.pool, routerRtpCapabilities: options.routerRtpCapabilities };
+		const s = options.config.signaling;
+		http.app.ws<SocketData>('/ws', {
+			// Frames up to 4x the message limit get an E_MESSAGE_TOO_LARGE reply; larger ones
+			// are cut off by uWS (close 1009) before we buffer them.
+			maxPayloadLength: s.maxMessageBytes * 4,
+			idleTimeout: s.idleTimeoutS,
+			sendPingsAutomatically: true,
+			// SignalingSession closes a lagging client at maxBufferedBytes with code 4508; this
+			// is uWS's own safety net above that (typed as number here, read as a boolean).
+			maxBackpressure: s.maxBufferedBytes * 2,
+			closeOnBackpressureLimit: 1,
+			upgrade: (res, req, context) => {
+				const query = new URLSearchParams(req.getQuery() ?? '');
+				const key = req.getHeader('sec-websocket-key');
+				const protocol = req.getHeader('sec-websocket-protocol');
+				const extensions = req.getHeader('sec-websocket-extensions');
+				const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+				let aborted = false;
+				res.onAborted(() => {
+					aborted = true;
+				});
+				this.#authenticate(query)
+					.catch((err: unknown): Pick<SocketData, 'claims' | 'refusal'> => {
+						this.#log.error({ err }, 'authentication failed unexpectedly');
+						return { claims: undefined, refusal: { closeCode: CLOSE_CODES.AUTH, error: { code: 'E_INTERNAL', message: ERROR_CODES.E_INTERNAL } } };
+					})
+					.then((outcome) => {
+					if (aborted) return;
+					res.cork(() => {
+						res.upgrade<SocketData>({ ...outcome, remoteAddress, session: undefined }, key, protocol, extensions, context);
+					});
+				});
+			},
+			open: (ws) => this.#onOpen(ws),
+			message: (ws, message, isBinary) => {
+				// uWS reuses the buffer after this callback returns: decode (copy) it now.
+				const session = ws.getUserData().session;
+				session?.onMessage(isBinary ? undefined : Buffer.from(message).toString('utf8'), message.byteLength);
+			},
+			close: (ws, code) => this.#onClose(ws, code),
+		});
+	}
+
+	get sessionCount(): number {
+		return this.#sessions.size;
+	}
+
+	async #authenticate(query: URLSearchParams): Promise<Pick<SocketData, 'claims' | 'refusal'>> {
+		const refuse = (closeCode: number, code: ErrorCode, message: string) => ({ claims: undefined, refusal: { closeCode, error: { code, message } } });
+		if (!this.#options.isAccepting()) return refuse(CLOSE_CODES.SHUTTING_DOWN, 'E_SHUTTING_DOWN', ERROR_CODES.E_SHUTTING_DOWN);
+		const version = query.get('v');
+		if (version !== null && version !== String(PROTOCOL_VERSION)) {
+			return refuse(CLOSE_CODES.PROTOCOL_VERSION, 'E_PROTOCOL_VERSION', `This server speaks protocol version ${PROTOCOL_VERSION}, not ${version.slice(0, 16)}.`);
+		}
+		const token = query.get('token');
+		if (!token) return refuse(CLOSE_CODES.AUTH, 'E_AUTH', 'No access token: connect to /ws?token=<JWT>.');
+		try {
+			const claims: AccessClaims = await verifyAccessToken(token, this.#options.signingKey);
+			return { claims, refusal: undefined };
+		} catch (err) {
+			if (err instanceof AccessTokenError) return refuse(CLOSE_CODES.AUTH, 'E_AUTH', `Access token refused: ${err.message}.`);
+			throw err;
+		}
+	}
+
+	#onOpen(ws: WebSocket<SocketData>): void {
+		const data = ws.getUserData();
+		const s = this.#options.config.signaling;
+		if (!data.refusal && this.#sockets.size >= s.maxConnections) {
+			data.refusal = { closeCode: CLOSE_CODES.OVERLOADED, error: { code: 'E_RATE_LIMIT', message: 'This server has too many connections; try again later.' } };
+		}
+		if (data.refusal || !data.claims) {
+			const error: ProtocolError = data.refusal?.error ?? { code: 'E_AUTH', message: ERROR_CODES.E_AUTH };
+			// The close reason carries "CODE: message" so browsers (which see only the close
+			// event for a refused socket) can tell an auth failure from a network failure.
+			ws.end(data.refusal?.closeCode ?? CLOSE_CODES.AUTH, `${error.code}: ${error.message}`.slice(0, 120));
+			return;
+		}
+		this.#sockets.add(ws);
+		const claims = data.claims;
+		const log = this.#log.child({ userId: claims.userId });
+		const session = new SignalingSession(
+			ws,
+			claims,
+			new TokenBucket(s.requestsPerSecond, s.requestBurst),
+			{ maxMessageBytes: s.maxMessageBytes, maxBufferedBytes: s.maxBufferedBytes, requestTimeoutMs: s.requestTimeoutMs },
+			(sess, method, body) => this.#dispatch(sess, method, body),
+			log,
+			this.#options.events,
+		);
+		data.session = session;
+		this.#sessions.add(session);
+		session.notify('welcome', {
+			protocolVersion: PROTOCOL_VERSION,
+			serverVersion: SERVER_VERSION,
+			userId: claims.userId,
+			displayName: claims.displayName,
+			grants: claims.grants,
+			channels: claims.channels,
+			limits: { maxMessageBytes: s.maxMessageBytes, requestsPerSecond: s.requestsPerSecond, requestBurst: s.requestBurst },
+		});
+	}
+
+	#dispatch(session: SignalingSession, method: Method, data: unknown): Promise<unknown> {
+		const handler = requestHandlers[method] as (s: SignalingSession, d: unknown, c: HandlerContext) => Promise<unknown>;
+		return handler(session, data, this.#context);
+	}
+
+	#onClose(ws: WebSocket<SocketData>, code: number): void {
+		this.#sockets.delete(ws);
+		const session = ws.getUserData().session;
+		if (!session) return;
+		session.markClosed();
+		this.#sessions.delete(session);
+		const peer = session.joinedPeer;
+		if (peer && session.channel) {
+			session.channel.removePeer(peer);
+			session.log.info({ channel: session.channel.name, peerId: peer.id, code }, 'peer disconnected');
+		}
+		session.peer = undefined;
+		session.channel = undefined;
+	}
+
+	/** Tells every client the server is going away and closes their sockets. */
+	closeAll(reconnectAfterMs: number): void {
+		for (const session of this.#sessions) {
+			session.notify('serverShuttingDown', { reconnectAfterMs });
+			session.disconnect(CLOSE_CODES.SHUTTING_DOWN, 'E_SHUTTING_DOWN: the server is shutting down');
+		}
+	}
+
+	/** Test and admin hook: drops the connections of a user without a close handshake. */
+	dropUser(userId: string): number {
+		let dropped = 0;
+		for (const ws of this.#sockets) {
+			if (ws.getUserData().claims?.userId === userId) {
+				ws.close();
+				dropped++;
+			}
+		}
+		return dropped;
+	}
+}

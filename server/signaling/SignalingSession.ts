@@ -1,0 +1,199 @@
+// One client's WebSocket: parses and validates its messages, enforces its rate limit and
+// message size, runs its requests one at a time, and sends responses and notifications
+// with backpressure in mind. Also the PeerLink through which its channel reaches it.
+import type { WebSocket } from 'uWebSockets.js';
+import type { Channel } from '../channels/Channel.js';
+import type { Peer, PeerLink } from '../channels/Peer.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { AccessClaims } from './accessToken.js';
+import {
+	CLOSE_CODES,
+	ERROR_CODES,
+	isMethod,
+	requestEnvelopeSchema,
+	requestSchemas,
+	type ErrorCode,
+	type Method,
+	type NotificationName,
+	type Notifications,
+	type ProtocolError,
+} from './protocol.js';
+import { RequestError } from './RequestError.js';
+import type { TokenBucket } from './TokenBucket.js';
+
+/** Per-connection data uWS keeps with the socket (set at upgrade). */
+export interface SocketData {
+	claims: AccessClaims | undefined;
+	/** Why the connection is refused right after opening, if it is. */
+	refusal: { closeCode: number; error: ProtocolError } | undefined;
+	remoteAddress: string;
+	session: SignalingSession | undefined;
+}
+
+export interface SessionLimits {
+	maxMessageBytes: number;
+	maxBufferedBytes: number;
+	requestTimeoutMs: number;
+}
+
+/** Runs one validated request; throws RequestError for protocol-level failures. */
+export type RequestDispatcher = (session: SignalingSession, method: Method, data: unknown) => Promise<unknown>;
+
+export interface SessionEvents {
+	onRequestDone?: (method: string, code: ErrorCode | 'OK', durationMs: number) => void;
+}
+
+export class SignalingSession implements PeerLink {
+	readonly claims: AccessClaims;
+	readonly log: Logger;
+	peer: Peer | undefined;
+	channel: Channel | undefined;
+	readonly #ws: WebSocket<SocketData>;
+	readonly #bucket: TokenBucket;
+	readonly #limits: SessionLimits;
+	readonly #dispatch: RequestDispatcher;
+	readonly #events: SessionEvents;
+	/** Requests run in arrival order, one at a time: no races on one peer's state. */
+	#queue: Promise<void> = Promise.resolve();
+	#closed = false;
+
+	constructor(ws: WebSocket<SocketData>, claims: AccessClaims, bucket: TokenBucket, limits: SessionLimits, dispatch: RequestDispatcher, log: Logger, events: SessionEvents = {}) {
+		this.#ws = ws;
+		this.claims = claims;
+		this.#bucket = bucket;
+		this.#limits = limits;
+		this.#dispatch = dispatch;
+		this.log = log;
+		this.#events = events;
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	/** The joined peer, or undefined when not in a channel (or the channel closed). */
+	get joinedPeer(): Peer | undefined {
+		if (this.peer?.closed) {
+			this.peer = undefined;
+			this.channel = undefined;
+		}
+		return this.peer;
+	}
+
+	/** Handles one incoming frame. `text` is already a copy (uWS buffers die after the callback). */
+	onMessage(text: string | undefined, byteLength: number): void {
+		// Every frame costs a token, valid or not: junk floods are limited like requests.
+		const allowed = this.#bucket.take();
+		if (text === undefined) {
+			this.#reply(null, new RequestError(allowed ? 'E_BAD_REQUEST' : 'E_RATE_LIMIT', allowed ? 'Binary frames are not accepted; send JSON text.' : undefined));
+			return;
+		}
+		if (byteLength > this.#limits.maxMessageBytes) {
+			this.#reply(null, new RequestError('E_MESSAGE_TOO_LARGE', `Messages are limited to ${this.#limits.maxMessageBytes} bytes (got ${byteLength}).`));
+			return;
+		}
+		let json: unknown;
+		try {
+			json = JSON.parse(text);
+		} catch {
+			this.#reply(null, allowed ? new RequestError('E_BAD_REQUEST', 'Message is not valid JSON.') : new RequestError('E_RATE_LIMIT'));
+			return;
+		}
+		const rawId = (json as { id?: unknown } | null)?.id;
+		const idGuess = Number.isInteger(rawId) && (rawId as number) >= 0 && (rawId as number) < 2 ** 31 ? (rawId as number) : null;
+		if (!allowed) {
+			this.#reply(idGuess, new RequestError('E_RATE_LIMIT'));
+			return;
+		}
+		const envelope = requestEnvelopeSchema.safeParse(json);
+		if (!envelope.success) {
+			this.#reply(idGuess, new RequestError('E_BAD_REQUEST', `Not a request: ${describeIssue(envelope.error.issues[0])}. Expected {"id": <int>, "method": <string>, "data": {...}}.`));
+			return;
+		}
+		const { id, method } = envelope.data;
+		if (!isMethod(method)) {
+			this.#reply(id, new RequestError('E_UNKNOWN_METHOD', `Unknown method "${method.slice(0, 64)}".`), method);
+			return;
+		}
+		const data = requestSchemas[method].safeParse(envelope.data.data ?? {});
+		if (!data.success) {
+			this.#reply(id, new RequestError('E_BAD_REQUEST', `Invalid data for ${method}: ${describeIssue(data.error.issues[0])}.`), method);
+			return;
+		}
+		const started = performance.now();
+		this.#queue = this.#queue.then(async () => {
+			if (this.#closed) return;
+			try {
+				const result = await withTimeout(this.#dispatch(this, method, data.data), this.#limits.requestTimeoutMs, method);
+				this.#send({ id, ok: true, data: result ?? {} });
+				this.#events.onRequestDone?.(method, 'OK', performance.now() - started);
+			} catch (err) {
+				this.#reply(id, err, method, started);
+			}
+		});
+	}
+
+	#reply(id: number | null, err: unknown, method = 'invalid', started = performance.now()): void {
+		let error: ProtocolError;
+		if (err instanceof RequestError) {
+			error = err.toProtocol();
+		} else {
+			this.log.error({ err, method }, 'request failed');
+			error = { code: 'E_INTERNAL', message: ERROR_CODES.E_INTERNAL };
+		}
+		this.#send({ id, ok: false, error });
+		this.#events.onRequestDone?.(method, error.code, performance.now() - started);
+	}
+
+	notify<N extends NotificationName>(name: N, data: Notifications[N], options: { lossy?: boolean } = {}): void {
+		if (this.#closed) return;
+		// Lossy notifications (levels, scores) are the first to go when a client lags.
+		if (options.lossy && this.#ws.getBufferedAmount() > this.#limits.maxBufferedBytes / 4) return;
+		this.#send({ method: name, data });
+	}
+
+	#send(message: object): void {
+		if (this.#closed) return;
+		if (this.#ws.getBufferedAmount() > this.#limits.maxBufferedBytes) {
+			// A client that does not read would grow our memory without bound.
+			this.log.warn({ bufferedBytes: this.#ws.getBufferedAmount() }, 'closing slow client');
+			this.disconnect(CLOSE_CODES.SLOW_CONSUMER, 'E_RATE_LIMIT: too slow reading messages');
+			return;
+		}
+		const text = JSON.stringify(message);
+		// Corked: called from async continuations, outside uWS's own callbacks.
+		this.#ws.cork(() => this.#ws.send(text, false));
+	}
+
+	/** Closes the WebSocket with an application close code (the reason carries the error code). */
+	disconnect(code: number, reason: string): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#ws.end(code, reason.slice(0, 120));
+	}
+
+	/** Called by the server from uWS's close handler: the socket is gone. */
+	markClosed(): void {
+		this.#closed = true;
+	}
+}
+
+function describeIssue(issue: { path: PropertyKey[]; message: string } | undefined): string {
+	if (!issue) return 'invalid';
+	const path = issue.path.map(String).join('.');
+	return path ? `${path}: ${issue.message}` : issue.message;
+}
+
+async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, method: string): Promise<T> {
+	let timer: NodeJS.Timeout | undefined;
+	try {
+		return await Promise.race([
+			promise,
+			new Promise<never>((_, reject) => {
+				timer = setTimeout(() => reject(new Error(`${method} timed out after ${timeoutMs} ms`)), timeoutMs);
+			}),
+		]);
+	} finally {
+		clearTimeout(timer);
+	}
+}

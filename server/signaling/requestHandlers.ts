@@ -1,0 +1,126 @@
+// What each signaling method does: grant checks, then the channel's API. Data arrives
+// validated against protocol.ts; failures are RequestErrors with the protocol's codes.
+import type { types as ms } from 'mediasoup';
+import type { z } from 'zod';
+import type { Channel } from '../channels/Channel.js';
+import { ownConsumer, ownProducer, ownTransport } from '../channels/Channel.js';
+import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
+import { Peer } from '../channels/Peer.js';
+import type { WorkerPool } from '../media/WorkerPool.js';
+import { channelAllowed } from './accessToken.js';
+import { CLOSE_CODES, type Method, type ResponseData, type requestSchemas, type TransportInfo } from './protocol.js';
+import { RequestError } from './RequestError.js';
+import type { SignalingSession } from './SignalingSession.js';
+
+export interface HandlerContext {
+	registry: ChannelRegistry;
+	pool: WorkerPool;
+	routerRtpCapabilities: ms.RtpCapabilities;
+}
+
+type Handler<M extends Method> = (session: SignalingSession, data: z.output<(typeof requestSchemas)[M]>, ctx: HandlerContext) => Promise<ResponseData[M]>;
+
+function joined(session: SignalingSession): { peer: Peer; channel: Channel } {
+	const peer = session.joinedPeer;
+	if (!peer || !session.channel) throw new RequestError('E_NOT_JOINED');
+	return { peer, channel: session.channel };
+}
+
+function requireGrant(session: SignalingSession, grant: 'canPublish' | 'canSubscribe' | 'canRecord'): void {
+	if (!session.claims.grants[grant]) throw new RequestError('E_FORBIDDEN', `The access token does not grant ${grant}.`);
+}
+
+export const requestHandlers: { [M in Method]: Handler<M> } = {
+	async getRouterRtpCapabilities(_session, _data, ctx) {
+		// mediasoup and mediasoup-client type the same JSON differently.
+		return { rtpCapabilities: ctx.routerRtpCapabilities as unknown as ResponseData['getRouterRtpCapabilities']['rtpCapabilities'] };
+	},
+
+	async join(session, data, ctx) {
+		if (session.joinedPeer) throw new RequestError('E_ALREADY_JOINED');
+		if (!channelAllowed(session.claims.channels, data.channel)) {
+			throw new RequestError('E_FORBIDDEN', `The access token does not allow channel "${data.channel}".`);
+		}
+		const channel = await ctx.registry.open(data.channel);
+		const peer = new Peer({
+			userId: session.claims.userId,
+			displayName: session.claims.displayName,
+			grants: session.claims.grants,
+			rtpCapabilities: data.rtpCapabilities as ms.RtpCapabilities,
+			link: session,
+		});
+		const { replaced, others } = channel.addPeer(peer);
+		replaced?.link.disconnect(CLOSE_CODES.REPLACED, 'E_REPLACED: the same user joined this channel from another connection');
+		session.peer = peer;
+		session.channel = channel;
+		session.log.info({ channel: channel.name, peerId: peer.id, replaced: replaced?.id }, 'peer joined');
+		return { peerId: peer.id, channel: channel.name, peers: others };
+	},
+
+	async createTransport(session, data, ctx) {
+		const { peer, channel } = joined(session);
+		requireGrant(session, data.direction === 'send' ? 'canPublish' : 'canSubscribe');
+		const transport = await channel.createTransport(peer, data.direction, ctx.pool.webRtcServerFor(channel.router));
+		const info: TransportInfo = {
+			transportId: transport.id,
+			iceParameters: transport.iceParameters,
+			iceCandidates: transport.iceCandidates as TransportInfo['iceCandidates'],
+			dtlsParameters: transport.dtlsParameters as TransportInfo['dtlsParameters'],
+		};
+		return info;
+	},
+
+	async connectTransport(session, data) {
+		const { peer } = joined(session);
+		const transport = ownTransport(peer, data.transportId);
+		if (transport.dtlsState !== 'new') throw new RequestError('E_INVALID_STATE', 'Transport already connected.');
+		await transport.connect({ dtlsParameters: data.dtlsParameters as ms.DtlsParameters });
+		return {};
+	},
+
+	async produce(session, data) {
+		const { peer, channel } = joined(session);
+		requireGrant(session, 'canPublish');
+		const producer = await channel.produce(peer, data.transportId, data.kind, data.rtpParameters as ms.RtpParameters, data.paused ?? false);
+		return { producerId: producer.id };
+	},
+
+	async pauseProducer(session, data) {
+		await ownProducer(joined(session).peer, data.producerId).pause();
+		return {};
+	},
+
+	async resumeProducer(session, data) {
+		await ownProducer(joined(session).peer, data.producerId).resume();
+		return {};
+	},
+
+	async closeProducer(session, data) {
+		ownProducer(joined(session).peer, data.producerId).close();
+		return {};
+	},
+
+	async resumeConsumer(session, data) {
+		await ownConsumer(joined(session).peer, data.consumerId).resume();
+		return {};
+	},
+
+	async restartIce(session, data) {
+		const transport = ownTransport(joined(session).peer, data.transportId);
+		return { iceParameters: await transport.restartIce() };
+	},
+
+	async getTransportStats(session, data) {
+		const transport = ownTransport(joined(session).peer, data.transportId);
+		return { stats: await transport.getStats() };
+	},
+
+	async leave(session) {
+		const { peer, channel } = joined(session);
+		channel.removePeer(peer);
+		session.peer = undefined;
+		session.channel = undefined;
+		session.log.info({ channel: channel.name, peerId: peer.id }, 'peer left');
+		return {};
+	},
+};

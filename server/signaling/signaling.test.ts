@@ -1,0 +1,286 @@
+// Protocol tests without a browser: a real Parley server, real WebSockets, real workers.
+import { SignJWT } from 'jose';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { testConfig } from '../../test/helpers/config.js';
+import { testLogger } from '../../test/helpers/logger.js';
+import { TestSignalingClient, type Reply } from '../../test/helpers/signalingClient.js';
+import { ParleyServer } from '../ParleyServer.js';
+import { mintAccessToken, type MintOptions } from './accessToken.js';
+import { CLOSE_CODES, PROTOCOL_VERSION, type ErrorCode, type RequestData } from './protocol.js';
+
+const SECRET = 'test-secret-that-is-long-enough-0123456789';
+const KEY = new TextEncoder().encode(SECRET);
+
+function errorCode(reply: Reply): ErrorCode | 'OK' {
+	return reply.ok ? 'OK' : reply.error.code;
+}
+
+const OPUS_RTP: RequestData<'produce'>['rtpParameters'] = {
+	mid: '0',
+	codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1 } }],
+	encodings: [{ ssrc: 11111111 }],
+};
+
+describe('signaling protocol', () => {
+	let server: ParleyServer;
+	const clients: TestSignalingClient[] = [];
+
+	async function startServer(env: Record<string, string> = {}): Promise<void> {
+		server = await ParleyServer.create(await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET, PARLEY_CHANNELS_EMPTY_CLOSE_DELAY_MS: '200', ...env }), testLogger());
+	}
+
+	const url = (token: string, extra = ''): string => `ws://127.0.0.1:${server.http.port}/ws?token=${encodeURIComponent(token)}&v=${PROTOCOL_VERSION}${extra}`;
+
+	async function token(overrides: Partial<MintOptions> = {}): Promise<string> {
+		return mintAccessToken({ userId: `u-${Math.random().toString(36).slice(2)}`, channels: ['room', 'team-*'], grants: { canPublish: true, canSubscribe: true }, ttlS: 600, ...overrides }, KEY);
+	}
+
+	async function connect(overrides: Partial<MintOptions> = {}) {
+		const result = await TestSignalingClient.connect(url(await token(overrides)));
+		clients.push(result.client);
+		return result;
+	}
+
+	async function joined(channel = 'room', overrides: Partial<MintOptions> = {}) {
+		const { client, welcome } = await connect(overrides);
+		const caps = await client.request('getRouterRtpCapabilities', {});
+		if (!caps.ok) throw new Error('no caps');
+		const join = await client.request('join', { channel, rtpCapabilities: caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] });
+		if (!join.ok) throw new Error(`join failed: ${join.error.code}`);
+		return { client, welcome, peerId: join.data.peerId, rtpCapabilities: caps.data.rtpCapabilities };
+	}
+
+	/** A refused connection: resolves with its close code and reason. */
+	async function refused(wsUrl: string) {
+		const client = await TestSignalingClient.open(wsUrl);
+		clients.push(client);
+		return client.closed;
+	}
+
+	beforeEach(async () => {
+		await startServer();
+	});
+
+	afterEach(async () => {
+		for (const c of clients.splice(0)) c.close();
+		await server.shutdown('test end');
+	});
+
+	it('greets with a welcome carrying the protocol version, grants and limits', async () => {
+		const { welcome } = await connect({ displayName: 'Ada', grants: { canPublish: false, canSubscribe: true } });
+		expect(welcome.protocolVersion).toBe(PROTOCOL_VERSION);
+		expect(welcome.displayName).toBe('Ada');
+		expect(welcome.grants).toEqual({ canPublish: false, canSubscribe: true, canRecord: false });
+		expect(welcome.limits.maxMessageBytes).toBe(16_384);
+	});
+
+	it('offers Opus only, with in-band FEC and DTX', async () => {
+		const { client } = await connect();
+		const caps = await client.request('getRouterRtpCapabilities', {});
+		if (!caps.ok) throw new Error('no caps');
+		const codecs = caps.data.rtpCapabilities.codecs ?? [];
+		expect(codecs.map((c) => c.mimeType.toLowerCase())).toEqual(['audio/opus']);
+		expect(codecs[0]!.parameters).toMatchObject({ useinbandfec: 1, usedtx: 1 });
+	});
+
+	describe('refuses bad tokens with close code 4401 and the reason', () => {
+		it('no token', async () => {
+			const closed = await refused(`ws://127.0.0.1:${server.http.port}/ws`);
+			expect(closed.code).toBe(CLOSE_CODES.AUTH);
+			expect(closed.reason).toMatch(/^E_AUTH: No access token/);
+		});
+
+		it('expired', async () => {
+			const expired = await new SignJWT({ channels: ['room'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(KEY);
+			const closed = await refused(url(expired));
+			expect(closed).toEqual({ code: CLOSE_CODES.AUTH, reason: 'E_AUTH: Access token refused: token expired.' });
+		});
+
+		it('not yet valid', async () => {
+			const closed = await refused(url(await token({ notBefore: Math.floor(Date.now() / 1000) + 600 })));
+			expect(closed.code).toBe(CLOSE_CODES.AUTH);
+			expect(closed.reason).toContain('nbf');
+		});
+
+		it('signed with another secret (forged)', async () => {
+			const forged = await mintAccessToken({ userId: 'mallory', channels: ['*'], grants: { canPublish: true }, ttlS: 600 }, new TextEncoder().encode('x'.repeat(40)));
+			const closed = await refused(url(forged));
+			expect(closed).toEqual({ code: CLOSE_CODES.AUTH, reason: 'E_AUTH: Access token refused: token signature invalid.' });
+		});
+
+		it('alg none', async () => {
+			const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
+			const payload = Buffer.from(JSON.stringify({ sub: 'mallory', channels: ['*'], exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+			const closed = await refused(url(`${header}.${payload}.`));
+			expect(closed.code).toBe(CLOSE_CODES.AUTH);
+		});
+
+		it('tampered payload', async () => {
+			const [h, , sig] = (await token()).split('.');
+			const payload = Buffer.from(JSON.stringify({ sub: 'mallory', channels: ['*'], grants: { canPublish: true }, exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+			const closed = await refused(url(`${h}.${payload}.${sig}`));
+			expect(closed.reason).toContain('signature invalid');
+		});
+	});
+
+	it('refuses another protocol version with 4400', async () => {
+		const closed = await refused(`ws://127.0.0.1:${server.http.port}/ws?token=${await token()}&v=99`);
+		expect(closed.code).toBe(CLOSE_CODES.PROTOCOL_VERSION);
+		expect(closed.reason).toMatch(/^E_PROTOCOL_VERSION/);
+	});
+
+	it('answers malformed input with stable codes and stays usable', async () => {
+		const { client } = await connect();
+		expect(errorCode(await client.sendJunk('{not json'))).toBe('E_BAD_REQUEST');
+		expect(errorCode(await client.sendJunk(Buffer.from([1, 2, 3])))).toBe('E_BAD_REQUEST');
+		expect(errorCode(await client.sendJunk(JSON.stringify([1, 2])))).toBe('E_BAD_REQUEST');
+		expect(errorCode(await client.sendRaw({ id: 5, method: 'fly', data: {} }))).toBe('E_UNKNOWN_METHOD');
+		expect(errorCode(await client.sendRaw({ id: 6, method: 'join', data: { channel: 5, rtpCapabilities: {} } }))).toBe('E_BAD_REQUEST');
+		expect(errorCode(await client.sendRaw({ id: 7, method: 'join', data: { channel: '../etc', rtpCapabilities: {} } }))).toBe('E_BAD_REQUEST');
+		expect(errorCode(await client.sendRaw({ id: 8, method: 'getRouterRtpCapabilities', data: { extra: true } }))).toBe('E_BAD_REQUEST');
+		const deep = JSON.stringify({ id: 9, method: 'join', data: JSON.parse('['.repeat(500) + ']'.repeat(500)) });
+		expect(errorCode(await client.sendRaw(JSON.parse(deep)))).toBe('E_BAD_REQUEST');
+		// Oversize but under the hard cap: an error reply, connection kept.
+		expect(errorCode(await client.sendJunk(JSON.stringify({ id: 10, method: 'leave', data: { pad: 'x'.repeat(20_000) } })))).toBe('E_MESSAGE_TOO_LARGE');
+		const ok = await client.request('getRouterRtpCapabilities', {});
+		expect(ok.ok).toBe(true);
+	});
+
+	it('cuts off a frame over 4x the message limit (1009) without affecting others', async () => {
+		const { client: other } = await joined();
+		const { client } = await connect();
+		client.ws.send('x'.repeat(16_384 * 4 + 10));
+		// uWS drops such a socket at once (1006 to the client, or 1009 with a close frame).
+		expect([1006, 1009]).toContain((await client.closed).code);
+		expect((await other.request('getRouterRtpCapabilities', {})).ok).toBe(true);
+	});
+
+	it('rate-limits a flood per connection, then recovers', async () => {
+		await server.shutdown('restart');
+		await startServer({ PARLEY_SIGNALING_REQUESTS_PER_SECOND: '5', PARLEY_SIGNALING_REQUEST_BURST: '10' });
+		const { client } = await connect();
+		const { client: bystander } = await connect();
+		const replies = await Promise.all(Array.from({ length: 30 }, () => client.request('getRouterRtpCapabilities', {})));
+		const codes = replies.map(errorCode);
+		expect(codes.filter((c) => c === 'OK').length).toBeGreaterThanOrEqual(10);
+		expect(codes.filter((c) => c === 'E_RATE_LIMIT').length).toBeGreaterThanOrEqual(15);
+		expect((await bystander.request('getRouterRtpCapabilities', {})).ok).toBe(true);
+		await new Promise((r) => setTimeout(r, 500));
+		expect((await client.request('getRouterRtpCapabilities', {})).ok).toBe(true);
+	});
+
+	it('enforces channel permissions and join order', async () => {
+		const { client } = await connect();
+		expect(errorCode(await client.request('createTransport', { direction: 'recv' }))).toBe('E_NOT_JOINED');
+		const caps = await client.request('getRouterRtpCapabilities', {});
+		const rtpCapabilities = (caps.ok ? caps.data.rtpCapabilities : {}) as RequestData<'join'>['rtpCapabilities'];
+		expect(errorCode(await client.request('join', { channel: 'elsewhere', rtpCapabilities }))).toBe('E_FORBIDDEN');
+		expect(errorCode(await client.request('join', { channel: 'team-blue', rtpCapabilities }))).toBe('OK');
+		expect(errorCode(await client.request('join', { channel: 'room', rtpCapabilities }))).toBe('E_ALREADY_JOINED');
+	});
+
+	it('refuses publishing without canPublish, and non-Opus media', async () => {
+		const listener = await joined('room', { grants: { canPublish: false, canSubscribe: true } });
+		expect(errorCode(await listener.client.request('createTransport', { direction: 'send' }))).toBe('E_FORBIDDEN');
+		expect(errorCode(await listener.client.request('produce', { transportId: 'x', kind: 'audio', rtpParameters: OPUS_RTP }))).toBe('E_FORBIDDEN');
+		expect(errorCode(await listener.client.request('createTransport', { direction: 'recv' }))).toBe('OK');
+
+		const speaker = await joined();
+		const send = await speaker.client.request('createTransport', { direction: 'send' });
+		if (!send.ok) throw new Error('createTransport failed');
+		const transportId = send.data.transportId;
+		expect(errorCode(await speaker.client.request('produce', { transportId, kind: 'video', rtpParameters: OPUS_RTP }))).toBe('E_UNSUPPORTED_MEDIA');
+		const pcmu = { ...OPUS_RTP, codecs: [{ mimeType: 'audio/PCMU', payloadType: 0, clockRate: 8000 }] };
+		expect(errorCode(await speaker.client.request('produce', { transportId, kind: 'audio', rtpParameters: pcmu }))).toBe('E_UNSUPPORTED_MEDIA');
+		expect(errorCode(await speaker.client.request('produce', { transportId, kind: 'audio', rtpParameters: OPUS_RTP }))).toBe('OK');
+		// The listener hears about the new producer, as a paused consumer to resume.
+		const consumer = await listener.client.waitFor('newConsumer');
+		expect(consumer.peerId).toBe(speaker.peerId);
+		expect(consumer.rtpParameters.codecs[0]!.mimeType.toLowerCase()).toBe('audio/opus');
+		// Consumers carry the producer's own fmtp (here FEC on, as the publisher asked).
+		expect(consumer.rtpParameters.codecs[0]!.parameters).toMatchObject({ useinbandfec: 1 });
+		expect(errorCode(await listener.client.request('resumeConsumer', { consumerId: consumer.consumerId }))).toBe('OK');
+	});
+
+	it("refuses acting on another peer's objects", async () => {
+		const a = await joined();
+		const b = await joined();
+		const send = await a.client.request('createTransport', { direction: 'send' });
+		if (!send.ok) throw new Error('createTransport failed');
+		const produced = await a.client.request('produce', { transportId: send.data.transportId, kind: 'audio', rtpParameters: OPUS_RTP });
+		if (!produced.ok) throw new Error('produce failed');
+		expect(errorCode(await b.client.request('closeProducer', { producerId: produced.data.producerId }))).toBe('E_NOT_FOUND');
+		expect(errorCode(await b.client.request('getTransportStats', { transportId: send.data.transportId }))).toBe('E_NOT_FOUND');
+		expect(errorCode(await b.client.request('restartIce', { transportId: send.data.transportId }))).toBe('E_NOT_FOUND');
+		expect(errorCode(await a.client.request('getTransportStats', { transportId: send.data.transportId }))).toBe('OK');
+	});
+
+	it('enforces per-peer transport and producer limits', async () => {
+		await server.shutdown('restart');
+		await startServer({ PARLEY_CHANNELS_MAX_TRANSPORTS_PER_PEER: '2', PARLEY_CHANNELS_MAX_PRODUCERS_PER_PEER: '1' });
+		const { client } = await joined();
+		const t = await client.request('createTransport', { direction: 'send' });
+		if (!t.ok) throw new Error('createTransport failed');
+		expect(errorCode(await client.request('createTransport', { direction: 'recv' }))).toBe('OK');
+		expect(errorCode(await client.request('createTransport', { direction: 'recv' }))).toBe('E_TOO_MANY_TRANSPORTS');
+		expect(errorCode(await client.request('produce', { transportId: t.data.transportId, kind: 'audio', rtpParameters: OPUS_RTP }))).toBe('OK');
+		const second = { ...OPUS_RTP, mid: '1', encodings: [{ ssrc: 22222222 }] };
+		expect(errorCode(await client.request('produce', { transportId: t.data.transportId, kind: 'audio', rtpParameters: second }))).toBe('E_TOO_MANY_PRODUCERS');
+	});
+
+	it('enforces peers per channel and channels per node', async () => {
+		await server.shutdown('restart');
+		await startServer({ PARLEY_CHANNELS_MAX_PEERS: '2', PARLEY_CHANNELS_MAX_CHANNELS: '1' });
+		await joined('room');
+		await joined('room');
+		await expect(joined('room')).rejects.toThrow('E_CHANNEL_FULL');
+		await expect(joined('team-2')).rejects.toThrow('E_TOO_MANY_CHANNELS');
+	});
+
+	it('tells peers about joins and leaves, and cleans up everything a leaving peer owned', async () => {
+		const a = await joined('room', { displayName: 'Ada' });
+		const b = await joined('room', { displayName: 'Bob' });
+		expect(await a.client.waitFor('peerJoined')).toMatchObject({ peerId: b.peerId, displayName: 'Bob' });
+		for (const c of [a, b]) {
+			await c.client.request('createTransport', { direction: 'recv' });
+			const t = await c.client.request('createTransport', { direction: 'send' });
+			if (!t.ok) throw new Error('createTransport failed');
+			await c.client.request('produce', { transportId: t.data.transportId, kind: 'audio', rtpParameters: OPUS_RTP });
+		}
+		await a.client.waitFor('newConsumer');
+		await b.client.waitFor('newConsumer');
+		const load = () => server.workers.info()[0]!;
+		expect(load()).toMatchObject({ transports: 4, producers: 2, consumers: 2 });
+
+		expect((await b.client.request('leave', {})).ok).toBe(true);
+		expect(await a.client.waitFor('peerLeft')).toEqual({ peerId: b.peerId });
+		await a.client.waitFor('consumerClosed');
+		expect(load()).toMatchObject({ transports: 2, producers: 1, consumers: 0 });
+
+		a.client.close();
+		await a.client.closed;
+		await b.client.until(() => load().transports === 0, 2000, 'transports closed');
+		expect(load()).toMatchObject({ transports: 0, producers: 0, consumers: 0 });
+		// The empty channel closes its router after the grace period.
+		await b.client.until(() => load().routers === 0, 3000, 'router closed');
+		expect(server.channels.size).toBe(0);
+	});
+
+	it('replaces an older connection of the same user in the same channel', async () => {
+		const first = await joined('room', { userId: 'same-user' });
+		const watcher = await joined('room');
+		const second = await joined('room', { userId: 'same-user' });
+		expect(await first.client.closed).toEqual({ code: CLOSE_CODES.REPLACED, reason: expect.stringMatching(/^E_REPLACED/) as unknown as string });
+		await watcher.client.waitFor('peerLeft', (d) => d.peerId === first.peerId);
+		expect(server.channels.get('room')!.peers.size).toBe(2);
+		expect((await second.client.request('getRouterRtpCapabilities', {})).ok).toBe(true);
+	});
+
+	it('tells clients it is shutting down and closes them with 4503', async () => {
+		const { client } = await joined();
+		const done = server.shutdown('test');
+		expect(await client.waitFor('serverShuttingDown')).toEqual({ reconnectAfterMs: 1000 });
+		expect((await client.closed).code).toBe(CLOSE_CODES.SHUTTING_DOWN);
+		await done;
+	});
+});
