@@ -37,6 +37,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 	readonly #log: Logger;
 	readonly #audioLevels: ms.AudioLevelObserver;
 	readonly #activeSpeaker: ms.ActiveSpeakerObserver;
+	/** Peer id of the current dominant speaker, cleared when that peer stops producing. */
+	#dominantPeerId: string | null = null;
 	#closed = false;
 
 	private constructor(name: string, router: ms.Router, audioLevels: ms.AudioLevelObserver, activeSpeaker: ms.ActiveSpeakerObserver, options: ChannelOptions, log: Logger) {
@@ -53,7 +55,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		});
 		audioLevels.on('silence', () => this.broadcast('audioLevels', { levels: [] }, { lossy: true }));
 		activeSpeaker.on('dominantspeaker', ({ producer }) => {
-			this.broadcast('activeSpeaker', { peerId: (producer.appData as ProducerAppData).peerId });
+			this.#dominantPeerId = (producer.appData as ProducerAppData).peerId;
+			this.broadcast('activeSpeaker', { peerId: this.#dominantPeerId });
 		});
 		// A router closes without us asking when its worker dies.
 		router.observer.once('close', () => this.#onRouterClosed());
@@ -97,6 +100,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		if (!this.peers.delete(peer.id)) return;
 		peer.close();
 		this.broadcast('peerLeft', { peerId: peer.id });
+		if (this.#dominantPeerId === peer.id) {
+			this.#dominantPeerId = null;
+			this.broadcast('activeSpeaker', { peerId: null });
+		}
 		if (this.peers.size === 0) this.emit('empty');
 	}
 

@@ -6,12 +6,10 @@ import type { Channel } from '../channels/Channel.js';
 import type { Peer, PeerLink } from '../channels/Peer.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AccessClaims } from './accessToken.js';
+import { isMethod, requestEnvelopeSchema, requestSchemas } from './protocolSchemas.js';
 import {
 	CLOSE_CODES,
 	ERROR_CODES,
-	isMethod,
-	requestEnvelopeSchema,
-	requestSchemas,
 	type ErrorCode,
 	type Method,
 	type NotificationName,

@@ -7,7 +7,7 @@ import type { HttpServer } from '../http/HttpServer.js';
 import { errorReply } from '../http/HttpServer.js';
 import type { Logger } from '../telemetry/logger.js';
 import { mintAccessToken } from './accessToken.js';
-import { channelNameSchema } from './protocol.js';
+import { channelNameSchema } from './protocolSchemas.js';
 
 const bodySchema = z.strictObject({
 	displayName: z.string().trim().min(1).max(64),

@@ -1,7 +1,7 @@
 // Parley's signaling protocol, declared once: every method with its request and response
-// data, every notification, every error code. The server validates requests with these
-// schemas; the browser client and the bench import the same types. Browser-safe: depends
-// only on zod and on mediasoup-client's types.
+// data, every notification, every error code. Request data types are derived from the zod
+// schemas in protocolSchemas.ts, which the server validates with. This module has no
+// runtime dependencies (type-only imports), so the browser bundle carries no zod.
 //
 // Wire format (JSON text frames over one WebSocket at /ws?token=<JWT>&v=<PROTOCOL_VERSION>):
 //   request       {"id": 7, "method": "join", "data": {...}}
@@ -11,7 +11,8 @@
 //   notification  {"method": "peerJoined", "data": {...}}
 // The server's first message is the `welcome` notification, carrying PROTOCOL_VERSION.
 import type { types as mc } from 'mediasoup-client';
-import { z } from 'zod';
+import type { z } from 'zod';
+import type { requestSchemas } from './protocolSchemas.js';
 
 /** Bumped on any incompatible change; the client sends it as `v` and the server refuses others. */
 export const PROTOCOL_VERSION = 1;
@@ -62,99 +63,8 @@ export const CLOSE_CODES = {
 	OVERLOADED: 4429,
 } as const;
 
-// ---- building blocks ------------------------------------------------------------------
-
 /** Channel names: short, URL-safe, no path tricks. */
-export const channelNameSchema = z
-	.string()
-	.regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, 'channel names are 1-64 characters of A-Z a-z 0-9 . _ : - (not starting with punctuation)');
-
-const objectId = z.string().min(1).max(64);
-const shortText = z.string().max(256);
-const codecParameters = z.record(z.string().max(64), z.union([z.string().max(256), z.number()])).optional();
-const rtcpFeedback = z.array(z.looseObject({ type: z.string().max(32), parameter: z.string().max(32).optional() })).max(16).optional();
-
-const rtpCodecCapability = z.looseObject({
-	kind: z.enum(['audio', 'video']),
-	mimeType: z.string().max(64),
-	preferredPayloadType: z.number().int().min(0).max(127).optional(),
-	clockRate: z.number().int().positive(),
-	channels: z.number().int().min(1).max(8).optional(),
-	parameters: codecParameters,
-	rtcpFeedback,
-});
-
-const headerExtensionCapability = z.looseObject({
-	kind: z.enum(['audio', 'video']),
-	uri: z.string().max(256),
-	preferredId: z.number().int().min(1).max(255),
-	preferredEncrypt: z.boolean().optional(),
-	direction: z.string().max(16).optional(),
-});
-
-export const rtpCapabilitiesSchema = z.looseObject({
-	codecs: z.array(rtpCodecCapability).max(64).optional(),
-	headerExtensions: z.array(headerExtensionCapability).max(64).optional(),
-});
-
-export const dtlsParametersSchema = z.looseObject({
-	role: z.enum(['auto', 'client', 'server']).optional(),
-	fingerprints: z
-		.array(z.strictObject({ algorithm: z.enum(['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512']), value: z.string().max(256) }))
-		.min(1)
-		.max(8),
-});
-
-export const rtpParametersSchema = z.looseObject({
-	mid: z.string().max(32).optional(),
-	codecs: z
-		.array(
-			z.looseObject({
-				mimeType: z.string().max(64),
-				payloadType: z.number().int().min(0).max(127),
-				clockRate: z.number().int().positive(),
-				channels: z.number().int().min(1).max(8).optional(),
-				parameters: codecParameters,
-				rtcpFeedback,
-			}),
-		)
-		.min(1)
-		.max(8),
-	headerExtensions: z
-		.array(z.looseObject({ uri: z.string().max(256), id: z.number().int().min(1).max(255), encrypt: z.boolean().optional() }))
-		.max(16)
-		.optional(),
-	encodings: z.array(z.looseObject({ ssrc: z.number().int().min(0).max(0xffffffff).optional(), dtx: z.boolean().optional() })).max(4).optional(),
-	rtcp: z.looseObject({ cname: z.string().max(128).optional(), reducedSize: z.boolean().optional() }).optional(),
-});
-
-// ---- requests -------------------------------------------------------------------------
-
-const empty = z.strictObject({});
-const transportRef = z.strictObject({ transportId: objectId });
-const producerRef = z.strictObject({ producerId: objectId });
-
-/** Request data schemas, by method. The server rejects anything else with E_BAD_REQUEST. */
-export const requestSchemas = {
-	/** Router capabilities (the same for every channel): load the mediasoup-client Device. */
-	getRouterRtpCapabilities: empty,
-	/** Enter a channel (allowed by the token). `rtpCapabilities` are the Device's. */
-	join: z.strictObject({ channel: channelNameSchema, rtpCapabilities: rtpCapabilitiesSchema }),
-	/** A WebRTC transport: `send` to publish (needs canPublish), `recv` to listen (canSubscribe). */
-	createTransport: z.strictObject({ direction: z.enum(['send', 'recv']) }),
-	connectTransport: z.strictObject({ transportId: objectId, dtlsParameters: dtlsParametersSchema }),
-	/** Publish audio on a send transport (Opus only). */
-	produce: z.strictObject({ transportId: objectId, kind: z.string().max(16), rtpParameters: rtpParametersSchema, paused: z.boolean().optional() }),
-	/** Mute: the server stops forwarding and tells listeners (consumerPaused). */
-	pauseProducer: producerRef,
-	resumeProducer: producerRef,
-	closeProducer: producerRef,
-	/** Consumers start paused; resume once the client-side consumer exists. */
-	resumeConsumer: z.strictObject({ consumerId: objectId }),
-	restartIce: transportRef,
-	getTransportStats: transportRef,
-	leave: empty,
-} as const;
+export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 export type Method = keyof typeof requestSchemas;
 export type RequestData<M extends Method> = z.input<(typeof requestSchemas)[M]>;
@@ -227,7 +137,8 @@ export interface Notifications {
 	consumerResumed: { consumerId: string };
 	/** Transmission quality of one of your producers as the server receives it (0-10). */
 	producerScore: { producerId: string; score: number };
-	/** Dominant speaker of the channel (null when nobody is speaking). */
+	/** Dominant speaker of the channel (ActiveSpeakerObserver); null once that peer left.
+	 * It is not cleared on silence: speaking indicators should follow `audioLevels`. */
 	activeSpeaker: { peerId: string | null };
 	/** Peers currently above the speaking threshold, throttled (dBov, -127..0). */
 	audioLevels: { levels: { peerId: string; volumeDb: number }[] };
@@ -241,12 +152,6 @@ export type NotificationName = keyof Notifications;
 
 // ---- envelopes ------------------------------------------------------------------------
 
-export const requestEnvelopeSchema = z.strictObject({
-	id: z.number().int().min(0).max(2 ** 31 - 1),
-	method: z.string().min(1).max(64),
-	data: z.unknown().optional(),
-});
-
 export type RequestMessage<M extends Method = Method> = { id: number; method: M; data: RequestData<M> };
 
 export type ResponseMessage<M extends Method = Method> =
@@ -254,10 +159,6 @@ export type ResponseMessage<M extends Method = Method> =
 	| { id: number | null; ok: false; error: ProtocolError };
 
 export type NotificationMessage<N extends NotificationName = NotificationName> = { method: N; data: Notifications[N] };
-
-export function isMethod(name: string): name is Method {
-	return Object.hasOwn(requestSchemas, name);
-}
 
 export function protocolError(code: ErrorCode, message: string = ERROR_CODES[code]): ProtocolError {
 	return { code, message };

@@ -8,7 +8,8 @@ import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
 import { Peer } from '../channels/Peer.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
 import { channelAllowed } from './accessToken.js';
-import { CLOSE_CODES, type Method, type ResponseData, type requestSchemas, type TransportInfo } from './protocol.js';
+import { CLOSE_CODES, type Method, type ResponseData, type TransportInfo } from './protocol.js';
+import type { requestSchemas } from './protocolSchemas.js';
 import { RequestError } from './RequestError.js';
 import type { SignalingSession } from './SignalingSession.js';
 

@@ -1,0 +1,451 @@
+// One membership in one channel over one signaling connection: the join sequence, the send
+// and recv transports, the microphone producer and the remote consumers. It owns all of
+// them and closes them together. It never reconnects: when media cannot recover in place it
+// emits `mediaFailed`, and ParleyClient replaces the whole session (a new one per rejoin or
+// reconnect keeps stale ids and half-closed transports from leaking between attempts).
+import type { types as mc } from 'mediasoup-client';
+import type { Grants, Method, Notifications, PeerInfo, RequestData, ResponseData } from '../server/signaling/protocol.js';
+import { isConnectionLoss, isParleyError, ParleyError, toParleyError } from './ParleyError.js';
+import type { RequestOptions, SignalingConnection } from './SignalingConnection.js';
+import { TypedEmitter } from './TypedEmitter.js';
+
+export type AudioLevel = Notifications['audioLevels']['levels'][number];
+
+export interface TransportStats {
+	direction: 'send' | 'recv';
+	transportId: string;
+	/** The server's view of the transport (mediasoup WebRtcTransport stats). */
+	stats: unknown[];
+}
+
+export interface ChannelSessionOptions {
+	signaling: SignalingConnection;
+	channel: string;
+	grants: Grants;
+	/** Returns a Device loaded with these router capabilities (the owner may reuse one). */
+	loadDevice: (routerRtpCapabilities: mc.RtpCapabilities) => Promise<mc.Device>;
+	/** How long ICE may stay 'disconnected' before we restart it (it often recovers alone). */
+	iceDisconnectedGraceMs: number;
+	/** ICE restarts in a row without reaching 'connected' before giving up on the session. */
+	maxIceRestarts?: number;
+}
+
+export interface ChannelSessionEvents {
+	peerJoined: [peer: PeerInfo];
+	peerLeft: [peer: PeerInfo];
+	activeSpeaker: [peerId: string | null];
+	audioLevels: [levels: AudioLevel[]];
+	producerScore: [score: number];
+	/** A remote track is ready to play. */
+	track: [consumerId: string, peerId: string, track: MediaStreamTrack];
+	trackEnded: [consumerId: string];
+	peerMuteChanged: [peerId: string, muted: boolean];
+	/** Media cannot recover in place (ICE restart failed): the owner should rejoin. */
+	mediaFailed: [error: ParleyError];
+	error: [error: ParleyError];
+}
+
+type NewConsumer = Notifications['newConsumer'];
+
+interface RemoteConsumer {
+	data: NewConsumer;
+	paused: boolean;
+	/** pending: waiting for the recv transport; live: consumer created. */
+	state: 'pending' | 'consuming' | 'live' | 'closed';
+	consumer: mc.Consumer | null;
+}
+
+interface IceWatch {
+	timer: ReturnType<typeof setTimeout> | undefined;
+	restartsInARow: number;
+	restarting: boolean;
+}
+
+/** Voice-tuned Opus: mono, 20 ms frames, in-band FEC and DTX as asked. */
+export function voiceCodecOptions(opusFec: boolean, opusDtx: boolean): mc.ProducerCodecOptions {
+	return { opusStereo: false, opusFec, opusDtx, opusPtime: 20 };
+}
+
+const DEFAULT_MAX_ICE_RESTARTS = 2;
+
+/**
+ * mediasoup-client types codec `parameters` as Record<string, unknown>; the protocol's
+ * schema (rightly, for untrusted input) as Record<string, string | number>. What the browser
+ * produces are SDP fmtp values, which are strings or numbers, and the server validates them
+ * anyway, so the value is passed through as the protocol's type.
+ */
+function asProtocolValue<M extends 'join' | 'produce', K extends keyof RequestData<M>>(value: mc.RtpCapabilities | mc.RtpParameters): RequestData<M>[K] {
+	return value as RequestData<M>[K];
+}
+
+export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
+	readonly channel: string;
+	readonly #signaling: SignalingConnection;
+	readonly #options: ChannelSessionOptions;
+	readonly #unsubscribe: (() => void)[] = [];
+	readonly #peers = new Map<string, PeerInfo>();
+	readonly #consumers = new Map<string, RemoteConsumer>();
+	readonly #iceWatches = new Map<string, IceWatch>();
+	#peerId: string | null = null;
+	#joined = false;
+	#closed = false;
+	#sendTransport: mc.Transport | null = null;
+	#recvTransport: mc.Transport | null = null;
+	#producer: mc.Producer | null = null;
+	/** What the server was last told (pauseProducer/resumeProducer succeeded). */
+	#serverPaused = false;
+	#pauseChain: Promise<void> = Promise.resolve();
+
+	/** Listens to the connection at once so no notification is missed during join(). */
+	constructor(options: ChannelSessionOptions) {
+		super();
+		this.channel = options.channel;
+		this.#signaling = options.signaling;
+		this.#options = options;
+		const s = options.signaling;
+		this.#unsubscribe.push(
+			s.on('peerJoined', (peer) => this.#onPeerJoined(peer)),
+			s.on('peerLeft', ({ peerId }) => this.#onPeerLeft(peerId)),
+			s.on('newConsumer', (data) => this.#onNewConsumer(data)),
+			s.on('consumerClosed', ({ consumerId }) => this.#closeConsumer(consumerId)),
+			s.on('consumerPaused', ({ consumerId }) => this.#setConsumerPaused(consumerId, true)),
+			s.on('consumerResumed', ({ consumerId }) => this.#setConsumerPaused(consumerId, false)),
+			s.on('activeSpeaker', ({ peerId }) => this.emit('activeSpeaker', peerId)),
+			s.on('audioLevels', ({ levels }) => this.emit('audioLevels', levels)),
+			s.on('producerScore', ({ producerId, score }) => {
+				if (producerId === this.#producer?.id) this.emit('producerScore', score);
+			}),
+		);
+	}
+
+	/** Our peer id in the channel (set once the server accepted the join). */
+	get peerId(): string | null {
+		return this.#peerId;
+	}
+
+	/** True once the join sequence completed (transports exist). */
+	get joined(): boolean {
+		return this.#joined;
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	/** The other peers in the channel. */
+	get peers(): ReadonlyMap<string, PeerInfo> {
+		return this.#peers;
+	}
+
+	get producerId(): string | null {
+		return this.#producer?.id ?? null;
+	}
+
+	/** Local pause state of our producer (null when not publishing). */
+	get producerPaused(): boolean | null {
+		return this.#producer ? this.#producer.paused : null;
+	}
+
+	/** A peer counts as muted when everything we hear from it is paused. */
+	isPeerMuted(peerId: string): boolean {
+		let any = false;
+		for (const remote of this.#consumers.values()) {
+			if (remote.data.peerId !== peerId) continue;
+			if (!remote.paused) return false;
+			any = true;
+		}
+		return any;
+	}
+
+	/**
+	 * getRouterRtpCapabilities -> Device.load -> join -> createTransport (recv if the token
+	 * may listen, send if it may speak). Consumers announced meanwhile wait for the recv
+	 * transport.
+	 */
+	async join(): Promise<void> {
+		const { rtpCapabilities } = await this.#request('getRouterRtpCapabilities', {});
+		const device = await this.#options.loadDevice(rtpCapabilities);
+		this.#assertOpen();
+		const joined = await this.#request('join', { channel: this.channel, rtpCapabilities: asProtocolValue<'join', 'rtpCapabilities'>(device.rtpCapabilities) });
+		this.#assertOpen();
+		this.#peerId = joined.peerId;
+		for (const peer of joined.peers) this.#peers.set(peer.peerId, peer);
+		// The server lists only the others; stay correct even if that ever changes.
+		this.#peers.delete(joined.peerId);
+		const { canSubscribe, canPublish } = this.#options.grants;
+		await Promise.all([canSubscribe ? this.#createTransport(device, 'recv') : null, canPublish ? this.#createTransport(device, 'send') : null]);
+		this.#assertOpen();
+		this.#joined = true;
+	}
+
+	/** Publishes `track` on the send transport. The track stays the caller's (stopTracks: false). */
+	async produce(track: MediaStreamTrack, { codecOptions, paused }: { codecOptions: mc.ProducerCodecOptions; paused: boolean }): Promise<void> {
+		this.#assertOpen();
+		const transport = this.#sendTransport;
+		if (!transport) {
+			throw this.#options.grants.canPublish ? new ParleyError('E_NOT_JOINED') : new ParleyError('E_FORBIDDEN', 'This access token does not allow speaking.');
+		}
+		if (this.#producer) throw new ParleyError('E_INVALID_STATE', 'Already publishing; unpublish first.');
+		let producer: mc.Producer;
+		try {
+			// `paused` travels in appData to the 'produce' handler so the server creates the
+			// producer paused: a muted user is never forwarded, not even for one round trip.
+			producer = await transport.produce({ track, codecOptions, stopTracks: false, appData: { paused } });
+		} catch (error) {
+			throw toParleyError(error, 'E_MEDIA_FAILED');
+		}
+		if (this.#closed) {
+			producer.close();
+			this.#assertOpen();
+		}
+		this.#serverPaused = paused;
+		if (paused) producer.pause();
+		this.#producer = producer;
+		producer.on('trackended', () => this.emit('error', new ParleyError('E_MIC_ENDED')));
+		producer.on('transportclose', () => {
+			if (this.#producer === producer) this.#producer = null;
+		});
+	}
+
+	/**
+	 * Mute or unmute: the local producer at once (the mic track is disabled), then the server
+	 * so it stops forwarding and tells listeners. Calls run in order so a quick
+	 * mute/unmute/mute cannot reach the server reordered.
+	 */
+	setProducerPaused(paused: boolean): Promise<void> {
+		const run = async (): Promise<void> => {
+			const producer = this.#producer;
+			if (!producer || producer.closed || this.#closed) return;
+			if (paused) producer.pause();
+			else producer.resume();
+			if (this.#serverPaused === paused) return;
+			await this.#request(paused ? 'pauseProducer' : 'resumeProducer', { producerId: producer.id });
+			if (this.#producer === producer) this.#serverPaused = paused;
+		};
+		const result = this.#pauseChain.then(run);
+		// The chain only orders calls; each caller still gets its own call's error.
+		this.#pauseChain = result.catch(() => undefined);
+		return result;
+	}
+
+	async closeProducer(): Promise<void> {
+		const producer = this.#producer;
+		if (!producer) return;
+		this.#producer = null;
+		producer.close();
+		try {
+			await this.#request('closeProducer', { producerId: producer.id });
+		} catch (error) {
+			// Gone with the connection, or already gone on the server: nothing left to close.
+			if (!isConnectionLoss(error) && !isParleyError(error, 'E_NOT_FOUND')) throw error;
+		}
+	}
+
+	async stats(): Promise<TransportStats[]> {
+		const transports = [this.#sendTransport, this.#recvTransport].filter((t): t is mc.Transport => t !== null && !t.closed);
+		return Promise.all(
+			transports.map(async (transport) => {
+				const { stats } = await this.#request('getTransportStats', { transportId: transport.id });
+				return { direction: transport.direction, transportId: transport.id, stats };
+			}),
+		);
+	}
+
+	/** Tells the server we leave (when it knows us and can hear us), then closes everything. */
+	async leave(options: RequestOptions = {}): Promise<void> {
+		try {
+			if (!this.#closed && this.#peerId !== null && this.#signaling.isOpen) await this.#request('leave', {}, options);
+		} catch (error) {
+			if (!isConnectionLoss(error) && !isParleyError(error, 'E_NOT_JOINED')) throw error;
+		} finally {
+			this.close();
+		}
+	}
+
+	/** Closes transports, producer and consumers locally (the server is not told). Idempotent. */
+	close(): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		for (const off of this.#unsubscribe.splice(0)) off();
+		for (const watch of this.#iceWatches.values()) clearTimeout(watch.timer);
+		this.#iceWatches.clear();
+		for (const consumerId of [...this.#consumers.keys()]) this.#closeConsumer(consumerId);
+		this.#producer?.close();
+		this.#producer = null;
+		this.#sendTransport?.close();
+		this.#recvTransport?.close();
+		this.removeAllListeners();
+	}
+
+	#request<M extends Method>(method: M, data: RequestData<M>, options?: RequestOptions): Promise<ResponseData[M]> {
+		return this.#signaling.request(method, data, options);
+	}
+
+	#assertOpen(): void {
+		// Closing the session mid-join (connection lost, leave) ends the join quietly: the
+		// owner already knows why and decides what comes next.
+		if (this.#closed) throw new ParleyError('E_CONNECTION_CLOSED', 'The channel session was closed.');
+	}
+
+	async #createTransport(device: mc.Device, direction: 'send' | 'recv'): Promise<void> {
+		const info = await this.#request('createTransport', { direction });
+		this.#assertOpen();
+		const options: mc.TransportOptions = {
+			id: info.transportId,
+			iceParameters: info.iceParameters,
+			iceCandidates: info.iceCandidates,
+			dtlsParameters: info.dtlsParameters,
+		};
+		const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
+		transport.on('connect', ({ dtlsParameters }, callback, errback) => {
+			this.#request('connectTransport', { transportId: transport.id, dtlsParameters }).then(() => callback(), errback);
+		});
+		if (direction === 'send') {
+			this.#sendTransport = transport;
+			transport.on('produce', ({ kind, rtpParameters, appData }, callback, errback) => {
+				const data = { transportId: transport.id, kind, rtpParameters: asProtocolValue<'produce', 'rtpParameters'>(rtpParameters), paused: appData.paused === true };
+				this.#request('produce', data).then(
+					({ producerId }) => callback({ id: producerId }),
+					errback,
+				);
+			});
+		} else {
+			this.#recvTransport = transport;
+			for (const remote of this.#consumers.values()) if (remote.state === 'pending') void this.#consume(remote);
+		}
+		this.#watchIce(transport);
+	}
+
+	// ---- ICE recovery -----------------------------------------------------------------
+
+	/**
+	 * 'failed' restarts ICE at once; 'disconnected' gets a grace period first because it
+	 * often heals by itself (Wi-Fi roaming, a lost burst).
+	 */
+	#watchIce(transport: mc.Transport): void {
+		const watch: IceWatch = { timer: undefined, restartsInARow: 0, restarting: false };
+		this.#iceWatches.set(transport.id, watch);
+		transport.on('connectionstatechange', (state) => {
+			if (this.#closed) return;
+			clearTimeout(watch.timer);
+			watch.timer = undefined;
+			if (state === 'connected') watch.restartsInARow = 0;
+			else if (state === 'failed') void this.#restartIce(transport, watch);
+			else if (state === 'disconnected') {
+				watch.timer = setTimeout(() => void this.#restartIce(transport, watch), this.#options.iceDisconnectedGraceMs);
+			}
+		});
+	}
+
+	async #restartIce(transport: mc.Transport, watch: IceWatch): Promise<void> {
+		if (this.#closed || transport.closed || watch.restarting) return;
+		if (watch.restartsInARow >= (this.#options.maxIceRestarts ?? DEFAULT_MAX_ICE_RESTARTS)) {
+			this.emit('mediaFailed', new ParleyError('E_MEDIA_FAILED', `The ${transport.direction} connection did not recover after ICE restarts.`));
+			return;
+		}
+		watch.restarting = true;
+		watch.restartsInARow += 1;
+		try {
+			const { iceParameters } = await this.#request('restartIce', { transportId: transport.id });
+			if (this.#closed || transport.closed) return;
+			await transport.restartIce({ iceParameters });
+		} catch (error) {
+			// Signaling is down too: the reconnect replaces this whole session.
+			if (this.#closed || isConnectionLoss(error)) return;
+			this.emit('mediaFailed', new ParleyError('E_MEDIA_FAILED', `ICE restart failed: ${toParleyError(error, 'E_MEDIA_FAILED').message}`, { cause: error }));
+			return;
+		} finally {
+			watch.restarting = false;
+		}
+		// A restart that never connects may produce no further state change: check again.
+		clearTimeout(watch.timer);
+		watch.timer = setTimeout(() => {
+			if (transport.connectionState === 'failed' || transport.connectionState === 'disconnected') void this.#restartIce(transport, watch);
+		}, Math.max(5000, 2 * this.#options.iceDisconnectedGraceMs));
+	}
+
+	// ---- remote peers and consumers ---------------------------------------------------
+
+	#onPeerJoined(peer: PeerInfo): void {
+		if (peer.peerId === this.#peerId) return;
+		this.#peers.set(peer.peerId, peer);
+		this.emit('peerJoined', peer);
+	}
+
+	#onPeerLeft(peerId: string): void {
+		// Their consumers go with them even if a consumerClosed is late or never comes.
+		for (const [consumerId, remote] of this.#consumers) if (remote.data.peerId === peerId) this.#closeConsumer(consumerId);
+		const peer = this.#peers.get(peerId);
+		if (!peer) return;
+		this.#peers.delete(peerId);
+		this.emit('peerLeft', peer);
+	}
+
+	#onNewConsumer(data: NewConsumer): void {
+		if (this.#consumers.has(data.consumerId)) return;
+		const wasMuted = this.isPeerMuted(data.peerId);
+		const remote: RemoteConsumer = { data, paused: data.producerPaused, state: 'pending', consumer: null };
+		this.#consumers.set(data.consumerId, remote);
+		this.#emitIfMuteChanged(data.peerId, wasMuted);
+		// The server may announce consumers right after creating the recv transport, before
+		// our createTransport continuation ran: those wait in 'pending'.
+		if (this.#recvTransport) void this.#consume(remote);
+	}
+
+	async #consume(remote: RemoteConsumer): Promise<void> {
+		const transport = this.#recvTransport;
+		if (!transport || remote.state !== 'pending') return;
+		remote.state = 'consuming';
+		const { consumerId, producerId, peerId, kind, rtpParameters } = remote.data;
+		try {
+			const consumer = await transport.consume({ id: consumerId, producerId, kind, rtpParameters, appData: { peerId } });
+			if (this.#isGone(remote)) {
+				consumer.close();
+				return;
+			}
+			remote.consumer = consumer;
+			remote.state = 'live';
+			if (remote.paused) consumer.pause();
+			this.emit('track', consumerId, peerId, consumer.track);
+			// Server-side consumers start paused so no packet is lost before we can decode.
+			await this.#request('resumeConsumer', { consumerId });
+		} catch (error) {
+			if (this.#isGone(remote) || isConnectionLoss(error)) return;
+			this.emit('error', new ParleyError('E_MEDIA_FAILED', `Could not receive audio from a peer: ${toParleyError(error, 'E_MEDIA_FAILED').message}`, { cause: error }));
+		}
+	}
+
+	/** Closed while an await was in flight (a separate method so the state is re-read). */
+	#isGone(remote: RemoteConsumer): boolean {
+		return this.#closed || remote.state === 'closed';
+	}
+
+	#closeConsumer(consumerId: string): void {
+		const remote = this.#consumers.get(consumerId);
+		if (!remote) return;
+		const wasMuted = this.isPeerMuted(remote.data.peerId);
+		const wasLive = remote.state === 'live';
+		remote.state = 'closed';
+		this.#consumers.delete(consumerId);
+		remote.consumer?.close();
+		if (wasLive) this.emit('trackEnded', consumerId);
+		this.#emitIfMuteChanged(remote.data.peerId, wasMuted);
+	}
+
+	#setConsumerPaused(consumerId: string, paused: boolean): void {
+		const remote = this.#consumers.get(consumerId);
+		if (!remote || remote.paused === paused) return;
+		const wasMuted = this.isPeerMuted(remote.data.peerId);
+		remote.paused = paused;
+		if (paused) remote.consumer?.pause();
+		else remote.consumer?.resume();
+		this.#emitIfMuteChanged(remote.data.peerId, wasMuted);
+	}
+
+	#emitIfMuteChanged(peerId: string, wasMuted: boolean): void {
+		// Closing drops every consumer: that says nothing about whether the peer is muted.
+		if (this.#closed) return;
+		const muted = this.isPeerMuted(peerId);
+		if (muted !== wasMuted) this.emit('peerMuteChanged', peerId, muted);
+	}
+}

@@ -1,0 +1,720 @@
+// The public face of the browser library: connect, join a channel, speak, listen, mute,
+// leave. It keeps what the user asked for (the channel, the microphone, mute) apart from
+// what the network currently allows (one SignalingConnection, one ChannelSession), so that
+// after a lost connection or a closing channel it can rebuild the latter from the former
+// without the application doing anything.
+import { Device } from 'mediasoup-client';
+import type { types as mc } from 'mediasoup-client';
+import { CHANNEL_NAME_PATTERN, type Grants, type PeerInfo } from '../server/signaling/protocol.js';
+import { ChannelSession, voiceCodecOptions, type AudioLevel, type TransportStats } from './ChannelSession.js';
+import { openMicrophone } from './microphone.js';
+import { isConnectionLoss, isFinalError, ParleyError, toParleyError } from './ParleyError.js';
+import { BackoffReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
+import { RemoteAudio } from './RemoteAudio.js';
+import { SignalingConnection, type SignalingClose, type Welcome } from './SignalingConnection.js';
+import { TypedEmitter } from './TypedEmitter.js';
+
+/**
+ * 'reconnected' is connected again after 'reconnecting' (a lost connection, a closing
+ * channel or failed media); 'disconnected' carries an error when it was not asked for.
+ */
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'reconnected' | 'disconnected';
+
+export interface ParleyClientOptions {
+	/** The signaling endpoint, e.g. `wss://parley.example/ws`. */
+	url: string;
+	/**
+	 * The access token (JWT), or a function returning a fresh one: it is called again for
+	 * each reconnect, so a token that expired meanwhile does not end the call.
+	 */
+	token: string | (() => string | Promise<string>);
+	reconnectPolicy?: ReconnectPolicy;
+	requestTimeoutMs?: number;
+	/** Play remote voices through hidden <audio> elements (default true). */
+	playAudio?: boolean;
+	/** How long ICE may stay 'disconnected' before an ICE restart (default 3000). */
+	iceDisconnectedGraceMs?: number;
+	/** Builds the mediasoup-client Device; default detects the browser. Tests pass a FakeHandler one. */
+	createDevice?: () => mc.Device | Promise<mc.Device>;
+	/** Creates the WebSocket; default the browser's. */
+	createWebSocket?: (url: string) => WebSocket;
+}
+
+export interface PublishTrackOptions {
+	/** Opus in-band forward error correction: recovers lost packets from the next one (default true). */
+	opusFec?: boolean;
+	/** Opus discontinuous transmission: almost no packets while silent (default true). */
+	opusDtx?: boolean;
+}
+
+export interface PublishMicrophoneOptions extends PublishTrackOptions {
+	/** A microphone from navigator.mediaDevices.enumerateDevices(); the default one otherwise. */
+	deviceId?: string;
+}
+
+export interface JoinResult {
+	peerId: string;
+	channel: string;
+	/** The other peers already in the channel. */
+	peers: PeerInfo[];
+}
+
+export interface ParleyClientEvents {
+	connectionState: [state: ConnectionState, error?: ParleyError];
+	/** Every peer in `peers` was announced by one peerJoined, and leaves with one peerLeft. */
+	peerJoined: [peer: PeerInfo];
+	peerLeft: [peer: PeerInfo];
+	peersChanged: [peers: Map<string, PeerInfo>];
+	/** The channel's dominant speaker (possibly us), null when nobody speaks. */
+	activeSpeaker: [peerId: string | null];
+	/** Peers above the speaking threshold (dBov), throttled by the server. */
+	audioLevels: [levels: AudioLevel[]];
+	muteChanged: [muted: boolean];
+	/** A remote peer muted or unmuted. */
+	peerMuteChanged: [peerId: string, muted: boolean];
+	/** The server's 0-10 score of how it receives our microphone. */
+	producerScore: [score: number];
+	remoteStream: [peerId: string, stream: MediaStream];
+	remoteStreamRemoved: [peerId: string];
+	/** Something failed without ending the connection (it is still usable). */
+	error: [error: ParleyError];
+}
+
+/** What the user asked to publish; it outlives sessions so a rejoin can republish it. */
+interface Publication {
+	track: MediaStreamTrack;
+	/** Opened by publishMicrophone (we stop it), or given to publishTrack (the caller does). */
+	owned: boolean;
+	codecOptions: mc.ProducerCodecOptions;
+}
+
+/** The recovery in progress: the loop retries until it has a socket and, if wanted, a channel. */
+interface Recovery {
+	needsSocket: boolean;
+	/** Set by #fail (a final close arrived meanwhile): the loop stops at its next step. */
+	abandoned: boolean;
+}
+
+const LEAVE_TIMEOUT_MS = 2000;
+
+export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
+	readonly #url: string;
+	readonly #token: ParleyClientOptions['token'];
+	readonly #requestTimeoutMs: number | undefined;
+	readonly #iceDisconnectedGraceMs: number;
+	readonly #createDevice: (() => mc.Device | Promise<mc.Device>) | undefined;
+	readonly #createWebSocket: ((url: string) => WebSocket) | undefined;
+	readonly #reconnectPolicy: ReconnectPolicy;
+	readonly #remoteAudio: RemoteAudio;
+	#state: ConnectionState = 'disconnected';
+	#signaling: SignalingConnection | null = null;
+	#welcome: Welcome | null = null;
+	#connecting: Promise<Welcome> | null = null;
+	#device: mc.Device | null = null;
+	#deviceCapabilitiesKey = '';
+	/** The channel the user wants to be in; kept through reconnects, cleared by leave(). */
+	#targetChannel: string | null = null;
+	#session: ChannelSession | null = null;
+	#peers = new Map<string, PeerInfo>();
+	/** Remote mute as last reported, kept across sessions so a rejoin can correct it. */
+	#peerMuted = new Map<string, boolean>();
+	#activeSpeakerId: string | null = null;
+	#publication: Publication | null = null;
+	#muted = false;
+	#closedByUser = false;
+	#recovery: Recovery | null = null;
+	/** Channel operations (join, leave, publish, rejoin) run one at a time, in call order. */
+	#operations: Promise<unknown> = Promise.resolve();
+	/** Aborted by close(): wakes recovery sleeps. */
+	#lifetime = new AbortController();
+	#shutdownReconnectAtMs: number | null = null;
+	#shutdownTimer: ReturnType<typeof setTimeout> | undefined;
+
+	constructor(options: ParleyClientOptions) {
+		super();
+		try {
+			new URL(options.url);
+		} catch {
+			throw new TypeError(`url must be an absolute ws:// or wss:// URL, got ${JSON.stringify(options.url)}`);
+		}
+		if (typeof options.token !== 'string' && typeof options.token !== 'function') throw new TypeError('token must be a string or a function');
+		this.#url = options.url;
+		this.#token = options.token;
+		this.#requestTimeoutMs = options.requestTimeoutMs;
+		this.#iceDisconnectedGraceMs = options.iceDisconnectedGraceMs ?? 3000;
+		this.#createDevice = options.createDevice;
+		this.#createWebSocket = options.createWebSocket;
+		this.#reconnectPolicy = options.reconnectPolicy ?? new BackoffReconnectPolicy();
+		this.#remoteAudio = new RemoteAudio({ play: options.playAudio ?? true });
+		this.#remoteAudio.on('stream', (peerId, stream) => this.emit('remoteStream', peerId, stream));
+		this.#remoteAudio.on('streamRemoved', (peerId) => this.emit('remoteStreamRemoved', peerId));
+		this.#remoteAudio.on('playbackBlocked', (error) => this.emit('error', error));
+		this.#remoteAudio.on('error', (error) => this.emit('error', error));
+	}
+
+	// ---- state ------------------------------------------------------------------------
+
+	get state(): ConnectionState {
+		return this.#state;
+	}
+
+	/** The server's welcome of the current connection: user, grants, allowed channels, limits. */
+	get welcome(): Welcome | null {
+		return this.#welcome;
+	}
+
+	get grants(): Grants | null {
+		return this.#welcome?.grants ?? null;
+	}
+
+	/** The channel joined (or being rejoined); null after leave(). */
+	get channel(): string | null {
+		return this.#targetChannel;
+	}
+
+	/** Our peer id in the channel; a rejoin gets a new one. */
+	get peerId(): string | null {
+		return this.#session?.peerId ?? null;
+	}
+
+	/** The other peers in the channel (a copy). */
+	get peers(): Map<string, PeerInfo> {
+		return new Map(this.#peers);
+	}
+
+	get producerId(): string | null {
+		return this.#session?.producerId ?? null;
+	}
+
+	/** Whether the user muted; applies to the current and any later publication. */
+	get muted(): boolean {
+		return this.#muted;
+	}
+
+	get activeSpeakerId(): string | null {
+		return this.#activeSpeakerId;
+	}
+
+	/** True when a microphone (or track) is published or waits to be republished. */
+	get publishing(): boolean {
+		return this.#publication !== null;
+	}
+
+	isPeerMuted(peerId: string): boolean {
+		return this.#peerMuted.get(peerId) ?? false;
+	}
+
+	/** What we hear, one MediaStream per remote peer (a copy of the map). */
+	remoteStreams(): Map<string, MediaStream> {
+		return this.#remoteAudio.streams();
+	}
+
+	/** Retries remote playback after E_AUTOPLAY_BLOCKED; call it from a user gesture. */
+	resumeAudio(): Promise<void> {
+		return this.#remoteAudio.resumePlayback();
+	}
+
+	/** The server's stats for each of our transports (empty when not in a channel). */
+	async stats(): Promise<TransportStats[]> {
+		return (await this.#session?.stats()) ?? [];
+	}
+
+	// ---- connection -------------------------------------------------------------------
+
+	/** Opens the connection; resolves with the welcome (user, grants, limits). */
+	connect(): Promise<Welcome> {
+		if (this.#signaling?.isOpen && this.#welcome && !this.#recovery) return Promise.resolve(this.#welcome);
+		if (this.#connecting) return this.#connecting;
+		if (this.#recovery) return Promise.reject(new ParleyError('E_INVALID_STATE', 'Already reconnecting.'));
+		this.#closedByUser = false;
+		if (this.#lifetime.signal.aborted) this.#lifetime = new AbortController();
+		const connecting = (async (): Promise<Welcome> => {
+			this.#setState('connecting');
+			try {
+				const signaling = await this.#openSignaling();
+				this.#setState('connected');
+				return signaling.welcome;
+			} catch (error) {
+				const parleyError = toParleyError(error, 'E_CONNECTION_CLOSED');
+				this.#setState('disconnected', parleyError);
+				throw parleyError;
+			} finally {
+				this.#connecting = null;
+			}
+		})();
+		this.#connecting = connecting;
+		return connecting;
+	}
+
+	/** Leaves the channel, closes the connection; no reconnect. Idempotent. */
+	async close(): Promise<void> {
+		if (this.#closedByUser && this.#state === 'disconnected') return;
+		this.#closedByUser = true;
+		this.#lifetime.abort();
+		clearTimeout(this.#shutdownTimer);
+		const signaling = this.#signaling;
+		// Leave politely, but never let a stuck request hold close(): closing the socket
+		// makes the server drop us anyway (and fails the stuck request at once).
+		const grace = setTimeout(() => signaling?.close(), LEAVE_TIMEOUT_MS);
+		try {
+			await this.leave();
+		} finally {
+			clearTimeout(grace);
+		}
+		signaling?.close();
+		if (this.#signaling === signaling) this.#signaling = null;
+		this.#remoteAudio.clear();
+		this.#setState('disconnected');
+	}
+
+	// ---- channel ----------------------------------------------------------------------
+
+	/** Joins `channel`: transports to listen and/or speak as the token grants. */
+	async join(channel: string): Promise<JoinResult> {
+		if (!CHANNEL_NAME_PATTERN.test(channel)) {
+			throw new ParleyError('E_BAD_REQUEST', 'Channel names are 1-64 characters of A-Z a-z 0-9 . _ : - (not starting with punctuation).');
+		}
+		if (!this.#signaling?.isOpen || this.#recovery) throw new ParleyError('E_NOT_CONNECTED');
+		if (this.#targetChannel !== null) throw new ParleyError('E_ALREADY_JOINED');
+		this.#targetChannel = channel;
+		try {
+			return await this.#serially(() => this.#enterChannel(channel));
+		} catch (error) {
+			// After a lost connection the reconnect still brings us into the channel;
+			// any other failure means we are not in it.
+			if (!isConnectionLoss(error) && this.#targetChannel === channel) this.#targetChannel = null;
+			throw error;
+		}
+	}
+
+	/** Leaves the channel: closes transports and stops the microphone. Never throws. */
+	async leave(): Promise<void> {
+		this.#targetChannel = null;
+		await this.#serially(async () => {
+			try {
+				await this.#endSession();
+			} finally {
+				this.#releasePublication();
+				this.#setMuted(false);
+				this.#syncPeers(new Map());
+			}
+		});
+	}
+
+	// ---- speaking ---------------------------------------------------------------------
+
+	/**
+	 * Opens the microphone (mono, echo cancellation, noise suppression, auto gain) and
+	 * publishes it as Opus. Needs the canPublish grant (E_FORBIDDEN otherwise). Errors from
+	 * the browser come as E_MIC_* / E_INSECURE_CONTEXT. Publishing again replaces the mic.
+	 */
+	async publishMicrophone({ opusFec = true, opusDtx = true, deviceId }: PublishMicrophoneOptions = {}): Promise<void> {
+		this.#assertCanPublish();
+		// Outside the operation queue: a permission prompt must not hold up a rejoin.
+		const track = await openMicrophone(deviceId === undefined ? {} : { deviceId });
+		try {
+			await this.#publish({ track, owned: true, codecOptions: voiceCodecOptions(opusFec, opusDtx) });
+		} catch (error) {
+			if (this.#publication?.track !== track) track.stop();
+			throw error;
+		}
+	}
+
+	/**
+	 * Publishes a track the caller owns (a synthetic source, a processed stream). The client
+	 * never stops it.
+	 */
+	async publishTrack(track: MediaStreamTrack, { opusFec = true, opusDtx = true }: PublishTrackOptions = {}): Promise<void> {
+		if (track.kind !== 'audio') throw new TypeError('only audio tracks can be published');
+		this.#assertCanPublish();
+		await this.#publish({ track, owned: false, codecOptions: voiceCodecOptions(opusFec, opusDtx) });
+	}
+
+	/** Stops publishing (and stops the microphone if we opened it). */
+	unpublish(): Promise<void> {
+		return this.#serially(async () => {
+			try {
+				await this.#session?.closeProducer();
+			} finally {
+				this.#releasePublication();
+			}
+		});
+	}
+
+	/** Mutes: the mic track is disabled at once and the server stops forwarding it. */
+	mute(): Promise<void> {
+		return this.#applyMute(true);
+	}
+
+	unmute(): Promise<void> {
+		return this.#applyMute(false);
+	}
+
+	// ---- internals: connection ---------------------------------------------------------
+
+	#setState(state: ConnectionState, error?: ParleyError): void {
+		if (this.#state === state && error === undefined) return;
+		this.#state = state;
+		this.emit('connectionState', state, error);
+	}
+
+	async #openSignaling(): Promise<SignalingConnection> {
+		let token: string;
+		try {
+			token = typeof this.#token === 'function' ? await this.#token() : this.#token;
+		} catch (error) {
+			// A provider that cannot reach its server is worth retrying; one that says the
+			// user may not have a token throws a final ParleyError itself (E_AUTH).
+			throw toParleyError(error, 'E_CONNECTION_CLOSED');
+		}
+		this.#assertNotClosedByUser();
+		const signaling = await SignalingConnection.open({
+			url: this.#url,
+			token,
+			...(this.#requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.#requestTimeoutMs }),
+			...(this.#createWebSocket === undefined ? {} : { createWebSocket: this.#createWebSocket }),
+		});
+		if (this.#closedByUser) {
+			signaling.close();
+			this.#assertNotClosedByUser();
+		}
+		this.#signaling = signaling;
+		this.#welcome = signaling.welcome;
+		signaling.on('close', (info) => this.#onSignalingClose(signaling, info));
+		signaling.on('error', (error) => this.emit('error', error));
+		signaling.on('channelClosing', ({ reason }) => this.#onChannelClosing(signaling, reason));
+		signaling.on('serverShuttingDown', ({ reconnectAfterMs }) => this.#onServerShuttingDown(signaling, reconnectAfterMs));
+		return signaling;
+	}
+
+	#assertNotClosedByUser(): void {
+		if (this.#closedByUser) throw new ParleyError('E_CONNECTION_CLOSED', 'The client was closed.');
+	}
+
+	#onSignalingClose(signaling: SignalingConnection, info: SignalingClose): void {
+		if (signaling !== this.#signaling) return;
+		this.#signaling = null;
+		clearTimeout(this.#shutdownTimer);
+		if (info.byClient || this.#closedByUser) return;
+		// The server dropped our peer with the connection: the media goes now, not later.
+		this.#dropSession();
+		// A final close ends everything, even a recovery in progress: reconnecting after
+		// "replaced" would kick out the user's other session, and auth will not get better.
+		if (info.final) this.#fail(info.error);
+		else if (this.#recovery) this.#recovery.needsSocket = true;
+		else void this.#recover(info.error, { needsSocket: true });
+	}
+
+	#onChannelClosing(signaling: SignalingConnection, reason: string): void {
+		if (signaling !== this.#signaling || this.#targetChannel === null) return;
+		void this.#recover(new ParleyError('E_CHANNEL_CLOSING', `The channel is closing (${reason}); rejoining.`), { needsSocket: false });
+	}
+
+	/** Moves to another node before this one goes away, after the delay the server asked for. */
+	#onServerShuttingDown(signaling: SignalingConnection, reconnectAfterMs: number): void {
+		if (signaling !== this.#signaling) return;
+		const delayMs = Math.max(0, reconnectAfterMs);
+		this.#shutdownReconnectAtMs = Date.now() + delayMs;
+		clearTimeout(this.#shutdownTimer);
+		this.#shutdownTimer = setTimeout(() => {
+			if (signaling !== this.#signaling || this.#closedByUser) return;
+			this.#signaling = null;
+			signaling.close(1000, 'server shutting down');
+			this.#dropSession();
+			if (this.#recovery) this.#recovery.needsSocket = true;
+			else void this.#recover(new ParleyError('E_SHUTTING_DOWN'), { needsSocket: true });
+		}, delayMs);
+	}
+
+	/**
+	 * Reconnect (new socket) and/or rejoin (new session on the same socket), retrying on the
+	 * reconnect policy's schedule until it works, a final error, or the policy gives up.
+	 */
+	async #recover(reason: ParleyError, { needsSocket }: { needsSocket: boolean }): Promise<void> {
+		if (this.#recovery) {
+			if (needsSocket) this.#recovery.needsSocket = true;
+			return;
+		}
+		const recovery: Recovery = { needsSocket, abandoned: false };
+		const stopped = (): boolean => this.#closedByUser || recovery.abandoned;
+		this.#recovery = recovery;
+		this.#setState('reconnecting', reason);
+		// With the socket gone the server already dropped our peer; with it alive, the rejoin
+		// first leaves politely (#enterChannel) so the server frees the old transports.
+		if (needsSocket) this.#dropSession();
+		let lastError = reason;
+		try {
+			for (let attempt = 0; ; attempt += 1) {
+				let delayMs = this.#reconnectPolicy.nextDelayMs(attempt);
+				if (delayMs === null) {
+					this.#fail(new ParleyError('E_RECONNECT_FAILED', `Could not reconnect: ${lastError.message}`, { cause: lastError }));
+					return;
+				}
+				if (this.#shutdownReconnectAtMs !== null) {
+					delayMs = Math.max(delayMs, this.#shutdownReconnectAtMs - Date.now());
+					this.#shutdownReconnectAtMs = null;
+				}
+				await this.#sleep(delayMs);
+				if (stopped()) return;
+				try {
+					if (recovery.needsSocket || !this.#signaling?.isOpen) {
+						recovery.needsSocket = false;
+						this.#signaling?.close();
+						this.#signaling = null;
+						await this.#openSignaling();
+					}
+					const channel = this.#targetChannel;
+					if (channel !== null) await this.#serially(() => this.#enterChannel(channel));
+					if (stopped()) return;
+					if (recovery.needsSocket) throw new ParleyError('E_CONNECTION_CLOSED');
+					this.#setState('reconnected');
+					return;
+				} catch (error) {
+					if (stopped()) return;
+					lastError = toParleyError(error, 'E_CONNECTION_CLOSED');
+					if (isFinalError(lastError)) {
+						this.#fail(lastError);
+						return;
+					}
+					// No answer may mean a dead socket whose close event has not come yet.
+					if (lastError.code === 'E_TIMEOUT') recovery.needsSocket = true;
+				}
+			}
+		} finally {
+			this.#recovery = null;
+		}
+	}
+
+	/** Gives up: nothing will be retried, the state says why. */
+	#fail(error: ParleyError): void {
+		if (this.#recovery) this.#recovery.abandoned = true;
+		this.#targetChannel = null;
+		this.#dropSession();
+		this.#releasePublication();
+		this.#setMuted(false);
+		this.#syncPeers(new Map());
+		clearTimeout(this.#shutdownTimer);
+		const signaling = this.#signaling;
+		this.#signaling = null;
+		signaling?.close(1000, error.code);
+		this.#setState('disconnected', error);
+	}
+
+	#sleep(ms: number): Promise<void> {
+		const signal = this.#lifetime.signal;
+		if (ms <= 0 || signal.aborted) return Promise.resolve();
+		return new Promise((resolve) => {
+			const done = (): void => {
+				clearTimeout(timer);
+				signal.removeEventListener('abort', done);
+				resolve();
+			};
+			const timer = setTimeout(done, ms);
+			signal.addEventListener('abort', done, { once: true });
+		});
+	}
+
+	// ---- internals: channel -----------------------------------------------------------
+
+	#serially<T>(operation: () => Promise<T>): Promise<T> {
+		const result = this.#operations.then(operation);
+		// The queue only orders operations; each caller still gets its own operation's error.
+		this.#operations = result.catch(() => undefined);
+		return result;
+	}
+
+	/** Runs in the operation queue. A new session each time: stale transports never leak in. */
+	async #enterChannel(channel: string): Promise<JoinResult> {
+		await this.#endSession();
+		const signaling = this.#signaling;
+		if (!signaling?.isOpen) throw new ParleyError('E_NOT_CONNECTED');
+		const session = new ChannelSession({
+			signaling,
+			channel,
+			grants: signaling.welcome.grants,
+			loadDevice: (capabilities) => this.#loadDevice(capabilities),
+			iceDisconnectedGraceMs: this.#iceDisconnectedGraceMs,
+		});
+		this.#session = session;
+		this.#wireSession(session);
+		try {
+			await session.join();
+		} catch (error) {
+			await this.#endSession();
+			throw error;
+		}
+		if (this.#session !== session) throw new ParleyError('E_CONNECTION_CLOSED', 'The channel session was closed.');
+		this.#syncPeers(session.peers);
+		// A peer may have unmuted while we were away: the new session is the truth.
+		for (const peerId of [...this.#peerMuted.keys()]) this.#setPeerMuted(peerId, session.isPeerMuted(peerId));
+		if (this.#publication) {
+			try {
+				await this.#produce(session, this.#publication);
+			} catch (error) {
+				if (isConnectionLoss(error)) throw error;
+				// Still in the channel, listening: report why we are not heard.
+				this.#releasePublication();
+				this.emit('error', toParleyError(error, 'E_MEDIA_FAILED'));
+			}
+		}
+		return { peerId: session.peerId ?? '', channel, peers: [...session.peers.values()] };
+	}
+
+	#wireSession(session: ChannelSession): void {
+		// Peer events count once the join completed (#syncPeers then takes the full list).
+		const current = (): boolean => this.#session === session && session.joined;
+		session.on('track', (consumerId, peerId, track) => this.#remoteAudio.add(consumerId, peerId, track));
+		session.on('trackEnded', (consumerId) => this.#remoteAudio.remove(consumerId));
+		session.on('peerJoined', (peer) => {
+			if (current()) this.#syncPeers(new Map([...this.#peers, [peer.peerId, peer]]));
+		});
+		session.on('peerLeft', (peer) => {
+			if (!current()) return;
+			const peers = new Map(this.#peers);
+			peers.delete(peer.peerId);
+			this.#syncPeers(peers);
+		});
+		session.on('peerMuteChanged', (peerId, muted) => this.#setPeerMuted(peerId, muted));
+		session.on('activeSpeaker', (peerId) => this.#setActiveSpeaker(peerId));
+		session.on('audioLevels', (levels) => this.emit('audioLevels', levels));
+		session.on('producerScore', (score) => this.emit('producerScore', score));
+		session.on('mediaFailed', (error) => {
+			if (this.#session === session) void this.#recover(error, { needsSocket: false });
+		});
+		session.on('error', (error) => this.emit('error', error));
+	}
+
+	/** Ends the session politely (leave request when possible). */
+	async #endSession(): Promise<void> {
+		const session = this.#session;
+		if (!session) return;
+		this.#session = null;
+		this.#setActiveSpeaker(null);
+		try {
+			await session.leave({ timeoutMs: LEAVE_TIMEOUT_MS });
+		} catch (error) {
+			this.emit('error', toParleyError(error, 'E_CONNECTION_CLOSED'));
+		}
+	}
+
+	/** Ends the session locally at once (the connection is gone or going). */
+	#dropSession(): void {
+		const session = this.#session;
+		if (!session) return;
+		this.#session = null;
+		session.close();
+		this.#setActiveSpeaker(null);
+	}
+
+	async #loadDevice(routerRtpCapabilities: mc.RtpCapabilities): Promise<mc.Device> {
+		// The same capabilities (same server config) reuse the loaded Device: load() can run
+		// only once per Device.
+		const key = JSON.stringify(routerRtpCapabilities);
+		if (this.#device && this.#deviceCapabilitiesKey === key) return this.#device;
+		let device: mc.Device;
+		try {
+			device = await (this.#createDevice ? this.#createDevice() : Device.factory());
+			await device.load({ routerRtpCapabilities });
+		} catch (error) {
+			throw toParleyError(error, 'E_UNSUPPORTED_BROWSER');
+		}
+		this.#device = device;
+		this.#deviceCapabilitiesKey = key;
+		return device;
+	}
+
+	#syncPeers(peers: ReadonlyMap<string, PeerInfo>): void {
+		let changed = false;
+		for (const [peerId, peer] of this.#peers) {
+			if (peers.has(peerId)) continue;
+			this.#peers.delete(peerId);
+			this.#peerMuted.delete(peerId);
+			this.emit('peerLeft', peer);
+			changed = true;
+		}
+		for (const [peerId, peer] of peers) {
+			if (this.#peers.has(peerId)) continue;
+			this.#peers.set(peerId, peer);
+			this.emit('peerJoined', peer);
+			changed = true;
+		}
+		if (changed) this.emit('peersChanged', this.peers);
+	}
+
+	#setPeerMuted(peerId: string, muted: boolean): void {
+		if ((this.#peerMuted.get(peerId) ?? false) === muted) return;
+		if (muted) this.#peerMuted.set(peerId, true);
+		else this.#peerMuted.delete(peerId);
+		this.emit('peerMuteChanged', peerId, muted);
+	}
+
+	#setActiveSpeaker(peerId: string | null): void {
+		if (this.#activeSpeakerId === peerId) return;
+		this.#activeSpeakerId = peerId;
+		this.emit('activeSpeaker', peerId);
+	}
+
+	// ---- internals: publishing ----------------------------------------------------------
+
+	#assertCanPublish(): void {
+		if (!this.#welcome) throw new ParleyError('E_NOT_CONNECTED');
+		if (!this.#welcome.grants.canPublish) throw new ParleyError('E_FORBIDDEN', 'This access token does not allow speaking.');
+		if (this.#targetChannel === null) throw new ParleyError('E_NOT_JOINED');
+	}
+
+	/**
+	 * Resolves once published, or once queued for the rejoin in progress (the publication
+	 * outlives sessions; the next session publishes it).
+	 */
+	#publish(publication: Publication): Promise<void> {
+		return this.#serially(async () => {
+			this.#assertCanPublish();
+			const previous = this.#publication;
+			const session = this.#session;
+			if (previous) {
+				// Codec options are fixed per producer: replacing means a new producer.
+				await session?.closeProducer();
+				this.#releasePublication();
+			}
+			this.#publication = publication;
+			if (!session?.joined) return;
+			try {
+				await this.#produce(session, publication);
+			} catch (error) {
+				if (isConnectionLoss(error)) return;
+				this.#publication = null;
+				throw toParleyError(error, 'E_MEDIA_FAILED');
+			}
+		});
+	}
+
+	async #produce(session: ChannelSession, publication: Publication): Promise<void> {
+		await session.produce(publication.track, { codecOptions: publication.codecOptions, paused: this.#muted });
+		// mute() may have been called while the producer was being created.
+		if (session.producerPaused !== this.#muted) await session.setProducerPaused(this.#muted);
+	}
+
+	#releasePublication(): void {
+		const publication = this.#publication;
+		this.#publication = null;
+		if (publication?.owned) publication.track.stop();
+	}
+
+	#setMuted(muted: boolean): void {
+		if (this.#muted === muted) return;
+		this.#muted = muted;
+		this.emit('muteChanged', muted);
+	}
+
+	async #applyMute(muted: boolean): Promise<void> {
+		this.#setMuted(muted);
+		const session = this.#session;
+		if (!session || session.producerId === null) return;
+		try {
+			await session.setProducerPaused(muted);
+		} catch (error) {
+			// Lost with the connection: the rejoin publishes with the current mute state.
+			if (!isConnectionLoss(error)) throw error;
+		}
+	}
+}

@@ -1,0 +1,39 @@
+// The server announces a request rate limit in `welcome` and answers E_RATE_LIMIT above it;
+// pacing our own requests is cheaper than failing and retrying them.
+
+export interface TokenBucketOptions {
+	ratePerSecond: number;
+	burst: number;
+	/** Monotonic clock in ms; injected by tests. */
+	nowMs?: () => number;
+}
+
+export class TokenBucket {
+	readonly #ratePerMs: number;
+	readonly #burst: number;
+	readonly #nowMs: () => number;
+	#tokens: number;
+	#updatedAtMs: number;
+
+	constructor({ ratePerSecond, burst, nowMs = () => performance.now() }: TokenBucketOptions) {
+		if (!(ratePerSecond > 0) || !Number.isFinite(ratePerSecond)) throw new TypeError('ratePerSecond must be a finite number > 0');
+		if (!(burst >= 1) || !Number.isFinite(burst)) throw new TypeError('burst must be a finite number >= 1');
+		this.#ratePerMs = ratePerSecond / 1000;
+		this.#burst = burst;
+		this.#nowMs = nowMs;
+		this.#tokens = burst;
+		this.#updatedAtMs = nowMs();
+	}
+
+	/**
+	 * Takes one token and returns how long to wait before using it (0: now). Tokens taken
+	 * ahead of time leave the bucket in debt, so callers are served in call order.
+	 */
+	take(): number {
+		const now = this.#nowMs();
+		this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#updatedAtMs) * this.#ratePerMs);
+		this.#updatedAtMs = now;
+		this.#tokens -= 1;
+		return this.#tokens >= 0 ? 0 : Math.ceil(-this.#tokens / this.#ratePerMs);
+	}
+}

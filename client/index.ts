@@ -1,0 +1,22 @@
+// Parley's browser library: the public API.
+export { ParleyClient } from './ParleyClient.js';
+export type {
+	ConnectionState,
+	JoinResult,
+	ParleyClientEvents,
+	ParleyClientOptions,
+	PublishMicrophoneOptions,
+	PublishTrackOptions,
+} from './ParleyClient.js';
+export type { AudioLevel, TransportStats } from './ChannelSession.js';
+export { BackoffReconnectPolicy, DEFAULT_RECONNECT_DELAYS_MS } from './ReconnectPolicy.js';
+export type { BackoffReconnectPolicyOptions, ReconnectPolicy } from './ReconnectPolicy.js';
+export { CLIENT_ERROR_CODES, isParleyError, ParleyError } from './ParleyError.js';
+export type { ClientErrorCode, ParleyErrorCode } from './ParleyError.js';
+export { microphoneError, microphoneErrorCode, microphoneSupportError } from './mediaErrors.js';
+export type { MicrophoneErrorCode } from './mediaErrors.js';
+export { SignalingConnection } from './SignalingConnection.js';
+export type { SignalingClose, SignalingConnectionOptions, Welcome } from './SignalingConnection.js';
+export { TypedEmitter } from './TypedEmitter.js';
+export type { ErrorCode, Grants, PeerInfo } from '../server/signaling/protocol.js';
+export { ERROR_CODES, PROTOCOL_VERSION } from '../server/signaling/protocol.js';

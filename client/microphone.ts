@@ -1,0 +1,34 @@
+// Opening the microphone for voice: mono, with the browser's voice processing on, and
+// every failure turned into a stable ParleyError (mediaErrors.ts).
+import { microphoneError, microphoneSupportError } from './mediaErrors.js';
+
+export interface OpenMicrophoneOptions {
+	/** A device from navigator.mediaDevices.enumerateDevices(); the default microphone otherwise. */
+	deviceId?: string;
+}
+
+export async function openMicrophone({ deviceId }: OpenMicrophoneOptions = {}): Promise<MediaStreamTrack> {
+	const unsupported = microphoneSupportError(globalThis);
+	if (unsupported) throw unsupported;
+	let stream: MediaStream;
+	try {
+		stream = await navigator.mediaDevices.getUserMedia({
+			audio: {
+				// Voice is mono; stereo would double the Opus bitrate for nothing.
+				channelCount: 1,
+				echoCancellation: true,
+				noiseSuppression: true,
+				autoGainControl: true,
+				// `exact` so a missing chosen device fails (E_MIC_NOT_FOUND) instead of silently
+				// opening another one.
+				...(deviceId === undefined ? {} : { deviceId: { exact: deviceId } }),
+			},
+		});
+	} catch (error) {
+		throw microphoneError(error);
+	}
+	const [track, ...extra] = stream.getAudioTracks();
+	for (const other of [...extra, ...stream.getVideoTracks()]) other.stop();
+	if (!track) throw microphoneError(new DOMException('getUserMedia returned no audio track', 'NotFoundError'));
+	return track;
+}

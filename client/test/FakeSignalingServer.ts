@@ -1,0 +1,177 @@
+// An in-process stand-in for the Parley signaling endpoint, for client unit tests: it hands
+// out fake WebSocket objects, answers requests through per-method handlers (defaults fit
+// mediasoup-client's FakeHandler), records every request and can push notifications and
+// close sockets with any code. No network, no timers beyond a microtask.
+import { testFakeParameters } from 'mediasoup-client';
+import {
+	PROTOCOL_VERSION,
+	type ErrorCode,
+	type Method,
+	type NotificationName,
+	type Notifications,
+	type RequestData,
+	type ResponseData,
+} from '../../server/signaling/protocol.js';
+
+type Welcome = Notifications['welcome'];
+
+export class FakeProtocolError extends Error {
+	constructor(
+		readonly code: ErrorCode,
+		message: string = code,
+	) {
+		super(message);
+	}
+}
+
+export type RequestHandler<M extends Method> = (data: RequestData<M>, socket: FakeWebSocket) => ResponseData[M] | Promise<ResponseData[M]> | 'never';
+
+export interface RecordedRequest {
+	socket: FakeWebSocket;
+	id: number;
+	method: Method;
+	data: unknown;
+}
+
+export class FakeWebSocket {
+	readyState = 0;
+	onmessage: ((event: { data: unknown }) => void) | null = null;
+	onclose: ((event: { code: number; reason: string }) => void) | null = null;
+	onopen: (() => void) | null = null;
+	onerror: (() => void) | null = null;
+	readonly sent: string[] = [];
+	closedWith: { code: number; reason: string } | null = null;
+
+	constructor(
+		readonly url: string,
+		readonly server: FakeSignalingServer,
+	) {}
+
+	get params(): URLSearchParams {
+		return new URL(this.url).searchParams;
+	}
+
+	send(text: string): void {
+		if (this.readyState !== 1) throw new Error('send() on a socket that is not open');
+		this.sent.push(text);
+		void this.server.handle(this, text);
+	}
+
+	/** Client-side close. */
+	close(code = 1000, reason = ''): void {
+		if (this.readyState >= 2) return;
+		this.closedWith = { code, reason };
+		this.readyState = 3;
+		queueMicrotask(() => this.onclose?.({ code, reason }));
+	}
+
+	/** Server -> client message. */
+	deliver(message: unknown): void {
+		if (this.readyState !== 1) return;
+		this.onmessage?.({ data: typeof message === 'string' ? message : JSON.stringify(message) });
+	}
+
+	/** Server-side close (or a network drop with 1006). */
+	drop(code: number, reason = ''): void {
+		if (this.readyState >= 2) return;
+		this.readyState = 3;
+		this.onclose?.({ code, reason });
+	}
+}
+
+export class FakeSignalingServer {
+	readonly sockets: FakeWebSocket[] = [];
+	readonly requests: RecordedRequest[] = [];
+	welcome: Welcome = {
+		protocolVersion: PROTOCOL_VERSION,
+		serverVersion: 'test',
+		userId: 'user-1',
+		displayName: 'Ada',
+		grants: { canPublish: true, canSubscribe: true, canRecord: false },
+		channels: ['*'],
+		limits: { maxMessageBytes: 65536, requestsPerSecond: 1000, requestBurst: 1000 },
+	};
+	/** When set, new sockets are closed with this code instead of welcomed. */
+	refuseWith: { code: number; reason: string } | null = null;
+	/** Peers the join response reports, per join call. */
+	peersInChannel: Notifications['peerJoined'][] = [];
+	/** Called after each answer is delivered (e.g. to push notifications right after it). */
+	afterResponse: ((request: RecordedRequest, socket: FakeWebSocket) => void) | null = null;
+	#handlers = new Map<Method, RequestHandler<Method>>();
+	#nextId = 1;
+
+	constructor() {
+		this.on('getRouterRtpCapabilities', () => ({ rtpCapabilities: testFakeParameters.generateRouterRtpCapabilities() }));
+		this.on('join', (data) => ({ peerId: `peer-${this.#nextId++}`, channel: data.channel, peers: [...this.peersInChannel] }));
+		this.on('createTransport', () => {
+			const { id, iceParameters, iceCandidates, dtlsParameters } = testFakeParameters.generateTransportRemoteParameters();
+			return { transportId: id, iceParameters, iceCandidates, dtlsParameters };
+		});
+		this.on('connectTransport', () => ({}));
+		this.on('produce', () => ({ producerId: `producer-${this.#nextId++}` }));
+		this.on('pauseProducer', () => ({}));
+		this.on('resumeProducer', () => ({}));
+		this.on('closeProducer', () => ({}));
+		this.on('resumeConsumer', () => ({}));
+		this.on('restartIce', () => ({ iceParameters: testFakeParameters.generateTransportRemoteParameters().iceParameters }));
+		this.on('getTransportStats', () => ({ stats: [{ type: 'webrtc-transport' }] }));
+		this.on('leave', () => ({}));
+	}
+
+	/** Replaces the handler of one method. Throw FakeProtocolError to answer ok:false; return 'never' to not answer. */
+	on<M extends Method>(method: M, handler: RequestHandler<M>): void {
+		this.#handlers.set(method, handler as unknown as RequestHandler<Method>);
+	}
+
+	createWebSocket = (url: string): WebSocket => {
+		const socket = new FakeWebSocket(url, this);
+		this.sockets.push(socket);
+		queueMicrotask(() => {
+			if (this.refuseWith) {
+				socket.drop(this.refuseWith.code, this.refuseWith.reason);
+				return;
+			}
+			socket.readyState = 1;
+			socket.onopen?.();
+			socket.deliver({ method: 'welcome', data: this.welcome });
+		});
+		return socket as unknown as WebSocket;
+	};
+
+	get socket(): FakeWebSocket {
+		const socket = this.sockets.at(-1);
+		if (!socket) throw new Error('no socket yet');
+		return socket;
+	}
+
+	/** Methods requested so far, in order (optionally only on one socket). */
+	methods(socket?: FakeWebSocket): Method[] {
+		return this.requests.filter((r) => socket === undefined || r.socket === socket).map((r) => r.method);
+	}
+
+	requestsOf<M extends Method>(method: M): RequestData<M>[] {
+		return this.requests.filter((r) => r.method === method).map((r) => r.data as RequestData<M>);
+	}
+
+	notify<N extends NotificationName>(method: N, data: Notifications[N], socket: FakeWebSocket = this.socket): void {
+		socket.deliver({ method, data });
+	}
+
+	async handle(socket: FakeWebSocket, text: string): Promise<void> {
+		const { id, method, data } = JSON.parse(text) as { id: number; method: Method; data: unknown };
+		const request: RecordedRequest = { socket, id, method, data };
+		this.requests.push(request);
+		await Promise.resolve();
+		const handler = this.#handlers.get(method);
+		try {
+			if (!handler) throw new FakeProtocolError('E_UNKNOWN_METHOD');
+			const result = await handler(data as RequestData<Method>, socket);
+			if (result === 'never') return;
+			socket.deliver({ id, ok: true, data: result });
+		} catch (error) {
+			if (!(error instanceof FakeProtocolError)) throw error;
+			socket.deliver({ id, ok: false, error: { code: error.code, message: error.message } });
+		}
+		this.afterResponse?.(request, socket);
+	}
+}

@@ -1,0 +1,111 @@
+// Runtime validation of the signaling protocol (protocol.ts): the zod schema of every
+// request's data. The server parses every request with these; the request data types in
+// protocol.ts are derived from them.
+import { z } from 'zod';
+import { CHANNEL_NAME_PATTERN, type Method } from './protocol.js';
+
+// ---- building blocks ------------------------------------------------------------------
+
+/** Channel names: short, URL-safe, no path tricks. */
+export const channelNameSchema = z
+	.string()
+	.regex(CHANNEL_NAME_PATTERN, 'channel names are 1-64 characters of A-Z a-z 0-9 . _ : - (not starting with punctuation)');
+
+const objectId = z.string().min(1).max(64);
+const shortText = z.string().max(256);
+// Values are checked by mediasoup; their size is bounded by the message size limit.
+const codecParameters = z.record(z.string().max(64), z.unknown()).optional();
+const rtcpFeedback = z.array(z.looseObject({ type: z.string().max(32), parameter: z.string().max(32).optional() })).max(16).optional();
+
+const rtpCodecCapability = z.looseObject({
+	kind: z.enum(['audio', 'video']),
+	mimeType: z.string().max(64),
+	preferredPayloadType: z.number().int().min(0).max(127).optional(),
+	clockRate: z.number().int().positive(),
+	channels: z.number().int().min(1).max(8).optional(),
+	parameters: codecParameters,
+	rtcpFeedback,
+});
+
+const headerExtensionCapability = z.looseObject({
+	kind: z.enum(['audio', 'video']),
+	uri: z.string().max(256),
+	preferredId: z.number().int().min(1).max(255),
+	preferredEncrypt: z.boolean().optional(),
+	direction: z.string().max(16).optional(),
+});
+
+export const rtpCapabilitiesSchema = z.looseObject({
+	codecs: z.array(rtpCodecCapability).max(64).optional(),
+	headerExtensions: z.array(headerExtensionCapability).max(64).optional(),
+});
+
+export const dtlsParametersSchema = z.looseObject({
+	role: z.enum(['auto', 'client', 'server']).optional(),
+	fingerprints: z
+		.array(z.strictObject({ algorithm: z.enum(['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512']), value: z.string().max(256) }))
+		.min(1)
+		.max(8),
+});
+
+export const rtpParametersSchema = z.looseObject({
+	mid: z.string().max(32).optional(),
+	codecs: z
+		.array(
+			z.looseObject({
+				mimeType: z.string().max(64),
+				payloadType: z.number().int().min(0).max(127),
+				clockRate: z.number().int().positive(),
+				channels: z.number().int().min(1).max(8).optional(),
+				parameters: codecParameters,
+				rtcpFeedback,
+			}),
+		)
+		.min(1)
+		.max(8),
+	headerExtensions: z
+		.array(z.looseObject({ uri: z.string().max(256), id: z.number().int().min(1).max(255), encrypt: z.boolean().optional() }))
+		.max(16)
+		.optional(),
+	encodings: z.array(z.looseObject({ ssrc: z.number().int().min(0).max(0xffffffff).optional(), dtx: z.boolean().optional() })).max(4).optional(),
+	rtcp: z.looseObject({ cname: z.string().max(128).optional(), reducedSize: z.boolean().optional() }).optional(),
+});
+
+// ---- requests ----
+
+const empty = z.strictObject({});
+const transportRef = z.strictObject({ transportId: objectId });
+const producerRef = z.strictObject({ producerId: objectId });
+
+/** Request data schemas, by method. The server rejects anything else with E_BAD_REQUEST. */
+export const requestSchemas = {
+	/** Router capabilities (the same for every channel): load the mediasoup-client Device. */
+	getRouterRtpCapabilities: empty,
+	/** Enter a channel (allowed by the token). `rtpCapabilities` are the Device's. */
+	join: z.strictObject({ channel: channelNameSchema, rtpCapabilities: rtpCapabilitiesSchema }),
+	/** A WebRTC transport: `send` to publish (needs canPublish), `recv` to listen (canSubscribe). */
+	createTransport: z.strictObject({ direction: z.enum(['send', 'recv']) }),
+	connectTransport: z.strictObject({ transportId: objectId, dtlsParameters: dtlsParametersSchema }),
+	/** Publish audio on a send transport (Opus only). */
+	produce: z.strictObject({ transportId: objectId, kind: z.string().max(16), rtpParameters: rtpParametersSchema, paused: z.boolean().optional() }),
+	/** Mute: the server stops forwarding and tells listeners (consumerPaused). */
+	pauseProducer: producerRef,
+	resumeProducer: producerRef,
+	closeProducer: producerRef,
+	/** Consumers start paused; resume once the client-side consumer exists. */
+	resumeConsumer: z.strictObject({ consumerId: objectId }),
+	restartIce: transportRef,
+	getTransportStats: transportRef,
+	leave: empty,
+} as const;
+
+export const requestEnvelopeSchema = z.strictObject({
+	id: z.number().int().min(0).max(2 ** 31 - 1),
+	method: z.string().min(1).max(64),
+	data: z.unknown().optional(),
+});
+
+export function isMethod(name: string): name is Method {
+	return Object.hasOwn(requestSchemas, name);
+}
+
