@@ -15,7 +15,7 @@ import {
 	type ResponseMessage,
 } from '../server/signaling/protocol.js';
 import { ParleyError, type ParleyErrorCode } from './ParleyError.js';
-import { TokenBucket } from './TokenBucket.js';
+import { TokenBucket } from '../server/signaling/TokenBucket.js';
 import { TypedEmitter } from './TypedEmitter.js';
 
 export type Welcome = Notifications['welcome'];
@@ -183,7 +183,7 @@ export class SignalingConnection extends TypedEmitter<SignalingEvents> {
 				sendTimer: undefined,
 			};
 			this.#pending.set(id, pending);
-			const waitMs = this.#bucket?.take() ?? 0;
+			const waitMs = this.#bucket?.reserve() ?? 0;
 			if (waitMs === 0) this.#send(text);
 			else {
 				pending.sendTimer = setTimeout(() => {

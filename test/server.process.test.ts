@@ -2,6 +2,7 @@
 // configuration errors, the uWebSockets.js native check, health, and SIGTERM shutdown.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { processAlive } from './helpers/process.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testEnv } from './helpers/config.js';
 
@@ -41,14 +42,6 @@ async function logLine(s: Started, msg: string, timeoutMs = 15_000): Promise<Rec
 	}
 }
 
-function alive(pid: number): boolean {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch {
-		return false;
-	}
-}
 
 describe('parley server process', () => {
 	const children: ChildProcess[] = [];
@@ -94,7 +87,7 @@ describe('parley server process', () => {
 		s.child.kill('SIGTERM');
 		expect(await s.exited).toBe(0);
 		expect(Date.now() - t0).toBeLessThan(5000);
-		expect(pids.filter(alive)).toEqual([]);
+		expect(pids.filter(processAlive)).toEqual([]);
 		// Parley closed the workers itself, after draining (not mediasoup on the signal).
 		expect((await logLine(s, 'mediasoup workers closed')).pids).toEqual(pids);
 		const done = await logLine(s, 'shutdown complete');

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
+import { processAlive } from '../../test/helpers/process.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
@@ -7,14 +8,6 @@ import { ROUTER_MEDIA_CODECS } from './mediaCodecs.js';
 import { WorkerPool, type WorkerDiedEvent, type WorkerReplacedEvent } from './WorkerPool.js';
 import { workerPoolOptions } from './workerSettings.js';
 
-function alive(pid: number): boolean {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch {
-		return false;
-	}
-}
 
 /** mediasoup-worker processes whose parent is this test process. */
 function childWorkerPids(): number[] {
@@ -74,7 +67,7 @@ describe('WorkerPool', () => {
 		expect(replacedEvent.index).toBe(index);
 		expect(replacedEvent.previousPid).toBe(victim);
 		expect(replacedEvent.pid).not.toBe(victim);
-		expect(alive(replacedEvent.pid)).toBe(true);
+		expect(processAlive(replacedEvent.pid)).toBe(true);
 		expect(pool.healthy).toBe(true);
 		// The replacement serves on the same port and takes routers again.
 		expect(pool.info()[index]!.pid).toBe(replacedEvent.pid);
@@ -86,7 +79,7 @@ describe('WorkerPool', () => {
 		const pids = pool.info().map((w) => w.pid!);
 		expect(childWorkerPids().sort()).toEqual([...pids].sort());
 		await pool.close();
-		expect(pids.filter(alive)).toEqual([]);
+		expect(pids.filter(processAlive)).toEqual([]);
 		expect(childWorkerPids()).toEqual([]);
 		expect(pool.healthy).toBe(false);
 		await expect(pool.createRouter({ mediaCodecs: ROUTER_MEDIA_CODECS })).rejects.toThrow(/closed/);

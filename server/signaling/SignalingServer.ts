@@ -122,7 +122,7 @@ export class SignalingServer {
 		const session = new SignalingSession(
 			ws,
 			claims,
-			new TokenBucket(s.requestsPerSecond, s.requestBurst),
+			new TokenBucket({ ratePerSecond: s.requestsPerSecond, burst: s.requestBurst }),
 			{ maxMessageBytes: s.maxMessageBytes, maxBufferedBytes: s.maxBufferedBytes, requestTimeoutMs: s.requestTimeoutMs },
 			(sess, method, body) => this.#dispatch(sess, method, body),
 			log,

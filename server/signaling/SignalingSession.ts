@@ -81,7 +81,7 @@ export class SignalingSession implements PeerLink {
 	/** Handles one incoming frame. `text` is already a copy (uWS buffers die after the callback). */
 	onMessage(text: string | undefined, byteLength: number): void {
 		// Every frame costs a token, valid or not: junk floods are limited like requests.
-		const allowed = this.#bucket.take();
+		const allowed = this.#bucket.tryTake();
 		if (text === undefined) {
 			this.#reply(null, new RequestError(allowed ? 'E_BAD_REQUEST' : 'E_RATE_LIMIT', allowed ? 'Binary frames are not accepted; send JSON text.' : undefined));
 			return;

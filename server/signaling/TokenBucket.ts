@@ -1,23 +1,52 @@
-// Token bucket: `burst` requests at once, refilled at `ratePerSecond`. One per connection.
+// Token bucket: `burst` requests at once, refilled at `ratePerSecond`. Shared by the server
+// (one per connection: refuse what is over the limit) and the browser client (pace its own
+// requests under the limit the server announces, rather than fail and retry them).
+
+export interface TokenBucketOptions {
+	ratePerSecond: number;
+	burst: number;
+	/** Monotonic clock in ms; injected by tests. */
+	nowMs?: () => number;
+}
+
 export class TokenBucket {
 	readonly #ratePerMs: number;
-	readonly #capacity: number;
+	readonly #burst: number;
+	readonly #nowMs: () => number;
 	#tokens: number;
-	#updatedAt: number;
+	#updatedAtMs: number;
 
-	constructor(ratePerSecond: number, burst: number, now: number = performance.now()) {
+	constructor({ ratePerSecond, burst, nowMs = () => performance.now() }: TokenBucketOptions) {
+		if (!(ratePerSecond > 0) || !Number.isFinite(ratePerSecond)) throw new TypeError('ratePerSecond must be a finite number > 0');
+		if (!(burst >= 1) || !Number.isFinite(burst)) throw new TypeError('burst must be a finite number >= 1');
 		this.#ratePerMs = ratePerSecond / 1000;
-		this.#capacity = burst;
+		this.#burst = burst;
+		this.#nowMs = nowMs;
 		this.#tokens = burst;
-		this.#updatedAt = now;
+		this.#updatedAtMs = nowMs();
 	}
 
-	/** Takes one token; false when the bucket is empty (the request must be refused). */
-	take(now: number = performance.now()): boolean {
-		this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#updatedAt) * this.#ratePerMs);
-		this.#updatedAt = now;
+	#refill(): void {
+		const now = this.#nowMs();
+		this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#updatedAtMs) * this.#ratePerMs);
+		this.#updatedAtMs = now;
+	}
+
+	/** Takes a token if one is there; false means the request is over the limit. */
+	tryTake(): boolean {
+		this.#refill();
 		if (this.#tokens < 1) return false;
 		this.#tokens -= 1;
 		return true;
+	}
+
+	/**
+	 * Takes one token and returns how long to wait before using it (0: now). Tokens taken
+	 * ahead of time leave the bucket in debt, so callers are served in call order.
+	 */
+	reserve(): number {
+		this.#refill();
+		this.#tokens -= 1;
+		return this.#tokens >= 0 ? 0 : Math.ceil(-this.#tokens / this.#ratePerMs);
 	}
 }

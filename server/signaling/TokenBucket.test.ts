@@ -5,20 +5,28 @@ describe('TokenBucket', () => {
 	it('lets a burst through, then paces in call order', () => {
 		let now = 0;
 		const bucket = new TokenBucket({ ratePerSecond: 10, burst: 3, nowMs: () => now });
-		expect([bucket.take(), bucket.take(), bucket.take()]).toEqual([0, 0, 0]);
-		expect(bucket.take()).toBe(100);
-		expect(bucket.take()).toBe(200);
+		expect([bucket.reserve(), bucket.reserve(), bucket.reserve()]).toEqual([0, 0, 0]);
+		expect(bucket.reserve()).toBe(100);
+		expect(bucket.reserve()).toBe(200);
 		now = 200;
-		expect(bucket.take()).toBe(100);
+		expect(bucket.reserve()).toBe(100);
 	});
 
 	it('refills over time, up to the burst', () => {
 		let now = 0;
 		const bucket = new TokenBucket({ ratePerSecond: 10, burst: 2, nowMs: () => now });
-		bucket.take();
-		bucket.take();
+		bucket.reserve();
+		bucket.reserve();
 		now = 10_000;
-		expect([bucket.take(), bucket.take(), bucket.take()]).toEqual([0, 0, 100]);
+		expect([bucket.reserve(), bucket.reserve(), bucket.reserve()]).toEqual([0, 0, 100]);
+	});
+
+	it('refuses without going into debt when used as a limit', () => {
+		let now = 0;
+		const bucket = new TokenBucket({ ratePerSecond: 10, burst: 2, nowMs: () => now });
+		expect([bucket.tryTake(), bucket.tryTake(), bucket.tryTake(), bucket.tryTake()]).toEqual([true, true, false, false]);
+		now = 100;
+		expect([bucket.tryTake(), bucket.tryTake()]).toEqual([true, false]);
 	});
 
 	it('rejects bad options with TypeError', () => {
