@@ -169,6 +169,24 @@ describe('signaling protocol', () => {
 		expect((await client.request('getRouterRtpCapabilities', {})).ok).toBe(true);
 	});
 
+	it('disconnects a client that does not read, bounding what the server buffers for it', async () => {
+		await server.shutdown('restart');
+		await startServer({ PARLEY_SIGNALING_MAX_BUFFERED_BYTES: '65536', PARLEY_SIGNALING_REQUESTS_PER_SECOND: '10000', PARLEY_SIGNALING_REQUEST_BURST: '100000' });
+		const { client: bystander } = await connect();
+		const { client: slow } = await connect();
+		expect(server.signaling.sessionCount).toBe(2);
+		// Stop reading (the kernel buffers fill, then uWS's), keep asking for large replies.
+		(slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+		const request = JSON.stringify({ id: 1, method: 'getRouterRtpCapabilities', data: {} });
+		for (let i = 0; i < 20_000 && server.signaling.sessionCount === 2; i++) {
+			slow.ws.send(request);
+			if (i % 500 === 0) await new Promise((r) => setTimeout(r, 5));
+		}
+		await bystander.until(() => server.signaling.sessionCount === 1, 5000, 'slow client closed');
+		expect(server.signaling.sessionCount).toBe(1);
+		expect((await bystander.request('getRouterRtpCapabilities', {})).ok).toBe(true);
+	});
+
 	it('enforces channel permissions and join order', async () => {
 		const { client } = await connect();
 		expect(errorCode(await client.request('createTransport', { direction: 'recv' }))).toBe('E_NOT_JOINED');
