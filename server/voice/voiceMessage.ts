@@ -1,0 +1,64 @@
+// What a voice message is: the record every part of server/voice reads and writes.
+import { z } from 'zod';
+import { CHANNEL_NAME_PATTERN } from '../signaling/protocol.js';
+
+export type VoiceMessageStatus = 'recording' | 'uploading' | 'processing' | 'ready' | 'failed';
+
+/** Who a voice message is for: everyone allowed in a channel, or one user. */
+export type Destination = { kind: 'channel'; channel: string } | { kind: 'user'; userId: string };
+
+/** User ids appear in storage paths: a strict alphabet, so no id can traverse. */
+export const USER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+/** Voice message ids are UUIDs we generate. */
+export const VOICE_MESSAGE_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export const destinationSchema = z.discriminatedUnion('kind', [
+	z.strictObject({ kind: z.literal('channel'), channel: z.string().regex(CHANNEL_NAME_PATTERN) }),
+	z.strictObject({ kind: z.literal('user'), userId: z.string().regex(USER_ID_PATTERN) }),
+]);
+
+/** `channel:<name>` or `user:<id>` (the compact form used in tus Upload-Metadata). */
+export function parseDestination(text: string): Destination | undefined {
+	const m = /^(channel|user):(.+)$/.exec(text);
+	if (!m) return undefined;
+	const parsed = destinationSchema.safeParse(m[1] === 'channel' ? { kind: 'channel', channel: m[2] } : { kind: 'user', userId: m[2] });
+	return parsed.success ? parsed.data : undefined;
+}
+
+export function formatDestination(d: Destination): string {
+	return d.kind === 'channel' ? `channel:${d.channel}` : `user:${d.userId}`;
+}
+
+/** Counts kept for a recording from a live producer: what reached the server, what was written. */
+export interface RecordingCounts {
+	packetsReceived: number;
+	packetsWritten: number;
+	/** Sequence-number gaps (packets lost before the server) and the packets they miss. */
+	gaps: number;
+	packetsMissing: number;
+}
+
+export interface VoiceMessage {
+	id: string;
+	ownerId: string;
+	destination: Destination;
+	source: 'recording' | 'upload';
+	status: VoiceMessageStatus;
+	/** Why it failed, for people (status failed). */
+	failureReason?: string;
+	durationMs?: number;
+	sizeBytes?: number;
+	sha256?: string;
+	/** e.g. { codec: 'opus', sampleRate: 48000, channels: 1, bitrateBps: 24000 } */
+	codec?: { codec: string; sampleRate: number; channels: number; bitrateBps?: number };
+	/** 100 values 0-31 (Telegram's convention), from the decoded audio. */
+	waveform?: number[];
+	/** Upload: the client's file name and type, and the detected input format. */
+	originalName?: string;
+	originalType?: string;
+	detectedFormat?: string;
+	recording?: RecordingCounts;
+	/** Milliseconds since the epoch. */
+	createdAt: number;
+	updatedAt: number;
+}
