@@ -1,4 +1,5 @@
 // Test audio: a sine tone as 20 ms Opus frames, and the dominant frequency of decoded PCM.
+import { execFileSync } from 'node:child_process';
 import { Decoder, Encoder } from '@evan/opus';
 
 export const SAMPLE_RATE = 48_000;
@@ -68,4 +69,19 @@ export function rms(samples: Float32Array): number {
 	let sum = 0;
 	for (const x of samples) sum += x * x;
 	return Math.sqrt(sum / Math.max(1, samples.length));
+}
+
+/** Decodes any audio file with ffmpeg to mono float samples at 48 kHz. */
+export function decodeFileToMono(path: string): Float32Array {
+	const pcm = execFileSync('ffmpeg', ['-nostdin', '-hide_banner', '-loglevel', 'error', '-i', path, '-f', 's16le', '-ac', '1', '-ar', String(SAMPLE_RATE), '-'], {
+		maxBuffer: 256 * 1024 * 1024,
+	});
+	const ints = new Int16Array(pcm.buffer, pcm.byteOffset, pcm.byteLength / 2);
+	return Float32Array.from(ints, (v) => v / 32768);
+}
+
+/** Duration in ms as ffprobe reports it for the file's container. */
+export function probeDurationMs(path: string): number {
+	const out = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', path], { encoding: 'utf8' });
+	return Math.round(Number(out.trim()) * 1000);
 }
