@@ -191,6 +191,47 @@ export const configSchema = z.strictObject({
 		})
 		.prefault({}),
 
+	voice: z
+		.strictObject({
+			databasePath: option(z.string().min(1).default('./data/parley.db'), {
+				description: 'SQLite file holding voice-message metadata (one node). Relative paths are resolved from the working directory.',
+			}),
+			maxDurationMs: option(z.number().int().min(1000).max(3_600_000).default(300_000), {
+				description:
+					'Longest voice message: a recording stops itself here (and says so); an upload whose audio is longer is refused before transcoding.',
+				unit: 'ms',
+			}),
+			maxConcurrentRecordings: option(z.number().int().min(0).max(10_000).default(100), {
+				description: 'Recordings running at once on this node; one more gets E_TOO_MANY_RECORDINGS.',
+				unit: 'recordings',
+			}),
+			maxUploadBytes: option(z.number().int().min(1024).max(1_073_741_824).default(20 * 1_048_576), {
+				description: 'Largest uploaded voice file (tus Upload-Length); larger ones get 413.',
+				unit: 'bytes',
+			}),
+			uploadExpiryMs: option(z.number().int().min(60_000).max(30 * 86_400_000).default(86_400_000), {
+				description: 'An unfinished upload expires this long after it was created; expired partial uploads are deleted.',
+				unit: 'ms',
+			}),
+			transcodeConcurrency: option(z.number().int().min(1).max(64).default(1), {
+				description: 'ffmpeg processes transcoding uploads at once (each takes a core while it runs).',
+				unit: 'processes',
+			}),
+			transcodeQueue: option(z.number().int().min(0).max(10_000).default(50), {
+				description: 'Uploads waiting for a transcoder; beyond this an upload fails at once as busy.',
+				unit: 'uploads',
+			}),
+			transcodeTimeoutMs: option(z.number().int().min(1000).max(3_600_000).default(60_000), {
+				description: 'An ffmpeg run taking longer is killed and the upload fails.',
+				unit: 'ms',
+			}),
+			opusBitrateBps: option(z.number().int().min(6000).max(128_000).default(24_000), {
+				description: 'Bitrate of Opus encoded from uploads (mono, voice-tuned).',
+				unit: 'bits/s',
+			}),
+		})
+		.prefault({}),
+
 	cluster: z
 		.strictObject({
 			redisUrl: option(z.string().default(''), {

@@ -18,6 +18,9 @@ import { signingKey } from './signaling/accessToken.js';
 import { registerDevTokenRoute } from './signaling/devTokenRoute.js';
 import { SignalingServer } from './signaling/SignalingServer.js';
 import { registerStaticFiles } from './http/staticFiles.js';
+import { LocalVoiceStorage } from './voice/VoiceStorage.js';
+import { SqliteVoiceMessageStore, type VoiceMessageStore } from './voice/VoiceMessageStore.js';
+import { VoiceMessageService } from './voice/VoiceMessageService.js';
 
 /** The built demo app (scripts/setup runs `npm run build:client`). */
 const DEMO_APP_DIR = new URL('../client/dist/', import.meta.url).pathname;
@@ -42,6 +45,8 @@ export class ParleyServer {
 	readonly storageDir: string;
 	readonly channels: ChannelRegistry;
 	readonly signaling: SignalingServer;
+	readonly voiceStore: VoiceMessageStore;
+	readonly voice: VoiceMessageService;
 	readonly #shutdownTasks = new Map<string, ShutdownTask>();
 	#accepting = true;
 	#shutdown: Promise<ShutdownResult> | undefined;
@@ -59,6 +64,16 @@ export class ParleyServer {
 			{ ...config.channels, enableRtx: config.media.opusNack, mediaCodecs },
 			log.child({ component: 'channels' }),
 		);
+		this.voiceStore = new SqliteVoiceMessageStore(config.voice.databasePath);
+		this.voice = new VoiceMessageService({
+			store: this.voiceStore,
+			storage: new LocalVoiceStorage(this.storageDir),
+			tools: undefined,
+			notify: (info, reason) => this.signaling.deliverVoiceMessage(info, reason),
+			maxDurationMs: config.voice.maxDurationMs,
+			maxConcurrentRecordings: config.voice.maxConcurrentRecordings,
+			log: log.child({ component: 'voice' }),
+		});
 		const key = signingKey(config.auth.jwtSecret);
 		if (!config.auth.jwtSecret) log.warn('auth.jwtSecret is empty: tokens are signed with a random per-process key');
 		this.signaling = new SignalingServer(
@@ -69,6 +84,7 @@ export class ParleyServer {
 				registry: this.channels,
 				pool: workers,
 				routerRtpCapabilities: mediasoup.ortc.generateRouterRtpCapabilities(mediaCodecs),
+				voice: this.voice,
 				isAccepting: () => this.#accepting,
 			},
 			log.child({ component: 'signaling' }),
@@ -78,7 +94,10 @@ export class ParleyServer {
 			{ mode: config.auth.devTokens, ttlS: config.auth.devTokenTtlS, signingKey: key, maxBodyBytes: config.http.maxBodyBytes },
 			log.child({ component: 'auth' }),
 		);
-		this.onShutdown('signaling', async () => {
+		// In order: recordings are finalized while their producers still exist, then clients
+		// are told to go, then channels (routers) close.
+		this.onShutdown('voice and signaling', async () => {
+			await this.voice.stopAll('server shutting down');
 			this.signaling.closeAll(RECONNECT_AFTER_SHUTDOWN_MS);
 			this.channels.closeAll('server shutting down');
 		});
@@ -96,6 +115,7 @@ export class ParleyServer {
 			checkTimeoutMs: config.readiness.checkTimeoutMs,
 			isAccepting: () => server.#accepting,
 		});
+		await server.voice.recoverUnfinished();
 		try {
 			await checkStorageWritable(server.storageDir);
 		} catch (err) {
@@ -107,6 +127,7 @@ export class ParleyServer {
 		} catch (err) {
 			await workers.close();
 			redis?.disconnect();
+			server.voiceStore.close();
 			throw err;
 		}
 		log.info(
@@ -186,6 +207,7 @@ export class ParleyServer {
 		this.http.close();
 		await this.workers.close();
 		if (this.redis) await closeRedis(this.redis);
+		this.voiceStore.close();
 		const durationMs = Math.round(performance.now() - started);
 		this.log.info({ durationMs, clean: !timedOut }, 'shutdown complete');
 		return { clean: !timedOut, durationMs };

@@ -8,9 +8,10 @@ import type { ParleyConfig } from '../../config/schema.js';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
 import type { HttpServer } from '../http/HttpServer.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
+import type { VoiceMessageService } from '../voice/VoiceMessageService.js';
 import type { Logger } from '../telemetry/logger.js';
 import { AccessTokenError, verifyAccessToken, type AccessClaims } from './accessToken.js';
-import { CLOSE_CODES, ERROR_CODES, PROTOCOL_VERSION, type ErrorCode, type Method, type ProtocolError } from './protocol.js';
+import { CLOSE_CODES, ERROR_CODES, PROTOCOL_VERSION, type ErrorCode, type Method, type ProtocolError, type VoiceMessageInfo } from './protocol.js';
 import { requestHandlers, type HandlerContext } from './requestHandlers.js';
 import { SignalingSession, type SessionEvents, type SocketData } from './SignalingSession.js';
 import { TokenBucket } from './TokenBucket.js';
@@ -23,6 +24,7 @@ export interface SignalingServerOptions {
 	registry: ChannelRegistry;
 	pool: WorkerPool;
 	routerRtpCapabilities: ms.RtpCapabilities;
+	voice: VoiceMessageService;
 	isAccepting: () => boolean;
 	events?: SessionEvents;
 }
@@ -37,7 +39,13 @@ export class SignalingServer {
 	constructor(http: HttpServer, options: SignalingServerOptions, log: Logger) {
 		this.#options = options;
 		this.#log = log;
-		this.#context = { registry: options.registry, pool: options.pool, routerRtpCapabilities: options.routerRtpCapabilities };
+		this.#context = {
+			registry: options.registry,
+			pool: options.pool,
+			routerRtpCapabilities: options.routerRtpCapabilities,
+			voice: options.voice,
+			voiceMaxDurationMs: options.config.voice.maxDurationMs,
+		};
 		const s = options.config.signaling;
 		http.app.ws<SocketData>('/ws', {
 			// Frames up to 4x the message limit get an E_MESSAGE_TOO_LARGE reply; larger ones
@@ -166,6 +174,20 @@ export class SignalingServer {
 		for (const session of this.#sessions) {
 			session.notify('serverShuttingDown', { reconnectAfterMs });
 			session.disconnect(CLOSE_CODES.SHUTTING_DOWN, 'E_SHUTTING_DOWN: the server is shutting down');
+		}
+	}
+
+	/** Tells the connected recipients of a voice message about its new status: the sender,
+	 * the addressed user, and the peers in the addressed channel. */
+	deliverVoiceMessage(message: VoiceMessageInfo, reason?: string): void {
+		const d = message.destination;
+		for (const session of this.#sessions) {
+			const userId = session.claims.userId;
+			const recipient =
+				userId === message.ownerId ||
+				(d.kind === 'user' && userId === d.userId) ||
+				(d.kind === 'channel' && session.joinedPeer !== undefined && session.channel?.name === d.channel);
+			if (recipient) session.notify('voiceMessage', { message, ...(reason && { reason }) });
 		}
 	}
 

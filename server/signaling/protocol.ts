@@ -35,6 +35,7 @@ export const ERROR_CODES = {
 	E_TOO_MANY_CHANNELS: 'This server has reached its channel limit.',
 	E_TOO_MANY_TRANSPORTS: 'Transport limit per peer reached.',
 	E_TOO_MANY_PRODUCERS: 'Producer limit per peer reached.',
+	E_TOO_MANY_RECORDINGS: 'This server is recording as many voice messages as it can.',
 	E_SHUTTING_DOWN: 'The server is shutting down.',
 	E_REPLACED: 'The same user joined this channel from another connection.',
 	E_INTERNAL: 'Internal server error.',
@@ -65,6 +66,8 @@ export const CLOSE_CODES = {
 
 /** Channel names: short, URL-safe, no path tricks. */
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+/** User ids (token subjects that may receive voice messages; they name storage folders). */
+export const USER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 
 export type Method = keyof typeof requestSchemas;
 export type RequestData<M extends Method> = z.input<(typeof requestSchemas)[M]>;
@@ -96,6 +99,28 @@ export interface ResponseData {
 	restartIce: { iceParameters: mc.IceParameters };
 	getTransportStats: { stats: unknown[] };
 	leave: Record<string, never>;
+	startRecording: { voiceMessageId: string; maxDurationMs: number };
+	stopRecording: { voiceMessage: VoiceMessageInfo };
+}
+
+/** Where a voice message goes: everyone allowed in a channel, or one user. */
+export type VoiceMessageDestination = { kind: 'channel'; channel: string } | { kind: 'user'; userId: string };
+
+/** A voice message as clients see it (notifications and the HTTP API). */
+export interface VoiceMessageInfo {
+	id: string;
+	ownerId: string;
+	destination: VoiceMessageDestination;
+	source: 'recording' | 'upload';
+	status: 'recording' | 'uploading' | 'processing' | 'ready' | 'failed';
+	failureReason?: string;
+	durationMs?: number;
+	sizeBytes?: number;
+	/** 100 values 0-31 from the decoded audio. */
+	waveform?: number[];
+	/** Relative URL of the Ogg Opus file (status ready). */
+	audioUrl?: string;
+	createdAt: number;
 }
 
 // ---- notifications --------------------------------------------------------------------
@@ -146,6 +171,8 @@ export interface Notifications {
 	channelClosing: { reason: string };
 	/** The server is shutting down: reconnect, preferably after `reconnectAfterMs`. */
 	serverShuttingDown: { reconnectAfterMs: number };
+	/** A voice message you sent or may hear changed status (recording, processing, ready, failed). */
+	voiceMessage: { message: VoiceMessageInfo; reason?: string };
 }
 
 export type NotificationName = keyof Notifications;

@@ -2,7 +2,7 @@
 // request's data. The server parses every request with these; the request data types in
 // protocol.ts are derived from them.
 import { z } from 'zod';
-import { CHANNEL_NAME_PATTERN, type Method } from './protocol.js';
+import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN, type Method } from './protocol.js';
 
 // ---- building blocks ------------------------------------------------------------------
 
@@ -71,6 +71,11 @@ export const rtpParametersSchema = z.looseObject({
 	rtcp: z.looseObject({ cname: z.string().max(128).optional(), reducedSize: z.boolean().optional() }).optional(),
 });
 
+export const destinationSchema = z.discriminatedUnion('kind', [
+	z.strictObject({ kind: z.literal('channel'), channel: channelNameSchema }),
+	z.strictObject({ kind: z.literal('user'), userId: z.string().regex(USER_ID_PATTERN, 'user ids are 1-128 characters of A-Z a-z 0-9 . _ @ -') }),
+]);
+
 // ---- requests ----
 
 const empty = z.strictObject({});
@@ -97,6 +102,13 @@ export const requestSchemas = {
 	restartIce: transportRef,
 	getTransportStats: transportRef,
 	leave: empty,
+	/** Record one's own producer into a voice message (needs canRecord). */
+	startRecording: z.strictObject({
+		producerId: objectId,
+		destination: destinationSchema,
+	}),
+	/** Stops and finalizes; answers once the file is complete. */
+	stopRecording: z.strictObject({ voiceMessageId: z.uuid() }),
 } as const;
 
 export const requestEnvelopeSchema = z.strictObject({

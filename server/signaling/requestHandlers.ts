@@ -7,6 +7,7 @@ import { ownConsumer, ownProducer, ownTransport } from '../channels/Channel.js';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
 import { Peer } from '../channels/Peer.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
+import { VoiceMessageService } from '../voice/VoiceMessageService.js';
 import { channelAllowed } from './accessToken.js';
 import { CLOSE_CODES, type Method, type ResponseData, type TransportInfo } from './protocol.js';
 import type { requestSchemas } from './protocolSchemas.js';
@@ -17,6 +18,8 @@ export interface HandlerContext {
 	registry: ChannelRegistry;
 	pool: WorkerPool;
 	routerRtpCapabilities: ms.RtpCapabilities;
+	voice: VoiceMessageService;
+	voiceMaxDurationMs: number;
 }
 
 type Handler<M extends Method> = (session: SignalingSession, data: z.output<(typeof requestSchemas)[M]>, ctx: HandlerContext) => Promise<ResponseData[M]>;
@@ -123,5 +126,22 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		session.channel = undefined;
 		session.log.info({ channel: channel.name, peerId: peer.id }, 'peer left');
 		return {};
+	},
+
+	async startRecording(session, data, ctx) {
+		const { peer, channel } = joined(session);
+		requireGrant(session, 'canRecord');
+		const producer = ownProducer(peer, data.producerId);
+		if (data.destination.kind === 'channel' && !channelAllowed(session.claims.channels, data.destination.channel)) {
+			throw new RequestError('E_FORBIDDEN', `The access token does not allow channel "${data.destination.channel}".`);
+		}
+		const message = await ctx.voice.startRecording(session.claims.userId, data.destination, channel.router, producer);
+		return { voiceMessageId: message.id, maxDurationMs: ctx.voiceMaxDurationMs };
+	},
+
+	async stopRecording(session, data, ctx) {
+		requireGrant(session, 'canRecord');
+		const message = await ctx.voice.stopRecording(session.claims.userId, data.voiceMessageId);
+		return { voiceMessage: VoiceMessageService.info(message) };
 	},
 };

@@ -1,21 +1,17 @@
 // What a voice message is: the record every part of server/voice reads and writes.
-import { z } from 'zod';
-import { CHANNEL_NAME_PATTERN } from '../signaling/protocol.js';
+import { USER_ID_PATTERN, type VoiceMessageDestination } from '../signaling/protocol.js';
+import { destinationSchema } from '../signaling/protocolSchemas.js';
+
+export { USER_ID_PATTERN };
 
 export type VoiceMessageStatus = 'recording' | 'uploading' | 'processing' | 'ready' | 'failed';
 
 /** Who a voice message is for: everyone allowed in a channel, or one user. */
-export type Destination = { kind: 'channel'; channel: string } | { kind: 'user'; userId: string };
+export type Destination = VoiceMessageDestination;
 
-/** User ids appear in storage paths: a strict alphabet, so no id can traverse. */
-export const USER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 /** Voice message ids are UUIDs we generate. */
 export const VOICE_MESSAGE_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export const destinationSchema = z.discriminatedUnion('kind', [
-	z.strictObject({ kind: z.literal('channel'), channel: z.string().regex(CHANNEL_NAME_PATTERN) }),
-	z.strictObject({ kind: z.literal('user'), userId: z.string().regex(USER_ID_PATTERN) }),
-]);
 
 /** `channel:<name>` or `user:<id>` (the compact form used in tus Upload-Metadata). */
 export function parseDestination(text: string): Destination | undefined {
@@ -36,6 +32,9 @@ export interface RecordingCounts {
 	/** Sequence-number gaps (packets lost before the server) and the packets they miss. */
 	gaps: number;
 	packetsMissing: number;
+	/** Dropped: retransmitted copies, and packets that arrived after their place was written. */
+	duplicates: number;
+	late: number;
 }
 
 export interface VoiceMessage {

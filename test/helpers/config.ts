@@ -8,6 +8,7 @@ import { freePortRange } from './ports.js';
 
 export async function testEnv(overrides: Record<string, string> = {}): Promise<Record<string, string>> {
 	const workers = Number(overrides.PARLEY_MEDIA_WORKERS ?? '1');
+	const dataDir = mkdtempSync(path.join(os.tmpdir(), 'parley-test-data-'));
 	return {
 		PARLEY_LOG_LEVEL: 'warn',
 		PARLEY_HTTP_HOST: '127.0.0.1',
@@ -15,7 +16,8 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<R
 		PARLEY_MEDIA_WORKERS: String(workers),
 		PARLEY_MEDIA_LISTEN_IP: '127.0.0.1',
 		PARLEY_MEDIA_RTC_PORT: String(await freePortRange(workers)),
-		PARLEY_STORAGE_DIR: mkdtempSync(path.join(os.tmpdir(), 'parley-test-storage-')),
+		PARLEY_STORAGE_DIR: path.join(dataDir, 'storage'),
+		PARLEY_VOICE_DATABASE_PATH: path.join(dataDir, 'parley.db'),
 		PARLEY_SHUTDOWN_DEADLINE_MS: '5000',
 		...overrides,
 	};

@@ -1,0 +1,272 @@
+// Voice messages end to end: recordings from live producers, uploads handed over by the
+// upload server, post-processing (hash, waveform, transcode), metadata, and the status
+// notifications recipients get. Owns every running recording and closes them at shutdown.
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import type { types as ms } from 'mediasoup';
+import { channelAllowed, type AccessClaims } from '../signaling/accessToken.js';
+import type { VoiceMessageInfo } from '../signaling/protocol.js';
+import { RequestError } from '../signaling/RequestError.js';
+import type { Logger } from '../telemetry/logger.js';
+import { recoverOggOpus, UnrecoverableFileError } from './ogg/recoverOggOpus.js';
+import { ProducerRecording, type RecordingResult, type StopReason } from './recording/ProducerRecording.js';
+import type { VoiceMessageStore } from './VoiceMessageStore.js';
+import type { VoiceStorage } from './VoiceStorage.js';
+import type { Destination, VoiceMessage } from './voiceMessage.js';
+
+/** What post-processing needs from the transcoder (server/voice/transcode). */
+export interface AudioTools {
+	waveform(path: string): Promise<number[]>;
+	toOggOpus(inputPath: string, outputPath: string): Promise<{ detectedFormat: string; transcoded: boolean; durationMs: number; sampleRate: number; channels: number; bitrateBps?: number }>;
+}
+
+/** An upload the upload server received in full (see server/voice/upload). */
+export interface ReceivedUpload {
+	ownerId: string;
+	destination: Destination;
+	fileName: string;
+	fileType: string;
+	/** The complete uploaded file; the service moves or deletes it. */
+	path: string;
+	sizeBytes: number;
+	sha256: string;
+}
+
+export interface VoiceMessageServiceOptions {
+	store: VoiceMessageStore;
+	storage: VoiceStorage;
+	tools: AudioTools | undefined;
+	/** Delivers a status change to the recipients that are connected. */
+	notify: (info: VoiceMessageInfo, reason?: string) => void;
+	maxDurationMs: number;
+	maxConcurrentRecordings: number;
+	log: Logger;
+}
+
+export class VoiceMessageService {
+	readonly #o: VoiceMessageServiceOptions;
+	readonly #recordings = new Map<string, { recording: ProducerRecording; ownerId: string }>();
+	/** Post-processing in flight, so shutdown can wait for it. */
+	readonly #processing = new Set<Promise<void>>();
+
+	constructor(options: VoiceMessageServiceOptions) {
+		this.#o = options;
+	}
+
+	get activeRecordings(): number {
+		return this.#recordings.size;
+	}
+
+	/** The client view of a message. */
+	static info(m: VoiceMessage): VoiceMessageInfo {
+		return {
+			id: m.id,
+			ownerId: m.ownerId,
+			destination: m.destination,
+			source: m.source,
+			status: m.status,
+			...(m.failureReason !== undefined && { failureReason: m.failureReason }),
+			...(m.durationMs !== undefined && { durationMs: m.durationMs }),
+			...(m.sizeBytes !== undefined && { sizeBytes: m.sizeBytes }),
+			...(m.waveform !== undefined && { waveform: m.waveform }),
+			...(m.status === 'ready' && { audioUrl: `/voice/messages/${m.id}/audio` }),
+			createdAt: m.createdAt,
+		};
+	}
+
+	/** Owner, the addressed user, or anyone whose token allows the channel. */
+	static canRead(claims: AccessClaims, m: VoiceMessage): boolean {
+		if (claims.userId === m.ownerId) return true;
+		if (m.destination.kind === 'user') return claims.userId === m.destination.userId;
+		return channelAllowed(claims.channels, m.destination.channel);
+	}
+
+	#publish(m: VoiceMessage, reason?: string): void {
+		this.#o.notify(VoiceMessageService.info(m), reason);
+	}
+
+	#update(id: string, patch: Parameters<VoiceMessageStore['update']>[1], reason?: string): VoiceMessage | undefined {
+		const m = this.#o.store.update(id, patch);
+		if (m) this.#publish(m, reason);
+		return m;
+	}
+
+	// ---- recording ----------------------------------------------------------------------
+
+	async startRecording(ownerId: string, destination: Destination, router: ms.Router, producer: ms.Producer): Promise<VoiceMessage> {
+		if (this.#recordings.size >= this.#o.maxConcurrentRecordings) throw new RequestError('E_TOO_MANY_RECORDINGS');
+		for (const r of this.#recordings.values()) {
+			if (r.recording.producerId === producer.id) throw new RequestError('E_INVALID_STATE', 'This producer is already being recorded.');
+		}
+		const now = Date.now();
+		const message: VoiceMessage = { id: randomUUID(), ownerId, destination, source: 'recording', status: 'recording', createdAt: now, updatedAt: now };
+		const path = await this.#o.storage.writablePath(message);
+		// The record exists before the file, so a crash leaves nothing unaccounted for.
+		this.#o.store.insert(message);
+		let recording: ProducerRecording;
+		try {
+			recording = await ProducerRecording.start(router, producer, path, this.#o.maxDurationMs);
+		} catch (err) {
+			this.#update(message.id, { status: 'failed', failureReason: 'The recording could not start.' });
+			await rm(path, { force: true });
+			throw err;
+		}
+		this.#recordings.set(message.id, { recording, ownerId });
+		recording.once('finished', (result) => this.#onRecordingFinished(message.id, result));
+		this.#publish(message);
+		this.#o.log.info({ voiceMessageId: message.id, producerId: producer.id }, 'recording started');
+		return message;
+	}
+
+	/** Stops the owner's recording; resolves once the file is complete on disk. */
+	async stopRecording(ownerId: string, id: string): Promise<VoiceMessage> {
+		const entry = this.#recordings.get(id);
+		if (!entry || entry.ownerId !== ownerId) {
+			const m = this.#o.store.get(id);
+			if (m && m.ownerId === ownerId && m.source === 'recording') return m; // already stopped
+			throw new RequestError('E_NOT_FOUND', `No recording ${id} of yours.`);
+		}
+		await entry.recording.stop('stopped');
+		return this.#o.store.get(id)!;
+	}
+
+	#onRecordingFinished(id: string, result: RecordingResult): void {
+		this.#recordings.delete(id);
+		const base = { durationMs: Math.round(result.durationMs), sizeBytes: result.sizeBytes, recording: result.counts, codec: { codec: 'opus', sampleRate: 48_000, channels: 1 } };
+		this.#o.log.info({ voiceMessageId: id, reason: result.reason, finalizeMs: result.finalizeMs, ...result.counts, consumerPacketCount: result.consumerPacketCount }, 'recording finished');
+		if (result.counts.packetsWritten === 0) {
+			const m = this.#update(id, { ...base, status: 'failed', failureReason: 'No audio was received.' }, result.reason);
+			if (m) void this.#o.storage.remove(m);
+			return;
+		}
+		this.#update(id, { ...base, status: 'processing' }, reasonText(result.reason));
+		this.#track(this.#finishProcessing(id));
+	}
+
+	#track(work: Promise<void>): void {
+		this.#processing.add(work);
+		void work.finally(() => this.#processing.delete(work));
+	}
+
+	/** Hash and waveform of a complete Ogg Opus file, then ready. */
+	async #finishProcessing(id: string, extra: Partial<VoiceMessage> = {}): Promise<void> {
+		const m = this.#o.store.get(id);
+		if (!m) return;
+		try {
+			const path = await this.#o.storage.writablePath(m);
+			const sha256 = await sha256File(path);
+			const waveform = this.#o.tools ? await this.#o.tools.waveform(path) : undefined;
+			this.#update(id, { ...extra, status: 'ready', sha256, ...(waveform && { waveform }) });
+		} catch (err) {
+			this.#o.log.error({ err, voiceMessageId: id }, 'voice message post-processing failed');
+			this.#update(id, { status: 'failed', failureReason: 'The recorded file could not be processed.' });
+		}
+	}
+
+	// ---- uploads ------------------------------------------------------------------------
+
+	/** Turns a complete upload into a voice message: transcode (or validate) into storage. */
+	async acceptUpload(upload: ReceivedUpload): Promise<VoiceMessage> {
+		const now = Date.now();
+		const message: VoiceMessage = {
+			id: randomUUID(),
+			ownerId: upload.ownerId,
+			destination: upload.destination,
+			source: 'upload',
+			status: 'processing',
+			originalName: upload.fileName,
+			originalType: upload.fileType,
+			createdAt: now,
+			updatedAt: now,
+		};
+		this.#o.store.insert(message);
+		this.#publish(message);
+		this.#track(this.#transcodeUpload(message, upload));
+		return message;
+	}
+
+	async #transcodeUpload(message: VoiceMessage, upload: ReceivedUpload): Promise<void> {
+		const tools = this.#o.tools;
+		try {
+			if (!tools) throw new Error('no transcoder configured');
+			const target = await this.#o.storage.writablePath(message);
+			const result = await tools.toOggOpus(upload.path, target);
+			if (result.durationMs > this.#o.maxDurationMs) {
+				await this.#o.storage.remove(message);
+				this.#update(message.id, { status: 'failed', failureReason: `The audio is longer than the ${this.#o.maxDurationMs / 1000} s limit.` });
+				return;
+			}
+			const sizeBytes = (await this.#o.storage.size(message)) ?? 0;
+			await this.#finishProcessing(message.id, {
+				durationMs: Math.round(result.durationMs),
+				sizeBytes,
+				detectedFormat: result.detectedFormat,
+				codec: { codec: 'opus', sampleRate: result.sampleRate, channels: result.channels, ...(result.bitrateBps && { bitrateBps: result.bitrateBps }) },
+			});
+		} catch (err) {
+			const reason = (err as { reason?: string }).reason ?? 'The file could not be converted to Ogg Opus.';
+			this.#o.log.warn({ err, voiceMessageId: message.id }, 'upload transcode failed');
+			await this.#o.storage.remove(message).catch(() => undefined);
+			this.#update(message.id, { status: 'failed', failureReason: reason });
+		} finally {
+			await rm(upload.path, { force: true });
+		}
+	}
+
+	// ---- lifecycle ----------------------------------------------------------------------
+
+	/**
+	 * At startup: recordings a crash interrupted are closed with what reached the disk (or
+	 * marked failed), and messages caught mid-processing are processed again.
+	 */
+	async recoverUnfinished(): Promise<{ finalized: number; failed: number }> {
+		let finalized = 0;
+		let failed = 0;
+		for (const m of this.#o.store.listByStatus('recording')) {
+			try {
+				const path = await this.#o.storage.writablePath(m);
+				const recovered = recoverOggOpus(path);
+				this.#o.store.update(m.id, { status: 'processing', durationMs: Math.round(recovered.durationMs), sizeBytes: recovered.sizeBytes, failureReason: undefined });
+				await this.#finishProcessing(m.id);
+				finalized++;
+			} catch (err) {
+				const reason = err instanceof UnrecoverableFileError ? 'The server stopped before any audio was saved.' : 'The recording was interrupted and could not be saved.';
+				this.#o.store.update(m.id, { status: 'failed', failureReason: reason });
+				failed++;
+			}
+		}
+		for (const m of this.#o.store.listByStatus('processing')) {
+			if (m.source === 'recording') await this.#finishProcessing(m.id);
+			else this.#o.store.update(m.id, { status: 'failed', failureReason: 'The server restarted while converting the upload; upload it again.' });
+		}
+		if (finalized + failed > 0) this.#o.log.warn({ finalized, failed }, 'unfinished recordings recovered');
+		return { finalized, failed };
+	}
+
+	/** Finalizes every recording and waits for post-processing (shutdown). */
+	async stopAll(reason: StopReason): Promise<void> {
+		await Promise.all([...this.#recordings.values()].map((r) => r.recording.stop(reason)));
+		await Promise.all([...this.#processing]);
+	}
+
+	/** Deletes a message (owner only): file first, then the record. */
+	async delete(claims: AccessClaims, id: string): Promise<boolean> {
+		const m = this.#o.store.get(id);
+		if (!m || !VoiceMessageService.canRead(claims, m)) return false;
+		if (m.ownerId !== claims.userId) throw new RequestError('E_FORBIDDEN', 'Only the sender can delete a voice message.');
+		await this.#recordings.get(id)?.recording.stop('stopped');
+		await this.#o.storage.remove(m);
+		return this.#o.store.delete(id);
+	}
+}
+
+function reasonText(reason: StopReason): string | undefined {
+	return reason === 'stopped' ? undefined : reason;
+}
+
+async function sha256File(path: string): Promise<string> {
+	const hash = createHash('sha256');
+	for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+	return hash.digest('hex');
+}

@@ -1,0 +1,90 @@
+// Where voice-message files live. Kept behind a small interface so an S3-compatible
+// backend can be added; the embedded default is a local directory laid out as
+// <root>/<user>/<yyyymm>/<id>.ogg, every part of it from validated ids.
+import { mkdir, open, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { checkStorageWritable } from './storageDirectory.js';
+import { USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN } from './voiceMessage.js';
+
+export interface StorageKey {
+	ownerId: string;
+	id: string;
+	/** Milliseconds since the epoch: picks the yyyymm folder. */
+	createdAt: number;
+}
+
+export interface VoiceStorage {
+	/** A local path to write the file for `key` to (its folder exists). */
+	writablePath(key: StorageKey): Promise<string>;
+	/** Size of the stored file, or undefined when there is none. */
+	size(key: StorageKey): Promise<number | undefined>;
+	/** Bytes [start, end] (inclusive) of the stored file. */
+	read(key: StorageKey, start: number, end: number): Promise<Buffer>;
+	remove(key: StorageKey): Promise<void>;
+	checkWritable(): Promise<void>;
+}
+
+export class InvalidStorageKeyError extends Error {
+	override readonly name = 'InvalidStorageKeyError';
+}
+
+export class LocalVoiceStorage implements VoiceStorage {
+	readonly root: string;
+
+	constructor(root: string) {
+		this.root = path.resolve(root);
+	}
+
+	/** The file's path; throws for ids that are not ours (never builds a path from them). */
+	pathOf(key: StorageKey): string {
+		if (!USER_ID_PATTERN.test(key.ownerId) || key.ownerId.startsWith('.')) throw new InvalidStorageKeyError(`invalid owner id`);
+		if (!VOICE_MESSAGE_ID_PATTERN.test(key.id)) throw new InvalidStorageKeyError(`invalid voice message id`);
+		const d = new Date(key.createdAt);
+		if (Number.isNaN(d.getTime())) throw new InvalidStorageKeyError('invalid creation time');
+		const yyyymm = `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+		const file = path.join(this.root, key.ownerId, yyyymm, `${key.id}.ogg`);
+		// Belt and braces: the patterns above already rule out separators and dot-dot.
+		if (!file.startsWith(this.root + path.sep)) throw new InvalidStorageKeyError('path escapes the storage root');
+		return file;
+	}
+
+	async writablePath(key: StorageKey): Promise<string> {
+		const file = this.pathOf(key);
+		await mkdir(path.dirname(file), { recursive: true });
+		return file;
+	}
+
+	async size(key: StorageKey): Promise<number | undefined> {
+		try {
+			return (await stat(this.pathOf(key))).size;
+		} catch (err) {
+			if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+			throw err;
+		}
+	}
+
+	async read(key: StorageKey, start: number, end: number): Promise<Buffer> {
+		const file = await open(this.pathOf(key), 'r');
+		try {
+			const length = end - start + 1;
+			const buffer = Buffer.alloc(length);
+			let off = 0;
+			while (off < length) {
+				const { bytesRead } = await file.read(buffer, off, length - off, start + off);
+				if (bytesRead === 0) break;
+				off += bytesRead;
+			}
+			return buffer.subarray(0, off);
+		} finally {
+			await file.close();
+		}
+	}
+
+	async remove(key: StorageKey): Promise<void> {
+		await rm(this.pathOf(key), { force: true });
+	}
+
+	checkWritable(): Promise<void> {
+		return checkStorageWritable(this.root);
+	}
+}

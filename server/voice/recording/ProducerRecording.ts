@@ -1,0 +1,130 @@
+// Records one live producer into an Ogg Opus file, in-process: a DirectTransport consumer
+// hands every forwarded RTP packet to Node, a short reorder window puts them in sequence,
+// and OggOpusWriter writes them with the RTP timeline. No ffmpeg per recording.
+//
+// It stops (and finalizes the file) when asked, at the duration limit, when the producer
+// closes (the speaker left) or when its router goes away (channel closed, worker died).
+import { EventEmitter } from 'node:events';
+import type { types as ms } from 'mediasoup';
+import { OggOpusWriter } from '../ogg/OggOpusWriter.js';
+import type { RecordingCounts } from '../voiceMessage.js';
+import { RtpReorderBuffer } from './RtpReorderBuffer.js';
+
+/** Packets the reorder window holds (20 ms each): reordering beyond 100 ms counts as late. */
+const REORDER_WINDOW_PACKETS = 5;
+
+export type StopReason = 'stopped' | 'max duration reached' | 'producer closed' | 'media closed' | 'server shutting down';
+
+export interface RecordingResult {
+	reason: StopReason;
+	durationMs: number;
+	sizeBytes: number;
+	counts: RecordingCounts;
+	/** Packets the server's consumer sent us, by mediasoup's own count (the cross-check). */
+	consumerPacketCount: number | undefined;
+	/** Time from stop() to the file being complete on disk. */
+	finalizeMs: number;
+}
+
+export interface ProducerRecordingEvents {
+	finished: [RecordingResult];
+}
+
+/** Payload of an RTP packet: skips CSRCs and header extensions, drops padding. */
+export function rtpPayload(packet: Buffer): Buffer | undefined {
+	if (packet.length < 12 || packet[0]! >> 6 !== 2) return undefined;
+	let off = 12 + 4 * (packet[0]! & 0x0f);
+	if (packet[0]! & 0x10) {
+		if (off + 4 > packet.length) return undefined;
+		off += 4 + 4 * packet.readUInt16BE(off + 2);
+	}
+	let end = packet.length;
+	if (packet[0]! & 0x20) end -= packet[end - 1]!;
+	return off <= end ? packet.subarray(off, end) : undefined;
+}
+
+export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
+	readonly producerId: string;
+	readonly startedAt = Date.now();
+	readonly #transport: ms.DirectTransport;
+	readonly #consumer: ms.Consumer;
+	readonly #writer: OggOpusWriter;
+	readonly #reorder: RtpReorderBuffer<{ payload: Buffer; timestamp: number }>;
+	readonly #limitTimer: NodeJS.Timeout;
+	#result: RecordingResult | undefined;
+	#stopping: Promise<RecordingResult> | undefined;
+
+	private constructor(producerId: string, transport: ms.DirectTransport, consumer: ms.Consumer, writer: OggOpusWriter, maxDurationMs: number) {
+		super();
+		this.producerId = producerId;
+		this.#transport = transport;
+		this.#consumer = consumer;
+		this.#writer = writer;
+		this.#reorder = new RtpReorderBuffer(REORDER_WINDOW_PACKETS, ({ payload, timestamp }) => writer.writePacket(payload, timestamp));
+		consumer.on('rtp', (packet) => {
+			const payload = rtpPayload(packet);
+			if (!payload || payload.length === 0) return;
+			// Copy: the buffer belongs to mediasoup's channel reader.
+			this.#reorder.push(packet.readUInt16BE(2), { payload: Buffer.from(payload), timestamp: packet.readUInt32BE(4) });
+		});
+		consumer.on('producerclose', () => void this.stop('producer closed'));
+		transport.observer.once('close', () => void this.stop('media closed'));
+		this.#limitTimer = setTimeout(() => void this.stop('max duration reached'), maxDurationMs);
+		this.#limitTimer.unref();
+	}
+
+	/** Starts consuming `producer` on its router and writing to `path` (which must not exist). */
+	static async start(router: ms.Router, producer: ms.Producer, path: string, maxDurationMs: number): Promise<ProducerRecording> {
+		const transport = await router.createDirectTransport();
+		try {
+			const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities, paused: false });
+			const writer = new OggOpusWriter(path, { channels: 1, tags: { ENCODER: 'Parley' } });
+			return new ProducerRecording(producer.id, transport, consumer, writer, maxDurationMs);
+		} catch (err) {
+			transport.close();
+			throw err;
+		}
+	}
+
+	get finished(): boolean {
+		return this.#result !== undefined;
+	}
+
+	get durationMs(): number {
+		return this.#writer.durationMs;
+	}
+
+	/** Finalizes the file with everything received so far; later calls return the same result. */
+	stop(reason: StopReason = 'stopped'): Promise<RecordingResult> {
+		this.#stopping ??= this.#finish(reason);
+		return this.#stopping;
+	}
+
+	async #finish(reason: StopReason): Promise<RecordingResult> {
+		const started = performance.now();
+		clearTimeout(this.#limitTimer);
+		this.#consumer.removeAllListeners('rtp');
+		// mediasoup's count of what the consumer forwarded to us, for the metadata cross-check.
+		let consumerPacketCount: number | undefined;
+		if (!this.#consumer.closed) {
+			consumerPacketCount = await this.#consumer.getStats().then(
+				(stats) => stats.find((s) => s.type === 'outbound-rtp')?.packetCount,
+				() => undefined,
+			);
+		}
+		this.#reorder.flush();
+		const summary = this.#writer.finalize();
+		this.#transport.close();
+		const c = this.#reorder.counts;
+		this.#result = {
+			reason,
+			durationMs: summary.durationMs,
+			sizeBytes: summary.sizeBytes,
+			counts: { packetsReceived: c.received, packetsWritten: summary.packetsWritten, gaps: c.gaps, packetsMissing: c.missing, duplicates: c.duplicates, late: c.late },
+			consumerPacketCount,
+			finalizeMs: Math.round((performance.now() - started) * 100) / 100,
+		};
+		this.emit('finished', this.#result);
+		return this.#result;
+	}
+}
