@@ -133,7 +133,8 @@ export class VoiceMessageService {
 
 	#onRecordingFinished(id: string, result: RecordingResult): void {
 		this.#recordings.delete(id);
-		const base = { durationMs: Math.round(result.durationMs), sizeBytes: result.sizeBytes, recording: result.counts, codec: { codec: 'opus', sampleRate: 48_000, channels: 1 } };
+		const recording = { ...result.counts, ...(result.consumerPacketCount !== undefined && { packetsForwarded: result.consumerPacketCount }) };
+		const base = { durationMs: Math.round(result.durationMs), sizeBytes: result.sizeBytes, recording, codec: { codec: 'opus', sampleRate: 48_000, channels: 1 } };
 		this.#o.log.info({ voiceMessageId: id, reason: result.reason, finalizeMs: result.finalizeMs, ...result.counts, consumerPacketCount: result.consumerPacketCount }, 'recording finished');
 		if (result.counts.packetsWritten === 0) {
 			const m = this.#update(id, { ...base, status: 'failed', failureReason: 'No audio was received.' }, result.reason);

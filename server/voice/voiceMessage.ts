@@ -35,6 +35,8 @@ export interface RecordingCounts {
 	/** Dropped: retransmitted copies, and packets that arrived after their place was written. */
 	duplicates: number;
 	late: number;
+	/** What mediasoup's recording consumer counted as sent to us (the cross-check). */
+	packetsForwarded?: number;
 }
 
 export interface VoiceMessage {

@@ -1,0 +1,87 @@
+// A publishing peer without a browser: werift (pure-TypeScript WebRTC) speaks to Parley
+// through the real signaling protocol (createTransport, connectTransport, produce) and
+// sends Opus RTP over ICE + DTLS + SRTP, with full control of timestamps and losses.
+import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket } from 'werift';
+import type { TransportInfo } from '../../server/signaling/protocol.js';
+import type { TestSignalingClient } from './signalingClient.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface WeriftPublisher {
+	producerId: string;
+	/**
+	 * Sends Opus frames paced at 20 ms. `skip(i)` drops frame i before it leaves (loss on the
+	 * way to the server); `timestampOf(i)` sets its RTP timestamp (gaps = DTX silence).
+	 */
+	send(frames: Uint8Array[], options?: { skip?: (i: number) => boolean; timestampOf?: (i: number) => number; paceMs?: number }): Promise<number>;
+	close(): Promise<void>;
+}
+
+export async function publishWithWerift(client: TestSignalingClient): Promise<WeriftPublisher> {
+	const reply = await client.request('createTransport', { direction: 'send' });
+	if (!reply.ok) throw new Error(`createTransport: ${reply.error.code}`);
+	const t: TransportInfo = reply.data;
+	const pc = new RTCPeerConnection({
+		iceServers: [],
+		iceUseIpv6: false,
+		iceInterfaceAddresses: { udp4: '127.0.0.1' },
+		iceAdditionalHostAddresses: ['127.0.0.1'],
+		codecs: { audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111, parameters: 'useinbandfec=1;usedtx=1' })], video: [] },
+		headerExtensions: { audio: [], video: [] },
+	});
+	const track = new MediaStreamTrack({ kind: 'audio' });
+	pc.addTransceiver(track, { direction: 'sendonly' });
+	await pc.setLocalDescription(await pc.createOffer());
+	for (let i = 0; i < 50 && pc.iceGatheringState !== 'complete'; i++) await sleep(100);
+	const offer = pc.localDescription!.sdp;
+	const mid = /a=mid:(\S+)/.exec(offer)![1]!;
+	const ssrc = Number(/a=ssrc:(\d+) /.exec(offer)![1]);
+	const fp = /a=fingerprint:(\S+) (\S+)/.exec(offer)!;
+	const connected = await client.request('connectTransport', {
+		transportId: t.transportId,
+		dtlsParameters: { role: 'client', fingerprints: [{ algorithm: fp[1] as 'sha-256', value: fp[2]! }] },
+	});
+	if (!connected.ok) throw new Error(`connectTransport: ${connected.error.code}`);
+	const produced = await client.request('produce', {
+		transportId: t.transportId,
+		kind: 'audio',
+		rtpParameters: { mid, codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1, usedtx: 1 } }], encodings: [{ ssrc }] },
+	});
+	if (!produced.ok) throw new Error(`produce: ${produced.error.code}`);
+	const cand = t.iceCandidates.find((c) => c.protocol === 'udp')!;
+	const msFp = t.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256')!;
+	await pc.setRemoteDescription({
+		type: 'answer',
+		sdp: [
+			'v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 't=0 0', `a=group:BUNDLE ${mid}`, 'a=ice-lite',
+			`m=audio ${cand.port} UDP/TLS/RTP/SAVPF 111`, 'c=IN IP4 127.0.0.1', 'a=rtcp-mux',
+			`a=ice-ufrag:${t.iceParameters.usernameFragment}`, `a=ice-pwd:${t.iceParameters.password}`,
+			`a=fingerprint:sha-256 ${msFp.value}`, 'a=setup:passive',
+			`a=candidate:${cand.foundation} 1 udp ${cand.priority} ${cand.address} ${cand.port} typ host`, 'a=end-of-candidates',
+			`a=mid:${mid}`, 'a=recvonly', 'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 useinbandfec=1;usedtx=1', '',
+		].join('\r\n'),
+	});
+	for (let i = 0; i < 100 && pc.connectionState !== 'connected'; i++) await sleep(50);
+	if (pc.connectionState !== 'connected') throw new Error(`werift did not connect (${pc.connectionState})`);
+
+	let seq = 1000;
+	return {
+		producerId: produced.data.producerId,
+		async send(frames, { skip = () => false, timestampOf = (i: number) => i * 960, paceMs = 20 } = {}) {
+			let sent = 0;
+			const started = performance.now();
+			for (let i = 0; i < frames.length; i++) {
+				const s = seq++ & 0xffff; // a dropped packet still used its sequence number
+				if (!skip(i)) {
+					track.writeRtp(new RtpPacket(new RtpHeader({ payloadType: 111, sequenceNumber: s, timestamp: timestampOf(i) >>> 0, ssrc, marker: i === 0 }), Buffer.from(frames[i]!)));
+					sent++;
+				}
+				// Pace against the wall clock so timer drift does not accumulate.
+				const wait = started + (i + 1) * paceMs - performance.now();
+				if (wait > 0) await sleep(wait);
+			}
+			return sent;
+		},
+		close: () => pc.close(),
+	};
+}
