@@ -21,6 +21,9 @@ import { registerStaticFiles } from './http/staticFiles.js';
 import { LocalVoiceStorage } from './voice/VoiceStorage.js';
 import { SqliteVoiceMessageStore, type VoiceMessageStore } from './voice/VoiceMessageStore.js';
 import { VoiceMessageService } from './voice/VoiceMessageService.js';
+import { TusUploadServer } from './voice/upload/TusUploadServer.js';
+import { registerVoiceRoutes } from './voice/voiceRoutes.js';
+import { AccessTokenError, channelAllowed, verifyAccessToken } from './signaling/accessToken.js';
 
 /** The built demo app (scripts/setup runs `npm run build:client`). */
 const DEMO_APP_DIR = new URL('../client/dist/', import.meta.url).pathname;
@@ -47,6 +50,7 @@ export class ParleyServer {
 	readonly signaling: SignalingServer;
 	readonly voiceStore: VoiceMessageStore;
 	readonly voice: VoiceMessageService;
+	readonly uploads: TusUploadServer;
 	readonly #shutdownTasks = new Map<string, ShutdownTask>();
 	#accepting = true;
 	#shutdown: Promise<ShutdownResult> | undefined;
@@ -65,9 +69,10 @@ export class ParleyServer {
 			log.child({ component: 'channels' }),
 		);
 		this.voiceStore = new SqliteVoiceMessageStore(config.voice.databasePath);
+		const storage = new LocalVoiceStorage(this.storageDir);
 		this.voice = new VoiceMessageService({
 			store: this.voiceStore,
-			storage: new LocalVoiceStorage(this.storageDir),
+			storage,
 			tools: undefined,
 			notify: (info, reason) => this.signaling.deliverVoiceMessage(info, reason),
 			maxDurationMs: config.voice.maxDurationMs,
@@ -89,6 +94,23 @@ export class ParleyServer {
 			},
 			log.child({ component: 'signaling' }),
 		);
+		registerVoiceRoutes(http, { store: this.voiceStore, storage, service: this.voice, signingKey: key });
+		this.uploads = new TusUploadServer(http, {
+			basePath: '/voice/uploads',
+			// User ids never start with a dot, so this cannot collide with a user's folder.
+			dir: path.join(this.storageDir, '.uploads'),
+			maxSizeBytes: config.voice.maxUploadBytes,
+			expiryMs: config.voice.uploadExpiryMs,
+			authenticate: async (authorization) => {
+				if (!authorization.startsWith('Bearer ')) throw new AccessTokenError('send "Authorization: Bearer <jwt>"');
+				return verifyAccessToken(authorization.slice(7).trim(), key);
+			},
+			authorize: (claims, destination) => destination.kind === 'user' || channelAllowed(claims.channels, destination.channel),
+			onComplete: async (upload) => {
+				await this.voice.acceptUpload(upload);
+			},
+			log: log.child({ component: 'uploads' }),
+		});
 		registerDevTokenRoute(
 			http,
 			{ mode: config.auth.devTokens, ttlS: config.auth.devTokenTtlS, signingKey: key, maxBodyBytes: config.http.maxBodyBytes },
@@ -204,6 +226,7 @@ export class ParleyServer {
 		clearTimeout(timer);
 		if (timedOut) this.log.warn({ unfinished: [...pending] }, 'shutdown deadline reached');
 
+		this.uploads.close();
 		this.http.close();
 		await this.workers.close();
 		if (this.redis) await closeRedis(this.redis);

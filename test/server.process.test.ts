@@ -1,52 +1,15 @@
 // The server as users run it (`npm start` = tsx server/main.ts), as a child process:
 // configuration errors, the uWebSockets.js native check, health, and SIGTERM shutdown.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { processAlive } from './helpers/process.js';
+import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testEnv } from './helpers/config.js';
-
-interface Started {
-	child: ChildProcess;
-	stdout: () => string;
-	stderr: () => string;
-	exited: Promise<number | null>;
-}
-
-function startServer(env: Record<string, string>): Started {
-	const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
-		env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
-		stdio: ['ignore', 'pipe', 'pipe'],
-	});
-	let out = '';
-	let err = '';
-	child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-	child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-	const exited = once(child, 'exit').then(([code]) => code as number | null);
-	return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/** The first JSON log line whose msg is `msg`, waiting for it to appear. */
-async function logLine(s: Started, msg: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
-	const deadline = Date.now() + timeoutMs;
-	for (;;) {
-		for (const line of s.stdout().split('\n')) {
-			if (!line.startsWith('{')) continue;
-			const entry = JSON.parse(line) as Record<string, unknown>;
-			if (entry.msg === msg) return entry;
-		}
-		if (s.child.exitCode !== null || Date.now() > deadline) {
-			throw new Error(`no "${msg}" log line; stdout:\n${s.stdout()}\nstderr:\n${s.stderr()}`);
-		}
-		await new Promise((r) => setTimeout(r, 50));
-	}
-}
-
+import { processAlive } from './helpers/process.js';
+import { logLine, startServerProcess, type ServerProcess } from './helpers/serverProcess.js';
 
 describe('parley server process', () => {
 	const children: ChildProcess[] = [];
-	const run = (env: Record<string, string>): Started => {
-		const s = startServer(env);
+	const run = (env: Record<string, string>): ServerProcess => {
+		const s = startServerProcess(env);
 		children.push(s.child);
 		return s;
 	};

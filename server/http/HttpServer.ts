@@ -36,6 +36,24 @@ export interface HttpRouteOptions {
 	quiet?: boolean;
 	/** Largest body read for this route (POST); larger requests get 413. */
 	maxBodyBytes?: number;
+	/** Headers added to every reply of this route, also to the 413 and 500 replies made here
+	 * (a protocol like tus needs its version header on those too); the handler's own win. */
+	headers?: Record<string, string>;
+}
+
+/** Methods route() registers (uWS spells DELETE `del`). */
+export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'del' | 'head' | 'options';
+
+export interface HttpRouteRequest extends HttpRequestInfo {
+	/** The pattern's `:name` parameters in order, as sent (not percent-decoded): validate them. */
+	params: string[];
+}
+
+export type HttpRouteHandler = (req: HttpRouteRequest) => HttpReply | Promise<HttpReply>;
+
+export interface HttpAnyRouteOptions extends HttpRouteOptions {
+	/** Read the body in full (up to maxBodyBytes, 413 beyond) before the handler runs. */
+	readBody?: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -72,6 +90,29 @@ export class HttpServer {
 		this.app.post(pattern, (res, req) => this.#serve(res, req, handler, options, true));
 	}
 
+	/**
+	 * A route for any method, with the pattern's parameters. HEAD replies never carry a body
+	 * (uWS would send it, and the bytes would corrupt the next response on the connection).
+	 */
+	route(method: HttpMethod, pattern: string, handler: HttpRouteHandler, options: HttpAnyRouteOptions = {}): void {
+		const paramCount = pattern.split('/').filter((segment) => segment.startsWith(':')).length;
+		const headRequest = method === 'head';
+		this.app[method](pattern, (res, req) => {
+			// The uWS request dies when this callback returns, before any body arrives.
+			const params = Array.from({ length: paramCount }, (_, i) => req.getParameter(i) ?? '');
+			const routeHandler: HttpHandler = async (info) => {
+				if (!headRequest) return handler({ ...info, params });
+				try {
+					return { ...(await handler({ ...info, params })), body: undefined };
+				} catch (err) {
+					info.log.error({ err }, 'http handler failed');
+					return { status: 500 };
+				}
+			};
+			this.#serve(res, req, routeHandler, options, options.readBody === true);
+		});
+	}
+
 	#serve(res: HttpResponse, req: HttpRequest, handler: HttpHandler, options: HttpRouteOptions, readBody = false): void {
 		const started = performance.now();
 		const method = req.getMethod().toUpperCase();
@@ -89,9 +130,10 @@ export class HttpServer {
 		const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
 		const info: HttpRequestInfo = { method, url, query, requestId, remoteAddress, body: EMPTY, header: (n) => headers.get(n.toLowerCase()) ?? '', log };
 		let done = false;
-		const finish = (reply: HttpReply): void => {
+		const finish = (handlerReply: HttpReply): void => {
 			if (done) return;
 			done = true;
+			const reply = options.headers ? { ...handlerReply, headers: { ...options.headers, ...handlerReply.headers } } : handlerReply;
 			const durationMs = Math.round((performance.now() - started) * 100) / 100;
 			const line = { method, url, status: reply.status, durationMs };
 			if (options.quiet && reply.status < 500) log.debug(line, 'http request');

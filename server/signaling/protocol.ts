@@ -120,6 +120,9 @@ export interface VoiceMessageInfo {
 	waveform?: number[];
 	/** Relative URL of the Ogg Opus file (status ready). */
 	audioUrl?: string;
+	/** Uploads: the file name the client gave, and the sha256 of the file as received. */
+	originalName?: string;
+	originalSha256?: string;
 	createdAt: number;
 }
 

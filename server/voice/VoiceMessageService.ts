@@ -3,7 +3,7 @@
 // notifications recipients get. Owns every running recording and closes them at shutdown.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { copyFile, link, rm } from 'node:fs/promises';
 import type { types as ms } from 'mediasoup';
 import { channelAllowed, type AccessClaims } from '../signaling/accessToken.js';
 import type { VoiceMessageInfo } from '../signaling/protocol.js';
@@ -23,11 +23,13 @@ export interface AudioTools {
 
 /** An upload the upload server received in full (see server/voice/upload). */
 export interface ReceivedUpload {
+	/** The tus upload id (a UUID): becomes the voice message id, so a repeated hand-over is harmless. */
+	uploadId: string;
 	ownerId: string;
 	destination: Destination;
 	fileName: string;
 	fileType: string;
-	/** The complete uploaded file; the service moves or deletes it. */
+	/** The complete uploaded file; the upload server owns it (the service takes a hard link). */
 	path: string;
 	sizeBytes: number;
 	sha256: string;
@@ -71,6 +73,8 @@ export class VoiceMessageService {
 			...(m.sizeBytes !== undefined && { sizeBytes: m.sizeBytes }),
 			...(m.waveform !== undefined && { waveform: m.waveform }),
 			...(m.status === 'ready' && { audioUrl: `/voice/messages/${m.id}/audio` }),
+			...(m.originalName !== undefined && { originalName: m.originalName }),
+			...(m.originalSha256 !== undefined && { originalSha256: m.originalSha256 }),
 			createdAt: m.createdAt,
 		};
 	}
@@ -167,23 +171,34 @@ export class VoiceMessageService {
 
 	// ---- uploads ------------------------------------------------------------------------
 
-	/** Turns a complete upload into a voice message: transcode (or validate) into storage. */
+	/**
+	 * Turns a complete upload into a voice message: transcode (or validate) into storage.
+	 * Resolves once the message exists (status processing); the transcode runs after.
+	 */
 	async acceptUpload(upload: ReceivedUpload): Promise<VoiceMessage> {
+		const existing = this.#o.store.get(upload.uploadId);
+		if (existing) return existing;
+		// The upload server deletes its file once we return: keep our own name for it.
+		const input = `${upload.path}.accepted`;
+		await rm(input, { force: true });
+		await link(upload.path, input).catch(() => copyFile(upload.path, input));
 		const now = Date.now();
 		const message: VoiceMessage = {
-			id: randomUUID(),
+			id: upload.uploadId,
 			ownerId: upload.ownerId,
 			destination: upload.destination,
 			source: 'upload',
 			status: 'processing',
 			originalName: upload.fileName,
 			originalType: upload.fileType,
+			originalSizeBytes: upload.sizeBytes,
+			originalSha256: upload.sha256,
 			createdAt: now,
 			updatedAt: now,
 		};
 		this.#o.store.insert(message);
 		this.#publish(message);
-		this.#track(this.#transcodeUpload(message, upload));
+		this.#track(this.#transcodeUpload(message, { ...upload, path: input }));
 		return message;
 	}
 

@@ -57,6 +57,9 @@ export interface VoiceMessage {
 	/** Upload: the client's file name and type, and the detected input format. */
 	originalName?: string;
 	originalType?: string;
+	/** Upload: size and sha256 of the file as received, before transcoding. */
+	originalSizeBytes?: number;
+	originalSha256?: string;
 	detectedFormat?: string;
 	recording?: RecordingCounts;
 	/** Milliseconds since the epoch. */

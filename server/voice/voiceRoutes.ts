@@ -1,0 +1,167 @@
+// The voice-message HTTP API. Every request carries the same JWT as the WebSocket
+// (`Authorization: Bearer <jwt>`, or `?access_token=` where a browser cannot set headers,
+// as for an <audio> element's src). Only the sender, the addressed user, or users whose
+// token allows the addressed channel may read a message; only the sender may delete it.
+//
+//   GET    /voice/messages?channel=NAME | ?user=ME [&limit=N&before=CURSOR]   list, newest first
+//   GET    /voice/messages/:id                                               metadata
+//   GET    /voice/messages/:id/audio                                         the Ogg Opus file (Range, ETag)
+//   DELETE /voice/messages/:id                                               sender only
+import type { HttpReply, HttpRequestInfo, HttpRouteRequest, HttpServer } from '../http/HttpServer.js';
+import { errorReply } from '../http/HttpServer.js';
+import { AccessTokenError, channelAllowed, verifyAccessToken, type AccessClaims } from '../signaling/accessToken.js';
+import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../signaling/protocol.js';
+import { RequestError } from '../signaling/RequestError.js';
+import { InvalidCursorError, type VoiceMessageStore } from './VoiceMessageStore.js';
+import { VoiceMessageService } from './VoiceMessageService.js';
+import type { VoiceStorage } from './VoiceStorage.js';
+import { VOICE_MESSAGE_ID_PATTERN, type Destination } from './voiceMessage.js';
+
+export const OGG_OPUS_CONTENT_TYPE = 'audio/ogg; codecs=opus';
+const MAX_PAGE = 100;
+
+export interface VoiceRouteOptions {
+	store: VoiceMessageStore;
+	storage: VoiceStorage;
+	service: VoiceMessageService;
+	signingKey: Uint8Array;
+}
+
+/** Bearer token from the header, else `access_token` from the query. */
+export async function authenticateRequest(req: HttpRequestInfo, key: Uint8Array): Promise<AccessClaims | HttpReply> {
+	const header = req.header('authorization');
+	const token = header.startsWith('Bearer ') ? header.slice(7).trim() : new URLSearchParams(req.query).get('access_token');
+	if (!token) return errorReply(401, 'E_AUTH', 'Send the access token as "Authorization: Bearer <jwt>".');
+	try {
+		return await verifyAccessToken(token, key);
+	} catch (err) {
+		if (err instanceof AccessTokenError) return errorReply(401, 'E_AUTH', `Access token refused: ${err.message}.`);
+		throw err;
+	}
+}
+
+function isReply(x: AccessClaims | HttpReply): x is HttpReply {
+	return 'status' in x;
+}
+
+/** Parses `bytes=a-b` / `bytes=a-` / `bytes=-n` against `size`; null when unsatisfiable. */
+export function parseRange(header: string, size: number): { start: number; end: number } | null | undefined {
+	if (!header) return undefined;
+	const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+	if (!m || (m[1] === '' && m[2] === '')) return null;
+	let start: number;
+	let end: number;
+	if (m[1] === '') {
+		const suffix = Number(m[2]);
+		if (suffix === 0) return null;
+		start = Math.max(0, size - suffix);
+		end = size - 1;
+	} else {
+		start = Number(m[1]);
+		end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+	}
+	if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start > end || start >= size) return null;
+	return { start, end };
+}
+
+export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): void {
+	const authenticated =
+		(handler: (req: HttpRouteRequest, claims: AccessClaims) => Promise<HttpReply> | HttpReply) =>
+		async (req: HttpRouteRequest): Promise<HttpReply> => {
+			const claims = await authenticateRequest(req, o.signingKey);
+			if (isReply(claims)) return claims;
+			try {
+				return await handler(req, claims);
+			} catch (err) {
+				if (err instanceof RequestError) return errorReply(err.code === 'E_FORBIDDEN' ? 403 : 400, err.code, err.message);
+				throw err;
+			}
+		};
+
+	/** The message named in the URL, if it exists and this user may read it (else 404: ids do not leak). */
+	const readable = (req: HttpRouteRequest, claims: AccessClaims) => {
+		const id = req.params[0] ?? '';
+		if (!VOICE_MESSAGE_ID_PATTERN.test(id)) return undefined;
+		const m = o.store.get(id);
+		return m && VoiceMessageService.canRead(claims, m) ? m : undefined;
+	};
+	const notFound = () => errorReply(404, 'E_NOT_FOUND', 'No such voice message.');
+
+	http.route(
+		'get',
+		'/voice/messages',
+		authenticated((req, claims) => {
+			const q = new URLSearchParams(req.query);
+			const channel = q.get('channel');
+			const user = q.get('user');
+			let destination: Destination;
+			if (channel !== null && user === null) {
+				if (!CHANNEL_NAME_PATTERN.test(channel)) return errorReply(400, 'E_BAD_REQUEST', 'Invalid channel name.');
+				if (!channelAllowed(claims.channels, channel)) return errorReply(403, 'E_FORBIDDEN', `The access token does not allow channel "${channel}".`);
+				destination = { kind: 'channel', channel };
+			} else if (user !== null && channel === null) {
+				if (!USER_ID_PATTERN.test(user)) return errorReply(400, 'E_BAD_REQUEST', 'Invalid user id.');
+				if (user !== claims.userId) return errorReply(403, 'E_FORBIDDEN', 'You can list only the voice messages sent to you.');
+				destination = { kind: 'user', userId: user };
+			} else {
+				return errorReply(400, 'E_BAD_REQUEST', 'Name exactly one of ?channel= or ?user=.');
+			}
+			const limit = q.has('limit') ? Number(q.get('limit')) : 20;
+			if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) return errorReply(400, 'E_BAD_REQUEST', `limit must be 1..${MAX_PAGE}.`);
+			try {
+				const page = o.store.listFor(destination, { limit, ...(q.get('before') && { before: q.get('before')! }) });
+				return { status: 200, body: { messages: page.messages.map(VoiceMessageService.info), ...(page.nextCursor && { nextCursor: page.nextCursor }) } };
+			} catch (err) {
+				if (err instanceof InvalidCursorError) return errorReply(400, 'E_BAD_REQUEST', 'Invalid cursor.');
+				throw err;
+			}
+		}),
+	);
+
+	http.route(
+		'get',
+		'/voice/messages/:id',
+		authenticated((req, claims) => {
+			const m = readable(req, claims);
+			return m ? { status: 200, body: VoiceMessageService.info(m) } : notFound();
+		}),
+	);
+
+	http.route(
+		'get',
+		'/voice/messages/:id/audio',
+		authenticated(async (req, claims) => {
+			const m = readable(req, claims);
+			if (!m) return notFound();
+			if (m.status !== 'ready') return errorReply(409, 'E_NOT_READY', `The voice message is ${m.status}.`);
+			const size = await o.storage.size(m);
+			if (size === undefined) return notFound();
+			const etag = `"${m.sha256 ?? `${m.id}-${size}`}"`;
+			const headers: Record<string, string> = { 'accept-ranges': 'bytes', etag, 'cache-control': 'private, max-age=31536000, immutable' };
+			if (req.header('if-none-match') === etag) return { status: 304, headers };
+			// If-Range with another validator: send the whole file.
+			const ifRange = req.header('if-range');
+			const range = !ifRange || ifRange === etag ? parseRange(req.header('range'), size) : undefined;
+			if (range === null) return { status: 416, headers: { ...headers, 'content-range': `bytes */${size}` }, body: '' };
+			const { start, end } = range ?? { start: 0, end: size - 1 };
+			const body = size === 0 ? Buffer.alloc(0) : await o.storage.read(m, start, end);
+			return {
+				status: range ? 206 : 200,
+				body,
+				contentType: OGG_OPUS_CONTENT_TYPE,
+				headers: { ...headers, ...(range && { 'content-range': `bytes ${start}-${end}/${size}` }) },
+			};
+		}),
+	);
+
+	http.route(
+		'del',
+		'/voice/messages/:id',
+		authenticated(async (req, claims) => {
+			const m = readable(req, claims);
+			if (!m) return notFound();
+			await o.service.delete(claims, m.id);
+			return { status: 204 };
+		}),
+	);
+}
