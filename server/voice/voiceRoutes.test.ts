@@ -1,0 +1,149 @@
+// The voice-message HTTP API against a real server: permissions, pagination, downloads
+// with Range and ETag, deletion, and hostile ids.
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeTone } from '../../test/helpers/audio.js';
+import { testConfig } from '../../test/helpers/config.js';
+import { testLogger } from '../../test/helpers/logger.js';
+import { ParleyServer } from '../ParleyServer.js';
+import { mintAccessToken, type MintOptions } from '../signaling/accessToken.js';
+import type { VoiceMessageInfo } from '../signaling/protocol.js';
+import { OggOpusWriter } from './ogg/OggOpusWriter.js';
+import { LocalVoiceStorage } from './VoiceStorage.js';
+import type { Destination, VoiceMessage } from './voiceMessage.js';
+
+const SECRET = 'voice-routes-test-secret-0123456789-abcdef';
+
+describe('voice-message HTTP API', () => {
+	let server: ParleyServer;
+	let base: string;
+	let storage: LocalVoiceStorage;
+	const key = new TextEncoder().encode(SECRET);
+	const token = (o: Partial<MintOptions> & { userId: string }) => mintAccessToken({ channels: ['room'], ttlS: 600, ...o }, key);
+
+	/** A ready message with a real Ogg Opus file, as a recording would leave it. */
+	async function message(ownerId: string, destination: Destination, createdAt: number, status: VoiceMessage['status'] = 'ready'): Promise<VoiceMessage> {
+		const m: VoiceMessage = { id: randomUUID(), ownerId, destination, source: 'recording', status, createdAt, updatedAt: createdAt, durationMs: 1000, sha256: randomUUID().replace(/-/g, '') };
+		const writer = new OggOpusWriter(await storage.writablePath(m));
+		encodeTone(440, 50).forEach((f, i) => writer.writePacket(f, i * 960));
+		m.sizeBytes = writer.finalize().sizeBytes;
+		server.voiceStore.insert(m);
+		return m;
+	}
+
+	const get = async (path: string, bearer?: string, headers: Record<string, string> = {}) =>
+		fetch(`${base}${path}`, { headers: { ...(bearer && { authorization: `Bearer ${bearer}` }), ...headers } });
+
+	let ada: string;
+	let bob: string;
+	let eve: string;
+	let older: VoiceMessage;
+	let newer: VoiceMessage;
+	let newest: VoiceMessage;
+	let toBob: VoiceMessage;
+
+	beforeAll(async () => {
+		server = await ParleyServer.create(await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET }), testLogger());
+		base = `http://127.0.0.1:${server.http.port}`;
+		storage = new LocalVoiceStorage(server.storageDir);
+		ada = await token({ userId: 'ada' });
+		bob = await token({ userId: 'bob' });
+		eve = await token({ userId: 'eve', channels: ['elsewhere'] });
+		const now = Date.now();
+		older = await message('ada', { kind: 'channel', channel: 'room' }, now - 3000);
+		newer = await message('bob', { kind: 'channel', channel: 'room' }, now - 2000);
+		newest = await message('ada', { kind: 'channel', channel: 'room' }, now - 1000);
+		toBob = await message('ada', { kind: 'user', userId: 'bob' }, now);
+	});
+
+	afterAll(async () => {
+		await server.shutdown('test end');
+	});
+
+	it('lists a channel newest first, page by page', async () => {
+		const first = (await (await get('/voice/messages?channel=room&limit=2', bob)).json()) as { messages: VoiceMessageInfo[]; nextCursor: string };
+		expect(first.messages.map((m) => m.id)).toEqual([newest.id, newer.id]);
+		expect(first.messages[0]!.audioUrl).toBe(`/voice/messages/${newest.id}/audio`);
+		const second = (await (await get(`/voice/messages?channel=room&limit=2&before=${first.nextCursor}`, bob)).json()) as { messages: VoiceMessageInfo[]; nextCursor?: string };
+		expect(second.messages.map((m) => m.id)).toEqual([older.id]);
+		expect(second.nextCursor).toBeUndefined();
+	});
+
+	it('lists the messages sent to me, and refuses other listings', async () => {
+		const mine = (await (await get('/voice/messages?user=bob', bob)).json()) as { messages: VoiceMessageInfo[] };
+		expect(mine.messages.map((m) => m.id)).toEqual([toBob.id]);
+		expect((await get('/voice/messages?user=bob', ada)).status).toBe(403);
+		expect((await get('/voice/messages?channel=room', eve)).status).toBe(403);
+		expect((await get('/voice/messages', ada)).status).toBe(400);
+		expect((await get('/voice/messages?channel=room&limit=1000', ada)).status).toBe(400);
+		expect((await get('/voice/messages?channel=room&before=nonsense', ada)).status).toBe(400);
+		expect((await get('/voice/messages?channel=../etc', ada)).status).toBe(400);
+	});
+
+	it('needs a valid token', async () => {
+		expect((await get('/voice/messages?channel=room')).status).toBe(401);
+		expect((await get(`/voice/messages/${older.id}`, 'not.a.jwt')).status).toBe(401);
+		const forged = await mintAccessToken({ userId: 'ada', channels: ['room'], ttlS: 600 }, new TextEncoder().encode('y'.repeat(40)));
+		const res = await get(`/voice/messages/${older.id}`, forged);
+		expect(res.status).toBe(401);
+		expect(((await res.json()) as { error: { code: string } }).error.code).toBe('E_AUTH');
+	});
+
+	it('shows a message to its sender, its recipient and the channel, and to nobody else', async () => {
+		expect((await get(`/voice/messages/${toBob.id}`, bob)).status).toBe(200);
+		expect((await get(`/voice/messages/${toBob.id}`, ada)).status).toBe(200);
+		const carol = await token({ userId: 'carol' });
+		expect((await get(`/voice/messages/${toBob.id}`, carol)).status).toBe(404);
+		expect((await get(`/voice/messages/${older.id}`, eve)).status).toBe(404);
+		expect((await get(`/voice/messages/${older.id}/audio`, eve)).status).toBe(404);
+	});
+
+	it('refuses hostile ids without touching the disk', async () => {
+		for (const id of ['..%2F..%2Fetc%2Fpasswd', '..', 'not-a-uuid', `${older.id}%00`, '%2e%2e']) {
+			expect((await get(`/voice/messages/${id}`, ada)).status, id).toBe(404);
+			expect((await get(`/voice/messages/${id}/audio`, ada)).status, id).toBe(404);
+		}
+	});
+
+	it('downloads the Ogg Opus file whole, by range, and revalidates by ETag', async () => {
+		const file = readFileSync(storage.pathOf(older));
+		const full = await get(`/voice/messages/${older.id}/audio`, bob);
+		expect(full.status).toBe(200);
+		expect(full.headers.get('content-type')).toBe('audio/ogg; codecs=opus');
+		expect(full.headers.get('accept-ranges')).toBe('bytes');
+		expect(Number(full.headers.get('content-length'))).toBe(file.length);
+		expect(Buffer.from(await full.arrayBuffer()).equals(file)).toBe(true);
+		const etag = full.headers.get('etag')!;
+		expect(etag).toBe(`"${older.sha256}"`);
+
+		const part = await get(`/voice/messages/${older.id}/audio`, bob, { range: 'bytes=10-109' });
+		expect(part.status).toBe(206);
+		expect(part.headers.get('content-range')).toBe(`bytes 10-109/${file.length}`);
+		expect(Buffer.from(await part.arrayBuffer()).equals(file.subarray(10, 110))).toBe(true);
+		const tail = await get(`/voice/messages/${older.id}/audio`, bob, { range: 'bytes=-16' });
+		expect(Buffer.from(await tail.arrayBuffer()).equals(file.subarray(file.length - 16))).toBe(true);
+		const bad = await get(`/voice/messages/${older.id}/audio`, bob, { range: `bytes=${file.length}-` });
+		expect(bad.status).toBe(416);
+		expect(bad.headers.get('content-range')).toBe(`bytes */${file.length}`);
+		expect((await get(`/voice/messages/${older.id}/audio`, bob, { 'if-none-match': etag })).status).toBe(304);
+		// An <audio> element cannot send headers: the token may come in the query.
+		expect((await fetch(`${base}/voice/messages/${older.id}/audio?access_token=${bob}`)).status).toBe(200);
+	});
+
+	it('answers 409 for audio that is not ready yet', async () => {
+		const pending = await message('ada', { kind: 'channel', channel: 'room' }, Date.now(), 'processing');
+		const res = await get(`/voice/messages/${pending.id}/audio`, ada);
+		expect(res.status).toBe(409);
+	});
+
+	it('lets only the sender delete, removing the file', async () => {
+		const del = (id: string, bearer: string) => fetch(`${base}/voice/messages/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${bearer}` } });
+		expect((await del(newer.id, ada)).status).toBe(403);
+		expect((await del(newer.id, eve)).status).toBe(404);
+		const path = storage.pathOf(newer);
+		expect((await del(newer.id, bob)).status).toBe(204);
+		expect(existsSync(path)).toBe(false);
+		expect((await get(`/voice/messages/${newer.id}`, bob)).status).toBe(404);
+	});
+});
