@@ -22,6 +22,7 @@ import { LocalVoiceStorage } from './voice/VoiceStorage.js';
 import { SqliteVoiceMessageStore, type VoiceMessageStore } from './voice/VoiceMessageStore.js';
 import { VoiceMessageService } from './voice/VoiceMessageService.js';
 import { TusUploadServer } from './voice/upload/TusUploadServer.js';
+import { AudioTranscoder } from './voice/transcode/AudioTranscoder.js';
 import { registerVoiceRoutes } from './voice/voiceRoutes.js';
 import { AccessTokenError, channelAllowed, verifyAccessToken } from './signaling/accessToken.js';
 
@@ -51,6 +52,7 @@ export class ParleyServer {
 	readonly voiceStore: VoiceMessageStore;
 	readonly voice: VoiceMessageService;
 	readonly uploads: TusUploadServer;
+	readonly transcoder: AudioTranscoder;
 	readonly #shutdownTasks = new Map<string, ShutdownTask>();
 	#accepting = true;
 	#shutdown: Promise<ShutdownResult> | undefined;
@@ -70,10 +72,17 @@ export class ParleyServer {
 		);
 		this.voiceStore = new SqliteVoiceMessageStore(config.voice.databasePath);
 		const storage = new LocalVoiceStorage(this.storageDir);
+		this.transcoder = new AudioTranscoder({
+			maxConcurrent: config.voice.transcodeConcurrency,
+			maxQueued: config.voice.transcodeQueue,
+			timeoutMs: config.voice.transcodeTimeoutMs,
+			bitrateBps: config.voice.opusBitrateBps,
+			maxDurationMs: config.voice.maxDurationMs,
+		});
 		this.voice = new VoiceMessageService({
 			store: this.voiceStore,
 			storage,
-			tools: undefined,
+			tools: this.transcoder,
 			notify: (info, reason) => this.signaling.deliverVoiceMessage(info, reason),
 			maxDurationMs: config.voice.maxDurationMs,
 			maxConcurrentRecordings: config.voice.maxConcurrentRecordings,
@@ -227,6 +236,7 @@ export class ParleyServer {
 		if (timedOut) this.log.warn({ unfinished: [...pending] }, 'shutdown deadline reached');
 
 		this.uploads.close();
+		this.transcoder.close();
 		this.http.close();
 		await this.workers.close();
 		if (this.redis) await closeRedis(this.redis);

@@ -72,6 +72,9 @@ describe('recording a live producer', () => {
 		expect(Math.abs(audio.length / 48 - 3000)).toBeLessThanOrEqual(40);
 		expect(Math.abs(dominantFrequency(audio.subarray(4800)) - 1000)).toBeLessThanOrEqual(10);
 		expect(m.sha256).toMatch(/^[0-9a-f]{64}$/);
+		// A steady tone: a flat, loud waveform.
+		expect(m.waveform).toHaveLength(100);
+		expect(Math.min(...m.waveform!.slice(5, 95))).toBeGreaterThan(20);
 	});
 
 	it('keeps the timeline through DTX silence and packets lost before the server, counting the gaps', async () => {
