@@ -56,11 +56,12 @@ describe('recording a live producer', () => {
 		const id = await start();
 		const sent = await publisher.send(encodeTone(1000, 150));
 		await new Promise((r) => setTimeout(r, 100)); // the last packets cross the worker
+		const t0 = performance.now();
 		const { info, stopMs } = await stop(id);
-		console.log(`stop-to-file-complete: ${stopMs.toFixed(1)} ms`);
 		expect(stopMs).toBeLessThan(100);
 		expect(['processing', 'ready']).toContain(info.status);
 		const ready = await client.waitFor('voiceMessage', (d) => d.message.id === id && d.message.status === 'ready');
+		console.log(`stop -> file complete (stopRecording answered): ${stopMs.toFixed(1)} ms; stop -> ready (hash + waveform): ${(performance.now() - t0).toFixed(0)} ms`);
 		expect(ready.message.audioUrl).toBe(`/voice/messages/${id}/audio`);
 
 		const m = server.voiceStore.get(id)!;
