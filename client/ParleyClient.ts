@@ -2,17 +2,33 @@
 // leave. It keeps what the user asked for (the channel, the microphone, mute) apart from
 // what the network currently allows (one SignalingConnection, one ChannelSession), so that
 // after a lost connection or a closing channel it can rebuild the latter from the former
-// without the application doing anything.
+// without the application doing anything. Voice messages ride along: recordings of our own
+// live producer (signaling), the HTTP API to list, play and delete them, and tus uploads.
 import { Device } from 'mediasoup-client';
 import type { types as mc } from 'mediasoup-client';
-import { CHANNEL_NAME_PATTERN, type Grants, type PeerInfo } from '../server/signaling/protocol.js';
+import {
+	CHANNEL_NAME_PATTERN,
+	type Grants,
+	type PeerInfo,
+	type VoiceMessageDestination,
+	type VoiceMessageInfo,
+} from '../server/signaling/protocol.js';
 import { ChannelSession, voiceCodecOptions, type AudioLevel, type TransportStats } from './ChannelSession.js';
 import { openMicrophone } from './microphone.js';
-import { isConnectionLoss, isFinalError, ParleyError, toParleyError } from './ParleyError.js';
+import { isConnectionLoss, isFinalError, isParleyError, ParleyError, toParleyError } from './ParleyError.js';
 import { BackoffReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
 import { RemoteAudio } from './RemoteAudio.js';
 import { SignalingConnection, type SignalingClose, type Welcome } from './SignalingConnection.js';
 import { TypedEmitter } from './TypedEmitter.js';
+import {
+	assertValidDestination,
+	httpBaseUrl,
+	VoiceMessageApi,
+	type ListVoiceMessagesOptions,
+	type VoiceMessageListTarget,
+	type VoiceMessagePage,
+} from './VoiceMessageApi.js';
+import { VoiceMessageUploader, type UploadProgress, type VoiceMessageUploaderOptions } from './VoiceMessageUploader.js';
 
 /**
  * 'reconnected' is connected again after 'reconnecting' (a lost connection, a closing
@@ -38,6 +54,12 @@ export interface ParleyClientOptions {
 	createDevice?: () => mc.Device | Promise<mc.Device>;
 	/** Creates the WebSocket; default the browser's. */
 	createWebSocket?: (url: string) => WebSocket;
+	/** Origin of the HTTP API (voice messages, uploads); default `url` with ws -> http, wss -> https. */
+	httpUrl?: string;
+	/** For the HTTP API; default the browser's fetch. */
+	fetch?: typeof fetch;
+	/** Upload tuning: chunk size (default 256 KiB), retry policy, resume after reload. */
+	upload?: Pick<VoiceMessageUploaderOptions, 'chunkSizeBytes' | 'retryPolicy' | 'resumable' | 'urlStorage' | 'createUpload'>;
 }
 
 export interface PublishTrackOptions {
@@ -50,6 +72,28 @@ export interface PublishTrackOptions {
 export interface PublishMicrophoneOptions extends PublishTrackOptions {
 	/** A microphone from navigator.mediaDevices.enumerateDevices(); the default one otherwise. */
 	deviceId?: string;
+}
+
+/** A recording of our own live voice that the server is making. */
+export interface VoiceRecording {
+	voiceMessageId: string;
+	destination: VoiceMessageDestination;
+	/** The producer recorded (our microphone at the time). */
+	producerId: string;
+	/** Date.now() when the server confirmed the start. */
+	startedAtMs: number;
+	/** The server stops the recording by itself after this long. */
+	maxDurationMs: number;
+}
+
+export interface UploadVoiceMessageOptions {
+	/** Default: the channel we are in. */
+	destination?: VoiceMessageDestination;
+	onProgress?: (progress: UploadProgress) => void;
+	/** Cancels the upload (the server's partial copy is deleted); rejects with E_ABORTED. */
+	signal?: AbortSignal;
+	/** The name sent with the file; a File's own name by default. */
+	fileName?: string;
 }
 
 export interface JoinResult {
@@ -76,6 +120,13 @@ export interface ParleyClientEvents {
 	producerScore: [score: number];
 	remoteStream: [peerId: string, stream: MediaStream];
 	remoteStreamRemoved: [peerId: string];
+	/**
+	 * A voice message we sent or may hear changed status (recording, processing, ready,
+	 * failed); `reason` says why a recording ended by itself (e.g. 'max duration reached').
+	 */
+	voiceMessage: [message: VoiceMessageInfo, reason?: string];
+	/** Our recording started (a recording) or ended (null, with why when not stopRecording()). */
+	recordingChanged: [recording: VoiceRecording | null, reason?: string];
 	/** Something failed without ending the connection (it is still usable). */
 	error: [error: ParleyError];
 }
@@ -96,6 +147,8 @@ interface Recovery {
 }
 
 const LEAVE_TIMEOUT_MS = 2000;
+/** Recently ended recordings remembered, to match notifications and answers that cross. */
+const RECENT_IDS_KEPT = 50;
 
 export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	readonly #url: string;
@@ -129,6 +182,17 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	#lifetime = new AbortController();
 	#shutdownReconnectAtMs: number | null = null;
 	#shutdownTimer: ReturnType<typeof setTimeout> | undefined;
+	/** The token last obtained (audio URLs carry it). */
+	#lastToken: string | null = null;
+	readonly #voiceApi: VoiceMessageApi;
+	readonly #uploader: VoiceMessageUploader;
+	#recording: VoiceRecording | null = null;
+	#startingRecording = false;
+	/** A recording that ended without stopRecording() (max duration, lost producer): stopRecording() still answers for it. */
+	#unstoppedRecordingId: string | null = null;
+	/** Our recordings the server reported finished, in case that comes before the startRecording answer. */
+	readonly #endedRecordingIds = new Set<string>();
+	/** Upload messages already handed to an uploadVoiceMessage() caller. */
 
 	constructor(options: ParleyClientOptions) {
 		super();
@@ -138,6 +202,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 			throw new TypeError(`url must be an absolute ws:// or wss:// URL, got ${JSON.stringify(options.url)}`);
 		}
 		if (typeof options.token !== 'string' && typeof options.token !== 'function') throw new TypeError('token must be a string or a function');
+		if (options.httpUrl !== undefined && !/^https?:\/\//.test(options.httpUrl)) throw new TypeError(`httpUrl must be an absolute http:// or https:// URL, got ${JSON.stringify(options.httpUrl)}`);
 		this.#url = options.url;
 		this.#token = options.token;
 		this.#requestTimeoutMs = options.requestTimeoutMs;
@@ -150,6 +215,10 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		this.#remoteAudio.on('streamRemoved', (peerId) => this.emit('remoteStreamRemoved', peerId));
 		this.#remoteAudio.on('playbackBlocked', (error) => this.emit('error', error));
 		this.#remoteAudio.on('error', (error) => this.emit('error', error));
+		const httpUrl = options.httpUrl ?? httpBaseUrl(options.url);
+		const token = (): Promise<string> => this.#resolveToken('E_NETWORK');
+		this.#voiceApi = new VoiceMessageApi({ baseUrl: httpUrl, token, ...(options.fetch && { fetch: options.fetch }) });
+		this.#uploader = new VoiceMessageUploader({ ...options.upload, endpoint: new URL('/voice/uploads', this.#voiceApi.baseUrl).toString(), token });
 	}
 
 	// ---- state ------------------------------------------------------------------------
@@ -198,6 +267,11 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	/** True when a microphone (or track) is published or waits to be republished. */
 	get publishing(): boolean {
 		return this.#publication !== null;
+	}
+
+	/** Our recording in progress, if any. */
+	get recording(): VoiceRecording | null {
+		return this.#recording;
 	}
 
 	isPeerMuted(peerId: string): boolean {
@@ -350,6 +424,157 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		return this.#applyMute(false);
 	}
 
+	// ---- voice messages ---------------------------------------------------------------
+
+	/**
+	 * Records our live microphone on the server into a voice message for `destination`
+	 * (default: the channel we are in). Needs the canRecord grant and a published microphone.
+	 * Resolves with the voice message id; the recording runs until stopRecording(), the
+	 * server's maximum duration, or the producer closing (`recordingChanged` says which).
+	 */
+	async startRecording(destination?: VoiceMessageDestination): Promise<string> {
+		this.#assertCanRecord();
+		const channel = this.#targetChannel;
+		if (channel === null) throw new ParleyError('E_NOT_JOINED');
+		const target = destination ?? { kind: 'channel', channel };
+		assertValidDestination(target);
+		if (this.#recording || this.#startingRecording) throw new ParleyError('E_INVALID_STATE', 'Already recording; stop the current recording first.');
+		this.#startingRecording = true;
+		try {
+			// In the queue: the producer must not be replaced while the server looks it up.
+			return await this.#serially(async () => {
+				const session = this.#session;
+				const producerId = session?.joined ? session.producerId : null;
+				const signaling = this.#signaling;
+				if (!signaling?.isOpen) throw new ParleyError('E_NOT_CONNECTED');
+				if (!session || producerId === null) throw new ParleyError('E_INVALID_STATE', 'Publish a microphone first: a recording is made from your live voice.');
+				const { voiceMessageId, maxDurationMs } = await signaling.request('startRecording', { producerId, destination: target });
+				this.#unstoppedRecordingId = null;
+				if (this.#endedRecordingIds.has(voiceMessageId) || this.#session !== session || session.producerId !== producerId) {
+					// Over before we heard it started: stopRecording() can still collect it.
+					this.#unstoppedRecordingId = voiceMessageId;
+					return voiceMessageId;
+				}
+				this.#recording = { voiceMessageId, destination: target, producerId, startedAtMs: Date.now(), maxDurationMs };
+				this.emit('recordingChanged', this.#recording);
+				return voiceMessageId;
+			});
+		} finally {
+			this.#startingRecording = false;
+		}
+	}
+
+	/**
+	 * Stops our recording; resolves with the voice message once the file is complete
+	 * (status processing: `voiceMessage` events follow it to ready or failed). Also collects
+	 * a recording that ended by itself. E_INVALID_STATE when there is none.
+	 */
+	async stopRecording(): Promise<VoiceMessageInfo> {
+		const voiceMessageId = this.#recording?.voiceMessageId ?? this.#unstoppedRecordingId;
+		if (voiceMessageId === null) throw new ParleyError('E_INVALID_STATE', 'Not recording.');
+		const signaling = this.#signaling;
+		if (!signaling?.isOpen) throw new ParleyError('E_NOT_CONNECTED');
+		const forget = (): void => {
+			if (this.#unstoppedRecordingId === voiceMessageId) this.#unstoppedRecordingId = null;
+			if (this.#recording?.voiceMessageId === voiceMessageId) this.#endRecording();
+		};
+		try {
+			const { voiceMessage } = await signaling.request('stopRecording', { voiceMessageId });
+			forget();
+			return voiceMessage;
+		} catch (error) {
+			// Unknown to the server (it restarted meanwhile): there is nothing left to stop.
+			// Anything else (a timeout) may have left it running: stopRecording() again.
+			if (isParleyError(error, 'E_NOT_FOUND')) forget();
+			throw error;
+		}
+	}
+
+	/** One page of voice messages, newest first: a channel's, or those sent to us (`{user: ourUserId}`). */
+	listVoiceMessages(target: VoiceMessageListTarget, options: ListVoiceMessagesOptions = {}): Promise<VoiceMessagePage> {
+		return this.#voiceApi.list(target, options);
+	}
+
+	getVoiceMessage(id: string): Promise<VoiceMessageInfo> {
+		return this.#voiceApi.get(id);
+	}
+
+	/** Deletes one of our own voice messages (E_FORBIDDEN for others', E_NOT_FOUND when gone). */
+	deleteVoiceMessage(id: string): Promise<void> {
+		return this.#voiceApi.delete(id);
+	}
+
+	/**
+	 * Absolute URL of a message's Ogg Opus file for an <audio> src, carrying the current
+	 * token (`?access_token=`): browsers cannot send headers for media. It works once the
+	 * message is ready, while that token is valid.
+	 */
+	voiceMessageAudioUrl(message: VoiceMessageInfo | string): string {
+		const token = this.#lastToken ?? (typeof this.#token === 'string' ? this.#token : null);
+		if (token === null) throw new ParleyError('E_NOT_CONNECTED', 'Connect first: the audio URL carries the access token.');
+		return this.#voiceApi.audioUrl(message, token);
+	}
+
+	/**
+	 * Uploads an audio file (any format the server can convert) as a voice message to
+	 * `destination` (default: our channel), resumably over tus. Resolves with the message
+	 * the server created for it (usually still processing; `voiceMessage` events follow it).
+	 * Needs the canRecord grant and a connection (the server announces the message on it).
+	 */
+	async uploadVoiceMessage(file: File | Blob, { destination, onProgress, signal, fileName }: UploadVoiceMessageOptions = {}): Promise<VoiceMessageInfo> {
+		this.#assertCanRecord();
+		let target = destination;
+		if (target === undefined) {
+			if (this.#targetChannel === null) throw new ParleyError('E_NOT_JOINED', 'Join a channel or name a destination.');
+			target = { kind: 'channel', channel: this.#targetChannel };
+		}
+		assertValidDestination(target);
+		const { uploadUrl } = await this.#uploader.upload(file, {
+			destination: target,
+			...(onProgress && { onProgress }),
+			...(signal && { signal }),
+			...(fileName !== undefined && { fileName }),
+		});
+		// The server names the voice message after the upload, and creates it before it
+		// acknowledges the last chunk: the message exists now.
+		const id = new URL(uploadUrl, this.#voiceApi.baseUrl).pathname.split('/').pop() ?? '';
+		return this.getVoiceMessage(id);
+	}
+
+	// ---- internals: voice messages -------------------------------------------------------
+
+	#assertCanRecord(): Welcome {
+		const welcome = this.#welcome;
+		if (!welcome) throw new ParleyError('E_NOT_CONNECTED');
+		if (!welcome.grants.canRecord) throw new ParleyError('E_FORBIDDEN', 'This access token does not allow sending voice messages.');
+		return welcome;
+	}
+
+	#onVoiceMessage(message: VoiceMessageInfo, reason: string | undefined): void {
+		if (message.source === 'recording' && message.status !== 'recording' && message.ownerId === this.#welcome?.userId) {
+			rememberBounded(this.#endedRecordingIds, message.id);
+			if (this.#recording?.voiceMessageId === message.id) {
+				this.#unstoppedRecordingId = message.id;
+				this.#endRecording(reason);
+			}
+		}
+		this.emit('voiceMessage', message, reason);
+	}
+
+	#endRecording(reason?: string): void {
+		if (!this.#recording) return;
+		this.#recording = null;
+		this.emit('recordingChanged', null, reason);
+	}
+
+	/** Our producer is gone (left, lost, replaced): so is the recording of it, on the server too. */
+	#recordingLost(reason: string): void {
+		const recording = this.#recording;
+		if (!recording) return;
+		this.#unstoppedRecordingId = recording.voiceMessageId;
+		this.#endRecording(reason);
+	}
+
 	// ---- internals: connection ---------------------------------------------------------
 
 	#setState(state: ConnectionState, error?: ParleyError): void {
@@ -358,15 +583,22 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		this.emit('connectionState', state, error);
 	}
 
-	async #openSignaling(): Promise<SignalingConnection> {
+	/** The current token (from the provider when it is a function). */
+	async #resolveToken(fallbackCode: 'E_CONNECTION_CLOSED' | 'E_NETWORK'): Promise<string> {
 		let token: string;
 		try {
 			token = typeof this.#token === 'function' ? await this.#token() : this.#token;
 		} catch (error) {
 			// A provider that cannot reach its server is worth retrying; one that says the
 			// user may not have a token throws a final ParleyError itself (E_AUTH).
-			throw toParleyError(error, 'E_CONNECTION_CLOSED');
+			throw toParleyError(error, fallbackCode);
 		}
+		this.#lastToken = token;
+		return token;
+	}
+
+	async #openSignaling(): Promise<SignalingConnection> {
+		const token = await this.#resolveToken('E_CONNECTION_CLOSED');
 		this.#assertNotClosedByUser();
 		const signaling = await SignalingConnection.open({
 			url: this.#url,
@@ -384,6 +616,9 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		signaling.on('error', (error) => this.emit('error', error));
 		signaling.on('channelClosing', ({ reason }) => this.#onChannelClosing(signaling, reason));
 		signaling.on('serverShuttingDown', ({ reconnectAfterMs }) => this.#onServerShuttingDown(signaling, reconnectAfterMs));
+		signaling.on('voiceMessage', ({ message, reason }) => {
+			if (signaling === this.#signaling) this.#onVoiceMessage(message, reason);
+		});
 		return signaling;
 	}
 
@@ -590,6 +825,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		if (!session) return;
 		this.#session = null;
 		this.#setActiveSpeaker(null);
+		this.#recordingLost('left the channel');
 		try {
 			await session.leave({ timeoutMs: LEAVE_TIMEOUT_MS });
 		} catch (error) {
@@ -604,6 +840,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		this.#session = null;
 		session.close();
 		this.#setActiveSpeaker(null);
+		this.#recordingLost('connection lost');
 	}
 
 	async #loadDevice(routerRtpCapabilities: mc.RtpCapabilities): Promise<mc.Device> {
@@ -697,6 +934,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	#releasePublication(): void {
 		const publication = this.#publication;
 		this.#publication = null;
+		if (publication) this.#recordingLost('producer closed');
 		if (publication?.owned) publication.track.stop();
 	}
 
@@ -717,4 +955,11 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 			if (!isConnectionLoss(error)) throw error;
 		}
 	}
+}
+
+/** Adds to a set that keeps only the newest RECENT_IDS_KEPT entries. */
+function rememberBounded(set: Set<string>, id: string): void {
+	set.delete(id);
+	set.add(id);
+	if (set.size > RECENT_IDS_KEPT) set.delete(set.values().next().value as string);
 }

@@ -21,6 +21,10 @@ export const CLIENT_ERROR_CODES = {
 	E_MIC_UNKNOWN: 'The microphone could not be opened.',
 	E_PLAYBACK_FAILED: 'Remote audio could not be played.',
 	E_AUTOPLAY_BLOCKED: 'The browser blocked audio playback; click anywhere on the page to hear the channel.',
+	E_NETWORK: 'Could not reach the server.',
+	E_NOT_READY: 'The voice message is not ready yet.',
+	E_UPLOAD_FAILED: 'The voice message could not be uploaded.',
+	E_ABORTED: 'The operation was cancelled.',
 } as const;
 
 export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES;
@@ -30,17 +34,21 @@ export interface ParleyErrorOptions {
 	cause?: unknown;
 	/** The WebSocket close code, when the error comes from a closed connection. */
 	closeCode?: number;
+	/** The HTTP status, when the error is an HTTP answer (voice-message API, uploads). */
+	httpStatus?: number;
 }
 
 export class ParleyError extends Error {
 	override readonly name = 'ParleyError';
 	readonly code: ParleyErrorCode;
 	readonly closeCode: number | undefined;
+	readonly httpStatus: number | undefined;
 
 	constructor(code: ParleyErrorCode, message: string = defaultMessage(code), options: ParleyErrorOptions = {}) {
 		super(message, options.cause === undefined ? undefined : { cause: options.cause });
 		this.code = code;
 		this.closeCode = options.closeCode;
+		this.httpStatus = options.httpStatus;
 	}
 }
 

@@ -7,6 +7,8 @@ export type {
 	ParleyClientOptions,
 	PublishMicrophoneOptions,
 	PublishTrackOptions,
+	UploadVoiceMessageOptions,
+	VoiceRecording,
 } from './ParleyClient.js';
 export type { AudioLevel, TransportStats } from './ChannelSession.js';
 export { BackoffReconnectPolicy, DEFAULT_RECONNECT_DELAYS_MS } from './ReconnectPolicy.js';
@@ -18,5 +20,20 @@ export type { MicrophoneErrorCode } from './mediaErrors.js';
 export { SignalingConnection } from './SignalingConnection.js';
 export type { SignalingClose, SignalingConnectionOptions, Welcome } from './SignalingConnection.js';
 export { TypedEmitter } from './TypedEmitter.js';
-export type { ErrorCode, Grants, PeerInfo } from '../server/signaling/protocol.js';
+export { httpBaseUrl, VoiceMessageApi } from './VoiceMessageApi.js';
+export type { ListVoiceMessagesOptions, VoiceMessageApiOptions, VoiceMessageListTarget, VoiceMessagePage } from './VoiceMessageApi.js';
+export {
+	DEFAULT_UPLOAD_CHUNK_BYTES,
+	DEFAULT_UPLOAD_RETRY,
+	isRetryableUploadStatus,
+	uploadRetryDelays,
+	VoiceMessageUploader,
+} from './VoiceMessageUploader.js';
+export type {
+	UploadProgress,
+	VoiceMessageUploaderOptions,
+	VoiceMessageUploadOptions,
+	VoiceMessageUploadResult,
+} from './VoiceMessageUploader.js';
+export type { ErrorCode, Grants, PeerInfo, VoiceMessageDestination, VoiceMessageInfo } from '../server/signaling/protocol.js';
 export { ERROR_CODES, PROTOCOL_VERSION } from '../server/signaling/protocol.js';

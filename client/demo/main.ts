@@ -1,8 +1,9 @@
-// The demo page: get a dev token, connect, join a channel, speak and listen. Plain DOM, no
-// framework; stable ids and data-testid attributes for the browser tests.
-import { CHANNEL_NAME_PATTERN, ERROR_CODES } from '../../server/signaling/protocol.js';
+// The demo page: get a dev token, connect, join a channel, speak and listen, and send and
+// play voice messages. Plain DOM, no framework; stable ids and data-testid attributes for
+// the browser tests.
+import { CHANNEL_NAME_PATTERN, ERROR_CODES, type VoiceMessageInfo } from '../../server/signaling/protocol.js';
 import { ParleyClient } from '../ParleyClient.js';
-import { CLIENT_ERROR_CODES, ParleyError, type ParleyErrorCode } from '../ParleyError.js';
+import { CLIENT_ERROR_CODES, isParleyError, ParleyError, type ParleyErrorCode } from '../ParleyError.js';
 
 declare global {
 	interface Window {
@@ -44,6 +45,17 @@ const ui = {
 	leave: element('leave', HTMLButtonElement),
 	state: element('state', HTMLElement),
 	error: element('error', HTMLElement),
+	record: element('record', HTMLButtonElement),
+	upload: element('upload', HTMLButtonElement),
+	uploadInput: element('upload-input', HTMLInputElement),
+	uploadStatus: element('upload-status', HTMLElement),
+	uploadProgress: element('upload-progress', HTMLProgressElement),
+	uploadPercent: element('upload-percent', HTMLElement),
+	uploadCancel: element('upload-cancel', HTMLButtonElement),
+	voiceNote: element('voice-note', HTMLElement),
+	voiceMessages: element('voice-messages', HTMLUListElement),
+	voiceEmpty: element('voice-empty', HTMLElement),
+	voiceMore: element('voice-more', HTMLButtonElement),
 };
 
 let client: ParleyClient | null = null;
@@ -55,6 +67,18 @@ const lastLoudAtMs = new Map<string, number>();
  */
 let dominantSpeaking = false;
 let speakingTimer: ReturnType<typeof setInterval> | undefined;
+
+/** Voice messages of the current channel, by id (rendered newest first). */
+const voiceMessages = new Map<string, VoiceMessageInfo>();
+/** Older page of the list, when there is one. */
+let voiceCursor: string | undefined;
+/** Display names by user id: everyone seen in the channel this visit (messages outlive presence). */
+const knownNames = new Map<string, string>();
+let recordTimer: ReturnType<typeof setInterval> | undefined;
+/** A start or stop request is in flight: the button waits for it. */
+let recordBusy = false;
+let uploadController: AbortController | null = null;
+const SVG_NS = 'http://www.w3.org/2000/svg';
 
 // ---- errors -------------------------------------------------------------------------
 
@@ -152,7 +176,14 @@ function showRoom(inRoom: boolean): void {
 		lastLoudAtMs.clear();
 		dominantSpeaking = false;
 		ui.participants.replaceChildren();
+		uploadController?.abort();
+		voiceMessages.clear();
+		voiceCursor = undefined;
+		hideVoiceNote();
+		renderVoiceMessages();
 	}
+	renderRecord();
+	renderUpload();
 }
 
 function renderMute(): void {
@@ -176,6 +207,7 @@ function participants(): Participant[] {
 	const selfId = client.peerId ?? (client.channel !== null ? 'self' : null);
 	if (selfId !== null) list.push({ peerId: selfId, displayName: client.welcome?.displayName ?? displayName, self: true, muted: client.muted || !client.publishing });
 	for (const peer of client.peers.values()) {
+		knownNames.set(peer.userId, peer.displayName);
 		list.push({ peerId: peer.peerId, displayName: peer.displayName, self: false, muted: client.isPeerMuted(peer.peerId) });
 	}
 	return list;
@@ -227,14 +259,294 @@ function renderSpeaking(): void {
 	}
 }
 
+
+// ---- voice messages ---------------------------------------------------------------
+
+/** m:ss, whole seconds down, as the browser's audio controls show it. */
+function formatDuration(ms: number): string {
+	const totalS = Math.max(0, Math.floor(ms / 1000));
+	return `${Math.floor(totalS / 60)}:${String(totalS % 60).padStart(2, '0')}`;
+}
+
+function isCurrentChannel(message: VoiceMessageInfo): boolean {
+	const channel = client?.channel;
+	return channel != null && message.destination.kind === 'channel' && message.destination.channel === channel;
+}
+
+function senderName(ownerId: string): string {
+	const self = client?.welcome;
+	if (self && ownerId === self.userId) return `${self.displayName} (you)`;
+	return knownNames.get(ownerId) ?? ownerId;
+}
+
+/** A row of 100 bars (values 0-31), drawn as SVG so it scales with the layout. */
+function waveformSvg(values: readonly number[]): SVGSVGElement {
+	const svg = document.createElementNS(SVG_NS, 'svg');
+	svg.setAttribute('class', 'waveform');
+	svg.setAttribute('data-testid', 'waveform');
+	svg.setAttribute('viewBox', `0 0 ${values.length * 2} 32`);
+	svg.setAttribute('preserveAspectRatio', 'none');
+	svg.setAttribute('aria-hidden', 'true');
+	values.forEach((value, i) => {
+		const height = Math.max(1, Math.min(31, value) + 1);
+		const bar = document.createElementNS(SVG_NS, 'rect');
+		bar.setAttribute('x', String(i * 2));
+		bar.setAttribute('y', String((32 - height) / 2));
+		bar.setAttribute('width', '1.4');
+		bar.setAttribute('height', String(height));
+		svg.append(bar);
+	});
+	return svg;
+}
+
+function statusText(message: VoiceMessageInfo): string | null {
+	switch (message.status) {
+		case 'recording':
+			return 'Recording…';
+		case 'uploading':
+			return 'Uploading…';
+		case 'processing':
+			return 'Processing…';
+		case 'failed':
+			return `Failed: ${message.failureReason ?? 'unknown reason'}`;
+		default:
+			return null;
+	}
+}
+
+function voiceMessageItem(message: VoiceMessageInfo, li: HTMLLIElement): void {
+	const head = document.createElement('div');
+	head.className = 'vm-head';
+	const sender = document.createElement('span');
+	sender.className = 'sender';
+	sender.textContent = senderName(message.ownerId);
+	const when = document.createElement('time');
+	when.className = 'when';
+	when.dateTime = new Date(message.createdAt).toISOString();
+	when.textContent = new Date(message.createdAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+	head.append(sender, when);
+	if (message.durationMs !== undefined) {
+		const duration = document.createElement('span');
+		duration.className = 'duration';
+		duration.dataset.testid = 'duration';
+		duration.textContent = formatDuration(message.durationMs);
+		head.append(duration);
+	}
+	if (message.source === 'upload') head.append(tag('upload', 'upload'));
+	if (message.ownerId === client?.welcome?.userId && message.status !== 'recording') {
+		const remove = document.createElement('button');
+		remove.type = 'button';
+		remove.className = 'link delete';
+		remove.dataset.testid = 'delete-voice-message';
+		remove.textContent = 'Delete';
+		remove.addEventListener('click', () => void deleteVoiceMessage(message.id));
+		head.append(remove);
+	}
+	const parts: Element[] = [head];
+	if (message.waveform?.length) parts.push(waveformSvg(message.waveform));
+	if (message.status === 'ready' && client) {
+		const audio = document.createElement('audio');
+		audio.className = 'voice-message-audio';
+		audio.controls = true;
+		audio.preload = 'metadata';
+		audio.src = client.voiceMessageAudioUrl(message);
+		parts.push(audio);
+	}
+	const status = statusText(message);
+	if (status !== null) {
+		const p = document.createElement('p');
+		p.className = `status ${message.status}`;
+		p.dataset.testid = 'voice-message-status';
+		p.textContent = status;
+		parts.push(p);
+	}
+	li.replaceChildren(...parts);
+}
+
+/** What a rendered item shows; unchanged items are left alone (a playing <audio> keeps playing). */
+function renderKey(message: VoiceMessageInfo): string {
+	return JSON.stringify([message.status, message.durationMs, message.failureReason, message.waveform?.length, senderName(message.ownerId)]);
+}
+
+function renderVoiceMessages(): void {
+	const existing = new Map<string, HTMLLIElement>();
+	for (const li of Array.from(ui.voiceMessages.querySelectorAll<HTMLLIElement>('li[data-voice-message-id]'))) existing.set(li.dataset.voiceMessageId ?? '', li);
+	const ordered = [...voiceMessages.values()].sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id));
+	const items = ordered.map((message) => {
+		let li = existing.get(message.id);
+		const key = renderKey(message);
+		if (!li || li.dataset.renderKey !== key) {
+			li ??= document.createElement('li');
+			li.dataset.testid = 'voice-message';
+			li.dataset.voiceMessageId = message.id;
+			li.dataset.status = message.status;
+			li.dataset.source = message.source;
+			li.dataset.renderKey = key;
+			voiceMessageItem(message, li);
+		}
+		return li;
+	});
+	ui.voiceMessages.replaceChildren(...items);
+	ui.voiceEmpty.hidden = items.length > 0;
+	ui.voiceMore.hidden = voiceCursor === undefined;
+}
+
+/** How far along a status is: answers and notifications can cross, and must not go back. */
+const STATUS_STAGE: Record<VoiceMessageInfo['status'], number> = { recording: 0, uploading: 0, processing: 1, ready: 2, failed: 2 };
+
+function upsertVoiceMessage(message: VoiceMessageInfo): void {
+	if (!isCurrentChannel(message)) return;
+	const known = voiceMessages.get(message.id);
+	if (known && STATUS_STAGE[known.status] > STATUS_STAGE[message.status]) return;
+	voiceMessages.set(message.id, message);
+	renderVoiceMessages();
+}
+
+/** The newest page (at join, and after a reconnect: notifications were missed meanwhile), or the next older one. */
+async function loadVoiceMessages(older = false): Promise<void> {
+	const parley = client;
+	const channel = parley?.channel;
+	if (!parley || channel == null || !parley.grants?.canSubscribe) return;
+	if (older && voiceCursor === undefined) return;
+	try {
+		const page = await parley.listVoiceMessages({ channel }, { limit: 20, ...(older && voiceCursor !== undefined && { before: voiceCursor }) });
+		if (parley !== client || parley.channel !== channel) return;
+		if (older || voiceMessages.size === 0) voiceCursor = page.nextCursor;
+		for (const message of page.messages) {
+			const known = voiceMessages.get(message.id);
+			if (!known || STATUS_STAGE[known.status] <= STATUS_STAGE[message.status]) voiceMessages.set(message.id, message);
+		}
+		renderVoiceMessages();
+	} catch (error) {
+		showError(error);
+	}
+}
+
+async function deleteVoiceMessage(id: string): Promise<void> {
+	if (!client) return;
+	try {
+		await client.deleteVoiceMessage(id);
+		voiceMessages.delete(id);
+		renderVoiceMessages();
+	} catch (error) {
+		showError(error);
+	}
+}
+
+function showVoiceNote(text: string): void {
+	ui.voiceNote.textContent = text;
+	ui.voiceNote.hidden = false;
+}
+
+function hideVoiceNote(): void {
+	ui.voiceNote.textContent = '';
+	ui.voiceNote.hidden = true;
+}
+
+function recordUnavailableReason(): string | null {
+	if (!client || client.channel === null) return 'Join a channel first.';
+	if (!client.grants?.canRecord) return 'Your access token does not allow voice messages.';
+	if (!client.publishing || client.producerId === null) return 'Recording needs your microphone on.';
+	return null;
+}
+
+function renderRecord(): void {
+	const recording = client?.recording ?? null;
+	const unavailable = recording ? null : recordUnavailableReason();
+	ui.record.disabled = recordBusy || unavailable !== null;
+	ui.record.title = unavailable ?? (recording ? 'Stop and send' : 'Record a voice message to this channel');
+	ui.record.setAttribute('aria-pressed', String(recording !== null));
+	ui.record.dataset.recording = String(recording !== null);
+	ui.record.textContent = recording ? `Stop ${formatDuration(Date.now() - recording.startedAtMs)}` : 'Record';
+	if (recording && recordTimer === undefined) recordTimer = setInterval(renderRecord, 250);
+	if (!recording && recordTimer !== undefined) {
+		clearInterval(recordTimer);
+		recordTimer = undefined;
+	}
+}
+
+async function toggleRecord(): Promise<void> {
+	const parley = client;
+	if (!parley || recordBusy) return;
+	recordBusy = true;
+	renderRecord();
+	try {
+		if (parley.recording) upsertVoiceMessage(await parley.stopRecording());
+		else {
+			hideVoiceNote();
+			await parley.startRecording();
+		}
+	} catch (error) {
+		showError(error);
+	} finally {
+		recordBusy = false;
+		renderRecord();
+	}
+}
+
+function renderUpload(): void {
+	const uploading = uploadController !== null;
+	const canUpload = client?.channel != null && client.grants?.canRecord === true;
+	ui.upload.disabled = uploading || !canUpload;
+	ui.upload.title = canUpload ? 'Send an audio file to this channel' : 'Your access token does not allow voice messages.';
+	ui.uploadStatus.hidden = !uploading;
+}
+
+function setUploadProgress(fraction: number): void {
+	const percent = Math.round(fraction * 100);
+	ui.uploadProgress.value = percent;
+	ui.uploadPercent.textContent = `${percent}%`;
+}
+
+async function uploadFile(file: File): Promise<void> {
+	const parley = client;
+	if (!parley || uploadController) return;
+	const controller = new AbortController();
+	uploadController = controller;
+	setUploadProgress(0);
+	hideVoiceNote();
+	renderUpload();
+	try {
+		const message = await parley.uploadVoiceMessage(file, {
+			signal: controller.signal,
+			onProgress: ({ bytesSent, bytesTotal }) => setUploadProgress(bytesTotal > 0 ? bytesSent / bytesTotal : 0),
+		});
+		if (parley === client) upsertVoiceMessage(message);
+	} catch (error) {
+		if (isParleyError(error, 'E_ABORTED')) showVoiceNote('Upload cancelled.');
+		else showError(error);
+	} finally {
+		if (uploadController === controller) uploadController = null;
+		renderUpload();
+	}
+}
+
+function wireVoice(parley: ParleyClient): void {
+	parley.on('voiceMessage', (message) => {
+		if (parley === client) upsertVoiceMessage(message);
+	});
+	parley.on('recordingChanged', (recording, reason) => {
+		if (parley !== client) return;
+		if (recording === null && reason !== undefined) showVoiceNote(`Recording stopped: ${reason}.`);
+		renderRecord();
+	});
+	parley.on('peersChanged', (peers) => {
+		for (const peer of peers.values()) knownNames.set(peer.userId, peer.displayName);
+	});
+}
+
 // ---- flow ---------------------------------------------------------------------------
 
 function wire(parley: ParleyClient): void {
 	parley.on('connectionState', (state, error) => {
 		if (parley !== client) return;
 		renderState();
-		if (state === 'reconnected') clearError();
+		if (state === 'reconnected') {
+			clearError();
+			void loadVoiceMessages();
+		}
 		if (state === 'reconnected' || state === 'reconnecting') renderParticipants();
+		renderRecord();
 		if (state === 'disconnected') {
 			if (error) showError(error);
 			showRoom(false);
@@ -243,6 +555,7 @@ function wire(parley: ParleyClient): void {
 	});
 	parley.on('peersChanged', renderParticipants);
 	parley.on('peerMuteChanged', renderParticipants);
+	wireVoice(parley);
 	parley.on('muteChanged', () => {
 		renderMute();
 		renderParticipants();
@@ -305,6 +618,9 @@ async function join(event: SubmitEvent): Promise<void> {
 		}
 		renderMute();
 		renderParticipants();
+		renderRecord();
+		renderUpload();
+		await loadVoiceMessages();
 	} catch (error) {
 		showError(error);
 		if (parley) await parley.close();
@@ -340,4 +656,14 @@ async function leave(): Promise<void> {
 ui.form.addEventListener('submit', (event) => void join(event));
 ui.mute.addEventListener('click', () => void toggleMute());
 ui.leave.addEventListener('click', () => void leave());
+ui.record.addEventListener('click', () => void toggleRecord());
+ui.upload.addEventListener('click', () => ui.uploadInput.click());
+ui.uploadInput.addEventListener('change', () => {
+	const file = ui.uploadInput.files?.[0];
+	// Cleared so choosing the same file again fires 'change' again.
+	ui.uploadInput.value = '';
+	if (file) void uploadFile(file);
+});
+ui.uploadCancel.addEventListener('click', () => uploadController?.abort());
+ui.voiceMore.addEventListener('click', () => void loadVoiceMessages(true));
 renderState();

@@ -11,9 +11,15 @@ import {
 	type Notifications,
 	type RequestData,
 	type ResponseData,
+	type VoiceMessageInfo,
 } from '../../server/signaling/protocol.js';
 
 type Welcome = Notifications['welcome'];
+
+/** A UUID-shaped id (the server's voice message ids are UUIDs). */
+export function fakeUuid(n: number): string {
+	return `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
+}
 
 export class FakeProtocolError extends Error {
 	constructor(
@@ -95,6 +101,8 @@ export class FakeSignalingServer {
 	refuseWith: { code: number; reason: string } | null = null;
 	/** Peers the join response reports, per join call. */
 	peersInChannel: Notifications['peerJoined'][] = [];
+	/** Voice messages the default startRecording / stopRecording handlers keep, by id. */
+	readonly voiceMessages = new Map<string, VoiceMessageInfo>();
 	/** Called after each answer is delivered (e.g. to push notifications right after it). */
 	afterResponse: ((request: RecordedRequest, socket: FakeWebSocket) => void) | null = null;
 	#handlers = new Map<Method, RequestHandler<Method>>();
@@ -116,6 +124,25 @@ export class FakeSignalingServer {
 		this.on('restartIce', () => ({ iceParameters: testFakeParameters.generateTransportRemoteParameters().iceParameters }));
 		this.on('getTransportStats', () => ({ stats: [{ type: 'webrtc-transport' }] }));
 		this.on('leave', () => ({}));
+		this.on('startRecording', (data) => {
+			const voiceMessageId = fakeUuid(this.#nextId++);
+			this.voiceMessages.set(voiceMessageId, {
+				id: voiceMessageId,
+				ownerId: this.welcome.userId,
+				destination: data.destination,
+				source: 'recording',
+				status: 'recording',
+				createdAt: Date.now(),
+			});
+			return { voiceMessageId, maxDurationMs: 60_000 };
+		});
+		this.on('stopRecording', (data) => {
+			const message = this.voiceMessages.get(data.voiceMessageId);
+			if (!message) throw new FakeProtocolError('E_NOT_FOUND', `No recording ${data.voiceMessageId} of yours.`);
+			const stopped: VoiceMessageInfo = { ...message, status: message.status === 'recording' ? 'processing' : message.status, durationMs: 2000 };
+			this.voiceMessages.set(stopped.id, stopped);
+			return { voiceMessage: stopped };
+		});
 	}
 
 	/** Replaces the handler of one method. Throw FakeProtocolError to answer ok:false; return 'never' to not answer. */
