@@ -11,6 +11,7 @@ import { RequestError } from '../signaling/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
 import { recoverOggOpus, UnrecoverableFileError } from './ogg/recoverOggOpus.js';
 import { ProducerRecording, type RecordingResult, type StopReason } from './recording/ProducerRecording.js';
+import type { CompletedUpload } from './upload/TusUploadServer.js';
 import type { VoiceMessageStore } from './VoiceMessageStore.js';
 import type { VoiceStorage } from './VoiceStorage.js';
 import type { Destination, VoiceMessage } from './voiceMessage.js';
@@ -21,19 +22,9 @@ export interface AudioTools {
 	toOggOpus(inputPath: string, outputPath: string): Promise<{ detectedFormat: string; transcoded: boolean; durationMs: number; sampleRate: number; channels: number; bitrateBps?: number }>;
 }
 
-/** An upload the upload server received in full (see server/voice/upload). */
-export interface ReceivedUpload {
-	/** The tus upload id (a UUID): becomes the voice message id, so a repeated hand-over is harmless. */
-	uploadId: string;
-	ownerId: string;
-	destination: Destination;
-	fileName: string;
-	fileType: string;
-	/** The complete uploaded file; the upload server owns it (the service takes a hard link). */
-	path: string;
-	sizeBytes: number;
-	sha256: string;
-}
+/** An upload the upload server received in full. Its id becomes the voice message id, so a
+ * repeated hand-over is harmless; its file stays the upload server's (we take a hard link). */
+export type ReceivedUpload = CompletedUpload;
 
 export interface VoiceMessageServiceOptions {
 	store: VoiceMessageStore;

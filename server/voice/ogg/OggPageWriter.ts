@@ -19,6 +19,16 @@ export function oggCrc(data: Uint8Array): number {
 	return crc >>> 0;
 }
 
+/** The CRC a whole page should carry: computed with its own CRC field (bytes 22-25) as zero. */
+export function oggPageCrc(page: Uint8Array): number {
+	let crc = 0;
+	for (let i = 0; i < page.length; i++) {
+		const byte = i >= 22 && i < 26 ? 0 : page[i]!;
+		crc = ((crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ byte) & 0xff]!) >>> 0;
+	}
+	return crc >>> 0;
+}
+
 export const PAGE_FLAG_CONTINUED = 0x01;
 export const PAGE_FLAG_BOS = 0x02;
 export const PAGE_FLAG_EOS = 0x04;
@@ -84,10 +94,7 @@ export function readPages(data: Buffer): ParsedPage[] {
 		const bodyLength = table.reduce((n, v) => n + v, 0);
 		const length = 27 + nseg + bodyLength;
 		if (off + length > data.length) break;
-		const page = Buffer.from(data.subarray(off, off + length));
-		const crc = page.readUInt32LE(22);
-		page.writeUInt32LE(0, 22);
-		if (oggCrc(page) !== crc) break;
+		if (oggPageCrc(data.subarray(off, off + length)) !== data.readUInt32LE(off + 22)) break;
 		const packets: Buffer[] = [];
 		let start = off + 27 + nseg;
 		let size = 0;

@@ -4,6 +4,11 @@
 // reports ~6.5 ms too much for libopus files), and a copied upload could declare any
 // pre-skip or start offset, so the stored duration comes from here.
 import { open } from 'node:fs/promises';
+import { opusPacketSamples } from '../ogg/OggOpusWriter.js';
+import { oggPageCrc } from '../ogg/OggPageWriter.js';
+
+// Shared with the Ogg writer (one CRC, one TOC parser); re-exported for this module's tests.
+export { oggPageCrc, opusPacketSamples };
 
 export interface OggOpusInfo {
 	channels: number;
@@ -17,26 +22,6 @@ export interface OggOpusInfo {
 
 /** An Ogg page is at most 27 header bytes + 255 lacing values + 255 * 255 payload bytes. */
 const MAX_PAGE_BYTES = 27 + 255 + 255 * 255;
-
-const CRC_TABLE = (() => {
-	const table = new Uint32Array(256);
-	for (let i = 0; i < 256; i++) {
-		let r = i << 24;
-		for (let bit = 0; bit < 8; bit++) r = r & 0x80000000 ? (r << 1) ^ 0x04c11db7 : r << 1;
-		table[i] = r >>> 0;
-	}
-	return table;
-})();
-
-/** Ogg's CRC-32 (polynomial 0x04c11db7, not reflected, no final xor) with the CRC field zeroed. */
-export function oggPageCrc(page: Buffer): number {
-	let crc = 0;
-	for (let i = 0; i < page.length; i++) {
-		const byte = i >= 22 && i < 26 ? 0 : (page[i] ?? 0);
-		crc = ((crc << 8) ^ (CRC_TABLE[((crc >>> 24) ^ byte) & 0xff] ?? 0)) >>> 0;
-	}
-	return crc;
-}
 
 interface Page {
 	headerType: number;
@@ -65,18 +50,6 @@ function parsePage(buffer: Buffer, at: number): Page | undefined {
 		bytes,
 		payload: page.subarray(headerBytes),
 	};
-}
-
-/** Samples (at 48 kHz) in one Opus packet, from its TOC byte (RFC 6716 section 3.1). */
-export function opusPacketSamples(packet: Buffer): number {
-	const toc = packet[0];
-	if (toc === undefined) return 0;
-	const config = toc >> 3;
-	// SILK-only configs 0-11: 10/20/40/60 ms; hybrid 12-15: 10/20 ms; CELT-only 16-31: 2.5/5/10/20 ms.
-	const frameSamples = config < 12 ? [480, 960, 1920, 2880][config % 4] : config < 16 ? [480, 960][config % 2] : [120, 240, 480, 960][config % 4];
-	const code = toc & 0x03;
-	const frames = code === 0 ? 1 : code < 3 ? 2 : (packet[1] ?? 0) & 0x3f;
-	return (frameSamples ?? 0) * frames;
 }
 
 /** Packets that end on a page (lacing values below 255 close a packet). A packet continued
