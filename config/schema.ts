@@ -241,6 +241,47 @@ export const configSchema = z.strictObject({
 		})
 		.prefault({}),
 
+	metrics: z
+		.strictObject({
+			enabled: option(z.boolean().default(true), {
+				description: 'Serve Prometheus metrics at GET /metrics and poll mediasoup producer and consumer stats for them.',
+			}),
+			port: option(portOrZero.default(0), {
+				description: 'TCP port of a separate listener that serves only /metrics. 0: /metrics is served on http.port.',
+				unit: 'port',
+			}),
+			host: option(z.string().default(''), {
+				description: 'Address the separate metrics listener binds to (when metrics.port is set). Empty: http.host.',
+			}),
+			bearerToken: option(z.string().default(''), {
+				description: 'When set, /metrics answers 401 unless the request sends "Authorization: Bearer <token>" (Prometheus: `authorization: { credentials: ... }`). Empty: open to anyone who reaches the port.',
+			}),
+			statsIntervalMs: option(z.number().int().min(0).max(300_000).default(5000), {
+				description: 'How often mediasoup producer and consumer stats (RTP packets and bytes, loss, jitter, NACKs, scores) are polled for the metrics. 0 turns polling off.',
+				unit: 'ms',
+			}),
+			statsMaxPerRound: option(z.number().int().min(1).max(100_000).default(500), {
+				description:
+					'Most producers and consumers polled in one round. With more, rounds take turns through them (round robin), so each is polled every ceil(count / this) rounds and the load on the workers stays flat.',
+				unit: 'objects',
+			}),
+		})
+		.prefault({}),
+
+	telemetry: z
+		.strictObject({
+			otlpEndpoint: option(z.string().default(''), {
+				description:
+					'OTLP/HTTP base URL of a trace collector (spans go to <url>/v1/traces, JSON encoded), e.g. http://localhost:4318. Empty: tracing is off and no tracing SDK is started.',
+				envAliases: ['OTEL_EXPORTER_OTLP_ENDPOINT'],
+			}),
+			serviceName: option(z.string().min(1).default('parley'), {
+				description: 'service.name of the exported spans (tells nodes or deployments apart in the trace backend).',
+				envAliases: ['OTEL_SERVICE_NAME'],
+			}),
+		})
+		.prefault({}),
+
 	shutdown: z
 		.strictObject({
 			deadlineMs: option(z.number().int().min(0).max(600_000).default(10_000), {

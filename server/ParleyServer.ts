@@ -25,6 +25,11 @@ import { TusUploadServer } from './voice/upload/TusUploadServer.js';
 import { AudioTranscoder } from './voice/transcode/AudioTranscoder.js';
 import { registerVoiceRoutes } from './voice/voiceRoutes.js';
 import { AccessTokenError, channelAllowed, verifyAccessToken } from './signaling/accessToken.js';
+import { ParleyMetrics } from './telemetry/metrics.js';
+import { registerMetricsRoute, startMetricsListener } from './telemetry/metricsEndpoint.js';
+import { channelStreams, RtpStatsPoller } from './telemetry/rtpStats.js';
+import { inSpan, startTracing, type Tracing } from './telemetry/tracing.js';
+import { instrumentAudioTools, uploadEvents, voiceMessageEvents } from './telemetry/voiceTelemetry.js';
 
 /** The built demo app (scripts/setup runs `npm run build:client`). */
 const DEMO_APP_DIR = new URL('../client/dist/', import.meta.url).pathname;
@@ -53,6 +58,12 @@ export class ParleyServer {
 	readonly voice: VoiceMessageService;
 	readonly uploads: TusUploadServer;
 	readonly transcoder: AudioTranscoder;
+	/** Undefined when metrics.enabled is false. */
+	readonly metrics: ParleyMetrics | undefined;
+	readonly #statsPoller: RtpStatsPoller | undefined;
+	/** The separate /metrics listener (metrics.port), if any. */
+	#metricsHttp: HttpServer | undefined;
+	#tracing: Tracing | undefined;
 	readonly #shutdownTasks = new Map<string, ShutdownTask>();
 	#accepting = true;
 	#shutdown: Promise<ShutdownResult> | undefined;
@@ -70,6 +81,25 @@ export class ParleyServer {
 			{ ...config.channels, enableRtx: config.media.opusNack, mediaCodecs },
 			log.child({ component: 'channels' }),
 		);
+		const metrics = config.metrics.enabled
+			? new ParleyMetrics({
+					pool: workers,
+					channels: this.channels,
+					signalingConnections: () => this.signaling.sessionCount,
+					activeRecordings: () => this.voice.activeRecordings,
+					transcodeJobs: () => ({ running: this.transcoder.running, queued: this.transcoder.queued }),
+				})
+			: undefined;
+		this.metrics = metrics;
+		if (metrics) {
+			this.channels.on('peerJoined', () => metrics.peerJoins.inc());
+			this.channels.on('peerLeft', () => metrics.peerLeaves.inc());
+			this.#statsPoller = new RtpStatsPoller(metrics, {
+				intervalMs: config.metrics.statsIntervalMs,
+				maxPerRound: config.metrics.statsMaxPerRound,
+				streams: () => channelStreams(this.channels.channels()),
+			});
+		}
 		this.voiceStore = new SqliteVoiceMessageStore(config.voice.databasePath);
 		const storage = new LocalVoiceStorage(this.storageDir);
 		this.transcoder = new AudioTranscoder({
@@ -82,11 +112,12 @@ export class ParleyServer {
 		this.voice = new VoiceMessageService({
 			store: this.voiceStore,
 			storage,
-			tools: this.transcoder,
+			tools: metrics ? instrumentAudioTools(this.transcoder, metrics) : this.transcoder,
 			notify: (info, reason) => this.signaling.deliverVoiceMessage(info, reason),
 			maxDurationMs: config.voice.maxDurationMs,
 			maxConcurrentRecordings: config.voice.maxConcurrentRecordings,
 			log: log.child({ component: 'voice' }),
+			...(metrics && { events: voiceMessageEvents(metrics) }),
 		});
 		const key = signingKey(config.auth.jwtSecret);
 		if (!config.auth.jwtSecret) log.warn('auth.jwtSecret is empty: tokens are signed with a random per-process key');
@@ -100,6 +131,7 @@ export class ParleyServer {
 				routerRtpCapabilities: mediasoup.ortc.generateRouterRtpCapabilities(mediaCodecs),
 				voice: this.voice,
 				isAccepting: () => this.#accepting,
+				...(metrics && { events: metrics.signalingEvents }),
 			},
 			log.child({ component: 'signaling' }),
 		);
@@ -115,11 +147,14 @@ export class ParleyServer {
 				return verifyAccessToken(authorization.slice(7).trim(), key);
 			},
 			authorize: (claims, destination) => destination.kind === 'user' || channelAllowed(claims.channels, destination.channel),
-			onComplete: async (upload) => {
-				await this.voice.acceptUpload(upload);
-			},
+			onComplete: (upload) =>
+				inSpan('voice.upload.complete', { 'parley.upload_id': upload.uploadId, 'parley.size_bytes': upload.sizeBytes }, async () => {
+					await this.voice.acceptUpload(upload);
+				}),
 			log: log.child({ component: 'uploads' }),
+			...(metrics && { events: uploadEvents(metrics) }),
 		});
+		if (metrics && config.metrics.port === 0) registerMetricsRoute(http, metrics, config.metrics.bearerToken);
 		registerDevTokenRoute(
 			http,
 			{ mode: config.auth.devTokens, ttlS: config.auth.devTokenTtlS, signingKey: key, maxBodyBytes: config.http.maxBodyBytes },
@@ -136,10 +171,19 @@ export class ParleyServer {
 
 	static async create(config: ParleyConfig, log: Logger): Promise<ParleyServer> {
 		assertNativeUws();
-		const workers = await WorkerPool.create(workerPoolOptions(config), log.child({ component: 'media' }));
+		// First, so spans of startup work (recovering recordings) are exported too.
+		const tracing = await startTracing(config.telemetry, log.child({ component: 'telemetry' }));
+		let workers: WorkerPool;
+		try {
+			workers = await WorkerPool.create(workerPoolOptions(config), log.child({ component: 'media' }));
+		} catch (err) {
+			await tracing?.shutdown();
+			throw err;
+		}
 		const redis = config.cluster.redisUrl ? connectRedis(config.cluster.redisUrl, log.child({ component: 'cluster' })) : undefined;
 		const http = new HttpServer(log.child({ component: 'http' }));
 		const server = new ParleyServer(config, log, workers, http, redis);
+		server.#tracing = tracing;
 		registerStaticFiles(http, DEMO_APP_DIR);
 		registerHealthRoutes(http, {
 			checks: server.#readinessChecks(),
@@ -155,17 +199,28 @@ export class ParleyServer {
 		}
 		try {
 			await http.listen(config.http.host, config.http.port);
+			if (server.metrics && config.metrics.port !== 0) {
+				const host = config.metrics.host || config.http.host;
+				server.#metricsHttp = await startMetricsListener(host, config.metrics.port, server.metrics, config.metrics.bearerToken, log.child({ component: 'metrics' }));
+			}
 		} catch (err) {
+			http.close();
+			server.transcoder.close();
+			server.uploads.close();
 			await workers.close();
 			redis?.disconnect();
 			server.voiceStore.close();
+			await tracing?.shutdown();
 			throw err;
 		}
+		server.#statsPoller?.start();
 		log.info(
 			{
 				http: `http://${config.http.host}:${http.port}`,
 				storageDir: server.storageDir,
 				redis: config.cluster.redisUrl ? redactUrl(config.cluster.redisUrl) : 'off',
+				metrics: server.metrics ? (server.#metricsHttp ? `http://${config.metrics.host || config.http.host}:${server.#metricsHttp.port}/metrics` : '/metrics') : 'off',
+				traces: tracing?.tracesUrl ?? 'off',
 			},
 			'parley listening',
 		);
@@ -212,6 +267,7 @@ export class ParleyServer {
 		const deadlineMs = this.config.shutdown.deadlineMs;
 		this.log.info({ reason, deadlineMs, tasks: [...this.#shutdownTasks.keys()] }, 'shutting down');
 		this.#accepting = false;
+		this.#statsPoller?.stop();
 		this.http.stopListening();
 
 		const deadline = AbortSignal.timeout(deadlineMs);
@@ -238,9 +294,12 @@ export class ParleyServer {
 		this.uploads.close();
 		this.transcoder.close();
 		this.http.close();
+		this.#metricsHttp?.close();
 		await this.workers.close();
 		if (this.redis) await closeRedis(this.redis);
 		this.voiceStore.close();
+		// Last: spans of the shutdown itself (recordings finalized) are exported too.
+		await this.#tracing?.shutdown();
 		const durationMs = Math.round(performance.now() - started);
 		this.log.info({ durationMs, clean: !timedOut }, 'shutdown complete');
 		return { clean: !timedOut, durationMs };

@@ -23,6 +23,10 @@ export interface ChannelEvents {
 	empty: [];
 	/** The router is gone (closed on purpose, or its worker died). */
 	closed: [reason: string];
+	/** A peer joined (metrics count these). */
+	peerJoined: [Peer];
+	/** A peer left: removed, replaced, or the channel closed under it. */
+	peerLeft: [Peer];
 }
 
 interface ProducerAppData extends ms.AppData {
@@ -91,6 +95,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		if (replaced) this.removePeer(replaced);
 		const others = [...this.peers.values()].map((p) => p.info());
 		this.peers.set(peer.id, peer);
+		this.emit('peerJoined', peer);
 		this.broadcast('peerJoined', peer.info(), { except: peer });
 		return { replaced, others };
 	}
@@ -99,6 +104,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 	removePeer(peer: Peer): void {
 		if (!this.peers.delete(peer.id)) return;
 		peer.close();
+		this.emit('peerLeft', peer);
 		this.broadcast('peerLeft', { peerId: peer.id });
 		if (this.#dominantPeerId === peer.id) {
 			this.#dominantPeerId = null;
@@ -231,6 +237,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		for (const p of peers) {
 			p.notify('channelClosing', { reason });
 			p.close();
+			this.emit('peerLeft', p);
 		}
 		this.router.close();
 		this.#log.info({ channel: this.name, reason, peers: peers.length }, 'channel closed');

@@ -1,11 +1,13 @@
 // All channels of this node, by name. Creates a channel (a router on the least-loaded
 // worker) on first join, closes it after it stayed empty for a grace period, and enforces
 // the per-node channel limit.
+import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
 import type { WorkerPool } from '../media/WorkerPool.js';
 import { RequestError } from '../signaling/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Channel, type ChannelOptions } from './Channel.js';
+import type { Peer } from './Peer.js';
 
 export interface ChannelRegistryOptions extends ChannelOptions {
 	maxChannels: number;
@@ -13,7 +15,13 @@ export interface ChannelRegistryOptions extends ChannelOptions {
 	mediaCodecs: ms.RouterRtpCodecCapability[];
 }
 
-export class ChannelRegistry {
+/** What happens in any channel of the registry (for metrics). */
+export interface ChannelRegistryEvents {
+	peerJoined: [Peer, Channel];
+	peerLeft: [Peer, Channel];
+}
+
+export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 	readonly #pool: WorkerPool;
 	readonly #options: ChannelRegistryOptions;
 	readonly #log: Logger;
@@ -24,6 +32,7 @@ export class ChannelRegistry {
 	#closed = false;
 
 	constructor(pool: WorkerPool, options: ChannelRegistryOptions, log: Logger) {
+		super();
 		this.#pool = pool;
 		this.#options = options;
 		this.#log = log;
@@ -63,6 +72,8 @@ export class ChannelRegistry {
 		const channel = await Channel.create(name, router, this.#options, this.#log.child({ channel: name }));
 		this.#channels.set(name, channel);
 		channel.on('empty', () => this.#scheduleEmptyClose(channel));
+		channel.on('peerJoined', (peer) => this.emit('peerJoined', peer, channel));
+		channel.on('peerLeft', (peer) => this.emit('peerLeft', peer, channel));
 		channel.once('closed', () => {
 			if (this.#channels.get(name) === channel) this.#channels.delete(name);
 			clearTimeout(this.#emptyTimers.get(name));

@@ -10,8 +10,10 @@ import type { HttpServer } from '../http/HttpServer.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
 import type { VoiceMessageService } from '../voice/VoiceMessageService.js';
 import type { Logger } from '../telemetry/logger.js';
+import { inSpan, SpanKind } from '../telemetry/tracing.js';
 import { AccessTokenError, verifyAccessToken, type AccessClaims } from './accessToken.js';
 import { CLOSE_CODES, ERROR_CODES, PROTOCOL_VERSION, type ErrorCode, type Method, type ProtocolError, type VoiceMessageInfo } from './protocol.js';
+import { RequestError } from './RequestError.js';
 import { requestHandlers, type HandlerContext } from './requestHandlers.js';
 import { SignalingSession, type SessionEvents, type SocketData } from './SignalingSession.js';
 import { TokenBucket } from './TokenBucket.js';
@@ -149,9 +151,29 @@ export class SignalingServer {
 		});
 	}
 
+	/** Runs a validated request's handler inside its span (a no-op span when tracing is off). */
 	#dispatch(session: SignalingSession, method: Method, data: unknown): Promise<unknown> {
 		const handler = requestHandlers[method] as (s: SignalingSession, d: unknown, c: HandlerContext) => Promise<unknown>;
-		return handler(session, data, this.#context);
+		const attributes = { 'rpc.system': 'parley', 'rpc.service': 'signaling', 'rpc.method': method };
+		return inSpan(
+			`signaling/${method}`,
+			attributes,
+			async (span) => {
+				try {
+					const result = await handler(session, data, this.#context);
+					span.setAttribute('parley.result_code', 'OK');
+					return result;
+				} catch (err) {
+					span.setAttribute('parley.result_code', err instanceof RequestError ? err.code : 'E_INTERNAL');
+					throw err;
+				} finally {
+					// After the handler, so `join` reports the channel it joined.
+					const channel = session.channel?.name;
+					if (channel !== undefined) span.setAttribute('parley.channel', channel);
+				}
+			},
+			SpanKind.SERVER,
+		);
 	}
 
 	#onClose(ws: WebSocket<SocketData>, code: number): void {

@@ -37,8 +37,13 @@ export interface SessionLimits {
 /** Runs one validated request; throws RequestError for protocol-level failures. */
 export type RequestDispatcher = (session: SignalingSession, method: Method, data: unknown) => Promise<unknown>;
 
+/** Why a frame was rejected before any handler ran. */
+export type InvalidMessageReason = 'binary' | 'not_json' | 'not_request' | 'too_large' | 'unknown_method' | 'bad_data';
+
 export interface SessionEvents {
 	onRequestDone?: (method: string, code: ErrorCode | 'OK', durationMs: number) => void;
+	/** A frame that was not a valid request (rate-limited frames are not judged, only counted as such). */
+	onInvalidMessage?: (reason: InvalidMessageReason) => void;
 }
 
 export class SignalingSession implements PeerLink {
@@ -83,10 +88,12 @@ export class SignalingSession implements PeerLink {
 		// Every frame costs a token, valid or not: junk floods are limited like requests.
 		const allowed = this.#bucket.tryTake();
 		if (text === undefined) {
+			if (allowed) this.#events.onInvalidMessage?.('binary');
 			this.#reply(null, new RequestError(allowed ? 'E_BAD_REQUEST' : 'E_RATE_LIMIT', allowed ? 'Binary frames are not accepted; send JSON text.' : undefined));
 			return;
 		}
 		if (byteLength > this.#limits.maxMessageBytes) {
+			this.#events.onInvalidMessage?.('too_large');
 			this.#reply(null, new RequestError('E_MESSAGE_TOO_LARGE', `Messages are limited to ${this.#limits.maxMessageBytes} bytes (got ${byteLength}).`));
 			return;
 		}
@@ -94,6 +101,7 @@ export class SignalingSession implements PeerLink {
 		try {
 			json = JSON.parse(text);
 		} catch {
+			if (allowed) this.#events.onInvalidMessage?.('not_json');
 			this.#reply(null, allowed ? new RequestError('E_BAD_REQUEST', 'Message is not valid JSON.') : new RequestError('E_RATE_LIMIT'));
 			return;
 		}
@@ -105,16 +113,19 @@ export class SignalingSession implements PeerLink {
 		}
 		const envelope = requestEnvelopeSchema.safeParse(json);
 		if (!envelope.success) {
+			this.#events.onInvalidMessage?.('not_request');
 			this.#reply(idGuess, new RequestError('E_BAD_REQUEST', `Not a request: ${describeIssue(envelope.error.issues[0])}. Expected {"id": <int>, "method": <string>, "data": {...}}.`));
 			return;
 		}
 		const { id, method } = envelope.data;
 		if (!isMethod(method)) {
+			this.#events.onInvalidMessage?.('unknown_method');
 			this.#reply(id, new RequestError('E_UNKNOWN_METHOD', `Unknown method "${method.slice(0, 64)}".`), method);
 			return;
 		}
 		const data = requestSchemas[method].safeParse(envelope.data.data ?? {});
 		if (!data.success) {
+			this.#events.onInvalidMessage?.('bad_data');
 			this.#reply(id, new RequestError('E_BAD_REQUEST', `Invalid data for ${method}: ${describeIssue(data.error.issues[0])}.`), method);
 			return;
 		}

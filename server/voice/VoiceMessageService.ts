@@ -26,6 +26,14 @@ export interface AudioTools {
  * repeated hand-over is harmless; its file stays the upload server's (we take a hard link). */
 export type ReceivedUpload = CompletedUpload;
 
+/** What metrics count; every hook is optional. */
+export interface VoiceMessageEvents {
+	recordingStarted?(): void;
+	recordingFinished?(result: RecordingResult): void;
+	/** A message reached a final status (ready or failed). */
+	messageFinished?(message: VoiceMessage): void;
+}
+
 export interface VoiceMessageServiceOptions {
 	store: VoiceMessageStore;
 	storage: VoiceStorage;
@@ -35,6 +43,7 @@ export interface VoiceMessageServiceOptions {
 	maxDurationMs: number;
 	maxConcurrentRecordings: number;
 	log: Logger;
+	events?: VoiceMessageEvents;
 }
 
 export class VoiceMessageService {
@@ -83,7 +92,10 @@ export class VoiceMessageService {
 
 	#update(id: string, patch: Parameters<VoiceMessageStore['update']>[1], reason?: string): VoiceMessage | undefined {
 		const m = this.#o.store.update(id, patch);
-		if (m) this.#publish(m, reason);
+		if (m) {
+			this.#publish(m, reason);
+			if (m.status === 'ready' || m.status === 'failed') this.#o.events?.messageFinished?.(m);
+		}
 		return m;
 	}
 
@@ -109,6 +121,7 @@ export class VoiceMessageService {
 		}
 		this.#recordings.set(message.id, { recording, ownerId });
 		recording.once('finished', (result) => this.#onRecordingFinished(message.id, result));
+		this.#o.events?.recordingStarted?.();
 		this.#publish(message);
 		this.#o.log.info({ voiceMessageId: message.id, producerId: producer.id }, 'recording started');
 		return message;
@@ -128,6 +141,7 @@ export class VoiceMessageService {
 
 	#onRecordingFinished(id: string, result: RecordingResult): void {
 		this.#recordings.delete(id);
+		this.#o.events?.recordingFinished?.(result);
 		const recording = { ...result.counts, ...(result.consumerPacketCount !== undefined && { packetsForwarded: result.consumerPacketCount }) };
 		const base = { durationMs: Math.round(result.durationMs), sizeBytes: result.sizeBytes, recording, codec: { codec: 'opus', sampleRate: 48_000, channels: 1 } };
 		this.#o.log.info({ voiceMessageId: id, reason: result.reason, finalizeMs: result.finalizeMs, ...result.counts, consumerPacketCount: result.consumerPacketCount }, 'recording finished');

@@ -6,6 +6,7 @@
 // closes (the speaker left) or when its router goes away (channel closed, worker died).
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
+import { inSpan } from '../../telemetry/tracing.js';
 import { OggOpusWriter } from '../ogg/OggOpusWriter.js';
 import type { RecordingCounts } from '../voiceMessage.js';
 import { RtpReorderBuffer } from './RtpReorderBuffer.js';
@@ -96,7 +97,16 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 
 	/** Finalizes the file with everything received so far; later calls return the same result. */
 	stop(reason: StopReason = 'stopped'): Promise<RecordingResult> {
-		this.#stopping ??= this.#finish(reason);
+		this.#stopping ??= inSpan('voice.recording.finalize', { 'parley.producer_id': this.producerId, 'parley.stop_reason': reason }, async (span) => {
+			const result = await this.#finish(reason);
+			span.setAttributes({
+				'parley.duration_ms': Math.round(result.durationMs),
+				'parley.size_bytes': result.sizeBytes,
+				'parley.packets_written': result.counts.packetsWritten,
+				'parley.packets_missing': result.counts.packetsMissing,
+			});
+			return result;
+		});
 		return this.#stopping;
 	}
 

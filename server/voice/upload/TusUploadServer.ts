@@ -50,6 +50,22 @@ export interface CompletedUpload {
 	sha256: string;
 }
 
+/** What metrics count; every hook is optional. */
+export interface UploadEvents {
+	/** POST created an upload. */
+	created?(): void;
+	/** HEAD on an unfinished upload: a client resuming. */
+	resumed?(): void;
+	/** A PATCH body was stored. */
+	received?(bytes: number): void;
+	/** The full file was handed over (onComplete succeeded). */
+	completed?(sizeBytes: number): void;
+	/** onComplete threw; the upload is kept for a retry. */
+	completeFailed?(): void;
+	/** An unfinished upload expired and was removed. */
+	expired?(): void;
+}
+
 export interface TusUploadServerOptions {
 	/** Where the routes live, e.g. '/voice/uploads' (no trailing slash). */
 	basePath: string;
@@ -75,6 +91,7 @@ export interface TusUploadServerOptions {
 	 */
 	onComplete(upload: CompletedUpload): Promise<void>;
 	log: Logger;
+	events?: UploadEvents;
 }
 
 const DEFAULT_MAX_CHUNK_BYTES = 8 * 1_048_576;
@@ -159,6 +176,7 @@ export class TusUploadServer {
 					await upload.remove();
 					if (!upload.record.completed) {
 						expired++;
+						this.#options.events?.expired?.();
 						this.#log.info({ uploadId: id, ownerId: upload.record.ownerId, offsetBytes: upload.offsetBytes }, 'expired upload removed');
 					}
 				});
@@ -226,6 +244,7 @@ export class TusUploadServer {
 
 		const expiresAt = Date.now() + this.#options.expiryMs;
 		const upload = await this.#store.create({ ownerId: claims.userId, lengthBytes, destination, fileName, fileType, metadataHeader, expiresAt });
+		this.#options.events?.created?.();
 		req.log.info({ uploadId: upload.record.id, ownerId: claims.userId, lengthBytes }, 'upload created');
 		return {
 			status: 201,
@@ -245,6 +264,7 @@ export class TusUploadServer {
 
 	async #status(req: HttpRouteRequest, claims: AccessClaims): Promise<HttpReply> {
 		return this.#withOwnUpload(req, claims, async (upload) => {
+			if (!upload.record.completed) this.#options.events?.resumed?.();
 			// A final PATCH whose onComplete failed left the upload full but unfinished: finish it now.
 			if (!upload.record.completed && upload.offsetBytes === upload.record.lengthBytes) await this.#complete(upload, req.log);
 			const headers: Record<string, string> = {
@@ -279,7 +299,10 @@ export class TusUploadServer {
 			if (checksum && !checksumMatches(checksum, chunk)) {
 				throw new TusRequestError(STATUS_CHECKSUM_MISMATCH, 'E_CHECKSUM_MISMATCH', `The chunk does not match its ${checksum.algorithm} checksum; it was discarded.`);
 			}
-			if (chunk.length > 0) await upload.append(chunk);
+			if (chunk.length > 0) {
+				await upload.append(chunk);
+				this.#options.events?.received?.(chunk.length);
+			}
 			req.log.debug({ uploadId: upload.record.id, offsetBytes: upload.offsetBytes, chunkBytes: chunk.length }, 'upload chunk stored');
 			if (!upload.record.completed && upload.offsetBytes === upload.record.lengthBytes) await this.#complete(upload, req.log);
 			return { status: 204, headers: { 'Upload-Offset': String(upload.offsetBytes), ...this.#expiryHeader(upload) } };
@@ -338,9 +361,11 @@ export class TusUploadServer {
 			await this.#options.onComplete(completed);
 		} catch (err) {
 			log.error({ err, uploadId: record.id }, 'onComplete failed; the upload is kept for a retry');
+			this.#options.events?.completeFailed?.();
 			throw new TusRequestError(500, 'E_INTERNAL', 'The upload is stored but could not be finished; retry (HEAD or the final PATCH).');
 		}
 		await upload.markCompleted(completed.sha256);
+		this.#options.events?.completed?.(completed.sizeBytes);
 		log.info({ uploadId: record.id, ownerId: record.ownerId, sizeBytes: completed.sizeBytes }, 'upload completed');
 	}
 

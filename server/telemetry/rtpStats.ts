@@ -1,0 +1,154 @@
+// RTP figures for the metrics, from mediasoup's producer and consumer stats.
+//
+// Stats live in the worker processes: each getStats() is one request over the worker's
+// channel. So they are polled in rounds, on a timer (never per scrape or per request), and
+// a round polls at most `maxPerRound` streams: with more, consecutive rounds take turns
+// through them (round robin from a cursor), so the cost per round stays flat as channels
+// grow and each stream is seen every ceil(count / maxPerRound) rounds. Within a round at
+// most POLL_CONCURRENCY requests are in flight, so one round cannot flood a worker.
+//
+// mediasoup's packet, byte, loss and NACK figures are totals since the stream began; the
+// counters get the difference since the stream's previous poll. What a stream carried after
+// its last poll and before it closed is not counted (at most one interval of it).
+import type { types as ms } from 'mediasoup';
+import type { ParleyMetrics, RtpDirection } from './metrics.js';
+
+/** A producer (audio coming in) or a consumer (audio going out to a listener). */
+export type PolledStream = { direction: 'in'; source: ms.Producer } | { direction: 'out'; source: ms.Consumer };
+
+export interface RtpStatsPollerOptions {
+	intervalMs: number;
+	maxPerRound: number;
+	/** Every stream there is now (walked once per round: cheap, it is in-process). */
+	streams(): Iterable<PolledStream>;
+}
+
+interface Totals {
+	packets: number;
+	bytes: number;
+	lost: number;
+	nacks: number;
+	nackPackets: number;
+}
+
+const POLL_CONCURRENCY = 32;
+const ZERO: Totals = { packets: 0, bytes: 0, lost: 0, nacks: 0, nackPackets: 0 };
+
+export class RtpStatsPoller {
+	readonly #metrics: ParleyMetrics;
+	readonly #options: RtpStatsPollerOptions;
+	/** Totals at each stream's last poll, by producer/consumer id. */
+	readonly #last = new Map<string, Totals>();
+	#cursor = 0;
+	#timer: NodeJS.Timeout | undefined;
+	#round: Promise<void> | undefined;
+	#stopped = false;
+
+	constructor(metrics: ParleyMetrics, options: RtpStatsPollerOptions) {
+		this.#metrics = metrics;
+		this.#options = options;
+	}
+
+	/** Polls every intervalMs until stop(). The timer never keeps the process alive. */
+	start(): void {
+		if (this.#options.intervalMs <= 0 || this.#stopped || this.#timer) return;
+		const schedule = (): void => {
+			// A new round is scheduled only after the previous one ended: rounds never overlap.
+			this.#timer = setTimeout(() => {
+				void this.poll().finally(() => {
+					if (!this.#stopped) schedule();
+				});
+			}, this.#options.intervalMs);
+			this.#timer.unref();
+		};
+		schedule();
+	}
+
+	stop(): void {
+		this.#stopped = true;
+		clearTimeout(this.#timer);
+		this.#timer = undefined;
+	}
+
+	/** One round now (tests call it to skip the wait); joins a round already running. */
+	poll(): Promise<void> {
+		this.#round ??= this.#pollRound().finally(() => {
+			this.#round = undefined;
+		});
+		return this.#round;
+	}
+
+	async #pollRound(): Promise<void> {
+		const started = performance.now();
+		const all = [...this.#options.streams()];
+		const ids = new Set(all.map((s) => s.source.id));
+		for (const id of this.#last.keys()) if (!ids.has(id)) this.#last.delete(id);
+
+		const max = this.#options.maxPerRound;
+		let batch = all;
+		if (all.length > max) {
+			const from = this.#cursor % all.length;
+			batch = [...all.slice(from, from + max), ...all.slice(0, Math.max(0, from + max - all.length))];
+			this.#cursor = (from + max) % all.length;
+		} else {
+			this.#cursor = 0;
+		}
+		for (let i = 0; i < batch.length; i += POLL_CONCURRENCY) {
+			if (this.#stopped) return;
+			await Promise.all(batch.slice(i, i + POLL_CONCURRENCY).map((s) => this.#pollStream(s)));
+		}
+		this.#metrics.statsPollDuration.observe((performance.now() - started) / 1000);
+	}
+
+	async #pollStream(stream: PolledStream): Promise<void> {
+		const { source, direction } = stream;
+		if (source.closed) return;
+		let stats: (ms.ProducerStat | ms.ConsumerStat)[];
+		try {
+			stats = await source.getStats();
+		} catch {
+			// Closed while the request was in flight (peer left, worker died): nothing to count.
+			return;
+		}
+		// A producer reports its inbound stream; a consumer its outbound one (plus its producer's inbound).
+		const own = stats.filter((s) => s.type === (direction === 'in' ? 'inbound-rtp' : 'outbound-rtp'));
+		if (own.length === 0) return; // no packet yet
+		const clockRate = source.rtpParameters.codecs[0]?.clockRate ?? 48_000;
+		const m = this.#metrics;
+		const now: Totals = { ...ZERO };
+		for (const s of own) {
+			now.packets += s.packetCount;
+			now.bytes += s.byteCount;
+			now.lost += s.packetsLost;
+			now.nacks += s.nackCount;
+			now.nackPackets += s.nackPacketCount;
+			// RTCP conventions: fractionLost is 8-bit fixed point (256 = all), jitter is in RTP
+			// timestamp units (1/clockRate s).
+			m.rtpFractionLost.observe({ direction }, Math.min(1, s.fractionLost / 256));
+			m.rtpJitter.observe({ direction }, s.jitter / clockRate);
+			(direction === 'in' ? m.producerScore : m.consumerScore).observe(s.score);
+		}
+		const before = this.#last.get(source.id) ?? ZERO;
+		this.#last.set(source.id, now);
+		const add = (counter: ParleyMetrics['rtpPackets'], key: keyof Totals, d: RtpDirection) => {
+			// Totals only grow, except packetsLost, which duplicates may lower: never count down.
+			const delta = now[key] - before[key];
+			if (delta > 0) counter.inc({ direction: d }, delta);
+		};
+		add(m.rtpPackets, 'packets', direction);
+		add(m.rtpBytes, 'bytes', direction);
+		add(m.rtpPacketsLost, 'lost', direction);
+		add(m.rtpNacks, 'nacks', direction);
+		add(m.rtpNackPackets, 'nackPackets', direction);
+	}
+}
+
+/** Every producer and consumer of the peers of `channels`. */
+export function* channelStreams(channels: Iterable<{ peers: Map<string, { producers: Map<string, ms.Producer>; consumers: Map<string, ms.Consumer> }> }>): Iterable<PolledStream> {
+	for (const channel of channels) {
+		for (const peer of channel.peers.values()) {
+			for (const source of peer.producers.values()) yield { direction: 'in', source };
+			for (const source of peer.consumers.values()) yield { direction: 'out', source };
+		}
+	}
+}
