@@ -33,6 +33,9 @@ import { instrumentAudioTools, uploadEvents, voiceMessageEvents } from './teleme
 
 /** The built demo app (scripts/setup runs `npm run build:client`). */
 const DEMO_APP_DIR = new URL('../client/dist/', import.meta.url).pathname;
+/** Partial uploads, under storage.dir. User ids never start with a dot, so this cannot
+ * collide with a user's folder. */
+const UPLOADS_SUBDIR = '.uploads';
 /** How long clients are asked to wait before reconnecting when this node shuts down. */
 const RECONNECT_AFTER_SHUTDOWN_MS = 1000;
 
@@ -116,6 +119,7 @@ export class ParleyServer {
 			notify: (info, reason) => this.signaling.deliverVoiceMessage(info, reason),
 			maxDurationMs: config.voice.maxDurationMs,
 			maxConcurrentRecordings: config.voice.maxConcurrentRecordings,
+			uploadsDir: path.join(this.storageDir, UPLOADS_SUBDIR),
 			log: log.child({ component: 'voice' }),
 			...(metrics && { events: voiceMessageEvents(metrics) }),
 		});
@@ -138,8 +142,7 @@ export class ParleyServer {
 		registerVoiceRoutes(http, { store: this.voiceStore, storage, service: this.voice, signingKey: key });
 		this.uploads = new TusUploadServer(http, {
 			basePath: '/voice/uploads',
-			// User ids never start with a dot, so this cannot collide with a user's folder.
-			dir: path.join(this.storageDir, '.uploads'),
+			dir: path.join(this.storageDir, UPLOADS_SUBDIR),
 			maxSizeBytes: config.voice.maxUploadBytes,
 			expiryMs: config.voice.uploadExpiryMs,
 			authenticate: async (authorization) => {
@@ -161,11 +164,13 @@ export class ParleyServer {
 			log.child({ component: 'auth' }),
 		);
 		// In order: recordings are finalized while their producers still exist, then clients
-		// are told to go, then channels (routers) close.
+		// are told to go, then channels (routers) close, then post-processing drains (a slow
+		// or stuck transcode must not keep clients from hearing that the node is going).
 		this.onShutdown('voice and signaling', async () => {
-			await this.voice.stopAll('server shutting down');
+			await this.voice.stopRecordings('server shutting down');
 			this.signaling.closeAll(RECONNECT_AFTER_SHUTDOWN_MS);
 			this.channels.closeAll('server shutting down');
+			await this.voice.drainProcessing();
 		});
 	}
 

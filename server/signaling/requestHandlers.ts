@@ -30,6 +30,9 @@ function joined(session: SignalingSession): { peer: Peer; channel: Channel } {
 	return { peer, channel: session.channel };
 }
 
+/** Transports whose connect was requested (mediasoup allows one connect per transport). */
+const connectCalled = new WeakSet<ms.Transport>();
+
 function requireGrant(session: SignalingSession, grant: 'canPublish' | 'canSubscribe' | 'canRecord'): void {
 	if (!session.claims.grants[grant]) throw new RequestError('E_FORBIDDEN', `The access token does not grant ${grant}.`);
 }
@@ -77,8 +80,16 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 	async connectTransport(session, data) {
 		const { peer } = joined(session);
 		const transport = ownTransport(peer, data.transportId);
-		if (transport.dtlsState !== 'new') throw new RequestError('E_INVALID_STATE', 'Transport already connected.');
-		await transport.connect({ dtlsParameters: data.dtlsParameters as ms.DtlsParameters });
+		// Not dtlsState: a client whose ICE is up before this request (ICE-lite answers checks
+		// at once) finds DTLS already running as server, waiting for this fingerprint.
+		if (connectCalled.has(transport)) throw new RequestError('E_INVALID_STATE', 'Transport already connected.');
+		connectCalled.add(transport);
+		try {
+			await transport.connect({ dtlsParameters: data.dtlsParameters as ms.DtlsParameters });
+		} catch (err) {
+			connectCalled.delete(transport);
+			throw err;
+		}
 		return {};
 	},
 

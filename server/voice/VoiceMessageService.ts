@@ -3,7 +3,8 @@
 // notifications recipients get. Owns every running recording and closes them at shutdown.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, link, rm } from 'node:fs/promises';
+import { copyFile, link, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { types as ms } from 'mediasoup';
 import { channelAllowed, type AccessClaims } from '../signaling/accessToken.js';
 import type { VoiceMessageInfo } from '../signaling/protocol.js';
@@ -11,6 +12,7 @@ import { RequestError } from '../signaling/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
 import { recoverOggOpus, UnrecoverableFileError } from './ogg/recoverOggOpus.js';
 import { ProducerRecording, type RecordingResult, type StopReason } from './recording/ProducerRecording.js';
+import { TranscodeError } from './transcode/TranscodeError.js';
 import type { CompletedUpload } from './upload/TusUploadServer.js';
 import type { VoiceMessageStore } from './VoiceMessageStore.js';
 import type { VoiceStorage } from './VoiceStorage.js';
@@ -42,6 +44,9 @@ export interface VoiceMessageServiceOptions {
 	notify: (info: VoiceMessageInfo, reason?: string) => void;
 	maxDurationMs: number;
 	maxConcurrentRecordings: number;
+	/** The upload server's directory (uploads are `<id>.part` there): where an upload whose
+	 * conversion a shutdown interrupted is found again at the next start. */
+	uploadsDir?: string;
 	log: Logger;
 	events?: VoiceMessageEvents;
 }
@@ -166,11 +171,29 @@ export class VoiceMessageService {
 		try {
 			const path = await this.#o.storage.writablePath(m);
 			const sha256 = await sha256File(path);
-			const waveform = this.#o.tools ? await this.#o.tools.waveform(path) : undefined;
+			const waveform = this.#o.tools ? await this.#waveformIfAvailable(id, path) : undefined;
 			this.#update(id, { ...extra, status: 'ready', sha256, ...(waveform && { waveform }) });
 		} catch (err) {
+			if (err instanceof TranscodeError && err.code === 'closed') {
+				// Shutting down: the file is complete; the next start finishes it (recoverUnfinished).
+				this.#o.store.update(id, { ...extra });
+				this.#o.log.warn({ voiceMessageId: id }, 'post-processing cut off by shutdown; left for the next start');
+				return;
+			}
 			this.#o.log.error({ err, voiceMessageId: id }, 'voice message post-processing failed');
 			this.#update(id, { status: 'failed', failureReason: 'The recorded file could not be processed.' });
+		}
+	}
+
+	/** The waveform is decoration: a complete file is not failed because the transcoder was
+	 * too busy or slow to draw it (it is then ready without one). */
+	async #waveformIfAvailable(id: string, path: string): Promise<number[] | undefined> {
+		try {
+			return await this.#o.tools!.waveform(path);
+		} catch (err) {
+			if (!(err instanceof TranscodeError) || (err.code !== 'busy' && err.code !== 'timeout')) throw err;
+			this.#o.log.warn({ voiceMessageId: id, reason: err.code }, 'no waveform for this voice message');
+			return undefined;
 		}
 	}
 
@@ -184,7 +207,7 @@ export class VoiceMessageService {
 		const existing = this.#o.store.get(upload.uploadId);
 		if (existing) return existing;
 		// The upload server deletes its file once we return: keep our own name for it.
-		const input = `${upload.path}.accepted`;
+		const input = acceptedInputPath(upload.path);
 		await rm(input, { force: true });
 		await link(upload.path, input).catch(() => copyFile(upload.path, input));
 		const now = Date.now();
@@ -207,8 +230,9 @@ export class VoiceMessageService {
 		return message;
 	}
 
-	async #transcodeUpload(message: VoiceMessage, upload: ReceivedUpload): Promise<void> {
+	async #transcodeUpload(message: VoiceMessage, upload: Pick<ReceivedUpload, 'path'>): Promise<void> {
 		const tools = this.#o.tools;
+		let keepInput = false;
 		try {
 			if (!tools) throw new Error('no transcoder configured');
 			const target = await this.#o.storage.writablePath(message);
@@ -226,12 +250,19 @@ export class VoiceMessageService {
 				codec: { codec: 'opus', sampleRate: result.sampleRate, channels: result.channels, ...(result.bitrateBps && { bitrateBps: result.bitrateBps }) },
 			});
 		} catch (err) {
+			if (err instanceof TranscodeError && err.code === 'closed') {
+				// Shutting down: the upload was acknowledged, so keep its input; the next start
+				// converts it again (recoverUnfinished).
+				keepInput = true;
+				this.#o.log.warn({ voiceMessageId: message.id }, 'upload conversion cut off by shutdown; left for the next start');
+				return;
+			}
 			const reason = (err as { reason?: string }).reason ?? 'The file could not be converted to Ogg Opus.';
 			this.#o.log.warn({ err, voiceMessageId: message.id }, 'upload transcode failed');
 			await this.#o.storage.remove(message).catch(() => undefined);
 			this.#update(message.id, { status: 'failed', failureReason: reason });
 		} finally {
-			await rm(upload.path, { force: true });
+			if (!keepInput) await rm(upload.path, { force: true });
 		}
 	}
 
@@ -258,7 +289,15 @@ export class VoiceMessageService {
 			}
 		}
 		for (const m of this.#o.store.listByStatus('processing')) {
-			if (m.source === 'recording') await this.#finishProcessing(m.id);
+			if (m.source === 'recording') {
+				await this.#finishProcessing(m.id);
+				continue;
+			}
+			// An upload whose conversion a shutdown cut off: its input was kept, convert it again
+			// (or, when the conversion had finished, finish the post-processing).
+			const input = this.#o.uploadsDir && acceptedInputPath(path.join(this.#o.uploadsDir, `${m.id}.part`));
+			if (input && (await fileExists(input))) this.#track(this.#transcodeUpload(m, { path: input }));
+			else if (m.durationMs !== undefined && (await this.#o.storage.size(m)) !== undefined) this.#track(this.#finishProcessing(m.id));
 			else this.#o.store.update(m.id, { status: 'failed', failureReason: 'The server restarted while converting the upload; upload it again.' });
 		}
 		if (finalized + failed > 0) this.#o.log.warn({ finalized, failed }, 'unfinished recordings recovered');
@@ -267,7 +306,18 @@ export class VoiceMessageService {
 
 	/** Finalizes every recording and waits for post-processing (shutdown). */
 	async stopAll(reason: StopReason): Promise<void> {
+		await this.stopRecordings(reason);
+		await this.drainProcessing();
+	}
+
+	/** Finalizes every running recording (fast: the files are complete once this resolves). */
+	async stopRecordings(reason: StopReason): Promise<void> {
 		await Promise.all([...this.#recordings.values()].map((r) => r.recording.stop(reason)));
+	}
+
+	/** Waits for post-processing in flight (hash, waveform, upload transcodes), which can be
+	 * slow: shutdown tells clients to go before it waits for this. */
+	async drainProcessing(): Promise<void> {
 		await Promise.all([...this.#processing]);
 	}
 
@@ -284,6 +334,18 @@ export class VoiceMessageService {
 
 function reasonText(reason: StopReason): string | undefined {
 	return reason === 'stopped' ? undefined : reason;
+}
+
+/** Where acceptUpload keeps its own hard link to a complete upload until it is converted. */
+function acceptedInputPath(uploadPath: string): string {
+	return `${uploadPath}.accepted`;
+}
+
+async function fileExists(file: string): Promise<boolean> {
+	return stat(file).then(
+		() => true,
+		() => false,
+	);
 }
 
 async function sha256File(path: string): Promise<string> {

@@ -1,0 +1,88 @@
+// A Parley server in this process with clients that speak the real protocol: what most
+// reliability tests start from. Tokens are signed with a fixed test secret.
+import { ParleyServer } from '../../../server/ParleyServer.js';
+import { mintAccessToken, type MintOptions } from '../../../server/signaling/accessToken.js';
+import { PROTOCOL_VERSION, type RequestData } from '../../../server/signaling/protocol.js';
+import { testConfig } from '../../helpers/config.js';
+import { testLogger } from '../../helpers/logger.js';
+import { TestSignalingClient } from '../../helpers/signalingClient.js';
+
+export const SECRET = 'reliability-test-secret-0123456789-abcdef';
+export const KEY = new TextEncoder().encode(SECRET);
+
+export type RtpCapabilities = RequestData<'join'>['rtpCapabilities'];
+
+export interface Harness {
+	server: ParleyServer;
+	base: string;
+	wsUrl(token: string): string;
+	token(overrides?: Partial<MintOptions>): Promise<string>;
+	/** Connected and welcomed. */
+	connect(overrides?: Partial<MintOptions>): Promise<TestSignalingClient>;
+	/** Connected and joined to `channel`. */
+	joined(channel: string, overrides?: Partial<MintOptions>): Promise<{ client: TestSignalingClient; peerId: string; rtpCapabilities: RtpCapabilities }>;
+	/** Closes every client this harness opened, then shuts the server down. */
+	close(): Promise<void>;
+}
+
+let userCounter = 0;
+
+export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+	const server = await ParleyServer.create(await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET, ...env }), testLogger());
+	const clients: TestSignalingClient[] = [];
+	const base = `http://127.0.0.1:${server.http.port}`;
+	const wsUrl = (token: string) => `ws://127.0.0.1:${server.http.port}/ws?token=${encodeURIComponent(token)}&v=${PROTOCOL_VERSION}`;
+	const token = (overrides: Partial<MintOptions> = {}) =>
+		mintAccessToken(
+			{ userId: `user-${++userCounter}`, channels: ['room', 'fuzz-*', 'other'], grants: { canPublish: true, canSubscribe: true, canRecord: true }, ttlS: 600, ...overrides },
+			KEY,
+		);
+	const connect = async (overrides: Partial<MintOptions> = {}) => {
+		const { client } = await TestSignalingClient.connect(wsUrl(await token(overrides)));
+		clients.push(client);
+		return client;
+	};
+	const joined = async (channel: string, overrides: Partial<MintOptions> = {}) => {
+		const client = await connect(overrides);
+		const caps = await client.request('getRouterRtpCapabilities', {});
+		if (!caps.ok) throw new Error(`getRouterRtpCapabilities: ${caps.error.code}`);
+		const rtpCapabilities = caps.data.rtpCapabilities as RtpCapabilities;
+		const join = await client.request('join', { channel, rtpCapabilities });
+		if (!join.ok) throw new Error(`join: ${join.error.code}`);
+		return { client, peerId: join.data.peerId, rtpCapabilities };
+	};
+	return {
+		server,
+		base,
+		wsUrl,
+		token,
+		connect,
+		joined,
+		async close() {
+			for (const c of clients.splice(0)) c.close();
+			await server.shutdown('test end');
+		},
+	};
+}
+
+/** mediasoup objects on every worker, summed. */
+export function mediaLoad(server: ParleyServer): { routers: number; transports: number; producers: number; consumers: number } {
+	const sum = { routers: 0, transports: 0, producers: 0, consumers: 0 };
+	for (const w of server.workers.info()) {
+		sum.routers += w.routers;
+		sum.transports += w.transports;
+		sum.producers += w.producers;
+		sum.consumers += w.consumers;
+	}
+	return sum;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string, stepMs = 20): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!(await cond())) {
+		if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+		await sleep(stepMs);
+	}
+}
