@@ -1,0 +1,95 @@
+// The CI smoke run: every scenario for a few seconds through the real entry point's code,
+// checking that the outputs exist and that the figures are sane, not what they are.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BenchRun } from './report/BenchRun.js';
+import { runBench } from './runBench.js';
+
+describe('bench smoke run (all scenarios)', () => {
+	const outDir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-smoke-'));
+	let run: BenchRun;
+	let files: string[];
+
+	beforeAll(async () => {
+		({ run, files } = await runBench({
+			scenarios: ['loss', 'capacity', 'signaling'],
+			smoke: true,
+			outDir,
+			command: 'vitest bench smoke',
+			loss: {},
+			capacity: {},
+			capacityTransports: [],
+			signaling: {},
+			log: () => {},
+		}));
+	}, 90_000);
+
+	afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+	it('runs every scenario without errors and writes the report, JSON and charts', () => {
+		expect(run.errors).toEqual([]);
+		for (const f of ['results.json', 'report.md', 'latency-cdf.svg', 'loss-playable-nack-off.svg', 'capacity-plain-p99.svg']) {
+			expect(files).toContain(f);
+			expect(existsSync(path.join(outDir, f))).toBe(true);
+		}
+		const json = JSON.parse(readFileSync(path.join(outDir, 'results.json'), 'utf8')) as BenchRun;
+		expect(json.machine.cores).toBeGreaterThan(0);
+		expect(json.versions.mediasoup).toMatch(/^\d+\.\d+\.\d+$/);
+		const md = readFileSync(path.join(outDir, 'report.md'), 'utf8');
+		expect(md).toContain('## Headline');
+		expect(md).toContain('1 - p^2');
+		expect(readFileSync(path.join(outDir, 'latency-cdf.svg'), 'utf8')).not.toContain('NaN');
+	});
+
+	it('loses no frame at 0% loss, with a finite latency', () => {
+		for (const c of run.loss!.conditions.filter((x) => x.lossRate === 0)) {
+			expect(c.playout.frames).toBeGreaterThan(100);
+			expect(c.playout.delivered).toBe(c.playout.frames);
+			expect(c.playout.concealed + c.playout.recovered + c.playout.late).toBe(0);
+			expect(c.playout.playableShare).toBe(1);
+			expect(Number.isFinite(c.latencyMs.p99)).toBe(true);
+			expect(c.latencyMs.p99).toBeLessThan(c.latencyMs.max + 1e-9);
+		}
+	});
+
+	it('rebuilds frames with FEC at 10% random loss and plays more than without', () => {
+		const at10 = run.loss!.conditions.filter((x) => x.model === 'random' && x.lossRate === 0.1 && !x.nack);
+		const on = at10.find((c) => c.fec)!;
+		const off = at10.find((c) => !c.fec)!;
+		expect(on.measuredNetworkLoss).toBeGreaterThan(0.03);
+		expect(on.playout.recovered).toBeGreaterThan(0);
+		expect(off.playout.recovered).toBe(0);
+		expect(on.playout.playableShare).toBeGreaterThan(off.playout.playableShare);
+		expect(on.playout.playableShare).toBeLessThanOrEqual(1);
+		expect(on.playout.quality.segmentalSnrDb).toBeGreaterThan(off.playout.quality.segmentalSnrDb);
+	});
+
+	it('measures both capacity targets with finite latency and CPU', () => {
+		const cap = run.capacity![0]!;
+		for (const target of ['raw-mediasoup', 'parley'] as const) {
+			const steps = cap.steps.filter((s) => s.target === target);
+			expect(steps.length).toBeGreaterThan(0);
+			const first = steps[0]!;
+			expect(first.latencyMs.count).toBeGreaterThan(50);
+			expect(Number.isFinite(first.latencyMs.p99)).toBe(true);
+			expect(first.lossRate).toBeLessThan(0.01);
+			expect(first.workerCpu).toBeGreaterThan(0);
+			expect(first.forwardedPps).toBeGreaterThan(0);
+		}
+	});
+
+	it('joins every storm client, hears audio over WebRTC and serves HTTP', () => {
+		const s = run.signaling!;
+		expect(s.waves[0]!.joined).toBe(s.waves[0]!.clients);
+		expect(s.joinsPerSecond).toBeGreaterThan(0);
+		expect(s.firstAudio.succeeded).toBe(s.firstAudio.clients);
+		expect(Number.isFinite(s.firstAudio.firstAudioMs.p50)).toBe(true);
+		const healthz = s.http.find((h) => h.name === 'healthz')!.requests['GET /healthz']!;
+		expect(healthz.statuses['200']).toBeGreaterThan(0);
+		const tus = s.http.find((h) => h.name === 'tus upload')!;
+		expect(Object.values(tus.requests).every((r) => r.requests > 0)).toBe(true);
+		expect(tus.errors).toBe(0);
+	});
+});

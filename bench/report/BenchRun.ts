@@ -1,0 +1,31 @@
+// Everything one run of the bench produced: the JSON file is this object.
+import type { CapacityResult } from '../scenarios/capacity.js';
+import type { LossSweepResult } from '../scenarios/lossSweep.js';
+import type { SignalingResult } from '../scenarios/signaling.js';
+import type { MachineInfo, Versions } from './machine.js';
+import { REFERENCES } from './references.js';
+
+export interface BenchRun {
+	startedAt: string;
+	finishedAt: string;
+	durationS: number;
+	command: string;
+	smoke: boolean;
+	machine: MachineInfo;
+	/** Load average when the run ended (the start is in `machine`). */
+	loadAverageAfter: number[];
+	versions: Versions;
+	loss?: LossSweepResult;
+	/** One per listener transport kind (plain RTP, SRTP). */
+	capacity?: CapacityResult[];
+	signaling?: SignalingResult;
+	references: typeof REFERENCES;
+	/** Errors of scenarios that failed (the others still report). */
+	errors: { scenario: string; message: string }[];
+}
+
+export interface Headline {
+	label: string;
+	value: string;
+	path: string;
+}

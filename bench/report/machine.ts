@@ -1,0 +1,77 @@
+// What a report records about where it ran: cores, CPU model, memory, kernel, versions of
+// everything in the measured path, the commit, and the machine's load around the run.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as mediasoup from 'mediasoup';
+
+const REPO_ROOT = new URL('../../', import.meta.url).pathname;
+
+export interface MachineInfo {
+	cpuModel: string;
+	cores: number;
+	memoryGiB: number;
+	kernel: string;
+	platform: string;
+	hypervisor: string | null;
+	loadAverage: number[];
+}
+
+export interface Versions {
+	node: string;
+	mediasoup: string;
+	werift: string | null;
+	evanOpus: string | null;
+	uWebSocketsJs: string | null;
+	gitCommit: string | null;
+	/** Files changed in the working tree when the run started (others may be mid-edit). */
+	gitDirty: boolean | null;
+}
+
+export function machineInfo(): MachineInfo {
+	let hypervisor: string | null = null;
+	try {
+		hypervisor = /Hypervisor vendor:\s*(.+)/.exec(execFileSync('lscpu', { encoding: 'utf8' }))?.[1]?.trim() ?? null;
+	} catch {
+		// lscpu missing: leave it out.
+	}
+	return {
+		cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+		cores: os.availableParallelism(),
+		memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+		kernel: os.release(),
+		platform: `${os.type()} ${os.arch()}`,
+		hypervisor,
+		loadAverage: os.loadavg().map((v) => Math.round(v * 100) / 100),
+	};
+}
+
+function packageVersion(name: string): string | null {
+	try {
+		return (JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+	} catch {
+		return null;
+	}
+}
+
+function git(args: string[]): string | null {
+	try {
+		return execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+	} catch {
+		return null;
+	}
+}
+
+export function versions(): Versions {
+	const status = git(['status', '--porcelain']);
+	return {
+		node: process.version,
+		mediasoup: mediasoup.version,
+		werift: packageVersion('werift'),
+		evanOpus: packageVersion('@evan/opus'),
+		uWebSocketsJs: packageVersion('uWebSockets.js'),
+		gitCommit: git(['rev-parse', '--short', 'HEAD']),
+		gitDirty: status === null ? null : status.length > 0,
+	};
+}

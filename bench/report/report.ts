@@ -1,0 +1,329 @@
+// Turns a BenchRun into the outputs: a summary table for stdout, results.json, report.md and
+// SVG charts in the run's folder.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { CapacityResult } from '../scenarios/capacity.js';
+import type { LossConditionResult, LossSweepResult } from '../scenarios/lossSweep.js';
+import type { BenchRun, Headline } from './BenchRun.js';
+import { lineChart, PALETTE, type Series } from './svg.js';
+import { type Cell, markdownTable, ms, num, pct, textTable } from './table.js';
+
+export function headlines(run: BenchRun): Headline[] {
+	const out: Headline[] = [];
+	for (const cap of run.capacity ?? []) {
+		const raw = cap.summary.find((s) => s.target === 'raw-mediasoup');
+		const parley = cap.summary.find((s) => s.target === 'parley');
+		const kind = cap.options.transport === 'plain' ? 'plain RTP' : `SRTP ${cap.options.srtpCryptoSuite}`;
+		const describe = (s: typeof raw): string => {
+			if (!s) return 'not measured';
+			if (s.maxConsumersPerCore === null) return `none passed (first step ${s.firstFailure?.consumers}: ${s.firstFailure?.failed.join(', ')})`;
+			const bound = s.firstFailure ? ` (fails at ${s.firstFailure.consumers}: ${s.firstFailure.failed.join(', ')})` : ' (every step passed: more is possible)';
+			return `${s.maxConsumersPerCore}${bound}`;
+		};
+		out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, Parley (${kind})`, value: describe(parley), path: cap.path });
+		out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, raw mediasoup (${kind})`, value: describe(raw), path: cap.path });
+		if (cap.parleyToBaseline !== null) out.push({ label: `Parley / raw mediasoup (${kind})`, value: `${(cap.parleyToBaseline * 100).toFixed(0)}%`, path: cap.path });
+	}
+	if (run.loss) {
+		for (const model of ['random', 'bursty'] as const) {
+			for (const rate of [0.05, 0.1, 0.2]) {
+				const on = findCondition(run.loss, model, rate, true, false);
+				const off = findCondition(run.loss, model, rate, false, false);
+				if (!on && !off) continue;
+				out.push({
+					label: `Playable share at ${rate * 100}% ${model} loss, FEC on / off (NACK off)`,
+					value: `${pct(on?.playout.playableShare)} / ${pct(off?.playout.playableShare)} (ceiling ${pct(on?.ceiling ?? off?.ceiling)})`,
+					path: run.loss.path,
+				});
+			}
+		}
+	}
+	if (run.signaling) {
+		const s = run.signaling;
+		out.push({ label: 'Joins per second (WebSocket: connect, join, receive transport)', value: `${num(s.joinsPerSecond)} (join p50 ${ms(s.joinLatencyMs.p50, 1)}, p99 ${ms(s.joinLatencyMs.p99, 1)})`, path: s.path });
+		out.push({
+			label: 'WebSocket open to first audio packet (WebRTC listeners joining at once)',
+			value: `p50 ${ms(s.firstAudio.firstAudioMs.p50, 0)}, p99 ${ms(s.firstAudio.firstAudioMs.p99, 0)} (${s.firstAudio.succeeded}/${s.firstAudio.clients})`,
+			path: s.path,
+		});
+		for (const h of s.http) for (const [label, f] of Object.entries(h.requests)) out.push({ label: `HTTP ${label}`, value: `${num(f.requestsPerSecond)} req/s, p99 ${ms(f.latencyMs.p99)}`, path: `${h.connections} keep-alive connections` });
+	}
+	return out;
+}
+
+function findCondition(loss: LossSweepResult, model: string, rate: number, fec: boolean, nack: boolean): LossConditionResult | undefined {
+	return loss.conditions.find((c) => c.model === model && Math.abs(c.lossRate - rate) < 1e-9 && c.fec === fec && c.nack === nack);
+}
+
+function lossRows(loss: LossSweepResult): Cell[][] {
+	return loss.conditions.map((c) => [
+		c.model,
+		pct(c.lossRate, 0),
+		pct(c.measuredNetworkLoss),
+		c.fec ? 'on' : 'off',
+		c.nack ? 'on' : 'off',
+		c.playout.frames,
+		c.playout.delivered,
+		c.playout.deliveredAfterNack,
+		c.playout.recovered,
+		c.playout.concealed,
+		c.playout.late,
+		pct(c.playout.playableShare),
+		pct(c.ceiling),
+		num(c.playout.quality.segmentalSnrDb, 1),
+		num(c.playout.quality.snrDb, 1),
+		num(c.playout.quality.recoveredSnrDb, 1),
+		num(c.playout.quality.concealedSnrDb, 1),
+		ms(c.latencyMs.p50),
+		ms(c.latencyMs.p99),
+	]);
+}
+const LOSS_HEADERS = ['model', 'loss', 'measured', 'FEC', 'NACK', 'frames', 'delivered', 'via NACK', 'FEC-rebuilt', 'concealed', 'late', 'playable', 'ceiling', 'segSNR dB', 'SNR dB', 'rebuilt SNR', 'concealed SNR', 'lat p50', 'lat p99'];
+
+function capacityRows(cap: CapacityResult): Cell[][] {
+	return cap.steps.map((s) => [
+		s.target,
+		s.consumers,
+		s.listeners,
+		num(s.forwardedPps),
+		ms(s.latencyMs.p50),
+		ms(s.p99MedianMs),
+		ms(s.latencyMs.p99),
+		ms(s.latencyMs.max),
+		pct(s.lossRate, 3),
+		pct(s.workerCpu, 0),
+		num(s.ppsPerCore),
+		pct(s.benchCpu, 0),
+		pct(s.otherCpu, 0),
+		s.pass ? 'pass' : `FAIL: ${s.failed.join('; ')}`,
+	]);
+}
+const CAPACITY_HEADERS = ['target', 'consumers', 'listeners', 'fwd pkt/s', 'p50', 'p99 (median 1 s)', 'p99 (window)', 'max', 'loss', 'worker CPU', 'pkt/s per core', 'bench CPU', 'other CPU', 'result'];
+
+/** The summary printed on stdout at the end of a run. */
+export function textSummary(run: BenchRun): string {
+	const parts: string[] = [];
+	if (run.loss) parts.push(`Loss sweep (${run.loss.path})\n${textTable(LOSS_HEADERS.slice(0, 14), lossRows(run.loss).map((r) => r.slice(0, 14)))}`);
+	for (const cap of run.capacity ?? []) parts.push(`Capacity: ${cap.path}\n${textTable(CAPACITY_HEADERS, capacityRows(cap))}`);
+	if (run.signaling) {
+		const s = run.signaling;
+		parts.push(
+			`Signaling (${s.path})\n${textTable(
+				['wave', 'clients', 'joined', 'joins/s', 'join p50', 'join p99', 'leaves/s', 'server CPU', 'bench CPU'],
+				s.waves.map((w, i) => [i + 1, w.clients, w.joined, num(w.joinsPerSecond), ms(w.joinLatencyMs.p50, 1), ms(w.joinLatencyMs.p99, 1), num(w.leavesPerSecond), pct(w.serverCpu, 0), pct(w.benchCpu, 0)]),
+			)}`,
+		);
+	}
+	parts.push(`Headline\n${textTable(['figure', 'value'], headlines(run).map((h) => [h.label, h.value]))}`);
+	for (const e of run.errors) parts.push(`ERROR in ${e.scenario}: ${e.message}`);
+	return parts.join('\n\n');
+}
+
+function lossChart(loss: LossSweepResult, nack: boolean, metric: 'playable' | 'segsnr'): string {
+	const series: Series[] = [];
+	const models = [...new Set(loss.conditions.map((c) => c.model))];
+	let color = 0;
+	for (const model of models) {
+		for (const fec of [true, false]) {
+			const pts = loss.conditions
+				.filter((c) => c.model === model && c.fec === fec && c.nack === nack)
+				.map((c): [number, number] => [c.lossRate * 100, metric === 'playable' ? c.playout.playableShare * 100 : c.playout.quality.segmentalSnrDb])
+				.sort((a, b) => a[0] - b[0]);
+			// Bursty 0% is not run: it is the random 0% point.
+			const zero = loss.conditions.find((c) => c.lossRate === 0 && c.fec === fec && c.nack === nack);
+			if (model === 'bursty' && zero) pts.unshift([0, metric === 'playable' ? zero.playout.playableShare * 100 : zero.playout.quality.segmentalSnrDb]);
+			series.push({ name: `${model}, FEC ${fec ? 'on' : 'off'}`, points: pts, color: PALETTE[color++]!, markers: true, dashed: model === 'bursty' });
+		}
+		if (metric === 'playable') {
+			const rates = [...new Set(loss.conditions.map((c) => c.lossRate))].sort((a, b) => a - b);
+			const burst = loss.options.meanBurstLength;
+			series.push({
+				name: model === 'random' ? 'ceiling 1 - p^2' : `ceiling bursty (L=${burst})`,
+				points: rates.map((p) => [p * 100, (model === 'random' ? 1 - p * p : 1 - p * (1 - 1 / burst)) * 100]),
+				color: '#7f7f7f',
+				dashed: model === 'bursty',
+			});
+		}
+	}
+	return lineChart({
+		title: metric === 'playable' ? `Playable share vs packet loss (NACK ${nack ? 'on' : 'off'})` : `Segmental SNR vs lossless decode (NACK ${nack ? 'on' : 'off'})`,
+		xLabel: 'packet loss (%)',
+		yLabel: metric === 'playable' ? 'frames played from a packet or FEC (%)' : 'segmental SNR (dB)',
+		series,
+		...(metric === 'playable' ? { yDomain: [Math.min(60, ...series.flatMap((s) => s.points.map((p) => p[1]))), 100] as [number, number] } : {}),
+	});
+}
+
+function latencyCdfChart(run: BenchRun): string | undefined {
+	const cap = run.capacity?.find((c) => c.options.transport === 'plain') ?? run.capacity?.[0];
+	const series: Series[] = [];
+	if (cap) {
+		const counts = [...new Set(cap.steps.map((s) => s.consumers))].sort((a, b) => a - b);
+		const pick = counts.length <= 4 ? counts : [0, 1, 2, 3].map((k) => counts[Math.round((k * (counts.length - 1)) / 3)]!);
+		pick.forEach((n, i) => {
+			for (const target of ['parley', 'raw-mediasoup'] as const) {
+				const step = cap.steps.find((s) => s.consumers === n && s.target === target);
+				if (step) series.push({ name: `${target === 'parley' ? 'Parley' : 'raw'} ${n}`, points: step.latencyCdf.map(([v, q]) => [Math.max(v, 0.01), q * 100]), color: PALETTE[i]!, dashed: target !== 'parley', step: true });
+			}
+		});
+	}
+	if (run.loss && run.loss.losslessLatencySamples.length) {
+		const s = [...run.loss.losslessLatencySamples].sort((a, b) => a - b);
+		series.push({ name: 'loss sweep 0% (2 proxies)', points: s.map((v, i) => [Math.max(v, 0.01), ((i + 1) / s.length) * 100]), color: '#7f7f7f', step: true });
+	}
+	if (series.length === 0) return undefined;
+	return lineChart({ title: 'Added forwarding latency, CDF (send to receive, same clock)', xLabel: 'latency (ms, log scale)', yLabel: 'packets (%)', series, logX: true, yDomain: [0, 100] });
+}
+
+function capacityChart(cap: CapacityResult, metric: 'p99' | 'cpu'): string {
+	const series: Series[] = (['parley', 'raw-mediasoup'] as const).map((target, i) => ({
+		name: target === 'parley' ? 'Parley' : 'raw mediasoup',
+		points: cap.steps
+			.filter((s) => s.target === target)
+			.sort((a, b) => a.consumers - b.consumers)
+			.map((s): [number, number] => [s.consumers, metric === 'p99' ? s.p99MedianMs : s.workerCpu * 100]),
+		color: PALETTE[i]!,
+		markers: true,
+	}));
+	const kind = cap.options.transport === 'plain' ? 'plain RTP' : `SRTP ${cap.options.srtpCryptoSuite}`;
+	return lineChart({
+		title: metric === 'p99' ? `Capacity (${kind}): p99 added latency vs consumers on one worker` : `Capacity (${kind}): worker CPU vs consumers`,
+		xLabel: 'consumers on one worker (publishers x listeners)',
+		yLabel: metric === 'p99' ? 'p99 added latency (ms)' : 'worker CPU (% of one core)',
+		series,
+		hLines: metric === 'p99' ? [{ y: cap.options.limits.p99Ms, label: `${cap.options.limits.p99Ms} ms limit`, color: '#d62728' }] : [{ y: cap.options.limits.cpuShare * 100, label: 'saturation', color: '#d62728' }],
+		...(metric === 'cpu' ? { yDomain: [0, 100] as [number, number] } : {}),
+	});
+}
+
+export function writeReport(run: BenchRun, outDir: string): string[] {
+	mkdirSync(outDir, { recursive: true });
+	const files: string[] = [];
+	const write = (name: string, content: string): string => {
+		writeFileSync(path.join(outDir, name), content);
+		files.push(name);
+		return name;
+	};
+	write('results.json', JSON.stringify(run, null, 1));
+	const charts: Record<string, string> = {};
+	if (run.loss) {
+		for (const nack of [...new Set(run.loss.conditions.map((c) => c.nack))]) {
+			charts[`loss-playable-nack-${nack ? 'on' : 'off'}`] = write(`loss-playable-nack-${nack ? 'on' : 'off'}.svg`, lossChart(run.loss, nack, 'playable'));
+			charts[`loss-segsnr-nack-${nack ? 'on' : 'off'}`] = write(`loss-segsnr-nack-${nack ? 'on' : 'off'}.svg`, lossChart(run.loss, nack, 'segsnr'));
+		}
+	}
+	const cdf = latencyCdfChart(run);
+	if (cdf) charts.cdf = write('latency-cdf.svg', cdf);
+	for (const cap of run.capacity ?? []) {
+		charts[`cap-${cap.options.transport}-p99`] = write(`capacity-${cap.options.transport}-p99.svg`, capacityChart(cap, 'p99'));
+		charts[`cap-${cap.options.transport}-cpu`] = write(`capacity-${cap.options.transport}-cpu.svg`, capacityChart(cap, 'cpu'));
+	}
+	write('report.md', markdownReport(run, charts));
+	return files;
+}
+
+function markdownReport(run: BenchRun, charts: Record<string, string>): string {
+	const m = run.machine;
+	const v = run.versions;
+	const img = (key: string, alt: string): string => (charts[key] ? `![${alt}](${charts[key]})\n` : '');
+	const lines: string[] = [];
+	lines.push(`# Parley bench report${run.smoke ? ' (smoke run: too short for real figures)' : ''}`, '');
+	lines.push(`Run ${run.startedAt} to ${run.finishedAt} (${run.durationS.toFixed(0)} s) with \`${run.command}\`.`, '');
+	lines.push('## Machine and versions', '');
+	lines.push(
+		markdownTable(
+			['', ''],
+			[
+				['CPU', `${m.cpuModel}, ${m.cores} cores${m.hypervisor ? ` (${m.hypervisor} guest)` : ''}`],
+				['Memory', `${m.memoryGiB} GiB`],
+				['Kernel', `${m.platform} ${m.kernel}`],
+				['Load average (1/5/15 min) before / after', `${m.loadAverage.join(' ')} / ${run.loadAverageAfter.join(' ')}`],
+				['Node', v.node],
+				['mediasoup', v.mediasoup],
+				['werift', v.werift],
+				['@evan/opus', v.evanOpus],
+				['uWebSockets.js', v.uWebSocketsJs],
+				['Commit', `${v.gitCommit ?? '?'}${v.gitDirty ? ' (working tree had uncommitted changes)' : ''}`],
+			],
+		),
+		'',
+	);
+	lines.push('## Headline', '');
+	lines.push(markdownTable(['figure', 'value', 'path'], headlines(run).map((h) => [h.label, h.value, h.path])), '');
+	for (const e of run.errors) lines.push(`**Scenario ${e.scenario} failed:** ${e.message}`, '');
+	lines.push('## Reference points', '');
+	lines.push(markdownTable(['reference', 'figure', 'note'], run.references.map((r) => [r.name, r.figure, r.note])), '');
+
+	if (run.loss) {
+		const o = run.loss.options;
+		lines.push('## Loss sweep', '');
+		lines.push(
+			`Path: ${run.loss.path}. Speech (espeak-ng, 48 kHz) as Opus ${o.bitrateBps / 1000} kb/s, 20 ms frames, ${o.durationS} s per condition, all conditions streaming at once; loss on the ${o.lossAt === 'both' ? 'uplink and downlink (split so the end-to-end rate is the one shown)' : `${o.lossAt}link`}; bursty = Gilbert-Elliott with mean burst ${o.meanBurstLength} packets; playout deadline ${o.playoutDelayMs} ms after sending (a fixed jitter buffer: later packets, retransmissions included, count as late). Encoder loss hint: ${o.packetLossHint === 'match' ? 'the condition\'s loss (at least 1%) with FEC on, 0 with FEC off' : `${o.packetLossHint}%`}. Seed ${o.seed}: FEC on and off see the same loss pattern.`,
+			'',
+			'Frames: *delivered* = played from their own packet in time (*via NACK* = of those, thanks to a retransmission); *FEC-rebuilt* = from the next packet\'s in-band FEC (decode_fec=1, only when that packet carries LBRR data; Opus adds none to silent frames, so some losses in pauses are concealed even with FEC on); *concealed* = packet-loss concealment. *Playable* = delivered + rebuilt. Quality against the lossless decode of the same packets: segmental SNR (20 ms segments, clamped to [-10, 35] dB, speech segments only: every syllable weighs the same), plain SNR, and SNR over rebuilt and over concealed frames only. Latency includes the two in-process loss proxies.',
+			'',
+		);
+		lines.push(markdownTable(LOSS_HEADERS, lossRows(run.loss)), '');
+		for (const nack of ['off', 'on']) {
+			lines.push(img(`loss-playable-nack-${nack}`, `playable share, NACK ${nack}`));
+			lines.push(img(`loss-segsnr-nack-${nack}`, `segmental SNR, NACK ${nack}`));
+		}
+	}
+	for (const cap of run.capacity ?? []) {
+		const o = cap.options;
+		lines.push(`## Capacity: ${cap.options.transport === 'plain' ? 'plain RTP' : 'SRTP'}`, '');
+		lines.push(
+			`Path: ${cap.path}. ${o.publishers} publishers (Opus ${o.bitrateBps / 1000} kb/s, 50 packets/s each, staggered phases) in one room on one worker; each listener consumes every publisher, so consumers = ${o.publishers} x listeners. Each step: ${o.warmupMs} ms warm-up, then a ${o.windowMs} ms window. ${o.sampledListeners} listeners spread over creation order are read by the bench (latency = send instant to receive instant on one clock, and loss); the rest send to unread sockets whose kernel drop counters (/proc/net/udp) tally arrivals. Pass: p99 <= ${o.limits.p99Ms} ms (the median of the window's 1-second p99s, so a stall caused by other processes in one second does not decide a step; the whole-window p99 is shown too), loss <= ${pct(o.limits.lossRate, 2)}, worker < ${pct(o.limits.cpuShare, 0)} of its core. ${cap.pinned ? 'The worker was pinned to the last core and the bench to the others (taskset).' : 'No CPU pinning.'} Worker and bench CPU from /proc/<pid>/stat; *other CPU* = cores busy (from /proc/stat idle time) minus both: other processes on a shared machine; steps with more than ${pct(o.maxOtherCpu, 0)} of a core of it were measured again (up to ${o.contentionRetries} times, keeping the quietest). *pkt/s per core* = forwarded packets/s divided by the worker's CPU share. The bench process' CPU includes Parley's JavaScript thread when Parley is the target (it runs in-process; it is not on the plain-RTP media path).`,
+			'',
+			`Bench latency floor (publishers straight to the sampled sockets, no server): p50 ${ms(cap.benchFloorLatencyMs.p50)}, p99 ${ms(cap.benchFloorLatencyMs.p99)}.`,
+			'',
+		);
+		lines.push(
+			markdownTable(
+				['target', 'max consumers per core (pass)', 'pkt/s per core there', 'first failure'],
+				cap.summary.map((s) => [s.target, s.maxConsumersPerCore, s.ppsPerCoreAtMax, s.firstFailure ? `${s.firstFailure.consumers}: ${s.firstFailure.failed.join('; ')}` : 'none (more is possible)']),
+			),
+			'',
+		);
+		if (cap.parleyToBaseline !== null) lines.push(`Parley reaches **${(cap.parleyToBaseline * 100).toFixed(0)}%** of the raw-mediasoup baseline measured in the same run.`, '');
+		lines.push(markdownTable(CAPACITY_HEADERS, capacityRows(cap)), '');
+		lines.push(img(`cap-${o.transport}-p99`, 'p99 vs consumers'), img(`cap-${o.transport}-cpu`, 'worker CPU vs consumers'));
+		lines.push('Parley server settings in this path:', '', '```json', JSON.stringify(cap.server, null, 1), '```', '');
+	}
+	if (charts.cdf) lines.push('## Latency distribution', '', img('cdf', 'latency CDF'));
+	if (run.signaling) {
+		const s = run.signaling;
+		const o = s.options;
+		lines.push('## Signaling and HTTP', '');
+		lines.push(
+			`Path: ${s.path}. Storm: ${o.clients} clients open a WebSocket, get the welcome, ask for the router capabilities, join (channels of ${o.channelSize}; each wave uses new channels, so the first join of each creates its router) and create their receive transport, all at once; then all leave at once. ${o.waves} waves; joins/s = clients / (last transport reply - start). First audio: ${o.mediaClients} WebRTC listeners join a channel where a WebRTC publisher talks, at once. HTTP: ${o.httpConnections} keep-alive connections for ${o.httpDurationMs / 1000} s per endpoint, one request in flight on each (a small raw-socket client written for the bench: autocannon is not a dependency of this repository).`,
+			'',
+		);
+		lines.push(
+			markdownTable(
+				['wave', 'clients', 'joined', 'failed', 'joins/s', 'join p50', 'join p99', 'join+transport p99', 'leaves/s', 'server JS CPU', 'worker CPU', 'bench CPU'],
+				s.waves.map((w, i) => [i + 1, w.clients, w.joined, w.failed, num(w.joinsPerSecond), ms(w.joinLatencyMs.p50, 1), ms(w.joinLatencyMs.p99, 1), ms(w.joinAndTransportLatencyMs.p99, 1), num(w.leavesPerSecond), pct(w.serverCpu, 0), pct(w.workerCpu, 0), pct(w.benchCpu, 0)]),
+			),
+			'',
+		);
+		const f = s.firstAudio;
+		lines.push(
+			markdownTable(
+				['WebRTC listeners', 'succeeded', 'welcome p50', 'joined p50', 'first audio p50', 'first audio p99', 'first audio max', 'bench CPU', 'server JS CPU'],
+				[[f.clients, f.succeeded, ms(f.welcomeMs.p50, 1), ms(f.joinedMs.p50, 1), ms(f.firstAudioMs.p50, 0), ms(f.firstAudioMs.p99, 0), ms(f.firstAudioMs.max, 0), pct(f.benchCpu, 0), pct(f.serverCpu, 0)]],
+			),
+			'',
+		);
+		if (f.errors.length) lines.push(`First-audio errors: ${f.errors.join('; ')}`, '');
+		lines.push(
+			markdownTable(
+				['load', 'request', 'req/s', 'p50', 'p99', 'max', 'statuses', 'server JS CPU', 'bench CPU'],
+				s.http.flatMap((h) => Object.entries(h.requests).map(([label, r]) => [h.name, label, num(r.requestsPerSecond), ms(r.latencyMs.p50), ms(r.latencyMs.p99), ms(r.latencyMs.max), JSON.stringify(r.statuses), pct(h.serverCpu, 0), pct(h.benchCpu, 0)])),
+			),
+			'',
+			'With client and server sharing 2 cores, the HTTP figures are bounded by whichever of the two saturates first: compare the CPU columns.',
+			'',
+		);
+	}
+	return lines.join('\n');
+}

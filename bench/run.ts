@@ -1,0 +1,133 @@
+// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|all]
+// [--smoke] [--out dir]` and the overrides listed by --help. Prints a table, and writes
+// results.json, report.md and SVG charts to bench/results/<timestamp>/ (or --out).
+import { parseArgs } from 'node:util';
+import { defaultOutDir, runBench, SCENARIOS, type ScenarioName } from './runBench.js';
+
+const HELP = `Usage: npx tsx bench/run.ts [options]
+
+  --scenario NAME      loss | capacity | signaling | all (default all; repeatable or comma-separated)
+  --smoke              a few seconds per scenario: checks the outputs, not a measurement
+  --out DIR            output folder (default bench/results/<timestamp>)
+
+Loss sweep:
+  --loss-duration S    seconds of speech per condition (default 40)
+  --loss-at WHERE      down | up | both (default down)
+  --burst N            mean burst length of bursty loss, packets (default 3)
+  --playout-delay MS   jitter-buffer deadline after sending (default 60)
+  --delay MS --jitter MS   extra one-way delay and uniform jitter in the proxies (default 0)
+  --bitrate BPS        Opus bitrate (default 32000)
+  --loss-hint PCT      encoder packet-loss hint (default: match the condition)
+Capacity:
+  --transport LIST     plain,srtp (default both)
+  --steps LIST         consumer counts to try, e.g. 500,1000,2000
+  --publishers N       publishers in the room (default 10)
+  --window MS          measuring window per step (default 4000)
+  --no-pin             do not pin the worker and the bench to separate cores
+Signaling:
+  --clients N          WebSocket clients per storm wave (default 200)
+  --waves N            storm waves (default 3)
+  --media-clients N    WebRTC listeners for time-to-first-audio (default 20)
+  --http-duration MS   per HTTP endpoint (default 5000)
+`;
+
+const { values } = parseArgs({
+	options: {
+		scenario: { type: 'string', multiple: true },
+		smoke: { type: 'boolean', default: false },
+		out: { type: 'string' },
+		help: { type: 'boolean', short: 'h', default: false },
+		'loss-duration': { type: 'string' },
+		'loss-at': { type: 'string' },
+		burst: { type: 'string' },
+		'playout-delay': { type: 'string' },
+		delay: { type: 'string' },
+		jitter: { type: 'string' },
+		bitrate: { type: 'string' },
+		'loss-hint': { type: 'string' },
+		transport: { type: 'string' },
+		steps: { type: 'string' },
+		publishers: { type: 'string' },
+		window: { type: 'string' },
+		'no-pin': { type: 'boolean', default: false },
+		clients: { type: 'string' },
+		waves: { type: 'string' },
+		'media-clients': { type: 'string' },
+		'http-duration': { type: 'string' },
+	},
+	strict: true,
+});
+
+if (values.help) {
+	process.stdout.write(HELP);
+	process.exit(0);
+}
+
+function number(name: string, v: string | undefined): number | undefined {
+	if (v === undefined) return undefined;
+	const n = Number(v);
+	if (!Number.isFinite(n) || n < 0) {
+		process.stderr.write(`bench: --${name} must be a non-negative number (got "${v}")\n`);
+		process.exit(2);
+	}
+	return n;
+}
+
+function defined<T extends object>(o: T): Partial<T> {
+	return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const requested = (values.scenario ?? ['all']).flatMap((s) => s.split(',')).map((s) => s.trim());
+const scenarios: ScenarioName[] = requested.includes('all') ? SCENARIOS : (requested as ScenarioName[]);
+for (const s of scenarios) {
+	if (!SCENARIOS.includes(s)) {
+		process.stderr.write(`bench: unknown scenario "${s}" (loss, capacity, signaling, all)\n`);
+		process.exit(2);
+	}
+}
+const lossAt = values['loss-at'];
+if (lossAt !== undefined && !['up', 'down', 'both'].includes(lossAt)) {
+	process.stderr.write('bench: --loss-at must be up, down or both\n');
+	process.exit(2);
+}
+const transports = values.transport?.split(',').map((t) => t.trim());
+if (transports?.some((t) => t !== 'plain' && t !== 'srtp')) {
+	process.stderr.write('bench: --transport takes plain and/or srtp\n');
+	process.exit(2);
+}
+const delay = number('delay', values.delay);
+const jitter = number('jitter', values.jitter);
+const hint = number('loss-hint', values['loss-hint']);
+
+const outDir = values.out ?? defaultOutDir();
+const { run } = await runBench({
+	scenarios,
+	smoke: values.smoke,
+	outDir,
+	command: ['npx tsx bench/run.ts', ...process.argv.slice(2)].join(' '),
+	loss: defined({
+		durationS: number('loss-duration', values['loss-duration']),
+		lossAt: lossAt as 'up' | 'down' | 'both' | undefined,
+		meanBurstLength: number('burst', values.burst),
+		playoutDelayMs: number('playout-delay', values['playout-delay']),
+		bitrateBps: number('bitrate', values.bitrate),
+		packetLossHint: hint,
+		delay: delay !== undefined || jitter !== undefined ? { delayMs: delay ?? 0, jitterMs: jitter ?? 0 } : undefined,
+	}),
+	capacity: defined({
+		steps: values.steps?.split(',').map((s) => number('steps', s)!),
+		publishers: number('publishers', values.publishers),
+		windowMs: number('window', values.window),
+		pin: values['no-pin'] ? false : undefined,
+	}),
+	capacityTransports: (transports ?? []) as ('plain' | 'srtp')[],
+	signaling: defined({
+		clients: number('clients', values.clients),
+		waves: number('waves', values.waves),
+		mediaClients: number('media-clients', values['media-clients']),
+		httpDurationMs: number('http-duration', values['http-duration']),
+	}),
+	log: (line) => process.stdout.write(`${line}\n`),
+});
+process.stdout.write(`Report: ${outDir}/report.md\n`);
+process.exit(run.errors.length ? 1 : 0);

@@ -1,0 +1,95 @@
+// One bench run: the chosen scenarios with full or smoke settings, then the outputs.
+import path from 'node:path';
+import type { BenchRun } from './report/BenchRun.js';
+import { machineInfo, versions } from './report/machine.js';
+import { REFERENCES } from './report/references.js';
+import { textSummary, writeReport } from './report/report.js';
+import { CAPACITY_DEFAULTS, type CapacityOptions, type CapacityResult, runCapacity } from './scenarios/capacity.js';
+import { LOSS_SWEEP_DEFAULTS, type LossSweepOptions, runLossSweep } from './scenarios/lossSweep.js';
+import { runSignaling, SIGNALING_DEFAULTS, type SignalingOptions } from './scenarios/signaling.js';
+
+export type ScenarioName = 'loss' | 'capacity' | 'signaling';
+export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling'];
+
+export interface BenchOptions {
+	scenarios: ScenarioName[];
+	smoke: boolean;
+	outDir: string;
+	command: string;
+	loss: Partial<LossSweepOptions>;
+	capacity: Partial<CapacityOptions>;
+	/** Listener transports measured by the capacity ramp. */
+	capacityTransports: ('plain' | 'srtp')[];
+	signaling: Partial<SignalingOptions>;
+	log: (line: string) => void;
+}
+
+/** Settings that run each scenario in a few seconds (CI): outputs and sanity, not figures. */
+export const SMOKE = {
+	loss: { lossRates: [0, 0.1], models: ['random'], nack: [false], durationS: 4 } satisfies Partial<LossSweepOptions>,
+	capacity: { steps: [40, 200], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 1, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
+	capacityTransports: ['plain'] as ('plain' | 'srtp')[],
+	signaling: { clients: 20, waves: 1, channelSize: 10, mediaClients: 2, httpConnections: 8, httpDurationMs: 500 } satisfies Partial<SignalingOptions>,
+};
+
+/** SRTP costs as much as forwarding (bench-anchors.md): its ramp starts lower and steps finer. */
+const SRTP_STEPS = [250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000];
+
+export function defaultOutDir(now = new Date()): string {
+	return path.join(new URL('.', import.meta.url).pathname, 'results', now.toISOString().replace(/[:.]/g, '-'));
+}
+
+export async function runBench(options: BenchOptions): Promise<{ run: BenchRun; files: string[] }> {
+	const started = new Date();
+	const machine = machineInfo();
+	const log = options.log;
+	const run: BenchRun = {
+		startedAt: started.toISOString(),
+		finishedAt: '',
+		durationS: 0,
+		command: options.command,
+		smoke: options.smoke,
+		machine,
+		loadAverageAfter: [],
+		versions: versions(),
+		references: REFERENCES,
+		errors: [],
+	};
+	const guard = async (scenario: string, fn: () => Promise<void>): Promise<void> => {
+		try {
+			await fn();
+		} catch (err) {
+			const message = (err as Error).stack ?? String(err);
+			run.errors.push({ scenario, message });
+			log(`scenario ${scenario} failed: ${message}`);
+		}
+	};
+	if (options.scenarios.includes('loss')) {
+		await guard('loss', async () => {
+			run.loss = await runLossSweep({ ...LOSS_SWEEP_DEFAULTS, ...(options.smoke ? SMOKE.loss : {}), ...options.loss }, log);
+		});
+	}
+	if (options.scenarios.includes('capacity')) {
+		const transports = options.capacityTransports.length ? options.capacityTransports : options.smoke ? SMOKE.capacityTransports : (['plain', 'srtp'] as const);
+		run.capacity = [];
+		for (const transport of transports) {
+			await guard(`capacity-${transport}`, async () => {
+				const base: CapacityOptions = { ...CAPACITY_DEFAULTS, transport, ...(transport === 'srtp' ? { steps: SRTP_STEPS } : {}) };
+				const result: CapacityResult = await runCapacity({ ...base, ...(options.smoke ? SMOKE.capacity : {}), ...options.capacity, transport }, log);
+				run.capacity!.push(result);
+			});
+		}
+	}
+	if (options.scenarios.includes('signaling')) {
+		await guard('signaling', async () => {
+			run.signaling = await runSignaling({ ...SIGNALING_DEFAULTS, ...(options.smoke ? SMOKE.signaling : {}), ...options.signaling }, log);
+		});
+	}
+	const finished = new Date();
+	run.finishedAt = finished.toISOString();
+	run.durationS = (finished.getTime() - started.getTime()) / 1000;
+	run.loadAverageAfter = machineInfo().loadAverage;
+	const files = writeReport(run, options.outDir);
+	log(`\n${textSummary(run)}\n`);
+	return { run, files };
+}

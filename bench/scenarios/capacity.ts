@@ -1,0 +1,361 @@
+// Scenario 2, capacity: how many listeners one worker core feeds. P publishers (real Opus,
+// 50 packets/s each, on independent phases) in one room; L listeners each consume all P, so
+// consumers C = P x L (one per speaker per listener, as in a voice channel; LiveKit counts
+// "down-tracks" the same way). C grows step by step until p99 added latency > 5 ms, added
+// loss > 0.1 %, or the worker's core saturates.
+//
+// The bench cannot read 100k+ packets/s itself without becoming the bottleneck, so only a
+// sample of listeners is read (their packets give latency and loss); the others send to
+// sockets nobody reads, whose kernel drop counters tally every arrival (udpDrops.ts). The
+// worker is pinned to the last core and the bench to the others; both CPU shares come from
+// /proc. Raw mediasoup (the baseline) and Parley are measured alternately at each step.
+import { encodeOpusFrames } from '../audio/opusEncoding.js';
+import { speechPcm } from '../audio/speech.js';
+import { allCores, canPin, pin } from '../metrics/affinity.js';
+import { CpuMeter } from '../metrics/cpu.js';
+import { cdfPoints, type LatencySummary, summarize } from '../metrics/stats.js';
+import { totalUdpDrops, UdpSink } from '../metrics/udpDrops.js';
+import { FramePacer } from '../peers/FramePacer.js';
+import { RtpPublisher } from '../peers/RtpPublisher.js';
+import { RtpSubscriber } from '../peers/RtpSubscriber.js';
+import type { types as ms } from 'mediasoup';
+import { type ForwardingTarget, LOOPBACK, OPUS_PAYLOAD_TYPE } from '../targets/ForwardingTarget.js';
+import { ParleyTarget } from '../targets/ParleyTarget.js';
+import { RawMediasoupTarget } from '../targets/RawMediasoupTarget.js';
+
+export interface CapacityLimits {
+	p99Ms: number;
+	lossRate: number;
+	/** Worker CPU share of one core counted as saturated. */
+	cpuShare: number;
+}
+
+export interface CapacityOptions {
+	publishers: number;
+	/** Consumer counts to try, ascending (rounded to multiples of `publishers`). */
+	steps: number[];
+	/** After the first failing step, try this many midpoints between it and the last pass. */
+	refineSteps: number;
+	sampledListeners: number;
+	warmupMs: number;
+	windowMs: number;
+	/** Listener transports: plain RTP, or SRTP (the per-packet work a WebRTC listener costs). */
+	transport: 'plain' | 'srtp';
+	srtpCryptoSuite: ms.SrtpCryptoSuite;
+	targets: ('raw-mediasoup' | 'parley')[];
+	limits: CapacityLimits;
+	bitrateBps: number;
+	pin: boolean;
+	/** A step during which other processes used more than this (cores) is measured again. */
+	maxOtherCpu: number;
+	contentionRetries: number;
+}
+
+export const CAPACITY_DEFAULTS: CapacityOptions = {
+	publishers: 10,
+	steps: [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000],
+	refineSteps: 1,
+	sampledListeners: 4,
+	warmupMs: 1000,
+	windowMs: 4000,
+	transport: 'plain',
+	srtpCryptoSuite: 'AEAD_AES_256_GCM',
+	targets: ['raw-mediasoup', 'parley'],
+	limits: { p99Ms: 5, lossRate: 0.001, cpuShare: 0.9 },
+	bitrateBps: 32_000,
+	pin: true,
+	maxOtherCpu: 0.25,
+	contentionRetries: 3,
+};
+
+export interface CapacityStep {
+	target: 'raw-mediasoup' | 'parley';
+	consumers: number;
+	listeners: number;
+	/** Packets forwarded per second (all listeners) during the window. */
+	forwardedPps: number;
+	latencyMs: LatencySummary;
+	/** p99 of each 1 s slice of the window, and their median: the figure the limit is checked
+	 * against, so one stall caused by another process on a shared machine does not decide a step. */
+	p99PerSecondMs: number[];
+	p99MedianMs: number;
+	/** 1 - arrived / expected over every listener (sampled and sinks). */
+	lossRate: number;
+	sampledLossRate: number;
+	/** Worker process CPU, as a share of one core. */
+	workerCpu: number;
+	/** forwardedPps / workerCpu: what a fully busy core would forward at this load. */
+	ppsPerCore: number;
+	/** The bench process (load generator, sampled listeners, and Parley's own JS thread when the target is Parley). */
+	benchCpu: number;
+	coreBusy: number[];
+	/** CPU used by everything else on the machine (cores busy - worker - bench), in cores.
+	 * Other processes on a shared machine skew a step; such steps are retried. */
+	otherCpu: number;
+	/** Measurements of this step thrown away because the machine was busy with other work. */
+	retriedForContention: number;
+	pass: boolean;
+	failed: string[];
+	latencyCdf: [number, number][];
+}
+
+export interface CapacityTargetSummary {
+	target: 'raw-mediasoup' | 'parley';
+	/** Largest consumer count that passed every limit (per worker = per core here). */
+	maxConsumersPerCore: number | null;
+	ppsPerCoreAtMax: number | null;
+	firstFailure: { consumers: number; failed: string[] } | null;
+}
+
+export interface CapacityResult {
+	path: string;
+	options: CapacityOptions;
+	pinned: boolean;
+	/** The bench's own latency floor: publishers straight to sampled sockets, no server. */
+	benchFloorLatencyMs: LatencySummary;
+	steps: CapacityStep[];
+	summary: CapacityTargetSummary[];
+	/** Parley's max consumers as a share of the baseline's, measured in the same run. */
+	parleyToBaseline: number | null;
+	server: Record<string, unknown>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const DRAIN_MS = 200;
+const LISTENERS_PER_SINK = 100;
+
+export async function runCapacity(options: CapacityOptions, log: (line: string) => void = () => {}): Promise<CapacityResult> {
+	const o = options;
+	const pcm = speechPcm();
+	// 30 s of speech per publisher, each starting elsewhere in the text.
+	const frames = Array.from({ length: o.publishers }, (_, i) => encodeOpusFrames(pcm, 1500, { bitrateBps: o.bitrateBps, inbandFec: true, packetLossPercent: 5 }, i * 97));
+	const pinned = o.pin && canPin();
+	const cores = allCores();
+	const workerCore = cores[cores.length - 1]!;
+	const benchCores = cores.slice(0, -1);
+	const targets = new Map<string, ForwardingTarget>();
+	const steps: CapacityStep[] = [];
+	try {
+		if (pinned) pin(process.pid, benchCores);
+		if (o.targets.includes('raw-mediasoup')) targets.set('raw-mediasoup', await RawMediasoupTarget.start());
+		if (o.targets.includes('parley')) targets.set('parley', await ParleyTarget.start({ workers: 1, opusNack: false }));
+		if (pinned) for (const t of targets.values()) for (const pid of t.workerPids()) pin(pid, [workerCore]);
+
+		const benchFloorLatencyMs = await measureBenchFloor(o, frames);
+		log(`capacity: bench latency floor (no server) p50 ${benchFloorLatencyMs.p50.toFixed(2)} ms, p99 ${benchFloorLatencyMs.p99.toFixed(2)} ms`);
+
+		const passed = new Map<string, number>();
+		const failedAt = new Map<string, number>();
+		const runStep = async (name: string, consumers: number): Promise<void> => {
+			let step = await measureStep(targets.get(name)!, o, frames, consumers, steps.length);
+			for (let retry = 1; retry <= o.contentionRetries && step.otherCpu > o.maxOtherCpu; retry++) {
+				log(`capacity ${name} ${consumers}: other processes used ${(step.otherCpu * 100).toFixed(0)}% of a core; measuring again`);
+				await sleep(1000 * retry);
+				const again = await measureStep(targets.get(name)!, o, frames, consumers, steps.length);
+				// Keep the least disturbed measurement.
+				step = { ...(again.otherCpu < step.otherCpu ? again : step), retriedForContention: retry };
+			}
+			steps.push(step);
+			log(
+				`capacity ${o.transport} ${name.padEnd(13)} ${String(step.consumers).padStart(5)} consumers: p99 ${step.p99MedianMs.toFixed(2)} ms (whole window ${step.latencyMs.p99.toFixed(2)}), loss ${(step.lossRate * 100).toFixed(3)}%, worker ${(step.workerCpu * 100).toFixed(0)}%, bench ${(step.benchCpu * 100).toFixed(0)}%, other ${(step.otherCpu * 100).toFixed(0)}% ${step.pass ? 'ok' : 'FAIL ' + step.failed.join(', ')}`,
+			);
+			if (step.pass) passed.set(name, Math.max(passed.get(name) ?? 0, step.consumers));
+			else failedAt.set(name, Math.min(failedAt.get(name) ?? Infinity, step.consumers));
+		};
+		for (const wanted of o.steps) {
+			const consumers = Math.max(o.publishers, Math.round(wanted / o.publishers) * o.publishers);
+			const live = [...targets.keys()].filter((k) => !failedAt.has(k));
+			if (live.length === 0) break;
+			for (const name of live) await runStep(name, consumers);
+		}
+		// Narrow the knee: midpoints between the last pass and the first failure.
+		for (let r = 0; r < o.refineSteps; r++) {
+			for (const name of targets.keys()) {
+				const lo = passed.get(name) ?? 0;
+				const hi = failedAt.get(name);
+				if (hi === undefined) continue;
+				const mid = Math.round((lo + hi) / 2 / o.publishers) * o.publishers;
+				if (mid <= lo || mid >= hi) continue;
+				await runStep(name, mid);
+			}
+		}
+		const summary = [...targets.keys()].map((name): CapacityTargetSummary => {
+			const max = passed.get(name) ?? null;
+			const atMax = steps.find((s) => s.target === name && s.consumers === max && s.pass);
+			const fail = steps.filter((s) => s.target === name && !s.pass).sort((a, b) => a.consumers - b.consumers)[0];
+			return {
+				target: name as CapacityTargetSummary['target'],
+				maxConsumersPerCore: max,
+				ppsPerCoreAtMax: atMax ? Math.round(atMax.ppsPerCore) : null,
+				firstFailure: fail ? { consumers: fail.consumers, failed: fail.failed } : null,
+			};
+		});
+		const raw = summary.find((s) => s.target === 'raw-mediasoup')?.maxConsumersPerCore;
+		const parley = summary.find((s) => s.target === 'parley')?.maxConsumersPerCore;
+		const parleyTarget = targets.get('parley') as ParleyTarget | undefined;
+		return {
+			path:
+				o.transport === 'plain'
+					? 'plain RTP (PlainTransport) listeners'
+					: `SRTP listeners (PlainTransport with ${o.srtpCryptoSuite}; no DTLS/ICE): the per-packet encryption WebRTC listeners cost`,
+			options: o,
+			pinned,
+			benchFloorLatencyMs,
+			steps,
+			summary,
+			parleyToBaseline: raw && parley ? parley / raw : null,
+			server: parleyTarget ? { media: parleyTarget.config.media, metrics: (parleyTarget.config as Record<string, unknown>).metrics } : {},
+		};
+	} finally {
+		for (const t of targets.values()) await t.close();
+		if (pinned) pin(process.pid, cores);
+	}
+}
+
+async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames: Uint8Array[][], consumers: number, stepIndex: number): Promise<CapacityStep> {
+	const listeners = Math.max(1, Math.round(consumers / o.publishers));
+	const sampled = Math.min(o.sampledListeners, listeners);
+	// Sampled listeners spread over creation order (first, ..., last): forwarding order matters.
+	const sampledIdx = new Set(Array.from({ length: sampled }, (_, k) => (sampled === 1 ? listeners - 1 : Math.round((k * (listeners - 1)) / (sampled - 1)))));
+	const subscribers = await Promise.all([...sampledIdx].map(() => RtpSubscriber.create({ mode: 'sample', initialSamples: 1 << 16 })));
+	const sinks = await Promise.all(Array.from({ length: Math.ceil((listeners - sampledIdx.size) / LISTENERS_PER_SINK) }, () => UdpSink.create()));
+	const destinations: number[] = [];
+	let s = 0;
+	let k = 0;
+	for (let i = 0; i < listeners; i++) destinations.push(sampledIdx.has(i) ? subscribers[s++]!.port : sinks[k++ % sinks.length]!.port);
+	const ssrcs = Array.from({ length: o.publishers }, (_, i) => 0x20000000 + stepIndex * 1000 + i);
+	const room = await target.buildRoom({
+		name: `capacity-${stepIndex}`,
+		publisherSsrcs: ssrcs,
+		listenerDestinations: destinations,
+		nack: false,
+		...(o.transport === 'srtp' ? { srtpCryptoSuite: o.srtpCryptoSuite } : {}),
+	});
+	const publishers = await Promise.all(
+		ssrcs.map((ssrc, i) => RtpPublisher.create({ ssrc, payloadType: OPUS_PAYLOAD_TYPE, frames: frames[i]!, target: { address: LOOPBACK, port: room.publisherPorts[i]! } })),
+	);
+	try {
+		s = 0;
+		for (let i = 0; i < listeners; i++) {
+			if (!sampledIdx.has(i)) continue;
+			const sub = subscribers[s++]!;
+			for (const c of room.listeners[i]!.consumers) sub.addStream(c.ssrc, publishers[c.publisherIndex]!);
+		}
+		const pacer = new FramePacer(publishers);
+		pacer.start();
+		await sleep(o.warmupMs);
+		pacer.stop();
+		await sleep(DRAIN_MS);
+
+		const sinkPorts = sinks.map((x) => x.port);
+		const dropsBefore = totalUdpDrops(sinkPorts);
+		const sentBefore = publishers.map((p) => p.sent);
+		for (const sub of subscribers) sub.resetWindow();
+		const cpu = new CpuMeter(target.workerPids());
+		cpu.start();
+		const windowStart = performance.now();
+		pacer.start();
+		await sleep(o.windowMs);
+		pacer.stop();
+		const usage = cpu.stop();
+		await sleep(DRAIN_MS);
+		const arrivedAtSinks = totalUdpDrops(sinkPorts) - dropsBefore;
+
+		const sentPerListener = publishers.reduce((n, p, i) => n + p.sent - sentBefore[i]!, 0);
+		const sampledArrived = subscribers.reduce((n, sub) => n + sub.streams().reduce((m, st) => m + st.packets, 0), 0);
+		const expected = sentPerListener * listeners;
+		const lossRate = expected ? Math.max(0, 1 - (sampledArrived + arrivedAtSinks) / expected) : 0;
+		const sampledLossRate = sentPerListener ? Math.max(0, 1 - sampledArrived / (sentPerListener * subscribers.length)) : 0;
+		const latencies = concat(subscribers.map((sub) => sub.latencies()));
+		const latencyMs = summarize(latencies);
+		const p99PerSecondMs = perSecondP99(
+			concat(subscribers.map((sub) => sub.arrivalTimes())),
+			latencies,
+			windowStart,
+		);
+		const p99MedianMs = median(p99PerSecondMs);
+		const workerCpu = usage.processes.reduce((a, b) => a + b, 0);
+		const otherCpu = Math.max(0, usage.cores.reduce((a, b) => a + b, 0) - workerCpu - usage.bench);
+		const forwardedPps = expected / usage.wallS;
+		const failed: string[] = [];
+		if (!(p99MedianMs <= o.limits.p99Ms)) failed.push(`p99 ${p99MedianMs.toFixed(1)} ms > ${o.limits.p99Ms} ms`);
+		if (lossRate > o.limits.lossRate) failed.push(`loss ${(lossRate * 100).toFixed(2)}% > ${(o.limits.lossRate * 100).toFixed(2)}%`);
+		if (workerCpu >= o.limits.cpuShare) failed.push(`worker core ${(workerCpu * 100).toFixed(0)}% busy`);
+		return {
+			target: target.kind,
+			consumers: listeners * o.publishers,
+			listeners,
+			forwardedPps,
+			latencyMs,
+			p99PerSecondMs,
+			p99MedianMs,
+			lossRate,
+			sampledLossRate,
+			workerCpu,
+			ppsPerCore: workerCpu > 0 ? forwardedPps / workerCpu : 0,
+			benchCpu: usage.bench,
+			coreBusy: usage.cores,
+			otherCpu,
+			retriedForContention: 0,
+			pass: failed.length === 0,
+			failed,
+			latencyCdf: cdfPoints(latencies, 150),
+		};
+	} finally {
+		for (const p of publishers) p.close();
+		room.close();
+		for (const sub of subscribers) sub.close();
+		for (const x of sinks) x.close();
+		// Let the worker finish closing the room before the next step measures it.
+		await sleep(100);
+	}
+}
+
+/** Publishers straight to sampled subscribers: what the bench itself adds to latency. */
+async function measureBenchFloor(o: CapacityOptions, frames: Uint8Array[][]): Promise<LatencySummary> {
+	const subscribers = await Promise.all(Array.from({ length: o.sampledListeners }, () => RtpSubscriber.create({ mode: 'sample' })));
+	const publishers = await Promise.all(
+		Array.from({ length: o.publishers }, (_, i) =>
+			RtpPublisher.create({ ssrc: 0x7000 + i, payloadType: OPUS_PAYLOAD_TYPE, frames: frames[i]!, target: { address: LOOPBACK, port: subscribers[i % subscribers.length]!.port } }),
+		),
+	);
+	try {
+		publishers.forEach((p, i) => subscribers[i % subscribers.length]!.addStream(p.ssrc, p));
+		const pacer = new FramePacer(publishers);
+		pacer.start();
+		await sleep(Math.min(2000, o.windowMs));
+		pacer.stop();
+		await sleep(50);
+		return summarize(concat(subscribers.map((s) => s.latencies())));
+	} finally {
+		for (const p of publishers) p.close();
+		for (const s of subscribers) s.close();
+	}
+}
+
+function perSecondP99(arrivals: Float64Array, latencies: Float64Array, start: number): number[] {
+	const buckets: number[][] = [];
+	for (let i = 0; i < latencies.length; i++) {
+		const b = Math.floor((arrivals[i]! - start) / 1000);
+		(buckets[b] ??= []).push(latencies[i]!);
+	}
+	// A last slice with few samples (the tail of the window) would be noise.
+	return buckets.filter((b) => b && b.length >= 100).map((b) => summarize(b).p99);
+}
+
+function median(values: number[]): number {
+	if (values.length === 0) return NaN;
+	const s = [...values].sort((a, b) => a - b);
+	const m = s.length >> 1;
+	return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function concat(parts: Float64Array[]): Float64Array {
+	const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+	let o = 0;
+	for (const p of parts) {
+		out.set(p, o);
+		o += p.length;
+	}
+	return out;
+}

@@ -1,0 +1,90 @@
+// What a capacity or loss run drives: a forwarding server (Parley, or raw mediasoup as the
+// baseline) on which the bench builds rooms of plain-RTP publishers and listeners.
+import type { types as ms } from 'mediasoup';
+
+/** Payload type the bench's publishers use for Opus. */
+export const OPUS_PAYLOAD_TYPE = 100;
+
+export interface RoomSpec {
+	/** A unique name (a Parley channel name). */
+	name: string;
+	/** SSRCs of the publishers' RTP streams. */
+	publisherSsrcs: number[];
+	/** Where each listener's consumers send (a subscriber socket, a proxy, or a sink). */
+	listenerDestinations: number[];
+	/** Publishers answer NACKs (their RTP parameters offer nack feedback). */
+	nack: boolean;
+	/** Encrypt what listeners receive (SRTP on the plain transport), as WebRTC listeners get. */
+	srtpCryptoSuite?: ms.SrtpCryptoSuite;
+}
+
+export interface RoomConsumer {
+	ssrc: number;
+	publisherIndex: number;
+}
+
+export interface Room {
+	/** Per publisher: the server port its RTP goes to (comedia: the server learns the source). */
+	publisherPorts: number[];
+	/** Per listener: its consumers (one per publisher). */
+	listeners: { consumers: RoomConsumer[] }[];
+	close(): void;
+}
+
+export interface ForwardingTarget {
+	readonly kind: 'parley' | 'raw-mediasoup';
+	/** Process ids of the mediasoup workers (for CPU accounting and pinning). */
+	workerPids(): number[];
+	/** Builds a room: listeners first, then publishers, then every listener consumes every publisher. */
+	buildRoom(spec: RoomSpec): Promise<Room>;
+	close(): Promise<void>;
+}
+
+export const LOOPBACK = '127.0.0.1';
+
+export function opusRtpParameters(ssrc: number, nack: boolean): ms.RtpParameters {
+	return {
+		codecs: [
+			{
+				mimeType: 'audio/opus',
+				payloadType: OPUS_PAYLOAD_TYPE,
+				clockRate: 48000,
+				channels: 2,
+				parameters: { useinbandfec: 1 },
+				rtcpFeedback: nack ? [{ type: 'nack' }] : [],
+			},
+		],
+		encodings: [{ ssrc }],
+	};
+}
+
+/** A remote SRTP key for `connect()` (the bench never sends SRTP back, but mediasoup wants one). */
+export function remoteSrtpParameters(cryptoSuite: ms.SrtpCryptoSuite): ms.SrtpParameters {
+	const bytes = cryptoSuite === 'AEAD_AES_256_GCM' ? 44 : cryptoSuite === 'AEAD_AES_128_GCM' ? 28 : 30;
+	const key = Buffer.alloc(bytes);
+	for (let i = 0; i < bytes; i++) key[i] = (Math.random() * 256) | 0;
+	return { cryptoSuite, keyBase64: key.toString('base64') };
+}
+
+export function plainListenOptions(srtp: ms.SrtpCryptoSuite | undefined, comedia: boolean): ms.PlainTransportOptions {
+	return {
+		listenInfo: { protocol: 'udp', ip: LOOPBACK },
+		rtcpMux: true,
+		comedia,
+		...(srtp ? { enableSrtp: true, srtpCryptoSuite: srtp } : {}),
+	};
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight (keeps worker channels responsive). */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+	const out: R[] = new Array(items.length);
+	let next = 0;
+	const run = async (): Promise<void> => {
+		while (next < items.length) {
+			const i = next++;
+			out[i] = await fn(items[i]!, i);
+		}
+	};
+	await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+	return out;
+}
