@@ -162,8 +162,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		try {
 			producer = await transport.produce<ProducerAppData>({ kind: 'audio', rtpParameters, paused, appData: { peerId: peer.id } });
 		} catch (err) {
-			// mediasoup validates the RTP parameters against the router's codecs.
-			if (err instanceof TypeError || (err as Error).name === 'UnsupportedError') throw new RequestError('E_BAD_REQUEST', (err as Error).message);
+			// mediasoup validates the RTP parameters against the router's codecs; the worker
+			// refuses a MID or SSRC this transport already receives.
+			const message = (err as Error).message;
+			if (err instanceof TypeError || (err as Error).name === 'UnsupportedError' || /already exists in RTP listener/.test(message)) throw new RequestError('E_BAD_REQUEST', message);
 			throw err;
 		}
 		if (peer.closed) {
@@ -206,6 +208,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		} catch (err) {
 			// The producer or transport closed meanwhile: nothing to hear.
 			if (!producer.closed && !transport.closed) this.#log.warn({ err, peerId: listener.id }, 'consume failed');
+			return;
+		}
+		if (listener.closed || transport.closed) {
+			// The listener left while the consumer was being created: mediasoup registers it on
+			// the closed transport and would never close it (a leak, and a wrong worker load).
+			// The worker dropped it with the transport; only the Node side needs telling.
+			if (transport.closed) consumer.transportClosed();
+			else consumer.close();
 			return;
 		}
 		listener.consumers.set(consumer.id, consumer);

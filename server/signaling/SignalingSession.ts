@@ -6,7 +6,7 @@ import type { Channel } from '../channels/Channel.js';
 import type { Peer, PeerLink } from '../channels/Peer.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AccessClaims } from './accessToken.js';
-import { isMethod, requestEnvelopeSchema, requestSchemas } from './protocolSchemas.js';
+import { exceedsDepth, isMethod, MAX_DATA_DEPTH, requestEnvelopeSchema, requestSchemas } from './protocolSchemas.js';
 import {
 	CLOSE_CODES,
 	ERROR_CODES,
@@ -121,6 +121,11 @@ export class SignalingSession implements PeerLink {
 		if (!isMethod(method)) {
 			this.#events.onInvalidMessage?.('unknown_method');
 			this.#reply(id, new RequestError('E_UNKNOWN_METHOD', `Unknown method "${method.slice(0, 64)}".`), method);
+			return;
+		}
+		if (exceedsDepth(envelope.data.data, MAX_DATA_DEPTH)) {
+			this.#events.onInvalidMessage?.('bad_data');
+			this.#reply(id, new RequestError('E_BAD_REQUEST', `Invalid data for ${method}: nested deeper than ${MAX_DATA_DEPTH} levels.`), method);
 			return;
 		}
 		const data = requestSchemas[method].safeParse(envelope.data.data ?? {});

@@ -13,8 +13,9 @@ export const channelNameSchema = z
 
 const objectId = z.string().min(1).max(64);
 const shortText = z.string().max(256);
-// Values are checked by mediasoup; their size is bounded by the message size limit.
-const codecParameters = z.record(z.string().max(64), z.unknown()).optional();
+// Values are what mediasoup accepts (it refuses anything but strings and numbers later,
+// where a bad value in a joiner's capabilities would only show as a silent failure to consume).
+const codecParameters = z.record(z.string().max(64), z.union([z.string().max(256), z.number()])).optional();
 const rtcpFeedback = z.array(z.looseObject({ type: z.string().max(32), parameter: z.string().max(32).optional() })).max(16).optional();
 
 const rtpCodecCapability = z.looseObject({
@@ -116,6 +117,23 @@ export const requestEnvelopeSchema = z.strictObject({
 	method: z.string().min(1).max(64),
 	data: z.unknown().optional(),
 });
+
+/** Request data nests at most this deep (the deepest real request, produce, nests 6
+ * levels). Loose objects pass unknown keys on to mediasoup, which clones them recursively:
+ * thousands of levels, well within the message size limit, overflow its stack. */
+export const MAX_DATA_DEPTH = 12;
+
+/** True when `value` has objects or arrays nested more than `maxDepth` levels deep. */
+export function exceedsDepth(value: unknown, maxDepth: number): boolean {
+	const stack: [unknown, number][] = [[value, 1]];
+	while (stack.length > 0) {
+		const [v, depth] = stack.pop()!;
+		if (v === null || typeof v !== 'object') continue;
+		if (depth > maxDepth) return true;
+		for (const child of Object.values(v)) stack.push([child, depth + 1]);
+	}
+	return false;
+}
 
 export function isMethod(name: string): name is Method {
 	return Object.hasOwn(requestSchemas, name);

@@ -30,6 +30,21 @@ function joined(session: SignalingSession): { peer: Peer; channel: Channel } {
 	return { peer, channel: session.channel };
 }
 
+/**
+ * Runs a request on one of the peer's mediasoup objects. The object can close between our
+ * lookup and the worker's answer (its producer closed, the peer left, the worker died):
+ * for the client it is simply gone, not an internal error.
+ */
+async function onLiveObject<T>(what: string, work: () => Promise<T>): Promise<T> {
+	try {
+		return await work();
+	} catch (err) {
+		const name = (err as Error).name;
+		if (name === 'NotFoundError' || name === 'InvalidStateError') throw new RequestError('E_NOT_FOUND', `The ${what} closed meanwhile.`);
+		throw err;
+	}
+}
+
 /** Transports whose connect was requested (mediasoup allows one connect per transport). */
 const connectCalled = new WeakSet<ms.Transport>();
 
@@ -85,7 +100,7 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		if (connectCalled.has(transport)) throw new RequestError('E_INVALID_STATE', 'Transport already connected.');
 		connectCalled.add(transport);
 		try {
-			await transport.connect({ dtlsParameters: data.dtlsParameters as ms.DtlsParameters });
+			await onLiveObject('transport', () => transport.connect({ dtlsParameters: data.dtlsParameters as ms.DtlsParameters }));
 		} catch (err) {
 			connectCalled.delete(transport);
 			throw err;
@@ -101,12 +116,14 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 	},
 
 	async pauseProducer(session, data) {
-		await ownProducer(joined(session).peer, data.producerId).pause();
+		const producer = ownProducer(joined(session).peer, data.producerId);
+		await onLiveObject('producer', () => producer.pause());
 		return {};
 	},
 
 	async resumeProducer(session, data) {
-		await ownProducer(joined(session).peer, data.producerId).resume();
+		const producer = ownProducer(joined(session).peer, data.producerId);
+		await onLiveObject('producer', () => producer.resume());
 		return {};
 	},
 
@@ -116,18 +133,19 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 	},
 
 	async resumeConsumer(session, data) {
-		await ownConsumer(joined(session).peer, data.consumerId).resume();
+		const consumer = ownConsumer(joined(session).peer, data.consumerId);
+		await onLiveObject('consumer', () => consumer.resume());
 		return {};
 	},
 
 	async restartIce(session, data) {
 		const transport = ownTransport(joined(session).peer, data.transportId);
-		return { iceParameters: await transport.restartIce() };
+		return { iceParameters: await onLiveObject('transport', () => transport.restartIce()) };
 	},
 
 	async getTransportStats(session, data) {
 		const transport = ownTransport(joined(session).peer, data.transportId);
-		return { stats: await transport.getStats() };
+		return { stats: await onLiveObject('transport', () => transport.getStats()) };
 	},
 
 	async leave(session) {

@@ -54,6 +54,9 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 	readonly #limitTimer: NodeJS.Timeout;
 	#result: RecordingResult | undefined;
 	#stopping: Promise<RecordingResult> | undefined;
+	/** Set as #finish starts: closing our transport there must not call stop() again
+	 * (#stopping is assigned only once #finish returned its promise). */
+	#finishing = false;
 
 	private constructor(producerId: string, transport: ms.DirectTransport, consumer: ms.Consumer, writer: OggOpusWriter, maxDurationMs: number) {
 		super();
@@ -68,8 +71,12 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 			// Copy: the buffer belongs to mediasoup's channel reader.
 			this.#reorder.push(packet.readUInt16BE(2), { payload: Buffer.from(payload), timestamp: packet.readUInt32BE(4) });
 		});
-		consumer.on('producerclose', () => void this.stop('producer closed'));
-		transport.observer.once('close', () => void this.stop('media closed'));
+		consumer.on('producerclose', () => {
+			if (!this.#finishing) void this.stop('producer closed');
+		});
+		transport.observer.once('close', () => {
+			if (!this.#finishing) void this.stop('media closed');
+		});
 		this.#limitTimer = setTimeout(() => void this.stop('max duration reached'), maxDurationMs);
 		this.#limitTimer.unref();
 	}
@@ -111,6 +118,7 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 	}
 
 	async #finish(reason: StopReason): Promise<RecordingResult> {
+		this.#finishing = true;
 		const started = performance.now();
 		clearTimeout(this.#limitTimer);
 		this.#consumer.removeAllListeners('rtp');

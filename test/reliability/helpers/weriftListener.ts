@@ -30,7 +30,12 @@ export interface WeriftListener {
  * (newConsumer; consumers already announced before the call count too when `since` says
  * from where to look), then connects and resumes them.
  */
-export async function listenWithWerift(client: TestSignalingClient, expectedProducers: number, options: { since?: number; timeoutMs?: number } = {}): Promise<WeriftListener> {
+export async function listenWithWerift(
+	client: TestSignalingClient,
+	expectedProducers: number,
+	/** iceFirst: connectTransport only once ICE is up (mediasoup-client does it the other way round). */
+	options: { since?: number; timeoutMs?: number; iceFirst?: boolean } = {},
+): Promise<WeriftListener> {
 	const since = options.since ?? client.notifications.length;
 	const reply = await client.request('createTransport', { direction: 'recv' });
 	if (!reply.ok) throw new Error(`createTransport recv: ${reply.error.code}`);
@@ -80,6 +85,7 @@ export async function listenWithWerift(client: TestSignalingClient, expectedProd
 	await pc.setRemoteDescription({ type: 'offer', sdp: [...sdp, ''].join('\r\n') });
 	await pc.setLocalDescription(await pc.createAnswer());
 	const answer = pc.localDescription!.sdp;
+	if (options.iceFirst) for (let i = 0; i < 100 && pc.iceConnectionState !== 'connected' && pc.iceConnectionState !== 'completed'; i++) await sleep(20);
 	const m = /a=fingerprint:(\S+) (\S+)/.exec(answer)!;
 	const connected = await client.request('connectTransport', {
 		transportId: t.transportId,
