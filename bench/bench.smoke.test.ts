@@ -67,7 +67,7 @@ describe('bench smoke run (all scenarios)', () => {
 	});
 
 	it('measures both capacity targets with finite latency and CPU', () => {
-		const cap = run.capacity![0]!;
+		const cap = run.capacity!.find((c) => c.options.transport === 'plain')!;
 		for (const target of ['raw-mediasoup', 'parley'] as const) {
 			const steps = cap.steps.filter((s) => s.target === target);
 			expect(steps.length).toBeGreaterThan(0);
@@ -78,6 +78,16 @@ describe('bench smoke run (all scenarios)', () => {
 			expect(first.workerCpu).toBeGreaterThan(0);
 			expect(first.forwardedPps).toBeGreaterThan(0);
 		}
+	});
+
+	it('carries WebRTC through signaling in the WebRTC capacity ramp', () => {
+		const cap = run.capacity!.find((c) => c.options.transport === 'webrtc')!;
+		const first = cap.steps[0]!;
+		expect(first.target).toBe('parley');
+		expect(first.latencyMs.count).toBeGreaterThan(50);
+		expect(Number.isFinite(first.latencyMs.p99)).toBe(true);
+		expect(first.lossRate).toBeLessThan(0.01);
+		expect(first.workerCpu).toBeGreaterThan(0);
 	});
 
 	it('joins every storm client, hears audio over WebRTC and serves HTTP', () => {

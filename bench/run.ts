@@ -2,7 +2,7 @@
 // [--smoke] [--out dir]` and the overrides listed by --help. Prints a table, and writes
 // results.json, report.md and SVG charts to bench/results/<timestamp>/ (or --out).
 import { parseArgs } from 'node:util';
-import { defaultOutDir, runBench, SCENARIOS, type ScenarioName } from './runBench.js';
+import { type CapacityTransport, defaultOutDir, runBench, SCENARIOS, type ScenarioName } from './runBench.js';
 
 const HELP = `Usage: npx tsx bench/run.ts [options]
 
@@ -19,7 +19,7 @@ Loss sweep:
   --bitrate BPS        Opus bitrate (default 32000)
   --loss-hint PCT      encoder packet-loss hint (default: match the condition)
 Capacity:
-  --transport LIST     plain,srtp (default both)
+  --transport LIST     plain,srtp,webrtc (default all three)
   --steps LIST         consumer counts to try, e.g. 500,1000,2000
   --publishers N       publishers in the room (default 10)
   --window MS          measuring window per step (default 4000)
@@ -91,8 +91,8 @@ if (lossAt !== undefined && !['up', 'down', 'both'].includes(lossAt)) {
 	process.exit(2);
 }
 const transports = values.transport?.split(',').map((t) => t.trim());
-if (transports?.some((t) => t !== 'plain' && t !== 'srtp')) {
-	process.stderr.write('bench: --transport takes plain and/or srtp\n');
+if (transports?.some((t) => !['plain', 'srtp', 'webrtc'].includes(t))) {
+	process.stderr.write('bench: --transport takes plain, srtp and/or webrtc\n');
 	process.exit(2);
 }
 const delay = number('delay', values.delay);
@@ -120,7 +120,7 @@ const { run } = await runBench({
 		windowMs: number('window', values.window),
 		pin: values['no-pin'] ? false : undefined,
 	}),
-	capacityTransports: (transports ?? []) as ('plain' | 'srtp')[],
+	capacityTransports: (transports ?? []) as CapacityTransport[],
 	signaling: defined({
 		clients: number('clients', values.clients),
 		waves: number('waves', values.waves),

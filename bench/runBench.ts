@@ -6,9 +6,11 @@ import { REFERENCES } from './report/references.js';
 import { textSummary, writeReport } from './report/report.js';
 import { CAPACITY_DEFAULTS, type CapacityOptions, type CapacityResult, runCapacity } from './scenarios/capacity.js';
 import { LOSS_SWEEP_DEFAULTS, type LossSweepOptions, runLossSweep } from './scenarios/lossSweep.js';
+import { runWebRtcCapacity, WEBRTC_CAPACITY_DEFAULTS } from './scenarios/webrtcCapacity.js';
 import { runSignaling, SIGNALING_DEFAULTS, type SignalingOptions } from './scenarios/signaling.js';
 
 export type ScenarioName = 'loss' | 'capacity' | 'signaling';
+export type CapacityTransport = 'plain' | 'srtp' | 'webrtc';
 export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling'];
 
 export interface BenchOptions {
@@ -18,8 +20,8 @@ export interface BenchOptions {
 	command: string;
 	loss: Partial<LossSweepOptions>;
 	capacity: Partial<CapacityOptions>;
-	/** Listener transports measured by the capacity ramp. */
-	capacityTransports: ('plain' | 'srtp')[];
+	/** Listener transports measured by the capacity ramp (empty: the defaults). */
+	capacityTransports: CapacityTransport[];
 	signaling: Partial<SignalingOptions>;
 	log: (line: string) => void;
 }
@@ -27,13 +29,19 @@ export interface BenchOptions {
 /** Settings that run each scenario in a few seconds (CI): outputs and sanity, not figures. */
 export const SMOKE = {
 	loss: { lossRates: [0, 0.1], models: ['random'], nack: [false], durationS: 4 } satisfies Partial<LossSweepOptions>,
-	capacity: { steps: [40, 200], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 1, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
-	capacityTransports: ['plain'] as ('plain' | 'srtp')[],
+	capacity: { steps: [40, 200], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
+	webrtcCapacity: { steps: [40], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
+	capacityTransports: ['plain', 'webrtc'] as CapacityTransport[],
 	signaling: { clients: 20, waves: 1, channelSize: 10, mediaClients: 2, httpConnections: 8, httpDurationMs: 500 } satisfies Partial<SignalingOptions>,
 };
 
-/** SRTP costs as much as forwarding (bench-anchors.md): its ramp starts lower and steps finer. */
-const SRTP_STEPS = [250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000];
+/** Coarse steps, then `refineSteps` midpoints at the knee. SRTP costs about as much as the
+ * forwarding itself (bench-anchors.md), so its ramps start lower. */
+const STEPS: Record<CapacityTransport, number[]> = {
+	plain: [1000, 2000, 3000, 4000, 5000, 6000, 8000],
+	srtp: [500, 1000, 1500, 2000, 2500, 3000, 4000],
+	webrtc: [500, 1000, 1500, 2000, 2500, 3000, 4000],
+};
 
 export function defaultOutDir(now = new Date()): string {
 	return path.join(new URL('.', import.meta.url).pathname, 'results', now.toISOString().replace(/[:.]/g, '-'));
@@ -70,12 +78,18 @@ export async function runBench(options: BenchOptions): Promise<{ run: BenchRun; 
 		});
 	}
 	if (options.scenarios.includes('capacity')) {
-		const transports = options.capacityTransports.length ? options.capacityTransports : options.smoke ? SMOKE.capacityTransports : (['plain', 'srtp'] as const);
+		const transports: CapacityTransport[] = options.capacityTransports.length ? options.capacityTransports : options.smoke ? SMOKE.capacityTransports : ['plain', 'srtp', 'webrtc'];
 		run.capacity = [];
 		for (const transport of transports) {
 			await guard(`capacity-${transport}`, async () => {
-				const base: CapacityOptions = { ...CAPACITY_DEFAULTS, transport, ...(transport === 'srtp' ? { steps: SRTP_STEPS } : {}) };
-				const result: CapacityResult = await runCapacity({ ...base, ...(options.smoke ? SMOKE.capacity : {}), ...options.capacity, transport }, log);
+				let result: CapacityResult;
+				if (transport === 'webrtc') {
+					const o: CapacityOptions = { ...WEBRTC_CAPACITY_DEFAULTS, steps: STEPS.webrtc, refineSteps: 1, ...(options.smoke ? SMOKE.webrtcCapacity : {}), ...options.capacity, transport };
+					result = await runWebRtcCapacity(o, log);
+				} else {
+					const o: CapacityOptions = { ...CAPACITY_DEFAULTS, steps: STEPS[transport], refineSteps: transport === 'plain' ? 2 : 1, ...(options.smoke ? SMOKE.capacity : {}), ...options.capacity, transport };
+					result = await runCapacity(o, log);
+				}
 				run.capacity!.push(result);
 			});
 		}

@@ -8,12 +8,18 @@ import type { BenchRun, Headline } from './BenchRun.js';
 import { lineChart, PALETTE, type Series } from './svg.js';
 import { type Cell, markdownTable, ms, num, pct, textTable } from './table.js';
 
+function transportLabel(cap: CapacityResult): string {
+	if (cap.options.transport === 'plain') return 'plain RTP';
+	if (cap.options.transport === 'srtp') return `SRTP ${cap.options.srtpCryptoSuite}, plain transport`;
+	return 'WebRTC through signaling';
+}
+
 export function headlines(run: BenchRun): Headline[] {
 	const out: Headline[] = [];
 	for (const cap of run.capacity ?? []) {
 		const raw = cap.summary.find((s) => s.target === 'raw-mediasoup');
 		const parley = cap.summary.find((s) => s.target === 'parley');
-		const kind = cap.options.transport === 'plain' ? 'plain RTP' : `SRTP ${cap.options.srtpCryptoSuite}`;
+		const kind = transportLabel(cap);
 		const describe = (s: typeof raw): string => {
 			if (!s) return 'not measured';
 			if (s.maxConsumersPerCore === null) return `none passed (first step ${s.firstFailure?.consumers}: ${s.firstFailure?.failed.join(', ')})`;
@@ -94,11 +100,12 @@ function capacityRows(cap: CapacityResult): Cell[][] {
 		pct(s.workerCpu, 0),
 		num(s.ppsPerCore),
 		pct(s.benchCpu, 0),
+		pct(s.serverCpu, 0),
 		pct(s.otherCpu, 0),
 		s.pass ? 'pass' : `FAIL: ${s.failed.join('; ')}`,
 	]);
 }
-const CAPACITY_HEADERS = ['target', 'consumers', 'listeners', 'fwd pkt/s', 'p50', 'p99 (median 1 s)', 'p99 (window)', 'max', 'loss', 'worker CPU', 'pkt/s per core', 'bench CPU', 'other CPU', 'result'];
+const CAPACITY_HEADERS = ['target', 'consumers', 'listeners', 'fwd pkt/s', 'p50', 'p99 (median 1 s)', 'p99 (window)', 'max', 'loss', 'worker CPU', 'pkt/s per core', 'bench CPU', 'server JS CPU', 'other CPU', 'result'];
 
 /** The summary printed on stdout at the end of a run. */
 export function textSummary(run: BenchRun): string {
@@ -167,6 +174,9 @@ function latencyCdfChart(run: BenchRun): string | undefined {
 			}
 		});
 	}
+	const webrtc = run.capacity?.find((c) => c.options.transport === 'webrtc');
+	const webrtcStep = webrtc?.steps.filter((s) => s.pass).sort((a, b) => b.consumers - a.consumers)[0];
+	if (webrtcStep) series.push({ name: `Parley WebRTC ${webrtcStep.consumers}`, points: webrtcStep.latencyCdf.map(([v, q]) => [Math.max(v, 0.01), q * 100]), color: '#000000', step: true });
 	if (run.loss && run.loss.losslessLatencySamples.length) {
 		const s = [...run.loss.losslessLatencySamples].sort((a, b) => a - b);
 		series.push({ name: 'loss sweep 0% (2 proxies)', points: s.map((v, i) => [Math.max(v, 0.01), ((i + 1) / s.length) * 100]), color: '#7f7f7f', step: true });
@@ -176,7 +186,7 @@ function latencyCdfChart(run: BenchRun): string | undefined {
 }
 
 function capacityChart(cap: CapacityResult, metric: 'p99' | 'cpu'): string {
-	const series: Series[] = (['parley', 'raw-mediasoup'] as const).map((target, i) => ({
+	const series: Series[] = (['parley', 'raw-mediasoup'] as const).filter((t) => cap.steps.some((s) => s.target === t)).map((target, i) => ({
 		name: target === 'parley' ? 'Parley' : 'raw mediasoup',
 		points: cap.steps
 			.filter((s) => s.target === target)
@@ -185,7 +195,7 @@ function capacityChart(cap: CapacityResult, metric: 'p99' | 'cpu'): string {
 		color: PALETTE[i]!,
 		markers: true,
 	}));
-	const kind = cap.options.transport === 'plain' ? 'plain RTP' : `SRTP ${cap.options.srtpCryptoSuite}`;
+	const kind = transportLabel(cap);
 	return lineChart({
 		title: metric === 'p99' ? `Capacity (${kind}): p99 added latency vs consumers on one worker` : `Capacity (${kind}): worker CPU vs consumers`,
 		xLabel: 'consumers on one worker (publishers x listeners)',
@@ -271,11 +281,13 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 	}
 	for (const cap of run.capacity ?? []) {
 		const o = cap.options;
-		lines.push(`## Capacity: ${cap.options.transport === 'plain' ? 'plain RTP' : 'SRTP'}`, '');
+		lines.push(`## Capacity: ${transportLabel(cap)}`, '');
 		lines.push(
 			`Path: ${cap.path}. ${o.publishers} publishers (Opus ${o.bitrateBps / 1000} kb/s, 50 packets/s each, staggered phases) in one room on one worker; each listener consumes every publisher, so consumers = ${o.publishers} x listeners. Each step: ${o.warmupMs} ms warm-up, then a ${o.windowMs} ms window. ${o.sampledListeners} listeners spread over creation order are read by the bench (latency = send instant to receive instant on one clock, and loss); the rest send to unread sockets whose kernel drop counters (/proc/net/udp) tally arrivals. Pass: p99 <= ${o.limits.p99Ms} ms (the median of the window's 1-second p99s, so a stall caused by other processes in one second does not decide a step; the whole-window p99 is shown too), loss <= ${pct(o.limits.lossRate, 2)}, worker < ${pct(o.limits.cpuShare, 0)} of its core. ${cap.pinned ? 'The worker was pinned to the last core and the bench to the others (taskset).' : 'No CPU pinning.'} Worker and bench CPU from /proc/<pid>/stat; *other CPU* = cores busy (from /proc/stat idle time) minus both: other processes on a shared machine; steps with more than ${pct(o.maxOtherCpu, 0)} of a core of it were measured again (up to ${o.contentionRetries} times, keeping the quietest). *pkt/s per core* = forwarded packets/s divided by the worker's CPU share. The bench process' CPU includes Parley's JavaScript thread when Parley is the target (it runs in-process; it is not on the plain-RTP media path).`,
 			'',
-			`Bench latency floor (publishers straight to the sampled sockets, no server): p50 ${ms(cap.benchFloorLatencyMs.p50)}, p99 ${ms(cap.benchFloorLatencyMs.p99)}.`,
+			cap.options.transport === 'webrtc'
+				? 'WebRTC specifics: publishers and listeners are werift peers going through the real signaling (join, createTransport, connectTransport, produce, resumeConsumer); each listener has one BUNDLEd transport carrying a consumer per publisher. Sampled listeners are timed at their socket (the SRTP header is in clear), so werift\'s JavaScript decryption is not counted; the other listeners stop reading their socket once audio flows and the kernel counts what arrives. *server JS* is Parley\'s own process (signaling); the bench and Parley\'s JS share the non-worker cores.'
+				: `Bench latency floor (publishers straight to the sampled sockets, no server): p50 ${ms(cap.benchFloorLatencyMs.p50)}, p99 ${ms(cap.benchFloorLatencyMs.p99)}.`,
 			'',
 		);
 		lines.push(

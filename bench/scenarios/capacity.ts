@@ -40,7 +40,7 @@ export interface CapacityOptions {
 	warmupMs: number;
 	windowMs: number;
 	/** Listener transports: plain RTP, or SRTP (the per-packet work a WebRTC listener costs). */
-	transport: 'plain' | 'srtp';
+	transport: 'plain' | 'srtp' | 'webrtc';
 	srtpCryptoSuite: ms.SrtpCryptoSuite;
 	targets: ('raw-mediasoup' | 'parley')[];
 	limits: CapacityLimits;
@@ -86,8 +86,10 @@ export interface CapacityStep {
 	workerCpu: number;
 	/** forwardedPps / workerCpu: what a fully busy core would forward at this load. */
 	ppsPerCore: number;
-	/** The bench process (load generator, sampled listeners, and Parley's own JS thread when the target is Parley). */
+	/** The bench process (load generator, sampled listeners, and Parley's own JS thread when the target is Parley in-process). */
 	benchCpu: number;
+	/** Parley's JS process when it runs apart from the bench (WebRTC ramp), else 0. */
+	serverCpu: number;
 	coreBusy: number[];
 	/** CPU used by everything else on the machine (cores busy - worker - bench), in cores.
 	 * Other processes on a shared machine skew a step; such steps are retried. */
@@ -134,7 +136,6 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 	const workerCore = cores[cores.length - 1]!;
 	const benchCores = cores.slice(0, -1);
 	const targets = new Map<string, ForwardingTarget>();
-	const steps: CapacityStep[] = [];
 	try {
 		if (pinned) pin(process.pid, benchCores);
 		if (o.targets.includes('raw-mediasoup')) targets.set('raw-mediasoup', await RawMediasoupTarget.start());
@@ -144,52 +145,7 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 		const benchFloorLatencyMs = await measureBenchFloor(o, frames);
 		log(`capacity: bench latency floor (no server) p50 ${benchFloorLatencyMs.p50.toFixed(2)} ms, p99 ${benchFloorLatencyMs.p99.toFixed(2)} ms`);
 
-		const passed = new Map<string, number>();
-		const failedAt = new Map<string, number>();
-		const runStep = async (name: string, consumers: number): Promise<void> => {
-			let step = await measureStep(targets.get(name)!, o, frames, consumers, steps.length);
-			for (let retry = 1; retry <= o.contentionRetries && step.otherCpu > o.maxOtherCpu; retry++) {
-				log(`capacity ${name} ${consumers}: other processes used ${(step.otherCpu * 100).toFixed(0)}% of a core; measuring again`);
-				await sleep(1000 * retry);
-				const again = await measureStep(targets.get(name)!, o, frames, consumers, steps.length);
-				// Keep the least disturbed measurement.
-				step = { ...(again.otherCpu < step.otherCpu ? again : step), retriedForContention: retry };
-			}
-			steps.push(step);
-			log(
-				`capacity ${o.transport} ${name.padEnd(13)} ${String(step.consumers).padStart(5)} consumers: p99 ${step.p99MedianMs.toFixed(2)} ms (whole window ${step.latencyMs.p99.toFixed(2)}), loss ${(step.lossRate * 100).toFixed(3)}%, worker ${(step.workerCpu * 100).toFixed(0)}%, bench ${(step.benchCpu * 100).toFixed(0)}%, other ${(step.otherCpu * 100).toFixed(0)}% ${step.pass ? 'ok' : 'FAIL ' + step.failed.join(', ')}`,
-			);
-			if (step.pass) passed.set(name, Math.max(passed.get(name) ?? 0, step.consumers));
-			else failedAt.set(name, Math.min(failedAt.get(name) ?? Infinity, step.consumers));
-		};
-		for (const wanted of o.steps) {
-			const consumers = Math.max(o.publishers, Math.round(wanted / o.publishers) * o.publishers);
-			const live = [...targets.keys()].filter((k) => !failedAt.has(k));
-			if (live.length === 0) break;
-			for (const name of live) await runStep(name, consumers);
-		}
-		// Narrow the knee: midpoints between the last pass and the first failure.
-		for (let r = 0; r < o.refineSteps; r++) {
-			for (const name of targets.keys()) {
-				const lo = passed.get(name) ?? 0;
-				const hi = failedAt.get(name);
-				if (hi === undefined) continue;
-				const mid = Math.round((lo + hi) / 2 / o.publishers) * o.publishers;
-				if (mid <= lo || mid >= hi) continue;
-				await runStep(name, mid);
-			}
-		}
-		const summary = [...targets.keys()].map((name): CapacityTargetSummary => {
-			const max = passed.get(name) ?? null;
-			const atMax = steps.find((s) => s.target === name && s.consumers === max && s.pass);
-			const fail = steps.filter((s) => s.target === name && !s.pass).sort((a, b) => a.consumers - b.consumers)[0];
-			return {
-				target: name as CapacityTargetSummary['target'],
-				maxConsumersPerCore: max,
-				ppsPerCoreAtMax: atMax ? Math.round(atMax.ppsPerCore) : null,
-				firstFailure: fail ? { consumers: fail.consumers, failed: fail.failed } : null,
-			};
-		});
+		const { steps, summary } = await rampCapacity([...targets.keys()] as CapacityStep['target'][], o, (name, consumers, index) => measureStep(targets.get(name)!, o, frames, consumers, index), log);
 		const raw = summary.find((s) => s.target === 'raw-mediasoup')?.maxConsumersPerCore;
 		const parley = summary.find((s) => s.target === 'parley')?.maxConsumersPerCore;
 		const parleyTarget = targets.get('parley') as ParleyTarget | undefined;
@@ -210,6 +166,122 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 		for (const t of targets.values()) await t.close();
 		if (pinned) pin(process.pid, cores);
 	}
+}
+
+/** Steps up the consumer count per target until it fails, then narrows the knee. Shared by
+ * the plain/SRTP ramp and the WebRTC one. */
+export async function rampCapacity(
+	names: CapacityStep['target'][],
+	o: Pick<CapacityOptions, 'steps' | 'publishers' | 'refineSteps' | 'contentionRetries' | 'maxOtherCpu' | 'transport'>,
+	measure: (name: CapacityStep['target'], consumers: number, stepIndex: number) => Promise<CapacityStep>,
+	log: (line: string) => void,
+): Promise<{ steps: CapacityStep[]; summary: CapacityTargetSummary[] }> {
+	const steps: CapacityStep[] = [];
+	const passed = new Map<string, number>();
+	const failedAt = new Map<string, number>();
+	let index = 0;
+	const runStep = async (name: CapacityStep['target'], consumers: number): Promise<void> => {
+		let step = await measure(name, consumers, index++);
+		for (let retry = 1; retry <= o.contentionRetries && step.otherCpu > o.maxOtherCpu; retry++) {
+			log(`capacity ${name} ${consumers}: other processes used ${(step.otherCpu * 100).toFixed(0)}% of a core; measuring again`);
+			await sleep(1000 * retry);
+			const again = await measure(name, consumers, index++);
+			// Keep the least disturbed measurement.
+			step = { ...(again.otherCpu < step.otherCpu ? again : step), retriedForContention: retry };
+		}
+		steps.push(step);
+		log(
+			`capacity ${o.transport} ${name.padEnd(13)} ${String(step.consumers).padStart(5)} consumers: p99 ${step.p99MedianMs.toFixed(2)} ms (whole window ${step.latencyMs.p99.toFixed(2)}), loss ${(step.lossRate * 100).toFixed(3)}%, worker ${(step.workerCpu * 100).toFixed(0)}%, bench ${(step.benchCpu * 100).toFixed(0)}%, other ${(step.otherCpu * 100).toFixed(0)}% ${step.pass ? 'ok' : 'FAIL ' + step.failed.join(', ')}`,
+		);
+		if (step.pass) passed.set(name, Math.max(passed.get(name) ?? 0, step.consumers));
+		else failedAt.set(name, Math.min(failedAt.get(name) ?? Infinity, step.consumers));
+	};
+	for (const wanted of o.steps) {
+		const consumers = Math.max(o.publishers, Math.round(wanted / o.publishers) * o.publishers);
+		const live = names.filter((k) => !failedAt.has(k));
+		if (live.length === 0) break;
+		for (const name of live) await runStep(name, consumers);
+	}
+	// Narrow the knee: midpoints between the last pass and the first failure.
+	for (let r = 0; r < o.refineSteps; r++) {
+		for (const name of names) {
+			const lo = passed.get(name) ?? 0;
+			const hi = failedAt.get(name);
+			if (hi === undefined) continue;
+			const mid = Math.round((lo + hi) / 2 / o.publishers) * o.publishers;
+			if (mid <= lo || mid >= hi) continue;
+			await runStep(name, mid);
+		}
+	}
+	const summary = names.map((name): CapacityTargetSummary => {
+		const max = passed.get(name) ?? null;
+		const atMax = steps.find((s) => s.target === name && s.consumers === max && s.pass);
+		const fail = steps.filter((s) => s.target === name && !s.pass).sort((a, b) => a.consumers - b.consumers)[0];
+		return {
+			target: name,
+			maxConsumersPerCore: max,
+			ppsPerCoreAtMax: atMax ? Math.round(atMax.ppsPerCore) : null,
+			firstFailure: fail ? { consumers: fail.consumers, failed: fail.failed } : null,
+		};
+	});
+	return { steps, summary };
+}
+
+/** The raw figures of one measuring window. */
+export interface WindowFigures {
+	target: CapacityStep['target'];
+	listeners: number;
+	publishers: number;
+	latencies: Float64Array;
+	arrivalTimes: Float64Array;
+	windowStart: number;
+	/** Packets every listener should have received, and what arrived (sampled + sinks). */
+	expected: number;
+	arrived: number;
+	sampledExpected: number;
+	sampledArrived: number;
+	wallS: number;
+	workerCpu: number;
+	benchCpu: number;
+	/** Server processes other than the worker (Parley's JS thread when it runs apart). */
+	serverCpu: number;
+	cores: number[];
+}
+
+/** Turns a window's figures into a step, checked against the limits. */
+export function judgeWindow(f: WindowFigures, limits: CapacityLimits): CapacityStep {
+	const latencyMs = summarize(f.latencies);
+	const p99PerSecondMs = perSecondP99(f.arrivalTimes, f.latencies, f.windowStart);
+	const p99MedianMs = median(p99PerSecondMs);
+	const lossRate = f.expected ? Math.max(0, 1 - f.arrived / f.expected) : 0;
+	const sampledLossRate = f.sampledExpected ? Math.max(0, 1 - f.sampledArrived / f.sampledExpected) : 0;
+	const otherCpu = Math.max(0, f.cores.reduce((a, b) => a + b, 0) - f.workerCpu - f.benchCpu - f.serverCpu);
+	const forwardedPps = f.expected / f.wallS;
+	const failed: string[] = [];
+	if (!(p99MedianMs <= limits.p99Ms)) failed.push(`p99 ${p99MedianMs.toFixed(1)} ms > ${limits.p99Ms} ms`);
+	if (lossRate > limits.lossRate) failed.push(`loss ${(lossRate * 100).toFixed(2)}% > ${(limits.lossRate * 100).toFixed(2)}%`);
+	if (f.workerCpu >= limits.cpuShare) failed.push(`worker core ${(f.workerCpu * 100).toFixed(0)}% busy`);
+	return {
+		target: f.target,
+		consumers: f.listeners * f.publishers,
+		listeners: f.listeners,
+		forwardedPps,
+		latencyMs,
+		p99PerSecondMs,
+		p99MedianMs,
+		lossRate,
+		sampledLossRate,
+		workerCpu: f.workerCpu,
+		ppsPerCore: f.workerCpu > 0 ? forwardedPps / f.workerCpu : 0,
+		benchCpu: f.benchCpu,
+		serverCpu: f.serverCpu,
+		coreBusy: f.cores,
+		otherCpu,
+		retriedForContention: 0,
+		pass: failed.length === 0,
+		failed,
+		latencyCdf: cdfPoints(f.latencies, 150),
+	};
 }
 
 async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames: Uint8Array[][], consumers: number, stepIndex: number): Promise<CapacityStep> {
@@ -263,44 +335,26 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 
 		const sentPerListener = publishers.reduce((n, p, i) => n + p.sent - sentBefore[i]!, 0);
 		const sampledArrived = subscribers.reduce((n, sub) => n + sub.streams().reduce((m, st) => m + st.packets, 0), 0);
-		const expected = sentPerListener * listeners;
-		const lossRate = expected ? Math.max(0, 1 - (sampledArrived + arrivedAtSinks) / expected) : 0;
-		const sampledLossRate = sentPerListener ? Math.max(0, 1 - sampledArrived / (sentPerListener * subscribers.length)) : 0;
-		const latencies = concat(subscribers.map((sub) => sub.latencies()));
-		const latencyMs = summarize(latencies);
-		const p99PerSecondMs = perSecondP99(
-			concat(subscribers.map((sub) => sub.arrivalTimes())),
-			latencies,
-			windowStart,
+		return judgeWindow(
+			{
+				target: target.kind,
+				listeners,
+				publishers: o.publishers,
+				latencies: concat(subscribers.map((sub) => sub.latencies())),
+				arrivalTimes: concat(subscribers.map((sub) => sub.arrivalTimes())),
+				windowStart,
+				expected: sentPerListener * listeners,
+				arrived: sampledArrived + arrivedAtSinks,
+				sampledExpected: sentPerListener * subscribers.length,
+				sampledArrived,
+				wallS: usage.wallS,
+				workerCpu: usage.processes.reduce((a, b) => a + b, 0),
+				benchCpu: usage.bench,
+				serverCpu: 0,
+				cores: usage.cores,
+			},
+			o.limits,
 		);
-		const p99MedianMs = median(p99PerSecondMs);
-		const workerCpu = usage.processes.reduce((a, b) => a + b, 0);
-		const otherCpu = Math.max(0, usage.cores.reduce((a, b) => a + b, 0) - workerCpu - usage.bench);
-		const forwardedPps = expected / usage.wallS;
-		const failed: string[] = [];
-		if (!(p99MedianMs <= o.limits.p99Ms)) failed.push(`p99 ${p99MedianMs.toFixed(1)} ms > ${o.limits.p99Ms} ms`);
-		if (lossRate > o.limits.lossRate) failed.push(`loss ${(lossRate * 100).toFixed(2)}% > ${(o.limits.lossRate * 100).toFixed(2)}%`);
-		if (workerCpu >= o.limits.cpuShare) failed.push(`worker core ${(workerCpu * 100).toFixed(0)}% busy`);
-		return {
-			target: target.kind,
-			consumers: listeners * o.publishers,
-			listeners,
-			forwardedPps,
-			latencyMs,
-			p99PerSecondMs,
-			p99MedianMs,
-			lossRate,
-			sampledLossRate,
-			workerCpu,
-			ppsPerCore: workerCpu > 0 ? forwardedPps / workerCpu : 0,
-			benchCpu: usage.bench,
-			coreBusy: usage.cores,
-			otherCpu,
-			retriedForContention: 0,
-			pass: failed.length === 0,
-			failed,
-			latencyCdf: cdfPoints(latencies, 150),
-		};
 	} finally {
 		for (const p of publishers) p.close();
 		room.close();
@@ -333,7 +387,7 @@ async function measureBenchFloor(o: CapacityOptions, frames: Uint8Array[][]): Pr
 	}
 }
 
-function perSecondP99(arrivals: Float64Array, latencies: Float64Array, start: number): number[] {
+export function perSecondP99(arrivals: Float64Array, latencies: Float64Array, start: number): number[] {
 	const buckets: number[][] = [];
 	for (let i = 0; i < latencies.length; i++) {
 		const b = Math.floor((arrivals[i]! - start) / 1000);
@@ -350,7 +404,7 @@ function median(values: number[]): number {
 	return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-function concat(parts: Float64Array[]): Float64Array {
+export function concat(parts: Float64Array[]): Float64Array {
 	const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
 	let o = 0;
 	for (const p of parts) {

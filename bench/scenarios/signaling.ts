@@ -14,6 +14,7 @@ import { speechPcm } from '../audio/speech.js';
 import { CpuMeter } from '../metrics/cpu.js';
 import { type LatencySummary, summarize } from '../metrics/stats.js';
 import { type HttpLoadResult, httpLoad } from '../signaling/HttpLoad.js';
+import { FramePacer } from '../peers/FramePacer.js';
 import { ParleyProcess } from '../signaling/ParleyProcess.js';
 import { listenOnce, WebRtcPublisher } from '../signaling/WebRtcPeers.js';
 
@@ -102,6 +103,8 @@ export async function runSignaling(options: SignalingOptions, log: (line: string
 		const frames = encodeOpusFrames(pcm, 500, { inbandFec: true, packetLossPercent: 5 });
 		const pubToken = await mintAccessToken({ userId: 'stage-speaker', channels: ['stage'], grants: { canPublish: true, canSubscribe: true }, ttlS: 3600 }, key);
 		const publisher = await WebRtcPublisher.start(`${base}?token=${pubToken}&v=${PROTOCOL_VERSION}`, 'stage', frames);
+		const pacer = new FramePacer([publisher]);
+		pacer.start();
 		const listenerTokens = await Promise.all(
 			Array.from({ length: o.mediaClients }, (_, i) => mintAccessToken({ userId: `stage-listener-${i}`, channels: ['stage'], grants: { canSubscribe: true }, ttlS: 3600 }, key)),
 		);
@@ -112,6 +115,7 @@ export async function runSignaling(options: SignalingOptions, log: (line: string
 		const ok = outcomes.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
 		const errors = outcomes.flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error).message ?? r.reason)] : []));
 		await Promise.all(ok.map((x) => x.close()));
+		pacer.stop();
 		await publisher.close();
 		const firstAudio = {
 			clients: o.mediaClients,
