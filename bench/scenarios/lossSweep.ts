@@ -62,7 +62,7 @@ export interface LossConditionResult {
 	fec: boolean;
 	nack: boolean;
 	packetLossHintPercent: number;
-	/** RTP loss the proxies actually applied. */
+	/** RTP loss the proxies actually applied, end to end (retransmissions included). */
 	measuredNetworkLoss: number;
 	ceiling: number;
 	playout: PlayoutResult;
@@ -121,7 +121,7 @@ export async function runLossSweep(options: LossSweepOptions, log: (line: string
 					conditions.push({ model, lossRate, fec, nack, hint });
 				}
 			}
-	log(`loss sweep: ${conditions.length} streams of ${o.durationS} s each, in parallel (loss on the ${o.lossAt}link${o.lossAt === 'both' ? 's' : ''})`);
+	log(`loss sweep: ${conditions.length} streams of ${o.durationS} s each, in parallel (loss on the ${o.lossAt === 'both' ? 'uplink and the downlink' : `${o.lossAt}link`})`);
 	for (const c of conditions) framesFor(c.fec, c.hint);
 
 	const targets = new Map<boolean, ParleyTarget>();
@@ -170,8 +170,8 @@ export async function runLossSweep(options: LossSweepOptions, log: (line: string
 			}
 			if (c.lossRate === 0 && c.fec && !c.nack) losslessLatencySamples = latencies;
 			const lossyStats = [o.lossAt !== 'down' ? r.up.stats.forward : undefined, o.lossAt !== 'up' ? r.down.stats.forward : undefined].filter((s) => s !== undefined);
-			const received = lossyStats.reduce((a, s) => a + s.received, 0);
-			const dropped = lossyStats.reduce((a, s) => a + s.dropped, 0);
+			// End to end: a packet survives only if it survives every lossy leg.
+			const survived = lossyStats.reduce((a, s) => a * (s.received ? 1 - s.dropped / s.received : 1), 1);
 			results.push({
 				model: c.model,
 				lossRate: c.lossRate,
@@ -179,7 +179,7 @@ export async function runLossSweep(options: LossSweepOptions, log: (line: string
 				fec: c.fec,
 				nack: c.nack,
 				packetLossHintPercent: c.hint,
-				measuredNetworkLoss: received ? dropped / received : 0,
+				measuredNetworkLoss: 1 - survived,
 				ceiling: fecCeiling(c.model, c.lossRate, o.meanBurstLength),
 				playout: result,
 				latencyMs: summarize(latencies),
