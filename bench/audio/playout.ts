@@ -29,6 +29,11 @@ export interface PlayoutResult {
 	concealed: number;
 	/** (delivered + recovered) / frames. */
 	playableShare: number;
+	/** Frames whose lossless decode has speech in it (not a pause). */
+	speechFrames: number;
+	/** The playable share over speech frames only. Opus adds no FEC data to frames in pauses,
+	 * so a loss there is concealed even with FEC on, but conceals silence, which nobody hears. */
+	speechPlayableShare: number;
 	quality: QualityScores;
 	/** Longest run of concealed frames. */
 	longestConcealedRun: number;
@@ -61,9 +66,13 @@ export function playout(input: PlayoutInput): PlayoutResult {
 	let late = 0;
 	let run = 0;
 	let longestConcealedRun = 0;
+	let speechFrames = 0;
+	let speechPlayable = 0;
 	try {
 		for (let i = 0; i < n; i++) {
-			refFrames.push(reference.decode(input.sent[i]!));
+			const ref = reference.decode(input.sent[i]!);
+			refFrames.push(ref);
+			const speech = isSpeech(ref);
 			const own = inTime(i);
 			if (!own && input.arrivals.has(i)) late++;
 			let kind: FrameOutcome;
@@ -84,6 +93,10 @@ export function playout(input: PlayoutInput): PlayoutResult {
 				}
 			}
 			kinds.push(kind);
+			if (speech) {
+				speechFrames++;
+				if (kind !== 'concealed') speechPlayable++;
+			}
 			run = kind === 'concealed' ? run + 1 : 0;
 			longestConcealedRun = Math.max(longestConcealedRun, run);
 		}
@@ -102,9 +115,20 @@ export function playout(input: PlayoutInput): PlayoutResult {
 		recovered,
 		concealed: count('concealed'),
 		playableShare: n ? (delivered + recovered) / n : 0,
+		speechFrames,
+		speechPlayableShare: speechFrames ? speechPlayable / speechFrames : 1,
 		quality: qualityScores(concatFrames(refFrames), concatFrames(outFrames), kinds),
 		longestConcealedRun,
 	};
+}
+
+/** Mean square above SPEECH_POWER (full scale 1): about -50 dBFS, above espeak-ng's pauses. */
+const SPEECH_POWER = 1e-5;
+
+function isSpeech(frame: Int16Array): boolean {
+	let sum = 0;
+	for (const v of frame) sum += (v / 32768) ** 2;
+	return sum / Math.max(1, frame.length) > SPEECH_POWER;
 }
 
 /** Playable-share ceiling of single-frame FEC: random loss p loses a frame only when the next

@@ -27,7 +27,7 @@ export function headlines(run: BenchRun): Headline[] {
 			return `${s.maxConsumersPerCore}${bound}`;
 		};
 		out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, Parley (${kind})`, value: describe(parley), path: cap.path });
-		out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, raw mediasoup (${kind})`, value: describe(raw), path: cap.path });
+		if (cap.options.targets.includes('raw-mediasoup')) out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, raw mediasoup (${kind})`, value: describe(raw), path: cap.path });
 		if (cap.parleyToBaseline !== null) out.push({ label: `Parley / raw mediasoup (${kind})`, value: `${(cap.parleyToBaseline * 100).toFixed(0)}%`, path: cap.path });
 	}
 	if (run.loss) {
@@ -38,7 +38,7 @@ export function headlines(run: BenchRun): Headline[] {
 				if (!on && !off) continue;
 				out.push({
 					label: `Playable share at ${rate * 100}% ${model} loss, FEC on / off (NACK off)`,
-					value: `${pct(on?.playout.playableShare)} / ${pct(off?.playout.playableShare)} (ceiling ${pct(on?.ceiling ?? off?.ceiling)})`,
+					value: `${pct(on?.playout.playableShare)} / ${pct(off?.playout.playableShare)}; speech frames ${pct(on?.playout.speechPlayableShare)} / ${pct(off?.playout.speechPlayableShare)} (ceiling ${pct(on?.ceiling ?? off?.ceiling)})`,
 					path: run.loss.path,
 				});
 			}
@@ -75,6 +75,7 @@ function lossRows(loss: LossSweepResult): Cell[][] {
 		c.playout.concealed,
 		c.playout.late,
 		pct(c.playout.playableShare),
+		pct(c.playout.speechPlayableShare),
 		pct(c.ceiling),
 		num(c.playout.quality.segmentalSnrDb, 1),
 		num(c.playout.quality.snrDb, 1),
@@ -84,7 +85,7 @@ function lossRows(loss: LossSweepResult): Cell[][] {
 		ms(c.latencyMs.p99),
 	]);
 }
-const LOSS_HEADERS = ['model', 'loss', 'measured', 'FEC', 'NACK', 'frames', 'delivered', 'via NACK', 'FEC-rebuilt', 'concealed', 'late', 'playable', 'ceiling', 'segSNR dB', 'SNR dB', 'rebuilt SNR', 'concealed SNR', 'lat p50', 'lat p99'];
+const LOSS_HEADERS = ['model', 'loss', 'measured', 'FEC', 'NACK', 'frames', 'delivered', 'via NACK', 'FEC-rebuilt', 'concealed', 'late', 'playable', 'playable (speech)', 'ceiling', 'segSNR dB', 'SNR dB', 'rebuilt SNR', 'concealed SNR', 'lat p50', 'lat p99'];
 
 function capacityRows(cap: CapacityResult): Cell[][] {
 	return cap.steps.map((s) => [
@@ -110,7 +111,7 @@ const CAPACITY_HEADERS = ['target', 'consumers', 'listeners', 'fwd pkt/s', 'p50'
 /** The summary printed on stdout at the end of a run. */
 export function textSummary(run: BenchRun): string {
 	const parts: string[] = [];
-	if (run.loss) parts.push(`Loss sweep (${run.loss.path})\n${textTable(LOSS_HEADERS.slice(0, 14), lossRows(run.loss).map((r) => r.slice(0, 14)))}`);
+	if (run.loss) parts.push(`Loss sweep (${run.loss.path})\n${textTable(LOSS_HEADERS.slice(0, 15), lossRows(run.loss).map((r) => r.slice(0, 15)))}`);
 	for (const cap of run.capacity ?? []) parts.push(`Capacity: ${cap.path}\n${textTable(CAPACITY_HEADERS, capacityRows(cap))}`);
 	if (run.signaling) {
 		const s = run.signaling;
@@ -270,7 +271,7 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 		lines.push(
 			`Path: ${run.loss.path}. Speech (espeak-ng, 48 kHz) as Opus ${o.bitrateBps / 1000} kb/s, 20 ms frames, ${o.durationS} s per condition, all conditions streaming at once; loss on the ${o.lossAt === 'both' ? 'uplink and downlink (split so the end-to-end rate is the one shown)' : `${o.lossAt}link`}; bursty = Gilbert-Elliott with mean burst ${o.meanBurstLength} packets; playout deadline ${o.playoutDelayMs} ms after sending (a fixed jitter buffer: later packets, retransmissions included, count as late). Encoder loss hint: ${o.packetLossHint === 'match' ? 'the condition\'s loss (at least 1%) with FEC on, 0 with FEC off' : `${o.packetLossHint}%`}. Seed ${o.seed}: FEC on and off see the same loss pattern.`,
 			'',
-			'Frames: *delivered* = played from their own packet in time (*via NACK* = of those, thanks to a retransmission); *FEC-rebuilt* = from the next packet\'s in-band FEC (decode_fec=1, only when that packet carries LBRR data; Opus adds none to silent frames, so some losses in pauses are concealed even with FEC on); *concealed* = packet-loss concealment. *Playable* = delivered + rebuilt. Quality against the lossless decode of the same packets: segmental SNR (20 ms segments, clamped to [-10, 35] dB, speech segments only: every syllable weighs the same), plain SNR, and SNR over rebuilt and over concealed frames only. Latency includes the two in-process loss proxies.',
+			'Frames: *delivered* = played from their own packet in time (*via NACK* = of those, thanks to a retransmission); *FEC-rebuilt* = from the next packet\'s in-band FEC (decode_fec=1, only when that packet carries LBRR data; Opus adds none to silent frames, so some losses in pauses are concealed even with FEC on); *concealed* = packet-loss concealment. *Playable* = delivered + rebuilt; *playable (speech)* = the same over frames with speech in the lossless decode (losses in pauses are not heard; Opus puts no FEC data in them). Quality against the lossless decode of the same packets: segmental SNR (20 ms segments, clamped to [-10, 35] dB, speech segments only: every syllable weighs the same), plain SNR, and SNR over rebuilt and over concealed frames only. Latency includes the two in-process loss proxies.',
 			'',
 		);
 		lines.push(markdownTable(LOSS_HEADERS, lossRows(run.loss)), '');
