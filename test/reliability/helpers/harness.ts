@@ -29,13 +29,14 @@ let userCounter = 0;
 
 export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
 	const server = await ParleyServer.create(await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET, ...env }), testLogger());
+	const key = env.PARLEY_AUTH_JWT_SECRET ? new TextEncoder().encode(env.PARLEY_AUTH_JWT_SECRET) : KEY;
 	const clients: TestSignalingClient[] = [];
 	const base = `http://127.0.0.1:${server.http.port}`;
 	const wsUrl = (token: string) => `ws://127.0.0.1:${server.http.port}/ws?token=${encodeURIComponent(token)}&v=${PROTOCOL_VERSION}`;
 	const token = (overrides: Partial<MintOptions> = {}) =>
 		mintAccessToken(
 			{ userId: `user-${++userCounter}`, channels: ['room', 'fuzz-*', 'other'], grants: { canPublish: true, canSubscribe: true, canRecord: true }, ttlS: 600, ...overrides },
-			KEY,
+			key,
 		);
 	const connect = async (overrides: Partial<MintOptions> = {}) => {
 		const { client } = await TestSignalingClient.connect(wsUrl(await token(overrides)));
