@@ -29,8 +29,8 @@ export interface BenchOptions {
 /** Settings that run each scenario in a few seconds (CI): outputs and sanity, not figures. */
 export const SMOKE = {
 	loss: { lossRates: [0, 0.1], models: ['random'], nack: [false], durationS: 4 } satisfies Partial<LossSweepOptions>,
-	capacity: { steps: [40, 200], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
-	webrtcCapacity: { steps: [40], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
+	capacity: { steps: [40, 200], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, quietWaitMs: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
+	webrtcCapacity: { steps: [40], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, quietWaitMs: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
 	capacityTransports: ['plain', 'webrtc'] as CapacityTransport[],
 	signaling: { clients: 20, waves: 1, channelSize: 10, mediaClients: 2, httpConnections: 8, httpDurationMs: 500 } satisfies Partial<SignalingOptions>,
 };

@@ -77,3 +77,37 @@ export class CpuMeter {
 		return { wallS, processes, bench: (self.user + self.system) / 1e6 / wallS, cores };
 	}
 }
+
+/**
+ * On a shared machine, waits until other processes leave the cores mostly idle: samples of
+ * `sampleMs` until two in a row show less than `maxOtherCpu` cores used by anything but
+ * `ownPids` and this process, or `maxWaitMs` passed. Returns how long it waited and the last
+ * sample's figure.
+ */
+export async function waitForQuietMachine(
+	ownPids: number[],
+	maxOtherCpu: number,
+	maxWaitMs: number,
+	/** Shared by the steps of a run, so a machine that never quietens does not stall it. */
+	budget: { remainingMs: number } = { remainingMs: Infinity },
+	sampleMs = 500,
+): Promise<{ waitedMs: number; otherCpu: number }> {
+	const started = performance.now();
+	maxWaitMs = Math.min(maxWaitMs, Math.max(0, budget.remainingMs));
+	if (maxWaitMs <= 0) return { waitedMs: 0, otherCpu: NaN };
+	let quiet = 0;
+	let other = 0;
+	for (;;) {
+		const meter = new CpuMeter(ownPids);
+		meter.start();
+		await new Promise((r) => setTimeout(r, sampleMs));
+		const u = meter.stop();
+		other = Math.max(0, u.cores.reduce((a, b) => a + b, 0) - u.processes.reduce((a, b) => a + b, 0) - u.bench);
+		quiet = other < maxOtherCpu ? quiet + 1 : 0;
+		const waitedMs = performance.now() - started;
+		if (quiet >= 2 || waitedMs >= maxWaitMs) {
+			budget.remainingMs -= waitedMs;
+			return { waitedMs, otherCpu: other };
+		}
+	}
+}

@@ -22,8 +22,9 @@ export function headlines(run: BenchRun): Headline[] {
 		const kind = transportLabel(cap);
 		const describe = (s: typeof raw): string => {
 			if (!s) return 'not measured';
-			if (s.maxConsumersPerCore === null) return `none passed (first step ${s.firstFailure?.consumers}: ${s.firstFailure?.failed.join(', ')})`;
-			const bound = s.firstFailure ? ` (fails at ${s.firstFailure.consumers}: ${s.firstFailure.failed.join(', ')})` : ' (every step passed: more is possible)';
+			const contended = s.contendedFailures.length ? `; inconclusive with the machine busy at ${s.contendedFailures.join(', ')}` : '';
+			if (s.maxConsumersPerCore === null) return `none passed (${s.firstFailure ? `first failure at ${s.firstFailure.consumers}: ${s.firstFailure.failed.join(', ')}` : 'no conclusive step'}${contended})`;
+			const bound = s.firstFailure ? ` (fails at ${s.firstFailure.consumers}: ${s.firstFailure.failed.join(', ')}${contended})` : ` (no conclusive failure: more may be possible${contended})`;
 			return `${s.maxConsumersPerCore}${bound}`;
 		};
 		out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, Parley (${kind})`, value: describe(parley), path: cap.path });
@@ -103,7 +104,7 @@ function capacityRows(cap: CapacityResult): Cell[][] {
 		pct(s.benchCpu, 0),
 		pct(s.serverCpu, 0),
 		pct(s.otherCpu, 0),
-		s.pass ? 'pass' : `FAIL: ${s.failed.join('; ')}`,
+		s.pass ? 'pass' : `${s.contended ? 'inconclusive (machine busy)' : 'FAIL'}: ${s.failed.join('; ')}`,
 	]);
 }
 const CAPACITY_HEADERS = ['target', 'consumers', 'listeners', 'fwd pkt/s', 'p50', 'p99 (median 1 s)', 'p99 (window)', 'max', 'loss', 'worker CPU', 'pkt/s per core', 'bench CPU', 'server JS CPU', 'other CPU', 'result'];
@@ -284,7 +285,7 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 		const o = cap.options;
 		lines.push(`## Capacity: ${transportLabel(cap)}`, '');
 		lines.push(
-			`Path: ${cap.path}. ${o.publishers} publishers (Opus ${o.bitrateBps / 1000} kb/s, 50 packets/s each, staggered phases) in one room on one worker; each listener consumes every publisher, so consumers = ${o.publishers} x listeners. Each step: ${o.warmupMs} ms warm-up, then a ${o.windowMs} ms window. ${o.sampledListeners} listeners spread over creation order are read by the bench (latency = send instant to receive instant on one clock, and loss); the rest send to unread sockets whose kernel drop counters (/proc/net/udp) tally arrivals. Pass: p99 <= ${o.limits.p99Ms} ms (the median of the window's 1-second p99s, so a stall caused by other processes in one second does not decide a step; the whole-window p99 is shown too), loss <= ${pct(o.limits.lossRate, 2)}, worker < ${pct(o.limits.cpuShare, 0)} of its core. ${cap.pinned ? 'The worker was pinned to the last core and the bench to the others (taskset).' : 'No CPU pinning.'} Worker and bench CPU from /proc/<pid>/stat; *other CPU* = cores busy (from /proc/stat idle time) minus both: other processes on a shared machine; steps with more than ${pct(o.maxOtherCpu, 0)} of a core of it were measured again (up to ${o.contentionRetries} times, keeping the quietest). *pkt/s per core* = forwarded packets/s divided by the worker's CPU share. The bench process' CPU includes Parley's JavaScript thread when Parley is the target (it runs in-process; it is not on the plain-RTP media path).`,
+			`Path: ${cap.path}. ${o.publishers} publishers (Opus ${o.bitrateBps / 1000} kb/s, 50 packets/s each, staggered phases) in one room on one worker; each listener consumes every publisher, so consumers = ${o.publishers} x listeners. Each step: ${o.warmupMs} ms warm-up, then a ${o.windowMs} ms window. ${o.sampledListeners} listeners spread over creation order are read by the bench (latency = send instant to receive instant on one clock, and loss); the rest send to unread sockets whose kernel drop counters (/proc/net/udp) tally arrivals. Pass: p99 <= ${o.limits.p99Ms} ms (the median of the window's 1-second p99s, so a stall caused by other processes in one second does not decide a step; the whole-window p99 is shown too), loss <= ${pct(o.limits.lossRate, 2)}, worker < ${pct(o.limits.cpuShare, 0)} of its core. ${cap.pinned ? 'The worker was pinned to the last core and the bench to the others (taskset).' : 'No CPU pinning.'} Worker and bench CPU from /proc/<pid>/stat; *other CPU* = cores busy (from /proc/stat idle time) minus both: other processes on a shared machine; before each window the bench waits (up to ${(o.quietWaitMs / 1000).toFixed(0)} s) until that is below ${pct(o.maxOtherCpu, 0)} of a core, and a step above it is measured again (up to ${o.contentionRetries} times, keeping the quietest); a failure still above it is *inconclusive* and does not end the ramp. *pkt/s per core* = forwarded packets/s divided by the worker's CPU share. The bench process' CPU includes Parley's JavaScript thread when Parley is the target (it runs in-process; it is not on the plain-RTP media path).`,
 			'',
 			cap.options.transport === 'webrtc'
 				? 'WebRTC specifics: publishers and listeners are werift peers going through the real signaling (join, createTransport, connectTransport, produce, resumeConsumer); each listener has one BUNDLEd transport carrying a consumer per publisher. Sampled listeners are timed at their socket (the SRTP header is in clear), so werift\'s JavaScript decryption is not counted; the other listeners stop reading their socket once audio flows and the kernel counts what arrives. *server JS* is Parley\'s own process (signaling); the bench and Parley\'s JS share the non-worker cores.'
@@ -293,8 +294,8 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 		);
 		lines.push(
 			markdownTable(
-				['target', 'max consumers per core (pass)', 'pkt/s per core there', 'first failure'],
-				cap.summary.map((s) => [s.target, s.maxConsumersPerCore, s.ppsPerCoreAtMax, s.firstFailure ? `${s.firstFailure.consumers}: ${s.firstFailure.failed.join('; ')}` : 'none (more is possible)']),
+				['target', 'max consumers per core (pass)', 'pkt/s per core there', 'first failure', 'inconclusive (machine busy)'],
+				cap.summary.map((s) => [s.target, s.maxConsumersPerCore, s.ppsPerCoreAtMax, s.firstFailure ? `${s.firstFailure.consumers}: ${s.firstFailure.failed.join('; ')}` : 'none (more may be possible)', s.contendedFailures.join(', ') || '-']),
 			),
 			'',
 		);

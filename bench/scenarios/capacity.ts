@@ -12,7 +12,7 @@
 import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { speechPcm } from '../audio/speech.js';
 import { allCores, canPin, pin } from '../metrics/affinity.js';
-import { CpuMeter } from '../metrics/cpu.js';
+import { CpuMeter, waitForQuietMachine } from '../metrics/cpu.js';
 import { cdfPoints, type LatencySummary, summarize } from '../metrics/stats.js';
 import { totalUdpDrops, UdpSink } from '../metrics/udpDrops.js';
 import { FramePacer } from '../peers/FramePacer.js';
@@ -49,6 +49,10 @@ export interface CapacityOptions {
 	/** A step during which other processes used more than this (cores) is measured again. */
 	maxOtherCpu: number;
 	contentionRetries: number;
+	/** Before each window, wait up to this long for other processes to quieten down... */
+	quietWaitMs: number;
+	/** ... and up to this long in all, over the whole ramp. */
+	quietBudgetMs: number;
 }
 
 export const CAPACITY_DEFAULTS: CapacityOptions = {
@@ -65,7 +69,9 @@ export const CAPACITY_DEFAULTS: CapacityOptions = {
 	bitrateBps: 32_000,
 	pin: true,
 	maxOtherCpu: 0.25,
-	contentionRetries: 3,
+	contentionRetries: 2,
+	quietWaitMs: 20_000,
+	quietBudgetMs: 90_000,
 };
 
 export interface CapacityStep {
@@ -96,6 +102,10 @@ export interface CapacityStep {
 	otherCpu: number;
 	/** Measurements of this step thrown away because the machine was busy with other work. */
 	retriedForContention: number;
+	/** Still disturbed after the retries: a failure here is inconclusive and does not end the ramp. */
+	contended: boolean;
+	/** Time spent waiting for other processes to quieten before the window. */
+	quietWaitMs: number;
 	pass: boolean;
 	failed: string[];
 	latencyCdf: [number, number][];
@@ -105,6 +115,8 @@ export interface CapacityTargetSummary {
 	target: 'raw-mediasoup' | 'parley';
 	/** Largest consumer count that passed every limit (per worker = per core here). */
 	maxConsumersPerCore: number | null;
+	/** Steps whose failure was inconclusive because other processes kept the machine busy. */
+	contendedFailures: number[];
 	ppsPerCoreAtMax: number | null;
 	firstFailure: { consumers: number; failed: string[] } | null;
 }
@@ -145,7 +157,8 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 		const benchFloorLatencyMs = await measureBenchFloor(o, frames);
 		log(`capacity: bench latency floor (no server) p50 ${benchFloorLatencyMs.p50.toFixed(2)} ms, p99 ${benchFloorLatencyMs.p99.toFixed(2)} ms`);
 
-		const { steps, summary } = await rampCapacity([...targets.keys()] as CapacityStep['target'][], o, (name, consumers, index) => measureStep(targets.get(name)!, o, frames, consumers, index), log);
+		const budget = { remainingMs: o.quietBudgetMs };
+		const { steps, summary } = await rampCapacity([...targets.keys()] as CapacityStep['target'][], o, (name, consumers, index) => measureStep(targets.get(name)!, o, frames, consumers, index, budget), log);
 		const raw = summary.find((s) => s.target === 'raw-mediasoup')?.maxConsumersPerCore;
 		const parley = summary.find((s) => s.target === 'parley')?.maxConsumersPerCore;
 		const parleyTarget = targets.get('parley') as ParleyTarget | undefined;
@@ -189,12 +202,13 @@ export async function rampCapacity(
 			// Keep the least disturbed measurement.
 			step = { ...(again.otherCpu < step.otherCpu ? again : step), retriedForContention: retry };
 		}
+		step.contended = !step.pass && step.otherCpu > o.maxOtherCpu;
 		steps.push(step);
 		log(
-			`capacity ${o.transport} ${name.padEnd(13)} ${String(step.consumers).padStart(5)} consumers: p99 ${step.p99MedianMs.toFixed(2)} ms (whole window ${step.latencyMs.p99.toFixed(2)}), loss ${(step.lossRate * 100).toFixed(3)}%, worker ${(step.workerCpu * 100).toFixed(0)}%, bench ${(step.benchCpu * 100).toFixed(0)}%, other ${(step.otherCpu * 100).toFixed(0)}% ${step.pass ? 'ok' : 'FAIL ' + step.failed.join(', ')}`,
+			`capacity ${o.transport} ${name.padEnd(13)} ${String(step.consumers).padStart(5)} consumers: p99 ${step.p99MedianMs.toFixed(2)} ms (whole window ${step.latencyMs.p99.toFixed(2)}), loss ${(step.lossRate * 100).toFixed(3)}%, worker ${(step.workerCpu * 100).toFixed(0)}%, bench ${(step.benchCpu * 100).toFixed(0)}%, other ${(step.otherCpu * 100).toFixed(0)}% ${step.pass ? 'ok' : `${step.contended ? 'INCONCLUSIVE (machine busy)' : 'FAIL'} ${step.failed.join(', ')}`}`,
 		);
 		if (step.pass) passed.set(name, Math.max(passed.get(name) ?? 0, step.consumers));
-		else failedAt.set(name, Math.min(failedAt.get(name) ?? Infinity, step.consumers));
+		else if (!step.contended) failedAt.set(name, Math.min(failedAt.get(name) ?? Infinity, step.consumers));
 	};
 	for (const wanted of o.steps) {
 		const consumers = Math.max(o.publishers, Math.round(wanted / o.publishers) * o.publishers);
@@ -216,10 +230,11 @@ export async function rampCapacity(
 	const summary = names.map((name): CapacityTargetSummary => {
 		const max = passed.get(name) ?? null;
 		const atMax = steps.find((s) => s.target === name && s.consumers === max && s.pass);
-		const fail = steps.filter((s) => s.target === name && !s.pass).sort((a, b) => a.consumers - b.consumers)[0];
+		const fail = steps.filter((s) => s.target === name && !s.pass && !s.contended).sort((a, b) => a.consumers - b.consumers)[0];
 		return {
 			target: name,
 			maxConsumersPerCore: max,
+			contendedFailures: steps.filter((s) => s.target === name && s.contended).map((s) => s.consumers),
 			ppsPerCoreAtMax: atMax ? Math.round(atMax.ppsPerCore) : null,
 			firstFailure: fail ? { consumers: fail.consumers, failed: fail.failed } : null,
 		};
@@ -246,6 +261,7 @@ export interface WindowFigures {
 	/** Server processes other than the worker (Parley's JS thread when it runs apart). */
 	serverCpu: number;
 	cores: number[];
+	quietWaitMs: number;
 }
 
 /** Turns a window's figures into a step, checked against the limits. */
@@ -278,13 +294,15 @@ export function judgeWindow(f: WindowFigures, limits: CapacityLimits): CapacityS
 		coreBusy: f.cores,
 		otherCpu,
 		retriedForContention: 0,
+		contended: false,
+		quietWaitMs: f.quietWaitMs,
 		pass: failed.length === 0,
 		failed,
 		latencyCdf: cdfPoints(f.latencies, 150),
 	};
 }
 
-async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames: Uint8Array[][], consumers: number, stepIndex: number): Promise<CapacityStep> {
+async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames: Uint8Array[][], consumers: number, stepIndex: number, quietBudget: { remainingMs: number }): Promise<CapacityStep> {
 	const listeners = Math.max(1, Math.round(consumers / o.publishers));
 	const sampled = Math.min(o.sampledListeners, listeners);
 	// Sampled listeners spread over creation order (first, ..., last): forwarding order matters.
@@ -319,6 +337,7 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 		pacer.stop();
 		await sleep(DRAIN_MS);
 
+		const quiet = await waitForQuietMachine(target.workerPids(), o.maxOtherCpu, o.quietWaitMs, quietBudget);
 		const sinkPorts = sinks.map((x) => x.port);
 		const dropsBefore = totalUdpDrops(sinkPorts);
 		const sentBefore = publishers.map((p) => p.sent);
@@ -352,6 +371,7 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 				benchCpu: usage.bench,
 				serverCpu: 0,
 				cores: usage.cores,
+				quietWaitMs: quiet.waitedMs,
 			},
 			o.limits,
 		);

@@ -12,7 +12,7 @@ import { PROTOCOL_VERSION } from '../../server/signaling/protocol.js';
 import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { speechPcm } from '../audio/speech.js';
 import { allCores, canPin, pin } from '../metrics/affinity.js';
-import { CpuMeter } from '../metrics/cpu.js';
+import { CpuMeter, waitForQuietMachine } from '../metrics/cpu.js';
 import { totalUdpDrops } from '../metrics/udpDrops.js';
 import { FramePacer } from '../peers/FramePacer.js';
 import { ParleyProcess } from '../signaling/ParleyProcess.js';
@@ -56,10 +56,11 @@ export async function runWebRtcCapacity(options: CapacityOptions, log: (line: st
 		const base = `ws://127.0.0.1:${server.port}/ws`;
 		const token = (user: string, channel: string, publish: boolean): Promise<string> =>
 			mintAccessToken({ userId: user, channels: [channel], grants: { canPublish: publish, canSubscribe: !publish }, ttlS: 3600 }, key);
+		const budget = { remainingMs: o.quietBudgetMs };
 		const { steps, summary } = await rampCapacity(
 			['parley'],
 			o,
-			(_name, consumers, index) => measureWebRtcStep(server, workerPids[0]!, base, token, o, frames, consumers, index),
+			(_name, consumers, index) => measureWebRtcStep(server, workerPids[0]!, base, token, o, frames, consumers, index, budget),
 			log,
 		);
 		return {
@@ -87,6 +88,7 @@ async function measureWebRtcStep(
 	frames: Uint8Array[][],
 	consumers: number,
 	index: number,
+	quietBudget: { remainingMs: number },
 ): Promise<CapacityStep> {
 	const channel = `webrtc-capacity-${index}`;
 	const listenersWanted = Math.max(1, Math.round(consumers / o.publishers));
@@ -145,6 +147,8 @@ async function measureWebRtcStep(
 		pacer.stop();
 		await sleep(DRAIN_MS);
 
+		// Short: silenced listeners lose ICE consent 30 s after they stopped reading.
+		const quiet = await waitForQuietMachine([workerPid, server.pid], o.maxOtherCpu, Math.min(o.quietWaitMs, 8000), quietBudget);
 		const dropsBefore = totalUdpDrops(sinkPorts);
 		const sentBefore = publishers.map((p) => p.sent);
 		const cpu = new CpuMeter([workerPid, server.pid]);
@@ -179,6 +183,7 @@ async function measureWebRtcStep(
 				benchCpu: usage.bench,
 				serverCpu: usage.processes[1]!,
 				cores: usage.cores,
+				quietWaitMs: quiet.waitedMs,
 			},
 			o.limits,
 		);
