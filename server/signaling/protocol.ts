@@ -36,6 +36,7 @@ export const ERROR_CODES = {
 	E_TOO_MANY_TRANSPORTS: 'Transport limit per peer reached.',
 	E_TOO_MANY_PRODUCERS: 'Producer limit per peer reached.',
 	E_TOO_MANY_RECORDINGS: 'This server is recording as many voice messages as it can.',
+	E_STORAGE_UNAVAILABLE: 'Voice messages cannot be stored right now (storage full or not writable).',
 	E_SHUTTING_DOWN: 'The server is shutting down.',
 	E_REPLACED: 'The same user joined this channel from another connection.',
 	E_INTERNAL: 'Internal server error.',

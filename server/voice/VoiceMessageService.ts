@@ -12,6 +12,7 @@ import { RequestError } from '../signaling/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
 import { recoverOggOpus, UnrecoverableFileError } from './ogg/recoverOggOpus.js';
 import { ProducerRecording, type RecordingResult, type StopReason } from './recording/ProducerRecording.js';
+import { storageFailure, storageFailureText } from './storageDirectory.js';
 import { TranscodeError } from './transcode/TranscodeError.js';
 import type { CompletedUpload } from './upload/TusUploadServer.js';
 import type { VoiceMessageStore } from './VoiceMessageStore.js';
@@ -113,16 +114,19 @@ export class VoiceMessageService {
 		}
 		const now = Date.now();
 		const message: VoiceMessage = { id: randomUUID(), ownerId, destination, source: 'recording', status: 'recording', createdAt: now, updatedAt: now };
-		const path = await this.#o.storage.writablePath(message);
+		const path = await this.#o.storage.writablePath(message).catch((err: unknown) => {
+			throw storageRequestError(err) ?? err;
+		});
 		// The record exists before the file, so a crash leaves nothing unaccounted for.
 		this.#o.store.insert(message);
 		let recording: ProducerRecording;
 		try {
 			recording = await ProducerRecording.start(router, producer, path, this.#o.maxDurationMs);
 		} catch (err) {
-			this.#update(message.id, { status: 'failed', failureReason: 'The recording could not start.' });
-			await rm(path, { force: true });
-			throw err;
+			const failure = storageFailure(err);
+			this.#update(message.id, { status: 'failed', failureReason: failure ? `The recording could not start: ${storageFailureText(failure)}.` : 'The recording could not start.' });
+			await rm(path, { force: true }).catch(() => undefined);
+			throw storageRequestError(err) ?? err;
 		}
 		this.#recordings.set(message.id, { recording, ownerId });
 		recording.once('finished', (result) => this.#onRecordingFinished(message.id, result));
@@ -150,6 +154,18 @@ export class VoiceMessageService {
 		const recording = { ...result.counts, ...(result.consumerPacketCount !== undefined && { packetsForwarded: result.consumerPacketCount }) };
 		const base = { durationMs: Math.round(result.durationMs), sizeBytes: result.sizeBytes, recording, codec: { codec: 'opus', sampleRate: 48_000, channels: 1 } };
 		this.#o.log.info({ voiceMessageId: id, reason: result.reason, finalizeMs: result.finalizeMs, ...result.counts, consumerPacketCount: result.consumerPacketCount }, 'recording finished');
+		if (result.error) {
+			// The file is incomplete (a write failed): never reported ready; its space is given back.
+			const failure = storageFailure(result.error);
+			this.#o.log.error({ err: result.error, voiceMessageId: id }, 'recording could not be written');
+			const m = this.#update(
+				id,
+				{ ...base, status: 'failed', failureReason: `The recording could not be saved: ${failure ? storageFailureText(failure) : 'the server could not write it'}.` },
+				result.reason,
+			);
+			if (m) void this.#o.storage.remove(m).catch(() => undefined);
+			return;
+		}
 		if (result.counts.packetsWritten === 0) {
 			const m = this.#update(id, { ...base, status: 'failed', failureReason: 'No audio was received.' }, result.reason);
 			if (m) void this.#o.storage.remove(m);
@@ -346,6 +362,12 @@ async function fileExists(file: string): Promise<boolean> {
 		() => true,
 		() => false,
 	);
+}
+
+/** E_STORAGE_UNAVAILABLE for a disk that is full or not writable, undefined for other errors. */
+function storageRequestError(err: unknown): RequestError | undefined {
+	const failure = storageFailure(err);
+	return failure && new RequestError('E_STORAGE_UNAVAILABLE', `Voice messages cannot be stored right now: ${storageFailureText(failure)}.`);
 }
 
 async function sha256File(path: string): Promise<string> {

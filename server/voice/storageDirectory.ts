@@ -3,6 +3,24 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
+/** How a storage operation failed, when the cause is the disk rather than a bug. */
+export type StorageFailure = 'full' | 'unavailable';
+
+/** Full (ENOSPC, EDQUOT, EFBIG: the file-size limit) or unusable (read-only, not a
+ * directory, no permission, I/O error, and ENOENT: Node reports a recursive mkdir that a
+ * read-only disk refused as ENOENT); undefined for any other error. */
+export function storageFailure(err: unknown): StorageFailure | undefined {
+	const code = (err as NodeJS.ErrnoException | undefined)?.code;
+	if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return 'full';
+	if (code === 'EROFS' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM' || code === 'EIO' || code === 'ENOENT') return 'unavailable';
+	return undefined;
+}
+
+/** The sentence clients get for a storage failure (no paths, no errno). */
+export function storageFailureText(failure: StorageFailure): string {
+	return failure === 'full' ? "the server's voice-message storage is full" : "the server's voice-message storage is not writable";
+}
+
 /** Proves the directory accepts durable writes: creates it if missing, then writes, fsyncs
  * and removes a probe file. A full disk, a read-only mount or a path that is a file fail. */
 export async function checkStorageWritable(dir: string): Promise<void> {

@@ -117,7 +117,9 @@ class FuzzConnection {
 	}
 
 	#onMessage(text: string, isBinary: boolean): void {
-		const bad = (why: string) => this.tally.malformed.push(`${why}: ${text.slice(0, 200)}`);
+		const bad = (why: string): void => {
+			this.tally.malformed.push(`${why}: ${text.slice(0, 200)}`);
+		};
 		if (isBinary) return bad('binary message from the server');
 		let msg: Record<string, unknown>;
 		try {

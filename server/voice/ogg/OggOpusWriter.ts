@@ -83,8 +83,13 @@ export class OggOpusWriter {
 		head.writeUInt32LE(OPUS_SAMPLE_RATE, 12); // original input rate (informational)
 		head.writeInt16LE(0, 16); // output gain
 		head[18] = 0; // channel mapping family 0: mono or stereo
-		this.#writePage([head], 0n, PAGE_FLAG_BOS);
-		this.#writePage([opusTags(options.vendor ?? 'Parley', options.tags ?? {})], 0n, 0);
+		try {
+			this.#writePage([head], 0n, PAGE_FLAG_BOS);
+			this.#writePage([opusTags(options.vendor ?? 'Parley', options.tags ?? {})], 0n, 0);
+		} catch (err) {
+			closeSync(this.#fd);
+			throw err;
+		}
 	}
 
 	get packetsWritten(): number {
@@ -149,12 +154,16 @@ export class OggOpusWriter {
 	finalize(): OggOpusSummary {
 		if (this.#closed) throw new Error('writer is closed');
 		this.#closed = true;
-		// The pending page always holds the last packet (pages are flushed only to make room
-		// for a new one), so EOS goes on a page with a real granule position.
-		if (this.#pending.length > 0) this.#flushPage(PAGE_FLAG_EOS);
-		else this.#writePage([], BigInt(this.#preSkip + this.#samples), PAGE_FLAG_EOS);
-		fsyncSync(this.#fd);
-		closeSync(this.#fd);
+		try {
+			// The pending page always holds the last packet (pages are flushed only to make room
+			// for a new one), so EOS goes on a page with a real granule position.
+			if (this.#pending.length > 0) this.#flushPage(PAGE_FLAG_EOS);
+			else this.#writePage([], BigInt(this.#preSkip + this.#samples), PAGE_FLAG_EOS);
+			fsyncSync(this.#fd);
+		} finally {
+			// Also when a write failed (disk full): the descriptor must not leak.
+			closeSync(this.#fd);
+		}
 		return { durationMs: this.durationMs, packetsWritten: this.#packetsWritten, fillerPackets: this.#fillerPackets, sizeBytes: this.#sizeBytes };
 	}
 

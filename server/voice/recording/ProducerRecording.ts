@@ -14,7 +14,7 @@ import { RtpReorderBuffer } from './RtpReorderBuffer.js';
 /** Packets the reorder window holds (20 ms each): reordering beyond 100 ms counts as late. */
 const REORDER_WINDOW_PACKETS = 5;
 
-export type StopReason = 'stopped' | 'max duration reached' | 'producer closed' | 'media closed' | 'server shutting down';
+export type StopReason = 'stopped' | 'max duration reached' | 'producer closed' | 'media closed' | 'server shutting down' | 'write failed';
 
 export interface RecordingResult {
 	reason: StopReason;
@@ -25,6 +25,8 @@ export interface RecordingResult {
 	consumerPacketCount: number | undefined;
 	/** Time from stop() to the file being complete on disk. */
 	finalizeMs: number;
+	/** Set when the file could not be written (disk full, read-only): it is incomplete. */
+	error?: Error;
 }
 
 export interface ProducerRecordingEvents {
@@ -57,6 +59,7 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 	/** Set as #finish starts: closing our transport there must not call stop() again
 	 * (#stopping is assigned only once #finish returned its promise). */
 	#finishing = false;
+	#writeError: Error | undefined;
 
 	private constructor(producerId: string, transport: ms.DirectTransport, consumer: ms.Consumer, writer: OggOpusWriter, maxDurationMs: number) {
 		super();
@@ -69,7 +72,13 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 			const payload = rtpPayload(packet);
 			if (!payload || payload.length === 0) return;
 			// Copy: the buffer belongs to mediasoup's channel reader.
-			this.#reorder.push(packet.readUInt16BE(2), { payload: Buffer.from(payload), timestamp: packet.readUInt32BE(4) });
+			try {
+				this.#reorder.push(packet.readUInt16BE(2), { payload: Buffer.from(payload), timestamp: packet.readUInt32BE(4) });
+			} catch (err) {
+				// A page write failed (disk full, read-only): the file cannot be completed.
+				this.#writeError ??= err as Error;
+				void this.stop('write failed');
+			}
 		});
 		consumer.on('producerclose', () => {
 			if (!this.#finishing) void this.stop('producer closed');
@@ -130,8 +139,16 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 				() => undefined,
 			);
 		}
-		this.#reorder.flush();
-		const summary = this.#writer.finalize();
+		let summary: { durationMs: number; sizeBytes: number; packetsWritten: number };
+		try {
+			if (this.#writeError) throw this.#writeError;
+			this.#reorder.flush();
+			summary = this.#writer.finalize();
+		} catch (err) {
+			this.#writeError ??= err as Error;
+			this.#writer.abort();
+			summary = { durationMs: this.#writer.durationMs, sizeBytes: 0, packetsWritten: this.#writer.packetsWritten };
+		}
 		this.#transport.close();
 		const c = this.#reorder.counts;
 		this.#result = {
@@ -141,6 +158,7 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 			counts: { packetsReceived: c.received, packetsWritten: summary.packetsWritten, gaps: c.gaps, packetsMissing: c.missing, duplicates: c.duplicates, late: c.late },
 			consumerPacketCount,
 			finalizeMs: Math.round((performance.now() - started) * 100) / 100,
+			...(this.#writeError && { error: this.#writeError }),
 		};
 		this.emit('finished', this.#result);
 		return this.#result;

@@ -14,6 +14,7 @@ import type { HttpReply, HttpRouteRequest, HttpServer } from '../../http/HttpSer
 import type { AccessClaims } from '../../signaling/accessToken.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { parseDestination, type Destination } from '../voiceMessage.js';
+import { storageFailure, storageFailureText, type StorageFailure } from '../storageDirectory.js';
 import { TusRequestError } from './TusRequestError.js';
 import {
 	CHECKSUM_ALGORITHMS,
@@ -95,6 +96,13 @@ export interface TusUploadServerOptions {
 }
 
 const DEFAULT_MAX_CHUNK_BYTES = 8 * 1_048_576;
+
+/** 507 when the disk is full, 503 when it is not writable: both are worth retrying later. */
+function storageError(failure: StorageFailure): TusRequestError {
+	return failure === 'full'
+		? new TusRequestError(507, 'E_STORAGE_FULL', `The upload cannot be stored now: ${storageFailureText(failure)}. Retry later from the current offset.`)
+		: new TusRequestError(503, 'E_STORAGE_UNAVAILABLE', `The upload cannot be stored now: ${storageFailureText(failure)}. Retry later from the current offset.`, { 'Retry-After': '30' });
+}
 const MAX_CLEANUP_INTERVAL_MS = 3_600_000;
 const MAX_METADATA_TEXT = 255;
 
@@ -210,6 +218,12 @@ export class TusUploadServer {
 			return await handle(await this.#authenticate(req));
 		} catch (err) {
 			if (err instanceof TusRequestError) return err.toReply();
+			const failure = storageFailure(err);
+			if (failure) {
+				// The offset only moves once a chunk is durable, so the client resumes from HEAD.
+				req.log.warn({ err }, 'upload storage failed');
+				return storageError(failure).toReply();
+			}
 			throw err;
 		}
 	}
@@ -361,6 +375,8 @@ export class TusUploadServer {
 			await this.#options.onComplete(completed);
 		} catch (err) {
 			log.error({ err, uploadId: record.id }, 'onComplete failed; the upload is kept for a retry');
+			const failure = storageFailure(err);
+			if (failure) throw storageError(failure);
 			this.#options.events?.completeFailed?.();
 			throw new TusRequestError(500, 'E_INTERNAL', 'The upload is stored but could not be finished; retry (HEAD or the final PATCH).');
 		}

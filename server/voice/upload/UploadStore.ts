@@ -6,7 +6,7 @@
 // withUpload(), which serializes it: two PATCHes never interleave their writes.
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, mkdirSync } from 'node:fs';
-import { open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../../telemetry/logger.js';
@@ -153,13 +153,19 @@ export class UploadStore {
 	constructor(dir: string, log: Logger) {
 		this.dir = path.resolve(dir);
 		this.log = log;
-		mkdirSync(this.dir, { recursive: true });
+		try {
+			mkdirSync(this.dir, { recursive: true });
+		} catch (err) {
+			// Not fatal: the node serves live channels without storage; create() tries again.
+			log.warn({ err, dir: this.dir }, 'upload directory not available');
+		}
 	}
 
 	/** Creates the empty .part, then the record: a record always has its bytes file. */
 	async create(fields: NewUpload): Promise<StoredUpload> {
 		const record: UploadRecord = { version: 1, id: randomUUID(), createdAt: Date.now(), ...fields };
 		const paths = this.#paths(record.id);
+		await mkdir(this.dir, { recursive: true });
 		const part = await open(paths.part, 'wx');
 		try {
 			await part.sync();
