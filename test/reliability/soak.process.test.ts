@@ -1,0 +1,256 @@
+// Churn against the server as users run it (server/main.ts as a child process): bots join
+// and leave channels, publish real WebRTC audio (werift), listen, record, upload through tus
+// and disconnect politely or abruptly, in a seeded random loop. After the churn, and after
+// a warm-up that opened everything opened lazily, the server must hold exactly what it held
+// before: mediasoup transports, producers, consumers, channels, sessions, recordings,
+// transcodes (from /metrics), and open file descriptors (/proc/<pid>/fd, server and
+// workers); its RSS must stay within the stated band.
+//
+// CI runs 40 s. The long run (10 min):
+//   PARLEY_SOAK_S=600 npx vitest run test/reliability/soak.process.test.ts
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mintAccessToken } from '../../server/signaling/accessToken.js';
+import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../server/signaling/protocol.js';
+import { encodeTone } from '../helpers/audio.js';
+import { testEnv } from '../helpers/config.js';
+import { freePort } from '../helpers/ports.js';
+import { parsePrometheusText, total } from '../helpers/prometheusText.js';
+import { logLine, startServerProcess, type ServerProcess } from '../helpers/serverProcess.js';
+import { TestSignalingClient } from '../helpers/signalingClient.js';
+import { writeToneWav } from '../helpers/wav.js';
+import { publishWithWerift } from '../helpers/weriftPublisher.js';
+import { KEY, SECRET, sleep, waitUntil } from './helpers/harness.js';
+import { Prng } from './helpers/prng.js';
+import { uploadFile } from './helpers/tus.js';
+import { streamTone } from './helpers/weriftListener.js';
+
+const SOAK_S = Number(process.env.PARLEY_SOAK_S ?? 40);
+const BOTS = Number(process.env.PARLEY_SOAK_BOTS ?? 6);
+const CHANNELS = ['soak-a', 'soak-b', 'soak-c'];
+/** RSS the server may hold above its post-warm-up baseline, at the end and at its peak. */
+const RSS_END_BAND_MB = 64;
+const RSS_PEAK_BAND_MB = 160;
+
+interface Figures {
+	transports: number;
+	producers: number;
+	consumers: number;
+	channels: number;
+	sessions: number;
+	recordings: number;
+	transcodes: number;
+	serverFds: number;
+	serverFdKinds: Record<string, number>;
+	serverTcp: string[];
+	workerFds: number[];
+	serverRssMb: number;
+	workerRssMb: number[];
+}
+
+const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+/** Open descriptors by kind (socket, pipe, anon_inode, file), for the report. */
+function fdKinds(pid: number): Record<string, number> {
+	const kinds: Record<string, number> = {};
+	for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+		let target = 'gone';
+		try {
+			target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+		} catch {
+			// Closed between the listing and the readlink.
+		}
+		const kind = /^(socket|pipe|anon_inode):/.exec(target)?.[1] ?? (target === 'gone' ? 'gone' : 'file');
+		kinds[kind] = (kinds[kind] ?? 0) + 1;
+	}
+	return kinds;
+}
+
+/** The server's TCP sockets as `local->remote state` (from /proc/net/tcp), for the report. */
+function tcpSockets(pid: number): string[] {
+	const inodes = new Set<string>();
+	for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+		try {
+			const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+			if (m) inodes.add(m[1]!);
+		} catch {
+			// Closed meanwhile.
+		}
+	}
+	const states: Record<string, string> = { '01': 'ESTABLISHED', '06': 'TIME_WAIT', '08': 'CLOSE_WAIT', '0A': 'LISTEN' };
+	const out: string[] = [];
+	for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+		for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+			const f = line.trim().split(/\s+/);
+			if (f.length < 10 || !inodes.has(f[9]!)) continue;
+			const port = (a: string) => parseInt(a.split(':')[1]!, 16);
+			out.push(`${port(f[1]!)}->${port(f[2]!)} ${states[f[3]!] ?? f[3]}`);
+		}
+	}
+	return out.sort();
+}
+
+/** GET without keep-alive, so the request leaves no idle connection (an fd) in the server. */
+function getText(url: string): Promise<string> {
+	return new Promise((resolve, reject) => {
+		http.get(url, { agent: false }, (res) => {
+			let body = '';
+			res.on('data', (d: Buffer) => (body += d.toString()));
+			res.on('end', () => resolve(body));
+		}).on('error', reject);
+	});
+}
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+describe(`soak: ${SOAK_S} s of churn by ${BOTS} bots`, () => {
+	let server: ServerProcess | undefined;
+	afterAll(() => {
+		if (server && server.child.exitCode === null) server.child.kill('SIGKILL');
+	});
+
+	it('returns to its baseline of media objects, sessions and open files, with RSS in the band', async () => {
+		const env = await testEnv({
+			PARLEY_AUTH_JWT_SECRET: SECRET,
+			PARLEY_LOG_LEVEL: 'info',
+			PARLEY_HTTP_PORT: String(await freePort()),
+			PARLEY_MEDIA_WORKERS: '2',
+			PARLEY_CHANNELS_EMPTY_CLOSE_DELAY_MS: '300',
+			PARLEY_SIGNALING_REQUESTS_PER_SECOND: '200',
+			PARLEY_SIGNALING_REQUEST_BURST: '400',
+		});
+		server = startServerProcess(env);
+		const s = server;
+		const workerPids = (await logLine(s, 'mediasoup workers started')).pids as number[];
+		await logLine(s, 'parley listening');
+		const pid = s.child.pid!;
+		const base = `http://127.0.0.1:${env.PARLEY_HTTP_PORT}`;
+		const wav = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-soak-')), 'tone.wav');
+		writeToneWav(wav, 440, 1);
+		const wavBytes = readFileSync(wav);
+		const tone = encodeTone(1000, 50);
+
+		const figures = async (): Promise<Figures> => {
+			const m = parsePrometheusText(await getText(`${base}/metrics`));
+			return {
+				transports: total(m, 'parley_transports'),
+				producers: total(m, 'parley_producers'),
+				consumers: total(m, 'parley_consumers'),
+				channels: total(m, 'parley_channels'),
+				sessions: total(m, 'parley_signaling_connections'),
+				recordings: total(m, 'parley_voice_recordings_active'),
+				transcodes: total(m, 'parley_voice_transcodes_running') + total(m, 'parley_voice_transcodes_queued'),
+				serverFds: fdCount(pid),
+				serverFdKinds: fdKinds(pid),
+				serverTcp: tcpSockets(pid),
+				workerFds: workerPids.map(fdCount),
+				serverRssMb: Math.round(rssMb(pid)),
+				workerRssMb: workerPids.map((p) => Math.round(rssMb(p))),
+			};
+		};
+		const quiet = (f: Figures) => f.transports + f.producers + f.consumers + f.channels + f.sessions + f.recordings + f.transcodes === 0;
+		const settle = async () => {
+			await waitUntil(async () => quiet(await figures()), 20_000, 'the server to be idle', 200);
+			// Clients close idle keep-alive connections after 4 s (undici's default): only then
+			// are the server's sockets for the last uploads gone.
+			await sleep(5000);
+		};
+
+		const counts = { sessions: 0, published: 0, listened: 0, recorded: 0, recordingsReady: 0, uploaded: 0, abrupt: 0, errors: [] as string[] };
+		const token = (userId: string) => mintAccessToken({ userId, channels: CHANNELS, grants: { canPublish: true, canSubscribe: true, canRecord: true }, ttlS: 3600 }, KEY);
+
+		/** One session of one bot: connect, join, one or more of publish/record/listen/upload, go. */
+		async function session(rng: Prng, userId: string): Promise<void> {
+			const { client } = await TestSignalingClient.connect(`ws://127.0.0.1:${env.PARLEY_HTTP_PORT}/ws?token=${await token(userId)}&v=${PROTOCOL_VERSION}`);
+			counts.sessions++;
+			const cleanup: (() => unknown)[] = [];
+			try {
+				const caps = await client.request('getRouterRtpCapabilities', {});
+				if (!caps.ok) throw new Error('caps');
+				const join = await client.request('join', { channel: rng.pick(CHANNELS), rtpCapabilities: caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] });
+				if (!join.ok) throw new Error(`join ${join.error.code}`);
+				const work: Promise<unknown>[] = [];
+				if (rng.chance(0.6)) {
+					const publisher = await publishWithWerift(client);
+					cleanup.push(() => publisher.close());
+					const stream = streamTone(publisher, tone);
+					cleanup.push(() => stream.stop());
+					counts.published++;
+					if (rng.chance(0.5)) {
+						const rec = await client.request('startRecording', { producerId: publisher.producerId, destination: { kind: 'channel', channel: CHANNELS[0]! } });
+						if (rec.ok) {
+							counts.recorded++;
+							work.push(
+								sleep(rng.int(500, 2000)).then(async () => {
+									const stopped = await client.request('stopRecording', { voiceMessageId: rec.data.voiceMessageId });
+									if (stopped.ok) await client.until(() => client.notifications.some((n) => n.method === 'voiceMessage' && (n.data as Notifications['voiceMessage']).message.id === rec.data.voiceMessageId && (n.data as Notifications['voiceMessage']).message.status === 'ready'), 10_000).then(() => counts.recordingsReady++);
+								}),
+							);
+						}
+					}
+				}
+				if (rng.chance(0.5)) {
+					// Listening: consumers are created for everyone talking and resumed (no DTLS: the
+					// server-side objects are what a leak would keep).
+					const recv = await client.request('createTransport', { direction: 'recv' });
+					if (recv.ok) counts.listened++;
+					const resume = setInterval(() => {
+						for (const n of client.notifications.splice(0)) if (n.method === 'newConsumer') void client.request('resumeConsumer', { consumerId: (n.data as Notifications['newConsumer']).consumerId });
+					}, 100);
+					cleanup.push(() => clearInterval(resume));
+				}
+				if (rng.chance(0.3)) {
+					work.push(uploadFile({ base, token: await token(userId) }, wavBytes, 32 * 1024, { destination: `channel:${CHANNELS[1]}`, filename: 'soak.wav' }).then(() => counts.uploaded++));
+				}
+				await Promise.all([sleep(rng.int(1000, 3000)), ...work]);
+				if (rng.chance(0.5)) {
+					await client.request('leave', {});
+					client.close();
+				} else {
+					counts.abrupt++;
+					client.ws.terminate();
+				}
+			} finally {
+				for (const c of cleanup.reverse()) await c();
+				if (client.ws.readyState === client.ws.OPEN) client.close();
+			}
+		}
+
+		async function bot(rng: Prng, index: number, until: number): Promise<void> {
+			while (Date.now() < until) {
+				await session(rng, `bot-${index}`).catch((err: Error) => counts.errors.push(`bot ${index}: ${err.message}`));
+			}
+		}
+
+		// Warm-up: every kind of work once, so lazily opened files and sockets are in the baseline.
+		const rng = Prng.fromEnv(0x50a4);
+		await Promise.all(Array.from({ length: BOTS }, (_, i) => bot(rng.fork(), i, Date.now() + 4000)));
+		await settle();
+		const before = await figures();
+
+		const started = Date.now();
+		const samples: number[] = [];
+		const sampler = setInterval(() => samples.push(rssMb(pid)), 1000);
+		await Promise.all(Array.from({ length: BOTS }, (_, i) => bot(rng.fork(), i, started + SOAK_S * 1000)));
+		clearInterval(sampler);
+		await settle();
+		const after = await figures();
+		const peakRssMb = Math.round(Math.max(...samples));
+		const report = { soakS: SOAK_S, bots: BOTS, ...counts, errors: counts.errors.length, before, after, peakRssMb };
+		console.log(`soak figures: ${JSON.stringify(report)}`);
+
+		expect(counts.errors.slice(0, 5)).toEqual([]);
+		expect(counts.published).toBeGreaterThan(0);
+		expect(counts.recordingsReady).toBe(counts.recorded);
+		expect(s.child.exitCode).toBeNull();
+		for (const k of ['transports', 'producers', 'consumers', 'channels', 'sessions', 'recordings', 'transcodes'] as const) expect(after[k], k).toBe(0);
+		expect(after.serverFds).toBe(before.serverFds);
+		expect(after.workerFds).toEqual(before.workerFds);
+		expect(after.serverRssMb - before.serverRssMb).toBeLessThan(RSS_END_BAND_MB);
+		expect(peakRssMb - before.serverRssMb).toBeLessThan(RSS_PEAK_BAND_MB);
+
+		s.child.kill('SIGTERM');
+		expect(await s.exited).toBe(0);
+	}, SOAK_S * 1000 + 120_000);
+});
