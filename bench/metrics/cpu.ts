@@ -48,12 +48,19 @@ export function coreIdleTicks(): number[] {
 	return cores;
 }
 
+/** Ticks spent in niced user processes (the `nice` column of the aggregate cpu line). */
+export function niceTicks(): number {
+	const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+	return Number(line.trim().split(/\s+/)[2]);
+}
+
 /** A CPU meter over a window: processes by pid plus every core. */
 export class CpuMeter {
 	readonly #pids: number[];
 	#startedAt = 0;
 	#procStart: number[] = [];
 	#idleStart: number[] = [];
+	#niceStart = 0;
 	#selfStart: NodeJS.CpuUsage | undefined;
 
 	constructor(pids: number[]) {
@@ -64,17 +71,24 @@ export class CpuMeter {
 		this.#startedAt = performance.now();
 		this.#procStart = this.#pids.map(processCpuSeconds);
 		this.#idleStart = coreIdleTicks();
+		this.#niceStart = niceTicks();
 		this.#selfStart = process.cpuUsage();
 	}
 
-	/** Shares of one core (1 = one core fully busy) over the window since start(). */
-	stop(): { wallS: number; processes: number[]; bench: number; cores: number[] } {
+	/**
+	 * Shares of one core (1 = one core fully busy) over the window since start(). `niced` is
+	 * CPU of processes running at a positive nice value (background jobs on a shared machine:
+	 * they yield to the bench and the worker, so they disturb little); it is tick-sampled,
+	 * which is fine for the long-running jobs it is meant for.
+	 */
+	stop(): { wallS: number; processes: number[]; bench: number; cores: number[]; niced: number } {
 		const wallS = (performance.now() - this.#startedAt) / 1000;
 		const processes = this.#pids.map((pid, i) => (processCpuSeconds(pid) - this.#procStart[i]!) / wallS);
 		const self = process.cpuUsage(this.#selfStart);
 		const ticks = wallS * clockTicksPerSecond();
 		const cores = coreIdleTicks().map((idle, i) => Math.min(1, Math.max(0, 1 - (idle - this.#idleStart[i]!) / ticks)));
-		return { wallS, processes, bench: (self.user + self.system) / 1e6 / wallS, cores };
+		const niced = Math.max(0, (niceTicks() - this.#niceStart) / ticks);
+		return { wallS, processes, bench: (self.user + self.system) / 1e6 / wallS, cores, niced };
 	}
 }
 
@@ -102,7 +116,7 @@ export async function waitForQuietMachine(
 		meter.start();
 		await new Promise((r) => setTimeout(r, sampleMs));
 		const u = meter.stop();
-		other = Math.max(0, u.cores.reduce((a, b) => a + b, 0) - u.processes.reduce((a, b) => a + b, 0) - u.bench);
+		other = Math.max(0, u.cores.reduce((a, b) => a + b, 0) - u.processes.reduce((a, b) => a + b, 0) - u.bench - u.niced);
 		quiet = other < maxOtherCpu ? quiet + 1 : 0;
 		const waitedMs = performance.now() - started;
 		if (quiet >= 2 || waitedMs >= maxWaitMs) {

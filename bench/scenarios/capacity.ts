@@ -97,9 +97,12 @@ export interface CapacityStep {
 	/** Parley's JS process when it runs apart from the bench (WebRTC ramp), else 0. */
 	serverCpu: number;
 	coreBusy: number[];
-	/** CPU used by everything else on the machine (cores busy - worker - bench), in cores.
-	 * Other processes on a shared machine skew a step; such steps are retried. */
+	/** CPU used by everything else on the machine at normal priority (cores busy - worker -
+	 * bench - server - niced), in cores. Other processes on a shared machine skew a step;
+	 * such steps are retried. */
 	otherCpu: number;
+	/** CPU of niced background processes (they yield to the bench; reported, not held against a step). */
+	nicedCpu: number;
 	/** Measurements of this step thrown away because the machine was busy with other work. */
 	retriedForContention: number;
 	/** Still disturbed after the retries: a failure here is inconclusive and does not end the ramp. */
@@ -129,7 +132,8 @@ export interface CapacityResult {
 	benchFloorLatencyMs: LatencySummary;
 	steps: CapacityStep[];
 	summary: CapacityTargetSummary[];
-	/** Parley's max consumers as a share of the baseline's, measured in the same run. */
+	/** Parley's max consumers as a share of the baseline's, measured in the same run (null
+	 * unless both ramps ended in a conclusive failure right above their last pass). */
 	parleyToBaseline: number | null;
 	server: Record<string, unknown>;
 }
@@ -159,8 +163,14 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 
 		const budget = { remainingMs: o.quietBudgetMs };
 		const { steps, summary } = await rampCapacity([...targets.keys()] as CapacityStep['target'][], o, (name, consumers, index) => measureStep(targets.get(name)!, o, frames, consumers, index, budget), log);
-		const raw = summary.find((s) => s.target === 'raw-mediasoup')?.maxConsumersPerCore;
-		const parley = summary.find((s) => s.target === 'parley')?.maxConsumersPerCore;
+		// A ratio only when both knees are conclusive: a real failure right above the last pass.
+		const conclusive = (t: string): number | null => {
+			const s = summary.find((x) => x.target === t);
+			if (!s || s.maxConsumersPerCore === null || !s.firstFailure) return null;
+			return s.contendedFailures.some((c) => c < s.firstFailure!.consumers && c > s.maxConsumersPerCore!) ? null : s.maxConsumersPerCore;
+		};
+		const raw = conclusive('raw-mediasoup');
+		const parley = conclusive('parley');
 		const parleyTarget = targets.get('parley') as ParleyTarget | undefined;
 		return {
 			path:
@@ -185,7 +195,7 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
  * the plain/SRTP ramp and the WebRTC one. */
 export async function rampCapacity(
 	names: CapacityStep['target'][],
-	o: Pick<CapacityOptions, 'steps' | 'publishers' | 'refineSteps' | 'contentionRetries' | 'maxOtherCpu' | 'transport'>,
+	o: Pick<CapacityOptions, 'steps' | 'publishers' | 'refineSteps' | 'contentionRetries' | 'maxOtherCpu' | 'transport' | 'limits'>,
 	measure: (name: CapacityStep['target'], consumers: number, stepIndex: number) => Promise<CapacityStep>,
 	log: (line: string) => void,
 ): Promise<{ steps: CapacityStep[]; summary: CapacityTargetSummary[] }> {
@@ -202,7 +212,8 @@ export async function rampCapacity(
 			// Keep the least disturbed measurement.
 			step = { ...(again.otherCpu < step.otherCpu ? again : step), retriedForContention: retry };
 		}
-		step.contended = !step.pass && step.otherCpu > o.maxOtherCpu;
+		// A saturated worker core is a conclusive failure whatever else ran: it cannot do more.
+		step.contended = !step.pass && step.otherCpu > o.maxOtherCpu && step.workerCpu < o.limits.cpuShare;
 		steps.push(step);
 		log(
 			`capacity ${o.transport} ${name.padEnd(13)} ${String(step.consumers).padStart(5)} consumers: p99 ${step.p99MedianMs.toFixed(2)} ms (whole window ${step.latencyMs.p99.toFixed(2)}), loss ${(step.lossRate * 100).toFixed(3)}%, worker ${(step.workerCpu * 100).toFixed(0)}%, bench ${(step.benchCpu * 100).toFixed(0)}%, other ${(step.otherCpu * 100).toFixed(0)}% ${step.pass ? 'ok' : `${step.contended ? 'INCONCLUSIVE (machine busy)' : 'FAIL'} ${step.failed.join(', ')}`}`,
@@ -261,6 +272,7 @@ export interface WindowFigures {
 	/** Server processes other than the worker (Parley's JS thread when it runs apart). */
 	serverCpu: number;
 	cores: number[];
+	nicedCpu: number;
 	quietWaitMs: number;
 }
 
@@ -271,7 +283,7 @@ export function judgeWindow(f: WindowFigures, limits: CapacityLimits): CapacityS
 	const p99MedianMs = median(p99PerSecondMs);
 	const lossRate = f.expected ? Math.max(0, 1 - f.arrived / f.expected) : 0;
 	const sampledLossRate = f.sampledExpected ? Math.max(0, 1 - f.sampledArrived / f.sampledExpected) : 0;
-	const otherCpu = Math.max(0, f.cores.reduce((a, b) => a + b, 0) - f.workerCpu - f.benchCpu - f.serverCpu);
+	const otherCpu = Math.max(0, f.cores.reduce((a, b) => a + b, 0) - f.workerCpu - f.benchCpu - f.serverCpu - f.nicedCpu);
 	const forwardedPps = f.expected / f.wallS;
 	const failed: string[] = [];
 	if (!(p99MedianMs <= limits.p99Ms)) failed.push(`p99 ${p99MedianMs.toFixed(1)} ms > ${limits.p99Ms} ms`);
@@ -293,6 +305,7 @@ export function judgeWindow(f: WindowFigures, limits: CapacityLimits): CapacityS
 		serverCpu: f.serverCpu,
 		coreBusy: f.cores,
 		otherCpu,
+		nicedCpu: f.nicedCpu,
 		retriedForContention: 0,
 		contended: false,
 		quietWaitMs: f.quietWaitMs,
@@ -371,6 +384,7 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 				benchCpu: usage.bench,
 				serverCpu: 0,
 				cores: usage.cores,
+				nicedCpu: usage.niced,
 				quietWaitMs: quiet.waitedMs,
 			},
 			o.limits,

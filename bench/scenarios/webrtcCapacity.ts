@@ -3,8 +3,10 @@
 // join a channel on a Parley node running as its own process, its worker pinned to the last
 // core. This is the figure users care about; it costs the bench more than the plain-RTP ramp
 // (a DTLS handshake and SRTP decryption in JavaScript per listener), so:
-// - listeners other than a few sampled ones stop reading their socket once audio flows
-//   (`WebRtcListener.silence`); the kernel counts what arrives, as with the plain ramp's sinks;
+// - listeners join while the publishers are paused, each until ICE + DTLS are up; then all
+//   but a few sampled ones stop reading their socket (`WebRtcListener.silence`) and the
+//   kernel counts what arrives, as with the plain ramp's sinks; the sampled ones are timed at
+//   their socket (`WebRtcListener.tap`), without werift's JavaScript SRTP;
 // - there is no raw-mediasoup twin of this path: compare with the SRTP plain-transport ramp,
 //   which has one.
 import { mintAccessToken } from '../../server/signaling/accessToken.js';
@@ -13,7 +15,7 @@ import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { speechPcm } from '../audio/speech.js';
 import { allCores, canPin, pin } from '../metrics/affinity.js';
 import { CpuMeter, waitForQuietMachine } from '../metrics/cpu.js';
-import { totalUdpDrops } from '../metrics/udpDrops.js';
+import { totalUdpDrops, udpDropsByPort } from '../metrics/udpDrops.js';
 import { FramePacer } from '../peers/FramePacer.js';
 import { ParleyProcess } from '../signaling/ParleyProcess.js';
 import { WebRtcListener, WebRtcPublisher } from '../signaling/WebRtcPeers.js';
@@ -29,7 +31,7 @@ export const WEBRTC_CAPACITY_DEFAULTS: CapacityOptions = {
 	...CAPACITY_DEFAULTS,
 	transport: 'webrtc',
 	targets: ['parley'],
-	steps: [250, 500, 1000, 1500, 2000, 2500, 3000],
+	steps: [1000, 2000, 2500, 3000, 4000],
 	windowMs: 4000,
 };
 
@@ -102,53 +104,59 @@ async function measureWebRtcStep(
 		}
 		const byProducer = new Map(publishers.map((p) => [p.producerId, p]));
 		const pacer = new FramePacer(publishers);
-		pacer.start();
 
-		// Sampled listeners record latency; the others go quiet once their audio flows.
+		// Listeners join while no audio flows (werift would decrypt every packet in JavaScript
+		// meanwhile), each until ICE + DTLS are up.
+		await mapLimit(Array.from({ length: listenersWanted }, (_, i) => i), SETUP_CONCURRENCY, async (i) => {
+			const l = await WebRtcListener.join(`${base}?token=${await token(`listener-${index}-${i}`, channel, false)}&v=${PROTOCOL_VERSION}`, channel, o.publishers);
+			listeners[i] = l;
+			await l.connected();
+		});
+		// Short: from here the silenced listeners' ICE consent runs out in ~30 s.
+		const quiet = await waitForQuietMachine([workerPid, server.pid], o.maxOtherCpu, Math.min(o.quietWaitMs, 8000), quietBudget);
+		const silencedAt = performance.now();
+
+		// Sampled listeners are timed at their socket; the others stop reading it.
 		let latencies: Float64Array = new Float64Array(1 << 16);
 		let arrivals: Float64Array = new Float64Array(1 << 16);
 		let n = 0;
 		let sampledPackets = 0;
 		let recording = false;
 		const sinkPorts: number[] = [];
-		let firstSilencedAt = 0;
-		const joined = await mapLimit(Array.from({ length: listenersWanted }, (_, i) => i), SETUP_CONCURRENCY, async (i) => {
-			const l = await WebRtcListener.join(`${base}?token=${await token(`listener-${index}-${i}`, channel, false)}&v=${PROTOCOL_VERSION}`, channel, o.publishers);
-			listeners.push(l);
-			await Promise.race([l.firstAudio, sleep(10_000).then(() => Promise.reject(new Error('a WebRTC listener heard nothing')))]);
-			if (sampledIdx.has(i)) {
-				const source = new Map(l.consumers.map((c) => [c.ssrc, byProducer.get(c.producerId)!]));
-				l.tap((ssrc, timestamp, at) => {
-					if (!recording) return;
-					const pub = source.get(ssrc);
-					const sentAt = pub?.sendTimeOf(pub.frameIndexOf(timestamp));
-					sampledPackets++;
-					if (sentAt === undefined) return;
-					if (n === latencies.length) {
-						const grow = (a: Float64Array): Float64Array => {
-							const g = new Float64Array(a.length * 2);
-							g.set(a);
-							return g;
-						};
-						latencies = grow(latencies);
-						arrivals = grow(arrivals);
-					}
-					latencies[n] = at - sentAt;
-					arrivals[n++] = at;
-				});
-				return { sampled: true };
+		listeners.forEach((l, i) => {
+			if (!sampledIdx.has(i)) {
+				sinkPorts.push(l.silence());
+				return;
 			}
-			sinkPorts.push(l.silence());
-			firstSilencedAt ||= performance.now();
-			return { sampled: false };
+			const source = new Map(l.consumers.map((c) => [c.ssrc, byProducer.get(c.producerId)!]));
+			l.tap((ssrc, timestamp, at) => {
+				if (!recording) return;
+				const pub = source.get(ssrc);
+				const sentAt = pub?.sendTimeOf(pub.frameIndexOf(timestamp));
+				sampledPackets++;
+				if (sentAt === undefined) return;
+				if (n === latencies.length) {
+					const grow = (a: Float64Array): Float64Array => {
+						const g = new Float64Array(a.length * 2);
+						g.set(a);
+						return g;
+					};
+					latencies = grow(latencies);
+					arrivals = grow(arrivals);
+				}
+				latencies[n] = at - sentAt;
+				arrivals[n++] = at;
+			});
 		});
-		const sampledCount = joined.filter((j) => j.sampled).length;
+		const sampledCount = sampledIdx.size;
+		pacer.start();
 		await sleep(o.warmupMs);
 		pacer.stop();
 		await sleep(DRAIN_MS);
+		const warmupDrops = udpDropsByPort(sinkPorts);
+		const silentPorts = sinkPorts.filter((p) => !((warmupDrops.get(p) ?? 0) > 0)).length;
+		if (silentPorts > 0) throw new Error(`${silentPorts} WebRTC listeners received nothing during the warm-up`);
 
-		// Short: silenced listeners lose ICE consent 30 s after they stopped reading.
-		const quiet = await waitForQuietMachine([workerPid, server.pid], o.maxOtherCpu, Math.min(o.quietWaitMs, 8000), quietBudget);
 		const dropsBefore = totalUdpDrops(sinkPorts);
 		const sentBefore = publishers.map((p) => p.sent);
 		const cpu = new CpuMeter([workerPid, server.pid]);
@@ -162,8 +170,8 @@ async function measureWebRtcStep(
 		await sleep(DRAIN_MS);
 		recording = false;
 		const arrivedAtSinks = totalUdpDrops(sinkPorts) - dropsBefore;
-		if (firstSilencedAt && performance.now() - firstSilencedAt > CONSENT_BUDGET_MS) {
-			throw new Error('listener setup took too long: the first silenced listeners may have lost ICE consent');
+		if (performance.now() - silencedAt > CONSENT_BUDGET_MS) {
+			throw new Error('the window ended too long after the listeners were silenced: ICE consent may have lapsed');
 		}
 		const sentPerListener = publishers.reduce((s, p, i) => s + p.sent - sentBefore[i]!, 0);
 		return judgeWindow(
@@ -183,12 +191,13 @@ async function measureWebRtcStep(
 				benchCpu: usage.bench,
 				serverCpu: usage.processes[1]!,
 				cores: usage.cores,
+				nicedCpu: usage.niced,
 				quietWaitMs: quiet.waitedMs,
 			},
 			o.limits,
 		);
 	} finally {
-		await Promise.all([...listeners, ...publishers].map((p) => p.close().catch(() => {})));
+		await Promise.all([...listeners.filter(Boolean), ...publishers].map((p) => p.close().catch(() => {})));
 		// Let Parley close the peers before the next step measures.
 		await sleep(500);
 	}

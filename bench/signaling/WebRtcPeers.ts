@@ -234,6 +234,15 @@ export class WebRtcListener {
 		}
 	}
 
+	/** Resolves once ICE and DTLS are up (media can flow as soon as a publisher sends). */
+	async connected(timeoutMs = 10_000): Promise<void> {
+		const deadline = performance.now() + timeoutMs;
+		while (this.#pc.connectionState !== 'connected') {
+			if (performance.now() > deadline) throw new Error(`WebRTC listener did not connect (${this.#pc.connectionState})`);
+			await sleep(20);
+		}
+	}
+
 	/** The UDP socket of the nominated ICE pair (werift internals, checked at runtime). */
 	#socket(): ListenerSocket {
 		const connection = (this.#pc.iceTransports[0] as unknown as { connection?: { nominated?: { protocol?: { transport?: { socket?: ListenerSocket } } } } } | undefined)?.connection;
