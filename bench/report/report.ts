@@ -29,7 +29,15 @@ export function headlines(run: BenchRun): Headline[] {
 		};
 		out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, Parley (${kind})`, value: describe(parley), path: cap.path });
 		if (cap.options.targets.includes('raw-mediasoup')) out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, raw mediasoup (${kind})`, value: describe(raw), path: cap.path });
-		if (cap.parleyToBaseline !== null) out.push({ label: `Parley / raw mediasoup (${kind})`, value: `${(cap.parleyToBaseline * 100).toFixed(0)}%`, path: cap.path });
+		if (cap.options.targets.includes('raw-mediasoup')) {
+			out.push({ label: `Parley / raw mediasoup, latency knee (${kind})`, value: cap.parleyToBaseline === null ? 'no ratio: a knee was inconclusive' : `${(cap.parleyToBaseline * 100).toFixed(0)}%`, path: cap.path });
+		}
+		const cpuFigure = (t: 'parley' | 'raw-mediasoup'): string => num(cap.summary.find((s) => s.target === t)?.cpuBoundConsumersPerCore ?? null);
+		out.push({
+			label: `CPU-bound consumers per worker core (${kind}): Parley${cap.options.targets.includes('raw-mediasoup') ? ' / raw mediasoup' : ''}`,
+			value: `${cpuFigure('parley')}${cap.options.targets.includes('raw-mediasoup') ? ` / ${cpuFigure('raw-mediasoup')}${cap.parleyToBaselineCpu !== null ? ` (${(cap.parleyToBaselineCpu * 100).toFixed(0)}%)` : ''}` : ''}`,
+			path: `${cap.path}; worker CPU per forwarded packet, extrapolated to a full core`,
+		});
 	}
 	if (run.loss) {
 		for (const model of ['random', 'bursty'] as const) {
@@ -295,12 +303,13 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 		);
 		lines.push(
 			markdownTable(
-				['target', 'max consumers per core (pass)', 'pkt/s per core there', 'first failure', 'inconclusive (machine busy)'],
-				cap.summary.map((s) => [s.target, s.maxConsumersPerCore, s.ppsPerCoreAtMax, s.firstFailure ? `${s.firstFailure.consumers}: ${s.firstFailure.failed.join('; ')}` : 'none (more may be possible)', s.contendedFailures.join(', ') || '-']),
+				['target', 'max consumers per core (pass)', 'pkt/s per core there', 'first failure', 'inconclusive (machine busy)', 'CPU-bound consumers per core'],
+				cap.summary.map((s) => [s.target, s.maxConsumersPerCore, s.ppsPerCoreAtMax, s.firstFailure ? `${s.firstFailure.consumers}: ${s.firstFailure.failed.join('; ')}` : 'none (more may be possible)', s.contendedFailures.join(', ') || '-', s.cpuBoundConsumersPerCore]),
 			),
 			'',
 		);
-		if (cap.parleyToBaseline !== null) lines.push(`Parley reaches **${(cap.parleyToBaseline * 100).toFixed(0)}%** of the raw-mediasoup baseline measured in the same run.`, '');
+		if (cap.parleyToBaseline !== null) lines.push(`At the latency knee Parley reaches **${(cap.parleyToBaseline * 100).toFixed(0)}%** of the raw-mediasoup baseline measured in the same run.`, '');
+		if (cap.parleyToBaselineCpu !== null) lines.push(`By worker CPU per forwarded packet, Parley reaches **${(cap.parleyToBaselineCpu * 100).toFixed(0)}%** of the baseline (*CPU-bound consumers per core*: the worker's measured CPU per packet, extrapolated to a fully busy core, median over steps that kept it at least 20% busy without loss; other processes move the latency knee much more than this figure).`, '');
 		lines.push(markdownTable(CAPACITY_HEADERS, capacityRows(cap)), '');
 		lines.push(img(`cap-${o.transport}-p99`, 'p99 vs consumers'), img(`cap-${o.transport}-cpu`, 'worker CPU vs consumers'));
 		lines.push('Parley server settings in this path:', '', '```json', JSON.stringify(cap.server, null, 1), '```', '');

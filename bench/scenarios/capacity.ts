@@ -120,6 +120,13 @@ export interface CapacityTargetSummary {
 	maxConsumersPerCore: number | null;
 	/** Steps whose failure was inconclusive because other processes kept the machine busy. */
 	contendedFailures: number[];
+	/**
+	 * The CPU-bound capacity: consumers one fully busy worker core would feed, from the
+	 * worker's measured CPU per forwarded packet (median over steps without loss that kept it
+	 * at least 20% busy). Less sensitive to a shared machine than the latency knee, which other
+	 * processes move; it says nothing about latency.
+	 */
+	cpuBoundConsumersPerCore: number | null;
 	ppsPerCoreAtMax: number | null;
 	firstFailure: { consumers: number; failed: string[] } | null;
 }
@@ -135,6 +142,8 @@ export interface CapacityResult {
 	/** Parley's max consumers as a share of the baseline's, measured in the same run (null
 	 * unless both ramps ended in a conclusive failure right above their last pass). */
 	parleyToBaseline: number | null;
+	/** The same for the CPU-bound capacity (worker CPU per forwarded packet). */
+	parleyToBaselineCpu: number | null;
 	server: Record<string, unknown>;
 }
 
@@ -183,6 +192,7 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 			steps,
 			summary,
 			parleyToBaseline: raw && parley ? parley / raw : null,
+			parleyToBaselineCpu: cpuRatio(summary),
 			server: parleyTarget ? { media: parleyTarget.config.media, metrics: (parleyTarget.config as Record<string, unknown>).metrics } : {},
 		};
 	} finally {
@@ -246,11 +256,25 @@ export async function rampCapacity(
 			target: name,
 			maxConsumersPerCore: max,
 			contendedFailures: steps.filter((s) => s.target === name && s.contended).map((s) => s.consumers),
+			cpuBoundConsumersPerCore: cpuBound(steps.filter((s) => s.target === name)),
 			ppsPerCoreAtMax: atMax ? Math.round(atMax.ppsPerCore) : null,
 			firstFailure: fail ? { consumers: fail.consumers, failed: fail.failed } : null,
 		};
 	});
 	return { steps, summary };
+}
+
+function cpuRatio(summary: CapacityTargetSummary[]): number | null {
+	const raw = summary.find((s) => s.target === 'raw-mediasoup')?.cpuBoundConsumersPerCore;
+	const parley = summary.find((s) => s.target === 'parley')?.cpuBoundConsumersPerCore;
+	return raw && parley ? parley / raw : null;
+}
+
+function cpuBound(steps: CapacityStep[]): number | null {
+	const perCore = steps
+		.filter((s) => s.workerCpu >= 0.2 && s.lossRate <= 0.001 && s.consumers > 0)
+		.map((s) => s.ppsPerCore / (s.forwardedPps / s.consumers));
+	return perCore.length ? Math.round(median(perCore)) : null;
 }
 
 /** The raw figures of one measuring window. */

@@ -73,6 +73,7 @@ export async function runWebRtcCapacity(options: CapacityOptions, log: (line: st
 			steps,
 			summary,
 			parleyToBaseline: null,
+			parleyToBaselineCpu: null,
 			server: { note: 'defaults of config/schema.ts with a loopback listener (see ParleyTarget.benchParleyEnv)' },
 		};
 	} finally {
