@@ -235,9 +235,14 @@ describe(`soak: ${SOAK_S} s of churn by ${BOTS} bots`, () => {
 		await Promise.all(Array.from({ length: BOTS }, (_, i) => bot(rng.fork(), i, started + SOAK_S * 1000)));
 		clearInterval(sampler);
 		await settle();
+		// A connection the last clients left idle is closed by them or by the server's idle
+		// timeout (10 s for HTTP); a leaked one never is.
+		const fdsSettledAt = Date.now();
+		await waitUntil(() => fdCount(pid) === before.serverFds && workerPids.every((p, i) => fdCount(p) === before.workerFds[i]), 20_000, 'open fds back to the baseline', 250).catch(() => undefined);
+		const fdSettleMs = Date.now() - fdsSettledAt;
 		const after = await figures();
 		const peakRssMb = Math.round(Math.max(...samples));
-		const report = { soakS: SOAK_S, bots: BOTS, ...counts, errors: counts.errors.length, before, after, peakRssMb };
+		const report = { soakS: SOAK_S, bots: BOTS, ...counts, errors: counts.errors.length, before, after, peakRssMb, fdSettleMs };
 		console.log(`soak figures: ${JSON.stringify(report)}`);
 
 		expect(counts.errors.slice(0, 5)).toEqual([]);
