@@ -71,7 +71,7 @@ export const CAPACITY_DEFAULTS: CapacityOptions = {
 	maxOtherCpu: 0.25,
 	contentionRetries: 2,
 	quietWaitMs: 20_000,
-	quietBudgetMs: 90_000,
+	quietBudgetMs: 45_000,
 };
 
 export interface CapacityStep {
@@ -221,6 +221,13 @@ export async function rampCapacity(
 			const again = await measure(name, consumers, index++);
 			// Keep the least disturbed measurement.
 			step = { ...(again.otherCpu < step.otherCpu ? again : step), retriedForContention: retry };
+		}
+		// A failure below saturation must repeat: a server limit does, a stall caused by
+		// something else on a shared machine mostly does not. The better measurement is kept.
+		if (!step.pass && step.workerCpu < o.limits.cpuShare && o.contentionRetries > 0) {
+			log(`capacity ${name} ${consumers}: failed (${step.failed.join(', ')}); measuring again to confirm`);
+			const again = await measure(name, consumers, index++);
+			if (again.pass || again.p99MedianMs < step.p99MedianMs) step = { ...again, retriedForContention: step.retriedForContention + 1 };
 		}
 		// A saturated worker core is a conclusive failure whatever else ran: it cannot do more.
 		step.contended = !step.pass && step.otherCpu > o.maxOtherCpu && step.workerCpu < o.limits.cpuShare;
