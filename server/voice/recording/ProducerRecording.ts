@@ -130,15 +130,19 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 		this.#finishing = true;
 		const started = performance.now();
 		clearTimeout(this.#limitTimer);
-		this.#consumer.removeAllListeners('rtp');
 		// mediasoup's count of what the consumer forwarded to us, for the metadata cross-check.
+		// Pause first, still listening: RTP and the pause reply share the worker's channel in
+		// order, so every packet forwarded before the pause has reached us when it resolves,
+		// and the count matches what we received exactly.
 		let consumerPacketCount: number | undefined;
 		if (!this.#consumer.closed) {
+			await this.#consumer.pause().catch(() => undefined);
 			consumerPacketCount = await this.#consumer.getStats().then(
 				(stats) => stats.find((s) => s.type === 'outbound-rtp')?.packetCount,
 				() => undefined,
 			);
 		}
+		this.#consumer.removeAllListeners('rtp');
 		let summary: { durationMs: number; sizeBytes: number; packetsWritten: number };
 		try {
 			if (this.#writeError) throw this.#writeError;
