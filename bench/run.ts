@@ -1,7 +1,11 @@
 // The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|all]
 // [--smoke] [--out dir]` and the overrides listed by --help. Prints a table, and writes
 // results.json, report.md and SVG charts to bench/results/<timestamp>/ (or --out).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { BenchRun } from './report/BenchRun.js';
+import { textSummary, writeReport } from './report/report.js';
 import { type CapacityTransport, defaultOutDir, runBench, SCENARIOS, type ScenarioName } from './runBench.js';
 
 const HELP = `Usage: npx tsx bench/run.ts [options]
@@ -9,6 +13,7 @@ const HELP = `Usage: npx tsx bench/run.ts [options]
   --scenario NAME      loss | capacity | signaling | all (default all; repeatable or comma-separated)
   --smoke              a few seconds per scenario: checks the outputs, not a measurement
   --out DIR            output folder (default bench/results/<timestamp>)
+  --from FILE          render the report and charts again from a results.json (no measuring)
 
 Loss sweep:
   --loss-duration S    seconds of speech per condition (default 40)
@@ -36,6 +41,7 @@ const { values } = parseArgs({
 		scenario: { type: 'string', multiple: true },
 		smoke: { type: 'boolean', default: false },
 		out: { type: 'string' },
+		from: { type: 'string' },
 		help: { type: 'boolean', short: 'h', default: false },
 		'loss-duration': { type: 'string' },
 		'loss-at': { type: 'string' },
@@ -60,6 +66,14 @@ const { values } = parseArgs({
 
 if (values.help) {
 	process.stdout.write(HELP);
+	process.exit(0);
+}
+
+if (values.from) {
+	const run = JSON.parse(readFileSync(values.from, 'utf8')) as BenchRun;
+	const dir = values.out ?? path.dirname(values.from);
+	writeReport(run, dir);
+	process.stdout.write(`${textSummary(run)}\n\nReport: ${dir}/report.md\n`);
 	process.exit(0);
 }
 

@@ -208,12 +208,13 @@ function capacityChart(cap: CapacityResult, metric: 'p99' | 'cpu'): string {
 	}));
 	const kind = transportLabel(cap);
 	return lineChart({
-		title: metric === 'p99' ? `Capacity (${kind}): p99 added latency vs consumers on one worker` : `Capacity (${kind}): worker CPU vs consumers`,
+		title: metric === 'p99' ? `Capacity (${kind}): p99 added latency vs consumers (clipped at ${cap.options.limits.p99Ms * 4} ms)` : `Capacity (${kind}): worker CPU vs consumers`,
 		xLabel: 'consumers on one worker (publishers x listeners)',
 		yLabel: metric === 'p99' ? 'p99 added latency (ms)' : 'worker CPU (% of one core)',
 		series,
 		hLines: metric === 'p99' ? [{ y: cap.options.limits.p99Ms, label: `${cap.options.limits.p99Ms} ms limit`, color: '#d62728' }] : [{ y: cap.options.limits.cpuShare * 100, label: 'saturation', color: '#d62728' }],
-		...(metric === 'cpu' ? { yDomain: [0, 100] as [number, number] } : {}),
+		// Past saturation p99 reaches hundreds of ms; the interesting part is around the limit.
+		yDomain: metric === 'cpu' ? [0, 100] : [0, cap.options.limits.p99Ms * 4],
 	});
 }
 

@@ -109,7 +109,7 @@ export function lineChart(o: ChartOptions): string {
 		if (h.y < y0 || h.y > y1) continue;
 		const y = sy(h.y).toFixed(1);
 		out.push(`<line x1="${m.left}" y1="${y}" x2="${m.left + plotW}" y2="${y}" stroke="${h.color}" stroke-dasharray="2 3"/>`);
-		out.push(`<text x="${m.left + plotW - 4}" y="${(+y - 4).toFixed(1)}" text-anchor="end" fill="${h.color}">${esc(h.label)}</text>`);
+		out.push(`<text x="${m.left + 4}" y="${(+y - 4).toFixed(1)}" fill="${h.color}">${esc(h.label)}</text>`);
 	}
 	// Series.
 	out.push(`<g clip-path="url(#plot)">`);
