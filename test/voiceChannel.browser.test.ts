@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ParleyServer } from '../server/ParleyServer.js';
 import { mintAccessToken, type MintOptions } from '../server/signaling/accessToken.js';
-import { launchBrowser } from './helpers/browser.js';
+import { launchBrowser, measureStreamInPage, type Spectrum } from './helpers/browser.js';
 import { testConfig } from './helpers/config.js';
 import { testLogger } from './helpers/logger.js';
 import { writeToneWav } from './helpers/wav.js';
@@ -22,12 +22,6 @@ interface Person {
 	userId: string;
 	browser: Browser;
 	page: Page;
-}
-
-interface Spectrum {
-	/** Strongest frequency (Hz) and its level (dBFS) over the measurement window. */
-	frequencyHz: number;
-	levelDb: number;
 }
 
 /** Runs in the page: records RTCPeerConnections so the test can read their SDP and stats. */
@@ -88,27 +82,11 @@ describe('voice channel in real browsers', () => {
 			speakerPeerId,
 			{ timeout: 15_000 },
 		);
-		return listener.page.evaluate(async (peerId) => {
+		await listener.page.evaluate((peerId) => {
 			const client = (window as unknown as { client: import('../client/index.js').ParleyClient }).client;
-			const stream = client.remoteStreams().get(peerId)!;
-			const ctx = new AudioContext();
-			await ctx.resume();
-			const analyser = ctx.createAnalyser();
-			analyser.fftSize = 8192;
-			analyser.smoothingTimeConstant = 0;
-			ctx.createMediaStreamSource(stream).connect(analyser);
-			const bins = new Float32Array(analyser.frequencyBinCount);
-			const power = new Float64Array(analyser.frequencyBinCount);
-			for (let i = 0; i < 30; i++) {
-				await new Promise((r) => setTimeout(r, 50));
-				analyser.getFloatFrequencyData(bins);
-				for (let k = 0; k < bins.length; k++) power[k]! += 10 ** (bins[k]! / 10);
-			}
-			let best = 1;
-			for (let k = 2; k < power.length; k++) if (power[k]! > power[best]!) best = k;
-			await ctx.close();
-			return { frequencyHz: (best * ctx.sampleRate) / analyser.fftSize, levelDb: 10 * Math.log10(power[best]! / 30) };
+			(window as unknown as { __spectrumStream: MediaStream }).__spectrumStream = client.remoteStreams().get(peerId)!;
 		}, speakerPeerId);
+		return measureStreamInPage(listener.page);
 	}
 
 	const peerIdOf = (p: Person) => p.page.evaluate(() => (window as unknown as { client: import('../client/index.js').ParleyClient }).client.peerId!);

@@ -31,3 +31,37 @@ export async function openPage(browser: Browser, url: string): Promise<{ page: P
 	await page.goto(url);
 	return { page, errors };
 }
+
+export interface Spectrum {
+	/** Strongest frequency (Hz) over the window and its mean level (dBFS). */
+	frequencyHz: number;
+	levelDb: number;
+}
+
+/**
+ * Measures, with a Web Audio AnalyserNode in the page, the stream the page left in
+ * `window.__spectrumStream` (set it with page.evaluate first): `windows` snapshots 50 ms apart,
+ * power summed per bin. One place for the in-page measurement every browser test uses.
+ */
+export function measureStreamInPage(page: Page, windows = 30): Promise<Spectrum> {
+	return page.evaluate(async (n) => {
+		const stream = (window as unknown as { __spectrumStream: MediaStream }).__spectrumStream;
+		const ctx = new AudioContext();
+		await ctx.resume();
+		const analyser = ctx.createAnalyser();
+		analyser.fftSize = 8192;
+		analyser.smoothingTimeConstant = 0;
+		ctx.createMediaStreamSource(stream).connect(analyser);
+		const bins = new Float32Array(analyser.frequencyBinCount);
+		const power = new Float64Array(analyser.frequencyBinCount);
+		for (let i = 0; i < n; i++) {
+			await new Promise((r) => setTimeout(r, 50));
+			analyser.getFloatFrequencyData(bins);
+			for (let k = 0; k < bins.length; k++) power[k]! += 10 ** (bins[k]! / 10);
+		}
+		let best = 1;
+		for (let k = 2; k < power.length; k++) if (power[k]! > power[best]!) best = k;
+		await ctx.close();
+		return { frequencyHz: (best * ctx.sampleRate) / analyser.fftSize, levelDb: 10 * Math.log10(power[best]! / n) };
+	}, windows);
+}

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ParleyClient } from '../../client/index.js';
-import { launchBrowser } from '../helpers/browser.js';
+import { launchBrowser, measureStreamInPage } from '../helpers/browser.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 
@@ -98,30 +98,14 @@ describe('worker crash with the browser client', () => {
 	}
 
 	/** Strongest frequency the page hears from the other person over ~1 s. */
-	function hearOther(p: Person): Promise<number> {
-		return p.page.evaluate(async () => {
+	async function hearOther(p: Person): Promise<number> {
+		await p.page.evaluate(async () => {
 			const client = (window as unknown as PageWindow).client;
 			const deadline = Date.now() + 10_000;
 			while (client.remoteStreams().size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-			const stream = [...client.remoteStreams().values()][0]!;
-			const ctx = new AudioContext();
-			await ctx.resume();
-			const analyser = ctx.createAnalyser();
-			analyser.fftSize = 8192;
-			analyser.smoothingTimeConstant = 0;
-			ctx.createMediaStreamSource(stream).connect(analyser);
-			const bins = new Float32Array(analyser.frequencyBinCount);
-			const power = new Float64Array(analyser.frequencyBinCount);
-			for (let i = 0; i < 20; i++) {
-				await new Promise((r) => setTimeout(r, 50));
-				analyser.getFloatFrequencyData(bins);
-				for (let k = 0; k < bins.length; k++) power[k]! += 10 ** (bins[k]! / 10);
-			}
-			let best = 1;
-			for (let k = 2; k < power.length; k++) if (power[k]! > power[best]!) best = k;
-			await ctx.close();
-			return (best * ctx.sampleRate) / analyser.fftSize;
+			(window as unknown as { __spectrumStream: MediaStream }).__spectrumStream = [...client.remoteStreams().values()][0]!;
 		});
+		return (await measureStreamInPage(p.page, 20)).frequencyHz;
 	}
 
 	it(`rejoins on channelClosing and hears the other again within ${RECOVERY_TARGET_MS} ms`, async () => {
