@@ -18,8 +18,10 @@ async function accepts(port: number): Promise<boolean> {
 	});
 }
 
-export async function startRedis(): Promise<TestRedis> {
-	const port = await freePort();
+/** `port`: start on that port (e.g. again on the port of one that was stopped, so clients
+ * reconnect to the same URL). Default: a free one. */
+export async function startRedis(options: { port?: number } = {}): Promise<TestRedis> {
+	const port = options.port ?? (await freePort());
 	const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
 		stdio: 'ignore',
 	});

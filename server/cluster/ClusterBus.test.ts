@@ -1,0 +1,178 @@
+// ClusterBus against a real redis-server: two bus instances play two nodes.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
+import { testLogger } from '../../test/helpers/logger.js';
+import { closeRedis, connectRedis } from './redisConnection.js';
+import { BUS_NODE_PREFIX, ClusterBusError, RedisClusterBus } from './ClusterBus.js';
+
+interface Ctx {
+	redis: TestRedis;
+	connections: Redis[];
+	a: RedisClusterBus;
+	b: RedisClusterBus;
+}
+
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!(await cond())) {
+		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+		await new Promise((r) => setTimeout(r, 25));
+	}
+}
+
+async function makeBus(ctx: Pick<Ctx, 'connections'>, url: string, nodeId: string, requestTimeoutMs = 2000): Promise<RedisClusterBus> {
+	const redis = connectRedis(url, testLogger());
+	ctx.connections.push(redis);
+	return RedisClusterBus.create({ redis, nodeId, requestTimeoutMs, log: testLogger() });
+}
+
+function busError(code: string): unknown {
+	return expect.objectContaining({ name: 'ClusterBusError', code });
+}
+
+describe('RedisClusterBus', () => {
+	let ctx: Ctx;
+
+	beforeEach(async () => {
+		const redis = await startRedis();
+		const partial = { redis, connections: [] as Redis[] };
+		const a = await makeBus(partial, redis.url, 'node-a');
+		const b = await makeBus(partial, redis.url, 'node-b');
+		ctx = { ...partial, a, b };
+	});
+
+	afterEach(async () => {
+		expect(ctx.a.pendingRequests).toBe(0);
+		expect(ctx.b.pendingRequests).toBe(0);
+		await ctx.a.close();
+		await ctx.b.close();
+		for (const c of ctx.connections) await closeRedis(c);
+		await ctx.redis.stop();
+	});
+
+	it('carries a request to one node and its reply back', async () => {
+		const seen: Array<{ payload: unknown; from: string }> = [];
+		ctx.b.handle('echo', async (payload, from) => {
+			seen.push({ payload, from });
+			return { echoed: payload, by: ctx.b.nodeId };
+		});
+		const reply = await ctx.a.request<{ echoed: unknown; by: string }>('node-b', 'echo', { n: 42, s: 'hi' });
+		expect(reply).toEqual({ echoed: { n: 42, s: 'hi' }, by: 'node-b' });
+		expect(seen).toEqual([{ payload: { n: 42, s: 'hi' }, from: 'node-a' }]);
+		// A node can address itself too (the same path through Redis).
+		ctx.a.handle('self', async () => 'me');
+		expect(await ctx.a.request('node-a', 'self', null)).toBe('me');
+		// Many concurrent requests are matched to their own replies.
+		const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => ctx.a.request('node-b', 'echo', i)));
+		expect(replies.map((r) => (r as { echoed: number }).echoed)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+	});
+
+	it("rejects with 'timeout' when the handler does not answer in time", async () => {
+		let release: () => void = () => undefined;
+		ctx.b.handle('slow', () => new Promise((resolve) => (release = () => resolve('late'))));
+		const started = Date.now();
+		await expect(ctx.a.request('node-b', 'slow', {}, 300)).rejects.toEqual(busError('timeout'));
+		expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+		release(); // the late reply is ignored
+		await new Promise((r) => setTimeout(r, 100));
+	});
+
+	it("rejects with 'no_handler' for an unknown type and for a node nobody serves", async () => {
+		await expect(ctx.a.request('node-b', 'nothing-here', {})).rejects.toEqual(busError('no_handler'));
+		const started = Date.now();
+		await expect(ctx.a.request('node-gone', 'echo', {})).rejects.toEqual(busError('no_handler'));
+		// Known at once from PUBLISH's receiver count, not after the timeout.
+		expect(Date.now() - started).toBeLessThan(1500);
+	});
+
+	it("rejects with 'remote' and the handler's message when it throws", async () => {
+		ctx.b.handle('fails', async () => {
+			throw new Error('channel lobby is not here');
+		});
+		const err = await ctx.a.request('node-b', 'fails', {}).catch((e: unknown) => e);
+		expect(err).toBeInstanceOf(ClusterBusError);
+		expect(err).toMatchObject({ code: 'remote', message: 'channel lobby is not here' });
+	});
+
+	it('refuses a second handler for a type and names that break channel names', async () => {
+		ctx.b.handle('once', async () => 1);
+		expect(() => ctx.b.handle('once', async () => 2)).toThrow(/already registered/);
+		await expect(ctx.a.request('node b', 'x', {})).rejects.toThrow(TypeError);
+		await expect(ctx.a.publish('bad topic', {})).rejects.toThrow(TypeError);
+	});
+
+	it('publishes a topic to every subscribed node, this one included, until unsubscribed', async () => {
+		const gotA: unknown[] = [];
+		const gotB: Array<[unknown, string]> = [];
+		const offA = await ctx.a.subscribe('channel:lobby', (m) => gotA.push(m));
+		const offB = await ctx.b.subscribe('channel:lobby', (m, from) => gotB.push([m, from]));
+		await ctx.a.publish('channel:lobby', { event: 'peerJoined', peerId: 'p1' });
+		await waitFor('both nodes to receive', () => gotA.length === 1 && gotB.length === 1);
+		expect(gotA).toEqual([{ event: 'peerJoined', peerId: 'p1' }]);
+		expect(gotB).toEqual([[{ event: 'peerJoined', peerId: 'p1' }, 'node-a']]);
+		await offB();
+		await ctx.a.publish('channel:lobby', 2);
+		await waitFor('node a to receive the second', () => gotA.length === 2);
+		await new Promise((r) => setTimeout(r, 100));
+		expect(gotB).toHaveLength(1);
+		await offA();
+	});
+
+	it('drops malformed messages and keeps serving', async () => {
+		ctx.b.handle('echo', async (p) => p);
+		const raw = ctx.connections[0]!;
+		await raw.publish(BUS_NODE_PREFIX + 'node-b', 'not json');
+		await raw.publish(BUS_NODE_PREFIX + 'node-b', JSON.stringify({ from: 'x y', id: '1', type: 'echo', payload: 1 }));
+		await raw.publish(BUS_NODE_PREFIX + 'node-a', JSON.stringify({ from: 'node-b', id: 'nope', type: '@reply', payload: { ok: 'maybe' } }));
+		expect(await ctx.a.request('node-b', 'echo', 'still here')).toBe('still here');
+	});
+
+	it("rejects with 'unavailable' while Redis is down and works again when it returns", async () => {
+		ctx.b.handle('echo', async (p) => p);
+		const gotB: unknown[] = [];
+		await ctx.b.subscribe('news', (m) => gotB.push(m));
+		const port = ctx.redis.port;
+		await ctx.redis.stop();
+		await waitFor('the bus to notice', () => !ctx.a.available);
+		await expect(ctx.a.request('node-b', 'echo', 1)).rejects.toEqual(busError('unavailable'));
+		await expect(ctx.a.publish('news', 1)).rejects.toEqual(busError('unavailable'));
+		// Subscribing while Redis is away takes effect when it is back.
+		const gotA: unknown[] = [];
+		await ctx.a.subscribe('later', (m) => gotA.push(m));
+
+		ctx.redis = await startRedisOnPort(port);
+		await waitFor('both buses to reconnect', () => ctx.a.available && ctx.b.available, 15_000);
+		// The subscriber re-subscribes on 'ready'; wait until node b's channel has a subscriber again.
+		await waitFor('node b to re-subscribe', async () => (await ctx.connections[0]!.pubsub('NUMSUB', BUS_NODE_PREFIX + 'node-b').catch(() => [0, 0]))[1] === 1);
+		expect(await ctx.a.request('node-b', 'echo', 'back')).toBe('back');
+		await ctx.b.publish('later', 'hello');
+		await ctx.a.publish('news', 'again');
+		await waitFor('topics to flow again', () => gotA.length === 1 && gotB.length === 1);
+		expect(gotA).toEqual(['hello']);
+		expect(gotB).toEqual(['again']);
+	});
+
+	it("close() rejects pending requests with 'unavailable' and later calls too", async () => {
+		ctx.b.handle('never', () => new Promise(() => undefined));
+		const pending = ctx.a.request('node-b', 'never', {}, 10_000);
+		await new Promise((r) => setTimeout(r, 50));
+		await ctx.a.close();
+		await expect(pending).rejects.toEqual(busError('unavailable'));
+		await expect(ctx.a.request('node-b', 'never', {})).rejects.toEqual(busError('unavailable'));
+		expect(ctx.a.pendingRequests).toBe(0);
+	});
+});
+
+/** redis-server again on the port the stopped one used (clients reconnect to the same URL). */
+async function startRedisOnPort(port: number): Promise<TestRedis> {
+	const deadline = Date.now() + 10_000;
+	for (;;) {
+		try {
+			return await startRedis({ port });
+		} catch (err) {
+			if (Date.now() > deadline) throw err;
+			await new Promise((r) => setTimeout(r, 100));
+		}
+	}
+}
