@@ -43,6 +43,20 @@ export const configSchema = z.strictObject({
 				description: 'TCP port of the HTTP + WebSocket listener (health, metrics, voice-message API, /ws). 0 picks a free port.',
 				unit: 'port',
 			}),
+			maxConcurrentRequests: option(z.number().int().min(1).max(1_000_000).default(256), {
+				description:
+					'Plain HTTP requests (voice API, uploads, demo page, tokens) in flight at once on this node, from arrival to reply; one more gets 503 with Retry-After: 1 at once and its connection is closed. Bounds memory too: each may hold its body (tus chunks up to 8 MiB). /healthz, /readyz and /metrics are not counted. WebSockets have signaling.maxConnections.',
+				unit: 'requests',
+			}),
+			bodyTimeoutMs: option(z.number().int().min(1000).max(3_600_000).default(60_000), {
+				description:
+					'Time a request body (POST, PATCH) may take to arrive, from the request\'s start; past it the request gets 408 and its connection is closed (slow-body attacks). uWebSockets.js already closes bodies slower than 16 KB/s; this bounds the rest. Clients on slow links send smaller tus chunks (1 MiB needs 17 KB/s at 60 s).',
+				unit: 'ms',
+			}),
+			trustProxy: option(z.boolean().default(false), {
+				description:
+					'Behind a reverse proxy: take the client address for per-address rate limits from the last X-Forwarded-For entry (the one your proxy appends) instead of the socket. Leave off when clients connect directly, or they could pick their own address.',
+			}),
 		})
 		.prefault({}),
 
@@ -147,6 +161,33 @@ export const configSchema = z.strictObject({
 				description: 'A request still unanswered after this long is answered E_INTERNAL (the connection stays open).',
 				unit: 'ms',
 			}),
+			userRequestsPerSecond: option(z.number().min(0).max(100_000).default(40), {
+				description:
+					'Sustained request rate per user over all their connections (on every node when Redis is set, else on this node). Excess requests get E_RATE_LIMIT saying when to retry. 0 turns the limit off.',
+				unit: 'requests/s',
+			}),
+			userRequestBurst: option(z.number().int().min(1).max(1_000_000).default(100), {
+				description: 'Requests a user may send at once over all their connections before userRequestsPerSecond applies (token bucket size).',
+				unit: 'requests',
+			}),
+			ipRequestsPerSecond: option(z.number().min(0).max(100_000).default(200), {
+				description:
+					'Sustained request rate per client address over all connections and users (IPv6: per /64; see http.trustProxy), cluster-wide with Redis. Keep it high enough for users sharing a NAT. 0 turns the limit off.',
+				unit: 'requests/s',
+			}),
+			ipRequestBurst: option(z.number().int().min(1).max(1_000_000).default(500), {
+				description: 'Requests one client address may send at once before ipRequestsPerSecond applies (token bucket size).',
+				unit: 'requests',
+			}),
+			ipConnectionsPerMinute: option(z.number().min(0).max(1_000_000).default(120), {
+				description:
+					'New WebSocket connections per client address (IPv6: per /64), cluster-wide with Redis; more are closed at once with code 4429 and a reason saying when to retry. 0 turns the limit off.',
+				unit: 'connections/min',
+			}),
+			ipConnectionBurst: option(z.number().int().min(1).max(1_000_000).default(60), {
+				description: 'New WebSocket connections one client address may open at once before ipConnectionsPerMinute applies (token bucket size).',
+				unit: 'connections',
+			}),
 		})
 		.prefault({}),
 
@@ -229,6 +270,24 @@ export const configSchema = z.strictObject({
 				description: 'Bitrate of Opus encoded from uploads (mono, voice-tuned).',
 				unit: 'bits/s',
 			}),
+			userRequestsPerSecond: option(z.number().min(0).max(100_000).default(20), {
+				description:
+					'Sustained rate of HTTP requests per user to the voice-message API and tus uploads (/voice/...), on every node when Redis is set. Excess requests get 429 with Retry-After and code E_RATE_LIMIT. 0 turns the limit off.',
+				unit: 'requests/s',
+			}),
+			userRequestBurst: option(z.number().int().min(1).max(1_000_000).default(60), {
+				description: 'Voice HTTP requests a user may send at once before userRequestsPerSecond applies (token bucket size).',
+				unit: 'requests',
+			}),
+			ipRequestsPerSecond: option(z.number().min(0).max(100_000).default(100), {
+				description:
+					'Sustained rate of voice HTTP requests per client address (IPv6: per /64; see http.trustProxy), checked before authentication, cluster-wide with Redis. 0 turns the limit off.',
+				unit: 'requests/s',
+			}),
+			ipRequestBurst: option(z.number().int().min(1).max(1_000_000).default(300), {
+				description: 'Voice HTTP requests one client address may send at once before ipRequestsPerSecond applies (token bucket size).',
+				unit: 'requests',
+			}),
 		})
 		.prefault({}),
 
@@ -237,6 +296,28 @@ export const configSchema = z.strictObject({
 			redisUrl: option(z.string().default(''), {
 				description: 'Redis URL (redis://host:port/db). Empty: single node, nothing shared. Readiness checks Redis when set.',
 				envAliases: ['REDIS_URL'],
+			}),
+			nodeId: option(z.string().regex(/^[A-Za-z0-9_.-]{0,100}$/).default(''), {
+				description:
+					'This node\'s id in the cluster (letters, digits, _ . -). Empty: <hostname>-<pid>-<4 random hex>, new on every start, so a restarted node never inherits the home claims of the process it replaces (those expire or are taken over) and two nodes never share an id.',
+			}),
+			publicUrl: option(z.string().regex(/^(https?|wss?):\/\/[^/\s]+\/?$|^$/).default(''), {
+				description:
+					'Base URL clients use to reach this node (http(s):// or ws(s)://, no path), given in redirects: signaling is <publicUrl>/ws. Empty: http://<media announced address>:<http port>. Set it behind a TLS proxy or NAT.',
+			}),
+			nodeTtlMs: option(z.number().int().min(300).max(60_000).default(3000), {
+				description:
+					'Lifetime of this node\'s registry entry and of its channels\' home claims in Redis; refreshed every third of it. A node that dies is gone from the registry (and its channels can move) within about this long.',
+				unit: 'ms',
+			}),
+			requestTimeoutMs: option(z.number().int().min(50).max(60_000).default(2000), {
+				description: 'Default time a node-to-node request over the cluster bus waits for its reply.',
+				unit: 'ms',
+			}),
+			spanAbovePeers: option(z.number().int().min(0).max(1_000_000).default(500), {
+				description:
+					'A join for a channel homed on another node is redirected there while that node serves fewer peers than this; at or above it the channel spans nodes (this node pipes it from the home node). 0: always span, never redirect.',
+				unit: 'peers',
 			}),
 		})
 		.prefault({}),

@@ -40,6 +40,8 @@ export const ERROR_CODES = {
 	E_SHUTTING_DOWN: 'The server is shutting down.',
 	E_REPLACED: 'The same user joined this channel from another connection.',
 	E_INTERNAL: 'Internal server error.',
+	E_REDIRECT: 'This channel is served by another node; connect there (error.redirect) and join again.',
+	E_CLUSTER_UNAVAILABLE: 'Cluster coordination (Redis) is unreachable; try again.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -47,6 +49,15 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export interface ProtocolError {
 	code: ErrorCode;
 	message: string;
+	/** With E_REDIRECT: the node that serves the channel and its signaling URL (ws(s)://.../ws). */
+	redirect?: RedirectTarget;
+	/** With E_RATE_LIMIT from a user or address limit: how long to wait before retrying. */
+	retryAfterMs?: number;
+}
+
+export interface RedirectTarget {
+	nodeId: string;
+	url: string;
 }
 
 /** WebSocket close codes Parley uses (4000-4999 are for applications). */
@@ -61,7 +72,7 @@ export const CLOSE_CODES = {
 	SHUTTING_DOWN: 4503,
 	/** Too slow to read its messages (backpressure limit). */
 	SLOW_CONSUMER: 4508,
-	/** Too many connections on this node. */
+	/** Too many connections on this node, or too many new ones from this address. */
 	OVERLOADED: 4429,
 } as const;
 

@@ -1,0 +1,227 @@
+// The cluster's list of live nodes, kept in Redis: each node writes its entry with a TTL
+// and refreshes it on a heartbeat, so a node that dies drops out by itself within the TTL
+// without anyone having to notice it first.
+//
+//   parley:node:<nodeId>   JSON NodeInfo, PX nodeTtlMs
+//   parley:nodes           sorted set nodeId -> last heartbeat (Redis clock, ms); pruned
+//                          past the TTL. Lists candidates; the entry key is the truth.
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { Logger } from '../telemetry/logger.js';
+
+export const NODE_KEY_PREFIX = 'parley:node:';
+export const NODES_KEY = 'parley:nodes';
+
+const loadSchema = z.object({
+	peers: z.number().int().min(0),
+	consumers: z.number().int().min(0),
+	channels: z.number().int().min(0),
+	/** Mean CPU share of this node's mediasoup workers over the last heartbeat (0..1 per worker). */
+	workerCpu: z.number().min(0),
+});
+export type NodeLoad = z.infer<typeof loadSchema>;
+
+/** Entries come back from Redis, where anything may have written them: validated on read. */
+export const nodeInfoSchema = z.object({
+	nodeId: z.string().min(1).max(200),
+	/** WebSocket URL clients use (ws(s)://host:port/ws). */
+	signalingUrl: z.url(),
+	/** Base HTTP URL (voice-message API, health). */
+	httpUrl: z.url(),
+	/** Address announced to clients for WebRTC media. */
+	mediaAddress: z.string(),
+	/** Address other nodes reach this node's PipeTransports at. */
+	pipeAddress: z.string(),
+	/** Epoch ms of this process's start. */
+	startedAt: z.number(),
+	load: loadSchema,
+});
+export type NodeInfo = z.infer<typeof nodeInfoSchema>;
+
+export interface NodeRegistryEvents {
+	/** A node that was live is gone (expired, or deregistered at shutdown). */
+	nodeLost: [nodeId: string];
+	/** A node appeared (or came back after Redis returned). */
+	nodeSeen: [info: NodeInfo];
+}
+
+export interface NodeRegistryOptions {
+	redis: Redis;
+	/** This node's entry without its load (filled in on each heartbeat). */
+	self: Omit<NodeInfo, 'load'>;
+	/** cluster.nodeTtlMs: entry lifetime; the heartbeat runs every third of it. */
+	ttlMs: number;
+	load: () => NodeLoad | Promise<NodeLoad>;
+	log: Logger;
+}
+
+// Redis's clock for the sorted-set scores, so nodes with skewed clocks agree on who is stale.
+const HEARTBEAT_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
+return now
+`;
+
+export type HeartbeatTask = () => Promise<void>;
+
+export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
+	readonly nodeId: string;
+	readonly ttlMs: number;
+	readonly #redis: Redis;
+	readonly #self: Omit<NodeInfo, 'load'>;
+	readonly #load: () => NodeLoad | Promise<NodeLoad>;
+	readonly #log: Logger;
+	readonly #tasks: HeartbeatTask[] = [];
+	/** Live nodes as of the last successful poll (other nodes and this one). */
+	#known = new Map<string, NodeInfo>();
+	#timer: NodeJS.Timeout | undefined;
+	#beating: Promise<void> | undefined;
+	#registered = false;
+	#stopped = false;
+	#lastError = '';
+
+	constructor(options: NodeRegistryOptions) {
+		super();
+		this.nodeId = options.self.nodeId;
+		this.ttlMs = options.ttlMs;
+		this.#redis = options.redis;
+		this.#self = options.self;
+		this.#load = options.load;
+		this.#log = options.log;
+	}
+
+	/** This node's entry was written by the last heartbeat (false while Redis is away). */
+	get registered(): boolean {
+		return this.#registered;
+	}
+
+	get heartbeatIntervalMs(): number {
+		return Math.max(100, Math.floor(this.ttlMs / 3));
+	}
+
+	/** Runs after every successful heartbeat (e.g. placement refreshes its home claims). */
+	onHeartbeat(task: HeartbeatTask): void {
+		this.#tasks.push(task);
+	}
+
+	/** Writes the entry now (resolves even when Redis is away) and keeps it fresh. */
+	async start(): Promise<void> {
+		if (this.#timer || this.#stopped) return;
+		await this.beat();
+		const schedule = (): void => {
+			this.#timer = setTimeout(() => {
+				void this.beat().finally(() => {
+					if (!this.#stopped) schedule();
+				});
+			}, this.heartbeatIntervalMs);
+		};
+		schedule();
+	}
+
+	/** One heartbeat: write this node's entry, then poll the others. Never rejects. */
+	beat(): Promise<void> {
+		this.#beating ??= this.#beat().finally(() => (this.#beating = undefined));
+		return this.#beating;
+	}
+
+	async #beat(): Promise<void> {
+		if (this.#stopped) return;
+		try {
+			const info: NodeInfo = { ...this.#self, load: await this.#load() };
+			await this.#redis.eval(HEARTBEAT_SCRIPT, 2, NODE_KEY_PREFIX + this.nodeId, NODES_KEY, JSON.stringify(info), String(this.ttlMs), this.nodeId);
+			if (!this.#registered) this.#log.info({ nodeId: this.nodeId, ttlMs: this.ttlMs }, 'node registered');
+			this.#registered = true;
+			this.#lastError = '';
+		} catch (err) {
+			if (this.#registered || this.#lastError !== (err as Error).message) this.#log.warn({ err }, 'node heartbeat failed');
+			this.#registered = false;
+			this.#lastError = (err as Error).message;
+			return;
+		}
+		for (const task of this.#tasks) {
+			try {
+				await task();
+			} catch (err) {
+				this.#log.warn({ err }, 'heartbeat task failed');
+			}
+		}
+		await this.#poll();
+	}
+
+	/** Compares the live set with the last one and emits nodeLost / nodeSeen. Skipped
+	 * while Redis is away: an unreachable Redis says nothing about the other nodes. */
+	async #poll(): Promise<void> {
+		let live: NodeInfo[];
+		try {
+			live = await this.liveNodes();
+		} catch {
+			return;
+		}
+		if (this.#stopped) return;
+		const next = new Map(live.map((n) => [n.nodeId, n]));
+		const previous = this.#known;
+		this.#known = next;
+		for (const id of previous.keys()) if (!next.has(id) && id !== this.nodeId) this.emit('nodeLost', id);
+		for (const [id, info] of next) if (!previous.has(id) && id !== this.nodeId) this.emit('nodeSeen', info);
+	}
+
+	/** Every node whose entry has not expired (this one included), from Redis now. */
+	async liveNodes(): Promise<NodeInfo[]> {
+		const ids = await this.#redis.zrange(NODES_KEY, '0', '-1');
+		if (ids.length === 0) return [];
+		const raw = await this.#redis.mget(...ids.map((id) => NODE_KEY_PREFIX + id));
+		const nodes: NodeInfo[] = [];
+		raw.forEach((value, i) => {
+			const info = value === null ? undefined : this.#parse(value, ids[i]!);
+			if (info) nodes.push(info);
+		});
+		return nodes;
+	}
+
+	/** The node's entry, or undefined when it is not live. */
+	async get(nodeId: string): Promise<NodeInfo | undefined> {
+		const value = await this.#redis.get(NODE_KEY_PREFIX + nodeId);
+		return value === null ? undefined : this.#parse(value, nodeId);
+	}
+
+	/** Live nodes as of the last heartbeat (no Redis round trip). */
+	knownNodes(): NodeInfo[] {
+		return [...this.#known.values()];
+	}
+
+	#parse(value: string, nodeId: string): NodeInfo | undefined {
+		let json: unknown;
+		try {
+			json = JSON.parse(value);
+		} catch {
+			json = undefined;
+		}
+		const parsed = nodeInfoSchema.safeParse(json);
+		if (!parsed.success || parsed.data.nodeId !== nodeId) {
+			this.#log.warn({ nodeId }, 'ignoring a malformed node registry entry');
+			return undefined;
+		}
+		return parsed.data;
+	}
+
+	/** Stops the heartbeat. `deregister`: delete this node's entry now so others see it
+	 * gone at once (graceful shutdown) instead of after the TTL. */
+	async stop(options: { deregister: boolean }): Promise<void> {
+		if (this.#stopped) return;
+		this.#stopped = true;
+		clearTimeout(this.#timer);
+		this.#timer = undefined;
+		await this.#beating;
+		if (!options.deregister || this.#redis.status !== 'ready') return;
+		try {
+			await this.#redis.multi().del(NODE_KEY_PREFIX + this.nodeId).zrem(NODES_KEY, this.nodeId).exec();
+			this.#registered = false;
+		} catch (err) {
+			this.#log.warn({ err }, 'could not delete the node registry entry; it expires by itself');
+		}
+	}
+}
