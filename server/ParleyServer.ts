@@ -17,6 +17,7 @@ import { routerMediaCodecs } from './media/mediaCodecs.js';
 import { signingKey } from './signaling/accessToken.js';
 import { registerDevTokenRoute } from './signaling/devTokenRoute.js';
 import { SignalingServer } from './signaling/SignalingServer.js';
+import { createRateLimits } from './signaling/rateLimits.js';
 import { registerStaticFiles } from './http/staticFiles.js';
 import { LocalVoiceStorage } from './voice/VoiceStorage.js';
 import { SqliteVoiceMessageStore, type VoiceMessageStore } from './voice/VoiceMessageStore.js';
@@ -125,6 +126,8 @@ export class ParleyServer {
 		});
 		const key = signingKey(config.auth.jwtSecret);
 		if (!config.auth.jwtSecret) log.warn('auth.jwtSecret is empty: tokens are signed with a random per-process key');
+		// Per user and per address; in Redis (shared by all nodes) when the node has it.
+		const rateLimits = createRateLimits(config, redis, log.child({ component: 'rate-limits' }), metrics && ((scope) => metrics.rateLimited.inc({ scope })));
 		this.signaling = new SignalingServer(
 			http,
 			{
@@ -136,10 +139,11 @@ export class ParleyServer {
 				voice: this.voice,
 				isAccepting: () => this.#accepting,
 				...(metrics && { events: metrics.signalingEvents }),
+				rateLimits: rateLimits.signaling,
 			},
 			log.child({ component: 'signaling' }),
 		);
-		registerVoiceRoutes(http, { store: this.voiceStore, storage, service: this.voice, signingKey: key });
+		registerVoiceRoutes(http, { store: this.voiceStore, storage, service: this.voice, signingKey: key, rateLimits: rateLimits.http });
 		this.uploads = new TusUploadServer(http, {
 			basePath: '/voice/uploads',
 			dir: path.join(this.storageDir, UPLOADS_SUBDIR),
@@ -156,6 +160,7 @@ export class ParleyServer {
 				}),
 			log: log.child({ component: 'uploads' }),
 			...(metrics && { events: uploadEvents(metrics) }),
+			rateLimits: rateLimits.http,
 		});
 		if (metrics && config.metrics.port === 0) registerMetricsRoute(http, metrics, config.metrics.bearerToken);
 		registerDevTokenRoute(

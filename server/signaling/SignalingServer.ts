@@ -17,6 +17,8 @@ import { RequestError } from './RequestError.js';
 import { requestHandlers, type HandlerContext } from './requestHandlers.js';
 import { SignalingSession, type SessionEvents, type SocketData } from './SignalingSession.js';
 import { TokenBucket } from './TokenBucket.js';
+import type { SignalingRateLimits } from './rateLimits.js';
+import { clientAddress } from '../http/clientAddress.js';
 
 const SERVER_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -29,6 +31,8 @@ export interface SignalingServerOptions {
 	voice: VoiceMessageService;
 	isAccepting: () => boolean;
 	events?: SessionEvents;
+	/** Per-user and per-address limits beyond each connection's own bucket. */
+	rateLimits?: SignalingRateLimits;
 }
 
 export class SignalingServer {
@@ -64,12 +68,12 @@ export class SignalingServer {
 				const key = req.getHeader('sec-websocket-key');
 				const protocol = req.getHeader('sec-websocket-protocol');
 				const extensions = req.getHeader('sec-websocket-extensions');
-				const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+				const remoteAddress = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for'), options.config.http.trustProxy);
 				let aborted = false;
 				res.onAborted(() => {
 					aborted = true;
 				});
-				this.#authenticate(query)
+				this.#authenticate(query, remoteAddress)
 					.catch((err: unknown): Pick<SocketData, 'claims' | 'refusal'> => {
 						this.#log.error({ err }, 'authentication failed unexpectedly');
 						return { claims: undefined, refusal: { closeCode: CLOSE_CODES.AUTH, error: { code: 'E_INTERNAL', message: ERROR_CODES.E_INTERNAL } } };
@@ -95,9 +99,12 @@ export class SignalingServer {
 		return this.#sessions.size;
 	}
 
-	async #authenticate(query: URLSearchParams): Promise<Pick<SocketData, 'claims' | 'refusal'>> {
+	async #authenticate(query: URLSearchParams, remoteAddress: string): Promise<Pick<SocketData, 'claims' | 'refusal'>> {
 		const refuse = (closeCode: number, code: ErrorCode, message: string) => ({ claims: undefined, refusal: { closeCode, error: { code, message } } });
 		if (!this.#options.isAccepting()) return refuse(CLOSE_CODES.SHUTTING_DOWN, 'E_SHUTTING_DOWN', ERROR_CODES.E_SHUTTING_DOWN);
+		// Before the token is verified: a flood of connections costs one bucket lookup each.
+		const limited = await this.#options.rateLimits?.admitConnection(remoteAddress);
+		if (limited) return { claims: undefined, refusal: { closeCode: CLOSE_CODES.OVERLOADED, error: limited } };
 		const version = query.get('v');
 		if (version !== null && version !== String(PROTOCOL_VERSION)) {
 			return refuse(CLOSE_CODES.PROTOCOL_VERSION, 'E_PROTOCOL_VERSION', `This server speaks protocol version ${PROTOCOL_VERSION}, not ${version.slice(0, 16)}.`);
@@ -147,8 +154,18 @@ export class SignalingServer {
 			displayName: claims.displayName,
 			grants: claims.grants,
 			channels: claims.channels,
-			limits: { maxMessageBytes: s.maxMessageBytes, requestsPerSecond: s.requestsPerSecond, requestBurst: s.requestBurst },
+			limits: { maxMessageBytes: s.maxMessageBytes, ...this.#pacing() },
 		});
+	}
+
+	/** The rate a client should pace its requests at: its connection's, or its user's when lower. */
+	#pacing(): { requestsPerSecond: number; requestBurst: number } {
+		const s = this.#options.config.signaling;
+		const user = this.#options.rateLimits?.userRule;
+		return {
+			requestsPerSecond: Math.min(s.requestsPerSecond, user?.ratePerSecond ?? Infinity),
+			requestBurst: Math.min(s.requestBurst, user?.burst ?? Infinity),
+		};
 	}
 
 	/** Runs a validated request's handler inside its span (a no-op span when tracing is off). */
@@ -160,6 +177,7 @@ export class SignalingServer {
 			attributes,
 			async (span) => {
 				try {
+					await this.#options.rateLimits?.admitRequest(session.claims.userId, session.remoteAddress);
 					const result = await handler(session, data, this.#context);
 					span.setAttribute('parley.result_code', 'OK');
 					return result;

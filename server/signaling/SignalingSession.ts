@@ -74,6 +74,11 @@ export class SignalingSession implements PeerLink {
 		return this.#closed;
 	}
 
+	/** The client's address (per-address limits; behind a proxy per http.trustProxy). */
+	get remoteAddress(): string {
+		return this.#ws.getUserData().remoteAddress;
+	}
+
 	/** The joined peer, or undefined when not in a channel (or the channel closed). */
 	get joinedPeer(): Peer | undefined {
 		if (this.peer?.closed) {

@@ -13,6 +13,7 @@ import type { WorkerPool } from '../media/WorkerPool.js';
 import type { ErrorCode } from '../signaling/protocol.js';
 import { isMethod } from '../signaling/protocolSchemas.js';
 import type { InvalidMessageReason, SessionEvents } from '../signaling/SignalingSession.js';
+import { RATE_LIMIT_SCOPES } from '../signaling/rateLimits.js';
 import type { TranscodeErrorCode } from '../voice/transcode/TranscodeError.js';
 
 /** What the scrape-time gauges read. Functions, so owners created later can be named. */
@@ -82,6 +83,8 @@ export class ParleyMetrics {
 	readonly signalingRequestDuration: Histogram<'method'>;
 	readonly signalingRateLimited: Counter;
 	readonly signalingInvalidMessages: Counter<'reason'>;
+	/** Refusals by the per-user and per-address limits (not the per-connection bucket). */
+	readonly rateLimited: Counter<'scope'>;
 	// ---- voice messages
 	readonly recordingsStarted: Counter;
 	readonly recordingsFinished: Counter<'reason'>;
@@ -283,6 +286,13 @@ export class ParleyMetrics {
 			registers,
 		});
 		for (const reason of INVALID_MESSAGE_REASONS) this.signalingInvalidMessages.inc({ reason }, 0);
+		this.rateLimited = new Counter({
+			name: 'parley_rate_limited_total',
+			help: 'Requests and connections refused by the per-user and per-address limits (cluster-wide with Redis), by scope: signaling_user, signaling_ip, ws_connect_ip (new WebSockets, close 4429), voice_user, voice_ip (voice HTTP API and tus, 429).',
+			labelNames: ['scope'],
+			registers,
+		});
+		for (const scope of RATE_LIMIT_SCOPES) this.rateLimited.inc({ scope }, 0);
 
 		// ---- voice messages --------------------------------------------------------------------
 		new Gauge({

@@ -12,6 +12,7 @@ import { errorReply } from '../http/HttpServer.js';
 import { AccessTokenError, channelAllowed, verifyAccessToken, type AccessClaims } from '../signaling/accessToken.js';
 import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../signaling/protocol.js';
 import { RequestError } from '../signaling/RequestError.js';
+import type { HttpRateLimits } from '../signaling/rateLimits.js';
 import { InvalidCursorError, type VoiceMessageStore } from './VoiceMessageStore.js';
 import { VoiceMessageService } from './VoiceMessageService.js';
 import type { VoiceStorage } from './VoiceStorage.js';
@@ -25,6 +26,8 @@ export interface VoiceRouteOptions {
 	storage: VoiceStorage;
 	service: VoiceMessageService;
 	signingKey: Uint8Array;
+	/** Per-address (before authentication) and per-user request limits: 429 with Retry-After. */
+	rateLimits?: HttpRateLimits;
 }
 
 /** Bearer token from the header, else `access_token` from the query. */
@@ -68,8 +71,12 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 	const authenticated =
 		(handler: (req: HttpRouteRequest, claims: AccessClaims) => Promise<HttpReply> | HttpReply) =>
 		async (req: HttpRouteRequest): Promise<HttpReply> => {
+			const byAddress = await o.rateLimits?.admitAddress(req);
+			if (byAddress) return byAddress;
 			const claims = await authenticateRequest(req, o.signingKey);
 			if (isReply(claims)) return claims;
+			const byUser = await o.rateLimits?.admitUser(claims.userId);
+			if (byUser) return byUser;
 			try {
 				return await handler(req, claims);
 			} catch (err) {

@@ -13,6 +13,7 @@
 import type { HttpReply, HttpRouteRequest, HttpServer } from '../../http/HttpServer.js';
 import type { AccessClaims } from '../../signaling/accessToken.js';
 import type { Logger } from '../../telemetry/logger.js';
+import type { HttpRateLimits } from '../../signaling/rateLimits.js';
 import { parseDestination, type Destination } from '../voiceMessage.js';
 import { storageFailure, storageFailureText, type StorageFailure } from '../storageDirectory.js';
 import { TusRequestError } from './TusRequestError.js';
@@ -93,6 +94,8 @@ export interface TusUploadServerOptions {
 	onComplete(upload: CompletedUpload): Promise<void>;
 	log: Logger;
 	events?: UploadEvents;
+	/** Per-address (before authentication) and per-user request limits: 429 with Retry-After. */
+	rateLimits?: HttpRateLimits;
 }
 
 const DEFAULT_MAX_CHUNK_BYTES = 8 * 1_048_576;
@@ -212,10 +215,15 @@ export class TusUploadServer {
 	/** The checks every tus request shares (version, then identity), and errors to replies. */
 	async #serve(req: HttpRouteRequest, handle: (claims: AccessClaims) => Promise<HttpReply>): Promise<HttpReply> {
 		try {
+			const limits = this.#options.rateLimits;
+			const byAddress = await limits?.admitAddress(req);
+			if (byAddress) return byAddress;
 			if (req.header('tus-resumable') !== TUS_VERSION) {
 				throw new TusRequestError(412, 'E_VERSION', `Tus-Resumable must be ${TUS_VERSION}.`, { 'Tus-Version': TUS_VERSION });
 			}
-			return await handle(await this.#authenticate(req));
+			const claims = await this.#authenticate(req);
+			const byUser = await limits?.admitUser(claims.userId);
+			return byUser ?? (await handle(claims));
 		} catch (err) {
 			if (err instanceof TusRequestError) return err.toReply();
 			const failure = storageFailure(err);
