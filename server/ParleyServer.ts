@@ -191,7 +191,7 @@ export class ParleyServer {
 			throw err;
 		}
 		const redis = config.cluster.redisUrl ? connectRedis(config.cluster.redisUrl, log.child({ component: 'cluster' })) : undefined;
-		const http = new HttpServer(log.child({ component: 'http' }));
+		const http = new HttpServer(log.child({ component: 'http' }), { maxConcurrentRequests: config.http.maxConcurrentRequests, bodyTimeoutMs: config.http.bodyTimeoutMs });
 		const server = new ParleyServer(config, log, workers, http, redis);
 		server.#tracing = tracing;
 		registerStaticFiles(http, DEMO_APP_DIR);

@@ -2,6 +2,12 @@
 // handlers returning a reply value; this module owns the uWS details: reading the request
 // before the handler yields (uWS request objects die when the callback returns), abort
 // handling, corked writes, request ids and one log line per request.
+//
+// uWS has no connection cap for plain HTTP, so this module bounds the work instead: at most
+// maxConcurrentRequests requests are in flight (more get 503 + Retry-After at once, before
+// their body is read), and a body must arrive within bodyTimeoutMs (408, connection closed).
+// uWS itself closes a connection whose headers take over ~10 s or whose body trickles in
+// slower than 16 KB/s; the body timeout also bounds a body sent just fast enough for that.
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
@@ -27,6 +33,8 @@ export interface HttpReply {
 	body?: unknown;
 	contentType?: string;
 	headers?: Record<string, string>;
+	/** Close the connection after this reply (overload, a body cut off mid-way). */
+	closeConnection?: boolean;
 }
 
 export type HttpHandler = (req: HttpRequestInfo) => HttpReply | Promise<HttpReply>;
@@ -39,6 +47,17 @@ export interface HttpRouteOptions {
 	/** Headers added to every reply of this route, also to the 413 and 500 replies made here
 	 * (a protocol like tus needs its version header on those too); the handler's own win. */
 	headers?: Record<string, string>;
+	/** Served even when maxConcurrentRequests are in flight and not counted: health probes
+	 * and metrics must tell the truth about a busy node, not 503 because it is busy. */
+	unlimited?: boolean;
+}
+
+/** Per-listener bounds on plain HTTP work (WebSocket sessions have their own). */
+export interface HttpLimits {
+	/** Requests in flight at once (from arrival to reply); more get 503. Default: no limit. */
+	maxConcurrentRequests?: number;
+	/** Time from a request's arrival to the last byte of its body; past it 408. Default: none. */
+	bodyTimeoutMs?: number;
 }
 
 /** Methods route() registers (uWS spells DELETE `del`). */
@@ -62,11 +81,18 @@ const EMPTY = Buffer.alloc(0);
 export class HttpServer {
 	readonly app: TemplatedApp;
 	readonly #log: Logger;
+	readonly #maxInFlight: number;
+	readonly #bodyTimeoutMs: number;
 	#listenSocket: us_listen_socket | undefined;
 	#port = 0;
+	#inFlight = 0;
+	#rejectedBusy = 0;
+	#bodyTimeouts = 0;
 
-	constructor(log: Logger) {
+	constructor(log: Logger, limits: HttpLimits = {}) {
 		this.#log = log;
+		this.#maxInFlight = limits.maxConcurrentRequests ?? Infinity;
+		this.#bodyTimeoutMs = limits.bodyTimeoutMs ?? 0;
 		this.app = uWS.App();
 		this.app.any('/*', (res, req) => {
 			this.#serve(res, req, () => errorReply(404, 'E_NOT_FOUND', `No route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`), {});
@@ -79,6 +105,11 @@ export class HttpServer {
 
 	get listening(): boolean {
 		return this.#listenSocket !== undefined;
+	}
+
+	/** Counted requests in flight now (tests check it returns to zero), and those refused. */
+	get requestStats(): { inFlight: number; rejectedBusy: number; bodyTimeouts: number } {
+		return { inFlight: this.#inFlight, rejectedBusy: this.#rejectedBusy, bodyTimeouts: this.#bodyTimeouts };
 	}
 
 	get(pattern: string, handler: HttpHandler, options: HttpRouteOptions = {}): void {
@@ -123,9 +154,20 @@ export class HttpServer {
 		const given = headers.get('x-request-id');
 		const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
 		const log = this.#log.child({ requestId });
+		const counted = !options.unlimited;
+		let released = !counted;
+		let bodyTimer: NodeJS.Timeout | undefined;
+		// Once per request, whichever comes first: the reply, or the client going away.
+		const release = (): void => {
+			clearTimeout(bodyTimer);
+			if (released) return;
+			released = true;
+			this.#inFlight--;
+		};
 		let aborted = false;
 		res.onAborted(() => {
 			aborted = true;
+			release();
 		});
 		const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
 		const info: HttpRequestInfo = { method, url, query, requestId, remoteAddress, body: EMPTY, header: (n) => headers.get(n.toLowerCase()) ?? '', log };
@@ -133,6 +175,7 @@ export class HttpServer {
 		const finish = (handlerReply: HttpReply): void => {
 			if (done) return;
 			done = true;
+			release();
 			const reply = options.headers ? { ...handlerReply, headers: { ...options.headers, ...handlerReply.headers } } : handlerReply;
 			const durationMs = Math.round((performance.now() - started) * 100) / 100;
 			const line = { method, url, status: reply.status, durationMs };
@@ -141,6 +184,21 @@ export class HttpServer {
 			if (aborted) return;
 			res.cork(() => writeReply(res, reply, requestId));
 		};
+		if (counted) {
+			if (this.#inFlight >= this.#maxInFlight) {
+				this.#rejectedBusy++;
+				released = true; // never took a slot
+				// Before the body is read: refusing must cost less than serving. Closing the
+				// connection sheds its body and its keep-alive slot too.
+				finish({
+					...errorReply(503, 'E_BUSY', `This server is handling as many requests as it can (${this.#maxInFlight}); retry in a moment.`),
+					headers: { 'Retry-After': '1' },
+					closeConnection: true,
+				});
+				return;
+			}
+			this.#inFlight++;
+		}
 		if (!readBody) {
 			runHandler(handler, info, finish);
 			return;
@@ -153,6 +211,14 @@ export class HttpServer {
 		}
 		const chunks: Buffer[] = [];
 		let size = 0;
+		if (this.#bodyTimeoutMs > 0) {
+			const timeoutMs = this.#bodyTimeoutMs;
+			bodyTimer = setTimeout(() => {
+				this.#bodyTimeouts++;
+				log.warn({ method, url, receivedBytes: size, timeoutMs }, 'request body too slow; connection closed');
+				finish({ ...errorReply(408, 'E_TIMEOUT', `The request body did not arrive within ${timeoutMs / 1000} s.`), closeConnection: true });
+			}, timeoutMs);
+		}
 		res.onData((chunk, isLast) => {
 			if (done) return;
 			size += chunk.byteLength;
@@ -163,6 +229,7 @@ export class HttpServer {
 			// uWS reuses `chunk` after this callback: copy it.
 			chunks.push(Buffer.from(new Uint8Array(chunk)));
 			if (isLast) {
+				clearTimeout(bodyTimer);
 				info.body = Buffer.concat(chunks);
 				runHandler(handler, info, finish);
 			}
@@ -235,5 +302,5 @@ function writeReply(res: HttpResponse, reply: HttpReply, requestId: string): voi
 	}
 	if (contentType) res.writeHeader('content-type', contentType);
 	for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
-	res.end(body);
+	res.end(body, reply.closeConnection === true);
 }

@@ -52,7 +52,7 @@ export interface HealthRouteOptions {
 
 export function registerHealthRoutes(http: HttpServer, options: HealthRouteOptions): void {
 	const startedAt = Date.now();
-	http.get('/healthz', () => ({ status: 200, body: { status: 'ok', uptimeS: Math.round((Date.now() - startedAt) / 1000) } }), { quiet: true });
+	http.get('/healthz', () => ({ status: 200, body: { status: 'ok', uptimeS: Math.round((Date.now() - startedAt) / 1000) } }), { quiet: true, unlimited: true });
 	http.get(
 		'/readyz',
 		async (req) => {
@@ -62,6 +62,6 @@ export function registerHealthRoutes(http: HttpServer, options: HealthRouteOptio
 			if (!ready) req.log.warn({ checks, draining }, 'not ready');
 			return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : draining ? 'draining' : 'not ready', checks } };
 		},
-		{ quiet: true },
+		{ quiet: true, unlimited: true },
 	);
 }

@@ -15,8 +15,9 @@ export function registerMetricsRoute(http: HttpServer, metrics: ParleyMetrics, b
 			const { contentType, body } = await metrics.exposition();
 			return { status: 200, contentType, body, headers: { 'Cache-Control': 'no-store' } };
 		},
-		// Prometheus scrapes every few seconds: its requests are logged at debug level.
-		{ quiet: true },
+		// Prometheus scrapes every few seconds: its requests are logged at debug level. A busy
+		// node is still scraped (http.maxConcurrentRequests does not apply).
+		{ quiet: true, unlimited: true },
 	);
 }
 
