@@ -194,7 +194,7 @@ describe('demo page (browser)', () => {
 		// The sender deletes it.
 		await ada.page.click(`${ready} [data-testid="delete-voice-message"]`);
 		await ada.page.waitForSelector('#voice-empty:not([hidden])');
-		expect(server.voiceStore.get(voiceMessageId)).toBeUndefined();
+		expect(await server.voiceStore.get(voiceMessageId)).toBeUndefined();
 		expect(ada.errors).toEqual([]);
 		expect(await ada.page.isHidden('#error')).toBe(true);
 		await ada.page.close();
@@ -305,7 +305,7 @@ describe('demo page (browser)', () => {
 		expect(requests.filter((r) => r !== 'OPTIONS')).toEqual(['HEAD', `PATCH ${256 * 1024}`, `PATCH ${512 * 1024}`]);
 		// Finished: forgotten, so the same file again would be a new message.
 		expect(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tus::')).length)).toBe(0);
-		await expect.poll(() => server.voiceStore.get(result.message!.id)?.status, { timeout: 20_000 }).toBe('ready');
+		await expect.poll(async () => (await server.voiceStore.get(result.message!.id))?.status, { timeout: 20_000 }).toBe('ready');
 		expect(errors).toEqual([]);
 		await page.close();
 	}, 60_000);

@@ -1,5 +1,7 @@
 // One Parley node: the mediasoup worker pool, the HTTP + WebSocket listener, optional
 // Redis, and the ordered shutdown that ties them together.
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import * as mediasoup from 'mediasoup';
@@ -55,6 +57,9 @@ export class ParleyServer {
 	readonly workers: WorkerPool;
 	readonly http: HttpServer;
 	readonly redis: Redis | undefined;
+	/** This node's id (cluster.nodeId, or <hostname>-<pid>-<random>): names it in the cluster
+	 * and on the voice messages it records. */
+	readonly nodeId: string;
 	readonly storageDir: string;
 	readonly channels: ChannelRegistry;
 	readonly signaling: SignalingServer;
@@ -104,7 +109,8 @@ export class ParleyServer {
 				streams: () => channelStreams(this.channels.channels()),
 			});
 		}
-		this.voiceStore = new SqliteVoiceMessageStore(config.voice.databasePath);
+		this.nodeId = nodeIdOf(config.cluster);
+		this.voiceStore = new SqliteVoiceMessageStore(config.voice.databasePath, { nodeId: this.nodeId });
 		const storage = new LocalVoiceStorage(this.storageDir);
 		this.transcoder = new AudioTranscoder({
 			maxConcurrent: config.voice.transcodeConcurrency,
@@ -121,6 +127,7 @@ export class ParleyServer {
 			maxDurationMs: config.voice.maxDurationMs,
 			maxConcurrentRecordings: config.voice.maxConcurrentRecordings,
 			uploadsDir: path.join(this.storageDir, UPLOADS_SUBDIR),
+			nodeId: this.nodeId,
 			log: log.child({ component: 'voice' }),
 			...(metrics && { events: voiceMessageEvents(metrics) }),
 		});
@@ -191,7 +198,7 @@ export class ParleyServer {
 			throw err;
 		}
 		const redis = config.cluster.redisUrl ? connectRedis(config.cluster.redisUrl, log.child({ component: 'cluster' })) : undefined;
-		const http = new HttpServer(log.child({ component: 'http' }), { maxConcurrentRequests: config.http.maxConcurrentRequests, bodyTimeoutMs: config.http.bodyTimeoutMs });
+		const http = new HttpServer(log.child({ component: 'http' }));
 		const server = new ParleyServer(config, log, workers, http, redis);
 		server.#tracing = tracing;
 		registerStaticFiles(http, DEMO_APP_DIR);
@@ -219,7 +226,7 @@ export class ParleyServer {
 			server.uploads.close();
 			await workers.close();
 			redis?.disconnect();
-			server.voiceStore.close();
+			await server.voiceStore.close();
 			await tracing?.shutdown();
 			throw err;
 		}
@@ -307,11 +314,20 @@ export class ParleyServer {
 		this.#metricsHttp?.close();
 		await this.workers.close();
 		if (this.redis) await closeRedis(this.redis);
-		this.voiceStore.close();
+		await this.voiceStore.close();
 		// Last: spans of the shutdown itself (recordings finalized) are exported too.
 		await this.#tracing?.shutdown();
 		const durationMs = Math.round(performance.now() - started);
 		this.log.info({ durationMs, clean: !timedOut }, 'shutdown complete');
 		return { clean: !timedOut, durationMs };
 	}
+}
+
+/** cluster.nodeId, else new on every start (hostname and pid for people, random bits so ids never repeat), so a
+ * restarted node never inherits what the process it replaces owned. Only characters the
+ * cluster accepts in ids. */
+function nodeIdOf(cluster: { nodeId?: string }): string {
+	if (cluster.nodeId) return cluster.nodeId;
+	const host = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 60) || 'node';
+	return `${host}-${process.pid}-${randomBytes(2).toString('hex')}`;
 }

@@ -79,7 +79,7 @@ describe('recording a voice message from Chromium', () => {
 		expect(Math.abs(probeDurationMs(file) - message!.durationMs!)).toBeLessThanOrEqual(40);
 		expect(Math.abs(dominantFrequency(pcm.subarray(4800)) - 1000)).toBeLessThanOrEqual(10);
 
-		const counts = server.voiceStore.get(recorded.id)!.recording!;
+		const counts = (await server.voiceStore.get(recorded.id))!.recording!;
 		expect(counts.packetsReceived).toBeGreaterThan(140);
 		expect(counts.packetsWritten).toBe(counts.packetsReceived - counts.duplicates - counts.late);
 		expect(counts.packetsForwarded).toBe(counts.packetsReceived);

@@ -41,13 +41,13 @@ describe('recordings across server stops', () => {
 		return { server, publisher, id: rec.data.voiceMessageId };
 	}
 
-	function stored(env: Record<string, string>, id: string): { message: VoiceMessage; file: string } {
-		const store = new SqliteVoiceMessageStore(env.PARLEY_VOICE_DATABASE_PATH!);
+	async function stored(env: Record<string, string>, id: string): Promise<{ message: VoiceMessage; file: string }> {
+		const store = new SqliteVoiceMessageStore(env.PARLEY_VOICE_DATABASE_PATH!, { nodeId: 'test' });
 		try {
-			const message = store.get(id)!;
+			const message = (await store.get(id))!;
 			return { message, file: new LocalVoiceStorage(env.PARLEY_STORAGE_DIR!).pathOf(message) };
 		} finally {
-			store.close();
+			await store.close();
 		}
 	}
 
@@ -58,7 +58,7 @@ describe('recordings across server stops', () => {
 		await new Promise((r) => setTimeout(r, 100));
 		server.child.kill('SIGTERM');
 		expect(await server.exited).toBe(0);
-		const { message, file } = stored(env, id);
+		const { message, file } = await stored(env, id);
 		expect(message.status).toBe('ready');
 		expect(message.recording).toMatchObject({ packetsReceived: sent, packetsWritten: sent });
 		const audio = decodeFileToMono(file);
@@ -73,14 +73,14 @@ describe('recordings across server stops', () => {
 		await new Promise((r) => setTimeout(r, 100));
 		server.child.kill('SIGKILL');
 		await server.exited;
-		expect(stored(env, id).message.status).toBe('recording');
+		expect((await stored(env, id)).message.status).toBe('recording');
 
 		const restarted = startServerProcess(env);
 		servers.push(restarted);
 		const recovered = await logLine(restarted, 'unfinished recordings recovered');
 		expect(recovered).toMatchObject({ finalized: 1, failed: 0 });
 		await logLine(restarted, 'parley listening');
-		const { message, file } = stored(env, id);
+		const { message, file } = await stored(env, id);
 		expect(message.status).toBe('ready');
 		// Pages are written about once a second: at most the last second is lost.
 		expect(message.durationMs).toBeGreaterThanOrEqual(2000);

@@ -15,9 +15,9 @@ import { ProducerRecording, type RecordingResult, type StopReason } from './reco
 import { storageFailure, storageFailureText } from './storageDirectory.js';
 import { TranscodeError } from './transcode/TranscodeError.js';
 import type { CompletedUpload } from './upload/TusUploadServer.js';
-import type { VoiceMessageStore } from './VoiceMessageStore.js';
+import { DuplicateVoiceMessageError, type VoiceMessagePatch, type VoiceMessageStore } from './VoiceMessageStore.js';
 import type { VoiceStorage } from './VoiceStorage.js';
-import type { Destination, VoiceMessage } from './voiceMessage.js';
+import { voiceMessageInfo, type Destination, type VoiceMessage } from './voiceMessage.js';
 
 /** What post-processing needs from the transcoder (server/voice/transcode). */
 export interface AudioTools {
@@ -48,13 +48,16 @@ export interface VoiceMessageServiceOptions {
 	/** The upload server's directory (uploads are `<id>.part` there): where an upload whose
 	 * conversion a shutdown interrupted is found again at the next start. */
 	uploadsDir?: string;
+	/** This node (cluster.nodeId): recorded on the messages it records or converts, so that
+	 * after a crash only this node, or one that finds it gone, finishes them. */
+	nodeId: string;
 	log: Logger;
 	events?: VoiceMessageEvents;
 }
 
 export class VoiceMessageService {
 	readonly #o: VoiceMessageServiceOptions;
-	readonly #recordings = new Map<string, { recording: ProducerRecording; ownerId: string }>();
+	readonly #recordings = new Map<string, RecordingEntry>();
 	/** Post-processing in flight, so shutdown can wait for it. */
 	readonly #processing = new Set<Promise<void>>();
 
@@ -68,21 +71,7 @@ export class VoiceMessageService {
 
 	/** The client view of a message. */
 	static info(m: VoiceMessage): VoiceMessageInfo {
-		return {
-			id: m.id,
-			ownerId: m.ownerId,
-			destination: m.destination,
-			source: m.source,
-			status: m.status,
-			...(m.failureReason !== undefined && { failureReason: m.failureReason }),
-			...(m.durationMs !== undefined && { durationMs: m.durationMs }),
-			...(m.sizeBytes !== undefined && { sizeBytes: m.sizeBytes }),
-			...(m.waveform !== undefined && { waveform: m.waveform }),
-			...(m.status === 'ready' && { audioUrl: `/voice/messages/${m.id}/audio` }),
-			...(m.originalName !== undefined && { originalName: m.originalName }),
-			...(m.originalSha256 !== undefined && { originalSha256: m.originalSha256 }),
-			createdAt: m.createdAt,
-		};
+		return voiceMessageInfo(m);
 	}
 
 	/** Owner, the addressed user, or anyone whose token allows the channel. */
@@ -96,8 +85,8 @@ export class VoiceMessageService {
 		this.#o.notify(VoiceMessageService.info(m), reason);
 	}
 
-	#update(id: string, patch: Parameters<VoiceMessageStore['update']>[1], reason?: string): VoiceMessage | undefined {
-		const m = this.#o.store.update(id, patch);
+	async #update(id: string, patch: VoiceMessagePatch, reason?: string): Promise<VoiceMessage | undefined> {
+		const m = await this.#o.store.update(id, patch);
 		if (m) {
 			this.#publish(m, reason);
 			if (m.status === 'ready' || m.status === 'failed') this.#o.events?.messageFinished?.(m);
@@ -113,23 +102,28 @@ export class VoiceMessageService {
 			if (r.recording.producerId === producer.id) throw new RequestError('E_INVALID_STATE', 'This producer is already being recorded.');
 		}
 		const now = Date.now();
-		const message: VoiceMessage = { id: randomUUID(), ownerId, destination, source: 'recording', status: 'recording', createdAt: now, updatedAt: now };
+		const message: VoiceMessage = { id: randomUUID(), ownerId, destination, source: 'recording', status: 'recording', nodeId: this.#o.nodeId, createdAt: now, updatedAt: now };
 		const path = await this.#o.storage.writablePath(message).catch((err: unknown) => {
 			throw storageRequestError(err) ?? err;
 		});
 		// The record exists before the file, so a crash leaves nothing unaccounted for.
-		this.#o.store.insert(message);
+		await this.#o.store.insert(message);
 		let recording: ProducerRecording;
 		try {
 			recording = await ProducerRecording.start(router, producer, path, this.#o.maxDurationMs);
 		} catch (err) {
 			const failure = storageFailure(err);
-			this.#update(message.id, { status: 'failed', failureReason: failure ? `The recording could not start: ${storageFailureText(failure)}.` : 'The recording could not start.' });
+			await this.#update(message.id, { status: 'failed', failureReason: failure ? `The recording could not start: ${storageFailureText(failure)}.` : 'The recording could not start.' });
 			await rm(path, { force: true }).catch(() => undefined);
 			throw storageRequestError(err) ?? err;
 		}
-		this.#recordings.set(message.id, { recording, ownerId });
-		recording.once('finished', (result) => this.#onRecordingFinished(message.id, result));
+		const entry: RecordingEntry = { recording, ownerId, committed: undefined };
+		this.#recordings.set(message.id, entry);
+		// 'finished' fires before stop() resolves, so stopRecording can wait for the commit.
+		recording.once('finished', (result) => {
+			entry.committed = this.#onRecordingFinished(message.id, result);
+			this.#track(entry.committed);
+		});
 		this.#o.events?.recordingStarted?.();
 		this.#publish(message);
 		this.#o.log.info({ voiceMessageId: message.id, producerId: producer.id }, 'recording started');
@@ -140,15 +134,16 @@ export class VoiceMessageService {
 	async stopRecording(ownerId: string, id: string): Promise<VoiceMessage> {
 		const entry = this.#recordings.get(id);
 		if (!entry || entry.ownerId !== ownerId) {
-			const m = this.#o.store.get(id);
+			const m = await this.#o.store.get(id);
 			if (m && m.ownerId === ownerId && m.source === 'recording') return m; // already stopped
 			throw new RequestError('E_NOT_FOUND', `No recording ${id} of yours.`);
 		}
 		await entry.recording.stop('stopped');
-		return this.#o.store.get(id)!;
+		await entry.committed;
+		return (await this.#o.store.get(id))!;
 	}
 
-	#onRecordingFinished(id: string, result: RecordingResult): void {
+	async #onRecordingFinished(id: string, result: RecordingResult): Promise<void> {
 		this.#recordings.delete(id);
 		this.#o.events?.recordingFinished?.(result);
 		const recording = { ...result.counts, ...(result.consumerPacketCount !== undefined && { packetsForwarded: result.consumerPacketCount }) };
@@ -158,7 +153,7 @@ export class VoiceMessageService {
 			// The file is incomplete (a write failed): never reported ready; its space is given back.
 			const failure = storageFailure(result.error);
 			this.#o.log.error({ err: result.error, voiceMessageId: id }, 'recording could not be written');
-			const m = this.#update(
+			const m = await this.#update(
 				id,
 				{ ...base, status: 'failed', failureReason: `The recording could not be saved: ${failure ? storageFailureText(failure) : 'the server could not write it'}.` },
 				result.reason,
@@ -167,37 +162,40 @@ export class VoiceMessageService {
 			return;
 		}
 		if (result.counts.packetsWritten === 0) {
-			const m = this.#update(id, { ...base, status: 'failed', failureReason: 'No audio was received.' }, result.reason);
+			const m = await this.#update(id, { ...base, status: 'failed', failureReason: 'No audio was received.' }, result.reason);
 			if (m) void this.#o.storage.remove(m);
 			return;
 		}
-		this.#update(id, { ...base, status: 'processing' }, reasonText(result.reason));
+		await this.#update(id, { ...base, status: 'processing' }, reasonText(result.reason));
 		this.#track(this.#finishProcessing(id));
 	}
 
+	/** Keeps work for drainProcessing; a failure (the store unreachable) is logged, not thrown
+	 * into nowhere. */
 	#track(work: Promise<void>): void {
-		this.#processing.add(work);
-		void work.finally(() => this.#processing.delete(work));
+		const tracked = work.catch((err: unknown) => this.#o.log.error({ err }, 'voice message work failed'));
+		this.#processing.add(tracked);
+		void tracked.finally(() => this.#processing.delete(tracked));
 	}
 
 	/** Hash and waveform of a complete Ogg Opus file, then ready. */
 	async #finishProcessing(id: string, extra: Partial<VoiceMessage> = {}): Promise<void> {
-		const m = this.#o.store.get(id);
+		const m = await this.#o.store.get(id);
 		if (!m) return;
 		try {
 			const path = await this.#o.storage.writablePath(m);
 			const sha256 = await sha256File(path);
 			const waveform = this.#o.tools ? await this.#waveformIfAvailable(id, path) : undefined;
-			this.#update(id, { ...extra, status: 'ready', sha256, ...(waveform && { waveform }) });
+			await this.#update(id, { ...extra, status: 'ready', sha256, ...(waveform && { waveform }) });
 		} catch (err) {
 			if (err instanceof TranscodeError && err.code === 'closed') {
 				// Shutting down: the file is complete; the next start finishes it (recoverUnfinished).
-				this.#o.store.update(id, { ...extra });
+				await this.#o.store.update(id, { ...extra });
 				this.#o.log.warn({ voiceMessageId: id }, 'post-processing cut off by shutdown; left for the next start');
 				return;
 			}
 			this.#o.log.error({ err, voiceMessageId: id }, 'voice message post-processing failed');
-			this.#update(id, { status: 'failed', failureReason: 'The recorded file could not be processed.' });
+			await this.#update(id, { status: 'failed', failureReason: 'The recorded file could not be processed.' });
 		}
 	}
 
@@ -220,7 +218,7 @@ export class VoiceMessageService {
 	 * Resolves once the message exists (status processing); the transcode runs after.
 	 */
 	async acceptUpload(upload: ReceivedUpload): Promise<VoiceMessage> {
-		const existing = this.#o.store.get(upload.uploadId);
+		const existing = await this.#o.store.get(upload.uploadId);
 		if (existing) return existing;
 		// The upload server deletes its file once we return: keep our own name for it.
 		const input = acceptedInputPath(upload.path);
@@ -237,10 +235,18 @@ export class VoiceMessageService {
 			originalType: upload.fileType,
 			originalSizeBytes: upload.sizeBytes,
 			originalSha256: upload.sha256,
+			nodeId: this.#o.nodeId,
 			createdAt: now,
 			updatedAt: now,
 		};
-		this.#o.store.insert(message);
+		try {
+			await this.#o.store.insert(message);
+		} catch (err) {
+			// The same upload handed over twice at once (two nodes, or a retry): the first won.
+			if (!(err instanceof DuplicateVoiceMessageError)) throw err;
+			await rm(input, { force: true });
+			return (await this.#o.store.get(upload.uploadId)) ?? message;
+		}
 		this.#publish(message);
 		this.#track(this.#transcodeUpload(message, { ...upload, path: input }));
 		return message;
@@ -255,7 +261,7 @@ export class VoiceMessageService {
 			const result = await tools.toOggOpus(upload.path, target);
 			if (result.durationMs > this.#o.maxDurationMs) {
 				await this.#o.storage.remove(message);
-				this.#update(message.id, { status: 'failed', failureReason: `The audio is longer than the ${this.#o.maxDurationMs / 1000} s limit.` });
+				await this.#update(message.id, { status: 'failed', failureReason: `The audio is longer than the ${this.#o.maxDurationMs / 1000} s limit.` });
 				return;
 			}
 			const sizeBytes = (await this.#o.storage.size(message)) ?? 0;
@@ -276,7 +282,7 @@ export class VoiceMessageService {
 			const reason = (err as { reason?: string }).reason ?? 'The file could not be converted to Ogg Opus.';
 			this.#o.log.warn({ err, voiceMessageId: message.id }, 'upload transcode failed');
 			await this.#o.storage.remove(message).catch(() => undefined);
-			this.#update(message.id, { status: 'failed', failureReason: reason });
+			await this.#update(message.id, { status: 'failed', failureReason: reason });
 		} finally {
 			if (!keepInput) await rm(upload.path, { force: true });
 		}
@@ -286,25 +292,45 @@ export class VoiceMessageService {
 
 	/**
 	 * At startup: recordings a crash interrupted are closed with what reached the disk (or
-	 * marked failed), and messages caught mid-processing are processed again.
+	 * marked failed), and messages caught mid-processing are processed again. With a shared
+	 * store only this node's messages are touched, plus those with no node and those whose
+	 * node `isGone` says is gone: such a message is taken over by a compare-and-set of its
+	 * nodeId, so two nodes starting together never finish the same one.
 	 */
-	async recoverUnfinished(): Promise<{ finalized: number; failed: number }> {
+	async recoverUnfinished(isGone: (nodeId: string) => boolean | Promise<boolean> = () => true): Promise<{ finalized: number; failed: number; skipped: number }> {
 		let finalized = 0;
 		let failed = 0;
-		for (const m of this.#o.store.listByStatus('recording')) {
+		let skipped = 0;
+		const store = this.#o.store;
+		const claim = async (m: VoiceMessage): Promise<VoiceMessage | undefined> => {
+			if (m.nodeId === this.#o.nodeId) return m;
+			if (m.nodeId !== undefined && !(await isGone(m.nodeId))) return undefined;
+			return store.update(m.id, { nodeId: this.#o.nodeId }, { nodeId: m.nodeId });
+		};
+		for (const found of await store.listByStatus('recording')) {
+			const m = await claim(found);
+			if (!m || m.status !== 'recording') {
+				skipped++;
+				continue;
+			}
 			try {
 				const path = await this.#o.storage.writablePath(m);
 				const recovered = recoverOggOpus(path);
-				this.#o.store.update(m.id, { status: 'processing', durationMs: Math.round(recovered.durationMs), sizeBytes: recovered.sizeBytes, failureReason: undefined });
+				await this.#update(m.id, { status: 'processing', durationMs: Math.round(recovered.durationMs), sizeBytes: recovered.sizeBytes, failureReason: undefined });
 				await this.#finishProcessing(m.id);
 				finalized++;
 			} catch (err) {
 				const reason = err instanceof UnrecoverableFileError ? 'The server stopped before any audio was saved.' : 'The recording was interrupted and could not be saved.';
-				this.#o.store.update(m.id, { status: 'failed', failureReason: reason });
+				await this.#update(m.id, { status: 'failed', failureReason: reason });
 				failed++;
 			}
 		}
-		for (const m of this.#o.store.listByStatus('processing')) {
+		for (const found of await store.listByStatus('processing')) {
+			const m = await claim(found);
+			if (!m || m.status !== 'processing') {
+				skipped++;
+				continue;
+			}
 			if (m.source === 'recording') {
 				await this.#finishProcessing(m.id);
 				continue;
@@ -314,10 +340,11 @@ export class VoiceMessageService {
 			const input = this.#o.uploadsDir && acceptedInputPath(path.join(this.#o.uploadsDir, `${m.id}.part`));
 			if (input && (await fileExists(input))) this.#track(this.#transcodeUpload(m, { path: input }));
 			else if (m.durationMs !== undefined && (await this.#o.storage.size(m)) !== undefined) this.#track(this.#finishProcessing(m.id));
-			else this.#o.store.update(m.id, { status: 'failed', failureReason: 'The server restarted while converting the upload; upload it again.' });
+			else await this.#update(m.id, { status: 'failed', failureReason: 'The server restarted while converting the upload; upload it again.' });
 		}
 		if (finalized + failed > 0) this.#o.log.warn({ finalized, failed }, 'unfinished recordings recovered');
-		return { finalized, failed };
+		if (skipped > 0) this.#o.log.info({ skipped }, 'unfinished voice messages of other live nodes left to them');
+		return { finalized, failed, skipped };
 	}
 
 	/** Finalizes every recording and waits for post-processing (shutdown). */
@@ -328,24 +355,41 @@ export class VoiceMessageService {
 
 	/** Finalizes every running recording (fast: the files are complete once this resolves). */
 	async stopRecordings(reason: StopReason): Promise<void> {
-		await Promise.all([...this.#recordings.values()].map((r) => r.recording.stop(reason)));
+		await Promise.all(
+			[...this.#recordings.values()].map(async (r) => {
+				await r.recording.stop(reason);
+				await r.committed;
+			}),
+		);
 	}
 
 	/** Waits for post-processing in flight (hash, waveform, upload transcodes), which can be
 	 * slow: shutdown tells clients to go before it waits for this. */
 	async drainProcessing(): Promise<void> {
-		await Promise.all([...this.#processing]);
+		// Work in flight may start more (a finished recording starts its post-processing).
+		while (this.#processing.size > 0) await Promise.all([...this.#processing]);
 	}
 
 	/** Deletes a message (owner only): file first, then the record. */
 	async delete(claims: AccessClaims, id: string): Promise<boolean> {
-		const m = this.#o.store.get(id);
+		const m = await this.#o.store.get(id);
 		if (!m || !VoiceMessageService.canRead(claims, m)) return false;
 		if (m.ownerId !== claims.userId) throw new RequestError('E_FORBIDDEN', 'Only the sender can delete a voice message.');
-		await this.#recordings.get(id)?.recording.stop('stopped');
+		const entry = this.#recordings.get(id);
+		if (entry) {
+			await entry.recording.stop('stopped');
+			await entry.committed;
+		}
 		await this.#o.storage.remove(m);
 		return this.#o.store.delete(id);
 	}
+}
+
+interface RecordingEntry {
+	recording: ProducerRecording;
+	ownerId: string;
+	/** The store update after the recording finished (set when it finishes). */
+	committed: Promise<void> | undefined;
 }
 
 function reasonText(reason: StopReason): string | undefined {

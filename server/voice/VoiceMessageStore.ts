@@ -3,7 +3,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Destination, VoiceMessage, VoiceMessageStatus } from './voiceMessage.js';
+import { lifecycleEvent, type VoiceEventListener } from './voiceEvents.js';
+import { formatDestination, type Destination, type VoiceMessage, type VoiceMessageStatus } from './voiceMessage.js';
 
 export interface ListOptions {
 	limit: number;
@@ -17,30 +18,58 @@ export interface VoiceMessagePage {
 	nextCursor?: string;
 }
 
-export interface VoiceMessageStore {
-	insert(message: VoiceMessage): void;
-	/** Applies `patch` (and a new updatedAt); returns the new record, or undefined if none. */
-	update(id: string, patch: Partial<Omit<VoiceMessage, 'id' | 'ownerId' | 'createdAt'>>): VoiceMessage | undefined;
-	get(id: string): VoiceMessage | undefined;
-	/** Newest first. */
-	listFor(destination: Destination, options: ListOptions): VoiceMessagePage;
-	listByStatus(status: VoiceMessageStatus): VoiceMessage[];
-	delete(id: string): boolean;
-	close(): void;
+export type VoiceMessagePatch = Partial<Omit<VoiceMessage, 'id' | 'ownerId' | 'createdAt'>>;
+
+/** A precondition of update(): the change applies only while it holds (compare-and-set). */
+export interface UpdateCondition {
+	/** The record's nodeId must be this one (undefined: the record has none). */
+	nodeId: string | undefined;
 }
 
-function destinationKey(d: Destination): string {
-	return d.kind === 'channel' ? `channel:${d.channel}` : `user:${d.userId}`;
+/**
+ * Voice-message metadata. Promise-based, so a shared store (Redis, for a cluster) fits behind
+ * it; every implementation commits a message and its indexes atomically and reports each
+ * lifecycle change (created, status changed, deleted) once, right after committing it.
+ */
+export interface VoiceMessageStore {
+	/** Rejects with DuplicateVoiceMessageError when the id exists. */
+	insert(message: VoiceMessage): Promise<void>;
+	/** Applies `patch` (and a new updatedAt); resolves with the new record, or undefined when
+	 * there is none (or `condition` does not hold). */
+	update(id: string, patch: VoiceMessagePatch, condition?: UpdateCondition): Promise<VoiceMessage | undefined>;
+	get(id: string): Promise<VoiceMessage | undefined>;
+	/** Newest first. Rejects with InvalidCursorError for a malformed cursor. */
+	listFor(destination: Destination, options: ListOptions): Promise<VoiceMessagePage>;
+	listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]>;
+	delete(id: string): Promise<boolean>;
+	close(): Promise<void>;
 }
+
+export interface VoiceMessageStoreOptions {
+	/** Names this node in lifecycle events. */
+	nodeId: string;
+	/** Called once per committed lifecycle change (webhooks, tests). Must not throw. */
+	onEvent?: VoiceEventListener;
+}
+
+const destinationKey = formatDestination;
 
 /** Cursor: "<createdAt>:<id>", so messages created in the same millisecond page correctly. */
-function parseCursor(cursor: string): { createdAt: number; id: string } | undefined {
+export function parseCursor(cursor: string): { createdAt: number; id: string } | undefined {
 	const m = /^(\d{1,16}):([0-9a-f-]{36})$/.exec(cursor);
 	return m ? { createdAt: Number(m[1]), id: m[2]! } : undefined;
 }
 
+export function formatCursor(m: Pick<VoiceMessage, 'createdAt' | 'id'>): string {
+	return `${m.createdAt}:${m.id}`;
+}
+
 export class InvalidCursorError extends Error {
 	override readonly name = 'InvalidCursorError';
+}
+
+export class DuplicateVoiceMessageError extends Error {
+	override readonly name = 'DuplicateVoiceMessageError';
 }
 
 export class SqliteVoiceMessageStore implements VoiceMessageStore {
@@ -52,8 +81,10 @@ export class SqliteVoiceMessageStore implements VoiceMessageStore {
 	readonly #listBefore: Database.Statement;
 	readonly #byStatus: Database.Statement;
 	readonly #delete: Database.Statement;
+	readonly #o: VoiceMessageStoreOptions;
 
-	constructor(file: string) {
+	constructor(file: string, options: VoiceMessageStoreOptions) {
+		this.#o = options;
 		if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
 		this.#db = new Database(file);
 		// WAL: readers do not block the writer; synchronous=FULL: a committed status survives a crash.
@@ -82,26 +113,42 @@ export class SqliteVoiceMessageStore implements VoiceMessageStore {
 		this.#delete = this.#db.prepare('DELETE FROM voice_messages WHERE id = ?');
 	}
 
-	insert(m: VoiceMessage): void {
-		this.#insert.run(m.id, m.ownerId, destinationKey(m.destination), m.status, m.createdAt, JSON.stringify(m));
+	// better-sqlite3 is synchronous: each method commits before it returns, and the async
+	// signatures only match the interface. Events are emitted after the commit.
+	async insert(m: VoiceMessage): Promise<void> {
+		try {
+			this.#insert.run(m.id, m.ownerId, destinationKey(m.destination), m.status, m.createdAt, JSON.stringify(m));
+		} catch (err) {
+			if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new DuplicateVoiceMessageError(`voice message ${m.id} exists`);
+			throw err;
+		}
+		this.#emit(undefined, m);
 	}
 
-	update(id: string, patch: Partial<Omit<VoiceMessage, 'id' | 'ownerId' | 'createdAt'>>): VoiceMessage | undefined {
-		return this.#db.transaction(() => {
-			const current = this.get(id);
+	async update(id: string, patch: VoiceMessagePatch, condition?: UpdateCondition): Promise<VoiceMessage | undefined> {
+		const changed = this.#db.transaction(() => {
+			const current = this.#read(id);
 			if (!current) return undefined;
+			if (condition && current.nodeId !== condition.nodeId) return undefined;
 			const next: VoiceMessage = { ...current, ...patch, updatedAt: Date.now() };
 			this.#update.run(next.status, JSON.stringify(next), id);
-			return next;
+			return { current, next };
 		})();
+		if (!changed) return undefined;
+		this.#emit(changed.current, changed.next);
+		return changed.next;
 	}
 
-	get(id: string): VoiceMessage | undefined {
+	async get(id: string): Promise<VoiceMessage | undefined> {
+		return this.#read(id);
+	}
+
+	#read(id: string): VoiceMessage | undefined {
 		const row = this.#get.get(id) as { record: string } | undefined;
 		return row ? (JSON.parse(row.record) as VoiceMessage) : undefined;
 	}
 
-	listFor(destination: Destination, { limit, before }: ListOptions): VoiceMessagePage {
+	async listFor(destination: Destination, { limit, before }: ListOptions): Promise<VoiceMessagePage> {
 		const key = destinationKey(destination);
 		let rows: { record: string }[];
 		if (before) {
@@ -113,18 +160,30 @@ export class SqliteVoiceMessageStore implements VoiceMessageStore {
 		}
 		const messages = rows.slice(0, limit).map((r) => JSON.parse(r.record) as VoiceMessage);
 		const last = messages.at(-1);
-		return rows.length > limit && last ? { messages, nextCursor: `${last.createdAt}:${last.id}` } : { messages };
+		return rows.length > limit && last ? { messages, nextCursor: formatCursor(last) } : { messages };
 	}
 
-	listByStatus(status: VoiceMessageStatus): VoiceMessage[] {
+	async listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]> {
 		return (this.#byStatus.all(status) as { record: string }[]).map((r) => JSON.parse(r.record) as VoiceMessage);
 	}
 
-	delete(id: string): boolean {
-		return this.#delete.run(id).changes > 0;
+	async delete(id: string): Promise<boolean> {
+		const removed = this.#db.transaction(() => {
+			const current = this.#read(id);
+			if (current) this.#delete.run(id);
+			return current;
+		})();
+		if (!removed) return false;
+		this.#emit(removed, undefined);
+		return true;
 	}
 
-	close(): void {
-		this.#db.close();
+	async close(): Promise<void> {
+		if (this.#db.open) this.#db.close();
+	}
+
+	#emit(previous: VoiceMessage | undefined, current: VoiceMessage | undefined): void {
+		const event = this.#o.onEvent && lifecycleEvent(previous, current, this.#o.nodeId);
+		if (event) this.#o.onEvent!(event);
 	}
 }

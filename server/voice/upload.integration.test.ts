@@ -70,7 +70,7 @@ describe('voice-message uploads through the server', () => {
 		const ready = await listener.waitFor('voiceMessage', (d) => d.message.id === id && d.message.status === 'ready', 15_000);
 		expect(ready.message.waveform).toHaveLength(100);
 		expect(Math.max(...ready.message.waveform!)).toBeGreaterThan(20);
-		const m = server.voiceStore.get(id)!;
+		const m = (await server.voiceStore.get(id))!;
 		expect(m.detectedFormat).toBe('amr-nb');
 		expect(m.codec).toMatchObject({ codec: 'opus', channels: 1 });
 		const stored = new LocalVoiceStorage(server.storageDir).pathOf(m);

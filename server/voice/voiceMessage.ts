@@ -1,5 +1,5 @@
 // What a voice message is: the record every part of server/voice reads and writes.
-import { USER_ID_PATTERN, type VoiceMessageDestination } from '../signaling/protocol.js';
+import { USER_ID_PATTERN, type VoiceMessageDestination, type VoiceMessageInfo } from '../signaling/protocol.js';
 import { destinationSchema } from '../signaling/protocolSchemas.js';
 
 export { USER_ID_PATTERN };
@@ -62,7 +62,30 @@ export interface VoiceMessage {
 	originalSha256?: string;
 	detectedFormat?: string;
 	recording?: RecordingCounts;
+	/** The node that records or converts it (cluster): recovery after a crash touches only its
+	 * own, or those of a node that is gone. Never shown to clients. */
+	nodeId?: string;
 	/** Milliseconds since the epoch. */
 	createdAt: number;
 	updatedAt: number;
+}
+
+/** The client view of a message (notifications, the HTTP API, events): an allow-list, so
+ * internal fields (nodeId, hashes of the stored file, packet counts) stay inside. */
+export function voiceMessageInfo(m: VoiceMessage): VoiceMessageInfo {
+	return {
+		id: m.id,
+		ownerId: m.ownerId,
+		destination: m.destination,
+		source: m.source,
+		status: m.status,
+		...(m.failureReason !== undefined && { failureReason: m.failureReason }),
+		...(m.durationMs !== undefined && { durationMs: m.durationMs }),
+		...(m.sizeBytes !== undefined && { sizeBytes: m.sizeBytes }),
+		...(m.waveform !== undefined && { waveform: m.waveform }),
+		...(m.status === 'ready' && { audioUrl: `/voice/messages/${m.id}/audio` }),
+		...(m.originalName !== undefined && { originalName: m.originalName }),
+		...(m.originalSha256 !== undefined && { originalSha256: m.originalSha256 }),
+		createdAt: m.createdAt,
+	};
 }

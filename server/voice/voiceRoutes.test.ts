@@ -28,7 +28,7 @@ describe('voice-message HTTP API', () => {
 		const writer = new OggOpusWriter(await storage.writablePath(m));
 		encodeTone(440, 50).forEach((f, i) => writer.writePacket(f, i * 960));
 		m.sizeBytes = writer.finalize().sizeBytes;
-		server.voiceStore.insert(m);
+		await server.voiceStore.insert(m);
 		return m;
 	}
 

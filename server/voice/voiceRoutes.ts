@@ -86,10 +86,10 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 		};
 
 	/** The message named in the URL, if it exists and this user may read it (else 404: ids do not leak). */
-	const readable = (req: HttpRouteRequest, claims: AccessClaims) => {
+	const readable = async (req: HttpRouteRequest, claims: AccessClaims) => {
 		const id = req.params[0] ?? '';
 		if (!VOICE_MESSAGE_ID_PATTERN.test(id)) return undefined;
-		const m = o.store.get(id);
+		const m = await o.store.get(id);
 		return m && VoiceMessageService.canRead(claims, m) ? m : undefined;
 	};
 	const notFound = () => errorReply(404, 'E_NOT_FOUND', 'No such voice message.');
@@ -97,7 +97,7 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 	http.route(
 		'get',
 		'/voice/messages',
-		authenticated((req, claims) => {
+		authenticated(async (req, claims) => {
 			const q = new URLSearchParams(req.query);
 			const channel = q.get('channel');
 			const user = q.get('user');
@@ -116,7 +116,7 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 			const limit = q.has('limit') ? Number(q.get('limit')) : 20;
 			if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) return errorReply(400, 'E_BAD_REQUEST', `limit must be 1..${MAX_PAGE}.`);
 			try {
-				const page = o.store.listFor(destination, { limit, ...(q.get('before') && { before: q.get('before')! }) });
+				const page = await o.store.listFor(destination, { limit, ...(q.get('before') && { before: q.get('before')! }) });
 				return { status: 200, body: { messages: page.messages.map(VoiceMessageService.info), ...(page.nextCursor && { nextCursor: page.nextCursor }) } };
 			} catch (err) {
 				if (err instanceof InvalidCursorError) return errorReply(400, 'E_BAD_REQUEST', 'Invalid cursor.');
@@ -128,8 +128,8 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 	http.route(
 		'get',
 		'/voice/messages/:id',
-		authenticated((req, claims) => {
-			const m = readable(req, claims);
+		authenticated(async (req, claims) => {
+			const m = await readable(req, claims);
 			return m ? { status: 200, body: VoiceMessageService.info(m) } : notFound();
 		}),
 	);
@@ -138,7 +138,7 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 		'get',
 		'/voice/messages/:id/audio',
 		authenticated(async (req, claims) => {
-			const m = readable(req, claims);
+			const m = await readable(req, claims);
 			if (!m) return notFound();
 			if (m.status !== 'ready') return errorReply(409, 'E_NOT_READY', `The voice message is ${m.status}.`);
 			const size = await o.storage.size(m);
@@ -165,7 +165,7 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 		'del',
 		'/voice/messages/:id',
 		authenticated(async (req, claims) => {
-			const m = readable(req, claims);
+			const m = await readable(req, claims);
 			if (!m) return notFound();
 			await o.service.delete(claims, m.id);
 			return { status: 204 };

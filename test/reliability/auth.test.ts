@@ -119,7 +119,7 @@ describe('authentication and authorization on every entry point', () => {
 		const writer = new OggOpusWriter(await storage.writablePath(message));
 		encodeTone(440, 50).forEach((f, i) => writer.writePacket(f, i * 960));
 		message.sizeBytes = writer.finalize().sizeBytes;
-		h.server.voiceStore.insert(message);
+		await h.server.voiceStore.insert(message);
 		uploadId = await createUploadId({ base: h.base, token: adaToken }, 1000);
 		tokens = await hostileTokens(adaToken);
 	});
@@ -174,7 +174,7 @@ describe('authentication and authorization on every entry point', () => {
 		expect(failures).toEqual([]);
 		// Nothing was done on Ada's behalf: her upload, message and session are intact.
 		expect((await routes(ada.token).find((r) => r.name === 'HEAD /voice/uploads/:id')!.run()).headers.get('upload-offset')).toBe('0');
-		expect(h.server.voiceStore.get(message.id)?.status).toBe('ready');
+		expect((await h.server.voiceStore.get(message.id))?.status).toBe('ready');
 		expect(code(await ada.client.request('getTransportStats', { transportId: ada.recvTransportId }))).toBe('OK');
 	}, 60_000);
 
@@ -267,7 +267,7 @@ describe('authentication and authorization on every entry point', () => {
 		const producer = [...h.server.channels.get('room')!.peers.values()].find((p) => p.userId === 'ada')!.producers.get(ada.publisher.producerId)!;
 		expect(producer.closed).toBe(false);
 		expect(producer.paused).toBe(false);
-		expect(h.server.voiceStore.get(ada.recordingId)?.status).toBe('recording');
+		expect((await h.server.voiceStore.get(ada.recordingId))?.status).toBe('recording');
 		mallory.client.close();
 	});
 
@@ -293,7 +293,7 @@ describe('authentication and authorization on every entry point', () => {
 		] as const) {
 			for (const route of routes(token)) expect((await route.run()).status, `${route.name} as ${who}`).toBe(expected[route.name]![column]);
 		}
-		expect(h.server.voiceStore.get(message.id)?.status).toBe('ready');
+		expect((await h.server.voiceStore.get(message.id))?.status).toBe('ready');
 		expect((await routes(ada.token).find((r) => r.name === 'HEAD /voice/uploads/:id')!.run()).headers.get('upload-offset')).toBe('0');
 	});
 });

@@ -118,10 +118,10 @@ describe('disk problems', () => {
 			expect((await s.client.request('stopRecording', { voiceMessageId: id })).ok).toBe(true);
 		}
 		const harness = h;
-		await waitUntil(() => ['ready', 'failed'].includes(harness.server.voiceStore.get(adaRec)!.status) && harness.server.voiceStore.get(bobRec)!.status === 'ready', 5000, 'both settled');
-		expect(h.server.voiceStore.get(adaRec)).toMatchObject({ status: 'failed', failureReason: expect.stringMatching(/could not/) as unknown as string });
+		await waitUntil(async () => ['ready', 'failed'].includes((await harness.server.voiceStore.get(adaRec))!.status) && (await harness.server.voiceStore.get(bobRec))!.status === 'ready', 5000, 'both settled');
+		expect(await h.server.voiceStore.get(adaRec)).toMatchObject({ status: 'failed', failureReason: expect.stringMatching(/could not/) as unknown as string });
 		expect(voiceUpdates(ada.client, adaRec).map((u) => u.message.status)).not.toContain('ready');
-		expect(h.server.voiceStore.get(bobRec)!.durationMs).toBeGreaterThan(1000);
+		expect((await h.server.voiceStore.get(bobRec))!.durationMs).toBeGreaterThan(1000);
 	});
 
 	it('fails an upload chunk over RLIMIT_FSIZE with 507, keeps what was acknowledged, and resumes once the limit is lifted', async () => {
@@ -200,8 +200,8 @@ describe('disk problems', () => {
 			if (!rec.ok) throw new Error(rec.error.code);
 			const id = rec.data.voiceMessageId;
 			const harness = h;
-			await waitUntil(() => harness.server.voiceStore.get(id)!.status === 'failed', 10_000, 'the recording to fail', 50);
-			const m = h.server.voiceStore.get(id)!;
+			await waitUntil(async () => (await harness.server.voiceStore.get(id))!.status === 'failed', 10_000, 'the recording to fail', 50);
+			const m = (await h.server.voiceStore.get(id))!;
 			console.log(`disk full during a recording: failed after ${m.updatedAt - m.createdAt} ms: ${m.failureReason}`);
 			expect(m.failureReason).toMatch(/storage is full/);
 			const updates = voiceUpdates(ada.client, id);
@@ -225,7 +225,7 @@ describe('disk problems', () => {
 			if (!again.ok) throw new Error(again.error.code);
 			await sleep(1000);
 			await ada.client.request('stopRecording', { voiceMessageId: again.data.voiceMessageId });
-			await waitUntil(() => harness.server.voiceStore.get(again.data.voiceMessageId)!.status === 'ready', 5000, 'the next recording ready');
+			await waitUntil(async () => (await harness.server.voiceStore.get(again.data.voiceMessageId))!.status === 'ready', 5000, 'the next recording ready');
 		});
 
 		it('answers 507 to upload chunks that do not fit, keeps the acknowledged offset, and finishes once there is room', async () => {
@@ -256,8 +256,8 @@ describe('disk problems', () => {
 			rmSync(filler);
 			for (; offset < file.length; offset += CHUNK) expect((await patchUpload(tus, id, offset, file.subarray(offset, offset + CHUNK))).status).toBe(204);
 			const harness = h;
-			await waitUntil(() => harness.server.voiceStore.get(id)?.status === 'ready', 10_000, 'upload ready');
-			expect(h.server.voiceStore.get(id)!.originalSha256).toBe(createHash('sha256').update(file).digest('hex'));
+			await waitUntil(async () => (await harness.server.voiceStore.get(id))?.status === 'ready', 10_000, 'upload ready');
+			expect((await h.server.voiceStore.get(id))!.originalSha256).toBe(createHash('sha256').update(file).digest('hex'));
 		});
 
 		it('refuses recordings and uploads on a read-only disk with the reason, and recovers when it is writable again', async () => {

@@ -66,8 +66,8 @@ describe('HTTP and voice messages under hostile input', () => {
 
 	/** Waits for a voice message to leave `processing`; resolves with it. */
 	async function settled(id: string, timeoutMs = 10_000) {
-		await waitUntil(() => ['ready', 'failed'].includes(h.server.voiceStore.get(id)?.status ?? ''), timeoutMs, `message ${id} settled`, 50);
-		return h.server.voiceStore.get(id)!;
+		await waitUntil(async () => ['ready', 'failed'].includes((await h.server.voiceStore.get(id))?.status ?? ''), timeoutMs, `message ${id} settled`, 50);
+		return (await h.server.voiceStore.get(id))!;
 	}
 
 	it('answers fuzzed tus requests with tus statuses only, and stores nothing it should not', async () => {

@@ -46,12 +46,12 @@ describe('graceful shutdown of a busy node', () => {
 		return s;
 	}
 
-	function stored(env: Record<string, string>, id: string): VoiceMessage | undefined {
-		const store = new SqliteVoiceMessageStore(env.PARLEY_VOICE_DATABASE_PATH!);
+	async function stored(env: Record<string, string>, id: string): Promise<VoiceMessage | undefined> {
+		const store = new SqliteVoiceMessageStore(env.PARLEY_VOICE_DATABASE_PATH!, { nodeId: 'test' });
 		try {
-			return store.get(id);
+			return await store.get(id);
 		} finally {
-			store.close();
+			await store.close();
 		}
 	}
 
@@ -131,22 +131,22 @@ describe('graceful shutdown of a busy node', () => {
 		await expect(fetch(`${base}/healthz`)).rejects.toThrow();
 
 		// The recording was finalized before the workers went away: it is complete.
-		const recording = stored(env, rec.data.voiceMessageId)!;
+		const recording = (await stored(env, rec.data.voiceMessageId))!;
 		expect(['ready', 'processing']).toContain(recording.status);
 		expect(recording.recording!.packetsWritten).toBeGreaterThanOrEqual(sentAtTerm - 60 - 5);
 		expect(recording.recording!.packetsWritten).toBeLessThanOrEqual(sentAtClose + 5);
 
 		// After a restart with working tools, nothing acknowledged is lost.
 		await start(env);
-		const afterRestart = stored(env, rec.data.voiceMessageId)!;
+		const afterRestart = (await stored(env, rec.data.voiceMessageId))!;
 		expect(afterRestart.status).toBe('ready');
 		expect(afterRestart.durationMs).toBe(recording.durationMs);
 		// Carol's upload was acknowledged: its conversion runs again, now with working tools.
-		await waitUntil(() => stored(env, carolUpload)?.status === 'ready', 10_000, "carol's upload converted after the restart");
-		expect(stored(env, carolUpload)!.durationMs).toBe(1000);
+		await waitUntil(async () => (await stored(env, carolUpload))?.status === 'ready', 10_000, "carol's upload converted after the restart");
+		expect((await stored(env, carolUpload))!.durationMs).toBe(1000);
 		const head = await headUpload(dave, daveUpload);
 		expect(head.headers.get('upload-offset')).toBe(String(2 * CHUNK));
 		for (let off = 2 * CHUNK; off < daveFile.length; off += CHUNK) expect((await patchUpload(dave, daveUpload, off, daveFile.subarray(off, off + CHUNK))).status).toBe(204);
-		await waitUntil(() => stored(env, daveUpload)?.status === 'ready', 10_000, "dave's upload ready");
+		await waitUntil(async () => (await stored(env, daveUpload))?.status === 'ready', 10_000, "dave's upload ready");
 	}, 60_000);
 });

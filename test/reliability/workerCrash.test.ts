@@ -119,7 +119,7 @@ describe('mediasoup worker crash under a live channel', () => {
 				const update = (status: string) => (n: { method: string; data: unknown }) =>
 					n.method === 'voiceMessage' && (n.data as Notifications['voiceMessage']).message.id === rec.data.voiceMessageId && (n.data as Notifications['voiceMessage']).message.status === status;
 				await ada.client.until(() => ada.client.notifications.some(update('ready')), 5000, 'recording ready');
-				const m = h.server.voiceStore.get(rec.data.voiceMessageId)!;
+				const m = (await h.server.voiceStore.get(rec.data.voiceMessageId))!;
 				expect(m.status).toBe('ready');
 				const sentWhileRecording = sentAtKill - sentAtRecordStart;
 				// Everything sent until the kill, minus what was in flight (a few packets).

@@ -50,7 +50,7 @@ describe('recording a live producer', () => {
 		return { info: reply.data.voiceMessage, stopMs };
 	}
 
-	const fileOf = (id: string) => new LocalVoiceStorage(server.storageDir).pathOf(server.voiceStore.get(id)!);
+	const fileOf = async (id: string) => new LocalVoiceStorage(server.storageDir).pathOf((await server.voiceStore.get(id))!);
 
 	it('writes every received packet of a 3 s tone; the file decodes to 3 s of 1 kHz', async () => {
 		const id = await start();
@@ -64,10 +64,10 @@ describe('recording a live producer', () => {
 		console.log(`stop -> file complete (stopRecording answered): ${stopMs.toFixed(1)} ms; stop -> ready (hash + waveform): ${(performance.now() - t0).toFixed(0)} ms`);
 		expect(ready.message.audioUrl).toBe(`/voice/messages/${id}/audio`);
 
-		const m = server.voiceStore.get(id)!;
+		const m = (await server.voiceStore.get(id))!;
 		expect(m.recording).toMatchObject({ packetsReceived: sent, packetsWritten: sent, packetsForwarded: sent, gaps: 0, packetsMissing: 0, duplicates: 0, late: 0 });
 		expect(m.durationMs).toBe(3000);
-		const file = fileOf(id);
+		const file = await fileOf(id);
 		expect(Math.abs(probeDurationMs(file) - 3000)).toBeLessThanOrEqual(40);
 		const audio = decodeFileToMono(file);
 		expect(Math.abs(audio.length / 48 - 3000)).toBeLessThanOrEqual(40);
@@ -87,23 +87,23 @@ describe('recording a live producer', () => {
 		await new Promise((r) => setTimeout(r, 100));
 		await stop(id);
 		await client.waitFor('voiceMessage', (d) => d.message.id === id && d.message.status === 'ready');
-		const m = server.voiceStore.get(id)!;
+		const m = (await server.voiceStore.get(id))!;
 		expect(sent).toBe(135);
 		expect(m.recording).toMatchObject({ packetsReceived: 135, packetsWritten: 135, gaps: 15, packetsMissing: 15 });
 		expect(m.durationMs).toBe(4000);
-		expect(Math.abs(decodeFileToMono(fileOf(id)).length / 48 - 4000)).toBeLessThanOrEqual(40);
+		expect(Math.abs(decodeFileToMono(await fileOf(id)).length / 48 - 4000)).toBeLessThanOrEqual(40);
 	});
 
 	it('finalizes a running recording at shutdown with everything received', async () => {
 		const id = await start();
 		const sent = await publisher.send(encodeTone(1000, 100));
 		await new Promise((r) => setTimeout(r, 100));
-		const file = fileOf(id);
+		const file = await fileOf(id);
 		await server.shutdown('test');
 		// The server closed its store: read what it left on disk.
-		const store = new SqliteVoiceMessageStore(server.config.voice.databasePath);
-		const m = store.get(id)!;
-		store.close();
+		const store = new SqliteVoiceMessageStore(server.config.voice.databasePath, { nodeId: 'test' });
+		const m = (await store.get(id))!;
+		await store.close();
 		expect(m.status).toBe('ready');
 		expect(m.recording).toMatchObject({ packetsReceived: sent, packetsWritten: sent });
 		expect(Math.abs(decodeFileToMono(file).length / 48 - 2000)).toBeLessThanOrEqual(40);
@@ -124,7 +124,7 @@ describe('recording a live producer', () => {
 		await publisher.send(encodeTone(1000, 75));
 		const stopped = await client.waitFor('voiceMessage', (d) => d.message.id === id && d.message.status !== 'recording');
 		expect(stopped.reason).toBe('max duration reached');
-		const m = server.voiceStore.get(id)!;
+		const m = (await server.voiceStore.get(id))!;
 		expect(m.durationMs).toBeGreaterThan(900);
 		expect(m.durationMs).toBeLessThanOrEqual(1040);
 	});
