@@ -170,18 +170,18 @@ export const configSchema = z.strictObject({
 				description: 'Requests a user may send at once over all their connections before userRequestsPerSecond applies (token bucket size).',
 				unit: 'requests',
 			}),
-			ipRequestsPerSecond: option(z.number().min(0).max(100_000).default(200), {
+			ipRequestsPerSecond: option(z.number().min(0).max(100_000).default(0), {
 				description:
-					'Sustained request rate per client address over all connections and users (IPv6: per /64; see http.trustProxy), cluster-wide with Redis. Keep it high enough for users sharing a NAT. 0 turns the limit off.',
+					'Sustained request rate per client address over all connections and users (IPv6: per /64), cluster-wide with Redis. 0 (default) turns the limit off: behind a reverse proxy without http.trustProxy every client has the proxy\'s address, and many users may share a NAT. Set it (e.g. 200) together with http.trustProxy behind a proxy.',
 				unit: 'requests/s',
 			}),
 			ipRequestBurst: option(z.number().int().min(1).max(1_000_000).default(500), {
 				description: 'Requests one client address may send at once before ipRequestsPerSecond applies (token bucket size).',
 				unit: 'requests',
 			}),
-			ipConnectionsPerMinute: option(z.number().min(0).max(1_000_000).default(120), {
+			ipConnectionsPerMinute: option(z.number().min(0).max(1_000_000).default(0), {
 				description:
-					'New WebSocket connections per client address (IPv6: per /64), cluster-wide with Redis; more are closed at once with code 4429 and a reason saying when to retry. 0 turns the limit off.',
+					'New WebSocket connections per client address (IPv6: per /64), cluster-wide with Redis, checked before the token; more are closed at once with code 4429 and a reason saying when to retry. 0 (default) turns the limit off (see ipRequestsPerSecond for why); e.g. 120 with ipConnectionBurst 60.',
 				unit: 'connections/min',
 			}),
 			ipConnectionBurst: option(z.number().int().min(1).max(1_000_000).default(60), {
@@ -279,9 +279,9 @@ export const configSchema = z.strictObject({
 				description: 'Voice HTTP requests a user may send at once before userRequestsPerSecond applies (token bucket size).',
 				unit: 'requests',
 			}),
-			ipRequestsPerSecond: option(z.number().min(0).max(100_000).default(100), {
+			ipRequestsPerSecond: option(z.number().min(0).max(100_000).default(0), {
 				description:
-					'Sustained rate of voice HTTP requests per client address (IPv6: per /64; see http.trustProxy), checked before authentication, cluster-wide with Redis. 0 turns the limit off.',
+					'Sustained rate of voice HTTP requests per client address (IPv6: per /64), checked before authentication, cluster-wide with Redis. 0 (default) turns the limit off (see signaling.ipRequestsPerSecond for why); e.g. 100 with http.trustProxy behind a proxy.',
 				unit: 'requests/s',
 			}),
 			ipRequestBurst: option(z.number().int().min(1).max(1_000_000).default(300), {

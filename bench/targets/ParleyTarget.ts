@@ -53,6 +53,9 @@ export async function benchParleyEnv(options: { workers: number; opusNack: boole
 		PARLEY_CHANNELS_EMPTY_CLOSE_DELAY_MS: '0',
 		PARLEY_CHANNELS_MAX_PEERS: '100000',
 		PARLEY_CHANNELS_MAX_CHANNELS: '100000',
+		// The bench measures capacity: one bench user drives load no person would.
+		PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '0',
+		PARLEY_VOICE_USER_REQUESTS_PER_SECOND: '0',
 		...(process.env.MEDIASOUP_WORKER_BIN ? { MEDIASOUP_WORKER_BIN: process.env.MEDIASOUP_WORKER_BIN } : {}),
 		...options.env,
 	};

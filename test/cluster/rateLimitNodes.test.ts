@@ -221,3 +221,63 @@ describe('two nodes without Redis: each node has its own buckets', () => {
 		expect(passed).toBeLessThanOrEqual(2 * VOICE_BURST + 2);
 	});
 });
+
+describe('per-address limits on one node behind a proxy (http.trustProxy)', () => {
+	let node: ParleyServer;
+	const clients: TestSignalingClient[] = [];
+
+	beforeAll(async () => {
+		node = await ParleyServer.create(
+			await testConfig({
+				PARLEY_AUTH_JWT_SECRET: SECRET,
+				PARLEY_HTTP_TRUST_PROXY: 'true',
+				PARLEY_SIGNALING_IP_REQUESTS_PER_SECOND: '0.5',
+				PARLEY_SIGNALING_IP_REQUEST_BURST: '8',
+				PARLEY_VOICE_IP_REQUESTS_PER_SECOND: '0.5',
+				PARLEY_VOICE_IP_REQUEST_BURST: '5',
+			}),
+			testLogger(),
+		);
+	}, 60_000);
+
+	afterAll(async () => {
+		for (const c of clients.splice(0)) c.close();
+		await node?.shutdown('test end');
+	});
+
+	it('limits unauthenticated voice requests per forwarded address before the token is checked', async () => {
+		const send = (forwardedFor: string) =>
+			fetch(`http://127.0.0.1:${node.http.port}/voice/uploads/${randomUUID()}`, {
+				method: 'HEAD',
+				headers: { 'Tus-Resumable': '1.0.0', Authorization: 'Bearer not-a-token', 'X-Forwarded-For': forwardedFor },
+			}).then((r) => r.status);
+		const fromA = [];
+		for (let i = 0; i < 8; i++) fromA.push(await send('198.51.100.7, 203.0.113.1'));
+		expect(fromA).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
+		// Another address (the proxy's last entry) has its own bucket; the client-written first entry does not count.
+		expect(await send('198.51.100.7, 203.0.113.2')).toBe(401);
+		// IPv6 clients share their /64.
+		const v6 = [];
+		for (let i = 0; i < 6; i++) v6.push(await send(`2001:db8:7:7::${i + 1}`));
+		expect(v6).toEqual([401, 401, 401, 401, 401, 429]);
+	});
+
+	it('limits signaling requests per address across users', async () => {
+		const url = async (user: string) => `ws://127.0.0.1:${node.http.port}/ws?token=${encodeURIComponent(await token(user))}&v=${PROTOCOL_VERSION}`;
+		const conns = [];
+		for (const u of ['ip-a', 'ip-b']) {
+			// ws sends no X-Forwarded-For: the socket address (127.0.0.1) is the key.
+			const { client } = await TestSignalingClient.connect(await url(u));
+			clients.push(client);
+			conns.push(client);
+		}
+		const codes = [];
+		for (let i = 0; i < 12; i++) {
+			const r = await conns[i % 2]!.request('getRouterRtpCapabilities', {});
+			codes.push(r.ok ? 'OK' : r.error.code);
+		}
+		expect(codes.filter((c) => c === 'OK')).toHaveLength(8);
+		const refused = await conns[0]!.request('getRouterRtpCapabilities', {});
+		expect(refused.ok ? '' : refused.error.message).toMatch(/from your address/);
+	});
+});

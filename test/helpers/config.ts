@@ -19,6 +19,9 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<R
 		PARLEY_STORAGE_DIR: path.join(dataDir, 'storage'),
 		PARLEY_VOICE_DATABASE_PATH: path.join(dataDir, 'parley.db'),
 		PARLEY_SHUTDOWN_DEADLINE_MS: '5000',
+		// Tests fire requests faster than any person; the tests of these limits turn them on.
+		PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '0',
+		PARLEY_VOICE_USER_REQUESTS_PER_SECOND: '0',
 		...overrides,
 	};
 }
