@@ -1,0 +1,240 @@
+// Voice-message metadata shared by every node of a cluster, in Redis.
+//
+// Why Redis and not a shared SQL database: nodes of a cluster already depend on Redis (bus,
+// registry, placement, rate limits) and the cluster design adds nothing else to run. The data
+// is small (one hash per message), the access paths are few (by id, newest first per
+// destination, by status for recovery), and Lua scripts give the atomicity SQLite's
+// transactions gave. Durability is Redis's: run it with `appendonly yes` and `appendfsync
+// everysec` (a status acknowledged less than about a second before a crash of the Redis host
+// can be lost) or `appendfsync always` (nothing acknowledged is lost, at a write cost); with
+// persistence off, a Redis restart forgets every voice message (files stay on disk).
+//
+// Keys (server/cluster/README.md):
+//   parley:vm:<id>                    hash {record: JSON VoiceMessage, status, ver}
+//   parley:vm:dest:<channel:c|user:u> sorted set id by createdAt (newest first pages)
+//   parley:vm:status:<status>         set of ids (recovery)
+// A message and its indexes change together in one script; an update is a compare-and-set on
+// `ver` (read, merge in JS, write if nobody wrote in between; else read again), so the JSON is
+// built by the same code as SQLite's and no field is lost to a concurrent writer. When the
+// status changes, the same script appends the lifecycle event to the stream
+// (VoiceEventStream), so the stream has exactly one entry per committed change.
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { lifecycleEvent, type VoiceMessageEvent } from '../voice/voiceEvents.js';
+import {
+	DuplicateVoiceMessageError,
+	formatCursor,
+	InvalidCursorError,
+	parseCursor,
+	type ListOptions,
+	type UpdateCondition,
+	type VoiceMessagePage,
+	type VoiceMessagePatch,
+	type VoiceMessageStore,
+	type VoiceMessageStoreOptions,
+} from '../voice/VoiceMessageStore.js';
+import { formatDestination, VOICE_MESSAGE_ID_PATTERN, type Destination, type VoiceMessage, type VoiceMessageStatus } from '../voice/voiceMessage.js';
+import { VoiceEventStream } from './VoiceEventStream.js';
+
+const KEY_PREFIX = 'parley:vm:';
+const messageKey = (id: string) => `${KEY_PREFIX}${id}`;
+const destinationKey = (d: Destination) => `${KEY_PREFIX}dest:${formatDestination(d)}`;
+const statusKey = (s: VoiceMessageStatus) => `${KEY_PREFIX}status:${s}`;
+/** Compare-and-set attempts before an update gives up (only under heavy contention on one id). */
+const MAX_CAS_ATTEMPTS = 20;
+
+// KEYS: message, destination index, status index, stream
+// ARGV: id, record, status, createdAt, appendEvent (0/1), maxLen, event fields...
+const INSERT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'record', ARGV[2], 'status', ARGV[3], 'ver', 1)
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+if ARGV[5] == '1' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 7)) end
+return 1`;
+
+// KEYS: message, old status index, new status index, stream
+// ARGV: id, expected ver, record, new status, appendEvent (0/1), maxLen, event fields...
+const UPDATE = `
+if redis.call('HGET', KEYS[1], 'ver') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'record', ARGV[3], 'status', ARGV[4], 'ver', tonumber(ARGV[2]) + 1)
+if KEYS[2] ~= KEYS[3] then
+  redis.call('SREM', KEYS[2], ARGV[1])
+  redis.call('SADD', KEYS[3], ARGV[1])
+end
+if ARGV[5] == '1' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 7)) end
+return 1`;
+
+// KEYS: message, destination index, status index, stream
+// ARGV: id, expected ver, appendEvent (0/1), maxLen, event fields...
+const DELETE = `
+if redis.call('HGET', KEYS[1], 'ver') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+if ARGV[3] == '1' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 5)) end
+return 1`;
+
+// A page, newest first, read in one step so it is consistent: ties on createdAt are ordered
+// by id descending (as SQLite's ORDER BY created_at DESC, id DESC), and the cursor
+// "<createdAt>:<id>" continues strictly after its message.
+// KEYS: destination index. ARGV: key prefix, count, cursor createdAt ('' for none), cursor id
+const LIST = `
+local count = tonumber(ARGV[2])
+local ids = {}
+if ARGV[3] == '' then
+  ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '-inf', 'LIMIT', 0, count)
+else
+  local same = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[3], ARGV[3])
+  for _, id in ipairs(same) do
+    if id < ARGV[4] and #ids < count then table.insert(ids, id) end
+  end
+  if #ids < count then
+    local older = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. ARGV[3], '-inf', 'LIMIT', 0, count - #ids)
+    for _, id in ipairs(older) do table.insert(ids, id) end
+  end
+end
+local records = {}
+for _, id in ipairs(ids) do
+  local r = redis.call('HGET', ARGV[1] .. id, 'record')
+  if r then table.insert(records, r) end
+end
+return records`;
+
+interface Script {
+	lua: string;
+	sha: string;
+}
+const script = (lua: string): Script => ({ lua, sha: createHash('sha1').update(lua).digest('hex') });
+const SCRIPTS = { insert: script(INSERT), update: script(UPDATE), delete: script(DELETE), list: script(LIST) };
+
+export interface RedisVoiceMessageStoreOptions extends VoiceMessageStoreOptions {
+	/** Where lifecycle events are appended (atomically with the change); none: no stream. */
+	events?: VoiceEventStream;
+}
+
+export class RedisVoiceMessageStore implements VoiceMessageStore {
+	readonly #redis: Redis;
+	readonly #o: RedisVoiceMessageStoreOptions;
+
+	/** `redis` is the node's command connection; its owner (ParleyServer) closes it. */
+	constructor(redis: Redis, options: RedisVoiceMessageStoreOptions) {
+		this.#redis = redis;
+		this.#o = options;
+	}
+
+	async insert(m: VoiceMessage): Promise<void> {
+		const event = lifecycleEvent(undefined, m, this.#o.nodeId);
+		const inserted = await this.#run(
+			SCRIPTS.insert,
+			[messageKey(m.id), destinationKey(m.destination), statusKey(m.status), this.#streamKey],
+			[m.id, JSON.stringify(m), m.status, String(m.createdAt), ...this.#eventArgs(event)],
+		);
+		if (inserted !== 1) throw new DuplicateVoiceMessageError(`voice message ${m.id} exists`);
+		this.#emit(event);
+	}
+
+	async update(id: string, patch: VoiceMessagePatch, condition?: UpdateCondition): Promise<VoiceMessage | undefined> {
+		for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+			const current = await this.#read(id);
+			if (!current) return undefined;
+			if (condition && current.message.nodeId !== condition.nodeId) return undefined;
+			// JSON drops keys whose value is undefined, as SQLite's JSON column does.
+			const next = JSON.parse(JSON.stringify({ ...current.message, ...patch, updatedAt: Date.now() })) as VoiceMessage;
+			const event = lifecycleEvent(current.message, next, this.#o.nodeId);
+			const written = await this.#run(
+				SCRIPTS.update,
+				[messageKey(id), statusKey(current.message.status), statusKey(next.status), this.#streamKey],
+				[id, current.ver, JSON.stringify(next), next.status, ...this.#eventArgs(event)],
+			);
+			if (written === 1) {
+				this.#emit(event);
+				return next;
+			}
+		}
+		throw new Error(`voice message ${id}: too many concurrent updates`);
+	}
+
+	async get(id: string): Promise<VoiceMessage | undefined> {
+		return (await this.#read(id))?.message;
+	}
+
+	async listFor(destination: Destination, { limit, before }: ListOptions): Promise<VoiceMessagePage> {
+		let cursor: { createdAt: number; id: string } | undefined;
+		if (before) {
+			cursor = parseCursor(before);
+			if (!cursor) throw new InvalidCursorError('invalid cursor');
+		}
+		const records = (await this.#run(SCRIPTS.list, [destinationKey(destination)], [KEY_PREFIX, String(limit + 1), cursor ? String(cursor.createdAt) : '', cursor?.id ?? ''])) as string[];
+		const all = records.map((r) => JSON.parse(r) as VoiceMessage);
+		const messages = all.slice(0, limit);
+		const last = messages.at(-1);
+		return all.length > limit && last ? { messages, nextCursor: formatCursor(last) } : { messages };
+	}
+
+	async listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]> {
+		const ids = await this.#redis.smembers(statusKey(status));
+		if (ids.length === 0) return [];
+		const pipeline = this.#redis.pipeline();
+		for (const id of ids) pipeline.hget(messageKey(id), 'record');
+		const replies = (await pipeline.exec()) ?? [];
+		const found: VoiceMessage[] = [];
+		for (const [err, record] of replies) {
+			if (err) throw err;
+			if (typeof record !== 'string') continue;
+			const m = JSON.parse(record) as VoiceMessage;
+			// The set and the hash change together, but a change may land between the two reads.
+			if (m.status === status) found.push(m);
+		}
+		return found;
+	}
+
+	async delete(id: string): Promise<boolean> {
+		for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+			const current = await this.#read(id);
+			if (!current) return false;
+			const m = current.message;
+			const event = lifecycleEvent(m, undefined, this.#o.nodeId);
+			const removed = await this.#run(SCRIPTS.delete, [messageKey(id), destinationKey(m.destination), statusKey(m.status), this.#streamKey], [id, current.ver, ...this.#eventArgs(event)]);
+			if (removed === 1) {
+				this.#emit(event);
+				return true;
+			}
+		}
+		throw new Error(`voice message ${id}: too many concurrent updates`);
+	}
+
+	/** The connection belongs to the node (ParleyServer closes it after the store). */
+	async close(): Promise<void> {}
+
+	get #streamKey(): string {
+		return this.#o.events?.key ?? `${KEY_PREFIX}no-stream`;
+	}
+
+	#eventArgs(event: VoiceMessageEvent | undefined): string[] {
+		const stream = this.#o.events;
+		return stream && event ? ['1', String(stream.maxLen), ...VoiceEventStream.fields(event)] : ['0', '0'];
+	}
+
+	#emit(event: VoiceMessageEvent | undefined): void {
+		if (event) this.#o.onEvent?.(event);
+	}
+
+	/** The record and its version; ids are validated before they become keys. */
+	async #read(id: string): Promise<{ message: VoiceMessage; ver: string } | undefined> {
+		if (!VOICE_MESSAGE_ID_PATTERN.test(id)) return undefined;
+		const [record, ver] = await this.#redis.hmget(messageKey(id), 'record', 'ver');
+		if (record === null || record === undefined || ver === null || ver === undefined) return undefined;
+		return { message: JSON.parse(record) as VoiceMessage, ver };
+	}
+
+	/** EVALSHA, loading the script when Redis does not know it (first use, or after a restart). */
+	async #run(s: Script, keys: string[], args: string[]): Promise<unknown> {
+		try {
+			return await this.#redis.evalsha(s.sha, keys.length, ...keys, ...args);
+		} catch (err) {
+			if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+			return this.#redis.eval(s.lua, keys.length, ...keys, ...args);
+		}
+	}
+}
