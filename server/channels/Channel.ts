@@ -1,6 +1,8 @@
 // A voice channel: one mediasoup router, its peers, and the audio observers that drive
 // speaking indicators. Every producer of a peer is consumed by every other peer that may
 // listen; consumers start paused and the client resumes them once its side exists.
+// Peers of other nodes (a channel spanning nodes, server/cluster/ChannelSpan.ts) are remote
+// peers here: announced, observed and consumed like local ones, but owned by the span.
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
 import { RequestError } from '../signaling/RequestError.js';
@@ -27,6 +29,8 @@ export interface ChannelEvents {
 	peerJoined: [Peer];
 	/** A peer left: removed, replaced, or the channel closed under it. */
 	peerLeft: [Peer];
+	/** A producer (a local peer's, or a remote peer's piped copy) is ready to be consumed. */
+	producerAdded: [Peer, ms.Producer];
 }
 
 interface ProducerAppData extends ms.AppData {
@@ -85,11 +89,22 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		return this.#closed;
 	}
 
-	/** Adds a peer. A peer of the same user already here is returned as `replaced` (and removed). */
+	/** Peers connected to this node (not remote ones). */
+	get localPeerCount(): number {
+		let n = 0;
+		for (const p of this.peers.values()) if (!p.remote) n++;
+		return n;
+	}
+
+	/**
+	 * Adds a peer. A local peer of the same user already here is returned as `replaced` (and
+	 * removed). Remote peers were admitted by their own node: no limit, no replacement.
+	 */
 	addPeer(peer: Peer): { replaced: Peer | undefined; others: PeerInfo[] } {
 		this.#assertOpen();
-		const replaced = [...this.peers.values()].find((p) => p.userId === peer.userId);
-		if (!replaced && this.peers.size >= this.#options.maxPeers) {
+		if (this.peers.has(peer.id)) throw new RequestError('E_INVALID_STATE', `Peer ${peer.id} is already in channel ${this.name}.`);
+		const replaced = peer.remote ? undefined : [...this.peers.values()].find((p) => !p.remote && p.userId === peer.userId);
+		if (!peer.remote && !replaced && this.peers.size >= this.#options.maxPeers) {
 			throw new RequestError('E_CHANNEL_FULL', `Channel ${this.name} is full (${this.#options.maxPeers} peers).`);
 		}
 		if (replaced) this.removePeer(replaced);
@@ -172,6 +187,19 @@ export class Channel extends EventEmitter<ChannelEvents> {
 			producer.close();
 			throw new RequestError('E_NOT_JOINED', 'Left the channel while producing.');
 		}
+		await this.#addProducer(peer, producer);
+		return producer;
+	}
+
+	/** A remote peer's producer, piped into this router by the span (appData.peerId set). */
+	async addRemoteProducer(peer: Peer, producer: ms.Producer): Promise<void> {
+		this.#assertMember(peer);
+		if (!peer.remote) throw new TypeError('addRemoteProducer takes a remote peer');
+		await this.#addProducer(peer, producer);
+	}
+
+	/** Observes a new producer and has every other peer consume it. */
+	async #addProducer(peer: Peer, producer: ms.Producer): Promise<void> {
 		peer.producers.set(producer.id, producer);
 		producer.observer.once('close', () => peer.producers.delete(producer.id));
 		producer.on('score', (scores) => {
@@ -181,10 +209,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
 			this.#audioLevels.addProducer({ producerId: producer.id }),
 			this.#activeSpeaker.addProducer({ producerId: producer.id }),
 		]).catch((err: unknown) => this.#log.warn({ err, producerId: producer.id }, 'could not observe producer audio'));
+		if (producer.closed || peer.closed) return;
 		for (const other of this.peers.values()) {
 			if (other !== peer) void this.#consume(other, producer, peer);
 		}
-		return producer;
+		this.emit('producerAdded', peer, producer);
 	}
 
 	async #consume(listener: Peer, producer: ms.Producer, speaker: Peer): Promise<void> {

@@ -15,7 +15,7 @@ export interface ChannelRegistryOptions extends ChannelOptions {
 	mediaCodecs: ms.RouterRtpCodecCapability[];
 }
 
-/** What happens in any channel of the registry (for metrics). */
+/** What happens in any channel of the registry (for metrics): local peers only. */
 export interface ChannelRegistryEvents {
 	peerJoined: [Peer, Channel];
 	peerLeft: [Peer, Channel];
@@ -72,8 +72,13 @@ export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 		const channel = await Channel.create(name, router, this.#options, this.#log.child({ channel: name }));
 		this.#channels.set(name, channel);
 		channel.on('empty', () => this.#scheduleEmptyClose(channel));
-		channel.on('peerJoined', (peer) => this.emit('peerJoined', peer, channel));
-		channel.on('peerLeft', (peer) => this.emit('peerLeft', peer, channel));
+		// Remote peers (a channel spanning nodes) are counted by the node they are connected to.
+		channel.on('peerJoined', (peer) => {
+			if (!peer.remote) this.emit('peerJoined', peer, channel);
+		});
+		channel.on('peerLeft', (peer) => {
+			if (!peer.remote) this.emit('peerLeft', peer, channel);
+		});
 		channel.once('closed', () => {
 			if (this.#channels.get(name) === channel) this.#channels.delete(name);
 			clearTimeout(this.#emptyTimers.get(name));
@@ -81,6 +86,12 @@ export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 		});
 		this.#log.info({ channel: name, worker: this.#pool.workerIndexOf(router) }, 'channel opened');
 		return channel;
+	}
+
+	/** Closes `channel` after the grace period if it has no peers by then (a channel opened
+	 * for someone who never joined: nothing else would ever close it). */
+	closeIfUnused(channel: Channel): void {
+		if (channel.peers.size === 0 && !channel.closed) this.#scheduleEmptyClose(channel);
 	}
 
 	#scheduleEmptyClose(channel: Channel): void {

@@ -1,6 +1,10 @@
 // One participant of a channel: a user on one signaling connection, with the mediasoup
 // objects they own. Closing a peer closes its transports, and with them its producers and
 // consumers (mediasoup propagates the close).
+//
+// A remote peer (`remoteNodeId` set) is connected to another node of a channel that spans
+// nodes: it has no transports and no link of its own; its producers are the piped copies of
+// its real producers (same ids), which local listeners consume like any other.
 import { randomUUID } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
 import type { Grants, NotificationName, Notifications, PeerInfo } from '../signaling/protocol.js';
@@ -18,8 +22,16 @@ export interface TransportAppData extends ms.AppData {
 	direction: TransportDirection;
 }
 
+/** The link of a remote peer: it is told things on its own node, not here. */
+export const REMOTE_PEER_LINK: PeerLink = {
+	notify: () => undefined,
+	disconnect: () => undefined,
+};
+
 export class Peer {
-	readonly id = randomUUID();
+	readonly id: string;
+	/** The node the peer is connected to, when that is not this one. */
+	readonly remoteNodeId: string | undefined;
 	readonly userId: string;
 	readonly displayName: string;
 	readonly grants: Grants;
@@ -30,7 +42,18 @@ export class Peer {
 	readonly consumers = new Map<string, ms.Consumer>();
 	#closed = false;
 
-	constructor(options: { userId: string; displayName: string; grants: Grants; rtpCapabilities: ms.RtpCapabilities; link: PeerLink }) {
+	constructor(options: {
+		userId: string;
+		displayName: string;
+		grants: Grants;
+		rtpCapabilities: ms.RtpCapabilities;
+		link: PeerLink;
+		/** Remote peers keep the id their own node gave them. */
+		id?: string;
+		remoteNodeId?: string;
+	}) {
+		this.id = options.id ?? randomUUID();
+		this.remoteNodeId = options.remoteNodeId;
 		this.userId = options.userId;
 		this.displayName = options.displayName;
 		this.grants = options.grants;
@@ -40,6 +63,10 @@ export class Peer {
 
 	get closed(): boolean {
 		return this.#closed;
+	}
+
+	get remote(): boolean {
+		return this.remoteNodeId !== undefined;
 	}
 
 	info(): PeerInfo {
@@ -56,11 +83,13 @@ export class Peer {
 		if (!this.#closed) this.link.notify(name, data, options);
 	}
 
-	/** Closes every transport (and so every producer and consumer) of the peer. */
+	/** Closes every transport (and so every producer and consumer) of the peer, and the
+	 * producers of a remote peer (they live on a pipe transport shared with others). */
 	close(): void {
 		if (this.#closed) return;
 		this.#closed = true;
 		for (const t of this.transports.values()) t.close();
+		for (const p of this.producers.values()) p.close();
 		this.transports.clear();
 		this.producers.clear();
 		this.consumers.clear();

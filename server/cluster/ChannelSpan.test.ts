@@ -1,0 +1,282 @@
+// ChannelSpans in one process: two or three "nodes" (each its own ChannelRegistry, its own
+// RedisClusterBus on a real redis-server, its own ChannelSpans) on one pool of real
+// mediasoup workers. Peers are Channel peers with WebRTC transports that record what they
+// are told; the audio itself is checked end to end in test/cluster/span*.test.ts.
+import * as mediasoup from 'mediasoup';
+import type { types as ms } from 'mediasoup';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ChannelRegistry } from '../channels/ChannelRegistry.js';
+import { Peer, type PeerLink } from '../channels/Peer.js';
+import type { Channel } from '../channels/Channel.js';
+import { routerMediaCodecs } from '../media/mediaCodecs.js';
+import { WorkerPool } from '../media/WorkerPool.js';
+import { resolveWorkerBin } from '../media/workerSettings.js';
+import type { NotificationName, Notifications } from '../signaling/protocol.js';
+import { freePortRange } from '../../test/helpers/ports.js';
+import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
+import { testLogger } from '../../test/helpers/logger.js';
+import { ClusterBusError, RedisClusterBus } from './ClusterBus.js';
+import { ChannelSpans } from './ChannelSpan.js';
+import { closeRedis, connectRedis } from './redisConnection.js';
+import { SPAN_OPEN, SPAN_SYNC } from './ChannelSpanMessages.js';
+
+const mediaCodecs = routerMediaCodecs({ inbandFec: true, dtx: true, nack: false });
+const deviceCaps = mediasoup.ortc.generateRouterRtpCapabilities(mediaCodecs) as ms.RtpCapabilities;
+const opusParams = (ssrc: number): ms.RtpParameters => ({
+	mid: '0',
+	codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1, usedtx: 1 } }],
+	encodings: [{ ssrc }],
+});
+
+class RecordingLink implements PeerLink {
+	readonly seen: { name: NotificationName; data: unknown }[] = [];
+	notify<N extends NotificationName>(name: N, data: Notifications[N]): void {
+		this.seen.push({ name, data });
+	}
+	disconnect(): void {}
+	of<N extends NotificationName>(name: N): Notifications[N][] {
+		return this.seen.filter((n) => n.name === name).map((n) => n.data as Notifications[N]);
+	}
+}
+
+interface Node {
+	id: string;
+	pool: WorkerPool;
+	redis: Redis;
+	bus: RedisClusterBus;
+	registry: ChannelRegistry;
+	spans: ChannelSpans;
+}
+
+interface TestPeer {
+	node: Node;
+	peer: Peer;
+	link: RecordingLink;
+	channel: Channel;
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!cond()) {
+		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+		await new Promise((r) => setTimeout(r, 10));
+	}
+}
+
+describe('ChannelSpans (in process, real workers and Redis)', () => {
+	let redis: TestRedis;
+	let nodes: Node[] = [];
+	let userCounter = 0;
+
+	beforeAll(async () => {
+		redis = await startRedis();
+	});
+
+	afterAll(async () => {
+		await redis?.stop();
+	});
+
+	afterEach(async () => {
+		await Promise.all(nodes.map((n) => n.spans.close()));
+		for (const n of nodes) n.registry.closeAll('test end');
+		for (const n of nodes) {
+			await n.bus.close();
+			await closeRedis(n.redis);
+		}
+		await until('workers empty', () => load().routers === 0);
+		expect(load()).toEqual({ routers: 0, transports: 0, producers: 0, consumers: 0 });
+		for (const n of nodes) await n.pool.close();
+		nodes = [];
+	});
+
+	/** mediasoup objects on every node's worker, summed. */
+	function load(): { routers: number; transports: number; producers: number; consumers: number } {
+		const sum = { routers: 0, transports: 0, producers: 0, consumers: 0 };
+		for (const n of nodes) for (const w of n.pool.info()) for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += w[k];
+		return sum;
+	}
+
+	/** A node: its own worker (as on separate machines: a producer id exists once per worker). */
+	async function node(id: string): Promise<Node> {
+		const pool = await WorkerPool.create(
+			{ numWorkers: 1, workerBin: resolveWorkerBin(''), workerLogLevel: 'warn', listenIp: '127.0.0.1', announcedAddress: undefined, rtcPort: await freePortRange(1), respawnDelayMs: 1000 },
+			testLogger(),
+		);
+		const conn = connectRedis(redis.url, testLogger());
+		const bus = await RedisClusterBus.create({ redis: conn, nodeId: id, requestTimeoutMs: 2000, log: testLogger() });
+		const registry = new ChannelRegistry(
+			pool,
+			{ maxChannels: 10, emptyCloseDelayMs: 100, mediaCodecs, maxPeers: 50, maxTransportsPerPeer: 4, maxProducersPerPeer: 2, audioLevelIntervalMs: 200, audioLevelThresholdDb: -70, enableRtx: false },
+			testLogger(),
+		);
+		const spans = new ChannelSpans({ bus, registry, pipe: { listenIp: '127.0.0.1', announcedIp: undefined, portRange: undefined, enableRtx: false }, log: testLogger() });
+		const n = { id, pool, redis: conn, bus, registry, spans };
+		nodes.push(n);
+		return n;
+	}
+
+	/** Joins the way the join handler does: open, attach when the home is elsewhere, add. */
+	async function join(n: Node, channelName: string, homeNodeId: string, options: { listen?: boolean } = {}): Promise<TestPeer> {
+		const channel = await n.registry.open(channelName);
+		await n.spans.attach(channel, homeNodeId);
+		const link = new RecordingLink();
+		const peer = new Peer({ userId: `u${++userCounter}`, displayName: `User ${userCounter}`, grants: { canPublish: true, canSubscribe: true, canRecord: false }, rtpCapabilities: deviceCaps, link });
+		channel.addPeer(peer);
+		if (options.listen !== false) await channel.createTransport(peer, 'recv', n.pool.webRtcServerFor(channel.router));
+		return { node: n, peer, link, channel };
+	}
+
+	async function produce(p: TestPeer, ssrc: number): Promise<ms.Producer> {
+		const t = await p.channel.createTransport(p.peer, 'send', p.node.pool.webRtcServerFor(p.channel.router));
+		return p.channel.produce(p.peer, t.id, 'audio', opusParams(ssrc), false);
+	}
+
+	const consumerOf = (p: TestPeer, producerId: string) => p.link.of('newConsumer').find((c) => c.producerId === producerId);
+
+	it('brings the home node peers and producers to a satellite and back, and follows pause, close and leave', async () => {
+		const a = await node('node-a');
+		const b = await node('node-b');
+		const la = await join(a, 'room', 'node-a');
+		const pa = await join(a, 'room', 'node-a', { listen: false });
+		const producerA = await produce(pa, 1111);
+
+		const lb = await join(b, 'room', 'node-a');
+		// The home node's peers are in the satellite's channel before the join answers.
+		expect([...lb.channel.peers.values()].filter((p) => p.remote).map((p) => p.id).sort()).toEqual([la.peer.id, pa.peer.id].sort());
+		await until('B hears A', () => consumerOf(lb, producerA.id) !== undefined);
+		expect(consumerOf(lb, producerA.id)).toMatchObject({ peerId: pa.peer.id, producerPaused: false });
+		await until('A hears of B', () => la.link.of('peerJoined').some((p) => p.peerId === lb.peer.id));
+		expect(la.link.of('peerJoined').find((p) => p.peerId === lb.peer.id)).toEqual({ peerId: lb.peer.id, userId: lb.peer.userId, displayName: lb.peer.displayName });
+
+		// A producer on the satellite reaches the home node's listener.
+		const pb = await join(b, 'room', 'node-a', { listen: false });
+		const producerB = await produce(pb, 2222);
+		await until('A hears B', () => consumerOf(la, producerB.id) !== undefined);
+		expect(consumerOf(la, producerB.id)!.peerId).toBe(pb.peer.id);
+
+		// Pause and resume cross the pipe.
+		await producerA.pause();
+		const cB = consumerOf(lb, producerA.id)!.consumerId;
+		await until('paused at B', () => lb.link.of('consumerPaused').some((c) => c.consumerId === cB));
+		await producerA.resume();
+		await until('resumed at B', () => lb.link.of('consumerResumed').some((c) => c.consumerId === cB));
+
+		// A closed producer closes its consumers on the other node.
+		producerB.close();
+		const cA = consumerOf(la, producerB.id)!.consumerId;
+		await until('closed at A', () => la.link.of('consumerClosed').some((c) => c.consumerId === cA));
+
+		// Leaving on B: A's peers hear peerLeft; the last local peer ends the span on both sides.
+		pb.channel.removePeer(pb.peer);
+		await until('A hears pb left', () => la.link.of('peerLeft').some((p) => p.peerId === pb.peer.id));
+		expect(b.spans.linkCount).toBe(1);
+		lb.channel.removePeer(lb.peer);
+		await until('span torn down', () => a.spans.linkCount === 0 && b.spans.linkCount === 0);
+		await until('A hears lb left', () => la.link.of('peerLeft').some((p) => p.peerId === lb.peer.id));
+		expect([...la.channel.peers.values()].every((p) => !p.remote)).toBe(true);
+		// B's channel had only remote peers left: it closes after the grace period.
+		await until('B channel closed', () => b.registry.size === 0);
+		expect(a.registry.size).toBe(1);
+		// What stays on A: its two peers' transports (1 recv + 1 send), producer A and la's
+		// consumer of it; nothing piped.
+		expect(load()).toEqual({ routers: 1, transports: 2, producers: 1, consumers: 1 });
+	});
+
+	it('relays between satellites through the home node', async () => {
+		const a = await node('node-a');
+		const b = await node('node-b');
+		const c = await node('node-c');
+		const la = await join(a, 'room', 'node-a');
+		const pb = await join(b, 'room', 'node-a', { listen: false });
+		const producerB = await produce(pb, 3333);
+		const lc = await join(c, 'room', 'node-a');
+		// C learns of B's peer and producer through A (B's peer is there before the join answers).
+		expect(lc.channel.peers.has(pb.peer.id)).toBe(true);
+		await until('C hears B', () => consumerOf(lc, producerB.id) !== undefined);
+		expect(consumerOf(lc, producerB.id)!.peerId).toBe(pb.peer.id);
+		await until('A hears B', () => consumerOf(la, producerB.id) !== undefined);
+		// A producer on C reaches B's listener (B listens now).
+		await pb.channel.createTransport(pb.peer, 'recv', pb.node.pool.webRtcServerFor(pb.channel.router));
+		const pc = await join(c, 'room', 'node-a', { listen: false });
+		const producerC = await produce(pc, 4444);
+		await until('B hears C', () => consumerOf(pb, producerC.id) !== undefined);
+		await until('B hears of pc', () => pb.link.of('peerJoined').some((p) => p.peerId === pc.peer.id));
+		expect(a.spans.satellitesOf('room').sort()).toEqual(['node-b', 'node-c']);
+		// Satellites never link to each other.
+		expect(b.spans.linkCount).toBe(1);
+		expect(c.spans.linkCount).toBe(1);
+	});
+
+	it('drops a lost satellite\'s peers at the hub, and closes a satellite\'s channel when its hub is lost', async () => {
+		const a = await node('node-a');
+		const b = await node('node-b');
+		const la = await join(a, 'room', 'node-a');
+		const pa = await join(a, 'room', 'node-a', { listen: false });
+		const producerA = await produce(pa, 5555);
+		const lb = await join(b, 'room', 'node-a');
+		const pb = await join(b, 'room', 'node-a', { listen: false });
+		const producerB = await produce(pb, 6666);
+		await until('A hears B', () => consumerOf(la, producerB.id) !== undefined);
+		await until('B hears A', () => consumerOf(lb, producerA.id) !== undefined);
+
+		// The hub sees B go (as NodeRegistry's nodeLost would tell it).
+		a.spans.nodeLost('node-b');
+		for (const id of [lb.peer.id, pb.peer.id]) expect(la.link.of('peerLeft').map((p) => p.peerId)).toContain(id);
+		const piped = consumerOf(la, producerB.id)!.consumerId;
+		await until('A consumer of B closed', () => la.link.of('consumerClosed').some((c) => c.consumerId === piped));
+		expect(a.spans.linkCount).toBe(0);
+		expect([...la.channel.peers.values()].map((p) => p.id).sort()).toEqual([la.peer.id, pa.peer.id].sort());
+		expect(la.channel.closed).toBe(false);
+		// The satellite loses its hub: its peers are told to rejoin.
+		b.spans.nodeLost('node-a');
+		expect(lb.link.of('channelClosing')).toHaveLength(1);
+		expect(pb.link.of('channelClosing')).toHaveLength(1);
+		expect(lb.channel.closed).toBe(true);
+		expect(b.spans.linkCount).toBe(0);
+	});
+
+	it('closes the satellite channel when the hub closes its channel', async () => {
+		const a = await node('node-a');
+		const b = await node('node-b');
+		const la = await join(a, 'room', 'node-a');
+		const lb = await join(b, 'room', 'node-a');
+		la.channel.close('worker lost');
+		await until('B told', () => lb.link.of('channelClosing').length === 1);
+		expect(lb.link.of('channelClosing')[0]!.reason).toMatch(/node-a/);
+		expect(b.spans.linkCount).toBe(0);
+		expect(a.spans.linkCount).toBe(0);
+	});
+
+	it('refuses malformed and unexpected span messages with a reason', async () => {
+		const a = await node('node-a');
+		const x = await node('node-x');
+		await join(a, 'room', 'node-a');
+		const refused = (p: Promise<unknown>) => expect(p).rejects.toSatisfy((e: unknown) => e instanceof ClusterBusError && e.code === 'remote');
+		await refused(x.bus.request('node-a', SPAN_OPEN, { channel: '../etc', ip: '127.0.0.1', port: 1, enableRtx: false }));
+		await refused(x.bus.request('node-a', SPAN_OPEN, { channel: 'room', ip: 'evil.example', port: 5000, enableRtx: false }));
+		await refused(x.bus.request('node-a', SPAN_OPEN, { channel: 'room', ip: '127.0.0.1', port: 70_000, enableRtx: false }));
+		await expect(x.bus.request('node-a', SPAN_SYNC, { channel: 'room', events: [] })).rejects.toThrow(/no span of channel room with node node-x/);
+		await expect(x.bus.request('node-a', SPAN_SYNC, { channel: 'room', events: [{ type: 'peerJoined', peer: { peerId: 'p' } }] })).rejects.toThrow(/invalid span.sync: events.0.peer.userId/);
+		expect(a.spans.linkCount).toBe(0);
+		// A satellite whose events do not fit (a producer of a peer never announced) breaks
+		// the span: both ends close it.
+		const lx = await join(x, 'room', 'node-a');
+		await expect(
+			x.bus.request('node-a', SPAN_SYNC, { channel: 'room', events: [{ type: 'producerClosed', producerId: 'nope' }, { type: 'producer', peerId: 'ghost', producerId: 'p1', rtpParameters: opusParams(1), paused: false }] }),
+		).rejects.toThrow(/unknown peer ghost/);
+		expect(a.spans.linkCount).toBe(0);
+		// x learns it at its next sync (a peer joining there) and closes its channel.
+		await join(x, 'room', 'node-a', { listen: false });
+		await until('x told to rejoin', () => lx.link.of('channelClosing').length === 1);
+		expect(x.spans.linkCount).toBe(0);
+	});
+
+	it('fails a join with E_CLUSTER_UNAVAILABLE when the home node does not answer, and leaves nothing open', async () => {
+		const b = await node('node-b');
+		const channel = await b.registry.open('room');
+		await expect(b.spans.attach(channel, 'node-gone')).rejects.toMatchObject({ code: 'E_CLUSTER_UNAVAILABLE', message: expect.stringMatching(/node-gone.*does not answer/) });
+		expect(b.spans.linkCount).toBe(0);
+		await until('channel closed', () => b.registry.size === 0);
+	});
+});

@@ -1,0 +1,304 @@
+// Channels that span nodes. When a join for channel C arrives at node S while C's home node
+// H is too busy to take it (ChannelPlacement decides), S serves the peer itself: it opens
+// its own router for C and links it to H's router with a pair of mediasoup PipeTransports.
+// H is the hub of a star: it links to every satellite, relays what one satellite sends to
+// the others, and satellites never link to each other. Control messages (who is in the
+// channel, which producers flow over the pipe) travel over the ClusterBus; media travels
+// over the pipe as plain RTP between the nodes' workers.
+//
+// One ChannelSpans per node: it serves the span.* bus requests, owns every link of this
+// node (ChannelSpanLink.ts) and decides what a link's end means:
+//   - a satellite link closes when the satellite's last local peer leaves (the hub drops its
+//     peers), or when the hub is lost or closes the channel (the satellite closes its channel:
+//     its peers get channelClosing and rejoin, and placement finds C a home again);
+//   - a hub link to a lost satellite (NodeRegistry's nodeLost, a failed sync) closes: the
+//     satellite's peers leave the hub's channel, and the hub's own peers keep talking.
+//
+// Plain RTP on the pipe (no enableSrtp): nodes of one deployment talk over loopback or a
+// private network, like their Redis traffic. Encrypting it needs both ends to agree on
+// keys sent over the bus; left for deployments that cross untrusted networks.
+import type { types as ms } from 'mediasoup';
+import type { Channel } from '../channels/Channel.js';
+import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
+import { RequestError } from '../signaling/RequestError.js';
+import type { Logger } from '../telemetry/logger.js';
+import { ClusterBusError, type ClusterBus } from './ClusterBus.js';
+import { ChannelSpanLink, type SpanLinkCloseKind } from './ChannelSpanLink.js';
+import {
+	parseSpanMessage,
+	SPAN_CLOSE,
+	SPAN_OPEN,
+	SPAN_SYNC,
+	spanCloseSchema,
+	spanOpenReplySchema,
+	spanOpenSchema,
+	spanSyncSchema,
+	type SpanOpen,
+	type SpanOpenReply,
+} from './ChannelSpanMessages.js';
+
+/** What the join handler needs (HandlerContext.span). */
+export interface ChannelSpanHook {
+	/** Links the local `channel` to its home node (no-op when it already is); resolves once
+	 * the home node's peers and producers are in the local channel. Throws RequestError
+	 * E_CLUSTER_UNAVAILABLE when the home node cannot be reached. */
+	attach(channel: Channel, homeNodeId: string): Promise<void>;
+}
+
+/** Where this node's pipe ends listen (cluster.pipe* options, resolved). */
+export interface PipeSettings {
+	/** Local address the PipeTransports bind to. */
+	listenIp: string;
+	/** IP the other node sends to (undefined: listenIp). */
+	announcedIp: string | undefined;
+	/** UDP ports for pipe transports (undefined: mediasoup's default range). */
+	portRange: { min: number; max: number } | undefined;
+	/** NACK on the pipe (both ends must agree: the satellite's choice wins). */
+	enableRtx: boolean;
+}
+
+/** Emits `nodeLost(nodeId)` (NodeRegistry). */
+export interface NodeLostSource {
+	on(event: 'nodeLost', listener: (nodeId: string) => void): unknown;
+	off(event: 'nodeLost', listener: (nodeId: string) => void): unknown;
+}
+
+export interface ChannelSpansOptions {
+	bus: ClusterBus;
+	registry: ChannelRegistry;
+	pipe: PipeSettings;
+	nodes?: NodeLostSource;
+	/** How long a satellite waits for span.open (default: the bus's request timeout). */
+	openTimeoutMs?: number;
+	log: Logger;
+}
+
+export class ChannelSpans implements ChannelSpanHook {
+	readonly #bus: ClusterBus;
+	readonly #registry: ChannelRegistry;
+	readonly #pipe: PipeSettings;
+	readonly #nodes: NodeLostSource | undefined;
+	readonly #openTimeoutMs: number | undefined;
+	readonly #log: Logger;
+	/** Channels this node is the hub of: channel -> satellite node id -> link. */
+	readonly #hubs = new Map<string, Map<string, ChannelSpanLink>>();
+	/** Channels this node is a satellite of: channel -> link to the hub. */
+	readonly #satellites = new Map<string, ChannelSpanLink>();
+	/** Satellite links being opened, so concurrent joins share one. */
+	readonly #attaching = new Map<string, Promise<void>>();
+	readonly #onNodeLost = (nodeId: string) => this.nodeLost(nodeId);
+	#closed = false;
+
+	constructor(options: ChannelSpansOptions) {
+		this.#bus = options.bus;
+		this.#registry = options.registry;
+		this.#pipe = options.pipe;
+		this.#nodes = options.nodes;
+		this.#openTimeoutMs = options.openTimeoutMs;
+		this.#log = options.log;
+		this.#bus.handle(SPAN_OPEN, (payload, from) => this.#onOpen(parseSpanMessage(spanOpenSchema, payload, SPAN_OPEN), from));
+		this.#bus.handle(SPAN_SYNC, async (payload, from) => {
+			const sync = parseSpanMessage(spanSyncSchema, payload, SPAN_SYNC);
+			const link = this.#linkWith(sync.channel, from);
+			if (!link) throw new Error(`no span of channel ${sync.channel} with node ${from} here`);
+			await link.receive(sync.events);
+			return {};
+		});
+		this.#bus.handle(SPAN_CLOSE, async (payload, from) => {
+			const message = parseSpanMessage(spanCloseSchema, payload, SPAN_CLOSE);
+			this.#linkWith(message.channel, from)?.close('remote', `closed by ${from}: ${message.reason}`);
+			return {};
+		});
+		this.#nodes?.on('nodeLost', this.#onNodeLost);
+	}
+
+	/** Links of this node (tests check they return to zero). */
+	get linkCount(): number {
+		let n = this.#satellites.size;
+		for (const links of this.#hubs.values()) n += links.size;
+		return n;
+	}
+
+	/** The satellite link of `channel`, or the hub's link to `nodeId`, if any. */
+	link(channel: string, nodeId?: string): ChannelSpanLink | undefined {
+		return nodeId === undefined ? this.#satellites.get(channel) : this.#hubs.get(channel)?.get(nodeId);
+	}
+
+	/** Satellite node ids of a channel this node is the hub of. */
+	satellitesOf(channel: string): string[] {
+		return [...(this.#hubs.get(channel)?.keys() ?? [])];
+	}
+
+	// ---- satellite side -----------------------------------------------------------------
+
+	async attach(channel: Channel, homeNodeId: string): Promise<void> {
+		if (this.#closed) throw new RequestError('E_SHUTTING_DOWN');
+		if (homeNodeId === this.#bus.nodeId) return;
+		const existing = this.#satellites.get(channel.name);
+		if (existing && !existing.closed && existing.channel === channel && existing.remoteNodeId === homeNodeId) {
+			await this.#attaching.get(channel.name);
+			if (existing.closed) throw unavailable(`the link of channel ${channel.name} to node ${homeNodeId} broke while joining`);
+			return;
+		}
+		if (existing) {
+			// Spanned to another home than placement says now: start over, everyone rejoins.
+			existing.close('local', `home of ${channel.name} moved to ${homeNodeId}`);
+			channel.close(`home moved to node ${homeNodeId}`);
+			throw unavailable(`channel ${channel.name} is moving to another node; join again`);
+		}
+		if (this.#hubs.get(channel.name)?.size) {
+			throw unavailable(`this node is the home of ${channel.name} for other nodes, but placement names ${homeNodeId}; join again`);
+		}
+		const attaching = this.#openSatellite(channel, homeNodeId).finally(() => this.#attaching.delete(channel.name));
+		this.#attaching.set(channel.name, attaching);
+		await attaching;
+	}
+
+	async #openSatellite(channel: Channel, homeNodeId: string): Promise<void> {
+		const pipe = await this.#createPipe(channel);
+		const link = new ChannelSpanLink({
+			channel,
+			role: 'satellite',
+			remoteNodeId: homeNodeId,
+			bus: this.#bus,
+			pipe,
+			log: this.#log,
+		});
+		// Registered before span.open goes out: the hub's first syncs may come right after its reply.
+		this.#satellites.set(channel.name, link);
+		link.once('closed', (kind, reason) => this.#onSatelliteLinkClosed(link, kind, reason));
+		try {
+			const request: SpanOpen = { channel: channel.name, ip: pipe.tuple.localAddress, port: pipe.tuple.localPort, enableRtx: this.#pipe.enableRtx };
+			let reply: SpanOpenReply;
+			try {
+				reply = parseSpanMessage(spanOpenReplySchema, await this.#bus.request(homeNodeId, SPAN_OPEN, request, this.#openTimeoutMs), `${SPAN_OPEN} reply`);
+			} catch (err) {
+				throw busFailure(err, homeNodeId, channel.name);
+			}
+			if (link.closed) throw unavailable(`the link of channel ${channel.name} to node ${homeNodeId} closed while opening`);
+			await pipe.connect({ ip: reply.ip, port: reply.port });
+			await link.receiveInitial(reply.events);
+			await link.start(true);
+			link.startFlowing();
+			this.#log.info({ channel: channel.name, homeNodeId, remotePeers: link.counts.remotePeers }, 'channel spans to its home node');
+		} catch (err) {
+			link.close('local', `opening failed: ${(err as Error).message}`);
+			// Opened for this join only: nothing else would close it.
+			this.#registry.closeIfUnused(channel);
+			if (err instanceof RequestError) throw err;
+			throw unavailable(`channel ${channel.name} could not be linked to node ${homeNodeId}: ${(err as Error).message}`);
+		}
+		// The last local peer leaving ends the span here (the hub drops our peers).
+		const onPeerLeft = () => {
+			if (channel.localPeerCount === 0 && !link.closed) link.close('local', 'no local peers left');
+		};
+		channel.on('peerLeft', onPeerLeft);
+		link.once('closed', () => channel.off('peerLeft', onPeerLeft));
+	}
+
+	#onSatelliteLinkClosed(link: ChannelSpanLink, kind: SpanLinkCloseKind, reason: string): void {
+		if (this.#satellites.get(link.channel.name) === link) this.#satellites.delete(link.channel.name);
+		// Without its hub the channel here is cut off from most of its peers: clients rejoin
+		// (channelClosing) and placement gives the channel a (possibly new) home.
+		if (kind !== 'local' && !link.channel.closed) link.channel.close(`home node ${link.remoteNodeId} lost: ${reason}`);
+	}
+
+	// ---- hub side -----------------------------------------------------------------------
+
+	async #onOpen(open: SpanOpen, from: string): Promise<SpanOpenReply> {
+		if (this.#closed) throw new Error(`node ${this.#bus.nodeId} is shutting down`);
+		if (from === this.#bus.nodeId) throw new Error('a node cannot span to itself');
+		if (this.#satellites.has(open.channel) || this.#attaching.has(open.channel)) {
+			throw new Error(`node ${this.#bus.nodeId} is not the home of ${open.channel} (it spans to ${this.#satellites.get(open.channel)?.remoteNodeId ?? 'another node'})`);
+		}
+		// A satellite that opens again lost its previous link without us noticing.
+		this.#hubs.get(open.channel)?.get(from)?.close('lost', 'satellite opened a new span');
+		const channel = await this.#registry.open(open.channel);
+		const pipe = await this.#createPipe(channel, open.enableRtx);
+		const link = new ChannelSpanLink({ channel, role: 'hub', remoteNodeId: from, bus: this.#bus, pipe, log: this.#log });
+		let links = this.#hubs.get(open.channel);
+		if (!links) {
+			links = new Map();
+			this.#hubs.set(open.channel, links);
+		}
+		links.set(from, link);
+		link.once('closed', (kind, reason) => this.#onHubLinkClosed(link, kind, reason));
+		try {
+			await pipe.connect({ ip: open.ip, port: open.port });
+			const events = await link.start(false);
+			// After our reply is on its way (the satellite holds back syncs until it has it anyway).
+			setImmediate(() => link.startFlowing());
+			this.#log.info({ channel: open.channel, satelliteNodeId: from, events: events.length }, 'channel span opened by a satellite');
+			return { ip: pipe.tuple.localAddress, port: pipe.tuple.localPort, events };
+		} catch (err) {
+			link.close('local', `opening failed: ${(err as Error).message}`, false);
+			throw err;
+		}
+	}
+
+	#onHubLinkClosed(link: ChannelSpanLink, kind: SpanLinkCloseKind, reason: string): void {
+		const links = this.#hubs.get(link.channel.name);
+		if (links?.get(link.remoteNodeId) === link) links.delete(link.remoteNodeId);
+		if (links?.size === 0) this.#hubs.delete(link.channel.name);
+		this.#log.info({ channel: link.channel.name, satelliteNodeId: link.remoteNodeId, kind, reason }, 'satellite left the span');
+		// Opened for a satellite that never brought a peer: no peer will ever leave it.
+		if (!links?.size) this.#registry.closeIfUnused(link.channel);
+	}
+
+	// ---- both ---------------------------------------------------------------------------
+
+	/** A node left the registry: every link with it is gone. */
+	nodeLost(nodeId: string): void {
+		for (const link of [...this.#satellites.values()]) if (link.remoteNodeId === nodeId) link.close('lost', `node ${nodeId} left the registry`);
+		for (const links of [...this.#hubs.values()]) links.get(nodeId)?.close('lost', `node ${nodeId} left the registry`);
+	}
+
+	/** Closes every link (shutdown) and resolves once the other ends were told (bounded):
+	 * close the bus after this. */
+	async close(): Promise<void> {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#nodes?.off('nodeLost', this.#onNodeLost);
+		const links = [...this.#satellites.values(), ...[...this.#hubs.values()].flatMap((l) => [...l.values()])];
+		for (const link of links) link.close('local', 'node shutting down');
+		await Promise.all(links.map((l) => l.closeNotice));
+	}
+
+	#linkWith(channel: string, nodeId: string): ChannelSpanLink | undefined {
+		const satellite = this.#satellites.get(channel);
+		if (satellite?.remoteNodeId === nodeId) return satellite;
+		return this.#hubs.get(channel)?.get(nodeId);
+	}
+
+	async #createPipe(channel: Channel, enableRtx = this.#pipe.enableRtx): Promise<ms.PipeTransport> {
+		const p = this.#pipe;
+		return channel.router.createPipeTransport({
+			listenInfo: {
+				protocol: 'udp',
+				ip: p.listenIp,
+				...(p.announcedIp ? { announcedAddress: p.announcedIp } : {}),
+				...(p.portRange ? { portRange: p.portRange } : {}),
+			},
+			enableRtx,
+			appData: { channel: channel.name, span: true },
+		});
+	}
+}
+
+function unavailable(message: string): RequestError {
+	return new RequestError('E_CLUSTER_UNAVAILABLE', message);
+}
+
+/** A failed bus request as the joining client should hear it. */
+function busFailure(err: unknown, homeNodeId: string, channel: string): RequestError {
+	if (!(err instanceof ClusterBusError)) return unavailable(`node ${homeNodeId} gave an invalid answer for channel ${channel}: ${(err as Error).message}`);
+	switch (err.code) {
+		case 'unavailable':
+			return unavailable('Cluster coordination (Redis) is unreachable: only channels already served here can be joined; try again.');
+		case 'timeout':
+		case 'no_handler':
+			return unavailable(`The home node of channel ${channel} (${homeNodeId}) does not answer; try again in a few seconds.`);
+		case 'remote':
+			return unavailable(`The home node of channel ${channel} refused to share it: ${err.message}`);
+	}
+}
