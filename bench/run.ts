@@ -6,7 +6,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchRun } from './report/BenchRun.js';
 import { textSummary, writeReport } from './report/report.js';
-import { type CapacityTransport, defaultOutDir, runBench, SCENARIOS, type ScenarioName } from './runBench.js';
+import type { types as ms } from 'mediasoup';
+import type { CapacityTarget } from './scenarios/capacity.js';
+import { type CapacityTransport, defaultOutDir, runBench, SCENARIOS, type ScenarioName, SRTP_SUITES } from './runBench.js';
 
 const HELP = `Usage: npx tsx bench/run.ts [options]
 
@@ -25,6 +27,9 @@ Loss sweep:
   --loss-hint PCT      encoder packet-loss hint (default: match the condition)
 Capacity:
   --transport LIST     plain,srtp,webrtc (default all three)
+  --srtp-suite LIST    SRTP suites of the srtp ramp, one ramp each: AEAD_AES_256_GCM (default),
+                       AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32
+  --targets LIST       raw-mediasoup,parley (default both; plain and srtp ramps)
   --steps LIST         consumer counts to try, e.g. 500,1000,2000
   --publishers N       publishers in the room (default 10)
   --window MS          measuring window per step (default 4000)
@@ -52,6 +57,8 @@ const { values } = parseArgs({
 		bitrate: { type: 'string' },
 		'loss-hint': { type: 'string' },
 		transport: { type: 'string' },
+		'srtp-suite': { type: 'string' },
+		targets: { type: 'string' },
 		steps: { type: 'string' },
 		publishers: { type: 'string' },
 		window: { type: 'string' },
@@ -109,6 +116,17 @@ if (transports?.some((t) => !['plain', 'srtp', 'webrtc'].includes(t))) {
 	process.stderr.write('bench: --transport takes plain, srtp and/or webrtc\n');
 	process.exit(2);
 }
+const srtpSuites = values['srtp-suite']?.split(',').map((t) => t.trim());
+if (srtpSuites?.some((t) => !(SRTP_SUITES as string[]).includes(t))) {
+	process.stderr.write(`bench: --srtp-suite takes ${SRTP_SUITES.join(', ')}\n`);
+	process.exit(2);
+}
+const TARGETS: CapacityTarget[] = ['raw-mediasoup', 'parley'];
+const targets = values.targets?.split(',').map((t) => t.trim());
+if (targets && (targets.length === 0 || targets.some((t) => !(TARGETS as string[]).includes(t)))) {
+	process.stderr.write('bench: --targets takes raw-mediasoup and/or parley\n');
+	process.exit(2);
+}
 const delay = number('delay', values.delay);
 const jitter = number('jitter', values.jitter);
 const hint = number('loss-hint', values['loss-hint']);
@@ -133,8 +151,10 @@ const { run } = await runBench({
 		publishers: number('publishers', values.publishers),
 		windowMs: number('window', values.window),
 		pin: values['no-pin'] ? false : undefined,
+		targets: targets as CapacityTarget[] | undefined,
 	}),
 	capacityTransports: (transports ?? []) as CapacityTransport[],
+	srtpSuites: (srtpSuites ?? []) as ms.SrtpCryptoSuite[],
 	signaling: defined({
 		clients: number('clients', values.clients),
 		waves: number('waves', values.waves),

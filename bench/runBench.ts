@@ -1,5 +1,6 @@
 // One bench run: the chosen scenarios with full or smoke settings, then the outputs.
 import path from 'node:path';
+import type { types as ms } from 'mediasoup';
 import type { BenchRun } from './report/BenchRun.js';
 import { machineInfo, versions } from './report/machine.js';
 import { REFERENCES } from './report/references.js';
@@ -12,6 +13,8 @@ import { runSignaling, SIGNALING_DEFAULTS, type SignalingOptions } from './scena
 export type ScenarioName = 'loss' | 'capacity' | 'signaling';
 export type CapacityTransport = 'plain' | 'srtp' | 'webrtc';
 export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling'];
+/** The suites mediasoup's PlainTransport offers (what `--srtp-suite` accepts). */
+export const SRTP_SUITES: ms.SrtpCryptoSuite[] = ['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
 
 export interface BenchOptions {
 	scenarios: ScenarioName[];
@@ -22,6 +25,8 @@ export interface BenchOptions {
 	capacity: Partial<CapacityOptions>;
 	/** Listener transports measured by the capacity ramp (empty: the defaults). */
 	capacityTransports: CapacityTransport[];
+	/** SRTP suites of the `srtp` ramp, one ramp each (empty: AEAD_AES_256_GCM). */
+	srtpSuites?: ms.SrtpCryptoSuite[];
 	signaling: Partial<SignalingOptions>;
 	log: (line: string) => void;
 }
@@ -81,14 +86,19 @@ export async function runBench(options: BenchOptions): Promise<{ run: BenchRun; 
 	if (options.scenarios.includes('capacity')) {
 		const transports: CapacityTransport[] = options.capacityTransports.length ? options.capacityTransports : options.smoke ? SMOKE.capacityTransports : ['plain', 'srtp', 'webrtc'];
 		run.capacity = [];
-		for (const transport of transports) {
-			await guard(`capacity-${transport}`, async () => {
+		const suites = options.srtpSuites?.length ? options.srtpSuites : [CAPACITY_DEFAULTS.srtpCryptoSuite];
+		// One ramp per transport, and per suite for SRTP (the suites differ in cost per packet).
+		const ramps = transports.flatMap((transport): { transport: CapacityTransport; suite: ms.SrtpCryptoSuite }[] =>
+			transport === 'srtp' ? suites.map((suite) => ({ transport, suite })) : [{ transport, suite: CAPACITY_DEFAULTS.srtpCryptoSuite }],
+		);
+		for (const { transport, suite } of ramps) {
+			await guard(transport === 'srtp' ? `capacity-srtp-${suite}` : `capacity-${transport}`, async () => {
 				let result: CapacityResult;
 				if (transport === 'webrtc') {
-					const o: CapacityOptions = { ...WEBRTC_CAPACITY_DEFAULTS, steps: STEPS.webrtc, refineSteps: 0, ...(options.smoke ? SMOKE.webrtcCapacity : {}), ...options.capacity, transport };
+					const o: CapacityOptions = { ...WEBRTC_CAPACITY_DEFAULTS, steps: STEPS.webrtc, refineSteps: 0, ...(options.smoke ? SMOKE.webrtcCapacity : {}), ...options.capacity, transport, targets: ['parley'] };
 					result = await runWebRtcCapacity(o, log);
 				} else {
-					const o: CapacityOptions = { ...CAPACITY_DEFAULTS, steps: STEPS[transport], refineSteps: transport === 'plain' ? 2 : 1, ...(options.smoke ? SMOKE.capacity : {}), ...options.capacity, transport };
+					const o: CapacityOptions = { ...CAPACITY_DEFAULTS, steps: STEPS[transport], refineSteps: transport === 'plain' ? 2 : 1, ...(options.smoke ? SMOKE.capacity : {}), ...options.capacity, transport, srtpCryptoSuite: suite };
 					result = await runCapacity(o, log);
 				}
 				run.capacity!.push(result);

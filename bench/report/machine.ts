@@ -1,6 +1,7 @@
 // What a report records about where it ran: cores, CPU model, memory, kernel, versions of
 // everything in the measured path, the commit, and the machine's load around the run.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,9 +25,37 @@ export interface Versions {
 	werift: string | null;
 	evanOpus: string | null;
 	uWebSocketsJs: string | null;
+	/** The worker binary measured (MEDIASOUP_WORKER_BIN or mediasoup's default): before/after
+	 * comparisons of worker builds need to say which one a run used. */
+	mediasoupWorker?: WorkerBinaryInfo;
 	gitCommit: string | null;
 	/** Files changed in the working tree when the run started (others may be mid-edit). */
 	gitDirty: boolean | null;
+}
+
+export interface WorkerBinaryInfo {
+	path: string;
+	sha256: string | null;
+	/** Where its SRTP comes from: a shared libsrtp2 (and whether that pulls in NSS), or built in. */
+	srtp: string;
+}
+
+export function workerBinaryInfo(bin = process.env.MEDIASOUP_WORKER_BIN || mediasoup.workerBin): WorkerBinaryInfo {
+	let sha256: string | null = null;
+	try {
+		sha256 = createHash('sha256').update(readFileSync(bin)).digest('hex');
+	} catch {
+		// Unreadable: the run will fail to start a worker anyway.
+	}
+	let srtp = 'unknown (ldd failed)';
+	try {
+		const libs = execFileSync('ldd', [bin], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+		const shared = /libsrtp\S*\.so\S*/.exec(libs)?.[0];
+		srtp = shared ? `shared ${shared}${/libnss3\.so/.test(libs) ? ' (NSS crypto)' : ''}` : 'linked in (no shared libsrtp)';
+	} catch {
+		// No ldd: leave it unknown.
+	}
+	return { path: bin, sha256, srtp };
 }
 
 export function machineInfo(): MachineInfo {
@@ -71,6 +100,7 @@ export function versions(): Versions {
 		werift: packageVersion('werift'),
 		evanOpus: packageVersion('@evan/opus'),
 		uWebSocketsJs: packageVersion('uWebSockets.js'),
+		mediasoupWorker: workerBinaryInfo(),
 		gitCommit: git(['rev-parse', '--short', 'HEAD']),
 		gitDirty: status === null ? null : status.length > 0,
 	};

@@ -14,6 +14,19 @@ function transportLabel(cap: CapacityResult): string {
 	return 'WebRTC through signaling';
 }
 
+/** File and chart key of a ramp: one per transport, and per suite for SRTP. */
+function capacityKey(cap: CapacityResult): string {
+	return cap.options.transport === 'srtp' ? `srtp-${cap.options.srtpCryptoSuite}` : cap.options.transport;
+}
+
+/** One line per ramp and target: what the before/after comparison of worker builds needs. */
+function capacityOverviewRows(run: BenchRun): Cell[][] {
+	return (run.capacity ?? []).flatMap((cap) =>
+		cap.summary.map((s) => [transportLabel(cap), s.target, s.maxConsumersPerCore, s.firstFailure ? `${s.firstFailure.consumers}: ${s.firstFailure.failed.join('; ')}` : 'none', s.contendedFailures.join(', ') || '-', s.workerUsPerPacket === null ? null : s.workerUsPerPacket.toFixed(2), s.cpuBoundConsumersPerCore]),
+	);
+}
+const CAPACITY_OVERVIEW_HEADERS = ['listeners', 'target', 'max consumers (p99 <= limit)', 'first failure', 'inconclusive', 'worker us/packet', 'CPU-bound consumers/core'];
+
 export function headlines(run: BenchRun): Headline[] {
 	const out: Headline[] = [];
 	for (const cap of run.capacity ?? []) {
@@ -27,16 +40,24 @@ export function headlines(run: BenchRun): Headline[] {
 			const bound = s.firstFailure ? ` (fails at ${s.firstFailure.consumers}: ${s.firstFailure.failed.join(', ')}${contended})` : ` (no conclusive failure: more may be possible${contended})`;
 			return `${s.maxConsumersPerCore}${bound}`;
 		};
-		out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, Parley (${kind})`, value: describe(parley), path: cap.path });
-		if (cap.options.targets.includes('raw-mediasoup')) out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, raw mediasoup (${kind})`, value: describe(raw), path: cap.path });
-		if (cap.options.targets.includes('raw-mediasoup')) {
+		const withParley = cap.options.targets.includes('parley');
+		const withRaw = cap.options.targets.includes('raw-mediasoup');
+		if (withParley) out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, Parley (${kind})`, value: describe(parley), path: cap.path });
+		if (withRaw) out.push({ label: `Consumers per worker core at p99 <= ${cap.options.limits.p99Ms} ms, raw mediasoup (${kind})`, value: describe(raw), path: cap.path });
+		if (withParley && withRaw) {
 			out.push({ label: `Parley / raw mediasoup, latency knee (${kind})`, value: cap.parleyToBaseline === null ? 'no ratio: a knee was inconclusive' : `${(cap.parleyToBaseline * 100).toFixed(0)}%`, path: cap.path });
 		}
-		const cpuFigure = (t: 'parley' | 'raw-mediasoup'): string => num(cap.summary.find((s) => s.target === t)?.cpuBoundConsumersPerCore ?? null);
+		const shown = cap.summary.filter((s) => cap.options.targets.includes(s.target));
+		const name = (t: string): string => (t === 'parley' ? 'Parley' : 'raw mediasoup');
 		out.push({
-			label: `CPU-bound consumers per worker core (${kind}): Parley${cap.options.targets.includes('raw-mediasoup') ? ' / raw mediasoup' : ''}`,
-			value: `${cpuFigure('parley')}${cap.options.targets.includes('raw-mediasoup') ? ` / ${cpuFigure('raw-mediasoup')}${cap.parleyToBaselineCpu !== null ? ` (${(cap.parleyToBaselineCpu * 100).toFixed(0)}%)` : ''}` : ''}`,
+			label: `CPU-bound consumers per worker core (${kind}): ${shown.map((s) => name(s.target)).join(' / ')}`,
+			value: `${shown.map((s) => num(s.cpuBoundConsumersPerCore)).join(' / ')}${cap.parleyToBaselineCpu !== null ? ` (${(cap.parleyToBaselineCpu * 100).toFixed(0)}%)` : ''}`,
 			path: `${cap.path}; worker CPU per forwarded packet, extrapolated to a full core`,
+		});
+		out.push({
+			label: `Worker CPU per forwarded packet (${kind}): ${shown.map((s) => name(s.target)).join(' / ')}`,
+			value: shown.map((s) => (s.workerUsPerPacket === null ? '-' : `${s.workerUsPerPacket.toFixed(2)} us`)).join(' / '),
+			path: `${cap.path}; median over steps that kept the worker at least 20% busy without loss`,
 		});
 	}
 	if (run.loss) {
@@ -123,6 +144,7 @@ export function textSummary(run: BenchRun): string {
 	const parts: string[] = [];
 	if (run.loss) parts.push(`Loss sweep (${run.loss.path})\n${textTable(LOSS_HEADERS.slice(0, 15), lossRows(run.loss).map((r) => r.slice(0, 15)))}`);
 	for (const cap of run.capacity ?? []) parts.push(`Capacity: ${cap.path}\n${textTable(CAPACITY_HEADERS, capacityRows(cap))}`);
+	if (run.capacity?.length) parts.push(`Capacity overview (worker ${run.versions.mediasoupWorker?.srtp ?? '?'})\n${textTable(CAPACITY_OVERVIEW_HEADERS, capacityOverviewRows(run))}`);
 	if (run.signaling) {
 		const s = run.signaling;
 		parts.push(
@@ -237,8 +259,8 @@ export function writeReport(run: BenchRun, outDir: string): string[] {
 	const cdf = latencyCdfChart(run);
 	if (cdf) charts.cdf = write('latency-cdf.svg', cdf);
 	for (const cap of run.capacity ?? []) {
-		charts[`cap-${cap.options.transport}-p99`] = write(`capacity-${cap.options.transport}-p99.svg`, capacityChart(cap, 'p99'));
-		charts[`cap-${cap.options.transport}-cpu`] = write(`capacity-${cap.options.transport}-cpu.svg`, capacityChart(cap, 'cpu'));
+		charts[`cap-${capacityKey(cap)}-p99`] = write(`capacity-${capacityKey(cap)}-p99.svg`, capacityChart(cap, 'p99'));
+		charts[`cap-${capacityKey(cap)}-cpu`] = write(`capacity-${capacityKey(cap)}-cpu.svg`, capacityChart(cap, 'cpu'));
 	}
 	write('report.md', markdownReport(run, charts));
 	return files;
@@ -265,6 +287,7 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 				['werift', v.werift],
 				['@evan/opus', v.evanOpus],
 				['uWebSockets.js', v.uWebSocketsJs],
+				['mediasoup-worker', v.mediasoupWorker ? `${v.mediasoupWorker.path} (sha256 ${v.mediasoupWorker.sha256?.slice(0, 16) ?? '?'}; SRTP: ${v.mediasoupWorker.srtp})` : '?'],
 				['Commit', `${v.gitCommit ?? '?'}${v.gitDirty ? ' (working tree had uncommitted changes)' : ''}`],
 			],
 		),
@@ -291,6 +314,10 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 			lines.push(img(`loss-segsnr-nack-${nack}`, `segmental SNR, NACK ${nack}`));
 		}
 	}
+	if (run.capacity?.length) {
+		lines.push('## Capacity overview', '', `Worker binary: ${run.versions.mediasoupWorker?.path ?? '?'} (SRTP: ${run.versions.mediasoupWorker?.srtp ?? '?'}).`, '');
+		lines.push(markdownTable(CAPACITY_OVERVIEW_HEADERS, capacityOverviewRows(run)), '');
+	}
 	for (const cap of run.capacity ?? []) {
 		const o = cap.options;
 		lines.push(`## Capacity: ${transportLabel(cap)}`, '');
@@ -304,15 +331,15 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 		);
 		lines.push(
 			markdownTable(
-				['target', 'max consumers per core (pass)', 'pkt/s per core there', 'first failure', 'inconclusive (machine busy)', 'CPU-bound consumers per core'],
-				cap.summary.map((s) => [s.target, s.maxConsumersPerCore, s.ppsPerCoreAtMax, s.firstFailure ? `${s.firstFailure.consumers}: ${s.firstFailure.failed.join('; ')}` : 'none (more may be possible)', s.contendedFailures.join(', ') || '-', s.cpuBoundConsumersPerCore]),
+				['target', 'max consumers per core (pass)', 'pkt/s per core there', 'first failure', 'inconclusive (machine busy)', 'CPU-bound consumers per core', 'worker us per packet'],
+				cap.summary.map((s) => [s.target, s.maxConsumersPerCore, s.ppsPerCoreAtMax, s.firstFailure ? `${s.firstFailure.consumers}: ${s.firstFailure.failed.join('; ')}` : 'none (more may be possible)', s.contendedFailures.join(', ') || '-', s.cpuBoundConsumersPerCore, s.workerUsPerPacket === null ? null : s.workerUsPerPacket.toFixed(2)]),
 			),
 			'',
 		);
 		if (cap.parleyToBaseline !== null) lines.push(`At the latency knee Parley reaches **${(cap.parleyToBaseline * 100).toFixed(0)}%** of the raw-mediasoup baseline measured in the same run.`, '');
 		if (cap.parleyToBaselineCpu !== null) lines.push(`By worker CPU per forwarded packet, Parley reaches **${(cap.parleyToBaselineCpu * 100).toFixed(0)}%** of the baseline (*CPU-bound consumers per core*: the worker's measured CPU per packet, extrapolated to a fully busy core, median over steps that kept it at least 20% busy without loss; other processes move the latency knee much more than this figure).`, '');
 		lines.push(markdownTable(CAPACITY_HEADERS, capacityRows(cap)), '');
-		lines.push(img(`cap-${o.transport}-p99`, 'p99 vs consumers'), img(`cap-${o.transport}-cpu`, 'worker CPU vs consumers'));
+		lines.push(img(`cap-${capacityKey(cap)}-p99`, 'p99 vs consumers'), img(`cap-${capacityKey(cap)}-cpu`, 'worker CPU vs consumers'));
 		lines.push('Parley server settings in this path:', '', '```json', JSON.stringify(cap.server, null, 1), '```', '');
 	}
 	if (charts.cdf) lines.push('## Latency distribution', '', img('cdf', 'latency CDF'));

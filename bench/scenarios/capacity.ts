@@ -30,6 +30,8 @@ export interface CapacityLimits {
 	cpuShare: number;
 }
 
+export type CapacityTarget = 'raw-mediasoup' | 'parley';
+
 export interface CapacityOptions {
 	publishers: number;
 	/** Consumer counts to try, ascending (rounded to multiples of `publishers`). */
@@ -42,7 +44,7 @@ export interface CapacityOptions {
 	/** Listener transports: plain RTP, or SRTP (the per-packet work a WebRTC listener costs). */
 	transport: 'plain' | 'srtp' | 'webrtc';
 	srtpCryptoSuite: ms.SrtpCryptoSuite;
-	targets: ('raw-mediasoup' | 'parley')[];
+	targets: CapacityTarget[];
 	limits: CapacityLimits;
 	bitrateBps: number;
 	pin: boolean;
@@ -127,6 +129,8 @@ export interface CapacityTargetSummary {
 	 * processes move; it says nothing about latency.
 	 */
 	cpuBoundConsumersPerCore: number | null;
+	/** The worker's CPU time per forwarded packet (microseconds), median over the same steps. */
+	workerUsPerPacket: number | null;
 	ppsPerCoreAtMax: number | null;
 	firstFailure: { consumers: number; failed: string[] } | null;
 }
@@ -264,6 +268,7 @@ export async function rampCapacity(
 			maxConsumersPerCore: max,
 			contendedFailures: steps.filter((s) => s.target === name && s.contended).map((s) => s.consumers),
 			cpuBoundConsumersPerCore: cpuBound(steps.filter((s) => s.target === name)),
+			workerUsPerPacket: usPerPacket(steps.filter((s) => s.target === name)),
 			ppsPerCoreAtMax: atMax ? Math.round(atMax.ppsPerCore) : null,
 			firstFailure: fail ? { consumers: fail.consumers, failed: fail.failed } : null,
 		};
@@ -277,11 +282,17 @@ function cpuRatio(summary: CapacityTargetSummary[]): number | null {
 	return raw && parley ? parley / raw : null;
 }
 
+/** Steps that say what a packet costs the worker: busy enough to measure, no loss. */
+const cpuSteps = (steps: CapacityStep[]): CapacityStep[] => steps.filter((s) => s.workerCpu >= 0.2 && s.lossRate <= 0.001 && s.consumers > 0);
+
 function cpuBound(steps: CapacityStep[]): number | null {
-	const perCore = steps
-		.filter((s) => s.workerCpu >= 0.2 && s.lossRate <= 0.001 && s.consumers > 0)
-		.map((s) => s.ppsPerCore / (s.forwardedPps / s.consumers));
+	const perCore = cpuSteps(steps).map((s) => s.ppsPerCore / (s.forwardedPps / s.consumers));
 	return perCore.length ? Math.round(median(perCore)) : null;
+}
+
+function usPerPacket(steps: CapacityStep[]): number | null {
+	const us = cpuSteps(steps).map((s) => 1e6 / s.ppsPerCore);
+	return us.length ? Math.round(median(us) * 100) / 100 : null;
 }
 
 /** The raw figures of one measuring window. */
