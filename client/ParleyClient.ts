@@ -37,8 +37,16 @@ import { VoiceMessageUploader, type UploadProgress, type VoiceMessageUploaderOpt
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'reconnected' | 'disconnected';
 
 export interface ParleyClientOptions {
-	/** The signaling endpoint, e.g. `wss://parley.example/ws`. */
-	url: string;
+	/** The signaling endpoint, e.g. `wss://parley.example/ws` (or give `urls`). */
+	url?: string;
+	/**
+	 * Several entry endpoints (nodes of one cluster), tried in turn: connect() moves to the
+	 * next when one cannot be reached, and each reconnect after a lost connection starts at
+	 * the next one, so a node that died is left behind. Any node accepts any join: a node
+	 * that does not serve the channel redirects the client (E_REDIRECT, followed
+	 * transparently, at most 3 hops).
+	 */
+	urls?: string[];
 	/**
 	 * The access token (JWT), or a function returning a fresh one: it is called again for
 	 * each reconnect, so a token that expired meanwhile does not end the call.
@@ -147,11 +155,20 @@ interface Recovery {
 }
 
 const LEAVE_TIMEOUT_MS = 2000;
+/** E_REDIRECT hops followed for one join; more means nodes disagree, and E_REDIRECT surfaces. */
+const MAX_REDIRECTS = 3;
 /** Recently ended recordings remembered, to match notifications and answers that cross. */
 const RECENT_IDS_KEPT = 50;
 
 export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
-	readonly #url: string;
+	/** Entry endpoints (options.urls, or [options.url]). */
+	readonly #entryUrls: readonly string[];
+	/** The entry endpoint in use, or that the current redirect came from. */
+	#entryIndex = 0;
+	/** Where the next socket connects: an entry endpoint, or the node a join was redirected to. */
+	#currentUrl: string;
+	/** The current connection is to a node we were redirected to (not an entry endpoint). */
+	#redirected = false;
 	readonly #token: ParleyClientOptions['token'];
 	readonly #requestTimeoutMs: number | undefined;
 	readonly #iceDisconnectedGraceMs: number;
@@ -196,14 +213,15 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 
 	constructor(options: ParleyClientOptions) {
 		super();
-		try {
-			new URL(options.url);
-		} catch {
-			throw new TypeError(`url must be an absolute ws:// or wss:// URL, got ${JSON.stringify(options.url)}`);
+		const entryUrls = options.urls?.length ? [...options.urls] : options.url !== undefined ? [options.url] : [];
+		if (entryUrls.length === 0) throw new TypeError('url or urls is required');
+		for (const url of entryUrls) {
+			if (!/^(wss?|https?):\/\//.test(url) || !URL.canParse(url)) throw new TypeError(`url must be an absolute ws:// or wss:// URL, got ${JSON.stringify(url)}`);
 		}
 		if (typeof options.token !== 'string' && typeof options.token !== 'function') throw new TypeError('token must be a string or a function');
 		if (options.httpUrl !== undefined && !/^https?:\/\//.test(options.httpUrl)) throw new TypeError(`httpUrl must be an absolute http:// or https:// URL, got ${JSON.stringify(options.httpUrl)}`);
-		this.#url = options.url;
+		this.#entryUrls = entryUrls;
+		this.#currentUrl = entryUrls[0]!;
 		this.#token = options.token;
 		this.#requestTimeoutMs = options.requestTimeoutMs;
 		this.#iceDisconnectedGraceMs = options.iceDisconnectedGraceMs ?? 3000;
@@ -215,7 +233,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		this.#remoteAudio.on('streamRemoved', (peerId) => this.emit('remoteStreamRemoved', peerId));
 		this.#remoteAudio.on('playbackBlocked', (error) => this.emit('error', error));
 		this.#remoteAudio.on('error', (error) => this.emit('error', error));
-		const httpUrl = options.httpUrl ?? httpBaseUrl(options.url);
+		const httpUrl = options.httpUrl ?? httpBaseUrl(entryUrls[0]!);
 		const token = (): Promise<string> => this.#resolveToken('E_NETWORK');
 		this.#voiceApi = new VoiceMessageApi({ baseUrl: httpUrl, token, ...(options.fetch && { fetch: options.fetch }) });
 		this.#uploader = new VoiceMessageUploader({ ...options.upload, endpoint: new URL('/voice/uploads', this.#voiceApi.baseUrl).toString(), token });
@@ -234,6 +252,11 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 
 	get grants(): Grants | null {
 		return this.#welcome?.grants ?? null;
+	}
+
+	/** The signaling endpoint of the current (or next) connection: an entry URL, or the node a join was redirected to. */
+	get serverUrl(): string {
+		return this.#currentUrl;
 	}
 
 	/** The channel joined (or being rejoined); null after leave(). */
@@ -305,7 +328,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		const connecting = (async (): Promise<Welcome> => {
 			this.#setState('connecting');
 			try {
-				const signaling = await this.#openSignaling();
+				const signaling = await this.#openEntrySignaling();
 				this.#setState('connected');
 				return signaling.welcome;
 			} catch (error) {
@@ -352,7 +375,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		if (this.#targetChannel !== null) throw new ParleyError('E_ALREADY_JOINED');
 		this.#targetChannel = channel;
 		try {
-			return await this.#serially(() => this.#enterChannel(channel));
+			return await this.#serially(() => this.#enterChannelFollowingRedirects(channel));
 		} catch (error) {
 			// After a lost connection the reconnect still brings us into the channel;
 			// any other failure means we are not in it.
@@ -601,7 +624,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		const token = await this.#resolveToken('E_CONNECTION_CLOSED');
 		this.#assertNotClosedByUser();
 		const signaling = await SignalingConnection.open({
-			url: this.#url,
+			url: this.#currentUrl,
 			token,
 			...(this.#requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.#requestTimeoutMs }),
 			...(this.#createWebSocket === undefined ? {} : { createWebSocket: this.#createWebSocket }),
@@ -696,10 +719,11 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 						recovery.needsSocket = false;
 						this.#signaling?.close();
 						this.#signaling = null;
+						this.#nextEntryUrl();
 						await this.#openSignaling();
 					}
 					const channel = this.#targetChannel;
-					if (channel !== null) await this.#serially(() => this.#enterChannel(channel));
+					if (channel !== null) await this.#serially(() => this.#enterChannelFollowingRedirects(channel));
 					if (stopped()) return;
 					if (recovery.needsSocket) throw new ParleyError('E_CONNECTION_CLOSED');
 					this.#setState('reconnected');
@@ -756,6 +780,73 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		// The queue only orders operations; each caller still gets its own operation's error.
 		this.#operations = result.catch(() => undefined);
 		return result;
+	}
+
+	/**
+	 * Where a reconnect goes. After a redirect: back to the entry endpoint that redirected us
+	 * (it was alive; the node we were sent to may be the one that died, and the entry node
+	 * finds the channel's new home). Otherwise the next entry endpoint, so retries walk past
+	 * a dead node.
+	 */
+	#nextEntryUrl(): void {
+		if (this.#redirected) this.#redirected = false;
+		else this.#entryIndex = (this.#entryIndex + 1) % this.#entryUrls.length;
+		this.#currentUrl = this.#entryUrls[this.#entryIndex]!;
+	}
+
+	/** connect(): the entry endpoints in turn, from the current one, until one answers. */
+	async #openEntrySignaling(): Promise<SignalingConnection> {
+		this.#redirected = false;
+		this.#currentUrl = this.#entryUrls[this.#entryIndex]!;
+		for (let tried = 1; ; tried++) {
+			try {
+				return await this.#openSignaling();
+			} catch (error) {
+				if (tried >= this.#entryUrls.length || isFinalError(error) || this.#closedByUser) throw error;
+				this.#entryIndex = (this.#entryIndex + 1) % this.#entryUrls.length;
+				this.#currentUrl = this.#entryUrls[this.#entryIndex]!;
+			}
+		}
+	}
+
+	/** Runs in the operation queue: joins, following E_REDIRECT to the node that serves the channel. */
+	async #enterChannelFollowingRedirects(channel: string): Promise<JoinResult> {
+		for (let hops = 0; ; hops++) {
+			try {
+				return await this.#enterChannel(channel);
+			} catch (error) {
+				if (!isParleyError(error, 'E_REDIRECT') || !error.redirect || hops >= MAX_REDIRECTS) throw error;
+				await this.#moveTo(error.redirect.url, error);
+			}
+		}
+	}
+
+	/** Replaces the connection with one to the node a join was redirected to. */
+	async #moveTo(url: string, redirect: ParleyError): Promise<void> {
+		let target: string;
+		try {
+			target = new URL(url).toString();
+		} catch {
+			throw new ParleyError('E_REDIRECT', `The server redirected to an invalid URL: ${JSON.stringify(url).slice(0, 200)}`, { cause: redirect });
+		}
+		if (!/^(wss?|https?):$/.test(new URL(target).protocol)) throw new ParleyError('E_REDIRECT', `The server redirected to a non-WebSocket URL (${new URL(target).protocol}).`, { cause: redirect });
+		// Never from TLS to plain text: the token travels in the URL.
+		if (/^(wss|https):/.test(this.#currentUrl) && /^(ws|http):/.test(target)) {
+			throw new ParleyError('E_REDIRECT', 'The server redirected from a secure to an insecure URL; refused.', { cause: redirect });
+		}
+		const old = this.#signaling;
+		this.#signaling = null;
+		clearTimeout(this.#shutdownTimer);
+		old?.close(1000, 'redirected');
+		this.#currentUrl = target;
+		this.#redirected = true;
+		try {
+			await this.#openSignaling();
+		} catch (error) {
+			// The socket we left is gone: outside a recovery, start one (it rejoins via an entry endpoint).
+			if (!this.#recovery && !this.#closedByUser && !isFinalError(error)) void this.#recover(toParleyError(error, 'E_CONNECTION_CLOSED'), { needsSocket: true });
+			throw error;
+		}
 	}
 
 	/** Runs in the operation queue. A new session each time: stale transports never leak in. */

@@ -1,7 +1,7 @@
 // The one error type the client library throws and emits. Server errors keep the server's
 // stable code (ErrorCode); failures the client detects itself get a client code. Callers
 // branch on `code`, never on the message.
-import { ERROR_CODES, type ErrorCode } from '../server/signaling/protocol.js';
+import { ERROR_CODES, type ErrorCode, type RedirectTarget } from '../server/signaling/protocol.js';
 
 /** Codes the client raises itself, with the sentence shown when there is nothing better. */
 export const CLIENT_ERROR_CODES = {
@@ -36,6 +36,8 @@ export interface ParleyErrorOptions {
 	closeCode?: number;
 	/** The HTTP status, when the error is an HTTP answer (voice-message API, uploads). */
 	httpStatus?: number;
+	/** With E_REDIRECT: the node that serves the channel. */
+	redirect?: RedirectTarget;
 }
 
 export class ParleyError extends Error {
@@ -43,12 +45,14 @@ export class ParleyError extends Error {
 	readonly code: ParleyErrorCode;
 	readonly closeCode: number | undefined;
 	readonly httpStatus: number | undefined;
+	readonly redirect: RedirectTarget | undefined;
 
 	constructor(code: ParleyErrorCode, message: string = defaultMessage(code), options: ParleyErrorOptions = {}) {
 		super(message, options.cause === undefined ? undefined : { cause: options.cause });
 		this.code = code;
 		this.closeCode = options.closeCode;
 		this.httpStatus = options.httpStatus;
+		this.redirect = options.redirect;
 	}
 }
 

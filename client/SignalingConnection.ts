@@ -10,6 +10,8 @@ import {
 	type NotificationMessage,
 	type NotificationName,
 	type Notifications,
+	type ProtocolError,
+	type RedirectTarget,
 	type RequestData,
 	type ResponseData,
 	type ResponseMessage,
@@ -260,7 +262,10 @@ export class SignalingConnection extends TypedEmitter<SignalingEvents> {
 			return;
 		}
 		if (message.ok) pending.resolve(message.data);
-		else pending.reject(new ParleyError(message.error.code, message.error.message));
+		else {
+			const redirect = redirectOf(message.error);
+			pending.reject(new ParleyError(message.error.code, message.error.message, redirect ? { redirect } : {}));
+		}
 	}
 
 	/** Removes a pending request and its timers; returns it if it was still pending. */
@@ -301,6 +306,14 @@ export class SignalingConnection extends TypedEmitter<SignalingEvents> {
 		this.emit('close', info);
 		this.removeAllListeners();
 	}
+}
+
+/** The E_REDIRECT target, when the error carries a well-formed one (the caller checks the URL). */
+function redirectOf(error: ProtocolError): RedirectTarget | undefined {
+	const r = (error as { redirect?: unknown }).redirect;
+	if (error.code !== 'E_REDIRECT' || typeof r !== 'object' || r === null) return undefined;
+	const { nodeId, url } = r as Record<string, unknown>;
+	return typeof nodeId === 'string' && typeof url === 'string' ? { nodeId, url } : undefined;
 }
 
 /**

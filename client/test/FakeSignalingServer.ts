@@ -9,6 +9,7 @@ import {
 	type Method,
 	type NotificationName,
 	type Notifications,
+	type RedirectTarget,
 	type RequestData,
 	type ResponseData,
 	type VoiceMessageInfo,
@@ -25,6 +26,8 @@ export class FakeProtocolError extends Error {
 	constructor(
 		readonly code: ErrorCode,
 		message: string = code,
+		/** Sent as error.redirect (E_REDIRECT). */
+		readonly redirect?: RedirectTarget,
 	) {
 		super(message);
 	}
@@ -197,7 +200,7 @@ export class FakeSignalingServer {
 			socket.deliver({ id, ok: true, data: result });
 		} catch (error) {
 			if (!(error instanceof FakeProtocolError)) throw error;
-			socket.deliver({ id, ok: false, error: { code: error.code, message: error.message } });
+			socket.deliver({ id, ok: false, error: { code: error.code, message: error.message, ...(error.redirect && { redirect: error.redirect }) } });
 		}
 		this.afterResponse?.(request, socket);
 	}
