@@ -270,6 +270,27 @@ export const configSchema = z.strictObject({
 				description: 'Bitrate of Opus encoded from uploads (mono, voice-tuned).',
 				unit: 'bits/s',
 			}),
+			webhookUrl: option(z.union([z.literal(''), z.url({ protocol: /^https?$/ })]).default(''), {
+				description:
+					'URL that receives every voice-message lifecycle event (created, processing, ready, failed, deleted) as a signed JSON POST (server/voice/README.md). Empty: no webhooks.',
+			}),
+			webhookSecret: option(z.string().refine((v) => v === '' || v.length >= 16, 'must be empty or at least 16 characters').default(''), {
+				description:
+					'Secret of the webhook signature (X-Parley-Signature: t=<unix s>,v1=<hex HMAC-SHA256 of "<t>.<body>">). Required when webhookUrl is set (at least 16 characters).',
+			}),
+			webhookMaxAttempts: option(z.number().int().min(1).max(50).default(6), {
+				description:
+					'Attempts per webhook event: a network error, timeout, 5xx or 429 is retried with exponential backoff and jitter (0.5 s, 1 s, 2 s, ... up to 30 s); any other 4xx is final.',
+				unit: 'attempts',
+			}),
+			webhookTimeoutMs: option(z.number().int().min(100).max(120_000).default(5000), {
+				description: 'Time one webhook attempt may take (connect, send, response headers) before it counts as failed and is retried.',
+				unit: 'ms',
+			}),
+			webhookQueue: option(z.number().int().min(1).max(1_000_000).default(10_000), {
+				description: 'Webhook events waiting for delivery on this node (in memory); when full, new events are dropped (logged and counted).',
+				unit: 'events',
+			}),
 			userRequestsPerSecond: option(z.number().min(0).max(100_000).default(20), {
 				description:
 					'Sustained rate of HTTP requests per user to the voice-message API and tus uploads (/voice/...), on every node when Redis is set. Excess requests get 429 with Retry-After and code E_RATE_LIMIT. 0 turns the limit off.',
@@ -318,6 +339,11 @@ export const configSchema = z.strictObject({
 				description:
 					'A join for a channel homed on another node is redirected there while that node serves fewer peers than this; at or above it the channel spans nodes (this node pipes it from the home node). 0: always span, never redirect.',
 				unit: 'peers',
+			}),
+			eventStreamMaxLen: option(z.number().int().min(1000).max(100_000_000).default(100_000), {
+				description:
+					'Approximate cap of the Redis Stream parley:voice-meta (voice-message lifecycle events, XADD MAXLEN ~): older entries are trimmed. Consumers that fall further behind lose events.',
+				unit: 'entries',
 			}),
 		})
 		.prefault({}),

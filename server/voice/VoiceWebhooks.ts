@@ -1,0 +1,253 @@
+// Signed webhooks for voice-message lifecycle events (voice.webhookUrl). Works with or
+// without Redis: the node that commits a change delivers its event.
+//
+// Each event is POSTed as JSON with
+//   X-Parley-Event:      voiceMessage.ready (the event's name)
+//   X-Parley-Delivery:   the event id, the same on every retry (receivers deduplicate on it)
+//   X-Parley-Signature:  t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with webhookSecret>
+// Stripe's scheme: the timestamp is signed with the body, so a receiver that checks it is
+// recent (verifyWebhookSignature) rejects replays of an old request. The body is the same
+// bytes on every attempt; t and the signature are those of the attempt.
+//
+// Delivery: a network error, a timeout, 5xx or 429 is retried with exponential backoff and
+// jitter up to webhookMaxAttempts; any other status (2xx delivered, 3xx/4xx refused) is final.
+// Events of one message are delivered in order (the next waits for the previous to finish,
+// delivered or given up); different messages go in parallel, a few at a time. The queue is in
+// memory and bounded: when full, a new event is dropped and counted. At shutdown, what is
+// queued gets until the deadline to go out; then the rest is given up and logged.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Logger } from '../telemetry/logger.js';
+import type { VoiceMessageEvent } from './voiceEvents.js';
+
+export type WebhookOutcome = 'delivered' | 'retried' | 'refused' | 'failed' | 'dropped';
+
+export interface VoiceWebhooksOptions {
+	url: string;
+	secret: string;
+	maxAttempts: number;
+	/** One attempt: connect, send and response headers. */
+	timeoutMs: number;
+	/** Events waiting (in every per-message lane together). */
+	maxQueued: number;
+	log: Logger;
+	/** Counts each attempt's outcome (metrics). */
+	onOutcome?: (outcome: WebhookOutcome) => void;
+	/** First retry delay; doubles per attempt up to maxDelayMs; each delay is jittered down to half. */
+	baseDelayMs?: number;
+	maxDelayMs?: number;
+	/** Messages whose events are in flight at once. */
+	concurrency?: number;
+}
+
+interface Delivery {
+	event: VoiceMessageEvent;
+	body: string;
+}
+
+const DEFAULT_BASE_DELAY_MS = 500;
+const DEFAULT_MAX_DELAY_MS = 30_000;
+const DEFAULT_CONCURRENCY = 4;
+
+export class VoiceWebhooks {
+	readonly #o: VoiceWebhooksOptions & { baseDelayMs: number; maxDelayMs: number; concurrency: number };
+	/** Per voice message, its events in order; a lane is running or waiting for a slot. */
+	readonly #lanes = new Map<string, Delivery[]>();
+	readonly #waiting: string[] = [];
+	#running = 0;
+	#queued = 0;
+	#closed = false;
+	/** Aborts in-flight requests and retry waits when shutdown gives up. */
+	readonly #abort = new AbortController();
+	#idle: (() => void) | undefined;
+
+	constructor(options: VoiceWebhooksOptions) {
+		if (!/^https?:\/\//.test(options.url)) throw new TypeError('voice.webhookUrl must be an http(s) URL');
+		if (options.secret.length < 16) throw new TypeError('voice.webhookSecret must be set (at least 16 characters) when voice.webhookUrl is set');
+		this.#o = {
+			baseDelayMs: DEFAULT_BASE_DELAY_MS,
+			maxDelayMs: DEFAULT_MAX_DELAY_MS,
+			concurrency: DEFAULT_CONCURRENCY,
+			...options,
+		};
+	}
+
+	/** Events queued or in flight. */
+	get pending(): number {
+		return this.#queued;
+	}
+
+	/** Queues an event; false when it was dropped (queue full or shutting down). */
+	enqueue(event: VoiceMessageEvent): boolean {
+		if (this.#closed || this.#queued >= this.#o.maxQueued) {
+			this.#o.onOutcome?.('dropped');
+			this.#o.log.warn({ eventId: event.eventId, event: event.event, voiceMessageId: event.voiceMessageId, queued: this.#queued }, 'webhook queue full: event dropped');
+			return false;
+		}
+		this.#queued++;
+		const delivery = { event, body: JSON.stringify(event) };
+		const lane = this.#lanes.get(event.voiceMessageId);
+		if (lane) {
+			lane.push(delivery);
+			return true;
+		}
+		this.#lanes.set(event.voiceMessageId, [delivery]);
+		this.#waiting.push(event.voiceMessageId);
+		this.#pump();
+		return true;
+	}
+
+	#pump(): void {
+		while (this.#running < this.#o.concurrency && this.#waiting.length > 0) {
+			const id = this.#waiting.shift()!;
+			this.#running++;
+			void this.#runLane(id).finally(() => {
+				this.#running--;
+				if (this.#queued === 0) this.#idle?.();
+				this.#pump();
+			});
+		}
+	}
+
+	async #runLane(id: string): Promise<void> {
+		const lane = this.#lanes.get(id)!;
+		while (lane.length > 0) {
+			const delivery = lane[0]!;
+			await this.#deliver(delivery);
+			lane.shift();
+			this.#queued--;
+		}
+		this.#lanes.delete(id);
+	}
+
+	async #deliver({ event, body }: Delivery): Promise<void> {
+		const signal = this.#abort.signal;
+		for (let attempt = 1; ; attempt++) {
+			if (signal.aborted) return;
+			const result = await this.#attempt(event, body);
+			if (result.kind === 'delivered') {
+				this.#o.onOutcome?.('delivered');
+				return;
+			}
+			if (result.kind === 'refused') {
+				this.#o.onOutcome?.('refused');
+				this.#o.log.warn({ eventId: event.eventId, event: event.event, status: result.status }, 'webhook refused by the receiver (not retried)');
+				return;
+			}
+			if (signal.aborted) return;
+			if (attempt >= this.#o.maxAttempts) {
+				this.#o.onOutcome?.('failed');
+				this.#o.log.error({ eventId: event.eventId, event: event.event, attempts: attempt, reason: result.reason }, 'webhook delivery failed: giving up');
+				return;
+			}
+			this.#o.onOutcome?.('retried');
+			const delayMs = this.retryDelayMs(attempt, result.retryAfterMs);
+			this.#o.log.info({ eventId: event.eventId, attempt, delayMs, reason: result.reason }, 'webhook attempt failed: retrying');
+			await sleep(delayMs, signal);
+		}
+	}
+
+	/** Backoff before attempt `attempt + 1`: base * 2^(attempt-1), capped, jittered to [half, full]
+	 * so receivers that come back are not hit by every node at once; a 429's Retry-After is a floor. */
+	retryDelayMs(attempt: number, retryAfterMs?: number): number {
+		const ceiling = Math.min(this.#o.maxDelayMs, this.#o.baseDelayMs * 2 ** (attempt - 1));
+		const jittered = ceiling / 2 + Math.random() * (ceiling / 2);
+		return Math.round(Math.min(this.#o.maxDelayMs, Math.max(jittered, retryAfterMs ?? 0)));
+	}
+
+	async #attempt(
+		event: VoiceMessageEvent,
+		body: string,
+	): Promise<{ kind: 'delivered' } | { kind: 'refused'; status: number } | { kind: 'retry'; reason: string; retryAfterMs?: number }> {
+		const t = Math.floor(Date.now() / 1000);
+		const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#o.timeoutMs)]);
+		try {
+			const res = await fetch(this.#o.url, {
+				method: 'POST',
+				headers: {
+					'content-type': 'application/json',
+					'user-agent': 'Parley-Webhooks/1',
+					'x-parley-event': event.event,
+					'x-parley-delivery': event.eventId,
+					'x-parley-signature': `t=${t},v1=${signWebhook(body, t, this.#o.secret)}`,
+				},
+				body,
+				// A redirect would resend the event elsewhere (or as a GET): answer it as final.
+				redirect: 'manual',
+				signal,
+			});
+			// The body is not needed; drain it so the connection can be reused.
+			await res.arrayBuffer().catch(() => undefined);
+			if (res.status >= 200 && res.status < 300) return { kind: 'delivered' };
+			if (res.status === 429 || res.status >= 500) {
+				const retryAfterS = Number(res.headers.get('retry-after'));
+				return { kind: 'retry', reason: `HTTP ${res.status}`, ...(Number.isFinite(retryAfterS) && retryAfterS > 0 && { retryAfterMs: retryAfterS * 1000 }) };
+			}
+			return { kind: 'refused', status: res.status };
+		} catch (err) {
+			const reason = (err as Error).name === 'TimeoutError' ? `no answer within ${this.#o.timeoutMs} ms` : ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+			return { kind: 'retry', reason };
+		}
+	}
+
+	/**
+	 * Shutdown: takes no new events, lets queued ones go out until `deadline` aborts, then gives
+	 * up on the rest (in-flight requests and retry waits are cancelled; the count is logged).
+	 */
+	async close(deadline: AbortSignal): Promise<void> {
+		this.#closed = true;
+		if (this.#queued > 0 && !deadline.aborted) {
+			await new Promise<void>((resolve) => {
+				this.#idle = resolve;
+				deadline.addEventListener('abort', () => resolve(), { once: true });
+			});
+		}
+		this.#idle = undefined;
+		if (this.#queued > 0) {
+			this.#o.log.warn({ undelivered: this.#queued }, 'shutdown deadline: undelivered webhook events given up');
+			this.#abort.abort();
+		}
+	}
+}
+
+/** Hex HMAC-SHA256 of "<t>.<body>": what X-Parley-Signature's v1 carries. */
+export function signWebhook(body: string | Buffer, timestampS: number, secret: string): string {
+	return createHmac('sha256', secret).update(`${timestampS}.`).update(body).digest('hex');
+}
+
+export interface VerifyWebhookOptions {
+	/** Oldest accepted signature timestamp, in seconds before now (default 300). */
+	toleranceS?: number;
+	/** Now, ms since the epoch (tests). */
+	nowMs?: number;
+}
+
+/**
+ * For receivers: true when `signatureHeader` (X-Parley-Signature) signs exactly `rawBody` with
+ * `secret` and its timestamp is within `toleranceS` of now. Pass the body bytes as received,
+ * before any JSON parsing. Several v1 values are accepted (secret rotation).
+ */
+export function verifyWebhookSignature(rawBody: string | Buffer, signatureHeader: string, secret: string, options: VerifyWebhookOptions = {}): boolean {
+	const parts = signatureHeader.split(',').map((p) => p.trim().split('='));
+	const t = Number(parts.find(([k]) => k === 't')?.[1]);
+	if (!Number.isSafeInteger(t)) return false;
+	const nowS = (options.nowMs ?? Date.now()) / 1000;
+	if (Math.abs(nowS - t) > (options.toleranceS ?? 300)) return false;
+	const expected = Buffer.from(signWebhook(rawBody, t, secret), 'hex');
+	return parts.some(([k, v]) => {
+		if (k !== 'v1' || !v || !/^[0-9a-f]{64}$/.test(v)) return false;
+		return timingSafeEqual(Buffer.from(v, 'hex'), expected);
+	});
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+	return new Promise((resolve) => {
+		if (signal.aborted) return resolve();
+		const timer = setTimeout(done, ms);
+		function done(): void {
+			clearTimeout(timer);
+			signal.removeEventListener('abort', done);
+			resolve();
+		}
+		signal.addEventListener('abort', done, { once: true });
+	});
+}
