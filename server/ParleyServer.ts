@@ -7,11 +7,14 @@ import type { Redis } from 'ioredis';
 import * as mediasoup from 'mediasoup';
 import type { ParleyConfig } from '../config/schema.js';
 import { closeRedis, connectRedis, pingRedis, redactUrl } from './cluster/redisConnection.js';
+import { ClusterNode } from './cluster/ClusterNode.js';
+import { RequestError } from './signaling/RequestError.js';
 import { registerHealthRoutes, type ReadinessCheck } from './http/healthRoutes.js';
 import { HttpServer } from './http/HttpServer.js';
 import { assertNativeUws } from './http/uws.js';
 import { WorkerPool } from './media/WorkerPool.js';
 import { workerPoolOptions } from './media/workerSettings.js';
+import { resolveAnnouncedAddress } from './media/workerSettings.js';
 import type { Logger } from './telemetry/logger.js';
 import { checkStorageWritable } from './voice/storageDirectory.js';
 import { ChannelRegistry } from './channels/ChannelRegistry.js';
@@ -76,6 +79,7 @@ export class ParleyServer {
 	readonly #shutdownTasks = new Map<string, ShutdownTask>();
 	#accepting = true;
 	#shutdown: Promise<ShutdownResult> | undefined;
+	#cluster: ClusterNode | undefined;
 
 	private constructor(config: ParleyConfig, log: Logger, workers: WorkerPool, http: HttpServer, redis: Redis | undefined) {
 		this.config = config;
@@ -146,6 +150,17 @@ export class ParleyServer {
 				voice: this.voice,
 				isAccepting: () => this.#accepting,
 				...(metrics && { events: metrics.signalingEvents }),
+				...(redis && {
+					// Late-bound: the cluster node starts once the listener knows its port.
+					placement: { place: (channel: string) => this.#clusterNode().placement.place(channel) },
+					span: {
+						attach: (channel, homeNodeId) => {
+							const span = this.#clusterNode().span;
+							if (!span) throw new RequestError('E_INTERNAL', 'This node cannot serve channels spanning nodes.');
+							return span.attach(channel, homeNodeId);
+						},
+					},
+				}),
 				rateLimits: rateLimits.signaling,
 			},
 			log.child({ component: 'signaling' }),
@@ -186,6 +201,16 @@ export class ParleyServer {
 		});
 	}
 
+	/** This node's part in the cluster (bus, node registry, placement); undefined without Redis. */
+	get cluster(): ClusterNode | undefined {
+		return this.#cluster;
+	}
+
+	#clusterNode(): ClusterNode {
+		if (!this.#cluster) throw new RequestError('E_CLUSTER_UNAVAILABLE', 'This node is still joining the cluster; try again.');
+		return this.#cluster;
+	}
+
 	static async create(config: ParleyConfig, log: Logger): Promise<ParleyServer> {
 		assertNativeUws();
 		// First, so spans of startup work (recovering recordings) are exported too.
@@ -220,7 +245,20 @@ export class ParleyServer {
 				const host = config.metrics.host || config.http.host;
 				server.#metricsHttp = await startMetricsListener(host, config.metrics.port, server.metrics, config.metrics.bearerToken, log.child({ component: 'metrics' }));
 			}
+			if (redis) {
+				server.#cluster = await ClusterNode.create({
+					config,
+					nodeId: server.nodeId,
+					redis,
+					channels: server.channels,
+					workers,
+					httpPort: http.port,
+					mediaAddress: resolveAnnouncedAddress(config.media.listenIp, config.media.announcedAddress) ?? config.media.listenIp,
+					log: log.child({ component: 'cluster' }),
+				});
+			}
 		} catch (err) {
+			await server.#cluster?.close();
 			http.close();
 			server.transcoder.close();
 			server.uploads.close();
@@ -286,6 +324,8 @@ export class ParleyServer {
 		this.#accepting = false;
 		this.#statsPoller?.stop();
 		this.http.stopListening();
+		// First, so other nodes take this node's channels over while its clients reconnect.
+		await this.#cluster?.leave().catch((err: unknown) => this.log.warn({ err }, 'leaving the cluster failed'));
 
 		const deadline = AbortSignal.timeout(deadlineMs);
 		const pending = new Set(this.#shutdownTasks.keys());
@@ -313,6 +353,7 @@ export class ParleyServer {
 		this.http.close();
 		this.#metricsHttp?.close();
 		await this.workers.close();
+		await this.#cluster?.close();
 		if (this.redis) await closeRedis(this.redis);
 		await this.voiceStore.close();
 		// Last: spans of the shutdown itself (recordings finalized) are exported too.

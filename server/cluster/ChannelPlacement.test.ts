@@ -117,6 +117,18 @@ describe('ChannelPlacement', () => {
 		expect(await b.conn.get(CHANNEL_HOME_PREFIX + 'lobby')).toBe('node-b');
 	});
 
+	it('takes over at once from a home that is registered but no longer on the bus (killed outright)', async () => {
+		const a = await makeNode('node-a');
+		const b = await makeNode('node-b');
+		await a.placement.place('lobby');
+		a.open.add('lobby');
+		const offBus = new Set(['node-a']);
+		const c = new ChannelPlacement({ redis: b.conn, registry: b.registry, ttlMs: TTL_MS, spanAbovePeers: 500, isOpenHere: () => false, isOnBus: async (id) => !offBus.has(id), log: testLogger() });
+		expect(await b.placement.place('lobby')).toMatchObject({ kind: 'redirect', nodeId: 'node-a' });
+		expect(await c.place('lobby')).toEqual({ kind: 'local' });
+		expect(await b.conn.get(CHANNEL_HOME_PREFIX + 'lobby')).toBe('node-b');
+	});
+
 	it('release deletes only its own claims; releaseAll at shutdown frees every home', async () => {
 		const a = await makeNode('node-a');
 		const b = await makeNode('node-b');

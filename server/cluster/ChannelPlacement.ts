@@ -22,6 +22,16 @@ export interface ChannelPlacementOptions {
 	spanAbovePeers: number;
 	/** The channel is open on this node (joins to it keep working without Redis). */
 	isOpenHere: (channel: string) => boolean;
+	/** This node can pipe a channel from its home (ChannelSpan is wired); when false a busy
+	 * home still gets the join redirected. Read on every decision. */
+	canSpan?: () => boolean;
+	/**
+	 * Whether a node is still connected to Redis (its bus subscription exists). A node killed
+	 * outright loses its connections at once while its registry entry lives on until the TTL;
+	 * checking this lets the next join take the channel over without waiting for the TTL.
+	 * Default: trust the registry alone.
+	 */
+	isOnBus?: (nodeId: string) => Promise<boolean>;
 	log: Logger;
 }
 
@@ -75,10 +85,13 @@ export class ChannelPlacement {
 	readonly #ttlMs: number;
 	readonly #spanAbovePeers: number;
 	readonly #isOpenHere: (channel: string) => boolean;
+	readonly #canSpan: () => boolean;
+	readonly #isOnBus: (nodeId: string) => Promise<boolean>;
 	readonly #log: Logger;
 	/** Channels this node claimed as their home -> when a join was last placed here (ms);
 	 * refreshed on every heartbeat. */
 	readonly #homed = new Map<string, number>();
+	#stopped = false;
 
 	constructor(options: ChannelPlacementOptions) {
 		this.nodeId = options.registry.nodeId;
@@ -87,6 +100,8 @@ export class ChannelPlacement {
 		this.#ttlMs = options.ttlMs;
 		this.#spanAbovePeers = options.spanAbovePeers;
 		this.#isOpenHere = options.isOpenHere;
+		this.#canSpan = options.canSpan ?? (() => true);
+		this.#isOnBus = options.isOnBus ?? (async () => true);
 		this.#log = options.log;
 		options.registry.onHeartbeat(() => this.refresh());
 	}
@@ -101,6 +116,7 @@ export class ChannelPlacement {
 	 * E_CLUSTER_UNAVAILABLE when Redis cannot be asked and the channel is not open here.
 	 */
 	async place(channel: string): Promise<PlacementDecision> {
+		if (this.#stopped) throw new RequestError('E_SHUTTING_DOWN');
 		if (this.#redis.status !== 'ready') {
 			if (this.#isOpenHere(channel)) return { kind: 'local' };
 			throw unavailable();
@@ -126,15 +142,15 @@ export class ChannelPlacement {
 			}
 			if (home === this.nodeId) return this.#local(channel);
 			const info = await this.#registry.get(home);
-			if (!info) {
-				// The home node is gone (its claim outlived its registry entry): take over,
-				// unless another node took over first.
+			if (!info || !(await this.#isOnBus(home))) {
+				// The home node is gone (its claim outlived its registry entry, or it dropped
+				// off Redis): take over, unless another node took over first.
 				if ((await this.#redis.eval(REPLACE_STALE_SCRIPT, 1, key, home, this.nodeId, String(this.#ttlMs))) === 1) {
 					return this.#local(channel, `taken over from ${home}`);
 				}
 				continue;
 			}
-			if (this.#spanAbovePeers > 0 && info.load.peers < this.#spanAbovePeers) {
+			if (!this.#canSpan() || (this.#spanAbovePeers > 0 && info.load.peers < this.#spanAbovePeers)) {
 				return { kind: 'redirect', nodeId: home, url: info.signalingUrl };
 			}
 			return { kind: 'span', homeNodeId: home };
@@ -179,8 +195,10 @@ export class ChannelPlacement {
 		await this.#releaseKeys([channel]);
 	}
 
-	/** Shutdown: give up every home at once so other nodes take over without waiting for the TTL. */
+	/** Shutdown: place no more joins and give up every home at once, so other nodes take
+	 * over without waiting for the TTL. */
 	async releaseAll(): Promise<void> {
+		this.#stopped = true;
 		const channels = [...this.#homed.keys()];
 		this.#homed.clear();
 		await this.#releaseKeys(channels);

@@ -14,7 +14,7 @@ import { inSpan, SpanKind } from '../telemetry/tracing.js';
 import { AccessTokenError, verifyAccessToken, type AccessClaims } from './accessToken.js';
 import { CLOSE_CODES, ERROR_CODES, PROTOCOL_VERSION, type ErrorCode, type Method, type ProtocolError, type VoiceMessageInfo } from './protocol.js';
 import { RequestError } from './RequestError.js';
-import { requestHandlers, type HandlerContext } from './requestHandlers.js';
+import { requestHandlers, type ChannelPlacer, type ChannelSpanHook, type HandlerContext } from './requestHandlers.js';
 import { SignalingSession, type SessionEvents, type SocketData } from './SignalingSession.js';
 import { TokenBucket } from './TokenBucket.js';
 import type { SignalingRateLimits } from './rateLimits.js';
@@ -31,6 +31,9 @@ export interface SignalingServerOptions {
 	voice: VoiceMessageService;
 	isAccepting: () => boolean;
 	events?: SessionEvents;
+	/** Cluster: where a joined channel is served, and how it spans nodes (absent on one node). */
+	placement?: ChannelPlacer;
+	span?: ChannelSpanHook;
 	/** Per-user and per-address limits beyond each connection's own bucket. */
 	rateLimits?: SignalingRateLimits;
 }
@@ -51,6 +54,8 @@ export class SignalingServer {
 			routerRtpCapabilities: options.routerRtpCapabilities,
 			voice: options.voice,
 			voiceMaxDurationMs: options.config.voice.maxDurationMs,
+			...(options.placement && { placement: options.placement }),
+			...(options.span && { span: options.span }),
 		};
 		const s = options.config.signaling;
 		http.app.ws<SocketData>('/ws', {

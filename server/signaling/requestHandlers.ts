@@ -20,6 +20,20 @@ export interface HandlerContext {
 	routerRtpCapabilities: ms.RtpCapabilities;
 	voice: VoiceMessageService;
 	voiceMaxDurationMs: number;
+	/** Where a channel is served when several nodes share Redis; absent on a single node. */
+	placement?: ChannelPlacer;
+	/** Connects a channel opened here to its home node on another node (a channel spanning nodes). */
+	span?: ChannelSpanHook;
+}
+
+/** server/cluster/ChannelPlacement. */
+export interface ChannelPlacer {
+	place(channel: string): Promise<{ kind: 'local' } | { kind: 'redirect'; nodeId: string; url: string } | { kind: 'span'; homeNodeId: string }>;
+}
+
+/** server/cluster/ChannelSpan. Called on every join placed as a span: must be idempotent. */
+export interface ChannelSpanHook {
+	attach(channel: Channel, homeNodeId: string): Promise<void>;
 }
 
 type Handler<M extends Method> = (session: SignalingSession, data: z.output<(typeof requestSchemas)[M]>, ctx: HandlerContext) => Promise<ResponseData[M]>;
@@ -63,7 +77,14 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		if (!channelAllowed(session.claims.channels, data.channel)) {
 			throw new RequestError('E_FORBIDDEN', `The access token does not allow channel "${data.channel}".`);
 		}
+		const placed = (await ctx.placement?.place(data.channel)) ?? { kind: 'local' };
+		if (placed.kind === 'redirect') {
+			throw new RequestError('E_REDIRECT', `Channel "${data.channel}" is served by node ${placed.nodeId}; join it there.`, { nodeId: placed.nodeId, url: placed.url });
+		}
+		// Placement only answers 'span' when this node can span (ChannelPlacement's canSpan).
+		if (placed.kind === 'span' && !ctx.span) throw new RequestError('E_INTERNAL', 'This node cannot serve channels spanning nodes.');
 		const channel = await ctx.registry.open(data.channel);
+		if (placed.kind === 'span') await ctx.span!.attach(channel, placed.homeNodeId);
 		const peer = new Peer({
 			userId: session.claims.userId,
 			displayName: session.claims.displayName,
