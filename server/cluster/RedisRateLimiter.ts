@@ -115,8 +115,9 @@ export class RedisRateLimiter implements RateLimiter {
 
 	#redisWorthTrying(): boolean {
 		if (this.#redis.status !== 'ready') {
-			// ioredis would queue the command until it reconnects: do not wait for that.
-			this.#redisFailed(new Error(`redis connection is ${this.#redis.status}`));
+			// ioredis would queue the command until it reconnects: do not wait for that. Once
+			// it reconnects, the next take tries Redis (no pause: the connection said so).
+			this.#switchToLocal(new Error(`redis connection is ${this.#redis.status}`));
 			return false;
 		}
 		return this.#usingRedis || performance.now() >= this.#retryRedisAtMs;
@@ -128,8 +129,13 @@ export class RedisRateLimiter implements RateLimiter {
 		this.#log.info({ scope: this.scope }, 'rate limits: back on Redis (shared by all nodes)');
 	}
 
+	/** A command failed or timed out on a connection that looked fine: pause before the next try. */
 	#redisFailed(err: unknown): void {
 		this.#retryRedisAtMs = performance.now() + this.#retryRedisAfterMs;
+		this.#switchToLocal(err);
+	}
+
+	#switchToLocal(err: unknown): void {
 		if (!this.#usingRedis) return;
 		this.#usingRedis = false;
 		this.#log.warn({ scope: this.scope, err }, 'rate limits: Redis unreachable, enforcing them per node until it returns');
