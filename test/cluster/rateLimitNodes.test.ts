@@ -117,6 +117,23 @@ describe('two nodes, one Redis: one bucket per user and per address', () => {
 		expect(after[1]! - before[1]!).toBeGreaterThan(0);
 	});
 
+	it('invalid frames are stopped by the per-connection bucket and never reach Redis', async () => {
+		const userId = `junk-${randomUUID()}`;
+		const client = await connect(nodes[0]!, await token(userId));
+		const r = new Redis(redis.url);
+		try {
+			for (let i = 0; i < 20; i++) await client.sendJunk('not json');
+			for (let i = 0; i < 20; i++) expect((await client.sendRaw({ id: 1000 + i, method: 'noSuchMethod', data: {} })).ok).toBe(false);
+			for (let i = 0; i < 20; i++) expect((await client.sendRaw({ id: 2000 + i, method: 'join', data: { channel: 7 } })).ok).toBe(false);
+			// Any take would have written the user's bucket (the script creates it).
+			expect(await r.exists(`parley:rl:sig-user:${userId}`)).toBe(0);
+			expect((await client.request('getRouterRtpCapabilities', {})).ok).toBe(true);
+			expect(await r.exists(`parley:rl:sig-user:${userId}`)).toBe(1);
+		} finally {
+			await r.quit();
+		}
+	});
+
 	it('tus: one user alternating over both nodes gets exactly burst (+ refill) requests, the rest 429 with Retry-After', async () => {
 		const tok = await token(`tus-${randomUUID()}`);
 		const N = 16;
