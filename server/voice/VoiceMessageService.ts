@@ -35,6 +35,8 @@ export interface VoiceMessageEvents {
 	recordingFinished?(result: RecordingResult): void;
 	/** A message reached a final status (ready or failed). */
 	messageFinished?(message: VoiceMessage): void;
+	/** A disk or metadata operation failed (the error says which). */
+	storageFailed?(error: unknown): void;
 }
 
 export interface VoiceMessageServiceOptions {
@@ -103,25 +105,33 @@ export class VoiceMessageService {
 		}
 		const now = Date.now();
 		const message: VoiceMessage = { id: randomUUID(), ownerId, destination, source: 'recording', status: 'recording', nodeId: this.#o.nodeId, createdAt: now, updatedAt: now };
-		const path = await this.#o.storage.writablePath(message).catch((err: unknown) => {
+		const refused = (err: unknown): never => {
+			if (storageFailure(err)) this.#o.events?.storageFailed?.(err);
 			throw storageRequestError(err) ?? err;
-		});
+		};
+		const path = await this.#o.storage.writablePath(message).catch(refused);
 		// The record exists before the file, so a crash leaves nothing unaccounted for.
-		await this.#o.store.insert(message);
+		await this.#o.store.insert(message).catch(refused);
 		let recording: ProducerRecording;
 		try {
 			recording = await ProducerRecording.start(router, producer, path, this.#o.maxDurationMs);
 		} catch (err) {
 			const failure = storageFailure(err);
-			await this.#update(message.id, { status: 'failed', failureReason: failure ? `The recording could not start: ${storageFailureText(failure)}.` : 'The recording could not start.' });
+			// Best effort: on a full disk the metadata may not take it either.
+			await this.#update(message.id, { status: 'failed', failureReason: failure ? `The recording could not start: ${storageFailureText(failure)}.` : 'The recording could not start.' }).catch(
+				(updateErr: unknown) => this.#o.log.error({ err: updateErr, voiceMessageId: message.id }, 'cannot mark the recording failed'),
+			);
 			await rm(path, { force: true }).catch(() => undefined);
-			throw storageRequestError(err) ?? err;
+			return refused(err);
 		}
 		const entry: RecordingEntry = { recording, ownerId, committed: undefined };
 		this.#recordings.set(message.id, entry);
 		// 'finished' fires before stop() resolves, so stopRecording can wait for the commit.
 		recording.once('finished', (result) => {
-			entry.committed = this.#onRecordingFinished(message.id, result);
+			entry.committed = this.#onRecordingFinished(message.id, result).catch(async (err: unknown) => {
+				await this.#failUnsaved(message.id, err);
+				throw storageRequestError(err)!; // stopRecording answers it
+			});
 			this.#track(entry.committed);
 		});
 		this.#o.events?.recordingStarted?.();
@@ -195,7 +205,34 @@ export class VoiceMessageService {
 				return;
 			}
 			this.#o.log.error({ err, voiceMessageId: id }, 'voice message post-processing failed');
-			await this.#update(id, { status: 'failed', failureReason: 'The recorded file could not be processed.' });
+			if (storageFailure(err)) {
+				await this.#failUnsaved(id, err);
+				return;
+			}
+			await this.#update(id, { status: 'failed', failureReason: 'The recorded file could not be processed.' }).catch((updateErr: unknown) => this.#failUnsaved(id, updateErr));
+		}
+	}
+
+	/**
+	 * A message whose file or metadata could not be saved (a full or read-only disk, the
+	 * metadata database full): it must not become ready later either, so its file is removed
+	 * (the next start's recovery then fails a record left unfinished), its recipients are told
+	 * it failed, and failed is stored if the store still takes it. Errors that are not storage
+	 * failures are rethrown.
+	 */
+	async #failUnsaved(id: string, err: unknown): Promise<void> {
+		const failure = storageFailure(err);
+		if (!failure) throw err;
+		this.#o.events?.storageFailed?.(err);
+		this.#o.log.error({ err, voiceMessageId: id }, 'voice message could not be saved');
+		const failureReason = `The voice message could not be saved: ${storageFailureText(failure)}.`;
+		const m = await this.#o.store.get(id).catch(() => undefined);
+		if (m && m.status !== 'failed') {
+			await this.#o.storage.remove(m).catch(() => undefined);
+			const stored = await this.#o.store.update(id, { status: 'failed', failureReason }).catch(() => undefined);
+			const failed = stored ?? { ...m, status: 'failed' as const, failureReason, updatedAt: Date.now() };
+			this.#publish(failed);
+			this.#o.events?.messageFinished?.(failed);
 		}
 	}
 
@@ -242,9 +279,10 @@ export class VoiceMessageService {
 		try {
 			await this.#o.store.insert(message);
 		} catch (err) {
-			// The same upload handed over twice at once (two nodes, or a retry): the first won.
-			if (!(err instanceof DuplicateVoiceMessageError)) throw err;
 			await rm(input, { force: true });
+			// The upload server answers a storage failure 507/503 and keeps the upload for a retry.
+			if (!(err instanceof DuplicateVoiceMessageError)) throw err;
+			// The same upload handed over twice at once (two nodes, or a retry): the first won.
 			return (await this.#o.store.get(upload.uploadId)) ?? message;
 		}
 		this.#publish(message);
@@ -282,7 +320,7 @@ export class VoiceMessageService {
 			const reason = (err as { reason?: string }).reason ?? 'The file could not be converted to Ogg Opus.';
 			this.#o.log.warn({ err, voiceMessageId: message.id }, 'upload transcode failed');
 			await this.#o.storage.remove(message).catch(() => undefined);
-			await this.#update(message.id, { status: 'failed', failureReason: reason });
+			await this.#update(message.id, { status: 'failed', failureReason: reason }).catch((updateErr: unknown) => this.#failUnsaved(message.id, updateErr));
 		} finally {
 			if (!keepInput) await rm(upload.path, { force: true });
 		}
@@ -293,18 +331,26 @@ export class VoiceMessageService {
 	/**
 	 * At startup: recordings a crash interrupted are closed with what reached the disk (or
 	 * marked failed), and messages caught mid-processing are processed again. With a shared
-	 * store only this node's messages are touched, plus those with no node and those whose
-	 * node `isGone` says is gone: such a message is taken over by a compare-and-set of its
-	 * nodeId, so two nodes starting together never finish the same one.
+	 * store only this node's messages are touched (and, with `ownAndUnowned`, those with no
+	 * node), plus those whose node `isGone` says is gone: such a message is taken over by a
+	 * compare-and-set of its nodeId, so two nodes never finish the same one. Run again when
+	 * another node is lost (`ownAndUnowned` false: this node's own work is running).
 	 */
-	async recoverUnfinished(isGone: (nodeId: string) => boolean | Promise<boolean> = () => true): Promise<{ finalized: number; failed: number; skipped: number }> {
+	async recoverUnfinished(
+		isGone: (nodeId: string) => boolean | Promise<boolean> = () => true,
+		{ ownAndUnowned = true }: { ownAndUnowned?: boolean } = {},
+	): Promise<{ finalized: number; failed: number; skipped: number }> {
 		let finalized = 0;
 		let failed = 0;
 		let skipped = 0;
 		const store = this.#o.store;
 		const claim = async (m: VoiceMessage): Promise<VoiceMessage | undefined> => {
-			if (m.nodeId === this.#o.nodeId) return m;
-			if (m.nodeId !== undefined && !(await isGone(m.nodeId))) return undefined;
+			if (m.nodeId === this.#o.nodeId || m.nodeId === undefined) {
+				if (!ownAndUnowned) return undefined;
+				if (m.nodeId === this.#o.nodeId) return m;
+			} else if (!(await isGone(m.nodeId))) {
+				return undefined;
+			}
 			return store.update(m.id, { nodeId: this.#o.nodeId }, { nodeId: m.nodeId });
 		};
 		for (const found of await store.listByStatus('recording')) {

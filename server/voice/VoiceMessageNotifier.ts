@@ -1,0 +1,90 @@
+// Who hears about a voice message's new status. One node: its own sessions (the sender, the
+// addressed user, the peers in the addressed channel), as before. A cluster: those people may
+// be connected to any node, so the notification is broadcast on the cluster bus (topic
+// `voiceMessage`) and every node, this one included, delivers it to its own sessions. While
+// the bus is unreachable (Redis down) this node still tells its own sessions.
+import { z } from 'zod';
+import { CHANNEL_NAME_PATTERN, type VoiceMessageInfo } from '../signaling/protocol.js';
+import type { Logger } from '../telemetry/logger.js';
+import { USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN } from './voiceMessage.js';
+
+export const VOICE_MESSAGE_TOPIC = 'voiceMessage';
+
+/** The part of the cluster bus this needs (server/cluster/ClusterBus.ts). */
+export interface VoiceNotificationBus {
+	publish(topic: string, message: unknown): Promise<void>;
+	subscribe(topic: string, listener: (message: unknown, fromNodeId: string) => void): Promise<() => Promise<void>>;
+}
+
+export type DeliverVoiceMessage = (info: VoiceMessageInfo, reason?: string) => void;
+
+const statusSchema = z.enum(['recording', 'uploading', 'processing', 'ready', 'failed']);
+/** Bus payloads are untrusted (anyone with Redis access can publish): only well-formed
+ * notifications reach clients, and with no fields a client does not know. */
+const notificationSchema = z.object({
+	message: z.strictObject({
+		id: z.string().regex(VOICE_MESSAGE_ID_PATTERN),
+		ownerId: z.string().regex(USER_ID_PATTERN),
+		destination: z.union([
+			z.strictObject({ kind: z.literal('channel'), channel: z.string().regex(CHANNEL_NAME_PATTERN) }),
+			z.strictObject({ kind: z.literal('user'), userId: z.string().regex(USER_ID_PATTERN) }),
+		]),
+		source: z.enum(['recording', 'upload']),
+		status: statusSchema,
+		failureReason: z.string().max(1000).optional(),
+		durationMs: z.number().nonnegative().optional(),
+		sizeBytes: z.number().int().nonnegative().optional(),
+		waveform: z.array(z.number().int().min(0).max(31)).max(100).optional(),
+		audioUrl: z.string().max(200).optional(),
+		originalName: z.string().max(1000).optional(),
+		originalSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+		createdAt: z.number().int().nonnegative(),
+	}),
+	reason: z.string().max(200).optional(),
+});
+
+export class VoiceMessageNotifier {
+	readonly #deliverLocal: DeliverVoiceMessage;
+	readonly #log: Logger;
+	#bus: VoiceNotificationBus | undefined;
+	#unsubscribe: (() => Promise<void>) | undefined;
+
+	constructor(deliverLocal: DeliverVoiceMessage, log: Logger) {
+		this.#deliverLocal = deliverLocal;
+		this.#log = log;
+	}
+
+	/** From now on notifications go through the bus (the cluster started). */
+	async attach(bus: VoiceNotificationBus): Promise<void> {
+		this.#unsubscribe = await bus.subscribe(VOICE_MESSAGE_TOPIC, (payload, fromNodeId) => {
+			const parsed = notificationSchema.safeParse(payload);
+			if (!parsed.success) {
+				this.#log.warn({ fromNodeId, issues: parsed.error.issues.slice(0, 3) }, 'ignoring a malformed voiceMessage notification from the bus');
+				return;
+			}
+			this.#deliverLocal(parsed.data.message, parsed.data.reason);
+		});
+		this.#bus = bus;
+	}
+
+	/** Back to this node only (shutdown). */
+	async detach(): Promise<void> {
+		this.#bus = undefined;
+		const unsubscribe = this.#unsubscribe;
+		this.#unsubscribe = undefined;
+		await unsubscribe?.();
+	}
+
+	notify(info: VoiceMessageInfo, reason?: string): void {
+		const bus = this.#bus;
+		if (!bus) {
+			this.#deliverLocal(info, reason);
+			return;
+		}
+		bus.publish(VOICE_MESSAGE_TOPIC, { message: info, ...(reason && { reason }) }).catch((err: unknown) => {
+			// Not published: nobody (this node included) got it from the bus; tell ours at least.
+			this.#log.warn({ err, voiceMessageId: info.id }, 'voiceMessage notification not broadcast (cluster bus unavailable): delivered on this node only');
+			this.#deliverLocal(info, reason);
+		});
+	}
+}

@@ -1,0 +1,179 @@
+// Voice messages in a cluster: two Parley processes, one redis-server, one shared storage
+// directory. A message uploaded through node A is announced to its addressee connected to
+// node B (voiceMessage notification over the cluster bus), listed and downloaded through B
+// (metadata in Redis, file in the shared directory), deleted through B; every lifecycle event
+// is on the parley:voice-meta stream exactly once for a consumer group of two, in order, and
+// reaches the signed webhook of the node that committed it.
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VoiceEventStream, type VoiceEventEntry } from '../../server/cluster/VoiceEventStream.js';
+import { mintAccessToken } from '../../server/signaling/accessToken.js';
+import type { Notifications } from '../../server/signaling/protocol.js';
+import type { VoiceMessageEvent } from '../../server/voice/voiceEvents.js';
+import { verifyWebhookSignature } from '../../server/voice/VoiceWebhooks.js';
+import { decodeFileToMono, dominantFrequency } from '../helpers/audio.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { TestSignalingClient } from '../helpers/signalingClient.js';
+import { writeToneWav } from '../helpers/wav.js';
+import { SECRET, startNode, waitUntil, type NodeProcess } from './helpers/nodes.js';
+
+const WEBHOOK_SECRET = 'cluster-webhook-secret-0123456789';
+const TONE_HZ = 660;
+
+describe('voice messages across two nodes', () => {
+	let redis: TestRedis;
+	let raw: Redis;
+	let reader: Redis;
+	let a: NodeProcess;
+	let b: NodeProcess;
+	let bob: TestSignalingClient | undefined;
+	let hookServer: http.Server;
+	const hooks: { body: string; headers: http.IncomingHttpHeaders }[] = [];
+	const key = new TextEncoder().encode(SECRET);
+	const tokenFor = (userId: string) => mintAccessToken({ userId, channels: ['room'], grants: { canPublish: true, canSubscribe: true, canRecord: true }, ttlS: 600 }, key);
+
+	beforeAll(async () => {
+		redis = await startRedis();
+		raw = new Redis(redis.url);
+		reader = new Redis(redis.url);
+		hookServer = http.createServer((req, res) => {
+			const chunks: Buffer[] = [];
+			req.on('data', (c: Buffer) => chunks.push(c));
+			req.on('end', () => {
+				hooks.push({ body: Buffer.concat(chunks).toString('utf8'), headers: req.headers });
+				res.writeHead(204).end();
+			});
+		});
+		hookServer.listen(0, '127.0.0.1');
+		await once(hookServer, 'listening');
+		const shared = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-shared-')), 'storage');
+		const env = {
+			PARLEY_STORAGE_DIR: shared,
+			PARLEY_VOICE_WEBHOOK_URL: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/parley`,
+			PARLEY_VOICE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+		};
+		[a, b] = await Promise.all([startNode(redis.url, 'node-a', env), startNode(redis.url, 'node-b', env)]);
+	}, 60_000);
+
+	afterAll(async () => {
+		bob?.ws.close();
+		await Promise.all([a?.stop(), b?.stop()]);
+		reader?.disconnect();
+		raw?.disconnect();
+		hookServer?.closeAllConnections();
+		hookServer?.close();
+		await redis?.stop();
+	});
+
+	it('an upload through A reaches its addressee on B, is readable through B, and each change is one stream event and one webhook', async () => {
+		const stream = new VoiceEventStream(reader, { maxLen: 100_000 });
+		await stream.createGroup('indexer', '$');
+
+		const bobToken = await tokenFor('bob');
+		({ client: bob } = await TestSignalingClient.connect(`${b.url}?token=${bobToken}`));
+		const adaToken = await tokenFor('ada');
+
+		// Ada uploads a 1 s tone to Bob through node A (tus: create, then one PATCH).
+		const wav = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-wav-')), 'tone.wav');
+		writeToneWav(wav, TONE_HZ, 1);
+		const bytes = readFileSync(wav);
+		const b64 = (s: string) => Buffer.from(s).toString('base64');
+		const created = await fetch(`${a.httpBase}/voice/uploads`, {
+			method: 'POST',
+			headers: {
+				authorization: `Bearer ${adaToken}`,
+				'tus-resumable': '1.0.0',
+				'upload-length': String(bytes.length),
+				'upload-metadata': `destination ${b64('user:bob')},filename ${b64('tone.wav')},filetype ${b64('audio/wav')}`,
+			},
+		});
+		expect(created.status).toBe(201);
+		const id = created.headers.get('location')!.split('/').pop()!;
+		const patched = await fetch(`${a.httpBase}/voice/uploads/${id}`, {
+			method: 'PATCH',
+			headers: { authorization: `Bearer ${adaToken}`, 'tus-resumable': '1.0.0', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+			body: bytes,
+		});
+		expect(patched.status).toBe(204);
+
+		// Bob, on node B, hears of it becoming ready (it was converted on node A).
+		const readyNote = (n: { method: string; data: unknown }) =>
+			n.method === 'voiceMessage' && (n.data as Notifications['voiceMessage']).message.id === id && (n.data as Notifications['voiceMessage']).message.status === 'ready';
+		await bob!.until(() => bob!.notifications.some(readyNote), 20_000, 'voiceMessage ready on node B');
+		const notes = bob!.notifications.filter((n) => n.method === 'voiceMessage').map((n) => (n.data as Notifications['voiceMessage']).message);
+		expect(notes.map((m) => m.status)).toEqual(['processing', 'ready']);
+		expect(notes[1]).toMatchObject({ id, ownerId: 'ada', destination: { kind: 'user', userId: 'bob' }, source: 'upload', audioUrl: `/voice/messages/${id}/audio` });
+		expect(notes[1]).not.toHaveProperty('nodeId');
+
+		// Listed and downloaded through node B: metadata from Redis, the file from the shared directory.
+		const auth = { authorization: `Bearer ${bobToken}` };
+		const list = (await (await fetch(`${b.httpBase}/voice/messages?user=bob`, { headers: auth })).json()) as { messages: { id: string; status: string }[] };
+		expect(list.messages).toEqual([expect.objectContaining({ id, status: 'ready' })]);
+		const audio = await fetch(`${b.httpBase}/voice/messages/${id}/audio`, { headers: auth });
+		expect(audio.status).toBe(200);
+		expect(audio.headers.get('content-type')).toBe('audio/ogg; codecs=opus');
+		const downloaded = path.join(path.dirname(wav), 'downloaded.ogg');
+		writeFileSync(downloaded, Buffer.from(await audio.arrayBuffer()));
+		const decoded = decodeFileToMono(downloaded);
+		expect(Math.abs(decoded.length / 48 - 1000)).toBeLessThanOrEqual(40);
+		expect(Math.abs(dominantFrequency(decoded.subarray(4800)) - TONE_HZ)).toBeLessThanOrEqual(10);
+
+		// Ada deletes it through node B.
+		const del = await fetch(`${b.httpBase}/voice/messages/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${adaToken}` } });
+		expect(del.status).toBe(204);
+		expect((await fetch(`${a.httpBase}/voice/messages/${id}`, { headers: auth })).status).toBe(404);
+
+		// Two consumers of one group, taking turns: every event exactly once, in order.
+		const byConsumer: Record<string, VoiceEventEntry[]> = { c1: [], c2: [] };
+		const all: VoiceEventEntry[] = [];
+		const deadline = Date.now() + 10_000;
+		for (let turn = 0; all.length < 3 && Date.now() < deadline; turn++) {
+			const consumer = turn % 2 === 0 ? 'c1' : 'c2';
+			const entries = await stream.read('indexer', consumer, { count: 1, blockMs: 200 });
+			for (const e of entries) {
+				expect('event' in e, JSON.stringify(e)).toBe(true);
+				byConsumer[consumer]!.push(e as VoiceEventEntry);
+				all.push(e as VoiceEventEntry);
+				await stream.ack('indexer', e.streamId);
+			}
+		}
+		// Nothing more arrives, and nothing is left pending.
+		expect(await stream.read('indexer', 'c1', { count: 10, blockMs: 300 })).toEqual([]);
+		expect(await stream.read('indexer', 'c2', { count: 10 })).toEqual([]);
+		const pending = (await reader.xpending(stream.key, 'indexer')) as [number, ...unknown[]];
+		expect(pending[0]).toBe(0);
+		expect(byConsumer.c1!.length).toBeGreaterThan(0);
+		expect(byConsumer.c2!.length).toBeGreaterThan(0);
+		expect(new Set(all.map((e) => e.streamId)).size).toBe(all.length);
+		const events = all.map((e) => e.event);
+		expect(events.map((e) => [e.event, e.status, e.nodeId])).toEqual([
+			['voiceMessage.created', 'processing', 'node-a'],
+			['voiceMessage.ready', 'ready', 'node-a'],
+			['voiceMessage.deleted', 'ready', 'node-b'],
+		]);
+		for (const e of events) expect(e).toMatchObject({ voiceMessageId: id, ownerId: 'ada', destination: 'user:bob', message: { id } });
+		expect(events[1]!.message).toMatchObject({ status: 'ready', durationMs: expect.any(Number) as number });
+		expect(events.map((e) => e.at)).toEqual([...events.map((e) => e.at)].sort((x, y) => x - y));
+
+		// The webhooks: the same events (same ids, same JSON), each signed, from the node that
+		// committed it.
+		await waitUntil(() => hooks.length >= 3, 10_000, 'three webhooks');
+		await new Promise((r) => setTimeout(r, 300));
+		expect(hooks).toHaveLength(3);
+		const hookEvents = hooks.map((h) => JSON.parse(h.body) as VoiceMessageEvent);
+		expect(hookEvents.map((e) => e.eventId).sort()).toEqual(events.map((e) => e.eventId).sort());
+		for (const h of hooks) {
+			const e = JSON.parse(h.body) as VoiceMessageEvent;
+			expect(verifyWebhookSignature(h.body, String(h.headers['x-parley-signature']), WEBHOOK_SECRET)).toBe(true);
+			expect(h.headers['x-parley-event']).toBe(e.event);
+			expect(h.headers['x-parley-delivery']).toBe(e.eventId);
+			expect(e).toEqual(events.find((x) => x.eventId === e.eventId));
+		}
+	}, 60_000);
+});
