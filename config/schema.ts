@@ -340,6 +340,22 @@ export const configSchema = z.strictObject({
 					'A join for a channel homed on another node is redirected there while that node serves fewer peers than this; at or above it the channel spans nodes (this node pipes it from the home node). 0: always span, never redirect.',
 				unit: 'peers',
 			}),
+			pipeListenIp: option(z.union([z.literal(''), z.ipv4(), z.ipv6()]).default(''), {
+				description:
+					'Local address the PipeTransports of channels spanning nodes bind to (plain RTP between the nodes\' mediasoup workers, UDP). Empty: media.listenIp. Use a private-network address so node-to-node media stays off the public interface.',
+			}),
+			pipeAnnouncedIp: option(z.union([z.literal(''), z.ipv4(), z.ipv6()]).default(''), {
+				description:
+					'IP other nodes send this node\'s pipe media to. Empty: pipeListenIp when it is a specific address, else media.announcedAddress when it is an IP, else the host\'s first non-internal IPv4 address.',
+			}),
+			pipeMinPort: option(z.number().int().min(0).max(65_535).default(0), {
+				description: 'Lowest UDP port of pipe transports (one per spanned channel and linked node). 0 (with pipeMaxPort 0): any free port in 10000-59999. Open the range between nodes only.',
+				unit: 'port',
+			}),
+			pipeMaxPort: option(z.number().int().min(0).max(65_535).default(0), {
+				description: 'Highest UDP port of pipe transports; set together with pipeMinPort (pipeMinPort <= pipeMaxPort).',
+				unit: 'port',
+			}),
 			eventStreamMaxLen: option(z.number().int().min(1000).max(100_000_000).default(100_000), {
 				description:
 					'Approximate cap of the Redis Stream parley:voice-meta (voice-message lifecycle events, XADD MAXLEN ~): older entries are trimmed. Consumers that fall further behind lose events.',

@@ -8,12 +8,7 @@ import * as mediasoup from 'mediasoup';
 import type { ParleyConfig } from '../config/schema.js';
 import { closeRedis, connectRedis, pingRedis, redactUrl } from './cluster/redisConnection.js';
 import { ClusterNode } from './cluster/ClusterNode.js';
-import { NODE_KEY_PREFIX } from './cluster/NodeRegistry.js';
-import { RedisVoiceMessageStore } from './cluster/RedisVoiceMessageStore.js';
-import { VoiceEventStream } from './cluster/VoiceEventStream.js';
-import { VoiceMessageNotifier } from './voice/VoiceMessageNotifier.js';
-import { VoiceWebhooks } from './voice/VoiceWebhooks.js';
-import type { VoiceEventListener } from './voice/voiceEvents.js';
+import { ChannelSpans, pipeSettings } from './cluster/ChannelSpan.js';
 import { RequestError } from './signaling/RequestError.js';
 import { registerHealthRoutes, type ReadinessCheck } from './http/healthRoutes.js';
 import { HttpServer } from './http/HttpServer.js';
@@ -86,12 +81,8 @@ export class ParleyServer {
 	#accepting = true;
 	#shutdown: Promise<ShutdownResult> | undefined;
 	#cluster: ClusterNode | undefined;
-	/** Voice-message notifications: this node's sessions, or every node's over the cluster bus. */
-	readonly #voiceNotifier: VoiceMessageNotifier;
-	/** Signed webhooks of voice-message lifecycle events (voice.webhookUrl). */
-	readonly #webhooks: VoiceWebhooks | undefined;
-	/** Take-overs of a lost node's unfinished voice messages, waiting out a grace period. */
-	readonly #lostNodeTimers = new Set<NodeJS.Timeout>();
+	/** Channels spanning nodes (with #cluster). */
+	#spans: ChannelSpans | undefined;
 
 	private constructor(config: ParleyConfig, log: Logger, workers: WorkerPool, http: HttpServer, redis: Redis | undefined) {
 		this.config = config;
@@ -126,24 +117,7 @@ export class ParleyServer {
 			});
 		}
 		this.nodeId = nodeIdOf(config.cluster);
-		this.#webhooks = config.voice.webhookUrl
-			? new VoiceWebhooks({
-					url: config.voice.webhookUrl,
-					secret: config.voice.webhookSecret,
-					maxAttempts: config.voice.webhookMaxAttempts,
-					timeoutMs: config.voice.webhookTimeoutMs,
-					maxQueued: config.voice.webhookQueue,
-					log: log.child({ component: 'webhooks' }),
-				})
-			: undefined;
-		const webhooks = this.#webhooks;
-		const onEvent: VoiceEventListener | undefined = webhooks && ((event) => void webhooks.enqueue(event));
-		// With Redis, metadata is shared by every node (and each change lands on the
-		// parley:voice-meta stream in the same step); alone, SQLite.
-		this.voiceStore = redis
-			? new RedisVoiceMessageStore(redis, { nodeId: this.nodeId, onEvent, events: new VoiceEventStream(redis, { maxLen: config.cluster.eventStreamMaxLen }) })
-			: new SqliteVoiceMessageStore(config.voice.databasePath, { nodeId: this.nodeId, onEvent });
-		this.#voiceNotifier = new VoiceMessageNotifier((info, reason) => this.signaling.deliverVoiceMessage(info, reason), log.child({ component: 'voice' }));
+		this.voiceStore = new SqliteVoiceMessageStore(config.voice.databasePath, { nodeId: this.nodeId });
 		const storage = new LocalVoiceStorage(this.storageDir);
 		this.transcoder = new AudioTranscoder({
 			maxConcurrent: config.voice.transcodeConcurrency,
@@ -156,7 +130,7 @@ export class ParleyServer {
 			store: this.voiceStore,
 			storage,
 			tools: metrics ? instrumentAudioTools(this.transcoder, metrics) : this.transcoder,
-			notify: (info, reason) => this.#voiceNotifier.notify(info, reason),
+			notify: (info, reason) => this.signaling.deliverVoiceMessage(info, reason),
 			maxDurationMs: config.voice.maxDurationMs,
 			maxConcurrentRecordings: config.voice.maxConcurrentRecordings,
 			uploadsDir: path.join(this.storageDir, UPLOADS_SUBDIR),
@@ -261,9 +235,7 @@ export class ParleyServer {
 			checkTimeoutMs: config.readiness.checkTimeoutMs,
 			isAccepting: () => server.#accepting,
 		});
-		// Shared store: only this node's unfinished voice messages, and those of nodes with no
-		// registry entry (dead: nodes get a new id on every start).
-		await server.voice.recoverUnfinished(redis ? async (nodeId) => (await redis.exists(NODE_KEY_PREFIX + nodeId)) === 0 : undefined);
+		await server.voice.recoverUnfinished();
 		try {
 			await checkStorageWritable(server.storageDir);
 		} catch (err) {
@@ -287,10 +259,17 @@ export class ParleyServer {
 					mediaAddress: resolveAnnouncedAddress(config.media.listenIp, config.media.announcedAddress) ?? config.media.listenIp,
 					log: log.child({ component: 'cluster' }),
 				});
-				await server.#voiceNotifier.attach(server.#cluster.bus);
-				server.#cluster.registry.on('nodeLost', (nodeId) => server.#takeOverVoiceMessagesOf(nodeId));
+				server.#spans = new ChannelSpans({
+					bus: server.#cluster.bus,
+					registry: server.channels,
+					pipe: pipeSettings(config),
+					nodes: server.#cluster.registry,
+					log: log.child({ component: 'span' }),
+				});
+				server.#cluster.span = server.#spans;
 			}
 		} catch (err) {
+			await server.#spans?.close();
 			await server.#cluster?.close();
 			http.close();
 			server.transcoder.close();
@@ -330,26 +309,6 @@ export class ParleyServer {
 		const redis = this.redis;
 		if (redis) checks.push({ name: 'redis', check: () => pingRedis(redis) });
 		return checks;
-	}
-
-	/**
-	 * A node left the registry: once it has stayed gone for another TTL (an entry can vanish
-	 * for a moment when Redis restarts), finish the voice messages it was recording or
-	 * converting. Every node tries; the compare-and-set on nodeId lets one win each message.
-	 */
-	#takeOverVoiceMessagesOf(lostNodeId: string): void {
-		const registry = this.#cluster?.registry;
-		if (!registry || !this.#accepting) return;
-		const timer = setTimeout(() => {
-			this.#lostNodeTimers.delete(timer);
-			if (!this.#accepting) return;
-			const stillGone = async (nodeId: string) => nodeId === lostNodeId && (await registry.get(nodeId)) === undefined;
-			this.voice.recoverUnfinished(stillGone, { ownAndUnowned: false }).then(
-				(r) => r.finalized + r.failed > 0 && this.log.info({ lostNodeId, ...r }, 'took over the unfinished voice messages of a lost node'),
-				(err: unknown) => this.log.warn({ err, lostNodeId }, 'taking over the voice messages of a lost node failed'),
-			);
-		}, 2 * this.config.cluster.nodeTtlMs);
-		this.#lostNodeTimers.add(timer);
 	}
 
 	get accepting(): boolean {
@@ -400,15 +359,14 @@ export class ParleyServer {
 		]);
 		clearTimeout(timer);
 		if (timedOut) this.log.warn({ unfinished: [...pending] }, 'shutdown deadline reached');
-		for (const t of this.#lostNodeTimers) clearTimeout(t);
-		// After the tasks (finishing recordings produce events), within what is left of the deadline.
-		await this.#webhooks?.close(deadline);
 
 		this.uploads.close();
 		this.transcoder.close();
 		this.http.close();
 		this.#metricsHttp?.close();
 		await this.workers.close();
+		// Links were closed with their channels; this waits for the other nodes to be told.
+		await this.#spans?.close();
 		await this.#cluster?.close();
 		if (this.redis) await closeRedis(this.redis);
 		await this.voiceStore.close();

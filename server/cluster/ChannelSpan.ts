@@ -17,10 +17,14 @@
 // Plain RTP on the pipe (no enableSrtp): nodes of one deployment talk over loopback or a
 // private network, like their Redis traffic. Encrypting it needs both ends to agree on
 // keys sent over the bus; left for deployments that cross untrusted networks.
+import { isIP } from 'node:net';
 import type { types as ms } from 'mediasoup';
+import type { ParleyConfig } from '../../config/schema.js';
 import type { Channel } from '../channels/Channel.js';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
+import { primaryIPv4 } from '../media/workerSettings.js';
 import { RequestError } from '../signaling/RequestError.js';
+import type { ChannelSpanHook } from '../signaling/requestHandlers.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ClusterBusError, type ClusterBus } from './ClusterBus.js';
 import { ChannelSpanLink, type SpanLinkCloseKind } from './ChannelSpanLink.js';
@@ -37,14 +41,6 @@ import {
 	type SpanOpenReply,
 } from './ChannelSpanMessages.js';
 
-/** What the join handler needs (HandlerContext.span). */
-export interface ChannelSpanHook {
-	/** Links the local `channel` to its home node (no-op when it already is); resolves once
-	 * the home node's peers and producers are in the local channel. Throws RequestError
-	 * E_CLUSTER_UNAVAILABLE when the home node cannot be reached. */
-	attach(channel: Channel, homeNodeId: string): Promise<void>;
-}
-
 /** Where this node's pipe ends listen (cluster.pipe* options, resolved). */
 export interface PipeSettings {
 	/** Local address the PipeTransports bind to. */
@@ -55,6 +51,26 @@ export interface PipeSettings {
 	portRange: { min: number; max: number } | undefined;
 	/** NACK on the pipe (both ends must agree: the satellite's choice wins). */
 	enableRtx: boolean;
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/** cluster.pipe* resolved against the media options. Throws on a half-set port range. */
+export function pipeSettings(config: ParleyConfig): PipeSettings {
+	const c = config.cluster;
+	const m = config.media;
+	const listenIp = c.pipeListenIp || m.listenIp;
+	let announcedIp: string | undefined = c.pipeAnnouncedIp || undefined;
+	if (!announcedIp && WILDCARDS.has(listenIp)) announcedIp = isIP(m.announcedAddress) ? m.announcedAddress : primaryIPv4();
+	if ((c.pipeMinPort === 0) !== (c.pipeMaxPort === 0) || c.pipeMinPort > c.pipeMaxPort) {
+		throw new TypeError(`cluster.pipeMinPort (${c.pipeMinPort}) and cluster.pipeMaxPort (${c.pipeMaxPort}) must both be 0, or a range with min <= max`);
+	}
+	return {
+		listenIp,
+		announcedIp,
+		portRange: c.pipeMinPort ? { min: c.pipeMinPort, max: c.pipeMaxPort } : undefined,
+		enableRtx: m.opusNack,
+	};
 }
 
 /** Emits `nodeLost(nodeId)` (NodeRegistry). */
@@ -87,6 +103,8 @@ export class ChannelSpans implements ChannelSpanHook {
 	/** Satellite links being opened, so concurrent joins share one. */
 	readonly #attaching = new Map<string, Promise<void>>();
 	readonly #onNodeLost = (nodeId: string) => this.nodeLost(nodeId);
+	/** span.close messages still on their way (close() waits for them before the bus goes). */
+	readonly #notices = new Set<Promise<void>>();
 	#closed = false;
 
 	constructor(options: ChannelSpansOptions) {
@@ -131,6 +149,9 @@ export class ChannelSpans implements ChannelSpanHook {
 
 	// ---- satellite side -----------------------------------------------------------------
 
+	/** Links the local `channel` to its home node (no-op when it already is); resolves once
+	 * the home node's peers and producers are in the local channel. Throws RequestError
+	 * E_CLUSTER_UNAVAILABLE when the home node cannot be reached. */
 	async attach(channel: Channel, homeNodeId: string): Promise<void> {
 		if (this.#closed) throw new RequestError('E_SHUTTING_DOWN');
 		if (homeNodeId === this.#bus.nodeId) return;
@@ -197,6 +218,7 @@ export class ChannelSpans implements ChannelSpanHook {
 	}
 
 	#onSatelliteLinkClosed(link: ChannelSpanLink, kind: SpanLinkCloseKind, reason: string): void {
+		this.#trackNotice(link);
 		if (this.#satellites.get(link.channel.name) === link) this.#satellites.delete(link.channel.name);
 		// Without its hub the channel here is cut off from most of its peers: clients rejoin
 		// (channelClosing) and placement gives the channel a (possibly new) home.
@@ -237,6 +259,7 @@ export class ChannelSpans implements ChannelSpanHook {
 	}
 
 	#onHubLinkClosed(link: ChannelSpanLink, kind: SpanLinkCloseKind, reason: string): void {
+		this.#trackNotice(link);
 		const links = this.#hubs.get(link.channel.name);
 		if (links?.get(link.remoteNodeId) === link) links.delete(link.remoteNodeId);
 		if (links?.size === 0) this.#hubs.delete(link.channel.name);
@@ -261,7 +284,13 @@ export class ChannelSpans implements ChannelSpanHook {
 		this.#nodes?.off('nodeLost', this.#onNodeLost);
 		const links = [...this.#satellites.values(), ...[...this.#hubs.values()].flatMap((l) => [...l.values()])];
 		for (const link of links) link.close('local', 'node shutting down');
-		await Promise.all(links.map((l) => l.closeNotice));
+		await Promise.all([...this.#notices]);
+	}
+
+	#trackNotice(link: ChannelSpanLink): void {
+		const notice = link.closeNotice;
+		this.#notices.add(notice);
+		void notice.finally(() => this.#notices.delete(notice));
 	}
 
 	#linkWith(channel: string, nodeId: string): ChannelSpanLink | undefined {

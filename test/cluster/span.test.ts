@@ -1,0 +1,130 @@
+// Issue 7, a channel spanning two nodes: two Parley processes share one real redis-server
+// (spanAbovePeers 0: every join at the non-home node spans). Publisher P and listener LA on
+// node A (the home), listeners LB1, LB2 and speaker SB on node B. Checked by decoded audio:
+// every listener hears P's 1 kHz tone, LA hears SB's 2 kHz tone across the pipe; presence
+// crosses nodes (join answers, peerJoined, peerLeft). Then node B is SIGKILLed: LA keeps
+// hearing P without a gap (packets counted per 100 ms window across the kill), A's peers
+// hear peerLeft for B's peers, and A's pipe objects are gone (metrics back to A's own).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Notifications } from '../../server/signaling/protocol.js';
+import { decodeToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
+import { listenWithWerift, streamTone, type ReceivedPacket, type ToneStream, type WeriftListener } from '../reliability/helpers/weriftListener.js';
+import { gauge, joinVia, NODE_TTL_MS, startNode, type JoinedClient, type NodeProcess } from './spanNodes.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!(await cond())) {
+		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+		await sleep(25);
+	}
+}
+
+/** Dominant frequency of the packets' decoded audio, skipping the first 100 ms (decoder warm-up). */
+function toneOf(packets: ReceivedPacket[]): number {
+	return dominantFrequency(decodeToMono(packets.map((p) => p.payload)).subarray(4800));
+}
+
+const notified = <N extends keyof Notifications>(j: JoinedClient, name: N): Notifications[N][] =>
+	j.client.notifications.filter((n) => n.method === name).map((n) => n.data as Notifications[N]);
+
+describe('a channel spanning two nodes', () => {
+	let redis: TestRedis;
+	let a: NodeProcess;
+	let b: NodeProcess;
+	const clients: JoinedClient[] = [];
+	const streams: ToneStream[] = [];
+	const publishers: WeriftPublisher[] = [];
+	const listeners: WeriftListener[] = [];
+
+	beforeAll(async () => {
+		redis = await startRedis();
+		[a, b] = await Promise.all([startNode(redis.url, 'node-a'), startNode(redis.url, 'node-b')]);
+	}, 60_000);
+
+	afterAll(async () => {
+		for (const s of streams) await s.stop();
+		for (const p of publishers) await p.close();
+		for (const l of listeners) await l.close();
+		for (const c of clients) c.client.close();
+		await Promise.all([a?.stop(), b?.stop()]);
+		await redis?.stop();
+	});
+
+	it('carries audio both ways, presence across nodes, and survives the satellite\'s death', async () => {
+		// P joins first at A: A becomes the channel's home.
+		const p = await joinVia(a, 'hall', 'p');
+		const la = await joinVia(a, 'hall', 'la');
+		const lb1 = await joinVia(b, 'hall', 'lb1');
+		const lb2 = await joinVia(b, 'hall', 'lb2');
+		const sb = await joinVia(b, 'hall', 'sb');
+		clients.push(p, la, lb1, lb2, sb);
+		// The satellite's join answer lists the home node's peers (and B's earlier ones).
+		expect(lb1.peers.map((x) => x.peerId).sort()).toEqual([p.peerId, la.peerId].sort());
+		expect(sb.peers.map((x) => x.peerId).sort()).toEqual([p.peerId, la.peerId, lb1.peerId, lb2.peerId].sort());
+		// A's peers hear B's joins, with B's peer ids and names.
+		await until('A hears of B peers', () => [lb1, lb2, sb].every((x) => notified(la, 'peerJoined').some((j) => j.peerId === x.peerId)));
+		expect(notified(p, 'peerJoined').find((j) => j.peerId === sb.peerId)).toEqual({ peerId: sb.peerId, userId: 'sb', displayName: 'sb' });
+
+		const pPub = await publishWithWerift(p.client);
+		const sbPub = await publishWithWerift(sb.client);
+		publishers.push(pPub, sbPub);
+		streams.push(streamTone(pPub, encodeTone(1000, 50)), streamTone(sbPub, encodeTone(2000, 50)));
+		// Everyone hears both speakers (a speaker does not hear itself).
+		const [laL, lb1L, lb2L] = await Promise.all([la, lb1, lb2].map((x) => listenWithWerift(x.client, 2, { since: 0, timeoutMs: 10_000 })));
+		listeners.push(laL!, lb1L!, lb2L!);
+		for (const [who, l] of [['LA', laL], ['LB1', lb1L], ['LB2', lb2L]] as const) {
+			const byPeer = new Map(l!.consumers.map((c) => [c.peerId, c.producerId]));
+			expect(byPeer.get(p.peerId), `${who} has a consumer of P`).toBe(pPub.producerId);
+			expect(byPeer.get(sb.peerId), `${who} has a consumer of SB`).toBe(sbPub.producerId);
+		}
+		await until('audio at every listener', () => [laL, lb1L, lb2L].every((l) => l!.from(pPub.producerId).length >= 100 && l!.from(sbPub.producerId).length >= 100), 15_000);
+		// Decoded at the end: decoding blocks this process, which also runs the publishers.
+		const heard: Record<string, ReceivedPacket[]> = {};
+		for (const [who, l] of [['LA', laL], ['LB1', lb1L], ['LB2', lb2L]] as const) {
+			heard[`${who}<-P`] = l!.from(pPub.producerId).slice(0, 100);
+			heard[`${who}<-SB`] = l!.from(sbPub.producerId).slice(0, 100);
+		}
+
+		// A leave on B reaches A.
+		const left = await lb2.client.request('leave', {});
+		expect(left.ok).toBe(true);
+		await until('A hears LB2 left', () => notified(la, 'peerLeft').some((x) => x.peerId === lb2.peerId));
+
+		// SIGKILL node B while P keeps talking: LA's audio from P must not stall.
+		const killedAt = performance.now();
+		b.proc.child.kill('SIGKILL');
+		await b.proc.exited;
+		await until('A hears B peers left', () => [lb1, sb].every((x) => notified(la, 'peerLeft').some((l) => l.peerId === x.peerId)), NODE_TTL_MS * 4);
+		const peerLeftAfterMs = Math.round(performance.now() - killedAt);
+		expect(notified(p, 'peerLeft').map((x) => x.peerId)).toEqual(expect.arrayContaining([lb1.peerId, lb2.peerId, sb.peerId]));
+		// SB's consumer at LA closed with its pipe.
+		const sbConsumerAtLa = laL!.consumers.find((c) => c.peerId === sb.peerId)!.consumerId;
+		await until('SB consumer closed at LA', () => notified(la, 'consumerClosed').some((c) => c.consumerId === sbConsumerAtLa));
+		await sleep(1000);
+		const fromP = laL!.from(pPub.producerId).map((x) => x.atMs);
+		const windowMs = 100;
+		const counts: number[] = [];
+		for (let t = killedAt - 1000; t + windowMs <= performance.now(); t += windowMs) counts.push(fromP.filter((at) => at >= t && at < t + windowMs).length);
+		let maxGapMs = 0;
+		for (let i = 1; i < fromP.length; i++) if (fromP[i]! >= killedAt - 1000) maxGapMs = Math.max(maxGapMs, fromP[i]! - fromP[i - 1]!);
+		console.log(`LA <- P per ${windowMs} ms from 1 s before the kill: ${counts.join(' ')}; longest gap ${Math.round(maxGapMs)} ms; peerLeft at A ${peerLeftAfterMs} ms after the kill`);
+		// 5 packets per window at 20 ms; a busy shared machine delays some, never stops them.
+		expect(Math.min(...counts)).toBeGreaterThanOrEqual(1);
+		expect(maxGapMs).toBeLessThan(250);
+		heard['LA<-P after the kill'] = laL!.from(pPub.producerId).filter((x) => x.atMs > killedAt).slice(0, 100);
+
+		// A is back to its own peers: P's send transport and producer, LA's receive transport
+		// and its consumer of P; no pipe transport, no piped producer or consumer.
+		await until('A back to its own media objects', async () => (await gauge(a, 'parley_transports')) === 2 && (await gauge(a, 'parley_consumers')) === 1);
+		expect(await gauge(a, 'parley_producers')).toBe(1);
+		expect(await gauge(a, 'parley_peers')).toBe(2);
+
+		const tones = Object.fromEntries(Object.entries(heard).map(([k, packets]) => [k, toneOf(packets)]));
+		console.log(`decoded tones: ${JSON.stringify(tones)}`);
+		for (const [k, hz] of Object.entries(tones)) expect(Math.abs(hz - (k.includes('<-P') ? 1000 : 2000)), k).toBeLessThanOrEqual(10);
+	});
+});
