@@ -117,6 +117,8 @@ export class ClusterNode {
 		options.channels.on('peerLeft', node.#onPeerLeft);
 		// Re-register at once when Redis returns instead of at the next heartbeat.
 		options.redis.on('ready', node.#onReady);
+		node.registry.on('nodeLost', (lost) => options.log.info({ lostNodeId: lost }, 'node lost'));
+		node.registry.on('nodeSeen', (info) => options.log.info({ seenNodeId: info.nodeId, signalingUrl: info.signalingUrl }, 'node seen'));
 		await node.registry.start();
 		options.log.info({ nodeId: node.nodeId, signalingUrl: node.info.signalingUrl, ttlMs: node.registry.ttlMs, registered: node.registry.registered }, 'cluster node started');
 		return node;
