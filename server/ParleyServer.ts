@@ -9,6 +9,12 @@ import type { ParleyConfig } from '../config/schema.js';
 import { closeRedis, connectRedis, pingRedis, redactUrl } from './cluster/redisConnection.js';
 import { ClusterNode } from './cluster/ClusterNode.js';
 import { ChannelSpans, pipeSettings } from './cluster/ChannelSpan.js';
+import { NODE_KEY_PREFIX } from './cluster/NodeRegistry.js';
+import { RedisVoiceMessageStore } from './cluster/RedisVoiceMessageStore.js';
+import { VoiceEventStream } from './cluster/VoiceEventStream.js';
+import { VoiceMessageNotifier } from './voice/VoiceMessageNotifier.js';
+import { VoiceWebhooks } from './voice/VoiceWebhooks.js';
+import type { VoiceEventListener } from './voice/voiceEvents.js';
 import { RequestError } from './signaling/RequestError.js';
 import { registerHealthRoutes, type ReadinessCheck } from './http/healthRoutes.js';
 import { HttpServer } from './http/HttpServer.js';
@@ -83,6 +89,12 @@ export class ParleyServer {
 	#cluster: ClusterNode | undefined;
 	/** Channels spanning nodes (with #cluster). */
 	#spans: ChannelSpans | undefined;
+	/** Voice-message notifications: this node's sessions, or every node's over the cluster bus. */
+	readonly #voiceNotifier: VoiceMessageNotifier;
+	/** Signed webhooks of voice-message lifecycle events (voice.webhookUrl). */
+	readonly #webhooks: VoiceWebhooks | undefined;
+	/** Take-overs of a lost node's unfinished voice messages, waiting out a grace period. */
+	readonly #lostNodeTimers = new Set<NodeJS.Timeout>();
 
 	private constructor(config: ParleyConfig, log: Logger, workers: WorkerPool, http: HttpServer, redis: Redis | undefined) {
 		this.config = config;
@@ -117,7 +129,24 @@ export class ParleyServer {
 			});
 		}
 		this.nodeId = nodeIdOf(config.cluster);
-		this.voiceStore = new SqliteVoiceMessageStore(config.voice.databasePath, { nodeId: this.nodeId });
+		this.#webhooks = config.voice.webhookUrl
+			? new VoiceWebhooks({
+					url: config.voice.webhookUrl,
+					secret: config.voice.webhookSecret,
+					maxAttempts: config.voice.webhookMaxAttempts,
+					timeoutMs: config.voice.webhookTimeoutMs,
+					maxQueued: config.voice.webhookQueue,
+					log: log.child({ component: 'webhooks' }),
+				})
+			: undefined;
+		const webhooks = this.#webhooks;
+		const onEvent: VoiceEventListener | undefined = webhooks && ((event) => void webhooks.enqueue(event));
+		// With Redis, metadata is shared by every node (and each change lands on the
+		// parley:voice-meta stream in the same step); alone, SQLite.
+		this.voiceStore = redis
+			? new RedisVoiceMessageStore(redis, { nodeId: this.nodeId, onEvent, events: new VoiceEventStream(redis, { maxLen: config.cluster.eventStreamMaxLen }) })
+			: new SqliteVoiceMessageStore(config.voice.databasePath, { nodeId: this.nodeId, onEvent });
+		this.#voiceNotifier = new VoiceMessageNotifier((info, reason) => this.signaling.deliverVoiceMessage(info, reason), log.child({ component: 'voice' }));
 		const storage = new LocalVoiceStorage(this.storageDir);
 		this.transcoder = new AudioTranscoder({
 			maxConcurrent: config.voice.transcodeConcurrency,
@@ -130,7 +159,7 @@ export class ParleyServer {
 			store: this.voiceStore,
 			storage,
 			tools: metrics ? instrumentAudioTools(this.transcoder, metrics) : this.transcoder,
-			notify: (info, reason) => this.signaling.deliverVoiceMessage(info, reason),
+			notify: (info, reason) => this.#voiceNotifier.notify(info, reason),
 			maxDurationMs: config.voice.maxDurationMs,
 			maxConcurrentRecordings: config.voice.maxConcurrentRecordings,
 			uploadsDir: path.join(this.storageDir, UPLOADS_SUBDIR),
@@ -235,7 +264,9 @@ export class ParleyServer {
 			checkTimeoutMs: config.readiness.checkTimeoutMs,
 			isAccepting: () => server.#accepting,
 		});
-		await server.voice.recoverUnfinished();
+		// Shared store: only this node's unfinished voice messages, and those of nodes with no
+		// registry entry (dead: nodes get a new id on every start).
+		await server.voice.recoverUnfinished(redis ? async (nodeId) => (await redis.exists(NODE_KEY_PREFIX + nodeId)) === 0 : undefined);
 		try {
 			await checkStorageWritable(server.storageDir);
 		} catch (err) {
@@ -259,6 +290,8 @@ export class ParleyServer {
 					mediaAddress: resolveAnnouncedAddress(config.media.listenIp, config.media.announcedAddress) ?? config.media.listenIp,
 					log: log.child({ component: 'cluster' }),
 				});
+				await server.#voiceNotifier.attach(server.#cluster.bus);
+				server.#cluster.registry.on('nodeLost', (nodeId) => server.#takeOverVoiceMessagesOf(nodeId));
 				server.#spans = new ChannelSpans({
 					bus: server.#cluster.bus,
 					registry: server.channels,
@@ -311,6 +344,26 @@ export class ParleyServer {
 		return checks;
 	}
 
+	/**
+	 * A node left the registry: once it has stayed gone for another TTL (an entry can vanish
+	 * for a moment when Redis restarts), finish the voice messages it was recording or
+	 * converting. Every node tries; the compare-and-set on nodeId lets one win each message.
+	 */
+	#takeOverVoiceMessagesOf(lostNodeId: string): void {
+		const registry = this.#cluster?.registry;
+		if (!registry || !this.#accepting) return;
+		const timer = setTimeout(() => {
+			this.#lostNodeTimers.delete(timer);
+			if (!this.#accepting) return;
+			const stillGone = async (nodeId: string) => nodeId === lostNodeId && (await registry.get(nodeId)) === undefined;
+			this.voice.recoverUnfinished(stillGone, { ownAndUnowned: false }).then(
+				(r) => r.finalized + r.failed > 0 && this.log.info({ lostNodeId, ...r }, 'took over the unfinished voice messages of a lost node'),
+				(err: unknown) => this.log.warn({ err, lostNodeId }, 'taking over the voice messages of a lost node failed'),
+			);
+		}, 2 * this.config.cluster.nodeTtlMs);
+		this.#lostNodeTimers.add(timer);
+	}
+
 	get accepting(): boolean {
 		return this.#accepting;
 	}
@@ -359,6 +412,9 @@ export class ParleyServer {
 		]);
 		clearTimeout(timer);
 		if (timedOut) this.log.warn({ unfinished: [...pending] }, 'shutdown deadline reached');
+		for (const t of this.#lostNodeTimers) clearTimeout(t);
+		// After the tasks (finishing recordings produce events), within what is left of the deadline.
+		await this.#webhooks?.close(deadline);
 
 		this.uploads.close();
 		this.transcoder.close();
