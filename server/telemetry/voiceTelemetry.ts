@@ -3,7 +3,7 @@
 import type { AudioTools, VoiceMessageEvents } from '../voice/VoiceMessageService.js';
 import { TranscodeError } from '../voice/transcode/TranscodeError.js';
 import type { UploadEvents } from '../voice/upload/TusUploadServer.js';
-import { recordingEndReason, type ParleyMetrics, type TranscodeOperation } from './metrics.js';
+import { recordingEndReason, type ParleyMetrics, type StorageOperation, type TranscodeOperation } from './metrics.js';
 import { inSpan } from './tracing.js';
 
 export function voiceMessageEvents(metrics: ParleyMetrics): VoiceMessageEvents {
@@ -12,12 +12,14 @@ export function voiceMessageEvents(metrics: ParleyMetrics): VoiceMessageEvents {
 		recordingFinished: (result) => {
 			metrics.recordingsFinished.inc({ reason: recordingEndReason(result.reason) });
 			metrics.recordingDuration.observe(result.durationMs / 1000);
+			if (result.error) countStorageFailure(metrics, result.error);
 		},
 		messageFinished: (message) => {
 			metrics.messagesFinished.inc({ source: message.source, status: message.status });
 			if (message.status === 'ready') metrics.storageBytesWritten.inc(message.sizeBytes ?? 0);
 			else if (message.source === 'upload') metrics.uploadsFailed.inc({ stage: 'processing' });
 		},
+		storageFailed: (error) => countStorageFailure(metrics, error),
 	};
 }
 
@@ -29,6 +31,7 @@ export function uploadEvents(metrics: ParleyMetrics): UploadEvents {
 		completed: () => metrics.uploadsCompleted.inc(),
 		completeFailed: () => metrics.uploadsFailed.inc({ stage: 'complete' }),
 		expired: () => metrics.uploadsFailed.inc({ stage: 'expired' }),
+		storageFailed: (error) => countStorageFailure(metrics, error),
 	};
 }
 
@@ -44,6 +47,8 @@ export function instrumentAudioTools(tools: AudioTools, metrics: ParleyMetrics):
 			} catch (err) {
 				const reason = err instanceof TranscodeError ? err.code : 'other';
 				metrics.transcodeFailures.inc({ operation, reason });
+				// Committing the converted file (fsync, rename) on a full disk fails here.
+				countStorageFailure(metrics, err);
 				span.setAttribute('parley.failure', reason);
 				throw err;
 			} finally {
@@ -59,4 +64,96 @@ export function instrumentAudioTools(tools: AudioTools, metrics: ParleyMetrics):
 				(r) => ({ 'parley.detected_format': r.detectedFormat, 'parley.transcoded': r.transcoded, 'parley.duration_ms': Math.round(r.durationMs) }),
 			),
 	};
+}
+
+// ---- storage failures ------------------------------------------------------------------
+
+/** Errors already counted: one failure passes several layers (the store, then the upload
+ * server that answers 507 for it) and must be counted once. */
+const countedErrors = new WeakSet<object>();
+
+/** What a Node fs error (its syscall) or a SQLite error was doing; undefined for errors that
+ * are not the disk's or the database's (bugs, bad input). */
+export function storageOperationOf(err: unknown): StorageOperation | undefined {
+	const e = err as { code?: unknown; syscall?: unknown } | undefined;
+	if (typeof e?.code === 'string' && e.code.startsWith('SQLITE_')) return 'metadata';
+	if (typeof e?.syscall !== 'string') return undefined;
+	switch (e.syscall) {
+		case 'fsync':
+		case 'fdatasync':
+			return 'fsync';
+		case 'rename':
+			return 'rename';
+		case 'read':
+		case 'pread':
+		case 'stat':
+		case 'lstat':
+		case 'fstat':
+		case 'scandir':
+		case 'opendir':
+		case 'access':
+			return 'read';
+		case 'open':
+			// Opening a stored file that is gone is a failed read; any other refusal to open
+			// (full, read-only, not a directory) is a failed write.
+			return e.code === 'ENOENT' ? 'read' : 'write';
+		default:
+			return 'write';
+	}
+}
+
+/** Counts `err` once in parley_storage_failures_total, when it is a storage failure (or as
+ * `operation` when given: the metadata store's errors are its own whatever their kind). */
+export function countStorageFailure(metrics: ParleyMetrics, err: unknown, operation?: StorageOperation): void {
+	const op = operation ?? storageOperationOf(err);
+	if (!op) return;
+	if (typeof err === 'object' && err !== null) {
+		if (countedErrors.has(err)) return;
+		countedErrors.add(err);
+	}
+	metrics.storageFailures.inc({ operation: op });
+}
+
+/** Errors a metadata store throws for its caller's mistakes, not for a failed write. */
+const CALLER_ERRORS = new Set(['InvalidCursorError', 'DuplicateVoiceMessageError']);
+
+/**
+ * `store` with every failed call counted as a metadata failure (SQLite full or read-only,
+ * Redis unreachable). A Proxy rather than a wrapper class, so every method of the store's
+ * interface is covered, sync or async, as it changes.
+ */
+export function instrumentVoiceMessageStore<T extends object>(store: T, metrics: ParleyMetrics): T {
+	return instrumentMethods(store, (err) => {
+		if (!CALLER_ERRORS.has((err as Error | undefined)?.name ?? '')) countStorageFailure(metrics, err, 'metadata');
+	});
+}
+
+/** `storage` (voice-message files) with failed disk operations counted by operation. */
+export function instrumentVoiceStorage<T extends object>(storage: T, metrics: ParleyMetrics): T {
+	return instrumentMethods(storage, (err) => countStorageFailure(metrics, err));
+}
+
+function instrumentMethods<T extends object>(target: T, onError: (err: unknown) => void): T {
+	return new Proxy(target, {
+		get(t, key) {
+			const value: unknown = Reflect.get(t, key, t);
+			if (typeof value !== 'function') return value;
+			return (...args: unknown[]): unknown => {
+				try {
+					// Called on the target itself: its #private fields are not on the proxy.
+					const result: unknown = value.apply(t, args);
+					if (result instanceof Promise) {
+						return result.catch((err: unknown) => {
+							onError(err);
+							throw err;
+						});
+					}
+					return result;
+				} catch (err) {
+					onError(err);
+					throw err;
+				}
+			};
+		},
+	});
 }

@@ -8,11 +8,19 @@ export type StorageFailure = 'full' | 'unavailable';
 
 /** Full (ENOSPC, EDQUOT, EFBIG: the file-size limit) or unusable (read-only, not a
  * directory, no permission, I/O error, and ENOENT: Node reports a recursive mkdir that a
- * read-only disk refused as ENOENT); undefined for any other error. */
+ * read-only disk refused as ENOENT); the same for the SQLite metadata database (SQLITE_FULL;
+ * read-only, I/O error, cannot open, locked); undefined for any other error. */
 export function storageFailure(err: unknown): StorageFailure | undefined {
 	const code = (err as NodeJS.ErrnoException | undefined)?.code;
+	if (typeof code === 'string' && code.startsWith('SQLITE_')) return sqliteFailure(code);
 	if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return 'full';
 	if (code === 'EROFS' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM' || code === 'EIO' || code === 'ENOENT') return 'unavailable';
+	return undefined;
+}
+
+function sqliteFailure(code: string): StorageFailure | undefined {
+	if (code === 'SQLITE_FULL') return 'full';
+	if (/^SQLITE_(IOERR|READONLY|CANTOPEN|BUSY|LOCKED)/.test(code)) return 'unavailable';
 	return undefined;
 }
 

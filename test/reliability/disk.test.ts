@@ -17,6 +17,7 @@ import type { Notifications } from '../../server/signaling/protocol.js';
 import { encodeTone } from '../helpers/audio.js';
 import { testEnv } from '../helpers/config.js';
 import { freePort } from '../helpers/ports.js';
+import { parsePrometheusText, select } from '../helpers/prometheusText.js';
 import { logLine, type ServerProcess } from '../helpers/serverProcess.js';
 import type { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
@@ -43,6 +44,12 @@ function wavBytes(seconds: number): Buffer {
 	const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-disk-wav-')), 'a.wav');
 	writeToneWav(file, 440, seconds);
 	return readFileSync(file);
+}
+
+/** parley_storage_failures_total by operation, from GET /metrics. */
+async function storageFailures(base: string): Promise<Record<string, number>> {
+	const samples = parsePrometheusText(await (await fetch(`${base}/metrics`)).text());
+	return Object.fromEntries(select(samples, 'parley_storage_failures_total').map((s) => [s.labels.operation!, s.value]));
 }
 
 function voiceUpdates(client: TestSignalingClient, id: string): Notifications['voiceMessage'][] {
@@ -76,6 +83,8 @@ describe('disk problems', () => {
 		writeFileSync(path.join(root, 'file'), 'not a directory');
 		const storageDir = path.join(root, 'file', 'storage');
 		h = await startHarness({ PARLEY_STORAGE_DIR: storageDir });
+		// Exported from the start, at zero, so dashboards and alerts have a series.
+		expect(await storageFailures(h.base)).toEqual({ write: 0, fsync: 0, rename: 0, read: 0, metadata: 0 });
 		const ready = await fetch(`${h.base}/readyz`);
 		expect(ready.status).toBe(503);
 		expect(JSON.stringify(await ready.json())).toMatch(/storage/);
@@ -87,6 +96,8 @@ describe('disk problems', () => {
 		expect(post.status).toBe(503);
 		expect(await post.json()).toMatchObject({ error: { code: 'E_STORAGE_UNAVAILABLE' } });
 		expect(h.server.voice.activeRecordings).toBe(0);
+		// The recording's folder and the upload's file could not be created: two failed writes.
+		expect(await storageFailures(h.base)).toMatchObject({ write: 2, metadata: 0 });
 
 		// The disk is fixed: everything works without a restart.
 		rmSync(path.join(root, 'file'));
@@ -122,6 +133,7 @@ describe('disk problems', () => {
 		expect(await h.server.voiceStore.get(adaRec)).toMatchObject({ status: 'failed', failureReason: expect.stringMatching(/could not/) as unknown as string });
 		expect(voiceUpdates(ada.client, adaRec).map((u) => u.message.status)).not.toContain('ready');
 		expect((await h.server.voiceStore.get(bobRec))!.durationMs).toBeGreaterThan(1000);
+		expect((await storageFailures(h.base)).write).toBe(1);
 	});
 
 	it('fails an upload chunk over RLIMIT_FSIZE with 507, keeps what was acknowledged, and resumes once the limit is lifted', async () => {
@@ -160,6 +172,7 @@ describe('disk problems', () => {
 		expect(offset).toBe(512 * 1024);
 		expect((await headUpload(tus, id)).headers.get('upload-offset')).toBe(String(offset));
 		expect(child.exitCode).toBeNull();
+		expect((await storageFailures(tus.base)).write).toBe(1);
 
 		execFileSync('prlimit', [`--pid=${child.pid}`, '--fsize=unlimited']);
 		for (; offset < file.length; offset += CHUNK) expect((await patchUpload(tus, id, offset, file.subarray(offset, offset + CHUNK))).status).toBe(204);
@@ -204,6 +217,8 @@ describe('disk problems', () => {
 			const m = (await h.server.voiceStore.get(id))!;
 			console.log(`disk full during a recording: failed after ${m.updatedAt - m.createdAt} ms: ${m.failureReason}`);
 			expect(m.failureReason).toMatch(/storage is full/);
+			// The notification follows the stored status over the socket.
+			await waitUntil(() => voiceUpdates(ada.client, id).at(-1)?.message.status === 'failed', 2000, 'the failed notification');
 			const updates = voiceUpdates(ada.client, id);
 			expect(updates.at(-1)).toMatchObject({ message: { status: 'failed' }, reason: 'write failed' });
 			expect(updates.map((u) => u.message.status)).not.toContain('ready');
@@ -217,6 +232,8 @@ describe('disk problems', () => {
 			expect((await fetch(`${h.base}/readyz`)).status).toBe(503);
 			const refused = await ada.client.request('startRecording', { producerId: ada.publisher.producerId, destination: { kind: 'channel', channel: 'room' } });
 			expect(refused.ok ? 'OK' : refused.error.code).toBe('E_STORAGE_UNAVAILABLE');
+			// The page write that stopped the recording, and the refused start.
+			expect(await storageFailures(h.base)).toMatchObject({ write: 2, metadata: 0 });
 
 			rmSync(filler);
 			rmSync(last);
@@ -252,6 +269,7 @@ describe('disk problems', () => {
 			expect((await headUpload(tus, id)).headers.get('upload-offset')).toBe(String(offset));
 			// What was not acknowledged was cut back off the file.
 			expect(statSync(path.join(h.server.storageDir, '.uploads', `${id}.part`)).size).toBe(offset);
+			expect((await storageFailures(h.base)).write).toBe(1);
 
 			rmSync(filler);
 			for (; offset < file.length; offset += CHUNK) expect((await patchUpload(tus, id, offset, file.subarray(offset, offset + CHUNK))).status).toBe(204);
@@ -276,6 +294,8 @@ describe('disk problems', () => {
 				const patch = await patchUpload(tus, pending, 0, Buffer.alloc(10));
 				expect(patch.status).toBe(503);
 				expect((await fetch(`${h.base}/readyz`)).status).toBe(503);
+				// The recording's folder, the upload's file, the chunk: three refused writes.
+				expect(await storageFailures(h.base)).toMatchObject({ write: 3, metadata: 0 });
 			} finally {
 				execFileSync('mount', ['-o', 'remount,rw', mnt]);
 			}

@@ -66,6 +66,9 @@ export interface UploadEvents {
 	completeFailed?(): void;
 	/** An unfinished upload expired and was removed. */
 	expired?(): void;
+	/** Storing failed on the disk or in the metadata (answered 503/507); the error says which
+	 * operation. */
+	storageFailed?(error: unknown): void;
 }
 
 export interface TusUploadServerOptions {
@@ -230,6 +233,7 @@ export class TusUploadServer {
 			if (failure) {
 				// The offset only moves once a chunk is durable, so the client resumes from HEAD.
 				req.log.warn({ err }, 'upload storage failed');
+				this.#options.events?.storageFailed?.(err);
 				return storageError(failure).toReply();
 			}
 			throw err;
@@ -384,7 +388,10 @@ export class TusUploadServer {
 		} catch (err) {
 			log.error({ err, uploadId: record.id }, 'onComplete failed; the upload is kept for a retry');
 			const failure = storageFailure(err);
-			if (failure) throw storageError(failure);
+			if (failure) {
+				this.#options.events?.storageFailed?.(err);
+				throw storageError(failure);
+			}
 			this.#options.events?.completeFailed?.();
 			throw new TusRequestError(500, 'E_INTERNAL', 'The upload is stored but could not be finished; retry (HEAD or the final PATCH).');
 		}

@@ -1,0 +1,44 @@
+// Which operation a storage error counts as (parley_storage_failures_total{operation}), from
+// errors the real fs and SQLite throw; errors that are not the disk's are not counted.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { open, readFile, rename } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { storageOperationOf } from './voiceTelemetry.js';
+
+const caught = async (work: () => Promise<unknown>): Promise<unknown> => work().then(() => expect.fail('should have failed'), (err: unknown) => err);
+
+describe('storageOperationOf', () => {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-storage-op-'));
+	const file = path.join(dir, 'file');
+	writeFileSync(file, 'x');
+
+	it('names the fs operation that failed', async () => {
+		// A path under a regular file: creating fails (write), reading a missing file fails (read).
+		expect(storageOperationOf(await caught(() => open(path.join(file, 'a.ogg'), 'w')))).toBe('write');
+		expect(storageOperationOf(await caught(() => readFile(path.join(dir, 'missing.ogg'))))).toBe('read');
+		expect(storageOperationOf(await caught(() => rename(path.join(dir, 'missing.part'), path.join(dir, 'a.ogg'))))).toBe('rename');
+		expect(storageOperationOf({ code: 'ENOSPC', syscall: 'fsync' })).toBe('fsync');
+	});
+
+	it('counts SQLite errors as metadata and ignores errors that are not storage ones', async () => {
+		const db = new Database(path.join(dir, 'meta.db'));
+		db.exec('CREATE TABLE t (a)');
+		db.close();
+		const readonly = new Database(path.join(dir, 'meta.db'), { readonly: true });
+		let sqliteError: unknown;
+		try {
+			readonly.exec('INSERT INTO t VALUES (1)');
+		} catch (err) {
+			sqliteError = err;
+		} finally {
+			readonly.close();
+		}
+		expect((sqliteError as { code: string }).code).toMatch(/^SQLITE_READONLY/);
+		expect(storageOperationOf(sqliteError)).toBe('metadata');
+		expect(storageOperationOf(new TypeError('a bug'))).toBeUndefined();
+		expect(storageOperationOf(undefined)).toBeUndefined();
+	});
+});
