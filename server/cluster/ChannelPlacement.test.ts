@@ -129,6 +129,25 @@ describe('ChannelPlacement', () => {
 		expect(await b.conn.get(CHANNEL_HOME_PREFIX + 'lobby')).toBe('node-b');
 	});
 
+	it('after Redis reconnects, a claim waits one TTL so the live home can re-claim first', async () => {
+		const a = await makeNode('node-a');
+		const b = await makeNode('node-b');
+		await a.placement.place('lobby');
+		a.open.add('lobby');
+		await a.conn.flushall(); // as after a restart of Redis without persistence
+		b.placement.redisReconnected();
+		const started = Date.now();
+		const placing = b.placement.place('lobby');
+		await a.placement.refresh(); // a's heartbeat after its own reconnect
+		expect(await placing).toMatchObject({ kind: 'redirect', nodeId: 'node-a' });
+		expect(Date.now() - started).toBeGreaterThanOrEqual(TTL_MS - 50);
+		// A node's own channels are not held back.
+		a.placement.redisReconnected();
+		const t0 = Date.now();
+		expect(await a.placement.place('lobby')).toEqual({ kind: 'local' });
+		expect(Date.now() - t0).toBeLessThan(TTL_MS / 2);
+	});
+
 	it('release deletes only its own claims; releaseAll at shutdown frees every home', async () => {
 		const a = await makeNode('node-a');
 		const b = await makeNode('node-b');

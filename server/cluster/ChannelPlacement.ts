@@ -92,6 +92,8 @@ export class ChannelPlacement {
 	 * refreshed on every heartbeat. */
 	readonly #homed = new Map<string, number>();
 	#stopped = false;
+	/** Until then, a channel without a home is not claimed at once (see redisReconnected). */
+	#claimsOpenAt = 0;
 
 	constructor(options: ChannelPlacementOptions) {
 		this.nodeId = options.registry.nodeId;
@@ -104,6 +106,16 @@ export class ChannelPlacement {
 		this.#isOnBus = options.isOnBus ?? (async () => true);
 		this.#log = options.log;
 		options.registry.onHeartbeat(() => this.refresh());
+	}
+
+	/**
+	 * Redis came back after an outage (maybe empty, after a restart): the nodes serving
+	 * channels re-claim them on their next heartbeat, each after its own reconnect. Until
+	 * then (one TTL) a join for a channel without a home waits before claiming it, so it does
+	 * not take a channel that is live on another node and split it in two.
+	 */
+	redisReconnected(): void {
+		this.#claimsOpenAt = Date.now() + this.#ttlMs;
 	}
 
 	/** Channels whose home is this node. */
@@ -134,6 +146,10 @@ export class ChannelPlacement {
 
 	async #place(channel: string): Promise<PlacementDecision> {
 		const key = CHANNEL_HOME_PREFIX + channel;
+		const graceMs = this.#claimsOpenAt - Date.now();
+		if (graceMs > 0 && !this.#homed.has(channel) && (await this.#redis.get(key)) === null) {
+			await new Promise((resolve) => setTimeout(resolve, graceMs));
+		}
 		for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
 			const home = await this.#redis.get(key);
 			if (home === null) {

@@ -51,7 +51,13 @@ export class ClusterNode {
 	/** Peers connected to this node (the registry's events count local peers only). */
 	#peers = 0;
 	readonly #tracked = new WeakSet<Channel>();
-	readonly #onReady = (): void => void this.registry.beat();
+	/** Redis was ready once already: a later 'ready' is a reconnect. */
+	#sawReady: boolean;
+	readonly #onReady = (): void => {
+		if (this.#sawReady) this.placement.redisReconnected();
+		this.#sawReady = true;
+		void this.registry.beat();
+	};
 	readonly #onPeerJoined = (_peer: unknown, channel: Channel): void => {
 		this.#peers++;
 		this.#trackClose(channel);
@@ -70,6 +76,7 @@ export class ClusterNode {
 		this.#channels = options.channels;
 		this.#log = options.log;
 		this.#cpu = new WorkerCpuSampler(options.workers);
+		this.#sawReady = options.redis.status === 'ready';
 		const urls = nodeUrls(c.publicUrl, options.mediaAddress, options.httpPort);
 		this.info = {
 			nodeId: options.nodeId,
