@@ -59,4 +59,24 @@ describe('two nodes, one Redis: a join through either node reaches the channel',
 		await waitUntil(async () => (JSON.parse((await raw.get('parley:node:node-a'))!) as { load: { peers: number } }).load.peers === 2, 10_000, 'load of A');
 		expect((JSON.parse((await raw.get('parley:node:node-b'))!) as { load: { peers: number } }).load.peers).toBe(0);
 	});
+
+	it('on SIGTERM the home node deletes its registry entry and home claims at once', async () => {
+		expect(await raw.get('parley:channel-home:lobby')).toBe('node-a');
+		const stoppedAt = performance.now();
+		const stopped = a.stop();
+		await waitUntil(async () => (await raw.get('parley:node:node-a')) === null && (await raw.get('parley:channel-home:lobby')) === null, 5000, 'entry and claim deleted');
+		const goneMs = Math.round(performance.now() - stoppedAt);
+		// Well before the TTL (3000 ms) would have expired them.
+		expect(goneMs).toBeLessThan(1500);
+		expect(await raw.zscore('parley:nodes', 'node-a')).toBeNull();
+		for (const bot of bots.splice(0)) await bot.close();
+		await stopped;
+		// The next join anywhere homes the channel there.
+		const z = new VoiceBot({ name: 'z', urls: [b.url], channel: 'lobby', toneHz: 0, hears: 0 });
+		bots.push(z);
+		await z.start();
+		expect(z.joins).toEqual([expect.objectContaining({ url: b.url, redirects: 0 })]);
+		expect(await raw.get('parley:channel-home:lobby')).toBe('node-b');
+		console.log(`SIGTERM: registry entry and home claim gone ${goneMs} ms after the signal`);
+	});
 });
