@@ -43,9 +43,6 @@ export type TranscodeOperation = 'transcode' | 'waveform';
 export type UploadFailureStage = 'complete' | 'expired' | 'processing';
 export type RecordingEndReason = 'stopped' | 'max_duration' | 'producer_closed' | 'media_closed' | 'shutdown';
 export type RtpDirection = 'in' | 'out';
-/** What a failed storage operation was doing: writing, syncing or renaming a file, reading it, or the metadata store. */
-export type StorageOperation = 'write' | 'fsync' | 'rename' | 'read' | 'metadata';
-export const STORAGE_OPERATIONS: readonly StorageOperation[] = ['write', 'fsync', 'rename', 'read', 'metadata'];
 
 const DIRECTIONS: readonly RtpDirection[] = ['in', 'out'];
 const RECORDING_END_REASONS: readonly RecordingEndReason[] = ['stopped', 'max_duration', 'producer_closed', 'media_closed', 'shutdown'];
@@ -100,8 +97,8 @@ export class ParleyMetrics {
 	readonly transcodeDuration: Histogram<'operation'>;
 	readonly transcodeFailures: Counter<'operation' | 'reason'>;
 	readonly messagesFinished: Counter<'source' | 'status'>;
+	readonly webhookDeliveries: Counter<'outcome'>;
 	readonly storageBytesWritten: Counter;
-	readonly storageFailures: Counter<'operation'>;
 
 	constructor(sources: MetricSources) {
 		const registers = [this.registry];
@@ -376,14 +373,14 @@ export class ParleyMetrics {
 			registers,
 		});
 		for (const source of ['recording', 'upload'] as const) for (const status of ['ready', 'failed'] as const) this.messagesFinished.inc({ source, status }, 0);
-		this.storageBytesWritten = new Counter({ name: 'parley_voice_storage_written_bytes_total', help: 'Bytes of voice-message files written to storage (ready messages).', registers });
-		this.storageFailures = new Counter({
-			name: 'parley_storage_failures_total',
-			help: 'Voice-message storage operations that failed (disk full, read-only, I/O errors; metadata: the SQLite or Redis store), by operation.',
-			labelNames: ['operation'],
+		this.webhookDeliveries = new Counter({
+			name: 'parley_voice_webhook_deliveries_total',
+			help: 'Voice-message webhook attempts by outcome: delivered (2xx), retried (network error, timeout, 5xx or 429; tried again), refused (other status, final), failed (gave up after the last attempt), dropped (queue full or shutting down).',
+			labelNames: ['outcome'],
 			registers,
 		});
-		for (const operation of STORAGE_OPERATIONS) this.storageFailures.inc({ operation }, 0);
+		for (const outcome of ['delivered', 'retried', 'refused', 'failed', 'dropped'] as const) this.webhookDeliveries.inc({ outcome }, 0);
+		this.storageBytesWritten = new Counter({ name: 'parley_voice_storage_written_bytes_total', help: 'Bytes of voice-message files written to storage (ready messages).', registers });
 	}
 
 	/** Hooks for SignalingServer / SignalingSession. */
