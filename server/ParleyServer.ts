@@ -346,7 +346,7 @@ export class ParleyServer {
 	}
 
 	/**
-	 * A node left the registry: once it has stayed gone for another TTL (an entry can vanish
+	 * A node left the registry: once it has stayed gone for two more TTLs (an entry can vanish
 	 * for a moment when Redis restarts), finish the voice messages it was recording or
 	 * converting. Every node tries; the compare-and-set on nodeId lets one win each message.
 	 */
