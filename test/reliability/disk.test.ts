@@ -8,7 +8,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -23,22 +23,9 @@ import type { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
 import { KEY, sleep, startHarness, waitUntil, type Harness } from './helpers/harness.js';
+import { CAN_MOUNT, fill, TmpfsMounts } from './helpers/tmpfs.js';
 import { createUpload, createUploadId, headUpload, patchUpload, type TusTarget } from './helpers/tus.js';
 import { streamTone } from './helpers/weriftListener.js';
-
-/** Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN). */
-const CAN_MOUNT = (() => {
-	const probe = mkdtempSync(path.join(os.tmpdir(), 'parley-mount-probe-'));
-	try {
-		execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { stdio: 'ignore' });
-		execFileSync('umount', [probe], { stdio: 'ignore' });
-		return true;
-	} catch {
-		return false;
-	} finally {
-		rmSync(probe, { recursive: true, force: true });
-	}
-})();
 
 function wavBytes(seconds: number): Buffer {
 	const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-disk-wav-')), 'a.wav');
@@ -183,25 +170,9 @@ describe('disk problems', () => {
 	});
 
 	describe.skipIf(!CAN_MOUNT)('on a small tmpfs', () => {
-		const mounts: string[] = [];
-		afterAll(() => {
-			for (const m of mounts) execFileSync('umount', ['-l', m], { stdio: 'ignore' });
-		});
-
-		function tmpfs(sizeBytes: number): string {
-			const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-tmpfs-'));
-			execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes}`, 'tmpfs', dir]);
-			mounts.push(dir);
-			return dir;
-		}
-
-		/** Fills the filesystem of `dir` until `leaveBytes` are free; returns the filler's path. */
-		function fill(dir: string, leaveBytes: number): string {
-			const { bavail, bsize } = statfsSync(dir);
-			const filler = path.join(dir, `filler-${Date.now()}`);
-			writeFileSync(filler, Buffer.alloc(Math.max(0, bavail * bsize - leaveBytes)));
-			return filler;
-		}
+		const mounts = new TmpfsMounts();
+		afterAll(() => mounts.unmountAll());
+		const tmpfs = (sizeBytes: number): string => mounts.mount(sizeBytes);
 
 		it('fails a recording cut short by a full disk, never reports it ready, and records again once there is room', async () => {
 			const mnt = tmpfs(4 * 1024 * 1024);
