@@ -42,7 +42,7 @@ import { ParleyMetrics } from './telemetry/metrics.js';
 import { registerMetricsRoute, startMetricsListener } from './telemetry/metricsEndpoint.js';
 import { channelStreams, RtpStatsPoller } from './telemetry/rtpStats.js';
 import { inSpan, startTracing, type Tracing } from './telemetry/tracing.js';
-import { instrumentAudioTools, uploadEvents, voiceMessageEvents } from './telemetry/voiceTelemetry.js';
+import { instrumentAudioTools, instrumentVoiceMessageStore, instrumentVoiceStorage, uploadEvents, voiceMessageEvents } from './telemetry/voiceTelemetry.js';
 
 /** The built demo app (scripts/setup runs `npm run build:client`). */
 const DEMO_APP_DIR = new URL('../client/dist/', import.meta.url).pathname;
@@ -156,9 +156,13 @@ export class ParleyServer {
 			bitrateBps: config.voice.opusBitrateBps,
 			maxDurationMs: config.voice.maxDurationMs,
 		});
+		// Failed disk and metadata operations of voice messages are counted
+		// (parley_storage_failures_total).
+		if (metrics) this.voiceStore = instrumentVoiceMessageStore(this.voiceStore, metrics);
+		const countedStorage = metrics ? instrumentVoiceStorage(storage, metrics) : storage;
 		this.voice = new VoiceMessageService({
 			store: this.voiceStore,
-			storage,
+			storage: countedStorage,
 			tools: metrics ? instrumentAudioTools(this.transcoder, metrics) : this.transcoder,
 			notify: (info, reason) => this.#voiceNotifier.notify(info, reason),
 			maxDurationMs: config.voice.maxDurationMs,
@@ -198,7 +202,7 @@ export class ParleyServer {
 			},
 			log.child({ component: 'signaling' }),
 		);
-		registerVoiceRoutes(http, { store: this.voiceStore, storage, service: this.voice, signingKey: key, rateLimits: rateLimits.http });
+		registerVoiceRoutes(http, { store: this.voiceStore, storage: countedStorage, service: this.voice, signingKey: key, rateLimits: rateLimits.http });
 		this.uploads = new TusUploadServer(http, {
 			basePath: '/voice/uploads',
 			dir: path.join(this.storageDir, UPLOADS_SUBDIR),
@@ -256,7 +260,7 @@ export class ParleyServer {
 			throw err;
 		}
 		const redis = config.cluster.redisUrl ? connectRedis(config.cluster.redisUrl, log.child({ component: 'cluster' })) : undefined;
-		const http = new HttpServer(log.child({ component: 'http' }));
+		const http = new HttpServer(log.child({ component: 'http' }), { maxConcurrentRequests: config.http.maxConcurrentRequests, bodyTimeoutMs: config.http.bodyTimeoutMs });
 		const server = new ParleyServer(config, log, workers, http, redis);
 		server.#tracing = tracing;
 		registerStaticFiles(http, DEMO_APP_DIR);

@@ -43,6 +43,9 @@ export type TranscodeOperation = 'transcode' | 'waveform';
 export type UploadFailureStage = 'complete' | 'expired' | 'processing';
 export type RecordingEndReason = 'stopped' | 'max_duration' | 'producer_closed' | 'media_closed' | 'shutdown';
 export type RtpDirection = 'in' | 'out';
+/** What a failed storage operation was doing: writing, syncing or renaming a file, reading it, or the metadata store. */
+export type StorageOperation = 'write' | 'fsync' | 'rename' | 'read' | 'metadata';
+export const STORAGE_OPERATIONS: readonly StorageOperation[] = ['write', 'fsync', 'rename', 'read', 'metadata'];
 
 const DIRECTIONS: readonly RtpDirection[] = ['in', 'out'];
 const RECORDING_END_REASONS: readonly RecordingEndReason[] = ['stopped', 'max_duration', 'producer_closed', 'media_closed', 'shutdown'];
@@ -99,6 +102,7 @@ export class ParleyMetrics {
 	readonly messagesFinished: Counter<'source' | 'status'>;
 	readonly webhookDeliveries: Counter<'outcome'>;
 	readonly storageBytesWritten: Counter;
+	readonly storageFailures: Counter<'operation'>;
 
 	constructor(sources: MetricSources) {
 		const registers = [this.registry];
@@ -381,6 +385,13 @@ export class ParleyMetrics {
 		});
 		for (const outcome of ['delivered', 'retried', 'refused', 'failed', 'dropped'] as const) this.webhookDeliveries.inc({ outcome }, 0);
 		this.storageBytesWritten = new Counter({ name: 'parley_voice_storage_written_bytes_total', help: 'Bytes of voice-message files written to storage (ready messages).', registers });
+		this.storageFailures = new Counter({
+			name: 'parley_storage_failures_total',
+			help: 'Voice-message storage operations that failed (disk full, read-only, I/O errors; metadata: the SQLite or Redis store), by operation.',
+			labelNames: ['operation'],
+			registers,
+		});
+		for (const operation of STORAGE_OPERATIONS) this.storageFailures.inc({ operation }, 0);
 	}
 
 	/** Hooks for SignalingServer / SignalingSession. */
