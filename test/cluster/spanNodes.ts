@@ -23,6 +23,10 @@ export interface NodeProcess {
 	stop(): Promise<void>;
 }
 
+export function nodeAt(nodeId: string, port: number): Pick<NodeProcess, 'nodeId' | 'wsUrl'> {
+	return { nodeId, wsUrl: (token) => `ws://127.0.0.1:${port}/ws?token=${encodeURIComponent(token)}&v=${PROTOCOL_VERSION}` };
+}
+
 export async function startNode(redisUrl: string, nodeId: string, env: Record<string, string> = {}): Promise<NodeProcess> {
 	const proc = startServerProcess(
 		await testEnv({
@@ -44,7 +48,7 @@ export async function startNode(redisUrl: string, nodeId: string, env: Record<st
 		nodeId,
 		proc,
 		port,
-		wsUrl: (token) => `ws://127.0.0.1:${port}/ws?token=${encodeURIComponent(token)}&v=${PROTOCOL_VERSION}`,
+		wsUrl: nodeAt(nodeId, port).wsUrl,
 		async stop() {
 			if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
 			proc.child.kill('SIGTERM');
@@ -61,7 +65,7 @@ export interface JoinedClient {
 	rtpCapabilities: RtpCapabilities;
 }
 
-export async function joinVia(node: NodeProcess, channel: string, userId: string): Promise<JoinedClient> {
+export async function joinVia(node: Pick<NodeProcess, 'nodeId' | 'wsUrl'>, channel: string, userId: string): Promise<JoinedClient> {
 	const token = await mintAccessToken({ userId, displayName: userId, channels: [channel], grants: { canPublish: true, canSubscribe: true, canRecord: false }, ttlS: 600 }, KEY);
 	const { client } = await TestSignalingClient.connect(node.wsUrl(token));
 	const caps = await client.request('getRouterRtpCapabilities', {});
