@@ -181,6 +181,15 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		// What stays on A: its two peers' transports (1 recv + 1 send), producer A and la's
 		// consumer of it; nothing piped.
 		expect(load()).toEqual({ routers: 1, transports: 2, producers: 1, consumers: 1 });
+		// Everyone gone: nothing left anywhere (before any closeAll).
+		la.channel.removePeer(la.peer);
+		pa.channel.removePeer(pa.peer);
+		await until('A channel closed', () => a.registry.size === 0);
+		await until('workers empty', () => load().routers === 0);
+		expect(load()).toEqual({ routers: 0, transports: 0, producers: 0, consumers: 0 });
+		// Spans use the nodes' own bus channels only: no per-channel subscription to remove.
+		expect(await a.redis.pubsub('CHANNELS', 'parley:bus:topic:*')).toEqual([]);
+		expect(a.bus.pendingRequests + b.bus.pendingRequests).toBe(0);
 	});
 
 	it('relays between satellites through the home node', async () => {

@@ -38,7 +38,8 @@ export interface ChannelSpanLinkOptions {
 	bus: ClusterBus;
 	pipe: ms.PipeTransport;
 	log: Logger;
-	/** How often a sync refused for lack of Redis is retried before the link gives up. */
+	/** How often a sync refused for lack of Redis is retried before the link gives up
+	 * (default 60 times, every 500 ms: a Redis restart does not tear spans down). */
 	unavailableRetries?: number;
 	unavailableRetryDelayMs?: number;
 }
@@ -89,7 +90,7 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 		this.pipe = options.pipe;
 		this.#bus = options.bus;
 		this.#log = options.log;
-		this.#retries = options.unavailableRetries ?? 10;
+		this.#retries = options.unavailableRetries ?? 60;
 		this.#retryDelayMs = options.unavailableRetryDelayMs ?? 500;
 		// A satellite applies syncs only after the open reply (which may, in theory, arrive
 		// after the first sync); a hub has nothing to wait for.
