@@ -19,13 +19,14 @@
 // status changes, the same script appends the lifecycle event to the stream
 // (VoiceEventStream), so the stream has exactly one entry per committed change.
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import { lifecycleEvent, type VoiceMessageEvent } from '../voice/voiceEvents.js';
 import {
 	DuplicateVoiceMessageError,
 	formatCursor,
 	InvalidCursorError,
 	parseCursor,
+	VoiceStoreUnavailableError,
 	type ListOptions,
 	type UpdateCondition,
 	type VoiceMessagePage,
@@ -173,11 +174,11 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 	}
 
 	async listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]> {
-		const ids = await this.#redis.smembers(statusKey(status));
+		const ids = await this.#reach(() => this.#redis.smembers(statusKey(status)));
 		if (ids.length === 0) return [];
 		const pipeline = this.#redis.pipeline();
 		for (const id of ids) pipeline.hget(messageKey(id), 'record');
-		const replies = (await pipeline.exec()) ?? [];
+		const replies = (await this.#reach(() => pipeline.exec())) ?? [];
 		const found: VoiceMessage[] = [];
 		for (const [err, record] of replies) {
 			if (err) throw err;
@@ -223,18 +224,31 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 	/** The record and its version; ids are validated before they become keys. */
 	async #read(id: string): Promise<{ message: VoiceMessage; ver: string } | undefined> {
 		if (!VOICE_MESSAGE_ID_PATTERN.test(id)) return undefined;
-		const [record, ver] = await this.#redis.hmget(messageKey(id), 'record', 'ver');
+		const [record, ver] = await this.#reach(() => this.#redis.hmget(messageKey(id), 'record', 'ver'));
 		if (record === null || record === undefined || ver === null || ver === undefined) return undefined;
 		return { message: JSON.parse(record) as VoiceMessage, ver };
 	}
 
 	/** EVALSHA, loading the script when Redis does not know it (first use, or after a restart). */
 	async #run(s: Script, keys: string[], args: string[]): Promise<unknown> {
+		return this.#reach(async () => {
+			try {
+				return await this.#redis.evalsha(s.sha, keys.length, ...keys, ...args);
+			} catch (err) {
+				if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+				return this.#redis.eval(s.lua, keys.length, ...keys, ...args);
+			}
+		});
+	}
+
+	/** Errors Redis answered stay as they are (bugs); failing to reach it becomes
+	 * VoiceStoreUnavailableError, which callers answer as a storage outage (503). */
+	async #reach<T>(command: () => Promise<T>): Promise<T> {
 		try {
-			return await this.#redis.evalsha(s.sha, keys.length, ...keys, ...args);
+			return await command();
 		} catch (err) {
-			if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-			return this.#redis.eval(s.lua, keys.length, ...keys, ...args);
+			if (err instanceof ReplyError) throw err;
+			throw new VoiceStoreUnavailableError(`the voice-message store (Redis) is unreachable: ${(err as Error).message}`, { cause: err });
 		}
 	}
 }

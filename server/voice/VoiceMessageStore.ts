@@ -72,6 +72,13 @@ export class DuplicateVoiceMessageError extends Error {
 	override readonly name = 'DuplicateVoiceMessageError';
 }
 
+/** The store cannot be reached (Redis down): callers answer E_STORAGE_UNAVAILABLE / 503, as
+ * for a disk that is not writable (storageFailure() knows the code). */
+export class VoiceStoreUnavailableError extends Error {
+	override readonly name = 'VoiceStoreUnavailableError';
+	readonly code = 'EVOICESTOREUNAVAILABLE';
+}
+
 export class SqliteVoiceMessageStore implements VoiceMessageStore {
 	readonly #db: Database.Database;
 	readonly #insert: Database.Statement;

@@ -14,6 +14,8 @@ export function storageFailure(err: unknown): StorageFailure | undefined {
 	const code = (err as NodeJS.ErrnoException | undefined)?.code;
 	if (typeof code === 'string' && code.startsWith('SQLITE_')) return sqliteFailure(code);
 	if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return 'full';
+	// The voice-message store (Redis) is unreachable: VoiceStoreUnavailableError.
+	if (code === 'EVOICESTOREUNAVAILABLE') return 'unavailable';
 	if (code === 'EROFS' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM' || code === 'EIO' || code === 'ENOENT') return 'unavailable';
 	return undefined;
 }

@@ -13,6 +13,7 @@ import { AccessTokenError, channelAllowed, verifyAccessToken, type AccessClaims 
 import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../signaling/protocol.js';
 import { RequestError } from '../signaling/RequestError.js';
 import type { HttpRateLimits } from '../signaling/rateLimits.js';
+import { storageFailure, storageFailureText } from './storageDirectory.js';
 import { InvalidCursorError, type VoiceMessageStore } from './VoiceMessageStore.js';
 import { VoiceMessageService } from './VoiceMessageService.js';
 import type { VoiceStorage } from './VoiceStorage.js';
@@ -81,6 +82,9 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 				return await handler(req, claims);
 			} catch (err) {
 				if (err instanceof RequestError) return errorReply(err.code === 'E_FORBIDDEN' ? 403 : 400, err.code, err.message);
+				// The metadata store (Redis) or the disk is away: worth retrying, not a server bug.
+				const failure = storageFailure(err);
+				if (failure) return errorReply(503, 'E_STORAGE_UNAVAILABLE', `Voice messages cannot be reached right now: ${storageFailureText(failure)}.`);
 				throw err;
 			}
 		};
