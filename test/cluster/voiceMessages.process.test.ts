@@ -95,12 +95,19 @@ describe('voice messages across two nodes', () => {
 		});
 		expect(created.status).toBe(201);
 		const id = created.headers.get('location')!.split('/').pop()!;
+		const arrivals = new Map<string, number>();
+		bob!.ws.on('message', (raw) => {
+			const msg = JSON.parse(raw.toString()) as { method?: string; data?: Notifications['voiceMessage'] };
+			if (msg.method === 'voiceMessage' && msg.data!.message.id === id) arrivals.set(msg.data!.message.status, performance.now());
+		});
+		const patchStarted = performance.now();
 		const patched = await fetch(`${a.httpBase}/voice/uploads/${id}`, {
 			method: 'PATCH',
 			headers: { authorization: `Bearer ${adaToken}`, 'tus-resumable': '1.0.0', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
 			body: bytes,
 		});
 		expect(patched.status).toBe(204);
+		const patchDone = performance.now();
 
 		// Bob, on node B, hears of it becoming ready (it was converted on node A).
 		const readyNote = (n: { method: string; data: unknown }) =>
@@ -110,6 +117,10 @@ describe('voice messages across two nodes', () => {
 		expect(notes.map((m) => m.status)).toEqual(['processing', 'ready']);
 		expect(notes[1]).toMatchObject({ id, ownerId: 'ada', destination: { kind: 'user', userId: 'bob' }, source: 'upload', audioUrl: `/voice/messages/${id}/audio` });
 		expect(notes[1]).not.toHaveProperty('nodeId');
+		// processing is published on A while the PATCH is answered; ready after the transcode.
+		console.log(
+			`upload PATCH on A took ${(patchDone - patchStarted).toFixed(0)} ms; on B: processing at +${(arrivals.get('processing')! - patchStarted).toFixed(0)} ms, ready at +${(arrivals.get('ready')! - patchStarted).toFixed(0)} ms`,
+		);
 
 		// Listed and downloaded through node B: metadata from Redis, the file from the shared directory.
 		const auth = { authorization: `Bearer ${bobToken}` };
