@@ -4,7 +4,7 @@
 import type { Redis } from 'ioredis';
 import { RequestError } from '../signaling/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { NodeRegistry } from './NodeRegistry.js';
+import { settlesWithin, type NodeRegistry } from './NodeRegistry.js';
 
 export const CHANNEL_HOME_PREFIX = 'parley:channel-home:';
 
@@ -223,7 +223,10 @@ export class ChannelPlacement {
 	async #releaseKeys(channels: string[]): Promise<void> {
 		if (channels.length === 0 || this.#redis.status !== 'ready') return;
 		try {
-			await this.#redis.eval(RELEASE_SCRIPT, channels.length, ...channels.map((c) => CHANNEL_HOME_PREFIX + c), this.nodeId);
+			const released = this.#redis.eval(RELEASE_SCRIPT, channels.length, ...channels.map((c) => CHANNEL_HOME_PREFIX + c), this.nodeId);
+			// A stalled Redis must not hold up a shutdown: the claims expire by themselves.
+			if (!(await settlesWithin(released, 1000))) throw new Error('Redis did not answer within 1000 ms');
+			await released;
 		} catch (err) {
 			this.#log.warn({ err, channels: channels.length }, 'could not release channel homes; they expire by themselves');
 		}

@@ -111,6 +111,20 @@ describe('NodeRegistry', () => {
 		expect(await a.get('evil')).toBeUndefined();
 	});
 
+	it('stop() does not hang on a Redis that stalls (shutdown goes on; the entry expires)', async () => {
+		const a = makeRegistry('node-a');
+		await a.start();
+		const admin = connectRedis(redis.url, testLogger());
+		connections.push(admin);
+		await admin.client('PAUSE', 4000, 'WRITE');
+		const beating = a.beat(); // in flight: its write waits for the pause to end
+		await new Promise((r) => setTimeout(r, 100));
+		const started = Date.now();
+		await a.stop({ deregister: true });
+		expect(Date.now() - started).toBeLessThan(2500);
+		await beating;
+	});
+
 	it('re-registers after Redis restarts empty', async () => {
 		const a = makeRegistry('node-a');
 		await a.start();

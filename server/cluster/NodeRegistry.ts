@@ -68,6 +68,26 @@ return now
 
 export type HeartbeatTask = () => Promise<void>;
 
+/** How long stop() waits for a heartbeat in flight, and for the entry's deletion. */
+const STOP_WAIT_MS = 1000;
+
+/** True when `promise` settles (either way) within `ms`. */
+export async function settlesWithin(promise: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+	if (!promise) return true;
+	let timer: NodeJS.Timeout | undefined;
+	const settled = await Promise.race([
+		promise.then(
+			() => true,
+			() => true,
+		),
+		new Promise<boolean>((resolve) => {
+			timer = setTimeout(() => resolve(false), ms);
+		}),
+	]);
+	clearTimeout(timer);
+	return settled;
+}
+
 export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 	readonly nodeId: string;
 	readonly ttlMs: number;
@@ -215,10 +235,13 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 		this.#stopped = true;
 		clearTimeout(this.#timer);
 		this.#timer = undefined;
-		await this.#beating;
+		// A stalled Redis (not refusing, just not answering) must not hold up a shutdown.
+		if (!(await settlesWithin(this.#beating, STOP_WAIT_MS))) return;
 		if (!options.deregister || this.#redis.status !== 'ready') return;
 		try {
-			await this.#redis.multi().del(NODE_KEY_PREFIX + this.nodeId).zrem(NODES_KEY, this.nodeId).exec();
+			const deleted = this.#redis.multi().del(NODE_KEY_PREFIX + this.nodeId).zrem(NODES_KEY, this.nodeId).exec();
+			if (!(await settlesWithin(deleted, STOP_WAIT_MS))) throw new Error(`Redis did not answer within ${STOP_WAIT_MS} ms`);
+			await deleted;
 			this.#registered = false;
 		} catch (err) {
 			this.#log.warn({ err }, 'could not delete the node registry entry; it expires by itself');
