@@ -148,6 +148,16 @@ describe('ChannelPlacement', () => {
 		expect(Date.now() - t0).toBeLessThan(TTL_MS / 2);
 	});
 
+	it('a stalled Redis answers E_CLUSTER_UNAVAILABLE within the timeout instead of holding the join', async () => {
+		const a = await makeNode('node-a');
+		const p = new ChannelPlacement({ redis: a.conn, registry: a.registry, ttlMs: TTL_MS, spanAbovePeers: 500, isOpenHere: () => false, timeoutMs: 300, log: testLogger() });
+		await a.conn.client('PAUSE', 1500, 'ALL');
+		const started = Date.now();
+		await expect(p.place('stalled')).rejects.toMatchObject({ code: 'E_CLUSTER_UNAVAILABLE' });
+		expect(Date.now() - started).toBeLessThan(1200);
+		await new Promise((r) => setTimeout(r, 1500)); // the pause ends; the late claim lapses
+	});
+
 	it('release deletes only its own claims; releaseAll at shutdown frees every home', async () => {
 		const a = await makeNode('node-a');
 		const b = await makeNode('node-b');

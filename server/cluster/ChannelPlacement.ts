@@ -32,6 +32,8 @@ export interface ChannelPlacementOptions {
 	 * Default: trust the registry alone.
 	 */
 	isOnBus?: (nodeId: string) => Promise<boolean>;
+	/** A decision that takes longer (Redis stalled) answers E_CLUSTER_UNAVAILABLE; default 2000. */
+	timeoutMs?: number;
 	log: Logger;
 }
 
@@ -87,6 +89,7 @@ export class ChannelPlacement {
 	readonly #isOpenHere: (channel: string) => boolean;
 	readonly #canSpan: () => boolean;
 	readonly #isOnBus: (nodeId: string) => Promise<boolean>;
+	readonly #timeoutMs: number;
 	readonly #log: Logger;
 	/** Channels this node claimed as their home -> when a join was last placed here (ms);
 	 * refreshed on every heartbeat. */
@@ -104,6 +107,7 @@ export class ChannelPlacement {
 		this.#isOpenHere = options.isOpenHere;
 		this.#canSpan = options.canSpan ?? (() => true);
 		this.#isOnBus = options.isOnBus ?? (async () => true);
+		this.#timeoutMs = options.timeoutMs ?? 2000;
 		this.#log = options.log;
 		options.registry.onHeartbeat(() => this.refresh());
 	}
@@ -134,7 +138,11 @@ export class ChannelPlacement {
 			throw unavailable();
 		}
 		try {
-			return await this.#place(channel);
+			const decision = this.#place(channel);
+			// The claim grace after a reconnect waits on purpose; only Redis round trips are bounded.
+			const graceMs = Math.max(0, this.#claimsOpenAt - Date.now());
+			if (!(await settlesWithin(decision, this.#timeoutMs + graceMs))) throw new Error(`Redis did not answer within ${this.#timeoutMs} ms`);
+			return await decision;
 		} catch (err) {
 			if (err instanceof RequestError) throw err;
 			// A command failed: Redis went away mid-decision.

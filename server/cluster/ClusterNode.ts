@@ -102,6 +102,7 @@ export class ClusterNode {
 				return channel !== undefined && !channel.closed;
 			},
 			canSpan: () => this.span !== undefined,
+			timeoutMs: c.requestTimeoutMs,
 			isOnBus: async (nodeId) => {
 				const reply = (await options.redis.pubsub('NUMSUB', BUS_NODE_PREFIX + nodeId)) as [string, number];
 				return Number(reply[1]) > 0;
