@@ -270,6 +270,14 @@ export const configSchema = z.strictObject({
 				description: 'Bitrate of Opus encoded from uploads (mono, voice-tuned).',
 				unit: 'bits/s',
 			}),
+			auditOnStartup: option(z.boolean().default(true), {
+				description:
+					'After each start, check in the background that metadata and files agree: ready messages whose file is missing or changed are marked failed, .ogg files no message owns are moved to <storage.dir>/.orphans/, leftover temp files are removed; counts in the log ("storage audit finished") and parley_storage_audit_items. Nothing is changed when most of what is checked looks lost (wrong disk or database), and with cluster.redisUrl set only old temp files are (findings are reported). Costs about a stat and a metadata lookup per file.',
+			}),
+			auditHashAll: option(z.boolean().default(false), {
+				description:
+					'Make the startup audit hash every ready file against its sha256 (reads the whole store: minutes for large ones). Off: only files modified after they became ready are hashed; a changed size is always caught.',
+			}),
 			webhookUrl: option(z.union([z.literal(''), z.url({ protocol: /^https?$/ })]).default(''), {
 				description:
 					'URL that receives every voice-message lifecycle event (created, processing, ready, failed, deleted) as a signed JSON POST (server/voice/README.md). Empty: no webhooks.',

@@ -32,13 +32,14 @@ import { SignalingServer } from './signaling/SignalingServer.js';
 import { createRateLimits } from './signaling/rateLimits.js';
 import { registerStaticFiles } from './http/staticFiles.js';
 import { LocalVoiceStorage } from './voice/VoiceStorage.js';
+import { StorageAudit, type StorageAuditReport } from './voice/StorageAudit.js';
 import { SqliteVoiceMessageStore, type VoiceMessageStore } from './voice/VoiceMessageStore.js';
 import { VoiceMessageService } from './voice/VoiceMessageService.js';
 import { TusUploadServer } from './voice/upload/TusUploadServer.js';
 import { AudioTranscoder } from './voice/transcode/AudioTranscoder.js';
 import { registerVoiceRoutes } from './voice/voiceRoutes.js';
 import { AccessTokenError, channelAllowed, verifyAccessToken } from './signaling/accessToken.js';
-import { ParleyMetrics } from './telemetry/metrics.js';
+import { ParleyMetrics, STORAGE_AUDIT_KINDS } from './telemetry/metrics.js';
 import { registerMetricsRoute, startMetricsListener } from './telemetry/metricsEndpoint.js';
 import { channelStreams, RtpStatsPoller } from './telemetry/rtpStats.js';
 import { inSpan, startTracing, type Tracing } from './telemetry/tracing.js';
@@ -76,6 +77,8 @@ export class ParleyServer {
 	readonly voiceStore: VoiceMessageStore;
 	readonly voice: VoiceMessageService;
 	readonly uploads: TusUploadServer;
+	/** The startup storage audit's report, once it ran (undefined when voice.auditOnStartup is off). */
+	storageAudit: Promise<StorageAuditReport> | undefined;
 	readonly transcoder: AudioTranscoder;
 	/** Undefined when metrics.enabled is false. */
 	readonly metrics: ParleyMetrics | undefined;
@@ -249,6 +252,8 @@ export class ParleyServer {
 	}
 
 	static async create(config: ParleyConfig, log: Logger): Promise<ParleyServer> {
+		// What this server writes is newer than this: older temp files are leftovers.
+		const startedAtMs = Date.now();
 		assertNativeUws();
 		// First, so spans of startup work (recovering recordings) are exported too.
 		const tracing = await startTracing(config.telemetry, log.child({ component: 'telemetry' }));
@@ -319,6 +324,7 @@ export class ParleyServer {
 			throw err;
 		}
 		server.#statsPoller?.start();
+		if (config.voice.auditOnStartup) server.#startStorageAudit(startedAtMs);
 		log.info(
 			{
 				http: `http://${config.http.host}:${http.port}`,
@@ -367,6 +373,44 @@ export class ParleyServer {
 			);
 		}, 2 * this.config.cluster.nodeTtlMs);
 		this.#lostNodeTimers.add(timer);
+	}
+
+	/** Checks in the background that voice-message metadata and files agree (StorageAudit);
+	 * shutdown stops it where it is. */
+	#startStorageAudit(startedAtMs: number): void {
+		const abort = new AbortController();
+		const metrics = this.metrics;
+		const audit = StorageAudit.run({
+			store: this.voiceStore,
+			storage: new LocalVoiceStorage(this.storageDir),
+			uploadsDir: path.join(this.storageDir, UPLOADS_SUBDIR),
+			shared: Boolean(this.config.cluster.redisUrl),
+			hashAll: this.config.voice.auditHashAll,
+			startedAtMs,
+			signal: abort.signal,
+			log: this.log.child({ component: 'storage-audit' }),
+		}).then((report) => {
+			if (metrics) {
+				const items: Record<(typeof STORAGE_AUDIT_KINDS)[number], number> = {
+					ready_checked: report.readyChecked,
+					missing: report.missing,
+					damaged: report.damaged,
+					marked_failed: report.markedFailed,
+					files: report.files,
+					orphans: report.orphans,
+					quarantined: report.quarantined,
+					temp_removed: report.tempRemoved,
+					errors: report.errors,
+				};
+				for (const kind of STORAGE_AUDIT_KINDS) metrics.storageAuditItems.set({ kind }, items[kind]);
+			}
+			return report;
+		});
+		this.storageAudit = audit;
+		this.onShutdown('storage audit', async () => {
+			abort.abort();
+			await audit;
+		});
 	}
 
 	get accepting(): boolean {

@@ -46,6 +46,7 @@ export type RtpDirection = 'in' | 'out';
 /** What a failed storage operation was doing: writing, syncing or renaming a file, reading it, or the metadata store. */
 export type StorageOperation = 'write' | 'fsync' | 'rename' | 'read' | 'metadata';
 export const STORAGE_OPERATIONS: readonly StorageOperation[] = ['write', 'fsync', 'rename', 'read', 'metadata'];
+export const STORAGE_AUDIT_KINDS = ['ready_checked', 'missing', 'damaged', 'marked_failed', 'files', 'orphans', 'quarantined', 'temp_removed', 'errors'] as const;
 
 const DIRECTIONS: readonly RtpDirection[] = ['in', 'out'];
 const RECORDING_END_REASONS: readonly RecordingEndReason[] = ['stopped', 'max_duration', 'producer_closed', 'media_closed', 'shutdown'];
@@ -103,6 +104,7 @@ export class ParleyMetrics {
 	readonly webhookDeliveries: Counter<'outcome'>;
 	readonly storageBytesWritten: Counter;
 	readonly storageFailures: Counter<'operation'>;
+	readonly storageAuditItems: Gauge<'kind'>;
 
 	constructor(sources: MetricSources) {
 		const registers = [this.registry];
@@ -392,6 +394,13 @@ export class ParleyMetrics {
 			registers,
 		});
 		for (const operation of STORAGE_OPERATIONS) this.storageFailures.inc({ operation }, 0);
+		this.storageAuditItems = new Gauge({
+			name: 'parley_storage_audit_items',
+			help: 'What the last startup storage audit found (voice.auditOnStartup), by kind: ready_checked, missing and damaged (ready messages without a good file), marked_failed, files (.ogg under storage), orphans (files no message owns), quarantined (moved to .orphans), temp_removed, errors. 0 until it ran.',
+			labelNames: ['kind'],
+			registers,
+		});
+		for (const kind of STORAGE_AUDIT_KINDS) this.storageAuditItems.set({ kind }, 0);
 	}
 
 	/** Hooks for SignalingServer / SignalingSession. */
