@@ -3,7 +3,8 @@
 // node B (voiceMessage notification over the cluster bus), listed and downloaded through B
 // (metadata in Redis, file in the shared directory), deleted through B; every lifecycle event
 // is on the parley:voice-meta stream exactly once for a consumer group of two, in order, and
-// reaches the signed webhook of the node that committed it.
+// reaches the signed webhook of the node that committed it. A recording on A is announced to
+// its addressee on B at each status, and its three events are read once each.
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -14,13 +15,14 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VoiceEventStream, type VoiceEventEntry } from '../../server/cluster/VoiceEventStream.js';
 import { mintAccessToken } from '../../server/signaling/accessToken.js';
-import type { Notifications } from '../../server/signaling/protocol.js';
+import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../server/signaling/protocol.js';
 import type { VoiceMessageEvent } from '../../server/voice/voiceEvents.js';
 import { verifyWebhookSignature } from '../../server/voice/VoiceWebhooks.js';
-import { decodeFileToMono, dominantFrequency } from '../helpers/audio.js';
+import { decodeFileToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
+import { publishWithWerift } from '../helpers/weriftPublisher.js';
 import { SECRET, startNode, waitUntil, type NodeProcess } from './helpers/nodes.js';
 
 const WEBHOOK_SECRET = 'cluster-webhook-secret-0123456789';
@@ -70,6 +72,30 @@ describe('voice messages across two nodes', () => {
 		hookServer?.close();
 		await redis?.stop();
 	});
+
+	/** Two consumers of one group take turns until `count` entries came; every entry is
+	 * acknowledged, and nothing is left over or pending. */
+	async function readExactly(stream: VoiceEventStream, count: number): Promise<{ all: VoiceEventEntry[]; byConsumer: Record<string, VoiceEventEntry[]> }> {
+		const byConsumer: Record<string, VoiceEventEntry[]> = { c1: [], c2: [] };
+		const all: VoiceEventEntry[] = [];
+		const deadline = Date.now() + 10_000;
+		for (let turn = 0; all.length < count && Date.now() < deadline; turn++) {
+			const consumer = turn % 2 === 0 ? 'c1' : 'c2';
+			const entries = await stream.read('indexer', consumer, { count: 1, blockMs: 200 });
+			for (const e of entries) {
+				expect('event' in e, JSON.stringify(e)).toBe(true);
+				byConsumer[consumer]!.push(e as VoiceEventEntry);
+				all.push(e as VoiceEventEntry);
+				await stream.ack('indexer', e.streamId);
+			}
+		}
+		expect(await stream.read('indexer', 'c1', { count: 10, blockMs: 300 })).toEqual([]);
+		expect(await stream.read('indexer', 'c2', { count: 10 })).toEqual([]);
+		const pending = (await reader.xpending(stream.key, 'indexer')) as [number, ...unknown[]];
+		expect(pending[0]).toBe(0);
+		expect(new Set(all.map((e) => e.streamId)).size).toBe(all.length);
+		return { all, byConsumer };
+	}
 
 	it('an upload through A reaches its addressee on B, is readable through B, and each change is one stream event and one webhook', async () => {
 		const stream = new VoiceEventStream(reader, { maxLen: 100_000 });
@@ -141,27 +167,9 @@ describe('voice messages across two nodes', () => {
 		expect((await fetch(`${a.httpBase}/voice/messages/${id}`, { headers: auth })).status).toBe(404);
 
 		// Two consumers of one group, taking turns: every event exactly once, in order.
-		const byConsumer: Record<string, VoiceEventEntry[]> = { c1: [], c2: [] };
-		const all: VoiceEventEntry[] = [];
-		const deadline = Date.now() + 10_000;
-		for (let turn = 0; all.length < 3 && Date.now() < deadline; turn++) {
-			const consumer = turn % 2 === 0 ? 'c1' : 'c2';
-			const entries = await stream.read('indexer', consumer, { count: 1, blockMs: 200 });
-			for (const e of entries) {
-				expect('event' in e, JSON.stringify(e)).toBe(true);
-				byConsumer[consumer]!.push(e as VoiceEventEntry);
-				all.push(e as VoiceEventEntry);
-				await stream.ack('indexer', e.streamId);
-			}
-		}
-		// Nothing more arrives, and nothing is left pending.
-		expect(await stream.read('indexer', 'c1', { count: 10, blockMs: 300 })).toEqual([]);
-		expect(await stream.read('indexer', 'c2', { count: 10 })).toEqual([]);
-		const pending = (await reader.xpending(stream.key, 'indexer')) as [number, ...unknown[]];
-		expect(pending[0]).toBe(0);
+		const { all, byConsumer } = await readExactly(stream, 3);
 		expect(byConsumer.c1!.length).toBeGreaterThan(0);
 		expect(byConsumer.c2!.length).toBeGreaterThan(0);
-		expect(new Set(all.map((e) => e.streamId)).size).toBe(all.length);
 		const events = all.map((e) => e.event);
 		expect(events.map((e) => [e.event, e.status, e.nodeId])).toEqual([
 			['voiceMessage.created', 'processing', 'node-a'],
@@ -185,6 +193,43 @@ describe('voice messages across two nodes', () => {
 			expect(h.headers['x-parley-event']).toBe(e.event);
 			expect(h.headers['x-parley-delivery']).toBe(e.eventId);
 			expect(e).toEqual(events.find((x) => x.eventId === e.eventId));
+		}
+	}, 60_000);
+
+	it('a recording on A is announced to its addressee on B, and its events are read once each', async () => {
+		const stream = new VoiceEventStream(reader, { maxLen: 100_000 });
+		const adaToken = await tokenFor('ada');
+		const { client: ada } = await TestSignalingClient.connect(`${a.url}?token=${adaToken}&v=${PROTOCOL_VERSION}`);
+		const caps = await ada.request('getRouterRtpCapabilities', {});
+		if (!caps.ok) throw new Error('caps');
+		const joined = await ada.request('join', { channel: 'room', rtpCapabilities: caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] });
+		expect(joined.ok, JSON.stringify(joined)).toBe(true);
+		const publisher = await publishWithWerift(ada);
+		try {
+			const rec = await ada.request('startRecording', { producerId: publisher.producerId, destination: { kind: 'user', userId: 'bob' } });
+			if (!rec.ok) throw new Error(`startRecording: ${rec.error.code}`);
+			const id = rec.data.voiceMessageId;
+			await publisher.send(encodeTone(TONE_HZ, 50)); // 1 s
+			const stopped = await ada.request('stopRecording', { voiceMessageId: id });
+			expect(stopped.ok).toBe(true);
+			const isReady = (n: { method: string; data: unknown }) =>
+				n.method === 'voiceMessage' && (n.data as Notifications['voiceMessage']).message.id === id && (n.data as Notifications['voiceMessage']).message.status === 'ready';
+			await bob!.until(() => bob!.notifications.some(isReady), 20_000, 'recording ready on node B');
+			const statuses = bob!.notifications
+				.filter((n) => n.method === 'voiceMessage' && (n.data as Notifications['voiceMessage']).message.id === id)
+				.map((n) => (n.data as Notifications['voiceMessage']).message.status);
+			expect(statuses).toEqual(['recording', 'processing', 'ready']);
+
+			const { all } = await readExactly(stream, 3);
+			expect(all.map((e) => [e.event.event, e.event.status, e.event.nodeId, e.event.voiceMessageId])).toEqual([
+				['voiceMessage.created', 'recording', 'node-a', id],
+				['voiceMessage.processing', 'processing', 'node-a', id],
+				['voiceMessage.ready', 'ready', 'node-a', id],
+			]);
+			expect(all[2]!.event.message.durationMs).toBeGreaterThan(900);
+		} finally {
+			await publisher.close();
+			ada.close();
 		}
 	}, 60_000);
 });
