@@ -1,11 +1,13 @@
 // The voice-message HTTP API against a real server: permissions, pagination, downloads
-// with Range and ETag, deletion, and hostile ids.
+// with Range and ETag, deletion, and hostile ids; with metadata in SQLite (one node) and in
+// Redis (a cluster node, against a real redis-server).
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeTone } from '../../test/helpers/audio.js';
 import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
+import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { ParleyServer } from '../ParleyServer.js';
 import { mintAccessToken, type MintOptions } from '../signaling/accessToken.js';
 import type { VoiceMessageInfo } from '../signaling/protocol.js';
@@ -15,7 +17,11 @@ import type { Destination, VoiceMessage } from './voiceMessage.js';
 
 const SECRET = 'voice-routes-test-secret-0123456789-abcdef';
 
-describe('voice-message HTTP API', () => {
+describe.each([
+	['SQLite', false],
+	['Redis', true],
+])('voice-message HTTP API, metadata in %s', (_store, withRedis) => {
+	let redis: TestRedis | undefined;
 	let server: ParleyServer;
 	let base: string;
 	let storage: LocalVoiceStorage;
@@ -44,7 +50,8 @@ describe('voice-message HTTP API', () => {
 	let toBob: VoiceMessage;
 
 	beforeAll(async () => {
-		server = await ParleyServer.create(await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET }), testLogger());
+		redis = withRedis ? await startRedis() : undefined;
+		server = await ParleyServer.create(await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET, ...(redis && { REDIS_URL: redis.url }) }), testLogger());
 		base = `http://127.0.0.1:${server.http.port}`;
 		storage = new LocalVoiceStorage(server.storageDir);
 		ada = await token({ userId: 'ada' });
@@ -59,6 +66,7 @@ describe('voice-message HTTP API', () => {
 
 	afterAll(async () => {
 		await server.shutdown('test end');
+		await redis?.stop();
 	});
 
 	it('lists a channel newest first, page by page', async () => {
