@@ -5,6 +5,10 @@
 // crosses nodes (join answers, peerJoined, peerLeft). Then node B is SIGKILLed: LA keeps
 // hearing P without a gap (packets counted per 100 ms window across the kill), A's peers
 // hear peerLeft for B's peers, and A's pipe objects are gone (metrics back to A's own).
+// Second: the home node of a spanned channel is SIGKILLed: the satellite's peers get
+// channelClosing and rejoin on the same connection, the home's peers reconnect to the
+// satellite, the channel gets its new home there and the two hear each other again
+// (kill -> audio measured).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Notifications } from '../../server/signaling/protocol.js';
 import { decodeToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
@@ -45,14 +49,48 @@ describe('a channel spanning two nodes', () => {
 		[a, b] = await Promise.all([startNode(redis.url, 'node-a'), startNode(redis.url, 'node-b')]);
 	}, 60_000);
 
+	const extraNodes: NodeProcess[] = [];
+	/** Rejoins forced by a channel that closed under a fresh peer (see enter()). */
+	let rejoins = 0;
+
 	afterAll(async () => {
 		for (const s of streams) await s.stop();
 		for (const p of publishers) await p.close();
 		for (const l of listeners) await l.close();
 		for (const c of clients) c.client.close();
-		await Promise.all([a?.stop(), b?.stop()]);
+		await Promise.all([a?.stop(), b?.stop(), ...extraNodes.map((n) => n.stop())]);
 		await redis?.stop();
 	});
+
+	/**
+	 * talkAndListen, rejoining on channelClosing as ParleyClient does: a peer that reconnects
+	 * to the satellite before it noticed its home's death joins the doomed channel, and is
+	 * told to rejoin as soon as the satellite finds out (its first sync to the dead home fails).
+	 */
+	async function enter(j: JoinedClient, hz: number, attempts = 3): Promise<Awaited<ReturnType<typeof talkAndListen>>> {
+		for (let i = 1; ; i++) {
+			try {
+				return await talkAndListen(j, hz);
+			} catch (err) {
+				// E_NOT_JOINED: the channel closed under the peer (channelClosing is on its way).
+				if (i >= attempts || !/E_NOT_JOINED/.test((err as Error).message)) throw err;
+				rejoins++;
+				const again = await j.client.request('join', { channel: 'hall2', rtpCapabilities: j.rtpCapabilities });
+				if (!again.ok) throw new Error(`rejoin: ${again.error.code} ${again.error.message}`);
+			}
+		}
+	}
+
+	/** Publishes `hz` and listens to one other publisher; the tools go to afterAll's cleanup. */
+	async function talkAndListen(j: JoinedClient, hz: number): Promise<{ publisher: WeriftPublisher; listener: WeriftListener; stream: ToneStream }> {
+		const publisher = await publishWithWerift(j.client);
+		const stream = streamTone(publisher, encodeTone(hz, 50));
+		publishers.push(publisher);
+		streams.push(stream);
+		const listener = await listenWithWerift(j.client, 1, { timeoutMs: 15_000 });
+		listeners.push(listener);
+		return { publisher, listener, stream };
+	}
 
 	it('carries audio both ways, presence across nodes, and survives the satellite\'s death', async () => {
 		// P joins first at A: A becomes the channel's home.
@@ -126,5 +164,46 @@ describe('a channel spanning two nodes', () => {
 		const tones = Object.fromEntries(Object.entries(heard).map(([k, packets]) => [k, toneOf(packets)]));
 		console.log(`decoded tones: ${JSON.stringify(tones)}`);
 		for (const [k, hz] of Object.entries(tones)) expect(Math.abs(hz - (k.includes('<-P') ? 1000 : 2000)), k).toBeLessThanOrEqual(10);
+	});
+
+	it('moves the channel to the satellite when its home node dies, and audio resumes', async () => {
+		const [home, sat] = await Promise.all([startNode(redis.url, 'node-home'), startNode(redis.url, 'node-sat')]);
+		extraNodes.push(home, sat);
+		const x = await joinVia(home, 'hall2', 'x');
+		const y = await joinVia(sat, 'hall2', 'y');
+		clients.push(x, y);
+		const [xMedia, yMedia] = await Promise.all([talkAndListen(x, 600), talkAndListen(y, 1100)]);
+		await until('audio both ways across the span', () => xMedia.listener.packets.length > 20 && yMedia.listener.packets.length > 20, 15_000);
+
+		const mark = y.client.notifications.length;
+		const killedAt = performance.now();
+		home.proc.child.kill('SIGKILL');
+		// x's connection drops at once; it reconnects to the satellite (its client rotates URLs).
+		const xRejoined = (async () => {
+			await x.client.closed;
+			void xMedia.stream.stop().then(() => xMedia.publisher.close());
+			void xMedia.listener.close();
+			return joinVia(sat, 'hall2', 'x');
+		})();
+		// y stays connected: its channel here lost its home and tells it to rejoin.
+		await until('channelClosing at y', () => y.client.notifications.slice(mark).some((n) => n.method === 'channelClosing'), NODE_TTL_MS * 4);
+		const closingMs = Math.round(performance.now() - killedAt);
+		void yMedia.stream.stop().then(() => yMedia.publisher.close());
+		void yMedia.listener.close();
+		const yJoin = await y.client.request('join', { channel: 'hall2', rtpCapabilities: y.rtpCapabilities });
+		if (!yJoin.ok) throw new Error(`y rejoin: ${yJoin.error.code} ${yJoin.error.message}`);
+		const x2 = await xRejoined;
+		clients.push(x2);
+		const [x2Media, y2Media] = await Promise.all([enter(x2, 600), enter({ ...y, peerId: yJoin.data.peerId }, 1100)]);
+		await until('audio after the move', () => x2Media.listener.packets.length > 0 && y2Media.listener.packets.length > 0, 15_000);
+		const audioMs = [x2Media, y2Media].map((m) => Math.round(m.listener.packets[0]!.atMs - killedAt));
+		await until('a second of audio', () => x2Media.listener.packets.length >= 60 && y2Media.listener.packets.length >= 60, 10_000);
+		console.log(`home node killed under a spanned channel: channelClosing at the satellite's peer after ${closingMs} ms; first packet after the move at x, y: ${audioMs.join(', ')} ms (TTL ${NODE_TTL_MS} ms; extra rejoins ${rejoins})`);
+		expect(toneOf(x2Media.listener.packets.slice(0, 60))).toBeGreaterThanOrEqual(1090);
+		expect(toneOf(x2Media.listener.packets.slice(0, 60))).toBeLessThanOrEqual(1110);
+		expect(Math.abs(toneOf(y2Media.listener.packets.slice(0, 60)) - 600)).toBeLessThanOrEqual(10);
+		// The satellite serves the channel alone now: two peers, no pipe.
+		expect(await gauge(sat, 'parley_peers')).toBe(2);
+		expect(await gauge(sat, 'parley_transports')).toBe(4);
 	});
 });
