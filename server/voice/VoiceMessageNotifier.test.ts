@@ -43,7 +43,9 @@ class MemoryBus implements VoiceNotificationBus {
 	}
 	async subscribe(topic: string, listener: (message: unknown, from: string) => void): Promise<() => Promise<void>> {
 		this.listeners.set(topic, [...(this.listeners.get(topic) ?? []), listener]);
-		return async () => this.listeners.set(topic, (this.listeners.get(topic) ?? []).filter((l) => l !== listener));
+		return async () => {
+			this.listeners.set(topic, (this.listeners.get(topic) ?? []).filter((l) => l !== listener));
+		};
 	}
 }
 
