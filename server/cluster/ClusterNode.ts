@@ -11,6 +11,7 @@ import type { ChannelSpanHook } from '../signaling/requestHandlers.js';
 import type { Logger } from '../telemetry/logger.js';
 import { BUS_NODE_PREFIX, RedisClusterBus } from './ClusterBus.js';
 import { ChannelPlacement } from './ChannelPlacement.js';
+import { pipeSettings } from './ChannelSpan.js';
 import { NodeRegistry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
 
 export interface ClusterNodeOptions {
@@ -78,11 +79,12 @@ export class ClusterNode {
 		this.#cpu = new WorkerCpuSampler(options.workers);
 		this.#sawReady = options.redis.status === 'ready';
 		const urls = nodeUrls(c.publicUrl, options.mediaAddress, options.httpPort);
+		const pipe = pipeSettings(options.config);
 		this.info = {
 			nodeId: options.nodeId,
 			...urls,
 			mediaAddress: options.mediaAddress,
-			pipeAddress: options.mediaAddress,
+			pipeAddress: pipe.announcedIp ?? pipe.listenIp,
 			startedAt: Date.now(),
 		};
 		this.registry = new NodeRegistry({

@@ -57,6 +57,11 @@ describe('two nodes, one Redis: a join through either node reaches the channel',
 		expect(Math.abs(yHeard - X_HZ)).toBeLessThanOrEqual(20);
 		// Node A's registry entry counts both peers (refreshed on its heartbeat).
 		await waitUntil(async () => (JSON.parse((await raw.get('parley:node:node-a'))!) as { load: { peers: number } }).load.peers === 2, 10_000, 'load of A');
+		const load = (JSON.parse((await raw.get('parley:node:node-a'))!) as { load: { peers: number; consumers: number; channels: number; workerCpu: number } }).load;
+		expect(load).toMatchObject({ consumers: 2, channels: 1 });
+		// Two tones forwarded: the worker is busy, but far from a full core.
+		expect(load.workerCpu).toBeGreaterThanOrEqual(0);
+		expect(load.workerCpu).toBeLessThan(1);
 		expect((JSON.parse((await raw.get('parley:node:node-b'))!) as { load: { peers: number } }).load.peers).toBe(0);
 	});
 
