@@ -2,7 +2,8 @@
 // (spanAbovePeers 0: every join at the non-home node spans). Publisher P and listener LA on
 // node A (the home), listeners LB1, LB2 and speaker SB on node B. Checked by decoded audio:
 // every listener hears P's 1 kHz tone, LA hears SB's 2 kHz tone across the pipe; presence
-// crosses nodes (join answers, peerJoined, peerLeft). Then node B is SIGKILLed: LA keeps
+// crosses nodes (join answers, peerJoined, peerLeft), and each node's speaker detection
+// sees the other node's speakers (activeSpeaker, audioLevels). Then node B is SIGKILLed: LA keeps
 // hearing P without a gap (packets counted per 100 ms window across the kill), A's peers
 // hear peerLeft for B's peers, and A's pipe objects are gone (metrics back to A's own).
 // Second: the home node of a spanned channel is SIGKILLed: the satellite's peers get
@@ -107,8 +108,10 @@ describe('a channel spanning two nodes', () => {
 		await until('A hears of B peers', () => [lb1, lb2, sb].every((x) => notified(la, 'peerJoined').some((j) => j.peerId === x.peerId)));
 		expect(notified(p, 'peerJoined').find((j) => j.peerId === sb.peerId)).toEqual({ peerId: sb.peerId, userId: 'sb', displayName: 'sb' });
 
-		const pPub = await publishWithWerift(p.client);
-		const sbPub = await publishWithWerift(sb.client);
+		// Loud P, quieter SB (RFC 6464 levels): speaker detection on each node must see the
+		// producers piped from the other.
+		const pPub = await publishWithWerift(p.client, { audioLevelDbov: 10 });
+		const sbPub = await publishWithWerift(sb.client, { audioLevelDbov: 40 });
 		publishers.push(pPub, sbPub);
 		streams.push(streamTone(pPub, encodeTone(1000, 50)), streamTone(sbPub, encodeTone(2000, 50)));
 		// Everyone hears both speakers (a speaker does not hear itself).
@@ -120,6 +123,11 @@ describe('a channel spanning two nodes', () => {
 			expect(byPeer.get(sb.peerId), `${who} has a consumer of SB`).toBe(sbPub.producerId);
 		}
 		await until('audio at every listener', () => [laL, lb1L, lb2L].every((l) => l!.from(pPub.producerId).length >= 100 && l!.from(sbPub.producerId).length >= 100), 15_000);
+		// B's router observes P's piped producer (P is B's dominant speaker); A's router
+		// observes SB's piped producer (its level reaches A's peers).
+		await until('activeSpeaker P at B', () => notified(lb1, 'activeSpeaker').some((x) => x.peerId === p.peerId));
+		await until('SB level at A', () => notified(la, 'audioLevels').some((x) => x.levels.some((l) => l.peerId === sb.peerId && l.volumeDb === -40)));
+		expect(notified(lb1, 'audioLevels').some((x) => x.levels.some((l) => l.peerId === p.peerId && l.volumeDb === -10))).toBe(true);
 		// Decoded at the end: decoding blocks this process, which also runs the publishers.
 		const heard: Record<string, ReceivedPacket[]> = {};
 		for (const [who, l] of [['LA', laL], ['LB1', lb1L], ['LB2', lb2L]] as const) {

@@ -17,7 +17,12 @@ export interface WeriftPublisher {
 	close(): Promise<void>;
 }
 
-export async function publishWithWerift(client: TestSignalingClient): Promise<WeriftPublisher> {
+/** RTP header extension id of ssrc-audio-level when `audioLevelDbov` is given. */
+const AUDIO_LEVEL_EXT_ID = 1;
+
+/** `audioLevelDbov`: send the ssrc-audio-level header extension (RFC 6464) with this level
+ * (0 loudest .. 127 silence) on every packet, so the server's speaker detection sees it. */
+export async function publishWithWerift(client: TestSignalingClient, options: { audioLevelDbov?: number } = {}): Promise<WeriftPublisher> {
 	const reply = await client.request('createTransport', { direction: 'send' });
 	if (!reply.ok) throw new Error(`createTransport: ${reply.error.code}`);
 	const t: TransportInfo = reply.data;
@@ -45,7 +50,12 @@ export async function publishWithWerift(client: TestSignalingClient): Promise<We
 	const produced = await client.request('produce', {
 		transportId: t.transportId,
 		kind: 'audio',
-		rtpParameters: { mid, codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1, usedtx: 1 } }], encodings: [{ ssrc }] },
+		rtpParameters: {
+			mid,
+			codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1, usedtx: 1 } }],
+			encodings: [{ ssrc }],
+			...(options.audioLevelDbov !== undefined && { headerExtensions: [{ uri: 'urn:ietf:params:rtp-hdrext:ssrc-audio-level', id: AUDIO_LEVEL_EXT_ID }] }),
+		},
 	});
 	if (!produced.ok) throw new Error(`produce: ${produced.error.code}`);
 	const cand = t.iceCandidates.find((c) => c.protocol === 'udp')!;
@@ -73,7 +83,9 @@ export async function publishWithWerift(client: TestSignalingClient): Promise<We
 			for (let i = 0; i < frames.length; i++) {
 				const s = seq++ & 0xffff; // a dropped packet still used its sequence number
 				if (!skip(i)) {
-					track.writeRtp(new RtpPacket(new RtpHeader({ payloadType: 111, sequenceNumber: s, timestamp: timestampOf(i) >>> 0, ssrc, marker: i === 0 }), Buffer.from(frames[i]!)));
+					const level = options.audioLevelDbov;
+					const extensions = level === undefined ? [] : [{ id: AUDIO_LEVEL_EXT_ID, payload: Buffer.from([0x80 | (level & 0x7f)]) }];
+					track.writeRtp(new RtpPacket(new RtpHeader({ payloadType: 111, sequenceNumber: s, timestamp: timestampOf(i) >>> 0, ssrc, marker: i === 0, extension: extensions.length > 0, extensions }), Buffer.from(frames[i]!)));
 					sent++;
 				}
 				// Pace against the wall clock so timer drift does not accumulate.
