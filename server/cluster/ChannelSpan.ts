@@ -236,7 +236,13 @@ export class ChannelSpans implements ChannelSpanHook {
 		// A satellite that opens again lost its previous link without us noticing.
 		this.#hubs.get(open.channel)?.get(from)?.close('lost', 'satellite opened a new span');
 		const channel = await this.#registry.open(open.channel);
-		const pipe = await this.#createPipe(channel, open.enableRtx);
+		let pipe: ms.PipeTransport;
+		try {
+			pipe = await this.#createPipe(channel, open.enableRtx);
+		} catch (err) {
+			this.#registry.closeIfUnused(channel);
+			throw err;
+		}
 		const link = new ChannelSpanLink({ channel, role: 'hub', remoteNodeId: from, bus: this.#bus, pipe, log: this.#log });
 		let links = this.#hubs.get(open.channel);
 		if (!links) {
