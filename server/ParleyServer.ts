@@ -8,13 +8,13 @@ import * as mediasoup from 'mediasoup';
 import type { ParleyConfig } from '../config/schema.js';
 import { closeRedis, connectRedis, pingRedis, redactUrl } from './cluster/redisConnection.js';
 import { ClusterNode } from './cluster/ClusterNode.js';
-import { ChannelSpans, pipeSettings } from './cluster/ChannelSpan.js';
 import { NODE_KEY_PREFIX } from './cluster/NodeRegistry.js';
 import { RedisVoiceMessageStore } from './cluster/RedisVoiceMessageStore.js';
 import { VoiceEventStream } from './cluster/VoiceEventStream.js';
 import { VoiceMessageNotifier } from './voice/VoiceMessageNotifier.js';
 import { VoiceWebhooks } from './voice/VoiceWebhooks.js';
 import type { VoiceEventListener } from './voice/voiceEvents.js';
+import { ChannelSpans, pipeSettings } from './cluster/ChannelSpan.js';
 import { RequestError } from './signaling/RequestError.js';
 import { registerHealthRoutes, type ReadinessCheck } from './http/healthRoutes.js';
 import { HttpServer } from './http/HttpServer.js';
@@ -90,14 +90,14 @@ export class ParleyServer {
 	#accepting = true;
 	#shutdown: Promise<ShutdownResult> | undefined;
 	#cluster: ClusterNode | undefined;
-	/** Channels spanning nodes (with #cluster). */
-	#spans: ChannelSpans | undefined;
 	/** Voice-message notifications: this node's sessions, or every node's over the cluster bus. */
 	readonly #voiceNotifier: VoiceMessageNotifier;
 	/** Signed webhooks of voice-message lifecycle events (voice.webhookUrl). */
 	readonly #webhooks: VoiceWebhooks | undefined;
 	/** Take-overs of a lost node's unfinished voice messages, waiting out a grace period. */
 	readonly #lostNodeTimers = new Set<NodeJS.Timeout>();
+	/** Channels spanning nodes (with #cluster). */
+	#spans: ChannelSpans | undefined;
 
 	private constructor(config: ParleyConfig, log: Logger, workers: WorkerPool, http: HttpServer, redis: Redis | undefined) {
 		this.config = config;
@@ -276,7 +276,13 @@ export class ParleyServer {
 		});
 		// Shared store: only this node's unfinished voice messages, and those of nodes with no
 		// registry entry (dead: nodes get a new id on every start).
-		await server.voice.recoverUnfinished(redis ? async (nodeId) => (await redis.exists(NODE_KEY_PREFIX + nodeId)) === 0 : undefined);
+		if (redis) {
+			// Redis may be away at startup: the node still serves live channels (not ready) and
+			// recovers the shared store's unfinished messages once Redis answers.
+			server.#recoverSharedInBackground(async (nodeId) => (await redis.exists(NODE_KEY_PREFIX + nodeId)) === 0);
+		} else {
+			await server.voice.recoverUnfinished();
+		}
 		try {
 			await checkStorageWritable(server.storageDir);
 		} catch (err) {
@@ -373,6 +379,24 @@ export class ParleyServer {
 			);
 		}, 2 * this.config.cluster.nodeTtlMs);
 		this.#lostNodeTimers.add(timer);
+	}
+
+	/** Startup recovery against the shared (Redis) store, retried with backoff until Redis
+	 * answers or the node shuts down. */
+	#recoverSharedInBackground(isGone: (nodeId: string) => Promise<boolean>, attempt = 0): void {
+		if (!this.#accepting) return;
+		this.voice.recoverUnfinished(isGone).then(
+			() => undefined, // it logs what it recovered
+			(err: unknown) => {
+				const delayMs = Math.min(10_000, 500 * 2 ** attempt);
+				this.log.warn({ err, retryInMs: delayMs }, 'recovering unfinished voice messages failed; retrying');
+				const timer = setTimeout(() => {
+					this.#lostNodeTimers.delete(timer);
+					this.#recoverSharedInBackground(isGone, attempt + 1);
+				}, delayMs);
+				this.#lostNodeTimers.add(timer);
+			},
+		);
 	}
 
 	/** Checks in the background that voice-message metadata and files agree (StorageAudit);
