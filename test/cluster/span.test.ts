@@ -151,16 +151,26 @@ describe('a channel spanning two nodes', () => {
 		const sbConsumerAtLa = laL!.consumers.find((c) => c.peerId === sb.peerId)!.consumerId;
 		await until('SB consumer closed at LA', () => notified(la, 'consumerClosed').some((c) => c.consumerId === sbConsumerAtLa));
 		await sleep(1000);
-		const fromP = laL!.from(pPub.producerId).map((x) => x.atMs);
+		const around = laL!.from(pPub.producerId).filter((x) => x.atMs >= killedAt - 1000);
 		const windowMs = 100;
 		const counts: number[] = [];
-		for (let t = killedAt - 1000; t + windowMs <= performance.now(); t += windowMs) counts.push(fromP.filter((at) => at >= t && at < t + windowMs).length);
+		for (let t = killedAt - 1000; t + windowMs <= performance.now(); t += windowMs) counts.push(around.filter((x) => x.atMs >= t && x.atMs < t + windowMs).length);
 		let maxGapMs = 0;
-		for (let i = 1; i < fromP.length; i++) if (fromP[i]! >= killedAt - 1000) maxGapMs = Math.max(maxGapMs, fromP[i]! - fromP[i - 1]!);
-		console.log(`LA <- P per ${windowMs} ms from 1 s before the kill: ${counts.join(' ')}; longest gap ${Math.round(maxGapMs)} ms; peerLeft at A ${peerLeftAfterMs} ms after the kill`);
-		// 5 packets per window at 20 ms; a busy shared machine delays some, never stops them.
-		expect(Math.min(...counts)).toBeGreaterThanOrEqual(1);
-		expect(maxGapMs).toBeLessThan(250);
+		let lost = 0;
+		for (let i = 1; i < around.length; i++) {
+			maxGapMs = Math.max(maxGapMs, around[i]!.atMs - around[i - 1]!.atMs);
+			lost += ((around[i]!.seq - around[i - 1]!.seq + 0x10000) & 0xffff) - 1;
+		}
+		const sortedCounts = [...counts].sort((x, y) => x - y);
+		console.log(
+			`LA <- P per ${windowMs} ms from 1 s before the kill: ${counts.join(' ')}; longest gap ${Math.round(maxGapMs)} ms; ${lost} lost of ${around.length + lost}; peerLeft at A ${peerLeftAfterMs} ms after the kill`,
+		);
+		// 5 packets per 100 ms at 20 ms. The publisher runs in this process, which a busy
+		// shared machine can stall (late packets, then a burst): judge by sequence numbers
+		// (nothing lost across the kill) and the typical window, with a wide bound on gaps.
+		expect(lost).toBeLessThanOrEqual(2);
+		expect(sortedCounts[Math.floor(counts.length / 2)]).toBe(5);
+		expect(maxGapMs).toBeLessThan(1000);
 		heard['LA<-P after the kill'] = laL!.from(pPub.producerId).filter((x) => x.atMs > killedAt).slice(0, 100);
 
 		// A is back to its own peers: P's send transport and producer, LA's receive transport

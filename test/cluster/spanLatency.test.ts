@@ -70,7 +70,7 @@ describe('latency of a cross-node hop', () => {
 			{ node: a, userId: 'la2' },
 			{ node: b, userId: 'lb' },
 		].map(({ node, userId }) => {
-			const data: ListenerThreadData = { nodeId: node.nodeId, port: node.port, channel: 'lat', userId };
+			const data: ListenerThreadData = { nodeId: node.nodeId, url: node.url, channel: 'lat', userId };
 			// Node 20 does not pass `--import tsx` loader hooks to worker threads: register them inside.
 			const script = new URL('./spanListenerThread.ts', import.meta.url).href;
 			const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(script)}); })`;

@@ -4,11 +4,12 @@
 // (timeOrigin + now), comparable across threads.
 import { parentPort, workerData } from 'node:worker_threads';
 import { listenWithWerift } from '../reliability/helpers/weriftListener.js';
-import { joinVia, nodeAt } from './spanNodes.js';
+import { joinVia } from './spanNodes.js';
 
 export interface ListenerThreadData {
 	nodeId: string;
-	port: number;
+	/** The node's signaling URL (ws://host:port/ws). */
+	url: string;
 	channel: string;
 	userId: string;
 }
@@ -20,7 +21,7 @@ const data = workerData as ListenerThreadData;
 const port = parentPort!;
 
 try {
-	const joined = await joinVia(nodeAt(data.nodeId, data.port), data.channel, data.userId);
+	const joined = await joinVia({ nodeId: data.nodeId, url: data.url }, data.channel, data.userId);
 	const listener = await listenWithWerift(joined.client, 1, { timeoutMs: 10_000 });
 	const arrivals: [string, number][] = [];
 	let seen = listener.packets.length;
