@@ -117,11 +117,12 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 	}
 
 	/** Joins the way the join handler does: open, attach when the home is elsewhere, add. */
-	async function join(n: Node, channelName: string, homeNodeId: string, options: { listen?: boolean } = {}): Promise<TestPeer> {
+	async function join(n: Node, channelName: string, homeNodeId: string, options: { listen?: boolean; userId?: string } = {}): Promise<TestPeer> {
 		const channel = await n.registry.open(channelName);
 		await n.spans.attach(channel, homeNodeId);
 		const link = new RecordingLink();
-		const peer = new Peer({ userId: `u${++userCounter}`, displayName: `User ${userCounter}`, grants: { canPublish: true, canSubscribe: true, canRecord: false }, rtpCapabilities: deviceCaps, link });
+		const userId = options.userId ?? `u${++userCounter}`;
+		const peer = new Peer({ userId, displayName: userId, grants: { canPublish: true, canSubscribe: true, canRecord: false }, rtpCapabilities: deviceCaps, link });
 		channel.addPeer(peer);
 		if (options.listen !== false) await channel.createTransport(peer, 'recv', n.pool.webRtcServerFor(channel.router));
 		return { node: n, peer, link, channel };
@@ -190,6 +191,23 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		// Spans use the nodes' own bus channels only: no per-channel subscription to remove.
 		expect(await a.redis.pubsub('CHANNELS', 'parley:bus:topic:*')).toEqual([]);
 		expect(a.bus.pendingRequests + b.bus.pendingRequests).toBe(0);
+	});
+
+	it('keeps the span when the satellite\'s only user joins again (their old peer is replaced)', async () => {
+		const a = await node('node-a');
+		const b = await node('node-b');
+		const la = await join(a, 'room', 'node-a');
+		const first = await join(b, 'room', 'node-a', { userId: 'bea' });
+		const again = await join(b, 'room', 'node-a', { userId: 'bea' });
+		expect(first.peer.closed).toBe(true);
+		await until('A hears the new peer', () => la.link.of('peerJoined').some((p) => p.peerId === again.peer.id));
+		await new Promise((r) => setTimeout(r, 100));
+		expect(b.spans.linkCount).toBe(1);
+		expect(again.channel.peers.has(la.peer.id)).toBe(true);
+		expect(la.link.of('peerLeft').map((p) => p.peerId)).toEqual([first.peer.id]);
+		// A leave later ends it.
+		again.channel.removePeer(again.peer);
+		await until('span torn down', () => a.spans.linkCount === 0 && b.spans.linkCount === 0);
 	});
 
 	it('relays between satellites through the home node', async () => {

@@ -209,9 +209,13 @@ export class ChannelSpans implements ChannelSpanHook {
 			if (err instanceof RequestError) throw err;
 			throw unavailable(`channel ${channel.name} could not be linked to node ${homeNodeId}: ${(err as Error).message}`);
 		}
-		// The last local peer leaving ends the span here (the hub drops our peers).
+		// The last local peer leaving ends the span here (the hub drops our peers). Checked a
+		// moment later: a user who joins again replaces their old peer (a leave, then a join
+		// in the same step), and must find the span still there.
 		const onPeerLeft = () => {
-			if (channel.localPeerCount === 0 && !link.closed) link.close('local', 'no local peers left');
+			setImmediate(() => {
+				if (channel.localPeerCount === 0 && !link.closed) link.close('local', 'no local peers left');
+			});
 		};
 		channel.on('peerLeft', onPeerLeft);
 		link.once('closed', () => channel.off('peerLeft', onPeerLeft));
