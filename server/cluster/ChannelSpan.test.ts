@@ -31,10 +31,13 @@ const opusParams = (ssrc: number): ms.RtpParameters => ({
 
 class RecordingLink implements PeerLink {
 	readonly seen: { name: NotificationName; data: unknown }[] = [];
+	readonly disconnects: { code: number; reason: string }[] = [];
 	notify<N extends NotificationName>(name: N, data: Notifications[N]): void {
 		this.seen.push({ name, data });
 	}
-	disconnect(): void {}
+	disconnect(code: number, reason: string): void {
+		this.disconnects.push({ code, reason });
+	}
 	of<N extends NotificationName>(name: N): Notifications[N][] {
 		return this.seen.filter((n) => n.name === name).map((n) => n.data as Notifications[N]);
 	}
@@ -208,6 +211,24 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		// A leave later ends it.
 		again.channel.removePeer(again.peer);
 		await until('span torn down', () => a.spans.linkCount === 0 && b.spans.linkCount === 0);
+	});
+
+	it('replaces a user\'s peer on one node when the same user joins on the other', async () => {
+		const a = await node('node-a');
+		const b = await node('node-b');
+		const la = await join(a, 'room', 'node-a');
+		const onA = await join(a, 'room', 'node-a', { userId: 'cy' });
+		const onB = await join(b, 'room', 'node-a', { userId: 'cy' });
+		await until('old peer replaced', () => onA.peer.closed);
+		expect(onA.link.disconnects).toEqual([{ code: 4409, reason: expect.stringMatching(/^E_REPLACED/) }]);
+		await until('B sees it go', () => !onB.channel.peers.has(onA.peer.id));
+		expect([...la.channel.peers.values()].filter((p) => p.userId === 'cy').map((p) => p.id)).toEqual([onB.peer.id]);
+		// And the other way round: joining on the home node replaces the satellite's peer.
+		const back = await join(a, 'room', 'node-a', { userId: 'cy' });
+		await until('satellite peer replaced', () => onB.peer.closed);
+		expect(onB.link.disconnects).toHaveLength(1);
+		await until('span ended with its last local peer', () => b.spans.linkCount === 0);
+		expect([...la.channel.peers.values()].filter((p) => p.userId === 'cy').map((p) => p.id)).toEqual([back.peer.id]);
 	});
 
 	it('relays between satellites through the home node', async () => {

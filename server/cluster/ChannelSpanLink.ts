@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
 import type { Channel } from '../channels/Channel.js';
 import { Peer, REMOTE_PEER_LINK } from '../channels/Peer.js';
+import { CLOSE_CODES } from '../signaling/protocol.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ClusterBusError, type ClusterBus } from './ClusterBus.js';
 import { MAX_EVENTS_PER_MESSAGE, SPAN_CLOSE, SPAN_SYNC, type SpanClose, type SpanEvent, type SpanSync } from './ChannelSpanMessages.js';
@@ -329,6 +330,14 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 					if (existing) {
 						if (existing.remoteNodeId === this.remoteNodeId) continue; // announced twice: harmless
 						throw new Error(`peer ${event.peer.peerId} is already in channel ${this.channel.name} from elsewhere`);
+					}
+					// The same user joined on another node (a client that failed over while its
+					// old connection here lingers): like a second join on one node, the newer
+					// one wins, so nobody hears themselves through the other node.
+					const twin = [...this.channel.peers.values()].find((p) => !p.remote && p.userId === event.peer.userId);
+					if (twin) {
+						this.channel.removePeer(twin);
+						twin.link.disconnect(CLOSE_CODES.REPLACED, 'E_REPLACED: the same user joined this channel on another node');
 					}
 					const peer = new Peer({
 						id: event.peer.peerId,
