@@ -110,7 +110,7 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		const bus = await RedisClusterBus.create({ redis: conn, nodeId: id, requestTimeoutMs: 2000, log: testLogger() });
 		const registry = new ChannelRegistry(
 			pool,
-			{ maxChannels: 10, emptyCloseDelayMs: 100, mediaCodecs, maxPeers: 50, maxTransportsPerPeer: 4, maxProducersPerPeer: 2, audioLevelIntervalMs: 200, audioLevelThresholdDb: -70, enableRtx: false },
+			{ maxChannels: 10, emptyCloseDelayMs: 100, mediaCodecs, maxPeers: 500, maxTransportsPerPeer: 4, maxProducersPerPeer: 2, audioLevelIntervalMs: 200, audioLevelThresholdDb: -70, enableRtx: false },
 			testLogger(),
 		);
 		const spans = new ChannelSpans({ bus, registry, pipe: { listenIp: '127.0.0.1', announcedIp: undefined, portRange: undefined, enableRtx: false }, log: testLogger() });
@@ -230,6 +230,25 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		await until('span ended with its last local peer', () => b.spans.linkCount === 0);
 		expect([...la.channel.peers.values()].filter((p) => p.userId === 'cy').map((p) => p.id)).toEqual([back.peer.id]);
 	});
+
+	it('opens a span onto a busy channel: every publisher in the open reply', async () => {
+		const a = await node('node-a');
+		const b = await node('node-b');
+		const publishers = 150;
+		const channel = await a.registry.open('busy');
+		for (let i = 0; i < publishers; i++) {
+			const p = await join(a, 'busy', 'node-a', { listen: false });
+			await produce(p, 10_000 + i);
+		}
+		const started = performance.now();
+		const lb = await join(b, 'busy', 'node-a');
+		const attachMs = Math.round(performance.now() - started);
+		// Every producer was piped before the join answered; the listener consumes them all.
+		expect(lb.channel.peers.size).toBe(publishers + 1);
+		await until('listener consumes all', () => lb.link.of('newConsumer').length === publishers, 10_000);
+		console.log(`span.open onto ${publishers} publishers: join at the satellite answered after ${attachMs} ms`);
+		expect(channel.peers.size).toBe(publishers + 1);
+	}, 60_000);
 
 	it('relays between satellites through the home node', async () => {
 		const a = await node('node-a');
