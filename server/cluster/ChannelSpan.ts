@@ -176,7 +176,14 @@ export class ChannelSpans implements ChannelSpanHook {
 	}
 
 	async #openSatellite(channel: Channel, homeNodeId: string): Promise<void> {
-		const pipe = await this.#createPipe(channel);
+		let pipe: ms.PipeTransport;
+		try {
+			pipe = await this.#createPipe(channel);
+		} catch (err) {
+			// The channel closed meanwhile (worker lost, shutdown), or no pipe port was free.
+			this.#registry.closeIfUnused(channel);
+			throw unavailable(`channel ${channel.name} cannot be linked to node ${homeNodeId} right now (${(err as Error).message}); join again`);
+		}
 		const link = new ChannelSpanLink({
 			channel,
 			role: 'satellite',
