@@ -198,7 +198,7 @@ export const configSchema = z.strictObject({
 				unit: 'channels',
 			}),
 			maxPeers: option(z.number().int().min(1).max(100_000).default(500), {
-				description: 'Peers per channel; one more gets E_CHANNEL_FULL.',
+				description: 'Peers per channel on this node (a channel spanning nodes holds this many on each of its nodes); one more gets E_CHANNEL_FULL.',
 				unit: 'peers',
 			}),
 			maxTransportsPerPeer: option(z.number().int().min(1).max(16).default(4), {

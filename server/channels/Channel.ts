@@ -98,13 +98,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
 	/**
 	 * Adds a peer. A local peer of the same user already here is returned as `replaced` (and
-	 * removed). Remote peers were admitted by their own node: no limit, no replacement.
+	 * removed). The limit counts local peers: a channel spans nodes to hold more than one
+	 * node can. Remote peers were admitted by their own node: no limit, no replacement.
 	 */
 	addPeer(peer: Peer): { replaced: Peer | undefined; others: PeerInfo[] } {
 		this.#assertOpen();
 		if (this.peers.has(peer.id)) throw new RequestError('E_INVALID_STATE', `Peer ${peer.id} is already in channel ${this.name}.`);
 		const replaced = peer.remote ? undefined : [...this.peers.values()].find((p) => !p.remote && p.userId === peer.userId);
-		if (!peer.remote && !replaced && this.peers.size >= this.#options.maxPeers) {
+		if (!peer.remote && !replaced && this.localPeerCount >= this.#options.maxPeers) {
 			throw new RequestError('E_CHANNEL_FULL', `Channel ${this.name} is full (${this.#options.maxPeers} peers).`);
 		}
 		if (replaced) this.removePeer(replaced);

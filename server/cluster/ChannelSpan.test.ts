@@ -101,7 +101,7 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 	}
 
 	/** A node: its own worker (as on separate machines: a producer id exists once per worker). */
-	async function node(id: string): Promise<Node> {
+	async function node(id: string, maxPeers = 500): Promise<Node> {
 		const pool = await WorkerPool.create(
 			{ numWorkers: 1, workerBin: resolveWorkerBin(''), workerLogLevel: 'warn', listenIp: '127.0.0.1', announcedAddress: undefined, rtcPort: await freePortRange(1), respawnDelayMs: 1000 },
 			testLogger(),
@@ -110,7 +110,7 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		const bus = await RedisClusterBus.create({ redis: conn, nodeId: id, requestTimeoutMs: 2000, log: testLogger() });
 		const registry = new ChannelRegistry(
 			pool,
-			{ maxChannels: 10, emptyCloseDelayMs: 100, mediaCodecs, maxPeers: 500, maxTransportsPerPeer: 4, maxProducersPerPeer: 2, audioLevelIntervalMs: 200, audioLevelThresholdDb: -70, enableRtx: false },
+			{ maxChannels: 10, emptyCloseDelayMs: 100, mediaCodecs, maxPeers, maxTransportsPerPeer: 4, maxProducersPerPeer: 2, audioLevelIntervalMs: 200, audioLevelThresholdDb: -70, enableRtx: false },
 			testLogger(),
 		);
 		const spans = new ChannelSpans({ bus, registry, pipe: { listenIp: '127.0.0.1', announcedIp: undefined, portRange: undefined, enableRtx: false }, log: testLogger() });
@@ -249,6 +249,18 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		console.log(`span.open onto ${publishers} publishers: join at the satellite answered after ${attachMs} ms`);
 		expect(channel.peers.size).toBe(publishers + 1);
 	}, 60_000);
+
+	it('limits peers per node, not per spanned channel', async () => {
+		const a = await node('node-a', 2);
+		const b = await node('node-b', 2);
+		await join(a, 'room', 'node-a');
+		await join(a, 'room', 'node-a');
+		await expect(join(a, 'room', 'node-a')).rejects.toMatchObject({ code: 'E_CHANNEL_FULL' });
+		const b1 = await join(b, 'room', 'node-a');
+		await join(b, 'room', 'node-a');
+		await expect(join(b, 'room', 'node-a')).rejects.toMatchObject({ code: 'E_CHANNEL_FULL' });
+		expect(b1.channel.peers.size).toBe(4);
+	});
 
 	it('relays between satellites through the home node', async () => {
 		const a = await node('node-a');
