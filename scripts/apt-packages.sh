@@ -5,9 +5,10 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 log() { echo "[apt] $*" >&2; }
 
-# The mediasoup worker: toolchain and the libraries it links against.
+# The mediasoup worker: toolchain and the libraries it links against (libsrtp is built from
+# source on OpenSSL by scripts/mediasoup/build-worker.sh: Debian's libsrtp2 uses NSS).
 WORKER_BUILD=(g++ make pkg-config ninja-build patch openssl ca-certificates binutils
-	libuv1-dev libssl-dev libsrtp2-dev libabsl-dev libflatbuffers-dev flatbuffers-compiler)
+	libuv1-dev libssl-dev libabsl-dev libflatbuffers-dev flatbuffers-compiler)
 # meson >= 1.1 is needed; bookworm has 1.0.1, bookworm-backports has 1.7.
 BACKPORTS=(meson)
 # Services and tools the server, the tests and the bench use.
