@@ -9,7 +9,9 @@
 // Second: the home node of a spanned channel is SIGKILLed: the satellite's peers get
 // channelClosing and rejoin on the same connection, the home's peers reconnect to the
 // satellite, the channel gets its new home there and the two hear each other again
-// (kill -> audio measured).
+// (kill -> audio measured). Third: a satellite shut down politely (SIGTERM) exits 0
+// promptly and its peers leave the home node's channel; the home shut down under a live
+// span tells the satellite's peers to rejoin, and they can at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Notifications } from '../../server/signaling/protocol.js';
 import { decodeToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
@@ -227,5 +229,39 @@ describe('a channel spanning two nodes', () => {
 		// The satellite serves the channel alone now: two peers, no pipe.
 		expect(await gauge(sat, 'parley_peers')).toBe(2);
 		expect(await gauge(sat, 'parley_transports')).toBe(4);
+	});
+
+	it('lets a satellite with a live span shut down cleanly, and the home drops its peers', async () => {
+		const [home, sat] = await Promise.all([startNode(redis.url, 'node-e'), startNode(redis.url, 'node-f')]);
+		extraNodes.push(home, sat);
+		const e = await joinVia(home, 'hall3', 'e');
+		const f = await joinVia(sat, 'hall3', 'f');
+		clients.push(e, f);
+		expect(f.peers.map((x) => x.peerId)).toEqual([e.peerId]);
+		await until('e hears of f', () => notified(e, 'peerJoined').some((x) => x.peerId === f.peerId));
+		const stoppedAt = performance.now();
+		sat.proc.child.kill('SIGTERM');
+		expect(await sat.proc.exited).toBe(0);
+		const exitMs = Math.round(performance.now() - stoppedAt);
+		await until('e hears f left', () => notified(e, 'peerLeft').some((x) => x.peerId === f.peerId), NODE_TTL_MS * 4);
+		console.log(`satellite SIGTERM with a live span: exited 0 after ${exitMs} ms; peerLeft at the home ${Math.round(performance.now() - stoppedAt)} ms after the signal`);
+		// The home node serves e alone again: no pipe transport left.
+		await until('home back to its own media objects', async () => (await gauge(home, 'parley_peers')) === 1 && (await gauge(home, 'parley_transports')) === 0);
+
+		// Now the home shuts down under a live span: the satellite's peer is told to rejoin.
+		const sat2 = await startNode(redis.url, 'node-g');
+		extraNodes.push(sat2);
+		const g = await joinVia(sat2, 'hall3', 'g');
+		clients.push(g);
+		expect(g.peers.map((x) => x.peerId)).toEqual([e.peerId]);
+		const homeStoppedAt = performance.now();
+		home.proc.child.kill('SIGTERM');
+		await until('channelClosing at g', () => notified(g, 'channelClosing').length === 1, NODE_TTL_MS * 4);
+		const closingMs = Math.round(performance.now() - homeStoppedAt);
+		expect(await home.proc.exited).toBe(0);
+		// Rejoining on the same connection finds the channel homed at the satellite now.
+		const again = await g.client.request('join', { channel: 'hall3', rtpCapabilities: g.rtpCapabilities });
+		expect(again.ok && again.data.peers).toEqual([]);
+		console.log(`home SIGTERM with a live span: channelClosing at the satellite's peer ${closingMs} ms after the signal`);
 	});
 });
