@@ -17,6 +17,9 @@ export interface MachineInfo {
 	platform: string;
 	hypervisor: string | null;
 	loadAverage: number[];
+	/** The bench's nice value (its worker children inherit it): runs on a shared machine may
+	 * use `nice -n -10` so neighbours do not starve the measurement. */
+	nice: number;
 }
 
 export interface Versions {
@@ -73,6 +76,7 @@ export function machineInfo(): MachineInfo {
 		platform: `${os.type()} ${os.arch()}`,
 		hypervisor,
 		loadAverage: os.loadavg().map((v) => Math.round(v * 100) / 100),
+		nice: os.getPriority(),
 	};
 }
 

@@ -282,6 +282,7 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 				['Memory', `${m.memoryGiB} GiB`],
 				['Kernel', `${m.platform} ${m.kernel}`],
 				['Load average (1/5/15 min) before / after', `${m.loadAverage.join(' ')} / ${run.loadAverageAfter.join(' ')}`],
+				['Bench and worker nice value', m.nice ?? 0],
 				['Node', v.node],
 				['mediasoup', v.mediasoup],
 				['werift', v.werift],
