@@ -110,10 +110,12 @@ describe('a channel spanning two nodes', () => {
 		await until('A hears of B peers', () => [lb1, lb2, sb].every((x) => notified(la, 'peerJoined').some((j) => j.peerId === x.peerId)));
 		expect(notified(p, 'peerJoined').find((j) => j.peerId === sb.peerId)).toEqual({ peerId: sb.peerId, userId: 'sb', displayName: 'sb' });
 
-		// Loud P, quieter SB (RFC 6464 levels): speaker detection on each node must see the
-		// producers piped from the other.
+		// Speaker detection on each node must see the producers piped from the other (RFC 6464
+		// levels). SB starts silent so B's dominant speaker can only be P (once a speaker is
+		// dominant, a steady louder one does not reliably take over), then speaks up.
 		const pPub = await publishWithWerift(p.client, { audioLevelDbov: 10 });
-		const sbPub = await publishWithWerift(sb.client, { audioLevelDbov: 40 });
+		const sbLevel = { audioLevelDbov: 127 };
+		const sbPub = await publishWithWerift(sb.client, sbLevel);
 		publishers.push(pPub, sbPub);
 		streams.push(streamTone(pPub, encodeTone(1000, 50)), streamTone(sbPub, encodeTone(2000, 50)));
 		// Everyone hears both speakers (a speaker does not hear itself).
@@ -127,10 +129,10 @@ describe('a channel spanning two nodes', () => {
 		await until('audio at every listener', () => [laL, lb1L, lb2L].every((l) => l!.from(pPub.producerId).length >= 100 && l!.from(sbPub.producerId).length >= 100), 15_000);
 		// B's router observes P's piped producer (P is B's dominant speaker); A's router
 		// observes SB's piped producer (its level reaches A's peers).
-		await until('SB level at A', () => notified(la, 'audioLevels').some((x) => x.levels.some((l) => l.peerId === sb.peerId && l.volumeDb === -40)));
+		await until('activeSpeaker P at B', () => notified(lb1, 'activeSpeaker').some((x) => x.peerId === p.peerId));
 		await until('P level at B', () => notified(lb1, 'audioLevels').some((x) => x.levels.some((l) => l.peerId === p.peerId && l.volumeDb === -10)));
-		// The dominant-speaker algorithm may name SB first and switch to the louder P later.
-		await until('activeSpeaker P at B', () => notified(lb1, 'activeSpeaker').some((x) => x.peerId === p.peerId), 20_000);
+		sbLevel.audioLevelDbov = 40;
+		await until('SB level at A', () => notified(la, 'audioLevels').some((x) => x.levels.some((l) => l.peerId === sb.peerId && l.volumeDb === -40)));
 		// Decoded at the end: decoding blocks this process, which also runs the publishers.
 		const heard: Record<string, ReceivedPacket[]> = {};
 		for (const [who, l] of [['LA', laL], ['LB1', lb1L], ['LB2', lb2L]] as const) {

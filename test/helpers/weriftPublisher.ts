@@ -21,7 +21,8 @@ export interface WeriftPublisher {
 const AUDIO_LEVEL_EXT_ID = 1;
 
 /** `audioLevelDbov`: send the ssrc-audio-level header extension (RFC 6464) with this level
- * (0 loudest .. 127 silence) on every packet, so the server's speaker detection sees it. */
+ * (0 loudest .. 127 silence) on every packet, so the server's speaker detection sees it.
+ * Read per packet: change it on the same options object to change the level. */
 export async function publishWithWerift(client: TestSignalingClient, options: { audioLevelDbov?: number } = {}): Promise<WeriftPublisher> {
 	const reply = await client.request('createTransport', { direction: 'send' });
 	if (!reply.ok) throw new Error(`createTransport: ${reply.error.code}`);
