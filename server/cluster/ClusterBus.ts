@@ -148,6 +148,9 @@ export class RedisClusterBus implements ClusterBus {
 			}, timeoutMs);
 			this.#pending.set(id, { resolve, reject, timer });
 		});
+		// close() may settle it while PUBLISH is still in flight, before the caller holds it:
+		// mark it handled so that is not an unhandled rejection (the caller still sees it).
+		result.catch(() => undefined);
 		let receivers: number;
 		try {
 			receivers = await this.#redis.publish(BUS_NODE_PREFIX + nodeId, body);

@@ -32,7 +32,7 @@ describe('two nodes, one Redis: a join through either node reaches the channel',
 	});
 
 	it('both nodes are registered with their URLs and load', async () => {
-		await waitUntil(async () => (await raw.zrange('parley:nodes', 0, -1)).length === 2, 10_000, 'two nodes registered');
+		await waitUntil(async () => (await raw.zrange('parley:nodes', '0', '-1')).length === 2, 10_000, 'two nodes registered');
 		const entry = JSON.parse((await raw.get('parley:node:node-a'))!) as { signalingUrl: string; load: { peers: number } };
 		expect(entry.signalingUrl).toBe(a.url);
 		expect(entry.load.peers).toBe(0);

@@ -94,7 +94,7 @@ describe('Redis stopped mid-run', () => {
 		expect(Math.abs(dominantFrequency(decodeToMono(hz(fromX.producerId))) - X_HZ)).toBeLessThanOrEqual(20);
 		const raw = new Redis(redis.url);
 		expect(await raw.get('parley:channel-home:steady')).toBe('node-a');
-		expect((await raw.zrange('parley:nodes', 0, -1)).sort()).toEqual(['node-a', 'node-b']);
+		expect((await raw.zrange('parley:nodes', '0', '-1')).sort()).toEqual(['node-a', 'node-b']);
 		raw.disconnect();
 		console.log(`redis down: readyz 503 after ${notReadyMs} ms; readyz 200 on both ${readyAgainMs} ms after restart; cross-node join done ${crossJoinMs} ms after restart`);
 	}, 120_000);
