@@ -39,9 +39,15 @@ const CHANNELS = ['csoak-a', 'csoak-b', 'csoak-c', 'csoak-d'];
 /** RSS a node may hold above its post-warm-up baseline, at the end and at its peak. */
 const RSS_END_BAND_MB = 64;
 const RSS_PEAK_BAND_MB = 160;
-const MEDIA_KEYS = ['transports', 'producers', 'consumers', 'channels', 'sessions', 'recordings', 'transcodes'] as const;
+/** cluster.spanAbovePeers of both nodes: unset, its default (500), so every join of a channel
+ * homed on the other node is redirected; e.g. 2 mixes redirects and spans (pipes). */
+const SPAN_ABOVE_PEERS = process.env.PARLEY_CLUSTER_SOAK_SPAN_ABOVE_PEERS;
+const MEDIA_KEYS = ['routers', 'transports', 'producers', 'consumers', 'channels', 'sessions', 'recordings', 'transcodes'] as const;
 /** What Redis may hold once the churn is over (cluster README, "What Redis holds"). */
 const ALLOWED_AFTER = [/^parley:node:csoak-node-[ab]$/, /^parley:nodes$/, /^parley:vm:/, /^parley:voice-meta$/];
+
+/** Longer than any session's work (1-3 s, a recording's stop, an upload) on a loaded machine. */
+const SESSION_LIMIT_MS = 25_000;
 
 type MediaFigures = Record<(typeof MEDIA_KEYS)[number], number>;
 
@@ -71,6 +77,7 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 			PARLEY_VOICE_USER_REQUEST_BURST: '400',
 			PARLEY_VOICE_IP_REQUESTS_PER_SECOND: '1000',
 			PARLEY_VOICE_IP_REQUEST_BURST: '2000',
+			...(SPAN_ABOVE_PEERS !== undefined && { PARLEY_CLUSTER_SPAN_ABOVE_PEERS: SPAN_ABOVE_PEERS }),
 		};
 		nodes.push(...(await Promise.all([startNode(redis.url, 'csoak-node-a', env), startNode(redis.url, 'csoak-node-b', env)])));
 	}, 60_000);
@@ -94,6 +101,7 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 		const media = async (node: NodeProcess): Promise<MediaFigures> => {
 			const m = parsePrometheusText(await (await fetch(`${node.httpBase}/metrics`)).text());
 			return {
+				routers: total(m, 'parley_worker_routers'),
 				transports: total(m, 'parley_transports'),
 				producers: total(m, 'parley_producers'),
 				consumers: total(m, 'parley_consumers'),
@@ -125,20 +133,22 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 			return out;
 		};
 
-		const counts = { sessions: 0, redirects: 0, published: 0, listened: 0, recorded: 0, uploaded: 0, abrupt: 0, byNode: [0, 0], errors: [] as string[] };
+		const counts = { sessions: 0, redirects: 0, spanned: 0, published: 0, listened: 0, recorded: 0, uploaded: 0, abrupt: 0, byNode: [0, 0], errors: [] as string[] };
 		const recordingIds: string[] = [];
 		const uploadIds: string[] = [];
 
 		/** One session of one bot: enter through a random node, follow a redirect, do some work, go. */
-		async function session(rng: Prng, userId: string): Promise<void> {
+		async function session(rng: Prng, userId: string, at: { stage: string }): Promise<void> {
 			let url = rng.pick(nodes).url;
 			const channel = rng.pick(CHANNELS);
 			let client: TestSignalingClient | undefined;
 			for (let hops = 0; !client; hops++) {
+				at.stage = `connect ${url}`;
 				const { client: c } = await TestSignalingClient.connect(`${url}?token=${await token(userId)}&v=${PROTOCOL_VERSION}`);
 				counts.sessions++;
 				const caps = await c.request('getRouterRtpCapabilities', {});
 				if (!caps.ok) throw new Error(`caps ${caps.error.code}`);
+				at.stage = `join ${channel} at ${url}`;
 				const join = await c.request('join', { channel, rtpCapabilities: caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] });
 				if (join.ok) {
 					client = c;
@@ -149,17 +159,21 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 				counts.redirects++;
 				url = join.error.redirect.url;
 			}
-			counts.byNode[nodes.findIndex((n) => n.url === url)]! += 1;
+			const served = nodes.findIndex((n) => n.url === url);
+			counts.byNode[served]! += 1;
+			if ((await raw.get(`parley:channel-home:${channel}`)) !== nodes[served]!.nodeId) counts.spanned++;
 			const cleanup: (() => unknown)[] = [];
 			try {
 				const work: Promise<unknown>[] = [];
 				if (rng.chance(0.6)) {
+					at.stage = `publish in ${channel} at ${url}`;
 					const publisher = await publishWithWerift(client);
 					cleanup.push(() => publisher.close());
 					const stream = streamTone(publisher, tone);
 					cleanup.push(() => stream.stop());
 					counts.published++;
 					if (rng.chance(0.4)) {
+						at.stage = `startRecording in ${channel} at ${url}`;
 						const rec = await client.request('startRecording', { producerId: publisher.producerId, destination: { kind: 'channel', channel: CHANNELS[0]! } });
 						if (!rec.ok) throw new Error(`startRecording ${rec.error.code}`);
 						counts.recorded++;
@@ -175,6 +189,7 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 				if (rng.chance(0.5)) {
 					// Listening: consumers are created for everyone talking and resumed (no DTLS: the
 					// server-side objects are what a leak would keep).
+					at.stage = `createTransport in ${channel} at ${url}`;
 					const recv = await client.request('createTransport', { direction: 'recv' });
 					if (recv.ok) counts.listened++;
 					const resume = setInterval(() => {
@@ -189,7 +204,9 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 						uploadIds.push(id);
 					}));
 				}
+				at.stage = `work in ${channel} at ${url}`;
 				await Promise.all([sleep(rng.int(1000, 3000)), ...work]);
+				at.stage = `leave ${channel} at ${url}`;
 				if (rng.chance(0.5)) {
 					await client.request('leave', {});
 					client.close();
@@ -198,13 +215,23 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 					client.ws.terminate();
 				}
 			} finally {
+				at.stage = `cleanup in ${channel} at ${url}`;
 				for (const c of cleanup.reverse()) await c();
 				if (client.ws.readyState === client.ws.OPEN) client.close();
 			}
 		}
 
 		async function bot(rng: Prng, index: number, until: number): Promise<void> {
-			while (Date.now() < until) await session(rng, `cbot-${index}`).catch((err: Error) => counts.errors.push(`bot ${index}: ${err.message}`));
+			while (Date.now() < until) {
+				// A session that hangs (a request never answered) is an error naming where it hung,
+				// not a test timeout.
+				const at = { stage: 'start' };
+				let timer: NodeJS.Timeout | undefined;
+				const hung = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`session hung for ${SESSION_LIMIT_MS} ms at: ${at.stage}`)), SESSION_LIMIT_MS)));
+				await Promise.race([session(rng, `cbot-${index}`, at), hung])
+					.catch((err: Error) => counts.errors.push(`bot ${index}: ${err.message}`))
+					.finally(() => clearTimeout(timer));
+			}
 		}
 
 		/** Waits for the claims and buckets to go, and says how long each took. */
@@ -255,6 +282,7 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 		const after = { media: await Promise.all(nodes.map(media)), rssMb: pids.map(rssMb), workerRssMb: workerPids.map((ps) => ps.map(rssMb)), redis: families(keys) };
 		const report = {
 			soakS: SOAK_S,
+			spanAbovePeers: SPAN_ABOVE_PEERS ?? 'default',
 			bots: BOTS,
 			...counts,
 			errors: counts.errors.length,
@@ -269,6 +297,7 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 		console.log(`cluster soak figures: ${JSON.stringify(report)}`);
 
 		expect(counts.errors.slice(0, 5)).toEqual([]);
+		expect(warmupErrors.slice(0, 5)).toEqual([]);
 		expect(counts.published).toBeGreaterThan(0);
 		expect(counts.redirects).toBeGreaterThan(0);
 		expect(counts.byNode.every((n) => n > 0)).toBe(true);
