@@ -114,10 +114,15 @@ describe('a channel spanning two nodes', () => {
 		// levels). SB starts silent so B's dominant speaker can only be P (once a speaker is
 		// dominant, a steady louder one does not reliably take over), then speaks up.
 		const pPub = await publishWithWerift(p.client, { audioLevelDbov: 10 });
+		publishers.push(pPub);
+		streams.push(streamTone(pPub, encodeTone(1000, 50)));
+		// B's router observes P's piped producer: P becomes B's dominant speaker. Waited for
+		// before SB publishes, so which producer B's observer met first cannot decide it.
+		await until('activeSpeaker P at B', () => notified(lb1, 'activeSpeaker').some((x) => x.peerId === p.peerId), 15_000);
 		const sbLevel = { audioLevelDbov: 127 };
 		const sbPub = await publishWithWerift(sb.client, sbLevel);
-		publishers.push(pPub, sbPub);
-		streams.push(streamTone(pPub, encodeTone(1000, 50)), streamTone(sbPub, encodeTone(2000, 50)));
+		publishers.push(sbPub);
+		streams.push(streamTone(sbPub, encodeTone(2000, 50)));
 		// Everyone hears both speakers (a speaker does not hear itself).
 		const [laL, lb1L, lb2L] = await Promise.all([la, lb1, lb2].map((x) => listenWithWerift(x.client, 2, { since: 0, timeoutMs: 10_000 })));
 		listeners.push(laL!, lb1L!, lb2L!);
@@ -127,9 +132,8 @@ describe('a channel spanning two nodes', () => {
 			expect(byPeer.get(sb.peerId), `${who} has a consumer of SB`).toBe(sbPub.producerId);
 		}
 		await until('audio at every listener', () => [laL, lb1L, lb2L].every((l) => l!.from(pPub.producerId).length >= 100 && l!.from(sbPub.producerId).length >= 100), 15_000);
-		// B's router observes P's piped producer (P is B's dominant speaker); A's router
-		// observes SB's piped producer (its level reaches A's peers).
-		await until('activeSpeaker P at B', () => notified(lb1, 'activeSpeaker').some((x) => x.peerId === p.peerId));
+		// B's router sees P's level; A's router observes SB's piped producer (its level
+		// reaches A's peers).
 		await until('P level at B', () => notified(lb1, 'audioLevels').some((x) => x.levels.some((l) => l.peerId === p.peerId && l.volumeDb === -10)));
 		sbLevel.audioLevelDbov = 40;
 		await until('SB level at A', () => notified(la, 'audioLevels').some((x) => x.levels.some((l) => l.peerId === sb.peerId && l.volumeDb === -40)));
