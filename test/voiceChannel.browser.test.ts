@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ParleyServer } from '../server/ParleyServer.js';
 import { mintAccessToken, type MintOptions } from '../server/signaling/accessToken.js';
-import { launchBrowser, measureStreamInPage, type Spectrum } from './helpers/browser.js';
+import { launchBrowser, measureStreamInPage, type Spectrum, trackPeerConnections } from './helpers/browser.js';
 import { testConfig } from './helpers/config.js';
 import { testLogger } from './helpers/logger.js';
 import { writeToneWav } from './helpers/wav.js';
@@ -22,19 +22,6 @@ interface Person {
 	userId: string;
 	browser: Browser;
 	page: Page;
-}
-
-/** Runs in the page: records RTCPeerConnections so the test can read their SDP and stats. */
-function trackPeerConnections(): void {
-	const w = window as unknown as { __pcs: RTCPeerConnection[] };
-	w.__pcs = [];
-	const Original = window.RTCPeerConnection;
-	window.RTCPeerConnection = class extends Original {
-		constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
-			super(...args);
-			w.__pcs.push(this);
-		}
-	} as typeof RTCPeerConnection;
 }
 
 describe('voice channel in real browsers', () => {

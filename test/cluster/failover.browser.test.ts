@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, measureStreamInPage } from '../helpers/browser.js';
+import { launchBrowser, measureStreamInPage, trackPeerConnections } from '../helpers/browser.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startNode, token, type NodeProcess } from './helpers/nodes.js';
 import { VoiceBot } from './helpers/voiceBot.js';
@@ -18,19 +18,6 @@ const SPEAKER_HZ = 800;
 const REJOIN_BOUND_MS = 15_000;
 
 type PageWindow = Window & { client: import('../../client/index.js').ParleyClient; __pcs: RTCPeerConnection[]; __states: string[] };
-
-/** Runs in the page: records RTCPeerConnections so the test can watch their packets. */
-function trackPeerConnections(): void {
-	const w = window as unknown as { __pcs: RTCPeerConnection[] };
-	w.__pcs = [];
-	const Original = window.RTCPeerConnection;
-	window.RTCPeerConnection = class extends Original {
-		constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
-			super(...args);
-			w.__pcs.push(this);
-		}
-	} as typeof RTCPeerConnection;
-}
 
 describe('ParleyClient in Chromium fails over between nodes', () => {
 	let redis: TestRedis;

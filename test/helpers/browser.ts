@@ -65,3 +65,17 @@ export function measureStreamInPage(page: Page, windows = 30): Promise<Spectrum>
 		return { frequencyHz: (best * ctx.sampleRate) / analyser.fftSize, levelDb: 10 * Math.log10(power[best]! / n) };
 	}, windows);
 }
+
+/** Runs in the page (page.addInitScript): records every RTCPeerConnection in `window.__pcs`
+ * so a test can read their SDP, stats and packet counts. */
+export function trackPeerConnections(): void {
+	const w = window as unknown as { __pcs: RTCPeerConnection[] };
+	w.__pcs = [];
+	const Original = window.RTCPeerConnection;
+	window.RTCPeerConnection = class extends Original {
+		constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
+			super(...args);
+			w.__pcs.push(this);
+		}
+	} as typeof RTCPeerConnection;
+}

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ParleyClient } from '../../client/index.js';
-import { launchBrowser, measureStreamInPage } from '../helpers/browser.js';
+import { launchBrowser, measureStreamInPage, trackPeerConnections } from '../helpers/browser.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 
@@ -23,18 +23,6 @@ interface Person {
 }
 
 type PageWindow = { client: ParleyClient; __pcs: RTCPeerConnection[] };
-
-function trackPeerConnections(): void {
-	const w = window as unknown as PageWindow;
-	w.__pcs = [];
-	const Original = window.RTCPeerConnection;
-	window.RTCPeerConnection = class extends Original {
-		constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
-			super(...args);
-			w.__pcs.push(this);
-		}
-	} as typeof RTCPeerConnection;
-}
 
 describe('worker crash with the browser client', () => {
 	let h: Harness;
