@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, measureStreamInPage, trackPeerConnections } from '../helpers/browser.js';
+import { launchBrowser, measureStreamInPage, trackPeerConnections, firstNewPacketAt } from '../helpers/browser.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startNode, token, type NodeProcess } from './helpers/nodes.js';
 import { VoiceBot } from './helpers/voiceBot.js';
@@ -52,22 +52,6 @@ describe('ParleyClient in Chromium fails over between nodes', () => {
 		return (await measureStreamInPage(page, 20)).frequencyHz;
 	}
 
-	function firstNewPacketAt(knownPcs: number): Promise<number> {
-		return page.evaluate(async (known) => {
-			const w = window as unknown as PageWindow;
-			for (;;) {
-				for (const pc of w.__pcs.slice(known)) {
-					let received = 0;
-					(await pc.getStats()).forEach((s: { type: string; packetsReceived?: number }) => {
-						if (s.type === 'inbound-rtp') received += s.packetsReceived ?? 0;
-					});
-					if (received > 0) return Date.now();
-				}
-				await new Promise((r) => setTimeout(r, 20));
-			}
-		}, knownPcs);
-	}
-
 	it('follows the redirect, then rejoins through its entry node after the home node dies', async () => {
 		speaker = new VoiceBot({ name: 'speaker', urls: [a.url, b.url], channel: 'room', toneHz: SPEAKER_HZ, hears: 0 });
 		await speaker.start(); // homes 'room' on A
@@ -96,7 +80,7 @@ describe('ParleyClient in Chromium fails over between nodes', () => {
 		expect(Math.abs((await hear()) - SPEAKER_HZ)).toBeLessThan(30);
 
 		const known = await page.evaluate(() => (window as unknown as PageWindow).__pcs.length);
-		const firstPacket = firstNewPacketAt(known);
+		const firstPacket = firstNewPacketAt(page, known);
 		const killedAt = Date.now();
 		await a.kill();
 		const rejoinMs = (await firstPacket) - killedAt;

@@ -79,3 +79,21 @@ export function trackPeerConnections(): void {
 		}
 	} as typeof RTCPeerConnection;
 }
+
+/** When the first RTP packet arrives on a peer connection created after the first
+ * `knownPcs` ones (needs trackPeerConnections): Date.now() in the page. */
+export function firstNewPacketAt(page: Page, knownPcs: number): Promise<number> {
+	return page.evaluate(async (known) => {
+		const w = window as unknown as { __pcs: RTCPeerConnection[] };
+		for (;;) {
+			for (const pc of w.__pcs.slice(known)) {
+				let received = 0;
+				(await pc.getStats()).forEach((s: { type: string; packetsReceived?: number }) => {
+					if (s.type === 'inbound-rtp') received += s.packetsReceived ?? 0;
+				});
+				if (received > 0) return Date.now();
+			}
+			await new Promise((r) => setTimeout(r, 20));
+		}
+	}, knownPcs);
+}

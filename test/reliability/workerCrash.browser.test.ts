@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ParleyClient } from '../../client/index.js';
-import { launchBrowser, measureStreamInPage, trackPeerConnections } from '../helpers/browser.js';
+import { launchBrowser, measureStreamInPage, trackPeerConnections, firstNewPacketAt } from '../helpers/browser.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 
@@ -69,22 +69,6 @@ describe('worker crash with the browser client', () => {
 
 	/** Resolves with Date.now() when a receiving RTCPeerConnection created after the first
 	 * `knownPcs` has received a packet (polled every 20 ms in the page). */
-	function firstNewPacketAt(p: Person, knownPcs: number): Promise<number> {
-		return p.page.evaluate(async (known) => {
-			const w = window as unknown as PageWindow;
-			for (;;) {
-				for (const pc of w.__pcs.slice(known)) {
-					let received = 0;
-					(await pc.getStats()).forEach((s: { type: string; packetsReceived?: number }) => {
-						if (s.type === 'inbound-rtp') received += s.packetsReceived ?? 0;
-					});
-					if (received > 0) return Date.now();
-				}
-				await new Promise((r) => setTimeout(r, 20));
-			}
-		}, knownPcs);
-	}
-
 	/** Strongest frequency the page hears from the other person over ~1 s. */
 	async function hearOther(p: Person): Promise<number> {
 		await p.page.evaluate(async () => {
@@ -105,7 +89,7 @@ describe('worker crash with the browser client', () => {
 		const channel = h.server.channels.get('room')!;
 		const pid = h.server.workers.info()[h.server.workers.workerIndexOf(channel.router)!]!.pid!;
 		const known = await Promise.all(people.map((p) => p.page.evaluate(() => (window as unknown as PageWindow).__pcs.length)));
-		const watches = people.map((p, i) => firstNewPacketAt(p, known[i]!));
+		const watches = people.map((p, i) => firstNewPacketAt(p.page, known[i]!));
 		const killedAt = Date.now();
 		process.kill(pid, 'SIGKILL');
 		const recoveredMs = (await Promise.all(watches)).map((t) => t - killedAt);
