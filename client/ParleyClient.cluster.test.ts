@@ -6,21 +6,8 @@ import { Device, FakeHandler, testFakeParameters } from 'mediasoup-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ParleyClient, type ConnectionState } from './ParleyClient.js';
 import { BackoffReconnectPolicy } from './ReconnectPolicy.js';
+import { FakeMediaStream } from './test/FakeMediaStream.js';
 import { FakeProtocolError, FakeSignalingServer, type FakeWebSocket } from './test/FakeSignalingServer.js';
-
-class FakeMediaStream {
-	readonly #tracks: MediaStreamTrack[] = [];
-	addTrack(track: MediaStreamTrack): void {
-		if (!this.#tracks.includes(track)) this.#tracks.push(track);
-	}
-	removeTrack(track: MediaStreamTrack): void {
-		const i = this.#tracks.indexOf(track);
-		if (i >= 0) this.#tracks.splice(i, 1);
-	}
-	getTracks(): MediaStreamTrack[] {
-		return [...this.#tracks];
-	}
-}
 
 const A = 'ws://node-a.test/ws';
 const B = 'ws://node-b.test/ws';

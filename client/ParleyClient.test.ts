@@ -8,25 +8,8 @@ import { CLOSE_CODES } from '../server/signaling/protocol.js';
 import { ParleyClient, type ConnectionState } from './ParleyClient.js';
 import type { ParleyError } from './ParleyError.js';
 import { BackoffReconnectPolicy } from './ReconnectPolicy.js';
+import { FakeMediaStream } from './test/FakeMediaStream.js';
 import { FakeProtocolError, FakeSignalingServer } from './test/FakeSignalingServer.js';
-
-/** Enough of MediaStream for RemoteAudio (Node has none). */
-class FakeMediaStream {
-	readonly #tracks: MediaStreamTrack[];
-	constructor(tracks: MediaStreamTrack[] = []) {
-		this.#tracks = [...tracks];
-	}
-	addTrack(track: MediaStreamTrack): void {
-		if (!this.#tracks.includes(track)) this.#tracks.push(track);
-	}
-	removeTrack(track: MediaStreamTrack): void {
-		const i = this.#tracks.indexOf(track);
-		if (i >= 0) this.#tracks.splice(i, 1);
-	}
-	getTracks(): MediaStreamTrack[] {
-		return [...this.#tracks];
-	}
-}
 
 interface Context {
 	server: FakeSignalingServer;
