@@ -52,6 +52,15 @@ interface Figures {
 }
 
 const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+/** Fewest descriptors `pid` has open, sampled every 250 ms for up to `windowMs` (stops early at `enough`). */
+async function fewestFds(pid: number, windowMs: number, enough = 0): Promise<number> {
+	let fewest = fdCount(pid);
+	for (const end = Date.now() + windowMs; Date.now() < end && fewest > enough; ) {
+		await new Promise((r) => setTimeout(r, 250));
+		fewest = Math.min(fewest, fdCount(pid));
+	}
+	return fewest;
+}
 /** Open descriptors by kind (socket, pipe, anon_inode, file), for the report. */
 function fdKinds(pid: number): Record<string, number> {
 	const kinds: Record<string, number> = {};
@@ -228,6 +237,10 @@ describe(`soak: ${SOAK_S} s of churn by ${BOTS} bots`, () => {
 		await Promise.all(Array.from({ length: BOTS }, (_, i) => bot(rng.fork(), i, Date.now() + 4000)));
 		await settle();
 		const before = await figures();
+		// The baseline is the fewest descriptors open over a few seconds: the test's own
+		// keep-alive connection to /metrics (closed by undici after 4 s idle) or a child's stdio
+		// pair may be open at any one instant.
+		before.serverFds = await fewestFds(pid, 8000);
 
 		const started = Date.now();
 		const samples: number[] = [];
@@ -238,7 +251,7 @@ describe(`soak: ${SOAK_S} s of churn by ${BOTS} bots`, () => {
 		// A connection the last clients left idle is closed by them or by the server's idle
 		// timeout (10 s for HTTP); a leaked one never is.
 		const fdsSettledAt = Date.now();
-		await waitUntil(() => fdCount(pid) === before.serverFds && workerPids.every((p, i) => fdCount(p) === before.workerFds[i]), 20_000, 'open fds back to the baseline', 250).catch(() => undefined);
+		await waitUntil(() => fdCount(pid) <= before.serverFds && workerPids.every((p, i) => fdCount(p) === before.workerFds[i]), 20_000, 'open fds back to the baseline', 250).catch(() => undefined);
 		const fdSettleMs = Date.now() - fdsSettledAt;
 		const after = await figures();
 		const peakRssMb = Math.round(Math.max(...samples));
@@ -253,12 +266,10 @@ describe(`soak: ${SOAK_S} s of churn by ${BOTS} bots`, () => {
 		// A transient descriptor (a child process's stdio socketpair, a closing client socket)
 		// can be open at any one instant; a leaked one is open at every instant. Judge by the
 		// fewest open over a few seconds.
-		let fewestServerFds = after.serverFds;
-		for (let i = 0; i < 20 && fewestServerFds > before.serverFds; i++) {
-			await new Promise((r) => setTimeout(r, 250));
-			fewestServerFds = Math.min(fewestServerFds, fdCount(pid));
-		}
-		expect(fewestServerFds).toBe(before.serverFds);
+		// fewest open over a few seconds. Fewer than the baseline is no leak (a transient one
+		// the baseline window happened to catch at every sample).
+		const fewestServerFds = Math.min(after.serverFds, await fewestFds(pid, 8000, before.serverFds));
+		expect(fewestServerFds).toBeLessThanOrEqual(before.serverFds);
 		expect(after.workerFds).toEqual(before.workerFds);
 		expect(after.serverRssMb - before.serverRssMb).toBeLessThan(RSS_END_BAND_MB);
 		expect(peakRssMb - before.serverRssMb).toBeLessThan(RSS_PEAK_BAND_MB);
