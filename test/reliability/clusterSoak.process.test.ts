@@ -159,7 +159,10 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 				at.mark(`connect ${url}`);
 				const c = await connectWithin(`${url}?token=${jwt}&v=${PROTOCOL_VERSION}`, url);
 				counts.sessions++;
-				void c.closed.then((cl) => at.mark(`socket closed ${cl.code} ${cl.reason}`));
+				// The client's port and the wall clock pair a trail with a packet capture
+				// (tcpdump -i lo) when chasing the open finding below.
+				at.mark(`connected from port ${(c.ws as unknown as { _socket?: { localPort?: number } })._socket?.localPort} at ${new Date().toISOString()}`);
+				void c.closed.then((cl) => at.mark(`socket closed ${cl.code} ${cl.reason} at ${new Date().toISOString()}`));
 				at.mark(`getRouterRtpCapabilities at ${url}`);
 				const caps = await c.request('getRouterRtpCapabilities', {});
 				if (!caps.ok) throw new Error(`caps ${caps.error.code}`);
