@@ -20,6 +20,9 @@ import { TokenBucket } from './TokenBucket.js';
 import type { SignalingRateLimits } from './rateLimits.js';
 import { clientAddress } from '../http/clientAddress.js';
 
+/** Frames a client may send before its welcome (while its token is checked); more closes it. */
+const MAX_EARLY_FRAMES = 16;
+
 const SERVER_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export interface SignalingServerOptions {
@@ -68,33 +71,31 @@ export class SignalingServer {
 			// is uWS's own safety net above that (typed as number here, read as a boolean).
 			maxBackpressure: s.maxBufferedBytes * 2,
 			closeOnBackpressureLimit: 1,
+			// The upgrade is synchronous and the token is checked after it, in open(). An upgrade
+			// done later (after an await) has to be corked, and uWebSockets.js (this release and
+			// upstream until uNetworking/uWebSockets#1929) then misreads the new WebSocket's memory
+			// as the HTTP response's state when the socket was reallocated in place, and may shut it
+			// down right after open: a rare drop with "Connection: Upgrade", every time with a
+			// client or proxy that sends "Connection: close" (test/cluster/asyncUpgrade.test.ts).
 			upgrade: (res, req, context) => {
-				const query = new URLSearchParams(req.getQuery() ?? '');
-				const key = req.getHeader('sec-websocket-key');
-				const protocol = req.getHeader('sec-websocket-protocol');
-				const extensions = req.getHeader('sec-websocket-extensions');
-				const remoteAddress = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for'), options.config.http.trustProxy);
-				let aborted = false;
-				res.onAborted(() => {
-					aborted = true;
-				});
-				this.#authenticate(query, remoteAddress)
-					.catch((err: unknown): Pick<SocketData, 'claims' | 'refusal'> => {
-						this.#log.error({ err }, 'authentication failed unexpectedly');
-						return { claims: undefined, refusal: { closeCode: CLOSE_CODES.AUTH, error: { code: 'E_INTERNAL', message: ERROR_CODES.E_INTERNAL } } };
-					})
-					.then((outcome) => {
-					if (aborted) return;
-					res.cork(() => {
-						res.upgrade<SocketData>({ ...outcome, remoteAddress, session: undefined }, key, protocol, extensions, context);
-					});
-				});
+				const data: SocketData = {
+					query: req.getQuery() ?? '',
+					remoteAddress: clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for'), options.config.http.trustProxy),
+					claims: undefined,
+					refusal: undefined,
+					session: undefined,
+					early: [],
+					closed: false,
+				};
+				res.upgrade<SocketData>(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
 			},
 			open: (ws) => this.#onOpen(ws),
 			message: (ws, message, isBinary) => {
+				const data = ws.getUserData();
 				// uWS reuses the buffer after this callback returns: decode (copy) it now.
-				const session = ws.getUserData().session;
-				session?.onMessage(isBinary ? undefined : Buffer.from(message).toString('utf8'), message.byteLength);
+				const text = isBinary ? undefined : Buffer.from(message).toString('utf8');
+				if (data.session) data.session.onMessage(text, message.byteLength);
+				else if (!data.refusal) this.#holdEarly(ws, text, message.byteLength);
 			},
 			close: (ws, code) => this.#onClose(ws, code),
 		});
@@ -126,6 +127,34 @@ export class SignalingServer {
 	}
 
 	#onOpen(ws: WebSocket<SocketData>): void {
+		const data = ws.getUserData();
+		this.#authenticate(new URLSearchParams(data.query), data.remoteAddress)
+			.catch((err: unknown): Pick<SocketData, 'claims' | 'refusal'> => {
+				this.#log.error({ err }, 'authentication failed unexpectedly');
+				return { claims: undefined, refusal: { closeCode: CLOSE_CODES.AUTH, error: { code: 'E_INTERNAL', message: ERROR_CODES.E_INTERNAL } } };
+			})
+			.then((outcome) => {
+				if (data.closed) return;
+				data.claims = outcome.claims;
+				data.refusal = outcome.refusal;
+				// One write for the welcome and the answers to early frames.
+				ws.cork(() => this.#admit(ws));
+			});
+	}
+
+	/** A client may send before its welcome; frames are kept (a few) until the token is checked. */
+	#holdEarly(ws: WebSocket<SocketData>, text: string | undefined, byteLength: number): void {
+		const data = ws.getUserData();
+		if (data.early.length >= MAX_EARLY_FRAMES) {
+			data.refusal = { closeCode: CLOSE_CODES.OVERLOADED, error: { code: 'E_RATE_LIMIT', message: `More than ${MAX_EARLY_FRAMES} messages before the welcome.` } };
+			ws.end(CLOSE_CODES.OVERLOADED, `E_RATE_LIMIT: ${data.refusal.error.message}`);
+			return;
+		}
+		data.early.push({ text, byteLength });
+	}
+
+	/** After the token check: refuses with a close code, or starts the session and welcomes it. */
+	#admit(ws: WebSocket<SocketData>): void {
 		const data = ws.getUserData();
 		const s = this.#options.config.signaling;
 		if (!data.refusal && this.#sockets.size >= s.maxConnections) {
@@ -161,6 +190,7 @@ export class SignalingServer {
 			channels: claims.channels,
 			limits: { maxMessageBytes: s.maxMessageBytes, ...this.#pacing() },
 		});
+		for (const frame of data.early.splice(0)) session.onMessage(frame.text, frame.byteLength);
 	}
 
 	/** The rate a client should pace its requests at: its connection's, or its user's when lower. */
@@ -200,8 +230,11 @@ export class SignalingServer {
 	}
 
 	#onClose(ws: WebSocket<SocketData>, code: number): void {
+		const data = ws.getUserData();
+		data.closed = true;
+		data.early = [];
 		this.#sockets.delete(ws);
-		const session = ws.getUserData().session;
+		const session = data.session;
 		if (!session) return;
 		session.markClosed();
 		this.#sessions.delete(session);

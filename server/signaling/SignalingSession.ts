@@ -21,11 +21,18 @@ import type { TokenBucket } from './TokenBucket.js';
 
 /** Per-connection data uWS keeps with the socket (set at upgrade). */
 export interface SocketData {
-	claims: AccessClaims | undefined;
-	/** Why the connection is refused right after opening, if it is. */
-	refusal: { closeCode: number; error: ProtocolError } | undefined;
+	/** The upgrade request's query string (uWS's request object dies with the upgrade handler). */
+	query: string;
 	remoteAddress: string;
+	claims: AccessClaims | undefined;
+	/** Why the connection is refused right after the token check, if it is. */
+	refusal: { closeCode: number; error: ProtocolError } | undefined;
+	/** Set once the token is checked and accepted. */
 	session: SignalingSession | undefined;
+	/** Frames that arrived while the token was being checked; replayed to the session. */
+	early: { text: string | undefined; byteLength: number }[];
+	/** The socket is gone: the token check's answer must not touch it. */
+	closed: boolean;
 }
 
 export interface SessionLimits {
