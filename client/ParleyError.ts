@@ -38,6 +38,8 @@ export interface ParleyErrorOptions {
 	httpStatus?: number;
 	/** With E_REDIRECT: the node that serves the channel. */
 	redirect?: RedirectTarget;
+	/** With E_RATE_LIMIT: how long the server asked to wait before retrying. */
+	retryAfterMs?: number;
 }
 
 export class ParleyError extends Error {
@@ -46,6 +48,7 @@ export class ParleyError extends Error {
 	readonly closeCode: number | undefined;
 	readonly httpStatus: number | undefined;
 	readonly redirect: RedirectTarget | undefined;
+	readonly retryAfterMs: number | undefined;
 
 	constructor(code: ParleyErrorCode, message: string = defaultMessage(code), options: ParleyErrorOptions = {}) {
 		super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -53,6 +56,7 @@ export class ParleyError extends Error {
 		this.closeCode = options.closeCode;
 		this.httpStatus = options.httpStatus;
 		this.redirect = options.redirect;
+		this.retryAfterMs = options.retryAfterMs;
 	}
 }
 

@@ -144,6 +144,47 @@ describe('SignalingConnection', () => {
 		expect(sentAt[2]! - sentAt[1]!).toBeGreaterThanOrEqual(40);
 	});
 
+	it('retries a request refused with E_RATE_LIMIT after the retryAfterMs the server gave', async () => {
+		const connection = await open();
+		const sentAt: number[] = [];
+		ctx.server.on('leave', () => {
+			sentAt.push(performance.now());
+			if (sentAt.length < 3) throw new FakeProtocolError('E_RATE_LIMIT', 'user limit', undefined, 60);
+			return {};
+		});
+		await expect(connection.request('leave', {})).resolves.toEqual({});
+		expect(sentAt).toHaveLength(3);
+		expect(sentAt[1]! - sentAt[0]!).toBeGreaterThanOrEqual(55);
+		expect(sentAt[2]! - sentAt[1]!).toBeGreaterThanOrEqual(55);
+		// With jitter, but at most twice the wait (plus timer slack).
+		expect(sentAt[2]! - sentAt[0]!).toBeLessThan(2 * 2 * 60 + 100);
+	});
+
+	it('surfaces E_RATE_LIMIT with its retryAfterMs when retries are used up, it has no wait, or the wait outlasts the timeout', async () => {
+		const connection = await open();
+		let calls = 0;
+		let retryAfterMs: number | undefined = 20;
+		ctx.server.on('leave', () => {
+			calls++;
+			throw new FakeProtocolError('E_RATE_LIMIT', 'user limit', undefined, retryAfterMs);
+		});
+		await expect(connection.request('leave', {})).rejects.toMatchObject({ code: 'E_RATE_LIMIT', retryAfterMs: 20 });
+		expect(calls).toBe(3); // the first try and RATE_LIMIT_RETRIES (2)
+		calls = 0;
+		await expect(connection.request('leave', {}, { rateLimitRetries: 0 })).rejects.toMatchObject({ code: 'E_RATE_LIMIT' });
+		expect(calls).toBe(1);
+		calls = 0;
+		retryAfterMs = undefined; // the per-connection bucket says nothing: the client paced wrong
+		await expect(connection.request('leave', {})).rejects.toMatchObject({ code: 'E_RATE_LIMIT', retryAfterMs: undefined });
+		expect(calls).toBe(1);
+		calls = 0;
+		retryAfterMs = 5000;
+		const started = performance.now();
+		await expect(connection.request('leave', {}, { timeoutMs: 3000 })).rejects.toMatchObject({ code: 'E_RATE_LIMIT', retryAfterMs: 5000 });
+		expect(calls).toBe(1);
+		expect(performance.now() - started).toBeLessThan(500);
+	});
+
 	it('refuses requests above the announced message size', async () => {
 		ctx.server.welcome = { ...ctx.server.welcome, limits: { maxMessageBytes: 64, requestsPerSecond: 100, requestBurst: 10 } };
 		const connection = await open();

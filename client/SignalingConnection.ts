@@ -53,7 +53,16 @@ export type SignalingEvents = { [N in NotificationName]: [data: Notifications[N]
 
 export interface RequestOptions {
 	timeoutMs?: number;
+	/** How many times an E_RATE_LIMIT answer that says when to retry (retryAfterMs) is retried
+	 * after that wait, within timeoutMs (default RATE_LIMIT_RETRIES). 0 surfaces it at once. */
+	rateLimitRetries?: number;
 }
+
+/** A refused request did nothing on the server, so it is safe to send again; the connection's
+ * own pacing keeps a client under its own limit, but a user's or address's limit is shared
+ * with the user's other connections (tabs, devices, nodes of a cluster), which this one
+ * cannot see. */
+export const RATE_LIMIT_RETRIES = 2;
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
@@ -165,7 +174,26 @@ export class SignalingConnection extends TypedEmitter<SignalingEvents> {
 		return this.#closeInfo;
 	}
 
-	request<M extends Method>(method: M, data: RequestData<M>, { timeoutMs = this.#requestTimeoutMs }: RequestOptions = {}): Promise<ResponseData[M]> {
+	async request<M extends Method>(method: M, data: RequestData<M>, options: RequestOptions = {}): Promise<ResponseData[M]> {
+		const timeoutMs = options.timeoutMs ?? this.#requestTimeoutMs;
+		const deadline = performance.now() + timeoutMs;
+		for (let retries = options.rateLimitRetries ?? RATE_LIMIT_RETRIES; ; retries--) {
+			try {
+				return await this.#requestOnce(method, data, Math.max(1, deadline - performance.now()));
+			} catch (error) {
+				const retryAfterMs = error instanceof ParleyError && error.code === 'E_RATE_LIMIT' ? error.retryAfterMs : undefined;
+				if (retryAfterMs === undefined || retries <= 0) throw error;
+				// Up to twice the wait: requests refused together (the user's other tabs) do not
+				// all come back at the same instant and collide again.
+				const waitMs = retryAfterMs * (1 + Math.random());
+				// Only when the retry can still be answered in time.
+				if (performance.now() + waitMs >= deadline) throw error;
+				await new Promise((resolve) => setTimeout(resolve, waitMs));
+			}
+		}
+	}
+
+	#requestOnce<M extends Method>(method: M, data: RequestData<M>, timeoutMs: number): Promise<ResponseData[M]> {
 		if (this.#state !== 'open') return Promise.reject(this.#closeInfo?.error ?? new ParleyError('E_NOT_CONNECTED'));
 		this.#lastId = this.#lastId >= MAX_REQUEST_ID ? 1 : this.#lastId + 1;
 		const id = this.#lastId;
@@ -264,7 +292,8 @@ export class SignalingConnection extends TypedEmitter<SignalingEvents> {
 		if (message.ok) pending.resolve(message.data);
 		else {
 			const redirect = redirectOf(message.error);
-			pending.reject(new ParleyError(message.error.code, message.error.message, redirect ? { redirect } : {}));
+			const retryAfterMs = retryAfterOf(message.error);
+			pending.reject(new ParleyError(message.error.code, message.error.message, { ...(redirect && { redirect }), ...(retryAfterMs !== undefined && { retryAfterMs }) }));
 		}
 	}
 
@@ -309,6 +338,12 @@ export class SignalingConnection extends TypedEmitter<SignalingEvents> {
 }
 
 /** The E_REDIRECT target, when the error carries a well-formed one (the caller checks the URL). */
+/** With E_RATE_LIMIT: the server's wait, when it gave a sane one (at most a minute). */
+function retryAfterOf(error: ProtocolError): number | undefined {
+	const ms = (error as { retryAfterMs?: unknown }).retryAfterMs;
+	return error.code === 'E_RATE_LIMIT' && typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 && ms <= 60_000 ? ms : undefined;
+}
+
 function redirectOf(error: ProtocolError): RedirectTarget | undefined {
 	const r = (error as { redirect?: unknown }).redirect;
 	if (error.code !== 'E_REDIRECT' || typeof r !== 'object' || r === null) return undefined;

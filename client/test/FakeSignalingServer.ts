@@ -28,6 +28,8 @@ export class FakeProtocolError extends Error {
 		message: string = code,
 		/** Sent as error.redirect (E_REDIRECT). */
 		readonly redirect?: RedirectTarget,
+		/** Sent as error.retryAfterMs (E_RATE_LIMIT). */
+		readonly retryAfterMs?: number,
 	) {
 		super(message);
 	}
@@ -200,7 +202,7 @@ export class FakeSignalingServer {
 			socket.deliver({ id, ok: true, data: result });
 		} catch (error) {
 			if (!(error instanceof FakeProtocolError)) throw error;
-			socket.deliver({ id, ok: false, error: { code: error.code, message: error.message, ...(error.redirect && { redirect: error.redirect }) } });
+			socket.deliver({ id, ok: false, error: { code: error.code, message: error.message, ...(error.redirect && { redirect: error.redirect }), ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }) } });
 		}
 		this.afterResponse?.(request, socket);
 	}
