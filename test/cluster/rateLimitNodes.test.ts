@@ -5,6 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { ParleyError } from '../../client/ParleyError.js';
+import { SignalingConnection } from '../../client/SignalingConnection.js';
 import { ParleyServer } from '../../server/ParleyServer.js';
 import { mintAccessToken } from '../../server/signaling/accessToken.js';
 import { CLOSE_CODES, PROTOCOL_VERSION } from '../../server/signaling/protocol.js';
@@ -173,6 +176,34 @@ describe('two nodes, one Redis: one bucket per user and per address', () => {
 		// The voice-message API draws from the same per-user bucket.
 		const list = await fetch(`http://127.0.0.1:${nodes[0]!.http.port}/voice/messages?channel=room`, { headers: { Authorization: `Bearer ${tok}` } });
 		expect(list.status).toBe(429);
+	});
+
+	it('the client library retries a request the user limit refused, after the retryAfterMs it was given', async () => {
+		const tok = await token(`retry-${randomUUID()}`);
+		// Another connection of the same user (another tab, on the other node) spends the bucket.
+		const other = await connect(nodes[0]!, tok);
+		for (let i = 0; i < USER_BURST; i++) expect((await other.request('getRouterRtpCapabilities', {})).ok).toBe(true);
+		const connection = await SignalingConnection.open({ url: `ws://127.0.0.1:${nodes[1]!.http.port}/ws`, token: tok, createWebSocket: (u) => new WebSocket(u) as unknown as globalThis.WebSocket });
+		try {
+			const refused = await connection.request('getRouterRtpCapabilities', {}, { rateLimitRetries: 0 }).catch((e: unknown) => e);
+			expect(refused).toBeInstanceOf(ParleyError);
+			expect(refused).toMatchObject({ code: 'E_RATE_LIMIT' });
+			const waitMs = (refused as ParleyError).retryAfterMs!;
+			expect(waitMs).toBeGreaterThan(0);
+			expect(waitMs).toBeLessThanOrEqual(1000 / USER_RATE);
+			const before = await rateLimitedCount(nodes[1]!, 'signaling_user');
+			const started = performance.now();
+			// Refused once more (the bucket is still empty), then sent again after the wait: answered.
+			const caps = await connection.request('getRouterRtpCapabilities', {});
+			const tookMs = performance.now() - started;
+			console.log(`client retry after E_RATE_LIMIT: answered after ${Math.round(tookMs)} ms (retryAfterMs ${waitMs})`);
+			expect(caps.rtpCapabilities.codecs?.length).toBeGreaterThan(0);
+			expect(await rateLimitedCount(nodes[1]!, 'signaling_user')).toBe(before + 1);
+			// It waited (about retryAfterMs, jittered up to twice): not answered before a token refilled.
+			expect(tookMs).toBeGreaterThan(waitMs / 2);
+		} finally {
+			connection.close();
+		}
 	});
 
 	it('new WebSocket connections from one address: exactly burst open over both nodes, the rest close 4429', async () => {
