@@ -6,9 +6,12 @@ import type { TransportInfo } from '../../server/signaling/protocol.js';
 import type { TestSignalingClient } from './signalingClient.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const CONNECT_WAIT_MS = 12_000;
 
 export interface WeriftPublisher {
 	producerId: string;
+	/** From the answer being set to ICE + DTLS connected. */
+	connectMs: number;
 	/**
 	 * Sends Opus frames paced at 20 ms. `skip(i)` drops frame i before it leaves (loss on the
 	 * way to the server); `timestampOf(i)` sets its RTP timestamp (gaps = DTX silence).
@@ -72,12 +75,21 @@ export async function publishWithWerift(client: TestSignalingClient, options: { 
 			`a=mid:${mid}`, 'a=recvonly', 'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 useinbandfec=1;usedtx=1', '',
 		].join('\r\n'),
 	});
-	for (let i = 0; i < 100 && pc.connectionState !== 'connected'; i++) await sleep(50);
-	if (pc.connectionState !== 'connected') throw new Error(`werift did not connect (${pc.connectionState})`);
+	// ICE + DTLS usually take well under a second here; a lost DTLS flight is retransmitted
+	// after 1 s, 2 s, ... so the wait allows a few retransmissions on a loaded machine.
+	const connectStarted = performance.now();
+	for (let i = 0; i < CONNECT_WAIT_MS / 50 && pc.connectionState !== 'connected'; i++) await sleep(50);
+	if (pc.connectionState !== 'connected') {
+		const state = pc.connectionState;
+		await pc.close();
+		throw new Error(`werift did not connect (${state} after ${CONNECT_WAIT_MS} ms; ICE ${pc.iceConnectionState})`);
+	}
+	const connectMs = Math.round(performance.now() - connectStarted);
 
 	let seq = 1000;
 	return {
 		producerId: produced.data.producerId,
+		connectMs,
 		async send(frames, { skip = () => false, timestampOf = (i: number) => i * 960, paceMs = 20 } = {}) {
 			let sent = 0;
 			const started = performance.now();

@@ -51,6 +51,8 @@ const MEDIA_KEYS = ['routers', 'transports', 'producers', 'consumers', 'channels
 /** What Redis may hold once the churn is over (cluster README, "What Redis holds"). */
 const ALLOWED_AFTER = [/^parley:node:csoak-node-[ab]$/, /^parley:nodes$/, /^parley:vm:/, /^parley:voice-meta$/];
 
+const quantile = (xs: number[], q: number) => (xs.length === 0 ? 0 : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!);
+
 /** A client's connect timeout (open + welcome); see connectHangs in the report. */
 const CONNECT_TIMEOUT_MS = 10_000;
 class ConnectHang extends Error {}
@@ -145,6 +147,8 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 		const recordingIds: string[] = [];
 		const connectHangs: string[] = [];
 		const droppedByServer: string[] = [];
+		/** How long each werift publisher took to connect (ICE + DTLS). */
+		const connectMs: number[] = [];
 		const uploadIds: string[] = [];
 
 		/** One session of one bot: enter through a random node, follow a redirect, do some work, go. */
@@ -185,6 +189,7 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 				if (rng.chance(0.6)) {
 					at.mark(`publish in ${channel} at ${url}`);
 					const publisher = await publishWithWerift(client);
+					connectMs.push(publisher.connectMs);
 					cleanup.push(() => publisher.close());
 					const stream = streamTone(publisher, tone);
 					cleanup.push(() => stream.stop());
@@ -328,6 +333,7 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 			errors: counts.errors.length,
 			connectHangs,
 			droppedByServer,
+			publisherConnectMs: { p50: quantile(connectMs, 0.5), p99: quantile(connectMs, 0.99), max: Math.max(0, ...connectMs), over1s: connectMs.filter((ms) => ms > 1000).length },
 			warmupErrors: warmupErrors.length,
 			before,
 			after,
