@@ -80,9 +80,9 @@ export async function publishWithWerift(client: TestSignalingClient, options: { 
 	const connectStarted = performance.now();
 	for (let i = 0; i < CONNECT_WAIT_MS / 50 && pc.connectionState !== 'connected'; i++) await sleep(50);
 	if (pc.connectionState !== 'connected') {
-		const state = pc.connectionState;
+		const state = `${pc.connectionState} after ${CONNECT_WAIT_MS} ms; ICE ${pc.iceConnectionState}`;
 		await pc.close();
-		throw new Error(`werift did not connect (${state} after ${CONNECT_WAIT_MS} ms; ICE ${pc.iceConnectionState})`);
+		throw new Error(`werift did not connect (${state})`);
 	}
 	const connectMs = Math.round(performance.now() - connectStarted);
 

@@ -180,6 +180,11 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 				counts.redirects++;
 				url = join.error.redirect.url;
 			}
+			// Notifications that end or disturb the session, in its trail (why a publisher failed).
+			client.ws.on('message', (raw) => {
+				const m = /"method":"(channelClosing|serverShuttingDown|peerLeft)"(.{0,120})/.exec(raw.toString());
+				if (m && m[1] !== 'peerLeft') at.mark(`got ${m[1]}${m[2]}`);
+			});
 			const served = nodes.findIndex((n) => n.url === url);
 			counts.byNode[served]! += 1;
 			if ((await raw.get(`parley:channel-home:${channel}`)) !== nodes[served]!.nodeId) counts.spanned++;
@@ -273,7 +278,7 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 						if (err instanceof ConnectHang) connectHangs.push(`bot ${index}: ${err.message}; warnings: ${JSON.stringify(nodes.map(warnings))}`);
 						// The server dropped the socket (1006) before the bot left it.
 						else if (/socket closed 1006/.test(err.message) && !/ leave /.test(err.message)) droppedByServer.push(`bot ${index}: ${err.message}`);
-						else counts.errors.push(`bot ${index}: ${err.message}`);
+						else counts.errors.push(`bot ${index}: ${err.message}; trail: ${trail.slice(-8).join(', ')}`);
 					})
 					.finally(() => clearTimeout(timer));
 			}
