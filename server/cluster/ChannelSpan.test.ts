@@ -196,6 +196,27 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		expect(a.bus.pendingRequests + b.bus.pendingRequests).toBe(0);
 	});
 
+	it('opens one link when two joins reach the satellite at once, and both hear the home node', async () => {
+		const a = await node('node-a');
+		const b = await node('node-b');
+		const pa = await join(a, 'room', 'node-a', { listen: false });
+		const producerA = await produce(pa, 1111);
+		// Two users joining through B in the same moment (the cluster soak's two bots).
+		const [lb1, lb2] = await Promise.all([join(b, 'room', 'node-a'), join(b, 'room', 'node-a')]);
+		expect(lb1.channel).toBe(lb2.channel);
+		expect(b.spans.linkCount).toBe(1);
+		expect(a.spans.satellitesOf('room')).toEqual(['node-b']);
+		await until('both hear A', () => consumerOf(lb1, producerA.id) !== undefined && consumerOf(lb2, producerA.id) !== undefined);
+		// Their producers reach A once each, over the one link, which stays up.
+		const [p1, p2] = [await produce(lb1, 2221), await produce(lb2, 2222)];
+		const la = await join(a, 'room', 'node-a');
+		await until('A hears both', () => consumerOf(la, p1.id) !== undefined && consumerOf(la, p2.id) !== undefined);
+		await new Promise((r) => setTimeout(r, 200));
+		expect(b.spans.link('room')?.closed).toBe(false);
+		expect(lb1.link.of('channelClosing')).toEqual([]);
+		expect(a.spans.link('room', 'node-b')?.counts).toMatchObject({ inbound: 2, remotePeers: 2 });
+	});
+
 	it('keeps the span when the satellite\'s only user joins again (their old peer is replaced)', async () => {
 		const a = await node('node-a');
 		const b = await node('node-b');

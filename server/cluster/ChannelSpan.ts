@@ -155,6 +155,18 @@ export class ChannelSpans implements ChannelSpanHook {
 	async attach(channel: Channel, homeNodeId: string): Promise<void> {
 		if (this.#closed) throw new RequestError('E_SHUTTING_DOWN');
 		if (homeNodeId === this.#bus.nodeId) return;
+		// Another join is opening the link right now (its pipe is being made, so the link is
+		// not registered yet): share it. Two links for one channel would announce the same
+		// peers and producers twice, and the hub would drop the satellite.
+		const opening = this.#attaching.get(channel.name);
+		if (opening) {
+			await opening.catch(() => undefined);
+			const link = this.#satellites.get(channel.name);
+			if (!link || link.closed || link.channel !== channel || link.remoteNodeId !== homeNodeId) {
+				throw unavailable(`the link of channel ${channel.name} to node ${homeNodeId} could not be opened; join again`);
+			}
+			return;
+		}
 		const existing = this.#satellites.get(channel.name);
 		if (existing && !existing.closed && existing.channel === channel && existing.remoteNodeId === homeNodeId) {
 			await this.#attaching.get(channel.name);

@@ -19,7 +19,7 @@
 //
 // CI runs 40 s. A longer run:
 //   PARLEY_CLUSTER_SOAK_S=600 npx vitest run test/reliability/clusterSoak.process.test.ts
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -93,6 +93,9 @@ describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, ()
 	}, 60_000);
 
 	afterAll(async () => {
+		// PARLEY_SOAK_LOG_DIR=/some/dir keeps both nodes' logs (JSON lines) for a post-mortem.
+		const logDir = process.env.PARLEY_SOAK_LOG_DIR;
+		if (logDir) for (const n of nodes) writeFileSync(path.join(logDir, `${n.nodeId}.log`), n.proc.stdout());
 		await Promise.all(nodes.map((n) => n.kill()));
 		raw?.disconnect();
 		await redis?.stop();
