@@ -17,8 +17,10 @@
 // check waits for Redis here); Parley now upgrades synchronously (test/cluster/asyncUpgrade).
 // A connect that is neither opened nor refused within 10 s is printed (connectHangs).
 //
-// CI runs 40 s. A longer run:
-//   PARLEY_CLUSTER_SOAK_S=600 npx vitest run test/reliability/clusterSoak.process.test.ts
+// Two soaks: joins redirected to the channel's home (cluster.spanAbovePeers at its default),
+// then channels spanning both nodes (spanAbovePeers 2: pipes opened and torn down). CI runs
+// 40 s each. A longer run of one of them:
+//   PARLEY_CLUSTER_SOAK_S=600 [PARLEY_CLUSTER_SOAK_SPAN_ABOVE_PEERS=2] npx vitest run test/reliability/clusterSoak.process.test.ts
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,9 +46,10 @@ const CHANNELS = ['csoak-a', 'csoak-b', 'csoak-c', 'csoak-d'];
 /** RSS a node may hold above its post-warm-up baseline, at the end and at its peak. */
 const RSS_END_BAND_MB = 64;
 const RSS_PEAK_BAND_MB = 160;
-/** cluster.spanAbovePeers of both nodes: unset, its default (500), so every join of a channel
- * homed on the other node is redirected; e.g. 2 mixes redirects and spans (pipes). */
-const SPAN_ABOVE_PEERS = process.env.PARLEY_CLUSTER_SOAK_SPAN_ABOVE_PEERS;
+/** cluster.spanAbovePeers of both nodes, one soak each: undefined is its default (500), so
+ * every join of a channel homed on the other node is redirected; 2 mixes redirects and spans
+ * (pipes opened and torn down). PARLEY_CLUSTER_SOAK_SPAN_ABOVE_PEERS runs only that one. */
+const SPAN_VARIANTS: (string | undefined)[] = process.env.PARLEY_CLUSTER_SOAK_SPAN_ABOVE_PEERS !== undefined ? [process.env.PARLEY_CLUSTER_SOAK_SPAN_ABOVE_PEERS] : [undefined, '2'];
 const MEDIA_KEYS = ['routers', 'transports', 'producers', 'consumers', 'channels', 'sessions', 'recordings', 'transcodes'] as const;
 /** What Redis may hold once the churn is over (cluster README, "What Redis holds"). */
 const ALLOWED_AFTER = [/^parley:node:csoak-node-[ab]$/, /^parley:nodes$/, /^parley:vm:/, /^parley:voice-meta$/];
@@ -63,319 +66,323 @@ type MediaFigures = Record<(typeof MEDIA_KEYS)[number], number>;
 
 const rssMb = (pid: number) => Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
 
-describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes`, () => {
-	let redis: TestRedis;
-	let raw: Redis;
-	const nodes: NodeProcess[] = [];
-	const shared = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-csoak-')), 'storage');
+for (const SPAN_ABOVE_PEERS of SPAN_VARIANTS) clusterSoak(SPAN_ABOVE_PEERS);
 
-	beforeAll(async () => {
-		redis = await startRedis();
-		raw = new Redis(redis.url);
-		const env = {
-			PARLEY_STORAGE_DIR: shared,
-			// Limits on, high enough for the bots: their buckets are the rate-limit keys checked below.
-			PARLEY_SIGNALING_REQUESTS_PER_SECOND: '200',
-			PARLEY_SIGNALING_REQUEST_BURST: '400',
-			PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '200',
-			PARLEY_SIGNALING_USER_REQUEST_BURST: '400',
-			PARLEY_SIGNALING_IP_REQUESTS_PER_SECOND: '1000',
-			PARLEY_SIGNALING_IP_REQUEST_BURST: '2000',
-			PARLEY_SIGNALING_IP_CONNECTIONS_PER_MINUTE: '6000',
-			PARLEY_SIGNALING_IP_CONNECTION_BURST: '600',
-			PARLEY_VOICE_USER_REQUESTS_PER_SECOND: '200',
-			PARLEY_VOICE_USER_REQUEST_BURST: '400',
-			PARLEY_VOICE_IP_REQUESTS_PER_SECOND: '1000',
-			PARLEY_VOICE_IP_REQUEST_BURST: '2000',
-			...(SPAN_ABOVE_PEERS !== undefined && { PARLEY_CLUSTER_SPAN_ABOVE_PEERS: SPAN_ABOVE_PEERS }),
-		};
-		nodes.push(...(await Promise.all([startNode(redis.url, 'csoak-node-a', env), startNode(redis.url, 'csoak-node-b', env)])));
-	}, 60_000);
+function clusterSoak(SPAN_ABOVE_PEERS: string | undefined): void {
+	describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes${SPAN_ABOVE_PEERS === undefined ? '' : `, spanning above ${SPAN_ABOVE_PEERS} peers`}`, () => {
+		let redis: TestRedis;
+		let raw: Redis;
+		const nodes: NodeProcess[] = [];
+		const shared = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-csoak-')), 'storage');
 
-	afterAll(async () => {
-		// PARLEY_SOAK_LOG_DIR=/some/dir keeps both nodes' logs (JSON lines) for a post-mortem.
-		const logDir = process.env.PARLEY_SOAK_LOG_DIR;
-		if (logDir) for (const n of nodes) writeFileSync(path.join(logDir, `${n.nodeId}.log`), n.proc.stdout());
-		await Promise.all(nodes.map((n) => n.kill()));
-		raw?.disconnect();
-		await redis?.stop();
-	});
-
-	it('both nodes return to their baseline of media objects and sessions, RSS in the band, Redis back to node entries and voice data', async () => {
-		const wav = path.join(path.dirname(shared), 'tone.wav');
-		writeToneWav(wav, 440, 1);
-		const wavBytes = readFileSync(wav);
-		const tone = encodeTone(1000, 50);
-		const key = new TextEncoder().encode(SECRET);
-		const token = (userId: string) => mintAccessToken({ userId, channels: CHANNELS, grants: { canPublish: true, canSubscribe: true, canRecord: true }, ttlS: 3600 }, key);
-		const workerPids = await Promise.all(nodes.map(async (n) => (await logLine(n.proc, 'mediasoup workers started')).pids as number[]));
-		const pids = nodes.map((n) => n.proc.child.pid!);
-
-		const media = async (node: NodeProcess): Promise<MediaFigures> => {
-			const m = parsePrometheusText(await (await fetch(`${node.httpBase}/metrics`)).text());
-			return {
-				routers: total(m, 'parley_worker_routers'),
-				transports: total(m, 'parley_transports'),
-				producers: total(m, 'parley_producers'),
-				consumers: total(m, 'parley_consumers'),
-				channels: total(m, 'parley_channels'),
-				sessions: total(m, 'parley_signaling_connections'),
-				recordings: total(m, 'parley_voice_recordings_active'),
-				transcodes: total(m, 'parley_voice_transcodes_running') + total(m, 'parley_voice_transcodes_queued'),
+		beforeAll(async () => {
+			redis = await startRedis();
+			raw = new Redis(redis.url);
+			const env = {
+				PARLEY_STORAGE_DIR: shared,
+				// Limits on, high enough for the bots: their buckets are the rate-limit keys checked below.
+				PARLEY_SIGNALING_REQUESTS_PER_SECOND: '200',
+				PARLEY_SIGNALING_REQUEST_BURST: '400',
+				PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '200',
+				PARLEY_SIGNALING_USER_REQUEST_BURST: '400',
+				PARLEY_SIGNALING_IP_REQUESTS_PER_SECOND: '1000',
+				PARLEY_SIGNALING_IP_REQUEST_BURST: '2000',
+				PARLEY_SIGNALING_IP_CONNECTIONS_PER_MINUTE: '6000',
+				PARLEY_SIGNALING_IP_CONNECTION_BURST: '600',
+				PARLEY_VOICE_USER_REQUESTS_PER_SECOND: '200',
+				PARLEY_VOICE_USER_REQUEST_BURST: '400',
+				PARLEY_VOICE_IP_REQUESTS_PER_SECOND: '1000',
+				PARLEY_VOICE_IP_REQUEST_BURST: '2000',
+				...(SPAN_ABOVE_PEERS !== undefined && { PARLEY_CLUSTER_SPAN_ABOVE_PEERS: SPAN_ABOVE_PEERS }),
 			};
-		};
-		const quiet = (f: MediaFigures) => MEDIA_KEYS.every((k) => f[k] === 0);
-		const settle = () => waitUntil(async () => (await Promise.all(nodes.map(media))).every(quiet), 20_000, 'both nodes to be idle', 200);
-		const scan = async (pattern: string): Promise<string[]> => {
-			const keys: string[] = [];
-			let cursor = '0';
-			do {
-				const [next, batch] = await raw.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-				cursor = next;
-				keys.push(...batch);
-			} while (cursor !== '0');
-			return keys.sort();
-		};
-		/** Keys by family (the part before the id), for the report. */
-		const families = (keys: string[]) => {
-			const out: Record<string, number> = {};
-			for (const k of keys) {
-				const family = /^parley:(node:|nodes$|channel-home:|rl:[a-z-]+:|vm:dest:|vm:status:|vm:|voice-meta$)/.exec(k)?.[1] ?? k;
-				out[family] = (out[family] ?? 0) + 1;
-			}
-			return out;
-		};
+			nodes.push(...(await Promise.all([startNode(redis.url, 'csoak-node-a', env), startNode(redis.url, 'csoak-node-b', env)])));
+		}, 60_000);
 
-		const counts = { sessions: 0, redirects: 0, spanned: 0, published: 0, listened: 0, recorded: 0, uploaded: 0, abrupt: 0, byNode: [0, 0], errors: [] as string[] };
-		const recordingIds: string[] = [];
-		const connectHangs: string[] = [];
-		const droppedByServer: string[] = [];
-		/** How long each werift publisher took to connect (ICE + DTLS). */
-		const connectMs: number[] = [];
-		const uploadIds: string[] = [];
+		afterAll(async () => {
+			// PARLEY_SOAK_LOG_DIR=/some/dir keeps both nodes' logs (JSON lines) for a post-mortem.
+			const logDir = process.env.PARLEY_SOAK_LOG_DIR;
+			if (logDir) for (const n of nodes) writeFileSync(path.join(logDir, `${n.nodeId}.log`), n.proc.stdout());
+			await Promise.all(nodes.map((n) => n.kill()));
+			raw?.disconnect();
+			await redis?.stop();
+		});
 
-		/** One session of one bot: enter through a random node, follow a redirect, do some work, go. */
-		async function session(rng: Prng, userId: string, at: { mark(stage: string): void }): Promise<void> {
-			let url = rng.pick(nodes).url;
-			const channel = rng.pick(CHANNELS);
-			let client: TestSignalingClient | undefined;
-			for (let hops = 0; !client; hops++) {
-				at.mark(`mint a token (test side) for ${url}`);
-				const jwt = await token(userId);
-				at.mark(`connect ${url}`);
-				const c = await connectWithin(`${url}?token=${jwt}&v=${PROTOCOL_VERSION}`, url);
-				counts.sessions++;
-				// The client's port and the wall clock pair a trail with a packet capture
-				// (tcpdump -i lo) when chasing the open finding below.
-				at.mark(`connected from port ${(c.ws as unknown as { _socket?: { localPort?: number } })._socket?.localPort} at ${new Date().toISOString()}`);
-				void c.closed.then((cl) => at.mark(`socket closed ${cl.code} ${cl.reason} at ${new Date().toISOString()}`));
-				at.mark(`getRouterRtpCapabilities at ${url}`);
-				const caps = await c.request('getRouterRtpCapabilities', {});
-				if (!caps.ok) throw new Error(`caps ${caps.error.code}`);
-				at.mark(`join ${channel} at ${url}`);
-				const join = await c.request('join', { channel, rtpCapabilities: caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] });
-				if (join.ok) {
-					client = c;
-					break;
+		it('both nodes return to their baseline of media objects and sessions, RSS in the band, Redis back to node entries and voice data', async () => {
+			const wav = path.join(path.dirname(shared), 'tone.wav');
+			writeToneWav(wav, 440, 1);
+			const wavBytes = readFileSync(wav);
+			const tone = encodeTone(1000, 50);
+			const key = new TextEncoder().encode(SECRET);
+			const token = (userId: string) => mintAccessToken({ userId, channels: CHANNELS, grants: { canPublish: true, canSubscribe: true, canRecord: true }, ttlS: 3600 }, key);
+			const workerPids = await Promise.all(nodes.map(async (n) => (await logLine(n.proc, 'mediasoup workers started')).pids as number[]));
+			const pids = nodes.map((n) => n.proc.child.pid!);
+
+			const media = async (node: NodeProcess): Promise<MediaFigures> => {
+				const m = parsePrometheusText(await (await fetch(`${node.httpBase}/metrics`)).text());
+				return {
+					routers: total(m, 'parley_worker_routers'),
+					transports: total(m, 'parley_transports'),
+					producers: total(m, 'parley_producers'),
+					consumers: total(m, 'parley_consumers'),
+					channels: total(m, 'parley_channels'),
+					sessions: total(m, 'parley_signaling_connections'),
+					recordings: total(m, 'parley_voice_recordings_active'),
+					transcodes: total(m, 'parley_voice_transcodes_running') + total(m, 'parley_voice_transcodes_queued'),
+				};
+			};
+			const quiet = (f: MediaFigures) => MEDIA_KEYS.every((k) => f[k] === 0);
+			const settle = () => waitUntil(async () => (await Promise.all(nodes.map(media))).every(quiet), 20_000, 'both nodes to be idle', 200);
+			const scan = async (pattern: string): Promise<string[]> => {
+				const keys: string[] = [];
+				let cursor = '0';
+				do {
+					const [next, batch] = await raw.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+					cursor = next;
+					keys.push(...batch);
+				} while (cursor !== '0');
+				return keys.sort();
+			};
+			/** Keys by family (the part before the id), for the report. */
+			const families = (keys: string[]) => {
+				const out: Record<string, number> = {};
+				for (const k of keys) {
+					const family = /^parley:(node:|nodes$|channel-home:|rl:[a-z-]+:|vm:dest:|vm:status:|vm:|voice-meta$)/.exec(k)?.[1] ?? k;
+					out[family] = (out[family] ?? 0) + 1;
 				}
-				c.close();
-				if (join.error.code !== 'E_REDIRECT' || !join.error.redirect || hops >= 3) throw new Error(`join ${join.error.code}: ${join.error.message}`);
-				counts.redirects++;
-				url = join.error.redirect.url;
-			}
-			// Notifications that end or disturb the session, in its trail (why a publisher failed).
-			client.ws.on('message', (raw) => {
-				const m = /"method":"(channelClosing|serverShuttingDown|peerLeft)"(.{0,120})/.exec(raw.toString());
-				if (m && m[1] !== 'peerLeft') at.mark(`got ${m[1]}${m[2]}`);
-			});
-			const served = nodes.findIndex((n) => n.url === url);
-			counts.byNode[served]! += 1;
-			if ((await raw.get(`parley:channel-home:${channel}`)) !== nodes[served]!.nodeId) counts.spanned++;
-			const cleanup: (() => unknown)[] = [];
-			try {
-				const work: Promise<unknown>[] = [];
-				if (rng.chance(0.6)) {
-					at.mark(`publish in ${channel} at ${url}`);
-					const publisher = await publishWithWerift(client);
-					connectMs.push(publisher.connectMs);
-					cleanup.push(() => publisher.close());
-					const stream = streamTone(publisher, tone);
-					cleanup.push(() => stream.stop());
-					counts.published++;
-					if (rng.chance(0.4)) {
-						at.mark(`startRecording in ${channel} at ${url}`);
-						const rec = await client.request('startRecording', { producerId: publisher.producerId, destination: { kind: 'channel', channel: CHANNELS[0]! } });
-						if (!rec.ok) throw new Error(`startRecording ${rec.error.code}`);
-						counts.recorded++;
-						recordingIds.push(rec.data.voiceMessageId);
-						work.push(
-							sleep(rng.int(500, 2000)).then(async () => {
-								const stopped = await client.request('stopRecording', { voiceMessageId: rec.data.voiceMessageId });
-								if (!stopped.ok) throw new Error(`stopRecording ${stopped.error.code}`);
-							}),
-						);
+				return out;
+			};
+
+			const counts = { sessions: 0, redirects: 0, spanned: 0, published: 0, listened: 0, recorded: 0, uploaded: 0, abrupt: 0, byNode: [0, 0], errors: [] as string[] };
+			const recordingIds: string[] = [];
+			const connectHangs: string[] = [];
+			const droppedByServer: string[] = [];
+			/** How long each werift publisher took to connect (ICE + DTLS). */
+			const connectMs: number[] = [];
+			const uploadIds: string[] = [];
+
+			/** One session of one bot: enter through a random node, follow a redirect, do some work, go. */
+			async function session(rng: Prng, userId: string, at: { mark(stage: string): void }): Promise<void> {
+				let url = rng.pick(nodes).url;
+				const channel = rng.pick(CHANNELS);
+				let client: TestSignalingClient | undefined;
+				for (let hops = 0; !client; hops++) {
+					at.mark(`mint a token (test side) for ${url}`);
+					const jwt = await token(userId);
+					at.mark(`connect ${url}`);
+					const c = await connectWithin(`${url}?token=${jwt}&v=${PROTOCOL_VERSION}`, url);
+					counts.sessions++;
+					// The client's port and the wall clock pair a trail with a packet capture
+					// (tcpdump -i lo) when chasing the open finding below.
+					at.mark(`connected from port ${(c.ws as unknown as { _socket?: { localPort?: number } })._socket?.localPort} at ${new Date().toISOString()}`);
+					void c.closed.then((cl) => at.mark(`socket closed ${cl.code} ${cl.reason} at ${new Date().toISOString()}`));
+					at.mark(`getRouterRtpCapabilities at ${url}`);
+					const caps = await c.request('getRouterRtpCapabilities', {});
+					if (!caps.ok) throw new Error(`caps ${caps.error.code}`);
+					at.mark(`join ${channel} at ${url}`);
+					const join = await c.request('join', { channel, rtpCapabilities: caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] });
+					if (join.ok) {
+						client = c;
+						break;
 					}
+					c.close();
+					if (join.error.code !== 'E_REDIRECT' || !join.error.redirect || hops >= 3) throw new Error(`join ${join.error.code}: ${join.error.message}`);
+					counts.redirects++;
+					url = join.error.redirect.url;
 				}
-				if (rng.chance(0.5)) {
-					// Listening: consumers are created for everyone talking and resumed (no DTLS: the
-					// server-side objects are what a leak would keep).
-					at.mark(`createTransport in ${channel} at ${url}`);
-					const recv = await client.request('createTransport', { direction: 'recv' });
-					if (recv.ok) counts.listened++;
-					const resume = setInterval(() => {
-						for (const n of client.notifications.splice(0)) if (n.method === 'newConsumer') void client.request('resumeConsumer', { consumerId: (n.data as Notifications['newConsumer']).consumerId });
-					}, 100);
-					cleanup.push(() => clearInterval(resume));
+				// Notifications that end or disturb the session, in its trail (why a publisher failed).
+				client.ws.on('message', (raw) => {
+					const m = /"method":"(channelClosing|serverShuttingDown|peerLeft)"(.{0,120})/.exec(raw.toString());
+					if (m && m[1] !== 'peerLeft') at.mark(`got ${m[1]}${m[2]}`);
+				});
+				const served = nodes.findIndex((n) => n.url === url);
+				counts.byNode[served]! += 1;
+				if ((await raw.get(`parley:channel-home:${channel}`)) !== nodes[served]!.nodeId) counts.spanned++;
+				const cleanup: (() => unknown)[] = [];
+				try {
+					const work: Promise<unknown>[] = [];
+					if (rng.chance(0.6)) {
+						at.mark(`publish in ${channel} at ${url}`);
+						const publisher = await publishWithWerift(client);
+						connectMs.push(publisher.connectMs);
+						cleanup.push(() => publisher.close());
+						const stream = streamTone(publisher, tone);
+						cleanup.push(() => stream.stop());
+						counts.published++;
+						if (rng.chance(0.4)) {
+							at.mark(`startRecording in ${channel} at ${url}`);
+							const rec = await client.request('startRecording', { producerId: publisher.producerId, destination: { kind: 'channel', channel: CHANNELS[0]! } });
+							if (!rec.ok) throw new Error(`startRecording ${rec.error.code}`);
+							counts.recorded++;
+							recordingIds.push(rec.data.voiceMessageId);
+							work.push(
+								sleep(rng.int(500, 2000)).then(async () => {
+									const stopped = await client.request('stopRecording', { voiceMessageId: rec.data.voiceMessageId });
+									if (!stopped.ok) throw new Error(`stopRecording ${stopped.error.code}`);
+								}),
+							);
+						}
+					}
+					if (rng.chance(0.5)) {
+						// Listening: consumers are created for everyone talking and resumed (no DTLS: the
+						// server-side objects are what a leak would keep).
+						at.mark(`createTransport in ${channel} at ${url}`);
+						const recv = await client.request('createTransport', { direction: 'recv' });
+						if (recv.ok) counts.listened++;
+						const resume = setInterval(() => {
+							for (const n of client.notifications.splice(0)) if (n.method === 'newConsumer') void client.request('resumeConsumer', { consumerId: (n.data as Notifications['newConsumer']).consumerId });
+						}, 100);
+						cleanup.push(() => clearInterval(resume));
+					}
+					if (rng.chance(0.25)) {
+						const base = rng.pick(nodes).httpBase;
+						work.push(uploadFile({ base, token: await token(userId) }, wavBytes, 32 * 1024, { destination: `channel:${CHANNELS[1]}`, filename: 'soak.wav' }).then((id) => {
+							counts.uploaded++;
+							uploadIds.push(id);
+						}));
+					}
+					at.mark(`work in ${channel} at ${url}`);
+					await Promise.all([sleep(rng.int(1000, 3000)), ...work]);
+					at.mark(`leave ${channel} at ${url}`);
+					if (rng.chance(0.5)) {
+						await client.request('leave', {});
+						client.close();
+					} else {
+						counts.abrupt++;
+						client.ws.terminate();
+					}
+				} finally {
+					at.mark(`cleanup in ${channel} at ${url}`);
+					for (const c of cleanup.reverse()) await c();
+					if (client.ws.readyState === client.ws.OPEN) client.close();
 				}
-				if (rng.chance(0.25)) {
-					const base = rng.pick(nodes).httpBase;
-					work.push(uploadFile({ base, token: await token(userId) }, wavBytes, 32 * 1024, { destination: `channel:${CHANNELS[1]}`, filename: 'soak.wav' }).then((id) => {
-						counts.uploaded++;
-						uploadIds.push(id);
-					}));
-				}
-				at.mark(`work in ${channel} at ${url}`);
-				await Promise.all([sleep(rng.int(1000, 3000)), ...work]);
-				at.mark(`leave ${channel} at ${url}`);
-				if (rng.chance(0.5)) {
-					await client.request('leave', {});
-					client.close();
-				} else {
-					counts.abrupt++;
-					client.ws.terminate();
-				}
-			} finally {
-				at.mark(`cleanup in ${channel} at ${url}`);
-				for (const c of cleanup.reverse()) await c();
-				if (client.ws.readyState === client.ws.OPEN) client.close();
 			}
-		}
 
-		/** Connects like a client with a connect timeout: a WebSocket upgrade left unanswered is
-		 * given up (and counted, see connectHangs) instead of hanging the bot. */
-		async function connectWithin(fullUrl: string, url: string): Promise<TestSignalingClient> {
-			let timer: NodeJS.Timeout | undefined;
-			const startedAt = Date.now();
-			const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ConnectHang(`${url} after ${Date.now() - startedAt} ms`)), CONNECT_TIMEOUT_MS)));
-			try {
-				return (await Promise.race([TestSignalingClient.connect(fullUrl), timeout])).client;
-			} finally {
-				clearTimeout(timer);
-			}
-		}
-
-		/** A node's last warn/error log lines and stderr, for a failure message. */
-		const warnings = (n: NodeProcess) => [...n.proc.stdout().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-5), n.proc.stderr().slice(-500)];
-
-		async function bot(rng: Prng, index: number, until: number): Promise<void> {
-			while (Date.now() < until) {
-				// A session that hangs (a request never answered) is an error naming where it hung,
-				// not a test timeout.
-				const t0 = performance.now();
-				const trail: string[] = [];
-				const at = { mark: (stage: string) => trail.push(`+${Math.round(performance.now() - t0)} ms ${stage}`) };
+			/** Connects like a client with a connect timeout: a WebSocket upgrade left unanswered is
+			 * given up (and counted, see connectHangs) instead of hanging the bot. */
+			async function connectWithin(fullUrl: string, url: string): Promise<TestSignalingClient> {
 				let timer: NodeJS.Timeout | undefined;
-				const hung = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`session hung for ${SESSION_LIMIT_MS} ms: ${trail.join(', ')}; the nodes' last warnings: ${JSON.stringify(nodes.map(warnings))}`)), SESSION_LIMIT_MS)));
-				await Promise.race([session(rng, `cbot-${index}`, at), hung])
-					.catch((err: Error) => {
-						if (err instanceof ConnectHang) connectHangs.push(`bot ${index}: ${err.message}; warnings: ${JSON.stringify(nodes.map(warnings))}`);
-						// The server dropped the socket (1006) before the bot left it.
-						else if (/socket closed 1006/.test(err.message) && !/ leave /.test(err.message)) droppedByServer.push(`bot ${index}: ${err.message}`);
-						else counts.errors.push(`bot ${index}: ${err.message}; trail: ${trail.slice(-8).join(', ')}`);
-					})
-					.finally(() => clearTimeout(timer));
+				const startedAt = Date.now();
+				const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ConnectHang(`${url} after ${Date.now() - startedAt} ms`)), CONNECT_TIMEOUT_MS)));
+				try {
+					return (await Promise.race([TestSignalingClient.connect(fullUrl), timeout])).client;
+				} finally {
+					clearTimeout(timer);
+				}
 			}
-		}
 
-		/** Waits for the claims and buckets to go, and says how long each took. */
-		const redisSettle = async (from: number) => {
-			await waitUntil(async () => (await scan('parley:channel-home:*')).length === 0, 15_000, 'channel-home claims released', 100);
-			const homesGoneMs = Date.now() - from;
-			await waitUntil(async () => (await scan('parley:rl:*')).length === 0, 30_000, 'rate-limit buckets expired', 250);
-			return { homesGoneMs, bucketsGoneMs: Date.now() - from };
-		};
+			/** A node's last warn/error log lines and stderr, for a failure message. */
+			const warnings = (n: NodeProcess) => [...n.proc.stdout().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-5), n.proc.stderr().slice(-500)];
 
-		// Warm-up: every kind of work once, so what opens lazily is in the baseline.
-		const rng = Prng.fromEnv(0xc50a);
-		await Promise.all(Array.from({ length: BOTS }, (_, i) => bot(rng.fork(), i, Date.now() + 4000)));
-		await settle();
-		await redisSettle(Date.now());
-		const before = { media: await Promise.all(nodes.map(media)), rssMb: pids.map(rssMb), workerRssMb: workerPids.map((ps) => ps.map(rssMb)), redis: families(await scan('parley:*')) };
-		const warmupErrors = counts.errors.splice(0);
+			async function bot(rng: Prng, index: number, until: number): Promise<void> {
+				while (Date.now() < until) {
+					// A session that hangs (a request never answered) is an error naming where it hung,
+					// not a test timeout.
+					const t0 = performance.now();
+					const trail: string[] = [];
+					const at = { mark: (stage: string) => trail.push(`+${Math.round(performance.now() - t0)} ms ${stage}`) };
+					let timer: NodeJS.Timeout | undefined;
+					const hung = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`session hung for ${SESSION_LIMIT_MS} ms: ${trail.join(', ')}; the nodes' last warnings: ${JSON.stringify(nodes.map(warnings))}`)), SESSION_LIMIT_MS)));
+					await Promise.race([session(rng, `cbot-${index}`, at), hung])
+						.catch((err: Error) => {
+							if (err instanceof ConnectHang) connectHangs.push(`bot ${index}: ${err.message}; warnings: ${JSON.stringify(nodes.map(warnings))}`);
+							// The server dropped the socket (1006) before the bot left it.
+							else if (/socket closed 1006/.test(err.message) && !/ leave /.test(err.message)) droppedByServer.push(`bot ${index}: ${err.message}`);
+							else counts.errors.push(`bot ${index}: ${err.message}; trail: ${trail.slice(-8).join(', ')}`);
+						})
+						.finally(() => clearTimeout(timer));
+				}
+			}
 
-		const started = Date.now();
-		const peaks = pids.map(rssMb);
-		let peakRl = 0;
-		let peakHomes = 0;
-		const rlScopes = new Set<string>();
-		const sampler = setInterval(() => {
-			pids.forEach((p, i) => (peaks[i] = Math.max(peaks[i]!, rssMb(p))));
-		}, 1000);
-		// A bucket lives only until it would be full again (milliseconds at these rates): look often.
-		const keySampler = setInterval(() => {
-			void scan('parley:rl:*').then((k) => {
-				peakRl = Math.max(peakRl, k.length);
-				for (const key of k) rlScopes.add(key.split(':')[2]!);
-			});
-			void scan('parley:channel-home:*').then((k) => (peakHomes = Math.max(peakHomes, k.length)));
-		}, 100);
-		await Promise.all(Array.from({ length: BOTS }, (_, i) => bot(rng.fork(), i, started + SOAK_S * 1000)));
-		clearInterval(sampler);
-		clearInterval(keySampler);
-		const churnEnded = Date.now();
-		const rlAtEnd = (await scan('parley:rl:*')).length;
-		await settle();
-		const idleMs = Date.now() - churnEnded;
-		// Every voice message the churn made is finished (ready), whichever node converted it.
-		const statusOf = async (id: string) => raw.hget(`parley:vm:${id}`, 'status');
-		await waitUntil(async () => (await Promise.all([...recordingIds, ...uploadIds].map(statusOf))).every((s) => s === 'ready' || s === 'failed'), 20_000, 'voice messages finished', 250);
-		const statuses = await Promise.all([...recordingIds, ...uploadIds].map(statusOf));
-		const redisTimes = await redisSettle(churnEnded);
-		const keys = await scan('parley:*');
-		const after = { media: await Promise.all(nodes.map(media)), rssMb: pids.map(rssMb), workerRssMb: workerPids.map((ps) => ps.map(rssMb)), redis: families(keys) };
-		const report = {
-			soakS: SOAK_S,
-			spanAbovePeers: SPAN_ABOVE_PEERS ?? 'default',
-			bots: BOTS,
-			...counts,
-			errors: counts.errors.length,
-			connectHangs,
-			droppedByServer,
-			publisherConnectMs: { p50: quantile(connectMs, 0.5), p99: quantile(connectMs, 0.99), max: Math.max(0, ...connectMs), over1s: connectMs.filter((ms) => ms > 1000).length },
-			warmupErrors: warmupErrors.length,
-			before,
-			after,
-			peakRssMb: peaks,
-			redisPeak: { rl: peakRl, rlScopes: [...rlScopes].sort(), channelHome: peakHomes, rlAtEnd },
-			idleMs,
-			...redisTimes,
-		};
-		console.log(`cluster soak figures: ${JSON.stringify(report)}`);
+			/** Waits for the claims and buckets to go, and says how long each took. */
+			const redisSettle = async (from: number) => {
+				await waitUntil(async () => (await scan('parley:channel-home:*')).length === 0, 15_000, 'channel-home claims released', 100);
+				const homesGoneMs = Date.now() - from;
+				await waitUntil(async () => (await scan('parley:rl:*')).length === 0, 30_000, 'rate-limit buckets expired', 250);
+				return { homesGoneMs, bucketsGoneMs: Date.now() - from };
+			};
 
-		expect(counts.errors.slice(0, 5)).toEqual([]);
-		expect(droppedByServer.slice(0, 3)).toEqual([]);
-		expect(warmupErrors.slice(0, 5)).toEqual([]);
-		expect(counts.published).toBeGreaterThan(0);
-		expect(counts.redirects).toBeGreaterThan(0);
-		expect(counts.byNode.every((n) => n > 0)).toBe(true);
-		expect(statuses.filter((s) => s !== 'ready')).toEqual([]);
-		for (const n of nodes) expect(n.proc.child.exitCode).toBeNull();
-		for (const [i, f] of after.media.entries()) for (const k of MEDIA_KEYS) expect(f[k], `node ${i} ${k}`).toBe(0);
-		// Redis: only what outlives the churn by design.
-		expect(keys.filter((k) => !ALLOWED_AFTER.some((re) => re.test(k)))).toEqual([]);
-		expect((await raw.zrange('parley:nodes', '0', '-1')).sort()).toEqual(nodes.map((n) => n.nodeId).sort());
-		for (const status of ['recording', 'uploading', 'processing']) expect(await raw.scard(`parley:vm:status:${status}`), status).toBe(0);
-		// (The ids include the warm-up's, so this is every message ever made.)
-		expect(await raw.scard('parley:vm:status:ready')).toBe(statuses.length);
-		expect(after.redis['vm:']).toBe(statuses.length);
-		for (const [i] of nodes.entries()) {
-			expect(after.rssMb[i]! - before.rssMb[i]!, `node ${i} RSS at the end`).toBeLessThan(RSS_END_BAND_MB);
-			expect(peaks[i]! - before.rssMb[i]!, `node ${i} RSS peak`).toBeLessThan(RSS_PEAK_BAND_MB);
-		}
+			// Warm-up: every kind of work once, so what opens lazily is in the baseline.
+			const rng = Prng.fromEnv(0xc50a);
+			await Promise.all(Array.from({ length: BOTS }, (_, i) => bot(rng.fork(), i, Date.now() + 4000)));
+			await settle();
+			await redisSettle(Date.now());
+			const before = { media: await Promise.all(nodes.map(media)), rssMb: pids.map(rssMb), workerRssMb: workerPids.map((ps) => ps.map(rssMb)), redis: families(await scan('parley:*')) };
+			const warmupErrors = counts.errors.splice(0);
 
-		// Both leave cleanly, and take their entries with them.
-		await Promise.all(nodes.map((n) => n.stop()));
-		for (const n of nodes) expect(n.proc.child.exitCode).toBe(0);
-		expect((await scan('parley:*')).filter((k) => !/^parley:(vm:|voice-meta$)/.test(k))).toEqual([]);
-	}, SOAK_S * 1000 + 80_000);
-});
+			const started = Date.now();
+			const peaks = pids.map(rssMb);
+			let peakRl = 0;
+			let peakHomes = 0;
+			const rlScopes = new Set<string>();
+			const sampler = setInterval(() => {
+				pids.forEach((p, i) => (peaks[i] = Math.max(peaks[i]!, rssMb(p))));
+			}, 1000);
+			// A bucket lives only until it would be full again (milliseconds at these rates): look often.
+			const keySampler = setInterval(() => {
+				void scan('parley:rl:*').then((k) => {
+					peakRl = Math.max(peakRl, k.length);
+					for (const key of k) rlScopes.add(key.split(':')[2]!);
+				});
+				void scan('parley:channel-home:*').then((k) => (peakHomes = Math.max(peakHomes, k.length)));
+			}, 100);
+			await Promise.all(Array.from({ length: BOTS }, (_, i) => bot(rng.fork(), i, started + SOAK_S * 1000)));
+			clearInterval(sampler);
+			clearInterval(keySampler);
+			const churnEnded = Date.now();
+			const rlAtEnd = (await scan('parley:rl:*')).length;
+			await settle();
+			const idleMs = Date.now() - churnEnded;
+			// Every voice message the churn made is finished (ready), whichever node converted it.
+			const statusOf = async (id: string) => raw.hget(`parley:vm:${id}`, 'status');
+			await waitUntil(async () => (await Promise.all([...recordingIds, ...uploadIds].map(statusOf))).every((s) => s === 'ready' || s === 'failed'), 20_000, 'voice messages finished', 250);
+			const statuses = await Promise.all([...recordingIds, ...uploadIds].map(statusOf));
+			const redisTimes = await redisSettle(churnEnded);
+			const keys = await scan('parley:*');
+			const after = { media: await Promise.all(nodes.map(media)), rssMb: pids.map(rssMb), workerRssMb: workerPids.map((ps) => ps.map(rssMb)), redis: families(keys) };
+			const report = {
+				soakS: SOAK_S,
+				spanAbovePeers: SPAN_ABOVE_PEERS ?? 'default',
+				bots: BOTS,
+				...counts,
+				errors: counts.errors.length,
+				connectHangs,
+				droppedByServer,
+				publisherConnectMs: { p50: quantile(connectMs, 0.5), p99: quantile(connectMs, 0.99), max: Math.max(0, ...connectMs), over1s: connectMs.filter((ms) => ms > 1000).length },
+				warmupErrors: warmupErrors.length,
+				before,
+				after,
+				peakRssMb: peaks,
+				redisPeak: { rl: peakRl, rlScopes: [...rlScopes].sort(), channelHome: peakHomes, rlAtEnd },
+				idleMs,
+				...redisTimes,
+			};
+			console.log(`cluster soak figures: ${JSON.stringify(report)}`);
+
+			expect(counts.errors.slice(0, 5)).toEqual([]);
+			expect(droppedByServer.slice(0, 3)).toEqual([]);
+			expect(warmupErrors.slice(0, 5)).toEqual([]);
+			expect(counts.published).toBeGreaterThan(0);
+			expect(counts.redirects).toBeGreaterThan(0);
+			expect(counts.byNode.every((n) => n > 0)).toBe(true);
+			expect(statuses.filter((s) => s !== 'ready')).toEqual([]);
+			for (const n of nodes) expect(n.proc.child.exitCode).toBeNull();
+			for (const [i, f] of after.media.entries()) for (const k of MEDIA_KEYS) expect(f[k], `node ${i} ${k}`).toBe(0);
+			// Redis: only what outlives the churn by design.
+			expect(keys.filter((k) => !ALLOWED_AFTER.some((re) => re.test(k)))).toEqual([]);
+			expect((await raw.zrange('parley:nodes', '0', '-1')).sort()).toEqual(nodes.map((n) => n.nodeId).sort());
+			for (const status of ['recording', 'uploading', 'processing']) expect(await raw.scard(`parley:vm:status:${status}`), status).toBe(0);
+			// (The ids include the warm-up's, so this is every message ever made.)
+			expect(await raw.scard('parley:vm:status:ready')).toBe(statuses.length);
+			expect(after.redis['vm:']).toBe(statuses.length);
+			for (const [i] of nodes.entries()) {
+				expect(after.rssMb[i]! - before.rssMb[i]!, `node ${i} RSS at the end`).toBeLessThan(RSS_END_BAND_MB);
+				expect(peaks[i]! - before.rssMb[i]!, `node ${i} RSS peak`).toBeLessThan(RSS_PEAK_BAND_MB);
+			}
+
+			// Both leave cleanly, and take their entries with them.
+			await Promise.all(nodes.map((n) => n.stop()));
+			for (const n of nodes) expect(n.proc.child.exitCode).toBe(0);
+			expect((await scan('parley:*')).filter((k) => !/^parley:(vm:|voice-meta$)/.test(k))).toEqual([]);
+		}, SOAK_S * 1000 + 80_000);
+	});
+}
