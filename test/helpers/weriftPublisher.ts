@@ -75,8 +75,8 @@ export async function publishWithWerift(client: TestSignalingClient, options: { 
 			`a=mid:${mid}`, 'a=recvonly', 'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 useinbandfec=1;usedtx=1', '',
 		].join('\r\n'),
 	});
-	// ICE + DTLS usually take well under a second here; a lost DTLS flight is retransmitted
-	// after 1 s, 2 s, ... so the wait allows a few retransmissions on a loaded machine.
+	// ICE + DTLS take ~150 ms here (the cluster soak prints the distribution); the wait leaves
+	// room for retransmitted checks and DTLS flights on a loaded machine.
 	const connectStarted = performance.now();
 	for (let i = 0; i < CONNECT_WAIT_MS / 50 && pc.connectionState !== 'connected'; i++) await sleep(50);
 	if (pc.connectionState !== 'connected') {
