@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLine } from '../helpers/serverProcess.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startNode, type NodeProcess, waitUntil } from './helpers/nodes.js';
-import { VoiceBot } from './helpers/voiceBot.js';
+import { startTalkingPair, type VoiceBot } from './helpers/voiceBot.js';
 
 const RUNS = 3;
 const NODE_TTL_MS = 3000;
@@ -48,12 +48,7 @@ describe('a node killed under a live channel', () => {
 		for (let run = 0; run < RUNS; run++) {
 			const [home, other] = nodes.slice(-2) as [NodeProcess, NodeProcess];
 			const channel = `room-${run}`;
-			const x = new VoiceBot({ name: `x${run}`, urls: [home.url, other.url], channel, toneHz: X_HZ, hears: 1 });
-			const y = new VoiceBot({ name: `y${run}`, urls: [other.url, home.url], channel, toneHz: Y_HZ, hears: 1 });
-			bots.push(x, y);
-			const xStarted = x.start();
-			await waitUntil(() => x.joins.length === 1, 10_000, 'x joined');
-			await Promise.all([xStarted, y.start()]);
+			const [x, y] = await startTalkingPair(home, other, channel, { names: [`x${run}`, `y${run}`], tonesHz: [X_HZ, Y_HZ] }, bots);
 			expect(await raw.get(`parley:channel-home:${channel}`)).toBe(home.nodeId);
 			expect(y.joins[0]).toMatchObject({ url: home.url, redirects: 1 });
 			await waitUntil(() => x.heardPackets > 50 && y.heardPackets > 50, 15_000, 'audio before the kill');

@@ -19,7 +19,7 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { publishWithWerift } from '../helpers/weriftPublisher.js';
 import { SECRET, startNode, waitUntil, type NodeProcess } from '../cluster/helpers/nodes.js';
-import { VoiceBot } from '../cluster/helpers/voiceBot.js';
+import { startTalkingPair, type VoiceBot } from '../cluster/helpers/voiceBot.js';
 import { streamTone } from './helpers/weriftListener.js';
 
 const RUNS = Number(process.env.PARLEY_DRAIN_RUNS ?? 3);
@@ -67,12 +67,7 @@ describe('drain to another node (SIGTERM of a channel home)', () => {
 		for (let run = 0; run < RUNS; run++) {
 			const [home, other] = nodes.slice(-2) as [NodeProcess, NodeProcess];
 			const channel = `drain-room-${run}`;
-			const x = new VoiceBot({ name: `dx${run}`, urls: [home.url, other.url], channel, toneHz: X_HZ, hears: 1 });
-			const y = new VoiceBot({ name: `dy${run}`, urls: [other.url, home.url], channel, toneHz: Y_HZ, hears: 1 });
-			bots.push(x, y);
-			const xStarted = x.start();
-			await waitUntil(() => x.joins.length === 1, 10_000, 'x joined');
-			await Promise.all([xStarted, y.start()]);
+			const [x, y] = await startTalkingPair(home, other, channel, { names: [`dx${run}`, `dy${run}`], tonesHz: [X_HZ, Y_HZ] }, bots);
 			expect(await raw.get(`parley:channel-home:${channel}`)).toBe(home.nodeId);
 			expect(y.joins[0]).toMatchObject({ url: home.url, redirects: 1 });
 

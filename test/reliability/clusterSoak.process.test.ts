@@ -27,7 +27,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAccessToken } from '../../server/signaling/accessToken.js';
-import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../server/signaling/protocol.js';
+import { PROTOCOL_VERSION, type RequestData } from '../../server/signaling/protocol.js';
 import { encodeTone } from '../helpers/audio.js';
 import { parsePrometheusText, total } from '../helpers/prometheusText.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -36,6 +36,7 @@ import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { publishWithWerift } from '../helpers/weriftPublisher.js';
 import { SECRET, sleep, startNode, waitUntil, type NodeProcess } from '../cluster/helpers/nodes.js';
+import { listenWithoutMedia } from './helpers/harness.js';
 import { Prng } from './helpers/prng.js';
 import { uploadFile } from './helpers/tus.js';
 import { streamTone } from './helpers/weriftListener.js';
@@ -223,15 +224,10 @@ function clusterSoak(SPAN_ABOVE_PEERS: string | undefined): void {
 						}
 					}
 					if (rng.chance(0.5)) {
-						// Listening: consumers are created for everyone talking and resumed (no DTLS: the
-						// server-side objects are what a leak would keep).
 						at.mark(`createTransport in ${channel} at ${url}`);
-						const recv = await client.request('createTransport', { direction: 'recv' });
-						if (recv.ok) counts.listened++;
-						const resume = setInterval(() => {
-							for (const n of client.notifications.splice(0)) if (n.method === 'newConsumer') void client.request('resumeConsumer', { consumerId: (n.data as Notifications['newConsumer']).consumerId });
-						}, 100);
-						cleanup.push(() => clearInterval(resume));
+						const listener = await listenWithoutMedia(client);
+						if (listener.listening) counts.listened++;
+						cleanup.push(listener.stop);
 					}
 					if (rng.chance(0.25)) {
 						const base = rng.pick(nodes).httpBase;

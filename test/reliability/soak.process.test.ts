@@ -23,7 +23,7 @@ import { logLine, startServerProcess, type ServerProcess } from '../helpers/serv
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { publishWithWerift } from '../helpers/weriftPublisher.js';
-import { KEY, SECRET, sleep, waitUntil } from './helpers/harness.js';
+import { KEY, listenWithoutMedia, SECRET, sleep, waitUntil } from './helpers/harness.js';
 import { Prng } from './helpers/prng.js';
 import { uploadFile } from './helpers/tus.js';
 import { streamTone } from './helpers/weriftListener.js';
@@ -200,14 +200,9 @@ describe(`soak: ${SOAK_S} s of churn by ${BOTS} bots`, () => {
 					}
 				}
 				if (rng.chance(0.5)) {
-					// Listening: consumers are created for everyone talking and resumed (no DTLS: the
-					// server-side objects are what a leak would keep).
-					const recv = await client.request('createTransport', { direction: 'recv' });
-					if (recv.ok) counts.listened++;
-					const resume = setInterval(() => {
-						for (const n of client.notifications.splice(0)) if (n.method === 'newConsumer') void client.request('resumeConsumer', { consumerId: (n.data as Notifications['newConsumer']).consumerId });
-					}, 100);
-					cleanup.push(() => clearInterval(resume));
+					const listener = await listenWithoutMedia(client);
+					if (listener.listening) counts.listened++;
+					cleanup.push(listener.stop);
 				}
 				if (rng.chance(0.3)) {
 					work.push(uploadFile({ base, token: await token(userId) }, wavBytes, 32 * 1024, { destination: `channel:${CHANNELS[1]}`, filename: 'soak.wav' }).then(() => counts.uploaded++));

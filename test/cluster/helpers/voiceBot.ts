@@ -9,7 +9,7 @@ import { decodeToMono, dominantFrequency, encodeTone } from '../../helpers/audio
 import { TestSignalingClient } from '../../helpers/signalingClient.js';
 import { publishWithWerift, type WeriftPublisher } from '../../helpers/weriftPublisher.js';
 import { listenWithWerift, streamTone, type ToneStream, type WeriftListener } from '../../reliability/helpers/weriftListener.js';
-import { sleep, token } from './nodes.js';
+import { sleep, token, waitUntil, type NodeProcess } from './nodes.js';
 
 type RtpCapabilities = RequestData<'join'>['rtpCapabilities'];
 
@@ -154,4 +154,26 @@ export class VoiceBot {
 		await publisher?.close().catch(() => undefined);
 		await listener?.close().catch(() => undefined);
 	}
+}
+
+/**
+ * Two bots talking in `channel`, homed on `home`: x enters with urls [home, other], y with
+ * [other, home] (so its join is redirected to home, like ParleyClient's). Both are pushed to
+ * `track` before they start, so the caller closes them even when starting fails.
+ */
+export async function startTalkingPair(
+	home: NodeProcess,
+	other: NodeProcess,
+	channel: string,
+	bots: { names: [string, string]; tonesHz: [number, number] },
+	track: VoiceBot[],
+): Promise<[VoiceBot, VoiceBot]> {
+	const x = new VoiceBot({ name: bots.names[0], urls: [home.url, other.url], channel, toneHz: bots.tonesHz[0], hears: 1 });
+	const y = new VoiceBot({ name: bots.names[1], urls: [other.url, home.url], channel, toneHz: bots.tonesHz[1], hears: 1 });
+	track.push(x, y);
+	// x first: its join makes home the channel's home, which y's redirect then names.
+	const xStarted = x.start();
+	await waitUntil(() => x.joins.length === 1, 10_000, 'x joined');
+	await Promise.all([xStarted, y.start()]);
+	return [x, y];
 }

@@ -2,7 +2,7 @@
 // reliability tests start from. Tokens are signed with a fixed test secret.
 import { ParleyServer } from '../../../server/ParleyServer.js';
 import { mintAccessToken, type MintOptions } from '../../../server/signaling/accessToken.js';
-import { PROTOCOL_VERSION, type RequestData } from '../../../server/signaling/protocol.js';
+import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../../server/signaling/protocol.js';
 import { testConfig } from '../../helpers/config.js';
 import { testLogger } from '../../helpers/logger.js';
 import { TestSignalingClient } from '../../helpers/signalingClient.js';
@@ -86,4 +86,19 @@ export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutM
 		if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 		await sleep(stepMs);
 	}
+}
+
+/**
+ * Listening as the soaks' bots do: a receive transport, and every consumer the server
+ * announces resumed, without DTLS (the server-side objects are what a leak would keep).
+ * Takes every notification off `client.notifications`. `stop` ends the resuming.
+ */
+export async function listenWithoutMedia(client: TestSignalingClient): Promise<{ listening: boolean; stop: () => void }> {
+	const recv = await client.request('createTransport', { direction: 'recv' });
+	const resume = setInterval(() => {
+		for (const n of client.notifications.splice(0)) {
+			if (n.method === 'newConsumer') void client.request('resumeConsumer', { consumerId: (n.data as Notifications['newConsumer']).consumerId });
+		}
+	}, 100);
+	return { listening: recv.ok, stop: () => clearInterval(resume) };
 }
