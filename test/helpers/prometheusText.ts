@@ -46,3 +46,17 @@ export function seriesKey(s: Sample): string {
 		.join(',');
 	return `${s.name}{${labels}}`;
 }
+
+/** The server objects a soak expects back at zero when everyone left, from one /metrics scrape. */
+export function liveServerObjects(samples: Sample[]): Record<'routers' | 'transports' | 'producers' | 'consumers' | 'channels' | 'sessions' | 'recordings' | 'transcodes', number> {
+	return {
+		routers: total(samples, 'parley_worker_routers'),
+		transports: total(samples, 'parley_transports'),
+		producers: total(samples, 'parley_producers'),
+		consumers: total(samples, 'parley_consumers'),
+		channels: total(samples, 'parley_channels'),
+		sessions: total(samples, 'parley_signaling_connections'),
+		recordings: total(samples, 'parley_voice_recordings_active'),
+		transcodes: total(samples, 'parley_voice_transcodes_running') + total(samples, 'parley_voice_transcodes_queued'),
+	};
+}

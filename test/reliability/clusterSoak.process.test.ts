@@ -29,14 +29,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAccessToken } from '../../server/signaling/accessToken.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../server/signaling/protocol.js';
 import { encodeTone } from '../helpers/audio.js';
-import { parsePrometheusText, total } from '../helpers/prometheusText.js';
+import { liveServerObjects, parsePrometheusText } from '../helpers/prometheusText.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { logLine } from '../helpers/serverProcess.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { publishWithWerift } from '../helpers/weriftPublisher.js';
 import { SECRET, sleep, startNode, waitUntil, type NodeProcess } from '../cluster/helpers/nodes.js';
-import { listenWithoutMedia } from './helpers/harness.js';
+import { leaveOrDrop, listenWithoutMedia } from './helpers/harness.js';
 import { Prng } from './helpers/prng.js';
 import { uploadFile } from './helpers/tus.js';
 import { streamTone } from './helpers/weriftListener.js';
@@ -119,17 +119,7 @@ function clusterSoak(SPAN_ABOVE_PEERS: string | undefined): void {
 			const pids = nodes.map((n) => n.proc.child.pid!);
 
 			const media = async (node: NodeProcess): Promise<MediaFigures> => {
-				const m = parsePrometheusText(await (await fetch(`${node.httpBase}/metrics`)).text());
-				return {
-					routers: total(m, 'parley_worker_routers'),
-					transports: total(m, 'parley_transports'),
-					producers: total(m, 'parley_producers'),
-					consumers: total(m, 'parley_consumers'),
-					channels: total(m, 'parley_channels'),
-					sessions: total(m, 'parley_signaling_connections'),
-					recordings: total(m, 'parley_voice_recordings_active'),
-					transcodes: total(m, 'parley_voice_transcodes_running') + total(m, 'parley_voice_transcodes_queued'),
-				};
+				return liveServerObjects(parsePrometheusText(await (await fetch(`${node.httpBase}/metrics`)).text()));
 			};
 			const quiet = (f: MediaFigures) => MEDIA_KEYS.every((k) => f[k] === 0);
 			const settle = () => waitUntil(async () => (await Promise.all(nodes.map(media))).every(quiet), 20_000, 'both nodes to be idle', 200);
@@ -239,13 +229,7 @@ function clusterSoak(SPAN_ABOVE_PEERS: string | undefined): void {
 					at.mark(`work in ${channel} at ${url}`);
 					await Promise.all([sleep(rng.int(1000, 3000)), ...work]);
 					at.mark(`leave ${channel} at ${url}`);
-					if (rng.chance(0.5)) {
-						await client.request('leave', {});
-						client.close();
-					} else {
-						counts.abrupt++;
-						client.ws.terminate();
-					}
+					if ((await leaveOrDrop(client, rng)) === 'dropped') counts.abrupt++;
 				} finally {
 					at.mark(`cleanup in ${channel} at ${url}`);
 					for (const c of cleanup.reverse()) await c();

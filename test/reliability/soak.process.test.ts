@@ -18,12 +18,12 @@ import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../se
 import { encodeTone } from '../helpers/audio.js';
 import { testEnv } from '../helpers/config.js';
 import { freePort } from '../helpers/ports.js';
-import { parsePrometheusText, total } from '../helpers/prometheusText.js';
+import { liveServerObjects, parsePrometheusText } from '../helpers/prometheusText.js';
 import { logLine, startServerProcess, type ServerProcess } from '../helpers/serverProcess.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { publishWithWerift } from '../helpers/weriftPublisher.js';
-import { KEY, listenWithoutMedia, SECRET, sleep, waitUntil } from './helpers/harness.js';
+import { KEY, leaveOrDrop, listenWithoutMedia, SECRET, sleep, waitUntil } from './helpers/harness.js';
 import { Prng } from './helpers/prng.js';
 import { uploadFile } from './helpers/tus.js';
 import { streamTone } from './helpers/weriftListener.js';
@@ -141,15 +141,8 @@ describe(`soak: ${SOAK_S} s of churn by ${BOTS} bots`, () => {
 		const tone = encodeTone(1000, 50);
 
 		const figures = async (): Promise<Figures> => {
-			const m = parsePrometheusText(await getText(`${base}/metrics`));
 			return {
-				transports: total(m, 'parley_transports'),
-				producers: total(m, 'parley_producers'),
-				consumers: total(m, 'parley_consumers'),
-				channels: total(m, 'parley_channels'),
-				sessions: total(m, 'parley_signaling_connections'),
-				recordings: total(m, 'parley_voice_recordings_active'),
-				transcodes: total(m, 'parley_voice_transcodes_running') + total(m, 'parley_voice_transcodes_queued'),
+				...liveServerObjects(parsePrometheusText(await getText(`${base}/metrics`))),
 				serverFds: fdCount(pid),
 				serverFdKinds: fdKinds(pid),
 				serverTcp: tcpSockets(pid),
@@ -208,13 +201,7 @@ describe(`soak: ${SOAK_S} s of churn by ${BOTS} bots`, () => {
 					work.push(uploadFile({ base, token: await token(userId) }, wavBytes, 32 * 1024, { destination: `channel:${CHANNELS[1]}`, filename: 'soak.wav' }).then(() => counts.uploaded++));
 				}
 				await Promise.all([sleep(rng.int(1000, 3000)), ...work]);
-				if (rng.chance(0.5)) {
-					await client.request('leave', {});
-					client.close();
-				} else {
-					counts.abrupt++;
-					client.ws.terminate();
-				}
+				if ((await leaveOrDrop(client, rng)) === 'dropped') counts.abrupt++;
 			} finally {
 				for (const c of cleanup.reverse()) await c();
 				if (client.ws.readyState === client.ws.OPEN) client.close();

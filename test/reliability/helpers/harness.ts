@@ -102,3 +102,15 @@ export async function listenWithoutMedia(client: TestSignalingClient): Promise<{
 	}, 100);
 	return { listening: recv.ok, stop: () => clearInterval(resume) };
 }
+
+/** How a soak bot ends a session: half the time politely (leave, then close), else it drops
+ * the socket without a close frame. Says whether it dropped it. */
+export async function leaveOrDrop(client: TestSignalingClient, rng: { chance(p: number): boolean }): Promise<'left' | 'dropped'> {
+	if (rng.chance(0.5)) {
+		await client.request('leave', {});
+		client.close();
+		return 'left';
+	}
+	client.ws.terminate();
+	return 'dropped';
+}
