@@ -124,7 +124,7 @@ export const configSchema = z.strictObject({
 		.strictObject({
 			maxMessageBytes: option(z.number().int().min(1024).max(1_048_576).default(16_384), {
 				description:
-					'Largest signaling message accepted. Larger ones get E_MESSAGE_TOO_LARGE; ones over 4x this close the connection (code 1009).',
+					'Largest signaling message accepted. Larger ones get E_MESSAGE_TOO_LARGE; ones over 4x this close the connection (code 1009). Before its welcome a client may send at most 16 messages and 2x this in bytes (more: close 4429).',
 				unit: 'bytes',
 			}),
 			requestsPerSecond: option(z.number().min(0.1).max(10_000).default(20), {

@@ -142,11 +142,17 @@ export class SignalingServer {
 			});
 	}
 
-	/** A client may send before its welcome; frames are kept (a few) until the token is checked. */
+	/** A client may send before its welcome; frames are kept (a few, small) until the token is
+	 * checked. Bounded in count and bytes: a socket not yet admitted holds little memory. */
 	#holdEarly(ws: WebSocket<SocketData>, text: string | undefined, byteLength: number): void {
 		const data = ws.getUserData();
-		if (data.early.length >= MAX_EARLY_FRAMES) {
-			data.refusal = { closeCode: CLOSE_CODES.OVERLOADED, error: { code: 'E_RATE_LIMIT', message: `More than ${MAX_EARLY_FRAMES} messages before the welcome.` } };
+		const maxBytes = 2 * this.#options.config.signaling.maxMessageBytes;
+		const heldBytes = data.early.reduce((sum, f) => sum + f.byteLength, 0);
+		if (data.early.length >= MAX_EARLY_FRAMES || heldBytes + byteLength > maxBytes) {
+			data.refusal = {
+				closeCode: CLOSE_CODES.OVERLOADED,
+				error: { code: 'E_RATE_LIMIT', message: `More than ${MAX_EARLY_FRAMES} messages or ${maxBytes} bytes before the welcome.` },
+			};
 			ws.end(CLOSE_CODES.OVERLOADED, `E_RATE_LIMIT: ${data.refusal.error.message}`);
 			return;
 		}

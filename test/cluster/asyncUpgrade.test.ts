@@ -154,12 +154,16 @@ describe('WebSocket admission checked in Redis (asynchronous)', () => {
 		expect(s.texts.filter((t) => /"id":[123],"ok":true/.test(t))).toHaveLength(3);
 	});
 
-	it('closes with 4429 a client that sends more than 16 frames before its welcome, and still refuses a bad token with 4401', async () => {
+	it('closes with 4429 a client that sends more than 16 frames or 2x maxMessageBytes before its welcome, and still refuses a bad token with 4401', async () => {
 		const flood = Array.from({ length: 17 }, (_, id) => JSON.stringify({ id, method: 'getRouterRtpCapabilities', data: {} }));
 		await stallRedis(300);
 		const s = await rawSession(node.http.port, token, 'Upgrade', flood);
 		expect(s.closeCode).toBe(CLOSE_CODES.OVERLOADED);
 		expect(s.texts.some((t) => t.includes('"welcome"'))).toBe(false);
+		// Few but large: more than 2x signaling.maxMessageBytes (16 KiB) held before the welcome.
+		const big = JSON.stringify({ id: 1, method: 'getRouterRtpCapabilities', data: {}, pad: 'x'.repeat(12_000) });
+		await stallRedis(300);
+		expect((await rawSession(node.http.port, token, 'Upgrade', [big, big, big])).closeCode).toBe(CLOSE_CODES.OVERLOADED);
 		const bad = await rawSession(node.http.port, `${token}x`, 'Upgrade');
 		expect(bad.closeCode).toBe(CLOSE_CODES.AUTH);
 		// The node serves the next client as usual.
