@@ -168,11 +168,8 @@ export class ChannelSpans implements ChannelSpanHook {
 			return;
 		}
 		const existing = this.#satellites.get(channel.name);
-		if (existing && !existing.closed && existing.channel === channel && existing.remoteNodeId === homeNodeId) {
-			await this.#attaching.get(channel.name);
-			if (existing.closed) throw unavailable(`the link of channel ${channel.name} to node ${homeNodeId} broke while joining`);
-			return;
-		}
+		// Linked already (a link being opened was awaited above).
+		if (existing && !existing.closed && existing.channel === channel && existing.remoteNodeId === homeNodeId) return;
 		if (existing) {
 			// Spanned to another home than placement says now: start over, everyone rejoins.
 			existing.close('local', `home of ${channel.name} moved to ${homeNodeId}`);
