@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
+import { evalScript, redisScript } from './redisConnection.js';
 import { assertCost, assertRule, LocalRateLimiter, type RateDecision, type RateLimiter, type RateLimitRule } from '../signaling/RateLimiter.js';
 
 const KEY_PREFIX = 'parley:rl:';
@@ -50,7 +51,7 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
 redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((burst - tokens) / rate)))
 return {allowed, retry}
 `;
-const TAKE_SCRIPT_SHA = createHash('sha1').update(TAKE_SCRIPT).digest('hex');
+const TAKE = redisScript(TAKE_SCRIPT);
 
 export interface RedisRateLimiterOptions extends RateLimitRule {
 	/** Names the buckets: `parley:rl:<scope>:<key>`. Letters, digits, `-` and `_`. */
@@ -142,16 +143,7 @@ export class RedisRateLimiter implements RateLimiter {
 	}
 
 	async #takeInRedis(key: string, cost: number): Promise<RateDecision> {
-		const args = [this.redisKey(key), String(this.rule.ratePerSecond / 1000), String(this.rule.burst), String(cost)] as const;
-		const run = async (): Promise<unknown> => {
-			try {
-				return await this.#redis.evalsha(TAKE_SCRIPT_SHA, 1, ...args);
-			} catch (err) {
-				// A restarted (or flushed) Redis has forgotten the script: send it in full once.
-				if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return this.#redis.eval(TAKE_SCRIPT, 1, ...args);
-				throw err;
-			}
-		};
+		const run = () => evalScript(this.#redis, TAKE, [this.redisKey(key)], [String(this.rule.ratePerSecond / 1000), String(this.rule.burst), String(cost)]);
 		let timer: NodeJS.Timeout | undefined;
 		try {
 			const reply = await Promise.race([

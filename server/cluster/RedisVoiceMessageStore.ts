@@ -18,7 +18,6 @@
 // built by the same code as SQLite's and no field is lost to a concurrent writer. When the
 // status changes, the same script appends the lifecycle event to the stream
 // (VoiceEventStream), so the stream has exactly one entry per committed change.
-import { createHash } from 'node:crypto';
 import { ReplyError, type Redis } from 'ioredis';
 import { lifecycleEvent, type VoiceMessageEvent } from '../voice/voiceEvents.js';
 import {
@@ -35,6 +34,7 @@ import {
 	type VoiceMessageStoreOptions,
 } from '../voice/VoiceMessageStore.js';
 import { formatDestination, VOICE_MESSAGE_ID_PATTERN, type Destination, type VoiceMessage, type VoiceMessageStatus } from '../voice/voiceMessage.js';
+import { evalScript, redisScript, type RedisScript } from './redisConnection.js';
 import { VoiceEventStream } from './VoiceEventStream.js';
 
 const KEY_PREFIX = 'parley:vm:';
@@ -102,12 +102,7 @@ for _, id in ipairs(ids) do
 end
 return records`;
 
-interface Script {
-	lua: string;
-	sha: string;
-}
-const script = (lua: string): Script => ({ lua, sha: createHash('sha1').update(lua).digest('hex') });
-const SCRIPTS = { insert: script(INSERT), update: script(UPDATE), delete: script(DELETE), list: script(LIST) };
+const SCRIPTS = { insert: redisScript(INSERT), update: redisScript(UPDATE), delete: redisScript(DELETE), list: redisScript(LIST) };
 
 export interface RedisVoiceMessageStoreOptions extends VoiceMessageStoreOptions {
 	/** Where lifecycle events are appended (atomically with the change); none: no stream. */
@@ -229,16 +224,8 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 		return { message: JSON.parse(record) as VoiceMessage, ver };
 	}
 
-	/** EVALSHA, loading the script when Redis does not know it (first use, or after a restart). */
-	async #run(s: Script, keys: string[], args: string[]): Promise<unknown> {
-		return this.#reach(async () => {
-			try {
-				return await this.#redis.evalsha(s.sha, keys.length, ...keys, ...args);
-			} catch (err) {
-				if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-				return this.#redis.eval(s.lua, keys.length, ...keys, ...args);
-			}
-		});
+	async #run(s: RedisScript, keys: string[], args: string[]): Promise<unknown> {
+		return this.#reach(() => evalScript(this.#redis, s, keys, args));
 	}
 
 	/** Errors Redis answered stay as they are (bugs); failing to reach it becomes

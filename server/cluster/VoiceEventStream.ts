@@ -75,14 +75,6 @@ export class VoiceEventStream {
 		return parsed.success ? (parsed.data as VoiceMessageEvent) : new Error(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
 	}
 
-	/** Appends one event by itself (the store appends its own atomically; this is for events
-	 * that are not store changes). Resolves with the entry id. */
-	async append(event: VoiceMessageEvent): Promise<string> {
-		const id = await this.#redis.xadd(this.key, 'MAXLEN', '~', String(this.maxLen), '*', ...VoiceEventStream.fields(event));
-		if (id === null) throw new Error('XADD returned no id');
-		return id;
-	}
-
 	/** Creates a consumer group (and the stream) if missing. `startId` '0' reads the whole
 	 * retained history, '$' only what comes next. */
 	async createGroup(group: string, startId: '0' | '$' = '$'): Promise<void> {

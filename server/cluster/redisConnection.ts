@@ -1,4 +1,5 @@
 // The node's Redis connection (only when cluster.redisUrl / REDIS_URL is set).
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
 
@@ -50,4 +51,23 @@ export async function closeRedis(redis: Redis, timeoutMs = 1000): Promise<void> 
 	]);
 	clearTimeout(timer);
 	redis.disconnect();
+}
+
+/** A Lua script and its SHA1, for EVALSHA. */
+export interface RedisScript {
+	lua: string;
+	sha: string;
+}
+
+export const redisScript = (lua: string): RedisScript => ({ lua, sha: createHash('sha1').update(lua).digest('hex') });
+
+/** EVALSHA, sending the script in full when Redis does not know it (first use, or a
+ * restarted or flushed Redis). */
+export async function evalScript(redis: Redis, script: RedisScript, keys: string[], args: string[]): Promise<unknown> {
+	try {
+		return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
+	} catch (err) {
+		if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+		return redis.eval(script.lua, keys.length, ...keys, ...args);
+	}
 }

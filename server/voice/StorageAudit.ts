@@ -22,14 +22,13 @@
 // nodes write the same store and the same shared directory, and one node's view of a mount
 // is no proof that a file is gone for everyone; only temp files older than a couple of hours
 // (longer than any job lasts) are removed.
-import { createHash } from 'node:crypto';
-import { createReadStream, type Dirent } from 'node:fs';
+import type { Dirent } from 'node:fs';
 import { mkdir, opendir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from '../telemetry/logger.js';
 import type { VoiceMessageStore } from './VoiceMessageStore.js';
-import type { LocalVoiceStorage } from './VoiceStorage.js';
+import { fileExists, sha256File, type LocalVoiceStorage } from './VoiceStorage.js';
 import type { VoiceMessage } from './voiceMessage.js';
 
 /** Quarantine for orphan files, under the storage root (user ids never start with a dot). */
@@ -290,7 +289,7 @@ export class StorageAudit {
 		let target = path.join(root, ORPHANS_SUBDIR, path.relative(root, file));
 		await mkdir(path.dirname(target), { recursive: true });
 		// Never overwrite an earlier quarantined copy.
-		if (await exists(target)) target = `${target}.${Date.now()}`;
+		if (await fileExists(target)) target = `${target}.${Date.now()}`;
 		try {
 			await rename(file, target);
 		} catch (err) {
@@ -356,15 +355,3 @@ async function* entries(dir: string): AsyncGenerator<Dirent> {
 	yield* handle;
 }
 
-async function exists(file: string): Promise<boolean> {
-	return stat(file).then(
-		() => true,
-		() => false,
-	);
-}
-
-async function sha256File(file: string): Promise<string> {
-	const hash = createHash('sha256');
-	for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-	return hash.digest('hex');
-}

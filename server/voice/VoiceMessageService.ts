@@ -1,9 +1,8 @@
 // Voice messages end to end: recordings from live producers, uploads handed over by the
 // upload server, post-processing (hash, waveform, transcode), metadata, and the status
 // notifications recipients get. Owns every running recording and closes them at shutdown.
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, link, rm, stat } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { copyFile, link, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { types as ms } from 'mediasoup';
 import { channelAllowed, type AccessClaims } from '../signaling/accessToken.js';
@@ -16,7 +15,7 @@ import { storageFailure, storageFailureText } from './storageDirectory.js';
 import { TranscodeError } from './transcode/TranscodeError.js';
 import type { CompletedUpload } from './upload/TusUploadServer.js';
 import { DuplicateVoiceMessageError, type VoiceMessagePatch, type VoiceMessageStore } from './VoiceMessageStore.js';
-import type { VoiceStorage } from './VoiceStorage.js';
+import { fileExists, sha256File, type VoiceStorage } from './VoiceStorage.js';
 import { voiceMessageInfo, type Destination, type VoiceMessage } from './voiceMessage.js';
 
 /** What post-processing needs from the transcoder (server/voice/transcode). */
@@ -447,21 +446,9 @@ function acceptedInputPath(uploadPath: string): string {
 	return `${uploadPath}.accepted`;
 }
 
-async function fileExists(file: string): Promise<boolean> {
-	return stat(file).then(
-		() => true,
-		() => false,
-	);
-}
-
 /** E_STORAGE_UNAVAILABLE for a disk that is full or not writable, undefined for other errors. */
 function storageRequestError(err: unknown): RequestError | undefined {
 	const failure = storageFailure(err);
 	return failure && new RequestError('E_STORAGE_UNAVAILABLE', `Voice messages cannot be stored right now: ${storageFailureText(failure)}.`);
 }
 
-async function sha256File(path: string): Promise<string> {
-	const hash = createHash('sha256');
-	for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-	return hash.digest('hex');
-}

@@ -1,6 +1,8 @@
 // Where voice-message files live. Kept behind a small interface so an S3-compatible
 // backend can be added; the embedded default is a local directory laid out as
 // <root>/<user>/<yyyymm>/<id>.ogg, every part of it from validated ids.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { checkStorageWritable } from './storageDirectory.js';
@@ -87,4 +89,19 @@ export class LocalVoiceStorage implements VoiceStorage {
 	checkWritable(): Promise<void> {
 		return checkStorageWritable(this.root);
 	}
+}
+
+/** Whether anything is at `file` (any error reading it counts as no). */
+export async function fileExists(file: string): Promise<boolean> {
+	return stat(file).then(
+		() => true,
+		() => false,
+	);
+}
+
+/** Hex sha256 of a file's bytes, streamed. */
+export async function sha256File(file: string): Promise<string> {
+	const hash = createHash('sha256');
+	for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+	return hash.digest('hex');
 }

@@ -16,6 +16,7 @@
 // memory and bounded: when full, a new event is dropped and counted. At shutdown, what is
 // queued gets until the deadline to go out; then the rest is given up and logged.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '../telemetry/logger.js';
 import type { VoiceMessageEvent } from './voiceEvents.js';
 
@@ -142,7 +143,8 @@ export class VoiceWebhooks {
 			this.#o.onOutcome?.('retried');
 			const delayMs = this.retryDelayMs(attempt, result.retryAfterMs);
 			this.#o.log.info({ eventId: event.eventId, attempt, delayMs, reason: result.reason }, 'webhook attempt failed: retrying');
-			await sleep(delayMs, signal);
+			// Cut short by shutdown (abort): the loop's next check returns.
+			await delay(delayMs, undefined, { signal }).catch(() => undefined);
 		}
 	}
 
@@ -236,18 +238,5 @@ export function verifyWebhookSignature(rawBody: string | Buffer, signatureHeader
 	return parts.some(([k, v]) => {
 		if (k !== 'v1' || !v || !/^[0-9a-f]{64}$/.test(v)) return false;
 		return timingSafeEqual(Buffer.from(v, 'hex'), expected);
-	});
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-	return new Promise((resolve) => {
-		if (signal.aborted) return resolve();
-		const timer = setTimeout(done, ms);
-		function done(): void {
-			clearTimeout(timer);
-			signal.removeEventListener('abort', done);
-			resolve();
-		}
-		signal.addEventListener('abort', done, { once: true });
 	});
 }

@@ -38,7 +38,7 @@ export interface VoiceMessageEvent {
 
 /** Called by a store after it commits a change; undefined when nothing a consumer cares about
  * changed (an update that keeps the status). */
-export function lifecycleEvent(previous: VoiceMessage | undefined, current: VoiceMessage | undefined, nodeId: string, at = Date.now()): VoiceMessageEvent | undefined {
+export function lifecycleEvent(previous: VoiceMessage | undefined, current: VoiceMessage | undefined, nodeId: string): VoiceMessageEvent | undefined {
 	let event: VoiceEventName;
 	let m: VoiceMessage;
 	if (!previous && current) {
@@ -61,7 +61,7 @@ export function lifecycleEvent(previous: VoiceMessage | undefined, current: Voic
 		ownerId: m.ownerId,
 		destination: formatDestination(m.destination),
 		nodeId,
-		at,
+		at: Date.now(),
 		message: voiceMessageInfo(m),
 	};
 }
