@@ -803,8 +803,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 				return await this.#openSignaling();
 			} catch (error) {
 				if (tried >= this.#entryUrls.length || isFinalError(error) || this.#closedByUser) throw error;
-				this.#entryIndex = (this.#entryIndex + 1) % this.#entryUrls.length;
-				this.#currentUrl = this.#entryUrls[this.#entryIndex]!;
+				this.#nextEntryUrl();
 			}
 		}
 	}
@@ -823,13 +822,14 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 
 	/** Replaces the connection with one to the node a join was redirected to. */
 	async #moveTo(url: string, redirect: ParleyError): Promise<void> {
-		let target: string;
+		let parsed: URL;
 		try {
-			target = new URL(url).toString();
+			parsed = new URL(url);
 		} catch {
 			throw new ParleyError('E_REDIRECT', `The server redirected to an invalid URL: ${JSON.stringify(url).slice(0, 200)}`, { cause: redirect });
 		}
-		if (!/^(wss?|https?):$/.test(new URL(target).protocol)) throw new ParleyError('E_REDIRECT', `The server redirected to a non-WebSocket URL (${new URL(target).protocol}).`, { cause: redirect });
+		if (!/^(wss?|https?):$/.test(parsed.protocol)) throw new ParleyError('E_REDIRECT', `The server redirected to a non-WebSocket URL (${parsed.protocol}).`, { cause: redirect });
+		const target = parsed.toString();
 		// Never from TLS to plain text: the token travels in the URL.
 		if (/^(wss|https):/.test(this.#currentUrl) && /^(ws|http):/.test(target)) {
 			throw new ParleyError('E_REDIRECT', 'The server redirected from a secure to an insecure URL; refused.', { cause: redirect });

@@ -22,7 +22,7 @@ import type { types as ms } from 'mediasoup';
 import type { ParleyConfig } from '../../config/schema.js';
 import type { Channel } from '../channels/Channel.js';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
-import { primaryIPv4 } from '../media/workerSettings.js';
+import { primaryIPv4, WILDCARDS } from '../media/workerSettings.js';
 import { RequestError } from '../signaling/RequestError.js';
 import type { ChannelSpanHook } from '../signaling/requestHandlers.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -53,8 +53,6 @@ export interface PipeSettings {
 	enableRtx: boolean;
 }
 
-const WILDCARDS = new Set(['0.0.0.0', '::']);
-
 /** cluster.pipe* resolved against the media options. Throws on a half-set port range. */
 export function pipeSettings(config: ParleyConfig): PipeSettings {
 	const c = config.cluster;
@@ -84,8 +82,6 @@ export interface ChannelSpansOptions {
 	registry: ChannelRegistry;
 	pipe: PipeSettings;
 	nodes?: NodeLostSource;
-	/** How long a satellite waits for span.open (default: the bus's request timeout). */
-	openTimeoutMs?: number;
 	log: Logger;
 }
 
@@ -94,7 +90,6 @@ export class ChannelSpans implements ChannelSpanHook {
 	readonly #registry: ChannelRegistry;
 	readonly #pipe: PipeSettings;
 	readonly #nodes: NodeLostSource | undefined;
-	readonly #openTimeoutMs: number | undefined;
 	readonly #log: Logger;
 	/** Channels this node is the hub of: channel -> satellite node id -> link. */
 	readonly #hubs = new Map<string, Map<string, ChannelSpanLink>>();
@@ -112,7 +107,6 @@ export class ChannelSpans implements ChannelSpanHook {
 		this.#registry = options.registry;
 		this.#pipe = options.pipe;
 		this.#nodes = options.nodes;
-		this.#openTimeoutMs = options.openTimeoutMs;
 		this.#log = options.log;
 		this.#bus.handle(SPAN_OPEN, (payload, from) => this.#onOpen(parseSpanMessage(spanOpenSchema, payload, SPAN_OPEN), from));
 		this.#bus.handle(SPAN_SYNC, async (payload, from) => {
@@ -208,7 +202,7 @@ export class ChannelSpans implements ChannelSpanHook {
 			const request: SpanOpen = { channel: channel.name, ip: pipe.tuple.localAddress, port: pipe.tuple.localPort, enableRtx: this.#pipe.enableRtx };
 			let reply: SpanOpenReply;
 			try {
-				reply = parseSpanMessage(spanOpenReplySchema, await this.#bus.request(homeNodeId, SPAN_OPEN, request, this.#openTimeoutMs), `${SPAN_OPEN} reply`);
+				reply = parseSpanMessage(spanOpenReplySchema, await this.#bus.request(homeNodeId, SPAN_OPEN, request), `${SPAN_OPEN} reply`);
 			} catch (err) {
 				throw busFailure(err, homeNodeId, channel.name);
 			}

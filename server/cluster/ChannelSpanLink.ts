@@ -39,10 +39,6 @@ export interface ChannelSpanLinkOptions {
 	bus: ClusterBus;
 	pipe: ms.PipeTransport;
 	log: Logger;
-	/** How often a sync refused for lack of Redis is retried before the link gives up
-	 * (default 60 times, every 500 ms: a Redis restart does not tear spans down). */
-	unavailableRetries?: number;
-	unavailableRetryDelayMs?: number;
 }
 
 interface ProducerAppData extends ms.AppData {
@@ -51,6 +47,10 @@ interface ProducerAppData extends ms.AppData {
 
 /** A span.close is a courtesy (the other end also notices failed syncs and the registry). */
 const CLOSE_NOTICE_TIMEOUT_MS = 1000;
+/** How often a sync refused for lack of Redis is retried before the link gives up (60 times,
+ * every 500 ms: a Redis restart does not tear spans down). */
+const UNAVAILABLE_RETRIES = 60;
+const UNAVAILABLE_RETRY_DELAY_MS = 500;
 
 /** Remote peers may publish; they never consume here (they have no transports here). */
 const REMOTE_GRANTS = { canPublish: true, canSubscribe: false, canRecord: false };
@@ -62,8 +62,6 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 	readonly pipe: ms.PipeTransport;
 	readonly #bus: ClusterBus;
 	readonly #log: Logger;
-	readonly #retries: number;
-	readonly #retryDelayMs: number;
 	/** Our producers piped to the other end: producer id -> pipe consumer. */
 	readonly #outbound = new Map<string, ms.Consumer>();
 	/** Peers announced to the other end (so a peerLeft is sent only for those). */
@@ -91,8 +89,6 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 		this.pipe = options.pipe;
 		this.#bus = options.bus;
 		this.#log = options.log;
-		this.#retries = options.unavailableRetries ?? 60;
-		this.#retryDelayMs = options.unavailableRetryDelayMs ?? 500;
 		// A satellite applies syncs only after the open reply (which may, in theory, arrive
 		// after the first sync); a hub has nothing to wait for.
 		this.#inChain =
@@ -306,8 +302,8 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 					if (this.#closed) return;
 					// Redis away for a moment: media keeps flowing over the pipe meanwhile;
 					// the changes go out when it is back (or the link gives up).
-					if (err instanceof ClusterBusError && err.code === 'unavailable' && attempt < this.#retries) {
-						await new Promise((r) => setTimeout(r, this.#retryDelayMs));
+					if (err instanceof ClusterBusError && err.code === 'unavailable' && attempt < UNAVAILABLE_RETRIES) {
+						await new Promise((r) => setTimeout(r, UNAVAILABLE_RETRY_DELAY_MS));
 						continue;
 					}
 					const kind: SpanLinkCloseKind = err instanceof ClusterBusError && err.code === 'remote' ? 'remote' : 'lost';

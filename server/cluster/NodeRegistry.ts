@@ -208,11 +208,6 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 		return value === null ? undefined : this.#parse(value, nodeId);
 	}
 
-	/** Live nodes as of the last heartbeat (no Redis round trip). */
-	knownNodes(): NodeInfo[] {
-		return [...this.#known.values()];
-	}
-
 	#parse(value: string, nodeId: string): NodeInfo | undefined {
 		let json: unknown;
 		try {

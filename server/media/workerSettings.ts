@@ -25,7 +25,8 @@ export function resolveWorkerBin(configured: string): string {
 	return bin;
 }
 
-const WILDCARDS = new Set(['0.0.0.0', '::']);
+/** Listen addresses that mean every interface: something else must be announced. */
+export const WILDCARDS = new Set(['0.0.0.0', '::']);
 
 /** First non-internal IPv4 address of this host, or 127.0.0.1. */
 export function primaryIPv4(): string {

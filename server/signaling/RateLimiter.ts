@@ -2,6 +2,7 @@
 // the same rule. `RateLimiter` is what the signaling server and the HTTP routes ask; the
 // buckets live in this process (LocalRateLimiter) or in Redis for the whole cluster
 // (server/cluster/RedisRateLimiter.ts).
+import { assertBucketRule } from './TokenBucket.js';
 
 /** A token bucket's shape: `burst` at once, refilled at `ratePerSecond`. */
 export interface RateLimitRule {
@@ -21,11 +22,8 @@ export interface RateLimiter {
 	take(key: string, cost?: number): Promise<RateDecision>;
 }
 
-/** Throws TypeError for a rule no bucket can have. */
-export function assertRule(rule: RateLimitRule): void {
-	if (!(rule.ratePerSecond > 0) || !Number.isFinite(rule.ratePerSecond)) throw new TypeError('ratePerSecond must be a finite number > 0');
-	if (!(rule.burst >= 1) || !Number.isFinite(rule.burst)) throw new TypeError('burst must be a finite number >= 1');
-}
+/** Throws TypeError for a rule no bucket can have (TokenBucket's own check). */
+export const assertRule: (rule: RateLimitRule) => void = assertBucketRule;
 
 /** Throws TypeError for a cost no bucket of this rule could ever pay (that would refuse forever). */
 export function assertCost(cost: number, rule: RateLimitRule): void {

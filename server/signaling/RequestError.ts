@@ -1,19 +1,22 @@
 // A request that cannot be served, with the protocol's stable code. Thrown inside the
 // server (handlers, channels); turned into an error response at the WebSocket boundary.
-import { ERROR_CODES, type ErrorCode, type ProtocolError, type RedirectTarget } from './protocol.js';
+import { ERROR_CODES, type ErrorCode, type ProtocolError } from './protocol.js';
+
+/** What some errors carry beyond code and message (see ProtocolError). */
+export type RequestErrorDetails = Pick<ProtocolError, 'redirect' | 'retryAfterMs'>;
 
 export class RequestError extends Error {
 	override readonly name = 'RequestError';
 	readonly code: ErrorCode;
-	/** Where to go instead (E_REDIRECT). */
-	readonly redirect: RedirectTarget | undefined;
-	constructor(code: ErrorCode, message: string = ERROR_CODES[code], redirect?: RedirectTarget) {
+	/** E_REDIRECT: where to go instead; E_RATE_LIMIT: when to retry. */
+	readonly details: RequestErrorDetails;
+	constructor(code: ErrorCode, message: string = ERROR_CODES[code], details: RequestErrorDetails = {}) {
 		super(message);
 		this.code = code;
-		this.redirect = redirect;
+		this.details = details;
 	}
 
 	toProtocol(): ProtocolError {
-		return { code: this.code, message: this.message, ...(this.redirect && { redirect: this.redirect }) };
+		return { code: this.code, message: this.message, ...this.details };
 	}
 }

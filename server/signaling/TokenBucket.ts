@@ -9,6 +9,12 @@ export interface TokenBucketOptions {
 	nowMs?: () => number;
 }
 
+/** Throws TypeError for a rate and burst no bucket can have. */
+export function assertBucketRule({ ratePerSecond, burst }: { ratePerSecond: number; burst: number }): void {
+	if (!(ratePerSecond > 0) || !Number.isFinite(ratePerSecond)) throw new TypeError('ratePerSecond must be a finite number > 0');
+	if (!(burst >= 1) || !Number.isFinite(burst)) throw new TypeError('burst must be a finite number >= 1');
+}
+
 export class TokenBucket {
 	readonly #ratePerMs: number;
 	readonly #burst: number;
@@ -17,8 +23,7 @@ export class TokenBucket {
 	#updatedAtMs: number;
 
 	constructor({ ratePerSecond, burst, nowMs = () => performance.now() }: TokenBucketOptions) {
-		if (!(ratePerSecond > 0) || !Number.isFinite(ratePerSecond)) throw new TypeError('ratePerSecond must be a finite number > 0');
-		if (!(burst >= 1) || !Number.isFinite(burst)) throw new TypeError('burst must be a finite number >= 1');
+		assertBucketRule({ ratePerSecond, burst });
 		this.#ratePerMs = ratePerSecond / 1000;
 		this.#burst = burst;
 		this.#nowMs = nowMs;

@@ -27,19 +27,6 @@ const REDIS_SCOPES: Record<RateLimitScope, string> = {
 
 export type OnRateLimited = (scope: RateLimitScope) => void;
 
-/** E_RATE_LIMIT with the wait the client should observe (also in the error as retryAfterMs). */
-export class RateLimitError extends RequestError {
-	readonly retryAfterMs: number;
-	constructor(message: string, retryAfterMs: number) {
-		super('E_RATE_LIMIT', message);
-		this.retryAfterMs = retryAfterMs;
-	}
-
-	override toProtocol(): ProtocolError {
-		return { code: this.code, message: this.message, retryAfterMs: this.retryAfterMs };
-	}
-}
-
 function ruleText(rule: RateLimitRule, per = 's'): string {
 	const rate = per === 'min' ? rule.ratePerSecond * 60 : rule.ratePerSecond;
 	return `${Number(rate.toFixed(3))}/${per}, bursts of ${rule.burst}`;
@@ -79,21 +66,21 @@ export class SignalingRateLimits {
 		};
 	}
 
-	/** Throws RateLimitError when this user's or this address's requests are over their limit. */
+	/** Throws E_RATE_LIMIT (with retryAfterMs) when this user's or this address's requests are over their limit. */
 	async admitRequest(userId: string, address: string): Promise<void> {
 		const { user, ip } = this.#o;
 		if (user) {
 			const d = await user.take(userId);
 			if (!d.allowed) {
 				this.#o.onLimited?.('signaling_user');
-				throw new RateLimitError(`Too many requests from your user across all connections (${ruleText(user.rule)}); retry in ${describeDelay(d.retryAfterMs)}.`, d.retryAfterMs);
+				throw new RequestError('E_RATE_LIMIT', `Too many requests from your user across all connections (${ruleText(user.rule)}); retry in ${describeDelay(d.retryAfterMs)}.`, { retryAfterMs: d.retryAfterMs });
 			}
 		}
 		if (ip) {
 			const d = await ip.take(addressLimitKey(address));
 			if (!d.allowed) {
 				this.#o.onLimited?.('signaling_ip');
-				throw new RateLimitError(`Too many requests from your address (${ruleText(ip.rule)}); retry in ${describeDelay(d.retryAfterMs)}.`, d.retryAfterMs);
+				throw new RequestError('E_RATE_LIMIT', `Too many requests from your address (${ruleText(ip.rule)}); retry in ${describeDelay(d.retryAfterMs)}.`, { retryAfterMs: d.retryAfterMs });
 			}
 		}
 	}

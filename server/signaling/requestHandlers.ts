@@ -1,6 +1,7 @@
 // What each signaling method does: grant checks, then the channel's API. Data arrives
 // validated against protocol.ts; failures are RequestErrors with the protocol's codes.
 import type { types as ms } from 'mediasoup';
+import type { PlacementDecision } from '../cluster/ChannelPlacement.js';
 import type { z } from 'zod';
 import type { Channel } from '../channels/Channel.js';
 import { ownConsumer, ownProducer, ownTransport } from '../channels/Channel.js';
@@ -28,7 +29,7 @@ export interface HandlerContext {
 
 /** server/cluster/ChannelPlacement. */
 export interface ChannelPlacer {
-	place(channel: string): Promise<{ kind: 'local' } | { kind: 'redirect'; nodeId: string; url: string } | { kind: 'span'; homeNodeId: string }>;
+	place(channel: string): Promise<PlacementDecision>;
 }
 
 /** server/cluster/ChannelSpan. Called on every join placed as a span: must be idempotent. */
@@ -79,7 +80,7 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		}
 		const placed = (await ctx.placement?.place(data.channel)) ?? { kind: 'local' };
 		if (placed.kind === 'redirect') {
-			throw new RequestError('E_REDIRECT', `Channel "${data.channel}" is served by node ${placed.nodeId}; join it there.`, { nodeId: placed.nodeId, url: placed.url });
+			throw new RequestError('E_REDIRECT', `Channel "${data.channel}" is served by node ${placed.nodeId}; join it there.`, { redirect: { nodeId: placed.nodeId, url: placed.url } });
 		}
 		// Placement only answers 'span' when this node can span (ChannelPlacement's canSpan).
 		if (placed.kind === 'span' && !ctx.span) throw new RequestError('E_INTERNAL', 'This node cannot serve channels spanning nodes.');
