@@ -4,9 +4,10 @@
 // `voiceMessage`) and every node, this one included, delivers it to its own sessions. While
 // the bus is unreachable (Redis down) this node still tells its own sessions.
 import { z } from 'zod';
-import { CHANNEL_NAME_PATTERN, type VoiceMessageInfo } from '../signaling/protocol.js';
+import type { VoiceMessageInfo } from '../signaling/protocol.js';
+import { destinationSchema } from '../signaling/protocolSchemas.js';
 import type { Logger } from '../telemetry/logger.js';
-import { USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN } from './voiceMessage.js';
+import { USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN, VOICE_MESSAGE_STATUSES } from './voiceMessage.js';
 
 export const VOICE_MESSAGE_TOPIC = 'voiceMessage';
 
@@ -18,7 +19,6 @@ export interface VoiceNotificationBus {
 
 export type DeliverVoiceMessage = (info: VoiceMessageInfo, reason?: string) => void;
 
-const statusSchema = z.enum(['recording', 'uploading', 'processing', 'ready', 'failed']);
 /** Bus payloads are untrusted (anyone with Redis access can publish): only well-formed
  * notifications reach clients, and unknown fields are dropped. A field added to
  * VoiceMessageInfo must be added here too (VoiceMessageNotifier.test.ts fails until it is). */
@@ -26,12 +26,9 @@ export const voiceNotificationSchema = z.object({
 	message: z.object({
 		id: z.string().regex(VOICE_MESSAGE_ID_PATTERN),
 		ownerId: z.string().regex(USER_ID_PATTERN),
-		destination: z.union([
-			z.strictObject({ kind: z.literal('channel'), channel: z.string().regex(CHANNEL_NAME_PATTERN) }),
-			z.strictObject({ kind: z.literal('user'), userId: z.string().regex(USER_ID_PATTERN) }),
-		]),
+		destination: destinationSchema,
 		source: z.enum(['recording', 'upload']),
-		status: statusSchema,
+		status: z.enum(VOICE_MESSAGE_STATUSES),
 		failureReason: z.string().max(1000).optional(),
 		durationMs: z.number().nonnegative().optional(),
 		sizeBytes: z.number().int().nonnegative().optional(),

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { VoiceMessageInfo } from '../signaling/protocol.js';
-import { formatDestination, voiceMessageInfo, type VoiceMessage, type VoiceMessageStatus } from './voiceMessage.js';
+import { formatDestination, VOICE_MESSAGE_STATUSES, voiceMessageInfo, type VoiceMessage, type VoiceMessageStatus } from './voiceMessage.js';
 
 export const VOICE_EVENT_NAMES = [
 	'voiceMessage.created',
@@ -68,7 +68,7 @@ export function lifecycleEvent(previous: VoiceMessage | undefined, current: Voic
 
 export type VoiceEventListener = (event: VoiceMessageEvent) => void;
 
-const statusSchema = z.enum(['recording', 'uploading', 'processing', 'ready', 'failed']);
+const statusSchema = z.enum(VOICE_MESSAGE_STATUSES);
 const destinationSchema = z.union([
 	z.object({ kind: z.literal('channel'), channel: z.string() }),
 	z.object({ kind: z.literal('user'), userId: z.string() }),

@@ -4,7 +4,8 @@ import { destinationSchema } from '../signaling/protocolSchemas.js';
 
 export { USER_ID_PATTERN };
 
-export type VoiceMessageStatus = 'recording' | 'uploading' | 'processing' | 'ready' | 'failed';
+export const VOICE_MESSAGE_STATUSES = ['recording', 'uploading', 'processing', 'ready', 'failed'] as const;
+export type VoiceMessageStatus = (typeof VOICE_MESSAGE_STATUSES)[number];
 
 /** Who a voice message is for: everyone allowed in a channel, or one user. */
 export type Destination = VoiceMessageDestination;
