@@ -29,7 +29,9 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from '../telemetry/logger.js';
 import type { VoiceMessageStore } from './VoiceMessageStore.js';
 import { fileExists, sha256File, type LocalVoiceStorage } from './VoiceStorage.js';
-import type { VoiceMessage } from './voiceMessage.js';
+import { VOICE_MESSAGE_ID_PATTERN, type VoiceMessage } from './voiceMessage.js';
+import { READY_PROBE_PREFIX } from './storageDirectory.js';
+import { ACCEPTED_UPLOAD_SUFFIX } from './VoiceMessageService.js';
 
 /** Quarantine for orphan files, under the storage root (user ids never start with a dot). */
 export const ORPHANS_SUBDIR = '.orphans';
@@ -48,10 +50,14 @@ const BATCH = 64;
  * slack covers coarse or skewed file-system clocks. */
 const MTIME_SLACK_MS = 1000;
 
-const OGG_FILE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.ogg$/;
+const OGG_FILE = new RegExp(`^(${VOICE_MESSAGE_ID_PATTERN.source.slice(1, -1)})\\.ogg$`);
 const TRANSCODE_TEMP = /^[0-9a-f-]{36}\.ogg\.[0-9a-f]{12}\.part$/;
-const READY_PROBE = /^\.ready-probe-/;
-const ACCEPTED_INPUT = /^([0-9a-f-]{36})\.part\.accepted$/;
+/** `<id>.part.accepted` in the uploads folder: the id, else undefined. */
+function acceptedInputId(name: string): string | undefined {
+	const suffix = `.part${ACCEPTED_UPLOAD_SUFFIX}`;
+	const id = name.endsWith(suffix) ? name.slice(0, -suffix.length) : '';
+	return /^[0-9a-f-]{36}$/.test(id) ? id : undefined;
+}
 const YYYYMM = /^\d{6}$/;
 
 export const MISSING_REASON = 'The audio file of this voice message is missing from storage.';
@@ -222,7 +228,7 @@ export class StorageAudit {
 		for await (const top of entries(root)) {
 			await tick();
 			const topPath = path.join(root, top.name);
-			if (top.isFile() && READY_PROBE.test(top.name)) {
+			if (top.isFile() && top.name.startsWith(READY_PROBE_PREFIX)) {
 				await this.#removeIfStale(topPath);
 				continue;
 			}
@@ -309,7 +315,7 @@ export class StorageAudit {
 				this.#stopIfAborted();
 				await yieldToEventLoop();
 			}
-			const id = ACCEPTED_INPUT.exec(entry.name)?.[1];
+			const id = acceptedInputId(entry.name);
 			if (!id || !entry.isFile()) continue;
 			// Kept while its message is being converted (recovery converts it again after a crash).
 			const m = await this.#o.store.get(id).catch(() => 'unknown' as const);

@@ -441,9 +441,12 @@ function reasonText(reason: StopReason): string | undefined {
 	return reason === 'stopped' ? undefined : reason;
 }
 
-/** Where acceptUpload keeps its own hard link to a complete upload until it is converted. */
+/** acceptUpload keeps its own hard link to a complete upload, named with this suffix, until
+ * it is converted (StorageAudit recognises leftovers by it). */
+export const ACCEPTED_UPLOAD_SUFFIX = '.accepted';
+
 function acceptedInputPath(uploadPath: string): string {
-	return `${uploadPath}.accepted`;
+	return `${uploadPath}${ACCEPTED_UPLOAD_SUFFIX}`;
 }
 
 /** E_STORAGE_UNAVAILABLE for a disk that is full or not writable, undefined for other errors. */

@@ -3,6 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
+/** Names of the files checkStorageWritable writes and removes (StorageAudit skips leftovers). */
+export const READY_PROBE_PREFIX = '.ready-probe-';
+
 /** How a storage operation failed, when the cause is the disk rather than a bug. */
 export type StorageFailure = 'full' | 'unavailable';
 
@@ -35,7 +38,7 @@ export function storageFailureText(failure: StorageFailure): string {
  * and removes a probe file. A full disk, a read-only mount or a path that is a file fail. */
 export async function checkStorageWritable(dir: string): Promise<void> {
 	await mkdir(dir, { recursive: true });
-	const probe = path.join(dir, `.ready-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+	const probe = path.join(dir, `${READY_PROBE_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
 	const file = await open(probe, 'wx');
 	try {
 		await file.writeFile('ok');
