@@ -20,6 +20,7 @@ import { ClusterBusError, RedisClusterBus } from './ClusterBus.js';
 import { ChannelSpans } from './ChannelSpan.js';
 import { closeRedis, connectRedis } from './redisConnection.js';
 import { SPAN_OPEN, SPAN_SYNC } from './ChannelSpanMessages.js';
+import { waitUntil } from '../../test/helpers/wait.js';
 
 const mediaCodecs = routerMediaCodecs({ inbandFec: true, dtx: true, nack: false });
 const deviceCaps = mediasoup.ortc.generateRouterRtpCapabilities(mediaCodecs) as ms.RtpCapabilities;
@@ -59,13 +60,7 @@ interface TestPeer {
 	channel: Channel;
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!cond()) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 10));
-	}
-}
+const until = (what: string, cond: () => boolean, timeoutMs = 5000) => waitUntil(cond, timeoutMs, what, 10);
 
 describe('ChannelSpans (in process, real workers and Redis)', () => {
 	let redis: TestRedis;

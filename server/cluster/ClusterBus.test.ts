@@ -5,6 +5,7 @@ import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { closeRedis, connectRedis } from './redisConnection.js';
 import { BUS_NODE_PREFIX, ClusterBusError, RedisClusterBus } from './ClusterBus.js';
+import { waitUntil } from '../../test/helpers/wait.js';
 
 interface Ctx {
 	redis: TestRedis;
@@ -13,13 +14,7 @@ interface Ctx {
 	b: RedisClusterBus;
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await cond())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 25));
-	}
-}
+const waitFor = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000) => waitUntil(cond, timeoutMs, what, 25);
 
 async function makeBus(ctx: Pick<Ctx, 'connections'>, url: string, nodeId: string, requestTimeoutMs = 2000): Promise<RedisClusterBus> {
 	const redis = connectRedis(url, testLogger());
@@ -141,7 +136,7 @@ describe('RedisClusterBus', () => {
 		const gotA: unknown[] = [];
 		await ctx.a.subscribe('later', (m) => gotA.push(m));
 
-		ctx.redis = await startRedisOnPort(port);
+		ctx.redis = await startRedis({ port });
 		await waitFor('both buses to reconnect', () => ctx.a.available && ctx.b.available, 15_000);
 		// The subscriber re-subscribes on 'ready'; wait until node b's channel has a subscriber again.
 		await waitFor('node b to re-subscribe', async () => (await ctx.connections[0]!.pubsub('NUMSUB', BUS_NODE_PREFIX + 'node-b').catch(() => [0, 0]))[1] === 1);
@@ -163,16 +158,3 @@ describe('RedisClusterBus', () => {
 		expect(ctx.a.pendingRequests).toBe(0);
 	});
 });
-
-/** redis-server again on the port the stopped one used (clients reconnect to the same URL). */
-async function startRedisOnPort(port: number): Promise<TestRedis> {
-	const deadline = Date.now() + 10_000;
-	for (;;) {
-		try {
-			return await startRedis({ port });
-		} catch (err) {
-			if (Date.now() > deadline) throw err;
-			await new Promise((r) => setTimeout(r, 100));
-		}
-	}
-}

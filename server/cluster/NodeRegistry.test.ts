@@ -5,6 +5,7 @@ import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { closeRedis, connectRedis } from './redisConnection.js';
 import { NODE_KEY_PREFIX, NODES_KEY, NodeRegistry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
+import { waitUntil } from '../../test/helpers/wait.js';
 
 const TTL_MS = 1200;
 
@@ -19,13 +20,7 @@ function self(nodeId: string): Omit<NodeInfo, 'load'> {
 	};
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await cond())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 20));
-	}
-}
+const waitFor = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000) => waitUntil(cond, timeoutMs, what, 20);
 
 describe('NodeRegistry', () => {
 	let redis: TestRedis;

@@ -9,6 +9,7 @@ import { testLogger } from '../../test/helpers/logger.js';
 import { lifecycleEvent, type VoiceMessageEvent } from './voiceEvents.js';
 import type { VoiceMessage } from './voiceMessage.js';
 import { signWebhook, verifyWebhookSignature, VoiceWebhooks, type VoiceWebhooksOptions, type WebhookOutcome } from './VoiceWebhooks.js';
+import { waitUntil } from '../../test/helpers/wait.js';
 
 const SECRET = 'webhook-test-secret-0123456789';
 
@@ -79,13 +80,7 @@ describe('voice webhooks', () => {
 		return { r, hooks, outcomes };
 	}
 
-	const until = async (cond: () => boolean, timeoutMs = 10_000) => {
-		const deadline = Date.now() + timeoutMs;
-		while (!cond()) {
-			if (Date.now() > deadline) throw new Error('timed out');
-			await new Promise((r) => setTimeout(r, 10));
-		}
-	};
+	const until = (cond: () => boolean, timeoutMs = 10_000) => waitUntil(cond, timeoutMs, 'the webhook receiver', 10);
 
 	it('retries 5xx with growing delays and the same signed body until it is delivered', async () => {
 		const { r, hooks, outcomes } = await setup((n) => (n < 3 ? 503 : 200));

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, measureStreamInPage, trackPeerConnections, firstNewPacketAt } from '../helpers/browser.js';
+import { firstNewPacketAt, hearFirstRemoteStream, launchBrowser, trackPeerConnections } from '../helpers/browser.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startNode, token, type NodeProcess } from './helpers/nodes.js';
 import { VoiceBot } from './helpers/voiceBot.js';
@@ -42,15 +42,7 @@ describe('ParleyClient in Chromium fails over between nodes', () => {
 		await redis?.stop();
 	});
 
-	async function hear(): Promise<number> {
-		await page.evaluate(async () => {
-			const client = (window as unknown as PageWindow).client;
-			const deadline = Date.now() + 10_000;
-			while (client.remoteStreams().size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-			(window as unknown as { __spectrumStream: MediaStream }).__spectrumStream = [...client.remoteStreams().values()][0]!;
-		});
-		return (await measureStreamInPage(page, 20)).frequencyHz;
-	}
+	const hear = () => hearFirstRemoteStream(page);
 
 	it('follows the redirect, then rejoins through its entry node after the home node dies', async () => {
 		speaker = new VoiceBot({ name: 'speaker', urls: [a.url, b.url], channel: 'room', toneHz: SPEAKER_HZ, hears: 0 });

@@ -9,6 +9,7 @@ import { addressLimitKey, clientAddress } from '../../server/http/clientAddress.
 import { LocalRateLimiter } from '../../server/signaling/RateLimiter.js';
 import { createLogger, type Logger } from '../../server/telemetry/logger.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** A logger whose lines the test can read. */
 function capturingLogger(): { log: Logger; lines: { level: string; msg: string }[] } {
@@ -17,13 +18,7 @@ function capturingLogger(): { log: Logger; lines: { level: string; msg: string }
 	return { log, lines };
 }
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await cond())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 25));
-	}
-}
+const until = (cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string) => waitUntil(cond, timeoutMs, what, 25);
 
 describe('LocalRateLimiter', () => {
 	let now = 0;

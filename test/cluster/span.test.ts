@@ -19,16 +19,9 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
 import { listenWithWerift, streamTone, type ReceivedPacket, type ToneStream, type WeriftListener } from '../reliability/helpers/weriftListener.js';
 import { gauge, joinVia, NODE_TTL_MS, startNode, type JoinedClient, type NodeProcess } from './spanNodes.js';
+import { sleep, waitUntil } from '../helpers/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await cond())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await sleep(25);
-	}
-}
+const until = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000) => waitUntil(cond, timeoutMs, what, 25);
 
 /** Dominant frequency of the packets' decoded audio, skipping the first 100 ms (decoder warm-up). */
 function toneOf(packets: ReceivedPacket[]): number {

@@ -2,6 +2,7 @@
 // (helpers/nodes.ts) with spanAbovePeers 0, so every join that arrives at a node other than
 // the channel's home spans the channel instead of being redirected.
 import { PROTOCOL_VERSION, type PeerInfo, type RequestData } from '../../server/signaling/protocol.js';
+import { scrapeMetrics, total } from '../helpers/prometheusText.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { startNode as startClusterNode, token, type NodeProcess } from './helpers/nodes.js';
 
@@ -42,11 +43,5 @@ export async function joinVia(node: Pick<NodeProcess, 'url' | 'nodeId'>, channel
 
 /** A gauge summed over its label sets, from a node's /metrics (0 when absent). */
 export async function gauge(node: NodeProcess, name: string): Promise<number> {
-	const text = await (await fetch(`${node.httpBase}/metrics`)).text();
-	let sum = 0;
-	for (const line of text.split('\n')) {
-		const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
-		if (m && m[1] === name) sum += Number(m[3]);
-	}
-	return sum;
+	return total(await scrapeMetrics(node.httpBase), name);
 }

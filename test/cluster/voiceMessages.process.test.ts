@@ -14,7 +14,6 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VoiceEventStream, type VoiceEventEntry } from '../../server/cluster/VoiceEventStream.js';
-import { mintAccessToken } from '../../server/signaling/accessToken.js';
 import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../server/signaling/protocol.js';
 import type { VoiceMessageEvent } from '../../server/voice/voiceEvents.js';
 import { verifyWebhookSignature } from '../../server/voice/VoiceWebhooks.js';
@@ -23,7 +22,7 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { publishWithWerift } from '../helpers/weriftPublisher.js';
-import { SECRET, startNode, waitUntil, type NodeProcess } from './helpers/nodes.js';
+import { startNode, token, waitUntil, type NodeProcess } from './helpers/nodes.js';
 
 const WEBHOOK_SECRET = 'cluster-webhook-secret-0123456789';
 const TONE_HZ = 660;
@@ -37,8 +36,7 @@ describe('voice messages across two nodes', () => {
 	let bob: TestSignalingClient | undefined;
 	let hookServer: http.Server;
 	const hooks: { body: string; headers: http.IncomingHttpHeaders }[] = [];
-	const key = new TextEncoder().encode(SECRET);
-	const tokenFor = (userId: string) => mintAccessToken({ userId, channels: ['room'], grants: { canPublish: true, canSubscribe: true, canRecord: true }, ttlS: 600 }, key);
+	const tokenFor = (userId: string) => token(userId, { channels: ['room'] });
 
 	beforeAll(async () => {
 		redis = await startRedis();

@@ -97,3 +97,15 @@ export function firstNewPacketAt(page: Page, knownPcs: number): Promise<number> 
 		}
 	}, knownPcs);
 }
+
+/** Strongest frequency (Hz) of the first remote stream of the page's `window.client`
+ * (a ParleyClient), measured over `windows` analyser windows; waits up to 10 s for a stream. */
+export async function hearFirstRemoteStream(page: Page, windows = 20): Promise<number> {
+	await page.evaluate(async () => {
+		const client = (window as unknown as { client: { remoteStreams(): Map<string, MediaStream> } }).client;
+		const deadline = Date.now() + 10_000;
+		while (client.remoteStreams().size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+		(window as unknown as { __spectrumStream: MediaStream }).__spectrumStream = [...client.remoteStreams().values()][0]!;
+	});
+	return (await measureStreamInPage(page, windows)).frequencyHz;
+}

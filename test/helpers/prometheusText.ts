@@ -60,3 +60,8 @@ export function liveServerObjects(samples: Sample[]): Record<'routers' | 'transp
 		transcodes: total(samples, 'parley_voice_transcodes_running') + total(samples, 'parley_voice_transcodes_queued'),
 	};
 }
+
+/** GET <base>/metrics, parsed. */
+export async function scrapeMetrics(base: string): Promise<Sample[]> {
+	return parsePrometheusText(await (await fetch(`${base}/metrics`)).text());
+}

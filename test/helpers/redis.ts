@@ -19,9 +19,22 @@ async function accepts(port: number): Promise<boolean> {
 }
 
 /** `port`: start on that port (e.g. again on the port of one that was stopped, so clients
- * reconnect to the same URL). Default: a free one. */
+ * reconnect to the same URL), retrying for up to 10 s while the old one lets go of it.
+ * Default: a free one. */
 export async function startRedis(options: { port?: number } = {}): Promise<TestRedis> {
-	const port = options.port ?? (await freePort());
+	if (options.port === undefined) return spawnRedis(await freePort());
+	const deadline = Date.now() + 10_000;
+	for (;;) {
+		try {
+			return await spawnRedis(options.port);
+		} catch (err) {
+			if (Date.now() > deadline) throw err;
+			await new Promise((r) => setTimeout(r, 100));
+		}
+	}
+}
+
+async function spawnRedis(port: number): Promise<TestRedis> {
 	const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
 		stdio: 'ignore',
 	});

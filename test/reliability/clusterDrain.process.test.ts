@@ -11,14 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAccessToken } from '../../server/signaling/accessToken.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../server/signaling/protocol.js';
 import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { publishWithWerift } from '../helpers/weriftPublisher.js';
-import { SECRET, startNode, waitUntil, type NodeProcess } from '../cluster/helpers/nodes.js';
+import { startNode, token as recToken, waitUntil, type NodeProcess } from '../cluster/helpers/nodes.js';
 import { startTalkingPair, type VoiceBot } from '../cluster/helpers/voiceBot.js';
 import { streamTone } from './helpers/weriftListener.js';
 
@@ -38,8 +37,6 @@ describe('drain to another node (SIGTERM of a channel home)', () => {
 	const clients: TestSignalingClient[] = [];
 	const cleanups: (() => Promise<unknown>)[] = [];
 	const shared = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-drain-')), 'storage');
-	const key = new TextEncoder().encode(SECRET);
-	const recToken = (userId: string) => mintAccessToken({ userId, channels: ['*'], grants: { canPublish: true, canSubscribe: true, canRecord: true }, ttlS: 600 }, key);
 
 	const start = async (id: string) => {
 		const node = await startNode(redis.url, id, { PARLEY_STORAGE_DIR: shared, PARLEY_SHUTDOWN_DEADLINE_MS: String(DEADLINE_MS) });

@@ -26,7 +26,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAccessToken } from '../../server/signaling/accessToken.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../server/signaling/protocol.js';
 import { encodeTone } from '../helpers/audio.js';
 import { liveServerObjects, parsePrometheusText } from '../helpers/prometheusText.js';
@@ -35,7 +34,7 @@ import { logLine } from '../helpers/serverProcess.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { publishWithWerift } from '../helpers/weriftPublisher.js';
-import { SECRET, sleep, startNode, waitUntil, type NodeProcess } from '../cluster/helpers/nodes.js';
+import { sleep, startNode, token as nodeToken, waitUntil, type NodeProcess } from '../cluster/helpers/nodes.js';
 import { leaveOrDrop, listenWithoutMedia } from './helpers/harness.js';
 import { Prng } from './helpers/prng.js';
 import { uploadFile } from './helpers/tus.js';
@@ -113,8 +112,7 @@ function clusterSoak(SPAN_ABOVE_PEERS: string | undefined): void {
 			writeToneWav(wav, 440, 1);
 			const wavBytes = readFileSync(wav);
 			const tone = encodeTone(1000, 50);
-			const key = new TextEncoder().encode(SECRET);
-			const token = (userId: string) => mintAccessToken({ userId, channels: CHANNELS, grants: { canPublish: true, canSubscribe: true, canRecord: true }, ttlS: 3600 }, key);
+			const token = (userId: string) => nodeToken(userId, { channels: CHANNELS, ttlS: 3600 });
 			const workerPids = await Promise.all(nodes.map(async (n) => (await logLine(n.proc, 'mediasoup workers started')).pids as number[]));
 			const pids = nodes.map((n) => n.proc.child.pid!);
 

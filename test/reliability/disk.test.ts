@@ -13,16 +13,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { mintAccessToken } from '../../server/signaling/accessToken.js';
-import type { Notifications } from '../../server/signaling/protocol.js';
 import { encodeTone } from '../helpers/audio.js';
 import { testEnv } from '../helpers/config.js';
 import { freePort } from '../helpers/ports.js';
-import { parsePrometheusText, select } from '../helpers/prometheusText.js';
 import { logLine, type ServerProcess } from '../helpers/serverProcess.js';
 import type { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
-import { KEY, sleep, startHarness, waitUntil, type Harness } from './helpers/harness.js';
+import { KEY, sleep, startHarness, storageFailures, voiceUpdates, waitUntil, type Harness } from './helpers/harness.js';
 import { CAN_MOUNT, fill, TmpfsMounts } from './helpers/tmpfs.js';
 import { createUpload, createUploadId, headUpload, patchUpload, type TusTarget } from './helpers/tus.js';
 import { streamTone } from './helpers/weriftListener.js';
@@ -33,15 +31,6 @@ function wavBytes(seconds: number): Buffer {
 	return readFileSync(file);
 }
 
-/** parley_storage_failures_total by operation, from GET /metrics. */
-async function storageFailures(base: string): Promise<Record<string, number>> {
-	const samples = parsePrometheusText(await (await fetch(`${base}/metrics`)).text());
-	return Object.fromEntries(select(samples, 'parley_storage_failures_total').map((s) => [s.labels.operation!, s.value]));
-}
-
-function voiceUpdates(client: TestSignalingClient, id: string): Notifications['voiceMessage'][] {
-	return client.notifications.filter((n) => n.method === 'voiceMessage' && (n.data as Notifications['voiceMessage']).message.id === id).map((n) => n.data as Notifications['voiceMessage']);
-}
 
 describe('disk problems', () => {
 	let h: Harness | undefined;

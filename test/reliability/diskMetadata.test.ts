@@ -10,19 +10,14 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Notifications } from '../../server/signaling/protocol.js';
 import { encodeTone } from '../helpers/audio.js';
-import { parsePrometheusText, select } from '../helpers/prometheusText.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { publishWithWerift } from '../helpers/weriftPublisher.js';
-import { sleep, startHarness, waitUntil, type Harness } from './helpers/harness.js';
+import { sleep, startHarness, storageFailures, voiceUpdates as updates, waitUntil, type Harness } from './helpers/harness.js';
 import { CAN_MOUNT, fill, TmpfsMounts } from './helpers/tmpfs.js';
 import { createUploadId, headUpload, patchUpload, type TusTarget } from './helpers/tus.js';
 import { listenWithWerift, streamTone } from './helpers/weriftListener.js';
 
-async function storageFailures(base: string): Promise<Record<string, number>> {
-	const samples = parsePrometheusText(await (await fetch(`${base}/metrics`)).text());
-	return Object.fromEntries(select(samples, 'parley_storage_failures_total').map((s) => [s.labels.operation!, s.value]));
-}
 
 describe.skipIf(!CAN_MOUNT)('the metadata database on a full disk', () => {
 	const mounts = new TmpfsMounts();
@@ -130,9 +125,6 @@ function lastUpdate(client: TestSignalingClient, id: string): Notifications['voi
 	return updates(client, id).at(-1);
 }
 
-function updates(client: TestSignalingClient, id: string): Notifications['voiceMessage'][] {
-	return client.notifications.filter((n) => n.method === 'voiceMessage' && (n.data as Notifications['voiceMessage']).message.id === id).map((n) => n.data as Notifications['voiceMessage']);
-}
 
 function yyyymm(): string {
 	const d = new Date();

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ParleyClient } from '../../client/index.js';
-import { launchBrowser, measureStreamInPage, trackPeerConnections, firstNewPacketAt } from '../helpers/browser.js';
+import { firstNewPacketAt, hearFirstRemoteStream, launchBrowser, trackPeerConnections } from '../helpers/browser.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 
@@ -67,18 +67,8 @@ describe('worker crash with the browser client', () => {
 		return p;
 	}
 
-	/** Resolves with Date.now() when a receiving RTCPeerConnection created after the first
-	 * `knownPcs` has received a packet (polled every 20 ms in the page). */
 	/** Strongest frequency the page hears from the other person over ~1 s. */
-	async function hearOther(p: Person): Promise<number> {
-		await p.page.evaluate(async () => {
-			const client = (window as unknown as PageWindow).client;
-			const deadline = Date.now() + 10_000;
-			while (client.remoteStreams().size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-			(window as unknown as { __spectrumStream: MediaStream }).__spectrumStream = [...client.remoteStreams().values()][0]!;
-		});
-		return (await measureStreamInPage(p.page, 20)).frequencyHz;
-	}
+	const hearOther = (p: Person) => hearFirstRemoteStream(p.page);
 
 	it(`rejoins on channelClosing and hears the other again within ${RECOVERY_TARGET_MS} ms`, async () => {
 		const ada = await person('ada', 1000);

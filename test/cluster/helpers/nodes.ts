@@ -1,17 +1,16 @@
 // Parley nodes as separate processes (run the way `npm start` runs them) sharing one real
 // redis-server, for the placement, node-death and Redis-down tests.
-import { mintAccessToken } from '../../../server/signaling/accessToken.js';
+import { mintAccessToken, type MintOptions } from '../../../server/signaling/accessToken.js';
 import { testEnv } from '../../helpers/config.js';
 import { freePort } from '../../helpers/ports.js';
 import { logLine, startServerProcess, type ServerProcess } from '../../helpers/serverProcess.js';
 
-export const SECRET = 'cluster-test-secret-0123456789-abcdefghij';
+const SECRET = 'cluster-test-secret-0123456789-abcdefghij';
 const KEY = new TextEncoder().encode(SECRET);
 
 export interface NodeProcess {
 	nodeId: string;
 	proc: ServerProcess;
-	port: number;
 	/** The signaling URL the node announces (what a redirect to it carries). */
 	url: string;
 	httpBase: string;
@@ -40,7 +39,6 @@ export async function startNode(redisUrl: string, nodeId: string, env: Record<st
 	return {
 		nodeId,
 		proc,
-		port,
 		url: `ws://127.0.0.1:${port}/ws`,
 		httpBase: `http://127.0.0.1:${port}`,
 		async kill() {
@@ -56,8 +54,9 @@ export async function startNode(redisUrl: string, nodeId: string, env: Record<st
 	};
 }
 
-export function token(userId: string): Promise<string> {
-	return mintAccessToken({ userId, channels: ['*'], grants: { canPublish: true, canSubscribe: true, canRecord: false }, ttlS: 600 }, KEY);
+/** A token for `userId`: every channel and grant, 10 minutes; `overrides` change any of it. */
+export function token(userId: string, overrides: Partial<MintOptions> = {}): Promise<string> {
+	return mintAccessToken({ userId, channels: ['*'], grants: { canPublish: true, canSubscribe: true, canRecord: true }, ttlS: 600, ...overrides }, KEY);
 }
 
 export async function readyz(node: NodeProcess): Promise<{ status: number; body: { status: string; checks: Record<string, { ok: boolean; error?: string }> } }> {
@@ -65,12 +64,4 @@ export async function readyz(node: NodeProcess): Promise<{ status: number; body:
 	return { status: res.status, body: (await res.json()) as { status: string; checks: Record<string, { ok: boolean; error?: string }> } };
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string, stepMs = 25): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await cond())) {
-		if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-		await sleep(stepMs);
-	}
-}
+export { sleep, waitUntil } from '../../helpers/wait.js';

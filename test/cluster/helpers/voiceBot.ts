@@ -3,7 +3,7 @@
 // its connection drops reconnects on ParleyClient's default schedule, rotating to the next
 // entry URL (or back to the entry URL after a redirect), then rejoins. Media through werift:
 // it publishes a tone and listens to the others, so tests check decoded audio.
-import { BackoffReconnectPolicy, type ReconnectPolicy } from '../../../client/ReconnectPolicy.js';
+import { BackoffReconnectPolicy } from '../../../client/ReconnectPolicy.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../../server/signaling/protocol.js';
 import { decodeToMono, dominantFrequency, encodeTone } from '../../helpers/audio.js';
 import { TestSignalingClient } from '../../helpers/signalingClient.js';
@@ -24,13 +24,10 @@ export interface VoiceBotOptions {
 	toneHz: number;
 	/** How many other publishers it listens to. */
 	hears: number;
-	reconnectPolicy?: ReconnectPolicy;
 }
 
 export interface JoinRecord {
 	url: string;
-	/** performance.now() when the join was answered. */
-	atMs: number;
 	redirects: number;
 }
 
@@ -44,7 +41,7 @@ export class VoiceBot {
 	listener: WeriftListener | undefined;
 	serverUrl: string;
 	readonly #options: VoiceBotOptions;
-	readonly #policy: ReconnectPolicy;
+	readonly #policy = new BackoffReconnectPolicy();
 	readonly #tone: Uint8Array[];
 	#stream: ToneStream | undefined;
 	#entryIndex = 0;
@@ -56,23 +53,12 @@ export class VoiceBot {
 		this.name = options.name;
 		this.#options = options;
 		this.serverUrl = options.urls[0]!;
-		this.#policy = options.reconnectPolicy ?? new BackoffReconnectPolicy();
 		this.#tone = options.toneHz > 0 ? encodeTone(options.toneHz, 50) : [];
 	}
 
 	/** Connects, joins (following redirects), publishes and listens. */
 	async start(): Promise<void> {
 		await this.#enter();
-	}
-
-	/** True while a reconnect runs. */
-	get recovering(): boolean {
-		return this.#recovering !== undefined;
-	}
-
-	/** Resolves when the current reconnect (if any) is done. */
-	async recovered(): Promise<void> {
-		while (this.#recovering) await this.#recovering;
 	}
 
 	/** Dominant frequency of the last `packets` packets heard (0 when too few arrived). */
@@ -110,7 +96,7 @@ export class VoiceBot {
 			const join = await client.request('join', { channel: this.#options.channel, rtpCapabilities: caps.data.rtpCapabilities as RtpCapabilities });
 			if (join.ok) {
 				this.client = client;
-				this.joins.push({ url: this.serverUrl, atMs: performance.now(), redirects: hops });
+				this.joins.push({ url: this.serverUrl, redirects: hops });
 				void client.closed.then(() => {
 					if (this.client === client && !this.#closed) this.#recovering ??= this.#recover().finally(() => (this.#recovering = undefined));
 				});

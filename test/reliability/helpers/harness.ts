@@ -6,6 +6,7 @@ import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../..
 import { testConfig } from '../../helpers/config.js';
 import { testLogger } from '../../helpers/logger.js';
 import { TestSignalingClient } from '../../helpers/signalingClient.js';
+import { scrapeMetrics, select } from '../../helpers/prometheusText.js';
 
 export const SECRET = 'reliability-test-secret-0123456789-abcdef';
 export const KEY = new TextEncoder().encode(SECRET);
@@ -78,15 +79,7 @@ export function mediaLoad(server: ParleyServer): { routers: number; transports: 
 	return sum;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string, stepMs = 20): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await cond())) {
-		if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-		await sleep(stepMs);
-	}
-}
+export { sleep, waitUntil } from '../../helpers/wait.js';
 
 /**
  * Listening as the soaks' bots do: a receive transport, and every consumer the server
@@ -113,4 +106,14 @@ export async function leaveOrDrop(client: TestSignalingClient, rng: { chance(p: 
 	}
 	client.ws.terminate();
 	return 'dropped';
+}
+
+/** parley_storage_failures_total by operation, from GET /metrics. */
+export async function storageFailures(base: string): Promise<Record<string, number>> {
+	return Object.fromEntries(select(await scrapeMetrics(base), 'parley_storage_failures_total').map((s) => [s.labels.operation!, s.value]));
+}
+
+/** The voiceMessage notifications a client got about message `id`, in order. */
+export function voiceUpdates(client: TestSignalingClient, id: string): Notifications['voiceMessage'][] {
+	return client.notifications.filter((n) => n.method === 'voiceMessage' && (n.data as Notifications['voiceMessage']).message.id === id).map((n) => n.data as Notifications['voiceMessage']);
 }
