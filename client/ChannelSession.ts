@@ -4,7 +4,7 @@
 // emits `mediaFailed`, and ParleyClient replaces the whole session (a new one per rejoin or
 // reconnect keeps stale ids and half-closed transports from leaking between attempts).
 import type { types as mc } from 'mediasoup-client';
-import type { Grants, Method, Notifications, PeerInfo, RequestData, ResponseData } from '../server/signaling/protocol.js';
+import type { Grants, Method, Notifications, PeerInfo, RequestData, ResponseData } from '../protocol/messages.js';
 import { isConnectionLoss, isParleyError, ParleyError, toParleyError } from './ParleyError.js';
 import type { RequestOptions, SignalingConnection } from './SignalingConnection.js';
 import { TypedEmitter } from './TypedEmitter.js';

@@ -4,7 +4,7 @@ import { FakeMediaStreamTrack } from 'fake-mediastreamtrack';
 import { Device, FakeHandler, testFakeParameters } from 'mediasoup-client';
 import type { types as mc } from 'mediasoup-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CLOSE_CODES } from '../server/signaling/protocol.js';
+import { CLOSE_CODES } from '../protocol/messages.js';
 import { ParleyClient, type ConnectionState } from './ParleyClient.js';
 import type { ParleyError } from './ParleyError.js';
 import { BackoffReconnectPolicy } from './ReconnectPolicy.js';

@@ -6,13 +6,9 @@
 // live producer (signaling), the HTTP API to list, play and delete them, and tus uploads.
 import { Device } from 'mediasoup-client';
 import type { types as mc } from 'mediasoup-client';
-import {
-	CHANNEL_NAME_PATTERN,
-	type Grants,
-	type PeerInfo,
-	type VoiceMessageDestination,
-	type VoiceMessageInfo,
-} from '../server/signaling/protocol.js';
+import type { Grants, PeerInfo } from '../protocol/messages.js';
+import { CHANNEL_NAME_PATTERN } from '../protocol/patterns.js';
+import type { VoiceMessageDestination, VoiceMessageInfo } from '../protocol/schemas.js';
 import { ChannelSession, voiceCodecOptions, type AudioLevel, type TransportStats } from './ChannelSession.js';
 import { openMicrophone } from './microphone.js';
 import { isConnectionLoss, isFinalError, isParleyError, ParleyError, toParleyError } from './ParleyError.js';

@@ -5,7 +5,7 @@ import { FakeMediaStreamTrack } from 'fake-mediastreamtrack';
 import { Device, FakeHandler, testFakeParameters } from 'mediasoup-client';
 import type { UploadOptions } from 'tus-js-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { VoiceMessageInfo } from '../server/signaling/protocol.js';
+import type { VoiceMessageInfo } from '../protocol/schemas.js';
 import { ParleyClient, type ParleyClientOptions, type VoiceRecording } from './ParleyClient.js';
 import type { ParleyError } from './ParleyError.js';
 import { BackoffReconnectPolicy } from './ReconnectPolicy.js';

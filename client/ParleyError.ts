@@ -1,7 +1,7 @@
 // The one error type the client library throws and emits. Server errors keep the server's
 // stable code (ErrorCode); failures the client detects itself get a client code. Callers
 // branch on `code`, never on the message.
-import { ERROR_CODES, type ErrorCode, type RedirectTarget } from '../server/signaling/protocol.js';
+import { ERROR_CODES, type ErrorCode, type RedirectTarget } from '../protocol/errors.js';
 
 /** Codes the client raises itself, with the sentence shown when there is nothing better. */
 export const CLIENT_ERROR_CODES = {

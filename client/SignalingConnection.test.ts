@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CLOSE_CODES, PROTOCOL_VERSION } from '../server/signaling/protocol.js';
+import { CLOSE_CODES, PROTOCOL_VERSION } from '../protocol/messages.js';
 import { ParleyError } from './ParleyError.js';
 import { isFinalCloseCode, parseServerMessage, SignalingConnection, signalingUrl, type SignalingClose } from './SignalingConnection.js';
 import { FakeProtocolError, FakeSignalingServer } from './test/FakeSignalingServer.js';

@@ -3,21 +3,10 @@
 // open only after the server's `welcome`, which carries the grants and limits everything
 // else depends on. It never reconnects by itself: it reports how it closed (final or
 // retryable) and ParleyClient decides.
-import {
-	CLOSE_CODES,
-	PROTOCOL_VERSION,
-	type Method,
-	type NotificationMessage,
-	type NotificationName,
-	type Notifications,
-	type ProtocolError,
-	type RedirectTarget,
-	type RequestData,
-	type ResponseData,
-	type ResponseMessage,
-} from '../server/signaling/protocol.js';
+import { CLOSE_CODES, PROTOCOL_VERSION, type Method, type NotificationMessage, type NotificationName, type Notifications, type RequestData, type ResponseData, type ResponseMessage } from '../protocol/messages.js';
+import type { ProtocolError, RedirectTarget } from '../protocol/errors.js';
 import { ParleyError, type ParleyErrorCode } from './ParleyError.js';
-import { TokenBucket } from '../server/signaling/TokenBucket.js';
+import { TokenBucket } from '../protocol/TokenBucket.js';
 import { TypedEmitter } from './TypedEmitter.js';
 
 export type Welcome = Notifications['welcome'];

@@ -1,13 +1,9 @@
 // The voice-message HTTP API (server/voice/voiceRoutes.ts): list, read, delete, and the
 // audio URL an <audio> element can play. Same JWT as the WebSocket: a Bearer header where
 // we make the request, `?access_token=` where the browser does (an <audio> src).
-import {
-	CHANNEL_NAME_PATTERN,
-	ERROR_CODES,
-	USER_ID_PATTERN,
-	type VoiceMessageDestination,
-	type VoiceMessageInfo,
-} from '../server/signaling/protocol.js';
+import { ERROR_CODES } from '../protocol/errors.js';
+import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../protocol/patterns.js';
+import type { VoiceMessageDestination, VoiceMessageInfo } from '../protocol/schemas.js';
 import { ParleyError, type ParleyErrorCode } from './ParleyError.js';
 
 /** Whose messages to list: a channel's, or the ones sent to us (our own user id). */

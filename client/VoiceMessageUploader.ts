@@ -5,7 +5,7 @@
 // is kept in localStorage under the file's fingerprint, and the next upload of the same file
 // to the same destination continues where the last one stopped.
 import { Upload, type DetailedError, type PreviousUpload, type UploadOptions, type UrlStorage } from 'tus-js-client';
-import type { VoiceMessageDestination } from '../server/signaling/protocol.js';
+import type { VoiceMessageDestination } from '../protocol/schemas.js';
 import { ParleyError } from './ParleyError.js';
 import { BackoffReconnectPolicy, type BackoffReconnectPolicyOptions, type ReconnectPolicy } from './ReconnectPolicy.js';
 import { assertValidDestination, destinationText, httpError } from './VoiceMessageApi.js';

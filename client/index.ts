@@ -35,5 +35,8 @@ export type {
 	VoiceMessageUploadOptions,
 	VoiceMessageUploadResult,
 } from './VoiceMessageUploader.js';
-export type { ErrorCode, Grants, PeerInfo, VoiceMessageDestination, VoiceMessageInfo } from '../server/signaling/protocol.js';
-export { ERROR_CODES, PROTOCOL_VERSION } from '../server/signaling/protocol.js';
+export type { Grants, PeerInfo } from '../protocol/messages.js';
+export type { ErrorCode } from '../protocol/errors.js';
+export type { VoiceMessageDestination, VoiceMessageInfo } from '../protocol/schemas.js';
+export { ERROR_CODES } from '../protocol/errors.js';
+export { PROTOCOL_VERSION } from '../protocol/messages.js';

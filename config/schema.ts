@@ -198,7 +198,7 @@ export const configSchema = z.strictObject({
 				unit: 'channels',
 			}),
 			maxPeers: option(z.number().int().min(1).max(100_000).default(500), {
-				description: 'Peers per channel on this node (a channel spanning nodes holds this many on each of its nodes); one more gets E_CHANNEL_FULL.',
+				description: 'Peers per channel on this node (a channel bridged across nodes holds this many on each of its nodes); one more gets E_CHANNEL_FULL.',
 				unit: 'peers',
 			}),
 			maxTransportsPerPeer: option(z.number().int().min(1).max(16).default(4), {
@@ -343,21 +343,21 @@ export const configSchema = z.strictObject({
 				description: 'Default time a node-to-node request over the cluster bus waits for its reply.',
 				unit: 'ms',
 			}),
-			spanAbovePeers: option(z.number().int().min(0).max(1_000_000).default(500), {
+			bridgeAbovePeers: option(z.number().int().min(0).max(1_000_000).default(500), {
 				description:
-					'A join for a channel homed on another node is redirected there while that node serves fewer peers than this; at or above it the channel spans nodes (this node pipes it from the home node). 0: always span, never redirect.',
+					'A join for a channel homed on another node is redirected there while that node serves fewer peers than this; at or above it the channel is bridged across nodes (this node pipes it from the home node). 0: always bridge, never redirect.',
 				unit: 'peers',
 			}),
 			pipeListenIp: option(z.union([z.literal(''), z.ipv4(), z.ipv6()]).default(''), {
 				description:
-					'Local address the PipeTransports of channels spanning nodes bind to (plain RTP between the nodes\' mediasoup workers, UDP). Empty: media.listenIp. Use a private-network address so node-to-node media stays off the public interface.',
+					'Local address the PipeTransports of channels bridged across nodes bind to (plain RTP between the nodes\' mediasoup workers, UDP). Empty: media.listenIp. Use a private-network address so node-to-node media stays off the public interface.',
 			}),
 			pipeAnnouncedIp: option(z.union([z.literal(''), z.ipv4(), z.ipv6()]).default(''), {
 				description:
 					'IP other nodes send this node\'s pipe media to. Empty: pipeListenIp when it is a specific address, else media.announcedAddress when it is an IP, else the host\'s first non-internal IPv4 address.',
 			}),
 			pipeMinPort: option(z.number().int().min(0).max(65_535).default(0), {
-				description: 'Lowest UDP port of pipe transports (one per spanned channel and linked node). 0 (with pipeMaxPort 0): any free port in 10000-59999. Open the range between nodes only.',
+				description: 'Lowest UDP port of pipe transports (one per bridged channel and linked node). 0 (with pipeMaxPort 0): any free port in 10000-59999. Open the range between nodes only.',
 				unit: 'port',
 			}),
 			pipeMaxPort: option(z.number().int().min(0).max(65_535).default(0), {

@@ -4,7 +4,7 @@
 // PARLEY_CONFIG file), so the server must use the same secret.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../server/config/loadConfig.js';
-import { mintAccessToken } from '../server/signaling/accessToken.js';
+import { mintAccessToken } from '../server/auth/accessToken.js';
 
 const USAGE = `usage: npm run -s token -- --user ID [--name NAME] --channel NAME|PREFIX* [--channel ...]
                   [--publish] [--no-subscribe] [--record] [--ttl SECONDS]`;

@@ -6,16 +6,16 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import * as mediasoup from 'mediasoup';
 import type { ParleyConfig } from '../config/schema.js';
-import { closeRedis, connectRedis, pingRedis, redactUrl } from './cluster/redisConnection.js';
+import { closeRedis, connectRedis, pingRedis, redactUrl } from './redis/redisConnection.js';
 import { ClusterNode } from './cluster/ClusterNode.js';
 import { NODE_KEY_PREFIX } from './cluster/NodeRegistry.js';
-import { RedisVoiceMessageStore } from './cluster/RedisVoiceMessageStore.js';
-import { VoiceEventStream } from './cluster/VoiceEventStream.js';
+import { RedisVoiceMessageStore } from './voice/store/RedisVoiceMessageStore.js';
+import { VoiceEventStream } from './voice/store/VoiceEventStream.js';
 import { VoiceMessageNotifier } from './voice/VoiceMessageNotifier.js';
 import { VoiceWebhooks } from './voice/VoiceWebhooks.js';
 import type { VoiceEventListener } from './voice/voiceEvents.js';
-import { ChannelSpans, pipeSettings } from './cluster/ChannelSpan.js';
-import { RequestError } from './signaling/RequestError.js';
+import { ChannelBridges, pipeSettings } from './cluster/ChannelBridge.js';
+import { RequestError } from '../protocol/RequestError.js';
 import { registerHealthRoutes, type ReadinessCheck } from './http/healthRoutes.js';
 import { HttpServer } from './http/HttpServer.js';
 import { assertNativeUws } from './http/uws.js';
@@ -23,27 +23,27 @@ import { WorkerPool } from './media/WorkerPool.js';
 import { workerPoolOptions } from './media/workerSettings.js';
 import { resolveAnnouncedAddress } from './media/workerSettings.js';
 import type { Logger } from './telemetry/logger.js';
-import { checkStorageWritable } from './voice/storageDirectory.js';
+import { checkStorageWritable } from './voice/files/storageDirectory.js';
 import { ChannelRegistry } from './channels/ChannelRegistry.js';
 import { routerMediaCodecs } from './media/mediaCodecs.js';
-import { signingKey } from './signaling/accessToken.js';
-import { registerDevTokenRoute } from './signaling/devTokenRoute.js';
+import { signingKey } from './auth/accessToken.js';
+import { registerDevTokenRoute } from './auth/devTokenRoute.js';
 import { SignalingServer } from './signaling/SignalingServer.js';
-import { createRateLimits } from './signaling/rateLimits.js';
+import { createRateLimits } from './ratelimit/rateLimits.js';
 import { registerStaticFiles } from './http/staticFiles.js';
-import { LocalVoiceStorage } from './voice/VoiceStorage.js';
-import { StorageAudit, type StorageAuditReport } from './voice/StorageAudit.js';
-import { SqliteVoiceMessageStore, type VoiceMessageStore } from './voice/VoiceMessageStore.js';
+import { LocalVoiceStorage } from './voice/files/VoiceStorage.js';
+import { StorageAudit, type StorageAuditReport } from './voice/files/StorageAudit.js';
+import { SqliteVoiceMessageStore, type VoiceMessageStore } from './voice/store/VoiceMessageStore.js';
 import { VoiceMessageService } from './voice/VoiceMessageService.js';
 import { TusUploadServer } from './voice/upload/TusUploadServer.js';
 import { AudioTranscoder } from './voice/transcode/AudioTranscoder.js';
 import { registerVoiceRoutes } from './voice/voiceRoutes.js';
-import { AccessTokenError, channelAllowed, verifyAccessToken } from './signaling/accessToken.js';
-import { ParleyMetrics, STORAGE_AUDIT_KINDS } from './telemetry/metrics.js';
-import { registerMetricsRoute, startMetricsListener } from './telemetry/metricsEndpoint.js';
-import { channelStreams, RtpStatsPoller } from './telemetry/rtpStats.js';
+import { AccessTokenError, channelAllowed, verifyAccessToken } from './auth/accessToken.js';
+import { ParleyMetrics, STORAGE_AUDIT_KINDS } from './metrics/metrics.js';
+import { registerMetricsRoute, startMetricsListener } from './metrics/metricsEndpoint.js';
+import { channelStreams, RtpStatsPoller } from './metrics/rtpStats.js';
 import { inSpan, startTracing, type Tracing } from './telemetry/tracing.js';
-import { instrumentAudioTools, instrumentVoiceMessageStore, instrumentVoiceStorage, uploadEvents, voiceMessageEvents } from './telemetry/voiceTelemetry.js';
+import { instrumentAudioTools, instrumentVoiceMessageStore, instrumentVoiceStorage, uploadEvents, voiceMessageEvents } from './metrics/voiceMetrics.js';
 
 /** The built demo app (scripts/setup runs `npm run build:client`). */
 const DEMO_APP_DIR = new URL('../client/dist/', import.meta.url).pathname;
@@ -96,8 +96,8 @@ export class ParleyServer {
 	readonly #webhooks: VoiceWebhooks | undefined;
 	/** Take-overs of a lost node's unfinished voice messages, waiting out a grace period. */
 	readonly #lostNodeTimers = new Set<NodeJS.Timeout>();
-	/** Channels spanning nodes (with #cluster). */
-	#spans: ChannelSpans | undefined;
+	/** Channels bridged across nodes (with #cluster). */
+	#bridges: ChannelBridges | undefined;
 
 	private constructor(config: ParleyConfig, log: Logger, workers: WorkerPool, http: HttpServer, redis: Redis | undefined) {
 		this.config = config;
@@ -193,11 +193,11 @@ export class ParleyServer {
 				...(redis && {
 					// Late-bound: the cluster node starts once the listener knows its port.
 					placement: { place: (channel: string) => this.#clusterNode().placement.place(channel) },
-					span: {
+					bridge: {
 						attach: (channel, homeNodeId) => {
-							const span = this.#clusterNode().span;
-							if (!span) throw new RequestError('E_INTERNAL', 'This node cannot serve channels spanning nodes.');
-							return span.attach(channel, homeNodeId);
+							const bridge = this.#clusterNode().bridge;
+							if (!bridge) throw new RequestError('E_INTERNAL', 'This node cannot serve channels bridged across nodes.');
+							return bridge.attach(channel, homeNodeId);
 						},
 					},
 				}),
@@ -308,17 +308,17 @@ export class ParleyServer {
 				});
 				await server.#voiceNotifier.attach(server.#cluster.bus);
 				server.#cluster.registry.on('nodeLost', (nodeId) => server.#takeOverVoiceMessagesOf(nodeId));
-				server.#spans = new ChannelSpans({
+				server.#bridges = new ChannelBridges({
 					bus: server.#cluster.bus,
 					registry: server.channels,
 					pipe: pipeSettings(config),
 					nodes: server.#cluster.registry,
-					log: log.child({ component: 'span' }),
+					log: log.child({ component: 'bridge' }),
 				});
-				server.#cluster.span = server.#spans;
+				server.#cluster.bridge = server.#bridges;
 			}
 		} catch (err) {
-			await server.#spans?.close();
+			await server.#bridges?.close();
 			await server.#cluster?.close();
 			http.close();
 			server.transcoder.close();
@@ -495,7 +495,7 @@ export class ParleyServer {
 		this.#metricsHttp?.close();
 		await this.workers.close();
 		// Links were closed with their channels; this waits for the other nodes to be told.
-		await this.#spans?.close();
+		await this.#bridges?.close();
 		await this.#cluster?.close();
 		if (this.redis) await closeRedis(this.redis);
 		await this.voiceStore.close();

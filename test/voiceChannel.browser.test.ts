@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ParleyServer } from '../server/ParleyServer.js';
-import { mintAccessToken, type MintOptions } from '../server/signaling/accessToken.js';
+import { mintAccessToken, type MintOptions } from '../server/auth/accessToken.js';
 import { launchBrowser, measureStreamInPage, type Spectrum, trackPeerConnections } from './helpers/browser.js';
 import { testConfig } from './helpers/config.js';
 import { testLogger } from './helpers/logger.js';

@@ -2,11 +2,11 @@
 // received; after a SIGKILL, the next start closes the file a crash left behind.
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, type RequestData } from '../server/signaling/protocol.js';
-import { mintAccessToken } from '../server/signaling/accessToken.js';
+import { PROTOCOL_VERSION, type RequestData } from '../protocol/messages.js';
+import { mintAccessToken } from '../server/auth/accessToken.js';
 import { PAGE_FLAG_EOS, readPages } from '../server/voice/ogg/OggPageWriter.js';
-import { SqliteVoiceMessageStore } from '../server/voice/VoiceMessageStore.js';
-import { LocalVoiceStorage } from '../server/voice/VoiceStorage.js';
+import { SqliteVoiceMessageStore } from '../server/voice/store/VoiceMessageStore.js';
+import { LocalVoiceStorage } from '../server/voice/files/VoiceStorage.js';
 import type { VoiceMessage } from '../server/voice/voiceMessage.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from './helpers/audio.js';
 import { testEnv } from './helpers/config.js';

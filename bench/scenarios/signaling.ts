@@ -6,8 +6,8 @@
 //   WebRTC publisher is talking, all at once; time from starting to open the WebSocket to
 //   the first audio packet.
 // - HTTP: keep-alive load on GET /healthz, and tus upload creation + a 16 KiB chunk.
-import { mintAccessToken } from '../../server/signaling/accessToken.js';
-import { PROTOCOL_VERSION, type RequestData } from '../../server/signaling/protocol.js';
+import { mintAccessToken } from '../../server/auth/accessToken.js';
+import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
 import { TestSignalingClient } from '../../test/helpers/signalingClient.js';
 import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { speechPcm } from '../audio/speech.js';

@@ -9,8 +9,8 @@
 //   their socket (`WebRtcListener.tap`), without werift's JavaScript SRTP;
 // - there is no raw-mediasoup twin of this path: compare with the SRTP plain-transport ramp,
 //   which has one.
-import { mintAccessToken } from '../../server/signaling/accessToken.js';
-import { PROTOCOL_VERSION } from '../../server/signaling/protocol.js';
+import { mintAccessToken } from '../../server/auth/accessToken.js';
+import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { speechPcm } from '../audio/speech.js';
 import { allCores, canPin, pin } from '../metrics/affinity.js';

@@ -3,7 +3,7 @@
 // and a listener that joins, receives its consumer and notes when the first audio packet
 // arrives.
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket } from 'werift';
-import type { Notifications, RequestData, TransportInfo } from '../../server/signaling/protocol.js';
+import type { Notifications, RequestData, TransportInfo } from '../../protocol/messages.js';
 import { TestSignalingClient } from '../../test/helpers/signalingClient.js';
 import { FRAME_SAMPLES } from '../audio/speech.js';
 

@@ -1,7 +1,9 @@
 // The demo page: get a dev token, connect, join a channel, speak and listen, and send and
 // play voice messages. Plain DOM, no framework; stable ids and data-testid attributes for
 // the browser tests.
-import { CHANNEL_NAME_PATTERN, ERROR_CODES, type VoiceMessageInfo } from '../../server/signaling/protocol.js';
+import { ERROR_CODES } from '../../protocol/errors.js';
+import { CHANNEL_NAME_PATTERN } from '../../protocol/patterns.js';
+import type { VoiceMessageInfo } from '../../protocol/schemas.js';
 import { ParleyClient } from '../ParleyClient.js';
 import { CLIENT_ERROR_CODES, isParleyError, ParleyError, type ParleyErrorCode } from '../ParleyError.js';
 

@@ -3,17 +3,9 @@
 // mediasoup-client's FakeHandler), records every request and can push notifications and
 // close sockets with any code. No network, no timers beyond a microtask.
 import { testFakeParameters } from 'mediasoup-client';
-import {
-	PROTOCOL_VERSION,
-	type ErrorCode,
-	type Method,
-	type NotificationName,
-	type Notifications,
-	type RedirectTarget,
-	type RequestData,
-	type ResponseData,
-	type VoiceMessageInfo,
-} from '../../server/signaling/protocol.js';
+import { PROTOCOL_VERSION, type Method, type NotificationName, type Notifications, type RequestData, type ResponseData } from '../../protocol/messages.js';
+import type { ErrorCode, RedirectTarget } from '../../protocol/errors.js';
+import type { VoiceMessageInfo } from '../../protocol/schemas.js';
 
 type Welcome = Notifications['welcome'];
 

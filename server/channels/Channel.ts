@@ -1,12 +1,12 @@
 // A voice channel: one mediasoup router, its peers, and the audio observers that drive
 // speaking indicators. Every producer of a peer is consumed by every other peer that may
 // listen; consumers start paused and the client resumes them once its side exists.
-// Peers of other nodes (a channel spanning nodes, server/cluster/ChannelSpan.ts) are remote
-// peers here: announced, observed and consumed like local ones, but owned by the span.
+// Peers of other nodes (a channel bridging nodes, server/cluster/ChannelBridge.ts) are remote
+// peers here: announced, observed and consumed like local ones, but owned by the bridge.
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
-import { RequestError } from '../signaling/RequestError.js';
-import type { NotificationName, Notifications, PeerInfo } from '../signaling/protocol.js';
+import { RequestError } from '../../protocol/RequestError.js';
+import type { NotificationName, Notifications, PeerInfo } from '../../protocol/messages.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Peer, type TransportAppData, type TransportDirection } from './Peer.js';
 
@@ -98,7 +98,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
 	/**
 	 * Adds a peer. A local peer of the same user already here is returned as `replaced` (and
-	 * removed). The limit counts local peers: a channel spans nodes to hold more than one
+	 * removed). The limit counts local peers: a channel bridges nodes to hold more than one
 	 * node can. Remote peers were admitted by their own node: no limit, no replacement.
 	 */
 	addPeer(peer: Peer): { replaced: Peer | undefined; others: PeerInfo[] } {
@@ -192,7 +192,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		return producer;
 	}
 
-	/** A remote peer's producer, piped into this router by the span (appData.peerId set). */
+	/** A remote peer's producer, piped into this router by the bridge (appData.peerId set). */
 	async addRemoteProducer(peer: Peer, producer: ms.Producer): Promise<void> {
 		this.#assertMember(peer);
 		if (!peer.remote) throw new TypeError('addRemoteProducer takes a remote peer');

@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
 import type { WorkerPool } from '../media/WorkerPool.js';
-import { RequestError } from '../signaling/RequestError.js';
+import { RequestError } from '../../protocol/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Channel, type ChannelOptions } from './Channel.js';
 import type { Peer } from './Peer.js';
@@ -72,7 +72,7 @@ export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 		const channel = await Channel.create(name, router, this.#options, this.#log.child({ channel: name }));
 		this.#channels.set(name, channel);
 		channel.on('empty', () => this.#scheduleEmptyClose(channel));
-		// Remote peers (a channel spanning nodes) are counted by the node they are connected to.
+		// Remote peers (a channel bridging nodes) are counted by the node they are connected to.
 		channel.on('peerJoined', (peer) => {
 			if (!peer.remote) this.emit('peerJoined', peer, channel);
 		});

@@ -2,12 +2,12 @@
 // objects they own. Closing a peer closes its transports, and with them its producers and
 // consumers (mediasoup propagates the close).
 //
-// A remote peer (`remoteNodeId` set) is connected to another node of a channel that spans
+// A remote peer (`remoteNodeId` set) is connected to another node of a channel that bridges
 // nodes: it has no transports and no link of its own; its producers are the piped copies of
 // its real producers (same ids), which local listeners consume like any other.
 import { randomUUID } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
-import type { Grants, NotificationName, Notifications, PeerInfo } from '../signaling/protocol.js';
+import type { Grants, NotificationName, Notifications, PeerInfo } from '../../protocol/messages.js';
 
 /** How a peer reaches its client: implemented by the signaling session. */
 export interface PeerLink {

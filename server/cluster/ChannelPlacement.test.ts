@@ -1,10 +1,10 @@
-// ChannelPlacement against a real redis-server: claims, redirects, spans, takeover of a
+// ChannelPlacement against a real redis-server: claims, redirects, bridges, takeover of a
 // dead home, refresh after Redis restarts, release, and Redis down.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
-import { closeRedis, connectRedis } from './redisConnection.js';
+import { closeRedis, connectRedis } from '../redis/redisConnection.js';
 import { NodeRegistry, type NodeLoad } from './NodeRegistry.js';
 import { CHANNEL_HOME_PREFIX, ChannelPlacement } from './ChannelPlacement.js';
 import { waitUntil } from '../../test/helpers/wait.js';
@@ -26,7 +26,7 @@ describe('ChannelPlacement', () => {
 	let redis: TestRedis;
 	let nodes: TestNode[];
 
-	async function makeNode(id: string, spanAbovePeers = 500): Promise<TestNode> {
+	async function makeNode(id: string, bridgeAbovePeers = 500): Promise<TestNode> {
 		const conn = connectRedis(redis.url, testLogger());
 		const open = new Set<string>();
 		const load: NodeLoad = { peers: 0, consumers: 0, channels: 0, workerCpu: 0 };
@@ -37,7 +37,7 @@ describe('ChannelPlacement', () => {
 			load: () => load,
 			log: testLogger(),
 		});
-		const placement = new ChannelPlacement({ redis: conn, registry, ttlMs: TTL_MS, spanAbovePeers, isOpenHere: (c) => open.has(c), log: testLogger() });
+		const placement = new ChannelPlacement({ redis: conn, registry, ttlMs: TTL_MS, bridgeAbovePeers, isOpenHere: (c) => open.has(c), log: testLogger() });
 		await registry.start();
 		const node = { id, conn, registry, placement, open, load };
 		nodes.push(node);
@@ -76,7 +76,7 @@ describe('ChannelPlacement', () => {
 		}
 	});
 
-	it('spans instead of redirecting when the home serves spanAbovePeers or more (0: always)', async () => {
+	it('bridges instead of redirecting when the home serves bridgeAbovePeers or more (0: always)', async () => {
 		const a = await makeNode('node-a');
 		const b = await makeNode('node-b', 10);
 		const c = await makeNode('node-c', 0);
@@ -84,10 +84,10 @@ describe('ChannelPlacement', () => {
 		expect(await b.placement.place('big')).toMatchObject({ kind: 'redirect' });
 		a.load.peers = 10;
 		await a.registry.beat();
-		expect(await b.placement.place('big')).toEqual({ kind: 'span', homeNodeId: 'node-a' });
+		expect(await b.placement.place('big')).toEqual({ kind: 'bridge', homeNodeId: 'node-a' });
 		a.load.peers = 0;
 		await a.registry.beat();
-		expect(await c.placement.place('big')).toEqual({ kind: 'span', homeNodeId: 'node-a' });
+		expect(await c.placement.place('big')).toEqual({ kind: 'bridge', homeNodeId: 'node-a' });
 	});
 
 	it('the home claim lives as long as the home node beats; a dead home is taken over', async () => {
@@ -118,7 +118,7 @@ describe('ChannelPlacement', () => {
 		await a.placement.place('lobby');
 		a.open.add('lobby');
 		const offBus = new Set(['node-a']);
-		const c = new ChannelPlacement({ redis: b.conn, registry: b.registry, ttlMs: TTL_MS, spanAbovePeers: 500, isOpenHere: () => false, isOnBus: async (id) => !offBus.has(id), log: testLogger() });
+		const c = new ChannelPlacement({ redis: b.conn, registry: b.registry, ttlMs: TTL_MS, bridgeAbovePeers: 500, isOpenHere: () => false, isOnBus: async (id) => !offBus.has(id), log: testLogger() });
 		expect(await b.placement.place('lobby')).toMatchObject({ kind: 'redirect', nodeId: 'node-a' });
 		expect(await c.place('lobby')).toEqual({ kind: 'local' });
 		expect(await b.conn.get(CHANNEL_HOME_PREFIX + 'lobby')).toBe('node-b');
@@ -137,10 +137,10 @@ describe('ChannelPlacement', () => {
 			load: () => ({ peers: 0, consumers: 0, channels: 1, workerCpu: 0 }),
 			log: testLogger(),
 		});
-		const a = new ChannelPlacement({ redis: conn, registry: aRegistry, ttlMs: graceMs, spanAbovePeers: 500, isOpenHere: (c) => open.has(c), log: testLogger() });
+		const a = new ChannelPlacement({ redis: conn, registry: aRegistry, ttlMs: graceMs, bridgeAbovePeers: 500, isOpenHere: (c) => open.has(c), log: testLogger() });
 		try {
 			const bNode = await makeNode('node-b');
-			const b = new ChannelPlacement({ redis: bNode.conn, registry: bNode.registry, ttlMs: graceMs, spanAbovePeers: 500, isOpenHere: () => false, log: testLogger() });
+			const b = new ChannelPlacement({ redis: bNode.conn, registry: bNode.registry, ttlMs: graceMs, bridgeAbovePeers: 500, isOpenHere: () => false, log: testLogger() });
 			await aRegistry.beat();
 			expect(await a.place('lobby')).toEqual({ kind: 'local' });
 			open.add('lobby');
@@ -164,7 +164,7 @@ describe('ChannelPlacement', () => {
 
 	it('a stalled Redis answers E_CLUSTER_UNAVAILABLE within the timeout instead of holding the join', async () => {
 		const a = await makeNode('node-a');
-		const p = new ChannelPlacement({ redis: a.conn, registry: a.registry, ttlMs: TTL_MS, spanAbovePeers: 500, isOpenHere: () => false, timeoutMs: 300, log: testLogger() });
+		const p = new ChannelPlacement({ redis: a.conn, registry: a.registry, ttlMs: TTL_MS, bridgeAbovePeers: 500, isOpenHere: () => false, timeoutMs: 300, log: testLogger() });
 		await a.conn.client('PAUSE', 1500, 'ALL');
 		const started = Date.now();
 		await expect(p.place('stalled')).rejects.toMatchObject({ code: 'E_CLUSTER_UNAVAILABLE' });

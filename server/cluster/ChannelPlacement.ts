@@ -1,30 +1,26 @@
 // Where a channel is served. Each channel has one home node, claimed atomically in Redis
 // (parley:channel-home:<channel>); a join arriving elsewhere is redirected to the home
-// node, or, when the home node is busy, the channel spans nodes. See README.md here.
+// node, or, when the home node is busy, the channel bridges nodes. See README.md here.
 import type { Redis } from 'ioredis';
-import { RequestError } from '../signaling/RequestError.js';
+import { RequestError } from '../../protocol/RequestError.js';
+import type { PlacementDecision } from '../channels/placement.js';
 import type { Logger } from '../telemetry/logger.js';
 import { settlesWithin, type NodeRegistry } from './NodeRegistry.js';
 
 export const CHANNEL_HOME_PREFIX = 'parley:channel-home:';
-
-export type PlacementDecision =
-	| { kind: 'local' }
-	| { kind: 'redirect'; nodeId: string; url: string }
-	| { kind: 'span'; homeNodeId: string };
 
 export interface ChannelPlacementOptions {
 	redis: Redis;
 	registry: NodeRegistry;
 	/** How long a claim lives without refresh (cluster.nodeTtlMs). */
 	ttlMs: number;
-	/** cluster.spanAbovePeers: redirect while the home node serves fewer peers; 0 = always span. */
-	spanAbovePeers: number;
+	/** cluster.bridgeAbovePeers: redirect while the home node serves fewer peers; 0 = always bridge. */
+	bridgeAbovePeers: number;
 	/** The channel is open on this node (joins to it keep working without Redis). */
 	isOpenHere: (channel: string) => boolean;
-	/** This node can pipe a channel from its home (ChannelSpan is wired); when false a busy
+	/** This node can pipe a channel from its home (ChannelBridge is wired); when false a busy
 	 * home still gets the join redirected. Read on every decision. */
-	canSpan?: () => boolean;
+	canBridge?: () => boolean;
 	/**
 	 * Whether a node is still connected to Redis (its bus subscription exists). A node killed
 	 * outright loses its connections at once while its registry entry lives on until the TTL;
@@ -85,9 +81,9 @@ export class ChannelPlacement {
 	readonly #redis: Redis;
 	readonly #registry: NodeRegistry;
 	readonly #ttlMs: number;
-	readonly #spanAbovePeers: number;
+	readonly #bridgeAbovePeers: number;
 	readonly #isOpenHere: (channel: string) => boolean;
-	readonly #canSpan: () => boolean;
+	readonly #canBridge: () => boolean;
 	readonly #isOnBus: (nodeId: string) => Promise<boolean>;
 	readonly #timeoutMs: number;
 	readonly #log: Logger;
@@ -103,9 +99,9 @@ export class ChannelPlacement {
 		this.#redis = options.redis;
 		this.#registry = options.registry;
 		this.#ttlMs = options.ttlMs;
-		this.#spanAbovePeers = options.spanAbovePeers;
+		this.#bridgeAbovePeers = options.bridgeAbovePeers;
 		this.#isOpenHere = options.isOpenHere;
-		this.#canSpan = options.canSpan ?? (() => true);
+		this.#canBridge = options.canBridge ?? (() => true);
 		this.#isOnBus = options.isOnBus ?? (async () => true);
 		this.#timeoutMs = options.timeoutMs ?? 2000;
 		this.#log = options.log;
@@ -174,10 +170,10 @@ export class ChannelPlacement {
 				}
 				continue;
 			}
-			if (!this.#canSpan() || (this.#spanAbovePeers > 0 && info.load.peers < this.#spanAbovePeers)) {
+			if (!this.#canBridge() || (this.#bridgeAbovePeers > 0 && info.load.peers < this.#bridgeAbovePeers)) {
 				return { kind: 'redirect', nodeId: home, url: info.signalingUrl };
 			}
-			return { kind: 'span', homeNodeId: home };
+			return { kind: 'bridge', homeNodeId: home };
 		}
 		throw new RequestError('E_CLUSTER_UNAVAILABLE', `the home of channel "${channel}" keeps changing; try again`);
 	}

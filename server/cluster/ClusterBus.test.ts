@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
-import { closeRedis, connectRedis } from './redisConnection.js';
+import { closeRedis, connectRedis } from '../redis/redisConnection.js';
 import { BUS_NODE_PREFIX, ClusterBusError, RedisClusterBus } from './ClusterBus.js';
 import { waitUntil } from '../../test/helpers/wait.js';
 

@@ -7,11 +7,11 @@ import type { ParleyConfig } from '../../config/schema.js';
 import type { Channel } from '../channels/Channel.js';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
-import type { ChannelSpanHook } from '../signaling/requestHandlers.js';
+import type { ChannelBridgeHook } from '../channels/placement.js';
 import type { Logger } from '../telemetry/logger.js';
 import { BUS_NODE_PREFIX, RedisClusterBus } from './ClusterBus.js';
 import { ChannelPlacement } from './ChannelPlacement.js';
-import { pipeSettings } from './ChannelSpan.js';
+import { pipeSettings } from './ChannelBridge.js';
 import { NodeRegistry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
 
 export interface ClusterNodeOptions {
@@ -42,9 +42,9 @@ export class ClusterNode {
 	readonly registry: NodeRegistry;
 	readonly placement: ChannelPlacement;
 	readonly info: Omit<NodeInfo, 'load'>;
-	/** Set by whoever wires channels spanning nodes (ChannelSpans); until then a busy home
+	/** Set by whoever wires channels bridging nodes (ChannelBridges); until then a busy home
 	 * node still gets joins redirected to it. */
-	span: ChannelSpanHook | undefined;
+	bridge: ChannelBridgeHook | undefined;
 	readonly #redis: Redis;
 	readonly #channels: ChannelRegistry;
 	readonly #log: Logger;
@@ -98,12 +98,12 @@ export class ClusterNode {
 			redis: options.redis,
 			registry: this.registry,
 			ttlMs: c.nodeTtlMs,
-			spanAbovePeers: c.spanAbovePeers,
+			bridgeAbovePeers: c.bridgeAbovePeers,
 			isOpenHere: (name) => {
 				const channel = options.channels.get(name);
 				return channel !== undefined && !channel.closed;
 			},
-			canSpan: () => this.span !== undefined,
+			canBridge: () => this.bridge !== undefined,
 			timeoutMs: c.requestTimeoutMs,
 			isOnBus: async (nodeId) => {
 				const reply = (await options.redis.pubsub('NUMSUB', BUS_NODE_PREFIX + nodeId)) as [string, number];

@@ -4,6 +4,12 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { configSchema, type OptionMeta, type ParleyConfig } from '../../config/schema.js';
 
+/** Options that were renamed: naming the old one fails with a pointer to the new one. */
+const RENAMED_OPTIONS: Record<string, string> = { 'cluster.spanAbovePeers': 'cluster.bridgeAbovePeers' };
+const RENAMED_ENV: Record<string, string> = Object.fromEntries(
+	Object.entries(RENAMED_OPTIONS).map(([from, to]) => [envNameOf(from.split('.')), envNameOf(to.split('.'))]),
+);
+
 /** Environment variables with the PARLEY_ prefix that are not options. */
 const NON_OPTION_ENV = new Set(['PARLEY_CONFIG', 'PARLEY_CACHE_DIR']);
 
@@ -136,7 +142,7 @@ export function loadConfig({ env = process.env }: LoadConfigOptions = {}): Parle
 	const unknownEnv = Object.keys(env).filter((k) => k.startsWith('PARLEY_') && !known.has(k));
 	if (unknownEnv.length > 0) {
 		throw new ConfigError(
-			`Unknown configuration variable${unknownEnv.length > 1 ? 's' : ''} ${unknownEnv.join(', ')} (see config/README.md for the options)`,
+			`Unknown configuration variable${unknownEnv.length > 1 ? 's' : ''} ${unknownEnv.map((k) => (RENAMED_ENV[k] ? `${k} (renamed ${RENAMED_ENV[k]})` : k)).join(', ')} (see config/README.md for the options)`,
 			unknownEnv,
 		);
 	}
@@ -150,7 +156,7 @@ export function loadConfig({ env = process.env }: LoadConfigOptions = {}): Parle
 		for (const name of keys) {
 			names.push(name);
 			const from = sources.get(name);
-			const what = issue.code === 'unrecognized_keys' ? 'unknown option' : issue.message;
+			const what = issue.code === 'unrecognized_keys' ? (RENAMED_OPTIONS[name] ? `unknown option (renamed ${RENAMED_OPTIONS[name]})` : 'unknown option') : issue.message;
 			lines.push(`  option "${name}"${from ? ` (from ${from})` : ''}: ${what}`);
 		}
 	}

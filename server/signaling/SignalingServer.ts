@@ -11,13 +11,16 @@ import type { WorkerPool } from '../media/WorkerPool.js';
 import type { VoiceMessageService } from '../voice/VoiceMessageService.js';
 import type { Logger } from '../telemetry/logger.js';
 import { inSpan, SpanKind } from '../telemetry/tracing.js';
-import { AccessTokenError, verifyAccessToken, type AccessClaims } from './accessToken.js';
-import { CLOSE_CODES, ERROR_CODES, PROTOCOL_VERSION, type ErrorCode, type Method, type ProtocolError, type VoiceMessageInfo } from './protocol.js';
-import { RequestError } from './RequestError.js';
-import { requestHandlers, type ChannelPlacer, type ChannelSpanHook, type HandlerContext } from './requestHandlers.js';
+import { AccessTokenError, verifyAccessToken, type AccessClaims } from '../auth/accessToken.js';
+import { CLOSE_CODES, PROTOCOL_VERSION, type Method } from '../../protocol/messages.js';
+import { ERROR_CODES, type ErrorCode, type ProtocolError } from '../../protocol/errors.js';
+import type { VoiceMessageInfo } from '../../protocol/schemas.js';
+import { RequestError } from '../../protocol/RequestError.js';
+import type { ChannelBridgeHook, ChannelPlacer } from '../channels/placement.js';
+import { requestHandlers, type HandlerContext } from './requestHandlers.js';
 import { SignalingSession, type SessionEvents, type SocketData } from './SignalingSession.js';
-import { TokenBucket } from './TokenBucket.js';
-import type { SignalingRateLimits } from './rateLimits.js';
+import { TokenBucket } from '../../protocol/TokenBucket.js';
+import type { SignalingRateLimits } from '../ratelimit/rateLimits.js';
 import { clientAddress } from '../http/clientAddress.js';
 
 /** Frames a client may send before its welcome (while its token is checked); more closes it. */
@@ -34,9 +37,9 @@ export interface SignalingServerOptions {
 	voice: VoiceMessageService;
 	isAccepting: () => boolean;
 	events?: SessionEvents;
-	/** Cluster: where a joined channel is served, and how it spans nodes (absent on one node). */
+	/** Cluster: where a joined channel is served, and how it is bridged across nodes (absent on one node). */
 	placement?: ChannelPlacer;
-	span?: ChannelSpanHook;
+	bridge?: ChannelBridgeHook;
 	/** Per-user and per-address limits beyond each connection's own bucket. */
 	rateLimits?: SignalingRateLimits;
 }
@@ -58,7 +61,7 @@ export class SignalingServer {
 			voice: options.voice,
 			voiceMaxDurationMs: options.config.voice.maxDurationMs,
 			...(options.placement && { placement: options.placement }),
-			...(options.span && { span: options.span }),
+			...(options.bridge && { bridge: options.bridge }),
 		};
 		const s = options.config.signaling;
 		http.app.ws<SocketData>('/ws', {

@@ -5,19 +5,12 @@ import type { WebSocket } from 'uWebSockets.js';
 import type { Channel } from '../channels/Channel.js';
 import type { Peer, PeerLink } from '../channels/Peer.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { AccessClaims } from './accessToken.js';
-import { exceedsDepth, isMethod, MAX_DATA_DEPTH, requestEnvelopeSchema, requestSchemas } from './protocolSchemas.js';
-import {
-	CLOSE_CODES,
-	ERROR_CODES,
-	type ErrorCode,
-	type Method,
-	type NotificationName,
-	type Notifications,
-	type ProtocolError,
-} from './protocol.js';
-import { RequestError } from './RequestError.js';
-import type { TokenBucket } from './TokenBucket.js';
+import type { AccessClaims } from '../auth/accessToken.js';
+import { exceedsDepth, isMethod, MAX_DATA_DEPTH, requestEnvelopeSchema, requestSchemas } from '../../protocol/schemas.js';
+import { CLOSE_CODES, type Method, type NotificationName, type Notifications } from '../../protocol/messages.js';
+import { ERROR_CODES, type ErrorCode, type ProtocolError } from '../../protocol/errors.js';
+import { RequestError } from '../../protocol/RequestError.js';
+import type { TokenBucket } from '../../protocol/TokenBucket.js';
 
 /** Per-connection data uWS keeps with the socket (set at upgrade). */
 export interface SocketData {

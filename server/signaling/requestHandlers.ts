@@ -1,18 +1,18 @@
 // What each signaling method does: grant checks, then the channel's API. Data arrives
 // validated against protocol.ts; failures are RequestErrors with the protocol's codes.
 import type { types as ms } from 'mediasoup';
-import type { PlacementDecision } from '../cluster/ChannelPlacement.js';
 import type { z } from 'zod';
 import type { Channel } from '../channels/Channel.js';
 import { ownConsumer, ownProducer, ownTransport } from '../channels/Channel.js';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
+import type { ChannelBridgeHook, ChannelPlacer } from '../channels/placement.js';
 import { Peer } from '../channels/Peer.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
 import { VoiceMessageService } from '../voice/VoiceMessageService.js';
-import { channelAllowed } from './accessToken.js';
-import { CLOSE_CODES, type Method, type ResponseData, type TransportInfo } from './protocol.js';
-import type { requestSchemas } from './protocolSchemas.js';
-import { RequestError } from './RequestError.js';
+import { channelAllowed } from '../auth/accessToken.js';
+import { CLOSE_CODES, type Method, type ResponseData, type TransportInfo } from '../../protocol/messages.js';
+import type { requestSchemas } from '../../protocol/schemas.js';
+import { RequestError } from '../../protocol/RequestError.js';
 import type { SignalingSession } from './SignalingSession.js';
 
 export interface HandlerContext {
@@ -23,18 +23,8 @@ export interface HandlerContext {
 	voiceMaxDurationMs: number;
 	/** Where a channel is served when several nodes share Redis; absent on a single node. */
 	placement?: ChannelPlacer;
-	/** Connects a channel opened here to its home node on another node (a channel spanning nodes). */
-	span?: ChannelSpanHook;
-}
-
-/** server/cluster/ChannelPlacement. */
-export interface ChannelPlacer {
-	place(channel: string): Promise<PlacementDecision>;
-}
-
-/** server/cluster/ChannelSpan. Called on every join placed as a span: must be idempotent. */
-export interface ChannelSpanHook {
-	attach(channel: Channel, homeNodeId: string): Promise<void>;
+	/** Connects a channel opened here to its home node on another node (a channel bridged across nodes). */
+	bridge?: ChannelBridgeHook;
 }
 
 type Handler<M extends Method> = (session: SignalingSession, data: z.output<(typeof requestSchemas)[M]>, ctx: HandlerContext) => Promise<ResponseData[M]>;
@@ -82,10 +72,10 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		if (placed.kind === 'redirect') {
 			throw new RequestError('E_REDIRECT', `Channel "${data.channel}" is served by node ${placed.nodeId}; join it there.`, { redirect: { nodeId: placed.nodeId, url: placed.url } });
 		}
-		// Placement only answers 'span' when this node can span (ChannelPlacement's canSpan).
-		if (placed.kind === 'span' && !ctx.span) throw new RequestError('E_INTERNAL', 'This node cannot serve channels spanning nodes.');
+		// Placement only answers 'bridge' when this node can bridge (ChannelPlacement's canBridge).
+		if (placed.kind === 'bridge' && !ctx.bridge) throw new RequestError('E_INTERNAL', 'This node cannot serve channels bridged across nodes.');
 		const channel = await ctx.registry.open(data.channel);
-		if (placed.kind === 'span') await ctx.span!.attach(channel, placed.homeNodeId);
+		if (placed.kind === 'bridge') await ctx.bridge!.attach(channel, placed.homeNodeId);
 		const peer = new Peer({
 			userId: session.claims.userId,
 			displayName: session.claims.displayName,

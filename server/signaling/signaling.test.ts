@@ -5,8 +5,9 @@ import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { TestSignalingClient, type Reply } from '../../test/helpers/signalingClient.js';
 import { ParleyServer } from '../ParleyServer.js';
-import { mintAccessToken, type MintOptions } from './accessToken.js';
-import { CLOSE_CODES, PROTOCOL_VERSION, type ErrorCode, type RequestData } from './protocol.js';
+import { mintAccessToken, type MintOptions } from '../auth/accessToken.js';
+import { CLOSE_CODES, PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
+import type { ErrorCode } from '../../protocol/errors.js';
 
 const SECRET = 'test-secret-that-is-long-enough-0123456789';
 const KEY = new TextEncoder().encode(SECRET);

@@ -14,8 +14,8 @@ import { testLogger } from '../../test/helpers/logger.js';
 import { TestSignalingClient } from '../../test/helpers/signalingClient.js';
 import { writeToneWav } from '../../test/helpers/wav.js';
 import { ParleyServer } from '../ParleyServer.js';
-import { mintAccessToken } from '../signaling/accessToken.js';
-import { PROTOCOL_VERSION, type RequestData } from '../signaling/protocol.js';
+import { mintAccessToken } from '../auth/accessToken.js';
+import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
 import { createLogger } from './logger.js';
 import { inSpan } from './tracing.js';
 

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { testLogger } from '../../test/helpers/logger.js';
-import type { VoiceMessageInfo } from '../signaling/protocol.js';
+import type { VoiceMessageInfo } from '../../protocol/schemas.js';
 import { VOICE_MESSAGE_TOPIC, VoiceMessageNotifier, voiceNotificationSchema, type VoiceNotificationBus } from './VoiceMessageNotifier.js';
 import { voiceMessageInfo, type VoiceMessage } from './voiceMessage.js';
 

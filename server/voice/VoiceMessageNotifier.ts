@@ -4,10 +4,8 @@
 // `voiceMessage`) and every node, this one included, delivers it to its own sessions. While
 // the bus is unreachable (Redis down) this node still tells its own sessions.
 import { z } from 'zod';
-import type { VoiceMessageInfo } from '../signaling/protocol.js';
-import { destinationSchema } from '../signaling/protocolSchemas.js';
+import { voiceMessageInfoSchema, type VoiceMessageInfo } from '../../protocol/schemas.js';
 import type { Logger } from '../telemetry/logger.js';
-import { USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN, VOICE_MESSAGE_STATUSES } from './voiceMessage.js';
 
 export const VOICE_MESSAGE_TOPIC = 'voiceMessage';
 
@@ -20,24 +18,9 @@ export interface VoiceNotificationBus {
 export type DeliverVoiceMessage = (info: VoiceMessageInfo, reason?: string) => void;
 
 /** Bus payloads are untrusted (anyone with Redis access can publish): only well-formed
- * notifications reach clients, and unknown fields are dropped. A field added to
- * VoiceMessageInfo must be added here too (VoiceMessageNotifier.test.ts fails until it is). */
+ * notifications reach clients, and unknown fields are dropped (the protocol's schema). */
 export const voiceNotificationSchema = z.object({
-	message: z.object({
-		id: z.string().regex(VOICE_MESSAGE_ID_PATTERN),
-		ownerId: z.string().regex(USER_ID_PATTERN),
-		destination: destinationSchema,
-		source: z.enum(['recording', 'upload']),
-		status: z.enum(VOICE_MESSAGE_STATUSES),
-		failureReason: z.string().max(1000).optional(),
-		durationMs: z.number().nonnegative().optional(),
-		sizeBytes: z.number().int().nonnegative().optional(),
-		waveform: z.array(z.number().int().min(0).max(31)).max(100).optional(),
-		audioUrl: z.string().max(200).optional(),
-		originalName: z.string().max(1000).optional(),
-		originalSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
-		createdAt: z.number().int().nonnegative(),
-	}),
+	message: voiceMessageInfoSchema,
 	reason: z.string().max(200).optional(),
 });
 

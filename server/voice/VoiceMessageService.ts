@@ -5,17 +5,17 @@ import { randomUUID } from 'node:crypto';
 import { copyFile, link, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { types as ms } from 'mediasoup';
-import { channelAllowed, type AccessClaims } from '../signaling/accessToken.js';
-import type { VoiceMessageInfo } from '../signaling/protocol.js';
-import { RequestError } from '../signaling/RequestError.js';
+import { channelAllowed, type AccessClaims } from '../auth/accessToken.js';
+import type { VoiceMessageInfo } from '../../protocol/schemas.js';
+import { RequestError } from '../../protocol/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
 import { recoverOggOpus, UnrecoverableFileError } from './ogg/recoverOggOpus.js';
 import { ProducerRecording, type RecordingResult, type StopReason } from './recording/ProducerRecording.js';
-import { storageFailure, storageFailureText } from './storageDirectory.js';
+import { storageFailure, storageFailureText } from './files/storageDirectory.js';
 import { TranscodeError } from './transcode/TranscodeError.js';
 import type { CompletedUpload } from './upload/TusUploadServer.js';
-import { DuplicateVoiceMessageError, type VoiceMessagePatch, type VoiceMessageStore } from './VoiceMessageStore.js';
-import { fileExists, sha256File, type VoiceStorage } from './VoiceStorage.js';
+import { DuplicateVoiceMessageError, type VoiceMessagePatch, type VoiceMessageStore } from './store/VoiceMessageStore.js';
+import { fileExists, sha256File, type VoiceStorage } from './files/VoiceStorage.js';
 import { voiceMessageInfo, type Destination, type VoiceMessage } from './voiceMessage.js';
 
 /** What post-processing needs from the transcoder (server/voice/transcode). */

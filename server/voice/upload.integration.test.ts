@@ -12,9 +12,9 @@ import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { TestSignalingClient } from '../../test/helpers/signalingClient.js';
 import { ParleyServer } from '../ParleyServer.js';
-import { mintAccessToken } from '../signaling/accessToken.js';
-import { PROTOCOL_VERSION, type RequestData } from '../signaling/protocol.js';
-import { LocalVoiceStorage } from './VoiceStorage.js';
+import { mintAccessToken } from '../auth/accessToken.js';
+import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
+import { LocalVoiceStorage } from './files/VoiceStorage.js';
 
 const SECRET = 'upload-integration-secret-0123456789-abcd';
 

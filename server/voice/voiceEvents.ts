@@ -4,8 +4,9 @@
 // (VoiceWebhooks.ts) carry the same JSON.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { VoiceMessageInfo } from '../signaling/protocol.js';
-import { formatDestination, VOICE_MESSAGE_STATUSES, voiceMessageInfo, type VoiceMessage, type VoiceMessageStatus } from './voiceMessage.js';
+import type { VoiceMessageInfo } from '../../protocol/schemas.js';
+import { formatDestination, voiceMessageInfo, type VoiceMessage } from './voiceMessage.js';
+import { VOICE_MESSAGE_STATUSES, type VoiceMessageStatus } from '../../protocol/schemas.js';
 
 export const VOICE_EVENT_NAMES = [
 	'voiceMessage.created',

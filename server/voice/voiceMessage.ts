@@ -1,17 +1,8 @@
 // What a voice message is: the record every part of server/voice reads and writes.
-import { USER_ID_PATTERN, type VoiceMessageDestination, type VoiceMessageInfo } from '../signaling/protocol.js';
-import { destinationSchema } from '../signaling/protocolSchemas.js';
-
-export { USER_ID_PATTERN };
-
-export const VOICE_MESSAGE_STATUSES = ['recording', 'uploading', 'processing', 'ready', 'failed'] as const;
-export type VoiceMessageStatus = (typeof VOICE_MESSAGE_STATUSES)[number];
+import { destinationSchema, type VoiceMessageDestination, type VoiceMessageInfo, type VoiceMessageStatus } from '../../protocol/schemas.js';
 
 /** Who a voice message is for: everyone allowed in a channel, or one user. */
 export type Destination = VoiceMessageDestination;
-
-/** Voice message ids are UUIDs we generate. */
-export const VOICE_MESSAGE_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 
 /** `channel:<name>` or `user:<id>` (the compact form used in tus Upload-Metadata). */

@@ -9,10 +9,10 @@ import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { ParleyServer } from '../ParleyServer.js';
-import { mintAccessToken, type MintOptions } from '../signaling/accessToken.js';
-import type { VoiceMessageInfo } from '../signaling/protocol.js';
+import { mintAccessToken, type MintOptions } from '../auth/accessToken.js';
+import type { VoiceMessageInfo } from '../../protocol/schemas.js';
 import { OggOpusWriter } from './ogg/OggOpusWriter.js';
-import { LocalVoiceStorage } from './VoiceStorage.js';
+import { LocalVoiceStorage } from './files/VoiceStorage.js';
 import type { Destination, VoiceMessage } from './voiceMessage.js';
 
 const SECRET = 'voice-routes-test-secret-0123456789-abcdef';

@@ -9,15 +9,16 @@
 //   DELETE /voice/messages/:id                                               sender only
 import type { HttpReply, HttpRequestInfo, HttpRouteRequest, HttpServer } from '../http/HttpServer.js';
 import { errorReply } from '../http/HttpServer.js';
-import { AccessTokenError, channelAllowed, verifyAccessToken, type AccessClaims } from '../signaling/accessToken.js';
-import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../signaling/protocol.js';
-import { RequestError } from '../signaling/RequestError.js';
-import type { HttpRateLimits } from '../signaling/rateLimits.js';
-import { storageFailure, storageFailureText } from './storageDirectory.js';
-import { InvalidCursorError, type VoiceMessageStore } from './VoiceMessageStore.js';
+import { AccessTokenError, channelAllowed, verifyAccessToken, type AccessClaims } from '../auth/accessToken.js';
+import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../../protocol/patterns.js';
+import { RequestError } from '../../protocol/RequestError.js';
+import type { HttpRateLimits } from '../ratelimit/rateLimits.js';
+import { storageFailure, storageFailureText } from './files/storageDirectory.js';
+import { InvalidCursorError, type VoiceMessageStore } from './store/VoiceMessageStore.js';
 import { VoiceMessageService } from './VoiceMessageService.js';
-import type { VoiceStorage } from './VoiceStorage.js';
-import { VOICE_MESSAGE_ID_PATTERN, type Destination } from './voiceMessage.js';
+import type { VoiceStorage } from './files/VoiceStorage.js';
+import { type Destination } from './voiceMessage.js';
+import { VOICE_MESSAGE_ID_PATTERN } from '../../protocol/patterns.js';
 
 export const OGG_OPUS_CONTENT_TYPE = 'audio/ogg; codecs=opus';
 const MAX_PAGE = 100;

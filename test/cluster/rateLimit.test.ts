@@ -3,10 +3,10 @@
 // clock, key expiry, NOSCRIPT, and the per-node fallback while Redis is away).
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { closeRedis, connectRedis } from '../../server/cluster/redisConnection.js';
-import { RedisRateLimiter } from '../../server/cluster/RedisRateLimiter.js';
+import { closeRedis, connectRedis } from '../../server/redis/redisConnection.js';
+import { RedisRateLimiter } from '../../server/ratelimit/RedisRateLimiter.js';
 import { addressLimitKey, clientAddress } from '../../server/http/clientAddress.js';
-import { LocalRateLimiter } from '../../server/signaling/RateLimiter.js';
+import { LocalRateLimiter } from '../../server/ratelimit/RateLimiter.js';
 import { createLogger, type Logger } from '../../server/telemetry/logger.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';

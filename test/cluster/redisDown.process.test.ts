@@ -7,7 +7,7 @@
 // both nodes again and a peer entering through B is redirected to A and hears the channel.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION } from '../../server/signaling/protocol.js';
+import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { decodeToMono, dominantFrequency } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';

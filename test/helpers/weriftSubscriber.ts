@@ -2,7 +2,7 @@
 // through the real signaling protocol (createTransport recv, newConsumer, connectTransport,
 // resumeConsumer) over ICE + DTLS + SRTP, and counts the RTP packets that arrive.
 import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
-import type { TransportInfo } from '../../server/signaling/protocol.js';
+import type { TransportInfo } from '../../protocol/messages.js';
 import type { TestSignalingClient } from './signalingClient.js';
 
 export interface WeriftSubscriber {

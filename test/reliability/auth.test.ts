@@ -9,12 +9,13 @@
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { exportJWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAccessToken } from '../../server/signaling/accessToken.js';
-import { CLOSE_CODES, type ErrorCode, type Method, type RequestData } from '../../server/signaling/protocol.js';
-import { requestSchemas } from '../../server/signaling/protocolSchemas.js';
+import { mintAccessToken } from '../../server/auth/accessToken.js';
+import { CLOSE_CODES, type Method, type RequestData } from '../../protocol/messages.js';
+import type { ErrorCode } from '../../protocol/errors.js';
+import { requestSchemas } from '../../protocol/schemas.js';
 import { OggOpusWriter } from '../../server/voice/ogg/OggOpusWriter.js';
 import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
-import { LocalVoiceStorage } from '../../server/voice/VoiceStorage.js';
+import { LocalVoiceStorage } from '../../server/voice/files/VoiceStorage.js';
 import { encodeTone } from '../helpers/audio.js';
 import { TestSignalingClient, type Reply } from '../helpers/signalingClient.js';
 import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';

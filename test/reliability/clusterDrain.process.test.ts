@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, type RequestData } from '../../server/signaling/protocol.js';
+import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
 import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';

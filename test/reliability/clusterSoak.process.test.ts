@@ -17,16 +17,16 @@
 // check waits for Redis here); Parley now upgrades synchronously (test/cluster/asyncUpgrade).
 // A connect that is neither opened nor refused within 10 s is printed (connectHangs).
 //
-// Two soaks: joins redirected to the channel's home (cluster.spanAbovePeers at its default),
-// then channels spanning both nodes (spanAbovePeers 2: pipes opened and torn down). CI runs
+// Two soaks: joins redirected to the channel's home (cluster.bridgeAbovePeers at its default),
+// then channels bridging both nodes (bridgeAbovePeers 2: pipes opened and torn down). CI runs
 // 40 s each. A longer run of one of them:
-//   PARLEY_CLUSTER_SOAK_S=600 [PARLEY_CLUSTER_SOAK_SPAN_ABOVE_PEERS=2] npx vitest run test/reliability/clusterSoak.process.test.ts
+//   PARLEY_CLUSTER_SOAK_S=600 [PARLEY_CLUSTER_SOAK_BRIDGE_ABOVE_PEERS=2] npx vitest run test/reliability/clusterSoak.process.test.ts
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, type RequestData } from '../../server/signaling/protocol.js';
+import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
 import { encodeTone } from '../helpers/audio.js';
 import { liveServerObjects, parsePrometheusText } from '../helpers/prometheusText.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -46,10 +46,10 @@ const CHANNELS = ['csoak-a', 'csoak-b', 'csoak-c', 'csoak-d'];
 /** RSS a node may hold above its post-warm-up baseline, at the end and at its peak. */
 const RSS_END_BAND_MB = 64;
 const RSS_PEAK_BAND_MB = 160;
-/** cluster.spanAbovePeers of both nodes, one soak each: undefined is its default (500), so
- * every join of a channel homed on the other node is redirected; 2 mixes redirects and spans
- * (pipes opened and torn down). PARLEY_CLUSTER_SOAK_SPAN_ABOVE_PEERS runs only that one. */
-const SPAN_VARIANTS: (string | undefined)[] = process.env.PARLEY_CLUSTER_SOAK_SPAN_ABOVE_PEERS !== undefined ? [process.env.PARLEY_CLUSTER_SOAK_SPAN_ABOVE_PEERS] : [undefined, '2'];
+/** cluster.bridgeAbovePeers of both nodes, one soak each: undefined is its default (500), so
+ * every join of a channel homed on the other node is redirected; 2 mixes redirects and bridges
+ * (pipes opened and torn down). PARLEY_CLUSTER_SOAK_BRIDGE_ABOVE_PEERS runs only that one. */
+const BRIDGE_VARIANTS: (string | undefined)[] = process.env.PARLEY_CLUSTER_SOAK_BRIDGE_ABOVE_PEERS !== undefined ? [process.env.PARLEY_CLUSTER_SOAK_BRIDGE_ABOVE_PEERS] : [undefined, '2'];
 const MEDIA_KEYS = ['routers', 'transports', 'producers', 'consumers', 'channels', 'sessions', 'recordings', 'transcodes'] as const;
 /** What Redis may hold once the churn is over (cluster README, "What Redis holds"). */
 const ALLOWED_AFTER = [/^parley:node:csoak-node-[ab]$/, /^parley:nodes$/, /^parley:vm:/, /^parley:voice-meta$/];
@@ -66,10 +66,10 @@ type MediaFigures = Record<(typeof MEDIA_KEYS)[number], number>;
 
 const rssMb = (pid: number) => Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
 
-for (const SPAN_ABOVE_PEERS of SPAN_VARIANTS) clusterSoak(SPAN_ABOVE_PEERS);
+for (const BRIDGE_ABOVE_PEERS of BRIDGE_VARIANTS) clusterSoak(BRIDGE_ABOVE_PEERS);
 
-function clusterSoak(SPAN_ABOVE_PEERS: string | undefined): void {
-	describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes${SPAN_ABOVE_PEERS === undefined ? '' : `, spanning above ${SPAN_ABOVE_PEERS} peers`}`, () => {
+function clusterSoak(BRIDGE_ABOVE_PEERS: string | undefined): void {
+	describe(`cluster soak: ${SOAK_S} s of churn by ${BOTS} bots over two nodes${BRIDGE_ABOVE_PEERS === undefined ? '' : `, bridging above ${BRIDGE_ABOVE_PEERS} peers`}`, () => {
 		let redis: TestRedis;
 		let raw: Redis;
 		const nodes: NodeProcess[] = [];
@@ -93,7 +93,7 @@ function clusterSoak(SPAN_ABOVE_PEERS: string | undefined): void {
 				PARLEY_VOICE_USER_REQUEST_BURST: '400',
 				PARLEY_VOICE_IP_REQUESTS_PER_SECOND: '1000',
 				PARLEY_VOICE_IP_REQUEST_BURST: '2000',
-				...(SPAN_ABOVE_PEERS !== undefined && { PARLEY_CLUSTER_SPAN_ABOVE_PEERS: SPAN_ABOVE_PEERS }),
+				...(BRIDGE_ABOVE_PEERS !== undefined && { PARLEY_CLUSTER_BRIDGE_ABOVE_PEERS: BRIDGE_ABOVE_PEERS }),
 			};
 			nodes.push(...(await Promise.all([startNode(redis.url, 'csoak-node-a', env), startNode(redis.url, 'csoak-node-b', env)])));
 		}, 60_000);
@@ -141,7 +141,7 @@ function clusterSoak(SPAN_ABOVE_PEERS: string | undefined): void {
 				return out;
 			};
 
-			const counts = { sessions: 0, redirects: 0, spanned: 0, published: 0, listened: 0, recorded: 0, uploaded: 0, abrupt: 0, byNode: [0, 0], errors: [] as string[] };
+			const counts = { sessions: 0, redirects: 0, bridged: 0, published: 0, listened: 0, recorded: 0, uploaded: 0, abrupt: 0, byNode: [0, 0], errors: [] as string[] };
 			const recordingIds: string[] = [];
 			const connectHangs: string[] = [];
 			const droppedByServer: string[] = [];
@@ -185,7 +185,7 @@ function clusterSoak(SPAN_ABOVE_PEERS: string | undefined): void {
 				});
 				const served = nodes.findIndex((n) => n.url === url);
 				counts.byNode[served]! += 1;
-				if ((await raw.get(`parley:channel-home:${channel}`)) !== nodes[served]!.nodeId) counts.spanned++;
+				if ((await raw.get(`parley:channel-home:${channel}`)) !== nodes[served]!.nodeId) counts.bridged++;
 				const cleanup: (() => unknown)[] = [];
 				try {
 					const work: Promise<unknown>[] = [];
@@ -319,7 +319,7 @@ function clusterSoak(SPAN_ABOVE_PEERS: string | undefined): void {
 			const after = { media: await Promise.all(nodes.map(media)), rssMb: pids.map(rssMb), workerRssMb: workerPids.map((ps) => ps.map(rssMb)), redis: families(keys) };
 			const report = {
 				soakS: SOAK_S,
-				spanAbovePeers: SPAN_ABOVE_PEERS ?? 'default',
+				bridgeAbovePeers: BRIDGE_ABOVE_PEERS ?? 'default',
 				bots: BOTS,
 				...counts,
 				errors: counts.errors.length,

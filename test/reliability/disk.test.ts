@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { mintAccessToken } from '../../server/signaling/accessToken.js';
+import { mintAccessToken } from '../../server/auth/accessToken.js';
 import { encodeTone } from '../helpers/audio.js';
 import { testEnv } from '../helpers/config.js';
 import { freePort } from '../helpers/ports.js';

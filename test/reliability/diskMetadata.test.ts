@@ -8,7 +8,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Notifications } from '../../server/signaling/protocol.js';
+import type { Notifications } from '../../protocol/messages.js';
 import { encodeTone } from '../helpers/audio.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';

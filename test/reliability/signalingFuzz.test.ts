@@ -10,7 +10,8 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
-import { CLOSE_CODES, ERROR_CODES, PROTOCOL_VERSION, type NotificationName } from '../../server/signaling/protocol.js';
+import { CLOSE_CODES, PROTOCOL_VERSION, type NotificationName } from '../../protocol/messages.js';
+import { ERROR_CODES } from '../../protocol/errors.js';
 import { encodeTone } from '../helpers/audio.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';

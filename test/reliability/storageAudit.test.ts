@@ -9,9 +9,9 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openS
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DAMAGED_REASON, MISSING_REASON, ORPHANS_SUBDIR, StorageAudit } from '../../server/voice/StorageAudit.js';
-import { SqliteVoiceMessageStore } from '../../server/voice/VoiceMessageStore.js';
-import { LocalVoiceStorage } from '../../server/voice/VoiceStorage.js';
+import { DAMAGED_REASON, MISSING_REASON, ORPHANS_SUBDIR, StorageAudit } from '../../server/voice/files/StorageAudit.js';
+import { SqliteVoiceMessageStore } from '../../server/voice/store/VoiceMessageStore.js';
+import { LocalVoiceStorage } from '../../server/voice/files/VoiceStorage.js';
 import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
 import { testLogger } from '../helpers/logger.js';
 import { parsePrometheusText, select } from '../helpers/prometheusText.js';

@@ -5,8 +5,8 @@
 // new consumer at each listener. The recording on the dead worker is finalized with what it
 // received (status ready, duration = what was sent).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Notifications } from '../../server/signaling/protocol.js';
-import { LocalVoiceStorage } from '../../server/voice/VoiceStorage.js';
+import type { Notifications } from '../../protocol/messages.js';
+import { LocalVoiceStorage } from '../../server/voice/files/VoiceStorage.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
 import { processAlive } from '../helpers/process.js';
 import type { TestSignalingClient } from '../helpers/signalingClient.js';

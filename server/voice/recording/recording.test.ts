@@ -8,10 +8,11 @@ import { testLogger } from '../../../test/helpers/logger.js';
 import { TestSignalingClient } from '../../../test/helpers/signalingClient.js';
 import { publishWithWerift, type WeriftPublisher } from '../../../test/helpers/weriftPublisher.js';
 import { ParleyServer } from '../../ParleyServer.js';
-import { mintAccessToken } from '../../signaling/accessToken.js';
-import { PROTOCOL_VERSION, type RequestData, type VoiceMessageInfo } from '../../signaling/protocol.js';
-import { SqliteVoiceMessageStore } from '../VoiceMessageStore.js';
-import { LocalVoiceStorage } from '../VoiceStorage.js';
+import { mintAccessToken } from '../../auth/accessToken.js';
+import { PROTOCOL_VERSION, type RequestData } from '../../../protocol/messages.js';
+import type { VoiceMessageInfo } from '../../../protocol/schemas.js';
+import { SqliteVoiceMessageStore } from '../store/VoiceMessageStore.js';
+import { LocalVoiceStorage } from '../files/VoiceStorage.js';
 
 const SECRET = 'recording-test-secret-0123456789-abcdefgh';
 

@@ -8,7 +8,7 @@ import { Upload } from 'tus-js-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test/helpers/logger.js';
 import { HttpServer } from '../../http/HttpServer.js';
-import { channelAllowed, mintAccessToken, verifyAccessToken } from '../../signaling/accessToken.js';
+import { channelAllowed, mintAccessToken, verifyAccessToken } from '../../auth/accessToken.js';
 import { TusUploadServer, type CompletedUpload, type TusUploadServerOptions } from './TusUploadServer.js';
 
 type UploadOptions = ConstructorParameters<typeof Upload>[1];

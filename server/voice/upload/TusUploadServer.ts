@@ -11,11 +11,11 @@
 // The bytes live in an UploadStore; once the last one is durable, onComplete receives the
 // file before the final PATCH is acknowledged.
 import type { HttpReply, HttpRouteRequest, HttpServer } from '../../http/HttpServer.js';
-import type { AccessClaims } from '../../signaling/accessToken.js';
+import type { AccessClaims } from '../../auth/accessToken.js';
 import type { Logger } from '../../telemetry/logger.js';
-import type { HttpRateLimits } from '../../signaling/rateLimits.js';
+import type { HttpRateLimits } from '../../ratelimit/rateLimits.js';
 import { parseDestination, type Destination } from '../voiceMessage.js';
-import { storageFailure, storageFailureText, type StorageFailure } from '../storageDirectory.js';
+import { storageFailure, storageFailureText, type StorageFailure } from '../files/storageDirectory.js';
 import { TusRequestError } from './TusRequestError.js';
 import {
 	CHECKSUM_ALGORITHMS,

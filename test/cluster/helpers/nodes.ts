@@ -1,6 +1,6 @@
 // Parley nodes as separate processes (run the way `npm start` runs them) sharing one real
 // redis-server, for the placement, node-death and Redis-down tests.
-import { mintAccessToken, type MintOptions } from '../../../server/signaling/accessToken.js';
+import { mintAccessToken, type MintOptions } from '../../../server/auth/accessToken.js';
 import { testEnv } from '../../helpers/config.js';
 import { freePort } from '../../helpers/ports.js';
 import { logLine, startServerProcess, type ServerProcess } from '../../helpers/serverProcess.js';

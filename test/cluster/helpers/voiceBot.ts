@@ -4,7 +4,7 @@
 // entry URL (or back to the entry URL after a redirect), then rejoins. Media through werift:
 // it publishes a tone and listens to the others, so tests check decoded audio.
 import { BackoffReconnectPolicy } from '../../../client/ReconnectPolicy.js';
-import { PROTOCOL_VERSION, type RequestData } from '../../../server/signaling/protocol.js';
+import { PROTOCOL_VERSION, type RequestData } from '../../../protocol/messages.js';
 import { decodeToMono, dominantFrequency, encodeTone } from '../../helpers/audio.js';
 import { TestSignalingClient } from '../../helpers/signalingClient.js';
 import { publishWithWerift, type WeriftPublisher } from '../../helpers/weriftPublisher.js';

@@ -1,8 +1,8 @@
 // A Parley server in this process with clients that speak the real protocol: what most
 // reliability tests start from. Tokens are signed with a fixed test secret.
 import { ParleyServer } from '../../../server/ParleyServer.js';
-import { mintAccessToken, type MintOptions } from '../../../server/signaling/accessToken.js';
-import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../../server/signaling/protocol.js';
+import { mintAccessToken, type MintOptions } from '../../../server/auth/accessToken.js';
+import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../../protocol/messages.js';
 import { testConfig } from '../../helpers/config.js';
 import { testLogger } from '../../helpers/logger.js';
 import { TestSignalingClient } from '../../helpers/signalingClient.js';

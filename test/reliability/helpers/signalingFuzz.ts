@@ -2,8 +2,8 @@
 // deep nesting, binary frames, unknown and prototype-named methods, prototype-pollution
 // keys, and plausible requests in any order with ids that are ours, other peers' or made
 // up. Each frame comes with the reply id it must get (null when the id is unreadable).
-import { requestSchemas } from '../../../server/signaling/protocolSchemas.js';
-import type { Method } from '../../../server/signaling/protocol.js';
+import { requestSchemas } from '../../../protocol/schemas.js';
+import type { Method } from '../../../protocol/messages.js';
 import type { Prng } from './prng.js';
 
 export interface FuzzFrame {

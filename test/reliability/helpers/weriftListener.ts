@@ -2,7 +2,7 @@
 // transport over ICE + DTLS + SRTP (the server offers, werift answers as DTLS client) and
 // records when each packet arrived. Pairs with test/helpers/weriftPublisher.ts.
 import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
-import type { Notifications, TransportInfo } from '../../../server/signaling/protocol.js';
+import type { Notifications, TransportInfo } from '../../../protocol/messages.js';
 import type { TestSignalingClient } from '../../helpers/signalingClient.js';
 import { sleep } from './harness.js';
 

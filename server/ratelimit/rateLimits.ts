@@ -4,13 +4,13 @@
 // over several nodes drain one bucket); without it they are this node's own.
 import type { Redis } from 'ioredis';
 import type { ParleyConfig } from '../../config/schema.js';
-import { rateLimiterFor } from '../cluster/RedisRateLimiter.js';
+import { rateLimiterFor } from './RedisRateLimiter.js';
 import { addressLimitKey, clientAddress } from '../http/clientAddress.js';
 import type { HttpReply, HttpRequestInfo } from '../http/HttpServer.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { ProtocolError } from './protocol.js';
+import type { ProtocolError } from '../../protocol/errors.js';
 import { describeDelay, type RateLimiter, type RateLimitRule } from './RateLimiter.js';
-import { RequestError } from './RequestError.js';
+import { RequestError } from '../../protocol/RequestError.js';
 
 /** Which limit refused (the `scope` label of parley_rate_limited_total). */
 export type RateLimitScope = 'signaling_user' | 'signaling_ip' | 'ws_connect_ip' | 'voice_user' | 'voice_ip';

@@ -2,7 +2,7 @@
 // listener or on a listener of its own (metrics.port) that serves nothing else.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { errorReply, HttpServer, type HttpReply } from '../http/HttpServer.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../telemetry/logger.js';
 import type { ParleyMetrics } from './metrics.js';
 
 export function registerMetricsRoute(http: HttpServer, metrics: ParleyMetrics, bearerToken: string): void {

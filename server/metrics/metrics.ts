@@ -10,10 +10,10 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
-import type { ErrorCode } from '../signaling/protocol.js';
-import { isMethod } from '../signaling/protocolSchemas.js';
+import type { ErrorCode } from '../../protocol/errors.js';
+import { isMethod } from '../../protocol/schemas.js';
 import type { InvalidMessageReason, SessionEvents } from '../signaling/SignalingSession.js';
-import { RATE_LIMIT_SCOPES } from '../signaling/rateLimits.js';
+import { RATE_LIMIT_SCOPES } from '../ratelimit/rateLimits.js';
 import type { TranscodeErrorCode } from '../voice/transcode/TranscodeError.js';
 
 /** What the scrape-time gauges read. Functions, so owners created later can be named. */

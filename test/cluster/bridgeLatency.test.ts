@@ -1,5 +1,5 @@
 // Issue 7: the extra latency of a cross-node hop. One publisher P on node A (the channel's
-// home), two listeners on A (LA1, LA2) and one on node B (LB, the channel spans to B):
+// home), two listeners on A (LA1, LA2) and one on node B (LB, the channel bridges to B):
 // werift peers, each listener in a worker thread of its own (its own event loop, so packets
 // arriving together are not timed one after the other), all on one host clock. For every
 // RTP packet of P (matched by its Opus payload: noise, so unique per frame), hop = arrival
@@ -13,10 +13,10 @@ import { FRAME_SAMPLES, SAMPLE_RATE } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
 import { Worker } from 'node:worker_threads';
-import type { ListenerThreadData, ListenerThreadMessage } from './spanListenerThread.js';
-import { joinVia, startNode, type JoinedClient, type NodeProcess } from './spanNodes.js';
+import type { ListenerThreadData, ListenerThreadMessage } from './bridgeListenerThread.js';
+import { joinVia, startNode, type JoinedClient, type NodeProcess } from './bridgeNodes.js';
 
-const PACKETS = Number(process.env.PARLEY_SPAN_LATENCY_PACKETS ?? 3000);
+const PACKETS = Number(process.env.PARLEY_BRIDGE_LATENCY_PACKETS ?? 3000);
 /** Faster than real time (20 ms) so a few thousand packets take seconds; small packets,
  * so the load stays far below what the workers or werift need to queue them. */
 const PACE_MS = 5;
@@ -72,7 +72,7 @@ describe('latency of a cross-node hop', () => {
 		].map(({ node, userId }) => {
 			const data: ListenerThreadData = { nodeId: node.nodeId, url: node.url, channel: 'lat', userId };
 			// Node 20 does not pass `--import tsx` loader hooks to worker threads: register them inside.
-			const script = new URL('./spanListenerThread.ts', import.meta.url).href;
+			const script = new URL('./bridgeListenerThread.ts', import.meta.url).href;
 			const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(script)}); })`;
 			const worker = new Worker(boot, { eval: true, workerData: data });
 			threads.push(worker);

@@ -6,11 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
-import { RedisVoiceMessageStore } from '../cluster/RedisVoiceMessageStore.js';
-import type { VoiceMessageEvent } from './voiceEvents.js';
+import { startRedis, type TestRedis } from '../../../test/helpers/redis.js';
+import { RedisVoiceMessageStore } from './RedisVoiceMessageStore.js';
+import type { VoiceMessageEvent } from '../voiceEvents.js';
 import { DuplicateVoiceMessageError, InvalidCursorError, SqliteVoiceMessageStore, type VoiceMessageStore } from './VoiceMessageStore.js';
-import type { Destination, VoiceMessage } from './voiceMessage.js';
+import type { Destination, VoiceMessage } from '../voiceMessage.js';
 
 let redisServer: TestRedis;
 const connections: Redis[] = [];

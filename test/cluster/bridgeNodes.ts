@@ -1,7 +1,7 @@
-// Nodes for the tests of channels spanning nodes: the cluster tests' node processes
-// (helpers/nodes.ts) with spanAbovePeers 0, so every join that arrives at a node other than
-// the channel's home spans the channel instead of being redirected.
-import { PROTOCOL_VERSION, type PeerInfo, type RequestData } from '../../server/signaling/protocol.js';
+// Nodes for the tests of channels bridging nodes: the cluster tests' node processes
+// (helpers/nodes.ts) with bridgeAbovePeers 0, so every join that arrives at a node other than
+// the channel's home bridges the channel instead of being redirected.
+import { PROTOCOL_VERSION, type PeerInfo, type RequestData } from '../../protocol/messages.js';
 import { scrapeMetrics, total } from '../helpers/prometheusText.js';
 import { TestSignalingClient } from '../helpers/signalingClient.js';
 import { startNode as startClusterNode, token, type NodeProcess } from './helpers/nodes.js';
@@ -15,7 +15,7 @@ export type RtpCapabilities = RequestData<'join'>['rtpCapabilities'];
 
 export function startNode(redisUrl: string, nodeId: string, env: Record<string, string> = {}): Promise<NodeProcess> {
 	return startClusterNode(redisUrl, nodeId, {
-		PARLEY_CLUSTER_SPAN_ABOVE_PEERS: '0',
+		PARLEY_CLUSTER_BRIDGE_ABOVE_PEERS: '0',
 		PARLEY_CLUSTER_NODE_TTL_MS: String(NODE_TTL_MS),
 		PARLEY_CLUSTER_PIPE_LISTEN_IP: '127.0.0.1',
 		...env,

@@ -1,24 +1,24 @@
-// Issue 7, a channel spanning two nodes: two Parley processes share one real redis-server
-// (spanAbovePeers 0: every join at the non-home node spans). Publisher P and listener LA on
+// Issue 7, a channel bridging two nodes: two Parley processes share one real redis-server
+// (bridgeAbovePeers 0: every join at the non-home node bridges). Publisher P and listener LA on
 // node A (the home), listeners LB1, LB2 and speaker SB on node B. Checked by decoded audio:
 // every listener hears P's 1 kHz tone, LA hears SB's 2 kHz tone across the pipe; presence
 // crosses nodes (join answers, peerJoined, peerLeft), and each node's speaker detection
 // sees the other node's speakers (activeSpeaker, audioLevels). Then node B is SIGKILLed: LA keeps
 // hearing P without a gap (packets counted per 100 ms window across the kill), A's peers
 // hear peerLeft for B's peers, and A's pipe objects are gone (metrics back to A's own).
-// Second: the home node of a spanned channel is SIGKILLed: the satellite's peers get
+// Second: the home node of a bridged channel is SIGKILLed: the satellite's peers get
 // channelClosing and rejoin on the same connection, the home's peers reconnect to the
 // satellite, the channel gets its new home there and the two hear each other again
 // (kill -> audio measured). Third: a satellite shut down politely (SIGTERM) exits 0
 // promptly and its peers leave the home node's channel; the home shut down under a live
-// span tells the satellite's peers to rejoin, and they can at once.
+// bridge tells the satellite's peers to rejoin, and they can at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Notifications } from '../../server/signaling/protocol.js';
+import type { Notifications } from '../../protocol/messages.js';
 import { decodeToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
 import { listenWithWerift, streamTone, type ReceivedPacket, type ToneStream, type WeriftListener } from '../reliability/helpers/weriftListener.js';
-import { gauge, joinVia, NODE_TTL_MS, startNode, type JoinedClient, type NodeProcess } from './spanNodes.js';
+import { gauge, joinVia, NODE_TTL_MS, startNode, type JoinedClient, type NodeProcess } from './bridgeNodes.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
 
 const until = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000) => waitUntil(cond, timeoutMs, what, 25);
@@ -31,7 +31,7 @@ function toneOf(packets: ReceivedPacket[]): number {
 const notified = <N extends keyof Notifications>(j: JoinedClient, name: N): Notifications[N][] =>
 	j.client.notifications.filter((n) => n.method === name).map((n) => n.data as Notifications[N]);
 
-describe('a channel spanning two nodes', () => {
+describe('a channel bridging two nodes', () => {
 	let redis: TestRedis;
 	let a: NodeProcess;
 	let b: NodeProcess;
@@ -196,7 +196,7 @@ describe('a channel spanning two nodes', () => {
 		const y = await joinVia(sat, 'hall2', 'y');
 		clients.push(x, y);
 		const [xMedia, yMedia] = await Promise.all([talkAndListen(x, 600), talkAndListen(y, 1100)]);
-		await until('audio both ways across the span', () => xMedia.listener.packets.length > 20 && yMedia.listener.packets.length > 20, 15_000);
+		await until('audio both ways across the bridge', () => xMedia.listener.packets.length > 20 && yMedia.listener.packets.length > 20, 15_000);
 
 		const mark = y.client.notifications.length;
 		const killedAt = performance.now();
@@ -221,7 +221,7 @@ describe('a channel spanning two nodes', () => {
 		await until('audio after the move', () => x2Media.listener.packets.length > 0 && y2Media.listener.packets.length > 0, 15_000);
 		const audioMs = [x2Media, y2Media].map((m) => Math.round(m.listener.packets[0]!.atMs - killedAt));
 		await until('a second of audio', () => x2Media.listener.packets.length >= 60 && y2Media.listener.packets.length >= 60, 10_000);
-		console.log(`home node killed under a spanned channel: channelClosing at the satellite's peer after ${closingMs} ms; first packet after the move at x, y: ${audioMs.join(', ')} ms (TTL ${NODE_TTL_MS} ms; extra rejoins ${rejoins})`);
+		console.log(`home node killed under a bridged channel: channelClosing at the satellite's peer after ${closingMs} ms; first packet after the move at x, y: ${audioMs.join(', ')} ms (TTL ${NODE_TTL_MS} ms; extra rejoins ${rejoins})`);
 		expect(toneOf(x2Media.listener.packets.slice(0, 60))).toBeGreaterThanOrEqual(1090);
 		expect(toneOf(x2Media.listener.packets.slice(0, 60))).toBeLessThanOrEqual(1110);
 		expect(Math.abs(toneOf(y2Media.listener.packets.slice(0, 60)) - 600)).toBeLessThanOrEqual(10);
@@ -230,7 +230,7 @@ describe('a channel spanning two nodes', () => {
 		expect(await gauge(sat, 'parley_transports')).toBe(4);
 	});
 
-	it('lets a satellite with a live span shut down cleanly, and the home drops its peers', async () => {
+	it('lets a satellite with a live bridge shut down cleanly, and the home drops its peers', async () => {
 		const [home, sat] = await Promise.all([startNode(redis.url, 'node-e'), startNode(redis.url, 'node-f')]);
 		extraNodes.push(home, sat);
 		const e = await joinVia(home, 'hall3', 'e');
@@ -243,11 +243,11 @@ describe('a channel spanning two nodes', () => {
 		expect(await sat.proc.exited).toBe(0);
 		const exitMs = Math.round(performance.now() - stoppedAt);
 		await until('e hears f left', () => notified(e, 'peerLeft').some((x) => x.peerId === f.peerId), NODE_TTL_MS * 4);
-		console.log(`satellite SIGTERM with a live span: exited 0 after ${exitMs} ms; peerLeft at the home ${Math.round(performance.now() - stoppedAt)} ms after the signal`);
+		console.log(`satellite SIGTERM with a live bridge: exited 0 after ${exitMs} ms; peerLeft at the home ${Math.round(performance.now() - stoppedAt)} ms after the signal`);
 		// The home node serves e alone again: no pipe transport left.
 		await until('home back to its own media objects', async () => (await gauge(home, 'parley_peers')) === 1 && (await gauge(home, 'parley_transports')) === 0);
 
-		// Now the home shuts down under a live span: the satellite's peer is told to rejoin.
+		// Now the home shuts down under a live bridge: the satellite's peer is told to rejoin.
 		const sat2 = await startNode(redis.url, 'node-g');
 		extraNodes.push(sat2);
 		const g = await joinVia(sat2, 'hall3', 'g');
@@ -261,6 +261,6 @@ describe('a channel spanning two nodes', () => {
 		// Rejoining on the same connection finds the channel homed at the satellite now.
 		const again = await g.client.request('join', { channel: 'hall3', rtpCapabilities: g.rtpCapabilities });
 		expect(again.ok && again.data.peers).toEqual([]);
-		console.log(`home SIGTERM with a live span: channelClosing at the satellite's peer ${closingMs} ms after the signal`);
+		console.log(`home SIGTERM with a live bridge: channelClosing at the satellite's peer ${closingMs} ms after the signal`);
 	});
 });

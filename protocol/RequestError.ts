@@ -1,6 +1,6 @@
 // A request that cannot be served, with the protocol's stable code. Thrown inside the
 // server (handlers, channels); turned into an error response at the WebSocket boundary.
-import { ERROR_CODES, type ErrorCode, type ProtocolError } from './protocol.js';
+import { ERROR_CODES, type ErrorCode, type ProtocolError } from './errors.js';
 
 /** What some errors carry beyond code and message (see ProtocolError). */
 export type RequestErrorDetails = Pick<ProtocolError, 'redirect' | 'retryAfterMs'>;

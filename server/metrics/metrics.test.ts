@@ -12,8 +12,8 @@ import { TestSignalingClient } from '../../test/helpers/signalingClient.js';
 import { publishWithWerift, type WeriftPublisher } from '../../test/helpers/weriftPublisher.js';
 import { subscribeWithWerift, type WeriftSubscriber } from '../../test/helpers/weriftSubscriber.js';
 import { ParleyServer } from '../ParleyServer.js';
-import { mintAccessToken } from '../signaling/accessToken.js';
-import { PROTOCOL_VERSION, type Grants, type RequestData } from '../signaling/protocol.js';
+import { mintAccessToken } from '../auth/accessToken.js';
+import { PROTOCOL_VERSION, type Grants, type RequestData } from '../../protocol/messages.js';
 
 const SECRET = 'metrics-test-secret-0123456789-abcdefghij';
 const key = new TextEncoder().encode(SECRET);

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { storageOperationOf } from './voiceTelemetry.js';
+import { storageOperationOf } from './voiceMetrics.js';
 
 const caught = async (work: () => Promise<unknown>): Promise<unknown> => work().then(() => expect.fail('should have failed'), (err: unknown) => err);
 

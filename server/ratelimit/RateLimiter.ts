@@ -2,7 +2,7 @@
 // the same rule. `RateLimiter` is what the signaling server and the HTTP routes ask; the
 // buckets live in this process (LocalRateLimiter) or in Redis for the whole cluster
 // (server/cluster/RedisRateLimiter.ts).
-import { assertBucketRule } from './TokenBucket.js';
+import { assertBucketRule } from '../../protocol/TokenBucket.js';
 
 /** A token bucket's shape: `burst` at once, refilled at `ratePerSecond`. */
 export interface RateLimitRule {

@@ -3,8 +3,9 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { lifecycleEvent, type VoiceEventListener } from './voiceEvents.js';
-import { formatDestination, type Destination, type VoiceMessage, type VoiceMessageStatus } from './voiceMessage.js';
+import { lifecycleEvent, type VoiceEventListener } from '../voiceEvents.js';
+import { formatDestination, type Destination, type VoiceMessage } from '../voiceMessage.js';
+import { type VoiceMessageStatus } from '../../../protocol/schemas.js';
 
 export interface ListOptions {
 	limit: number;

@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { checkStorageWritable } from './storageDirectory.js';
-import { USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN } from './voiceMessage.js';
+import { USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
 
 export interface StorageKey {
 	ownerId: string;

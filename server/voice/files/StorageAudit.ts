@@ -26,12 +26,13 @@ import type { Dirent } from 'node:fs';
 import { mkdir, opendir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Logger } from '../telemetry/logger.js';
-import type { VoiceMessageStore } from './VoiceMessageStore.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { VoiceMessageStore } from '../store/VoiceMessageStore.js';
 import { fileExists, sha256File, type LocalVoiceStorage } from './VoiceStorage.js';
-import { VOICE_MESSAGE_ID_PATTERN, type VoiceMessage } from './voiceMessage.js';
+import { type VoiceMessage } from '../voiceMessage.js';
+import { VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
 import { READY_PROBE_PREFIX } from './storageDirectory.js';
-import { ACCEPTED_UPLOAD_SUFFIX } from './VoiceMessageService.js';
+import { ACCEPTED_UPLOAD_SUFFIX } from '../VoiceMessageService.js';
 
 /** Quarantine for orphan files, under the storage root (user ids never start with a dot). */
 export const ORPHANS_SUBDIR = '.orphans';

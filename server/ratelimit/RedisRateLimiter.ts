@@ -11,8 +11,8 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
-import { evalScript, redisScript } from './redisConnection.js';
-import { assertCost, assertRule, LocalRateLimiter, type RateDecision, type RateLimiter, type RateLimitRule } from '../signaling/RateLimiter.js';
+import { evalScript, redisScript } from '../redis/redisConnection.js';
+import { assertCost, assertRule, LocalRateLimiter, type RateDecision, type RateLimiter, type RateLimitRule } from './RateLimiter.js';
 
 const KEY_PREFIX = 'parley:rl:';
 /** Keys longer than this (client-chosen text) are hashed: Redis keys stay small. */

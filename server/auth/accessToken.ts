@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
-import type { Grants } from './protocol.js';
-import { channelNameSchema } from './protocolSchemas.js';
+import type { Grants } from '../../protocol/messages.js';
+import { channelNameSchema } from '../../protocol/schemas.js';
 
 /** What a verified token says about its holder. */
 export interface AccessClaims {

@@ -7,7 +7,7 @@ import type { HttpServer } from '../http/HttpServer.js';
 import { errorReply } from '../http/HttpServer.js';
 import type { Logger } from '../telemetry/logger.js';
 import { mintAccessToken } from './accessToken.js';
-import { channelNameSchema } from './protocolSchemas.js';
+import { channelNameSchema } from '../../protocol/schemas.js';
 
 const bodySchema = z.strictObject({
 	displayName: z.string().trim().min(1).max(64),

@@ -1,4 +1,4 @@
-// Channels that span nodes. When a join for channel C arrives at node S while C's home node
+// Channels that bridge nodes. When a join for channel C arrives at node S while C's home node
 // H is too busy to take it (ChannelPlacement decides), S serves the peer itself: it opens
 // its own router for C and links it to H's router with a pair of mediasoup PipeTransports.
 // H is the hub of a star: it links to every satellite, relays what one satellite sends to
@@ -6,8 +6,8 @@
 // channel, which producers flow over the pipe) travel over the ClusterBus; media travels
 // over the pipe as plain RTP between the nodes' workers.
 //
-// One ChannelSpans per node: it serves the span.* bus requests, owns every link of this
-// node (ChannelSpanLink.ts) and decides what a link's end means:
+// One ChannelBridges per node: it serves the bridge.* bus requests, owns every link of this
+// node (ChannelBridgeLink.ts) and decides what a link's end means:
 //   - a satellite link closes when the satellite's last local peer leaves (the hub drops its
 //     peers), or when the hub is lost or closes the channel (the satellite closes its channel:
 //     its peers get channelClosing and rejoin, and placement finds C a home again);
@@ -23,23 +23,23 @@ import type { ParleyConfig } from '../../config/schema.js';
 import type { Channel } from '../channels/Channel.js';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
 import { primaryIPv4, WILDCARDS } from '../media/workerSettings.js';
-import { RequestError } from '../signaling/RequestError.js';
-import type { ChannelSpanHook } from '../signaling/requestHandlers.js';
+import { RequestError } from '../../protocol/RequestError.js';
+import type { ChannelBridgeHook } from '../channels/placement.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ClusterBusError, type ClusterBus } from './ClusterBus.js';
-import { ChannelSpanLink, type SpanLinkCloseKind } from './ChannelSpanLink.js';
+import { ChannelBridgeLink, type BridgeLinkCloseKind } from './ChannelBridgeLink.js';
 import {
-	parseSpanMessage,
-	SPAN_CLOSE,
-	SPAN_OPEN,
-	SPAN_SYNC,
-	spanCloseSchema,
-	spanOpenReplySchema,
-	spanOpenSchema,
-	spanSyncSchema,
-	type SpanOpen,
-	type SpanOpenReply,
-} from './ChannelSpanMessages.js';
+	parseBridgeMessage,
+	BRIDGE_CLOSE,
+	BRIDGE_OPEN,
+	BRIDGE_SYNC,
+	bridgeCloseSchema,
+	bridgeOpenReplySchema,
+	bridgeOpenSchema,
+	bridgeSyncSchema,
+	type BridgeOpen,
+	type BridgeOpenReply,
+} from './ChannelBridgeMessages.js';
 
 /** Where this node's pipe ends listen (cluster.pipe* options, resolved). */
 export interface PipeSettings {
@@ -77,7 +77,7 @@ export interface NodeLostSource {
 	off(event: 'nodeLost', listener: (nodeId: string) => void): unknown;
 }
 
-export interface ChannelSpansOptions {
+export interface ChannelBridgesOptions {
 	bus: ClusterBus;
 	registry: ChannelRegistry;
 	pipe: PipeSettings;
@@ -85,39 +85,39 @@ export interface ChannelSpansOptions {
 	log: Logger;
 }
 
-export class ChannelSpans implements ChannelSpanHook {
+export class ChannelBridges implements ChannelBridgeHook {
 	readonly #bus: ClusterBus;
 	readonly #registry: ChannelRegistry;
 	readonly #pipe: PipeSettings;
 	readonly #nodes: NodeLostSource | undefined;
 	readonly #log: Logger;
 	/** Channels this node is the hub of: channel -> satellite node id -> link. */
-	readonly #hubs = new Map<string, Map<string, ChannelSpanLink>>();
+	readonly #hubs = new Map<string, Map<string, ChannelBridgeLink>>();
 	/** Channels this node is a satellite of: channel -> link to the hub. */
-	readonly #satellites = new Map<string, ChannelSpanLink>();
+	readonly #satellites = new Map<string, ChannelBridgeLink>();
 	/** Satellite links being opened, so concurrent joins share one. */
 	readonly #attaching = new Map<string, Promise<void>>();
 	readonly #onNodeLost = (nodeId: string) => this.nodeLost(nodeId);
-	/** span.close messages still on their way (close() waits for them before the bus goes). */
+	/** bridge.close messages still on their way (close() waits for them before the bus goes). */
 	readonly #notices = new Set<Promise<void>>();
 	#closed = false;
 
-	constructor(options: ChannelSpansOptions) {
+	constructor(options: ChannelBridgesOptions) {
 		this.#bus = options.bus;
 		this.#registry = options.registry;
 		this.#pipe = options.pipe;
 		this.#nodes = options.nodes;
 		this.#log = options.log;
-		this.#bus.handle(SPAN_OPEN, (payload, from) => this.#onOpen(parseSpanMessage(spanOpenSchema, payload, SPAN_OPEN), from));
-		this.#bus.handle(SPAN_SYNC, async (payload, from) => {
-			const sync = parseSpanMessage(spanSyncSchema, payload, SPAN_SYNC);
+		this.#bus.handle(BRIDGE_OPEN, (payload, from) => this.#onOpen(parseBridgeMessage(bridgeOpenSchema, payload, BRIDGE_OPEN), from));
+		this.#bus.handle(BRIDGE_SYNC, async (payload, from) => {
+			const sync = parseBridgeMessage(bridgeSyncSchema, payload, BRIDGE_SYNC);
 			const link = this.#linkWith(sync.channel, from);
-			if (!link) throw new Error(`no span of channel ${sync.channel} with node ${from} here`);
+			if (!link) throw new Error(`no bridge of channel ${sync.channel} with node ${from} here`);
 			await link.receive(sync.events);
 			return {};
 		});
-		this.#bus.handle(SPAN_CLOSE, async (payload, from) => {
-			const message = parseSpanMessage(spanCloseSchema, payload, SPAN_CLOSE);
+		this.#bus.handle(BRIDGE_CLOSE, async (payload, from) => {
+			const message = parseBridgeMessage(bridgeCloseSchema, payload, BRIDGE_CLOSE);
 			this.#linkWith(message.channel, from)?.close('remote', `closed by ${from}: ${message.reason}`);
 			return {};
 		});
@@ -132,7 +132,7 @@ export class ChannelSpans implements ChannelSpanHook {
 	}
 
 	/** The satellite link of `channel`, or the hub's link to `nodeId`, if any. */
-	link(channel: string, nodeId?: string): ChannelSpanLink | undefined {
+	link(channel: string, nodeId?: string): ChannelBridgeLink | undefined {
 		return nodeId === undefined ? this.#satellites.get(channel) : this.#hubs.get(channel)?.get(nodeId);
 	}
 
@@ -165,7 +165,7 @@ export class ChannelSpans implements ChannelSpanHook {
 		// Linked already (a link being opened was awaited above).
 		if (existing && !existing.closed && existing.channel === channel && existing.remoteNodeId === homeNodeId) return;
 		if (existing) {
-			// Spanned to another home than placement says now: start over, everyone rejoins.
+			// Bridged to another home than placement says now: start over, everyone rejoins.
 			existing.close('local', `home of ${channel.name} moved to ${homeNodeId}`);
 			channel.close(`home moved to node ${homeNodeId}`);
 			throw unavailable(`channel ${channel.name} is moving to another node; join again`);
@@ -187,7 +187,7 @@ export class ChannelSpans implements ChannelSpanHook {
 			this.#registry.closeIfUnused(channel);
 			throw unavailable(`channel ${channel.name} cannot be linked to node ${homeNodeId} right now (${(err as Error).message}); join again`);
 		}
-		const link = new ChannelSpanLink({
+		const link = new ChannelBridgeLink({
 			channel,
 			role: 'satellite',
 			remoteNodeId: homeNodeId,
@@ -195,14 +195,14 @@ export class ChannelSpans implements ChannelSpanHook {
 			pipe,
 			log: this.#log,
 		});
-		// Registered before span.open goes out: the hub's first syncs may come right after its reply.
+		// Registered before bridge.open goes out: the hub's first syncs may come right after its reply.
 		this.#satellites.set(channel.name, link);
 		link.once('closed', (kind, reason) => this.#onSatelliteLinkClosed(link, kind, reason));
 		try {
-			const request: SpanOpen = { channel: channel.name, ip: pipe.tuple.localAddress, port: pipe.tuple.localPort, enableRtx: this.#pipe.enableRtx };
-			let reply: SpanOpenReply;
+			const request: BridgeOpen = { channel: channel.name, ip: pipe.tuple.localAddress, port: pipe.tuple.localPort, enableRtx: this.#pipe.enableRtx };
+			let reply: BridgeOpenReply;
 			try {
-				reply = parseSpanMessage(spanOpenReplySchema, await this.#bus.request(homeNodeId, SPAN_OPEN, request), `${SPAN_OPEN} reply`);
+				reply = parseBridgeMessage(bridgeOpenReplySchema, await this.#bus.request(homeNodeId, BRIDGE_OPEN, request), `${BRIDGE_OPEN} reply`);
 			} catch (err) {
 				throw busFailure(err, homeNodeId, channel.name);
 			}
@@ -211,7 +211,7 @@ export class ChannelSpans implements ChannelSpanHook {
 			await link.receiveInitial(reply.events);
 			await link.start(true);
 			link.startFlowing();
-			this.#log.info({ channel: channel.name, homeNodeId, remotePeers: link.counts.remotePeers }, 'channel spans to its home node');
+			this.#log.info({ channel: channel.name, homeNodeId, remotePeers: link.counts.remotePeers }, 'channel bridges to its home node');
 		} catch (err) {
 			link.close('local', `opening failed: ${(err as Error).message}`);
 			// Opened for this join only: nothing else would close it.
@@ -219,9 +219,9 @@ export class ChannelSpans implements ChannelSpanHook {
 			if (err instanceof RequestError) throw err;
 			throw unavailable(`channel ${channel.name} could not be linked to node ${homeNodeId}: ${(err as Error).message}`);
 		}
-		// The last local peer leaving ends the span here (the hub drops our peers). Checked a
+		// The last local peer leaving ends the bridge here (the hub drops our peers). Checked a
 		// moment later: a user who joins again replaces their old peer (a leave, then a join
-		// in the same step), and must find the span still there.
+		// in the same step), and must find the bridge still there.
 		const onPeerLeft = () => {
 			setImmediate(() => {
 				if (channel.localPeerCount === 0 && !link.closed) link.close('local', 'no local peers left');
@@ -231,7 +231,7 @@ export class ChannelSpans implements ChannelSpanHook {
 		link.once('closed', () => channel.off('peerLeft', onPeerLeft));
 	}
 
-	#onSatelliteLinkClosed(link: ChannelSpanLink, kind: SpanLinkCloseKind, reason: string): void {
+	#onSatelliteLinkClosed(link: ChannelBridgeLink, kind: BridgeLinkCloseKind, reason: string): void {
 		this.#trackNotice(link);
 		if (this.#satellites.get(link.channel.name) === link) this.#satellites.delete(link.channel.name);
 		// Without its hub the channel here is cut off from most of its peers: clients rejoin
@@ -241,14 +241,14 @@ export class ChannelSpans implements ChannelSpanHook {
 
 	// ---- hub side -----------------------------------------------------------------------
 
-	async #onOpen(open: SpanOpen, from: string): Promise<SpanOpenReply> {
+	async #onOpen(open: BridgeOpen, from: string): Promise<BridgeOpenReply> {
 		if (this.#closed) throw new Error(`node ${this.#bus.nodeId} is shutting down`);
-		if (from === this.#bus.nodeId) throw new Error('a node cannot span to itself');
+		if (from === this.#bus.nodeId) throw new Error('a node cannot bridge to itself');
 		if (this.#satellites.has(open.channel) || this.#attaching.has(open.channel)) {
-			throw new Error(`node ${this.#bus.nodeId} is not the home of ${open.channel} (it spans to ${this.#satellites.get(open.channel)?.remoteNodeId ?? 'another node'})`);
+			throw new Error(`node ${this.#bus.nodeId} is not the home of ${open.channel} (it bridges to ${this.#satellites.get(open.channel)?.remoteNodeId ?? 'another node'})`);
 		}
 		// A satellite that opens again lost its previous link without us noticing.
-		this.#hubs.get(open.channel)?.get(from)?.close('lost', 'satellite opened a new span');
+		this.#hubs.get(open.channel)?.get(from)?.close('lost', 'satellite opened a new bridge');
 		const channel = await this.#registry.open(open.channel);
 		let pipe: ms.PipeTransport;
 		try {
@@ -257,7 +257,7 @@ export class ChannelSpans implements ChannelSpanHook {
 			this.#registry.closeIfUnused(channel);
 			throw err;
 		}
-		const link = new ChannelSpanLink({ channel, role: 'hub', remoteNodeId: from, bus: this.#bus, pipe, log: this.#log });
+		const link = new ChannelBridgeLink({ channel, role: 'hub', remoteNodeId: from, bus: this.#bus, pipe, log: this.#log });
 		let links = this.#hubs.get(open.channel);
 		if (!links) {
 			links = new Map();
@@ -270,7 +270,7 @@ export class ChannelSpans implements ChannelSpanHook {
 			const events = await link.start(false);
 			// After our reply is on its way (the satellite holds back syncs until it has it anyway).
 			setImmediate(() => link.startFlowing());
-			this.#log.info({ channel: open.channel, satelliteNodeId: from, events: events.length }, 'channel span opened by a satellite');
+			this.#log.info({ channel: open.channel, satelliteNodeId: from, events: events.length }, 'channel bridge opened by a satellite');
 			return { ip: pipe.tuple.localAddress, port: pipe.tuple.localPort, events };
 		} catch (err) {
 			link.close('local', `opening failed: ${(err as Error).message}`, false);
@@ -278,12 +278,12 @@ export class ChannelSpans implements ChannelSpanHook {
 		}
 	}
 
-	#onHubLinkClosed(link: ChannelSpanLink, kind: SpanLinkCloseKind, reason: string): void {
+	#onHubLinkClosed(link: ChannelBridgeLink, kind: BridgeLinkCloseKind, reason: string): void {
 		this.#trackNotice(link);
 		const links = this.#hubs.get(link.channel.name);
 		if (links?.get(link.remoteNodeId) === link) links.delete(link.remoteNodeId);
 		if (links?.size === 0) this.#hubs.delete(link.channel.name);
-		this.#log.info({ channel: link.channel.name, satelliteNodeId: link.remoteNodeId, kind, reason }, 'satellite left the span');
+		this.#log.info({ channel: link.channel.name, satelliteNodeId: link.remoteNodeId, kind, reason }, 'satellite left the bridge');
 		// Opened for a satellite that never brought a peer: no peer will ever leave it.
 		if (!links?.size) this.#registry.closeIfUnused(link.channel);
 	}
@@ -307,13 +307,13 @@ export class ChannelSpans implements ChannelSpanHook {
 		await Promise.all([...this.#notices]);
 	}
 
-	#trackNotice(link: ChannelSpanLink): void {
+	#trackNotice(link: ChannelBridgeLink): void {
 		const notice = link.closeNotice;
 		this.#notices.add(notice);
 		void notice.finally(() => this.#notices.delete(notice));
 	}
 
-	#linkWith(channel: string, nodeId: string): ChannelSpanLink | undefined {
+	#linkWith(channel: string, nodeId: string): ChannelBridgeLink | undefined {
 		const satellite = this.#satellites.get(channel);
 		if (satellite?.remoteNodeId === nodeId) return satellite;
 		return this.#hubs.get(channel)?.get(nodeId);
@@ -329,7 +329,7 @@ export class ChannelSpans implements ChannelSpanHook {
 				...(p.portRange ? { portRange: p.portRange } : {}),
 			},
 			enableRtx,
-			appData: { channel: channel.name, span: true },
+			appData: { channel: channel.name, bridge: true },
 		});
 	}
 }

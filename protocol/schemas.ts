@@ -1,8 +1,10 @@
-// Runtime validation of the signaling protocol (protocol.ts): the zod schema of every
-// request's data. The server parses every request with these; the request data types in
-// protocol.ts are derived from them.
+// Runtime validation of Parley's protocol (messages.ts): the zod schema of every request's
+// data and of the voice-message record clients see. The server parses every request with
+// these; the request data types and VoiceMessageInfo are derived from them, so there is no
+// hand-written copy to keep in sync.
 import { z } from 'zod';
-import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN, type Method } from './protocol.js';
+import type { Method } from './messages.js';
+import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN } from './patterns.js';
 
 // ---- building blocks ------------------------------------------------------------------
 
@@ -76,6 +78,35 @@ export const destinationSchema = z.discriminatedUnion('kind', [
 	z.strictObject({ kind: z.literal('channel'), channel: channelNameSchema }),
 	z.strictObject({ kind: z.literal('user'), userId: z.string().regex(USER_ID_PATTERN, 'user ids are 1-128 characters of A-Z a-z 0-9 . _ @ -') }),
 ]);
+
+/** Where a voice message goes: everyone allowed in a channel, or one user. */
+export type VoiceMessageDestination = z.output<typeof destinationSchema>;
+
+export const VOICE_MESSAGE_STATUSES = ['recording', 'uploading', 'processing', 'ready', 'failed'] as const;
+export type VoiceMessageStatus = (typeof VOICE_MESSAGE_STATUSES)[number];
+
+/** A voice message as clients see it (notifications, the HTTP API, the cluster bus, the
+ * event stream). Unknown fields are dropped when parsing: bus payloads are untrusted. */
+export const voiceMessageInfoSchema = z.object({
+	id: z.string().regex(VOICE_MESSAGE_ID_PATTERN),
+	ownerId: z.string().regex(USER_ID_PATTERN),
+	destination: destinationSchema,
+	source: z.enum(['recording', 'upload']),
+	status: z.enum(VOICE_MESSAGE_STATUSES),
+	/** Why it failed, for people (status failed). */
+	failureReason: z.string().max(1000).optional(),
+	durationMs: z.number().nonnegative().optional(),
+	sizeBytes: z.number().int().nonnegative().optional(),
+	/** 100 values 0-31 from the decoded audio. */
+	waveform: z.array(z.number().int().min(0).max(31)).max(100).optional(),
+	/** Relative URL of the Ogg Opus file (status ready). */
+	audioUrl: z.string().max(200).optional(),
+	/** Uploads: the file name the client gave, and the sha256 of the file as received. */
+	originalName: z.string().max(1000).optional(),
+	originalSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+	createdAt: z.number().int().nonnegative(),
+});
+export type VoiceMessageInfo = z.output<typeof voiceMessageInfoSchema>;
 
 // ---- requests ----
 

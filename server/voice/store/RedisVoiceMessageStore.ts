@@ -19,7 +19,7 @@
 // status changes, the same script appends the lifecycle event to the stream
 // (VoiceEventStream), so the stream has exactly one entry per committed change.
 import { ReplyError, type Redis } from 'ioredis';
-import { lifecycleEvent, type VoiceMessageEvent } from '../voice/voiceEvents.js';
+import { lifecycleEvent, type VoiceMessageEvent } from '../voiceEvents.js';
 import {
 	DuplicateVoiceMessageError,
 	formatCursor,
@@ -32,9 +32,11 @@ import {
 	type VoiceMessagePatch,
 	type VoiceMessageStore,
 	type VoiceMessageStoreOptions,
-} from '../voice/VoiceMessageStore.js';
-import { formatDestination, VOICE_MESSAGE_ID_PATTERN, type Destination, type VoiceMessage, type VoiceMessageStatus } from '../voice/voiceMessage.js';
-import { evalScript, redisScript, type RedisScript } from './redisConnection.js';
+} from './VoiceMessageStore.js';
+import { formatDestination, type Destination, type VoiceMessage } from '../voiceMessage.js';
+import { VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
+import { type VoiceMessageStatus } from '../../../protocol/schemas.js';
+import { evalScript, redisScript, type RedisScript } from '../../redis/redisConnection.js';
 import { VoiceEventStream } from './VoiceEventStream.js';
 
 const KEY_PREFIX = 'parley:vm:';

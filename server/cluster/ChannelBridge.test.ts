@@ -1,7 +1,7 @@
-// ChannelSpans in one process: two or three "nodes" (each its own ChannelRegistry, its own
-// RedisClusterBus on a real redis-server, its own ChannelSpans) on one pool of real
+// ChannelBridges in one process: two or three "nodes" (each its own ChannelRegistry, its own
+// RedisClusterBus on a real redis-server, its own ChannelBridges) on one pool of real
 // mediasoup workers. Peers are Channel peers with WebRTC transports that record what they
-// are told; the audio itself is checked end to end in test/cluster/span*.test.ts.
+// are told; the audio itself is checked end to end in test/cluster/bridge*.test.ts.
 import * as mediasoup from 'mediasoup';
 import type { types as ms } from 'mediasoup';
 import type { Redis } from 'ioredis';
@@ -12,14 +12,14 @@ import type { Channel } from '../channels/Channel.js';
 import { routerMediaCodecs } from '../media/mediaCodecs.js';
 import { WorkerPool } from '../media/WorkerPool.js';
 import { resolveWorkerBin } from '../media/workerSettings.js';
-import type { NotificationName, Notifications } from '../signaling/protocol.js';
+import type { NotificationName, Notifications } from '../../protocol/messages.js';
 import { freePortRange } from '../../test/helpers/ports.js';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { ClusterBusError, RedisClusterBus } from './ClusterBus.js';
-import { ChannelSpans } from './ChannelSpan.js';
-import { closeRedis, connectRedis } from './redisConnection.js';
-import { SPAN_OPEN, SPAN_SYNC } from './ChannelSpanMessages.js';
+import { ChannelBridges } from './ChannelBridge.js';
+import { closeRedis, connectRedis } from '../redis/redisConnection.js';
+import { BRIDGE_OPEN, BRIDGE_SYNC } from './ChannelBridgeMessages.js';
 import { waitUntil } from '../../test/helpers/wait.js';
 
 const mediaCodecs = routerMediaCodecs({ inbandFec: true, dtx: true, nack: false });
@@ -50,7 +50,7 @@ interface Node {
 	redis: Redis;
 	bus: RedisClusterBus;
 	registry: ChannelRegistry;
-	spans: ChannelSpans;
+	bridges: ChannelBridges;
 }
 
 interface TestPeer {
@@ -62,7 +62,7 @@ interface TestPeer {
 
 const until = (what: string, cond: () => boolean, timeoutMs = 5000) => waitUntil(cond, timeoutMs, what, 10);
 
-describe('ChannelSpans (in process, real workers and Redis)', () => {
+describe('ChannelBridges (in process, real workers and Redis)', () => {
 	let redis: TestRedis;
 	let nodes: Node[] = [];
 	let userCounter = 0;
@@ -76,7 +76,7 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 	});
 
 	afterEach(async () => {
-		await Promise.all(nodes.map((n) => n.spans.close()));
+		await Promise.all(nodes.map((n) => n.bridges.close()));
 		for (const n of nodes) n.registry.closeAll('test end');
 		for (const n of nodes) {
 			await n.bus.close();
@@ -108,8 +108,8 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 			{ maxChannels: 10, emptyCloseDelayMs: 100, mediaCodecs, maxPeers, maxTransportsPerPeer: 4, maxProducersPerPeer: 2, audioLevelIntervalMs: 200, audioLevelThresholdDb: -70, enableRtx: false },
 			testLogger(),
 		);
-		const spans = new ChannelSpans({ bus, registry, pipe: { listenIp: '127.0.0.1', announcedIp: undefined, portRange: undefined, enableRtx: false }, log: testLogger() });
-		const n = { id, pool, redis: conn, bus, registry, spans };
+		const bridges = new ChannelBridges({ bus, registry, pipe: { listenIp: '127.0.0.1', announcedIp: undefined, portRange: undefined, enableRtx: false }, log: testLogger() });
+		const n = { id, pool, redis: conn, bus, registry, bridges };
 		nodes.push(n);
 		return n;
 	}
@@ -117,7 +117,7 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 	/** Joins the way the join handler does: open, attach when the home is elsewhere, add. */
 	async function join(n: Node, channelName: string, homeNodeId: string, options: { listen?: boolean; userId?: string } = {}): Promise<TestPeer> {
 		const channel = await n.registry.open(channelName);
-		await n.spans.attach(channel, homeNodeId);
+		await n.bridges.attach(channel, homeNodeId);
 		const link = new RecordingLink();
 		const userId = options.userId ?? `u${++userCounter}`;
 		const peer = new Peer({ userId, displayName: userId, grants: { canPublish: true, canSubscribe: true, canRecord: false }, rtpCapabilities: deviceCaps, link });
@@ -166,12 +166,12 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		const cA = consumerOf(la, producerB.id)!.consumerId;
 		await until('closed at A', () => la.link.of('consumerClosed').some((c) => c.consumerId === cA));
 
-		// Leaving on B: A's peers hear peerLeft; the last local peer ends the span on both sides.
+		// Leaving on B: A's peers hear peerLeft; the last local peer ends the bridge on both sides.
 		pb.channel.removePeer(pb.peer);
 		await until('A hears pb left', () => la.link.of('peerLeft').some((p) => p.peerId === pb.peer.id));
-		expect(b.spans.linkCount).toBe(1);
+		expect(b.bridges.linkCount).toBe(1);
 		lb.channel.removePeer(lb.peer);
-		await until('span torn down', () => a.spans.linkCount === 0 && b.spans.linkCount === 0);
+		await until('bridge torn down', () => a.bridges.linkCount === 0 && b.bridges.linkCount === 0);
 		await until('A hears lb left', () => la.link.of('peerLeft').some((p) => p.peerId === lb.peer.id));
 		expect([...la.channel.peers.values()].every((p) => !p.remote)).toBe(true);
 		// B's channel had only remote peers left: it closes after the grace period.
@@ -186,7 +186,7 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		await until('A channel closed', () => a.registry.size === 0);
 		await until('workers empty', () => load().routers === 0);
 		expect(load()).toEqual({ routers: 0, transports: 0, producers: 0, consumers: 0 });
-		// Spans use the nodes' own bus channels only: no per-channel subscription to remove.
+		// Bridges use the nodes' own bus channels only: no per-channel subscription to remove.
 		expect(await a.redis.pubsub('CHANNELS', 'parley:bus:topic:*')).toEqual([]);
 		expect(a.bus.pendingRequests + b.bus.pendingRequests).toBe(0);
 	});
@@ -199,20 +199,20 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		// Two users joining through B in the same moment (the cluster soak's two bots).
 		const [lb1, lb2] = await Promise.all([join(b, 'room', 'node-a'), join(b, 'room', 'node-a')]);
 		expect(lb1.channel).toBe(lb2.channel);
-		expect(b.spans.linkCount).toBe(1);
-		expect(a.spans.satellitesOf('room')).toEqual(['node-b']);
+		expect(b.bridges.linkCount).toBe(1);
+		expect(a.bridges.satellitesOf('room')).toEqual(['node-b']);
 		await until('both hear A', () => consumerOf(lb1, producerA.id) !== undefined && consumerOf(lb2, producerA.id) !== undefined);
 		// Their producers reach A once each, over the one link, which stays up.
 		const [p1, p2] = [await produce(lb1, 2221), await produce(lb2, 2222)];
 		const la = await join(a, 'room', 'node-a');
 		await until('A hears both', () => consumerOf(la, p1.id) !== undefined && consumerOf(la, p2.id) !== undefined);
 		await new Promise((r) => setTimeout(r, 200));
-		expect(b.spans.link('room')?.closed).toBe(false);
+		expect(b.bridges.link('room')?.closed).toBe(false);
 		expect(lb1.link.of('channelClosing')).toEqual([]);
-		expect(a.spans.link('room', 'node-b')?.counts).toMatchObject({ inbound: 2, remotePeers: 2 });
+		expect(a.bridges.link('room', 'node-b')?.counts).toMatchObject({ inbound: 2, remotePeers: 2 });
 	});
 
-	it('keeps the span when the satellite\'s only user joins again (their old peer is replaced)', async () => {
+	it('keeps the bridge when the satellite\'s only user joins again (their old peer is replaced)', async () => {
 		const a = await node('node-a');
 		const b = await node('node-b');
 		const la = await join(a, 'room', 'node-a');
@@ -221,12 +221,12 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		expect(first.peer.closed).toBe(true);
 		await until('A hears the new peer', () => la.link.of('peerJoined').some((p) => p.peerId === again.peer.id));
 		await new Promise((r) => setTimeout(r, 100));
-		expect(b.spans.linkCount).toBe(1);
+		expect(b.bridges.linkCount).toBe(1);
 		expect(again.channel.peers.has(la.peer.id)).toBe(true);
 		expect(la.link.of('peerLeft').map((p) => p.peerId)).toEqual([first.peer.id]);
 		// A leave later ends it.
 		again.channel.removePeer(again.peer);
-		await until('span torn down', () => a.spans.linkCount === 0 && b.spans.linkCount === 0);
+		await until('bridge torn down', () => a.bridges.linkCount === 0 && b.bridges.linkCount === 0);
 	});
 
 	it('replaces a user\'s peer on one node when the same user joins on the other', async () => {
@@ -243,11 +243,11 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		const back = await join(a, 'room', 'node-a', { userId: 'cy' });
 		await until('satellite peer replaced', () => onB.peer.closed);
 		expect(onB.link.disconnects).toHaveLength(1);
-		await until('span ended with its last local peer', () => b.spans.linkCount === 0);
+		await until('bridge ended with its last local peer', () => b.bridges.linkCount === 0);
 		expect([...la.channel.peers.values()].filter((p) => p.userId === 'cy').map((p) => p.id)).toEqual([back.peer.id]);
 	});
 
-	it('opens a span onto a busy channel: every publisher in the open reply', async () => {
+	it('opens a bridge onto a busy channel: every publisher in the open reply', async () => {
 		const a = await node('node-a');
 		const b = await node('node-b');
 		const publishers = 150;
@@ -262,11 +262,11 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		// Every producer was piped before the join answered; the listener consumes them all.
 		expect(lb.channel.peers.size).toBe(publishers + 1);
 		await until('listener consumes all', () => lb.link.of('newConsumer').length === publishers, 10_000);
-		console.log(`span.open onto ${publishers} publishers: join at the satellite answered after ${attachMs} ms`);
+		console.log(`bridge.open onto ${publishers} publishers: join at the satellite answered after ${attachMs} ms`);
 		expect(channel.peers.size).toBe(publishers + 1);
 	}, 60_000);
 
-	it('limits peers per node, not per spanned channel', async () => {
+	it('limits peers per node, not per bridged channel', async () => {
 		const a = await node('node-a', 2);
 		const b = await node('node-b', 2);
 		await join(a, 'room', 'node-a');
@@ -297,10 +297,10 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		const producerC = await produce(pc, 4444);
 		await until('B hears C', () => consumerOf(pb, producerC.id) !== undefined);
 		await until('B hears of pc', () => pb.link.of('peerJoined').some((p) => p.peerId === pc.peer.id));
-		expect(a.spans.satellitesOf('room').sort()).toEqual(['node-b', 'node-c']);
+		expect(a.bridges.satellitesOf('room').sort()).toEqual(['node-b', 'node-c']);
 		// Satellites never link to each other.
-		expect(b.spans.linkCount).toBe(1);
-		expect(c.spans.linkCount).toBe(1);
+		expect(b.bridges.linkCount).toBe(1);
+		expect(c.bridges.linkCount).toBe(1);
 	});
 
 	it('drops a lost satellite\'s peers at the hub, and closes a satellite\'s channel when its hub is lost', async () => {
@@ -316,19 +316,19 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		await until('B hears A', () => consumerOf(lb, producerA.id) !== undefined);
 
 		// The hub sees B go (as NodeRegistry's nodeLost would tell it).
-		a.spans.nodeLost('node-b');
+		a.bridges.nodeLost('node-b');
 		for (const id of [lb.peer.id, pb.peer.id]) expect(la.link.of('peerLeft').map((p) => p.peerId)).toContain(id);
 		const piped = consumerOf(la, producerB.id)!.consumerId;
 		await until('A consumer of B closed', () => la.link.of('consumerClosed').some((c) => c.consumerId === piped));
-		expect(a.spans.linkCount).toBe(0);
+		expect(a.bridges.linkCount).toBe(0);
 		expect([...la.channel.peers.values()].map((p) => p.id).sort()).toEqual([la.peer.id, pa.peer.id].sort());
 		expect(la.channel.closed).toBe(false);
 		// The satellite loses its hub: its peers are told to rejoin.
-		b.spans.nodeLost('node-a');
+		b.bridges.nodeLost('node-a');
 		expect(lb.link.of('channelClosing')).toHaveLength(1);
 		expect(pb.link.of('channelClosing')).toHaveLength(1);
 		expect(lb.channel.closed).toBe(true);
-		expect(b.spans.linkCount).toBe(0);
+		expect(b.bridges.linkCount).toBe(0);
 	});
 
 	it('closes the satellite channel when the hub closes its channel', async () => {
@@ -339,39 +339,39 @@ describe('ChannelSpans (in process, real workers and Redis)', () => {
 		la.channel.close('worker lost');
 		await until('B told', () => lb.link.of('channelClosing').length === 1);
 		expect(lb.link.of('channelClosing')[0]!.reason).toMatch(/node-a/);
-		expect(b.spans.linkCount).toBe(0);
-		expect(a.spans.linkCount).toBe(0);
+		expect(b.bridges.linkCount).toBe(0);
+		expect(a.bridges.linkCount).toBe(0);
 	});
 
-	it('refuses malformed and unexpected span messages with a reason', async () => {
+	it('refuses malformed and unexpected bridge messages with a reason', async () => {
 		const a = await node('node-a');
 		const x = await node('node-x');
 		await join(a, 'room', 'node-a');
 		const refused = (p: Promise<unknown>) => expect(p).rejects.toSatisfy((e: unknown) => e instanceof ClusterBusError && e.code === 'remote');
-		await refused(x.bus.request('node-a', SPAN_OPEN, { channel: '../etc', ip: '127.0.0.1', port: 1, enableRtx: false }));
-		await refused(x.bus.request('node-a', SPAN_OPEN, { channel: 'room', ip: 'evil.example', port: 5000, enableRtx: false }));
-		await refused(x.bus.request('node-a', SPAN_OPEN, { channel: 'room', ip: '127.0.0.1', port: 70_000, enableRtx: false }));
-		await expect(x.bus.request('node-a', SPAN_SYNC, { channel: 'room', events: [] })).rejects.toThrow(/no span of channel room with node node-x/);
-		await expect(x.bus.request('node-a', SPAN_SYNC, { channel: 'room', events: [{ type: 'peerJoined', peer: { peerId: 'p' } }] })).rejects.toThrow(/invalid span.sync: events.0.peer.userId/);
-		expect(a.spans.linkCount).toBe(0);
+		await refused(x.bus.request('node-a', BRIDGE_OPEN, { channel: '../etc', ip: '127.0.0.1', port: 1, enableRtx: false }));
+		await refused(x.bus.request('node-a', BRIDGE_OPEN, { channel: 'room', ip: 'evil.example', port: 5000, enableRtx: false }));
+		await refused(x.bus.request('node-a', BRIDGE_OPEN, { channel: 'room', ip: '127.0.0.1', port: 70_000, enableRtx: false }));
+		await expect(x.bus.request('node-a', BRIDGE_SYNC, { channel: 'room', events: [] })).rejects.toThrow(/no bridge of channel room with node node-x/);
+		await expect(x.bus.request('node-a', BRIDGE_SYNC, { channel: 'room', events: [{ type: 'peerJoined', peer: { peerId: 'p' } }] })).rejects.toThrow(/invalid bridge.sync: events.0.peer.userId/);
+		expect(a.bridges.linkCount).toBe(0);
 		// A satellite whose events do not fit (a producer of a peer never announced) breaks
-		// the span: both ends close it.
+		// the bridge: both ends close it.
 		const lx = await join(x, 'room', 'node-a');
 		await expect(
-			x.bus.request('node-a', SPAN_SYNC, { channel: 'room', events: [{ type: 'producerClosed', producerId: 'nope' }, { type: 'producer', peerId: 'ghost', producerId: 'p1', rtpParameters: opusParams(1), paused: false }] }),
+			x.bus.request('node-a', BRIDGE_SYNC, { channel: 'room', events: [{ type: 'producerClosed', producerId: 'nope' }, { type: 'producer', peerId: 'ghost', producerId: 'p1', rtpParameters: opusParams(1), paused: false }] }),
 		).rejects.toThrow(/unknown peer ghost/);
-		expect(a.spans.linkCount).toBe(0);
+		expect(a.bridges.linkCount).toBe(0);
 		// x learns it at its next sync (a peer joining there) and closes its channel.
 		await join(x, 'room', 'node-a', { listen: false });
 		await until('x told to rejoin', () => lx.link.of('channelClosing').length === 1);
-		expect(x.spans.linkCount).toBe(0);
+		expect(x.bridges.linkCount).toBe(0);
 	});
 
 	it('fails a join with E_CLUSTER_UNAVAILABLE when the home node does not answer, and leaves nothing open', async () => {
 		const b = await node('node-b');
 		const channel = await b.registry.open('room');
-		await expect(b.spans.attach(channel, 'node-gone')).rejects.toMatchObject({ code: 'E_CLUSTER_UNAVAILABLE', message: expect.stringMatching(/node-gone.*does not answer/) });
-		expect(b.spans.linkCount).toBe(0);
+		await expect(b.bridges.attach(channel, 'node-gone')).rejects.toMatchObject({ code: 'E_CLUSTER_UNAVAILABLE', message: expect.stringMatching(/node-gone.*does not answer/) });
+		expect(b.bridges.linkCount).toBe(0);
 		await until('channel closed', () => b.registry.size === 0);
 	});
 });

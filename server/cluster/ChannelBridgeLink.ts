@@ -1,5 +1,5 @@
 // One end of a pipe between this node's router for a channel and another node's router for
-// the same channel (ChannelSpan.ts places them in a star around the home node).
+// the same channel (ChannelBridge.ts places them in a star around the home node).
 //
 // Outbound: every peer and producer of the local channel that did not come over this link
 // is announced to the other end; each such producer is consumed on our PipeTransport and
@@ -9,7 +9,7 @@
 // what one satellite sends to every other satellite by the same rule (it is in the
 // channel, it did not come over that link).
 //
-// Events go out in order, one span.sync request at a time (batched), and come in in order
+// Events go out in order, one bridge.sync request at a time (batched), and come in in order
 // (applied one batch after the other). A request that fails breaks the link: state on the
 // two ends could differ from then on, so the link closes and the owner decides what that
 // means (a hub drops the satellite's peers; a satellite closes its channel).
@@ -17,24 +17,24 @@ import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
 import type { Channel } from '../channels/Channel.js';
 import { Peer, REMOTE_PEER_LINK } from '../channels/Peer.js';
-import { CLOSE_CODES } from '../signaling/protocol.js';
+import { CLOSE_CODES } from '../../protocol/messages.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ClusterBusError, type ClusterBus } from './ClusterBus.js';
-import { MAX_EVENTS_PER_MESSAGE, SPAN_CLOSE, SPAN_SYNC, type SpanClose, type SpanEvent, type SpanSync } from './ChannelSpanMessages.js';
+import { MAX_EVENTS_PER_MESSAGE, BRIDGE_CLOSE, BRIDGE_SYNC, type BridgeClose, type BridgeEvent, type BridgeSync } from './ChannelBridgeMessages.js';
 
-export type SpanRole = 'hub' | 'satellite';
+export type BridgeRole = 'hub' | 'satellite';
 
 /** Why a link closed. `lost`: the other end is gone or stopped answering; `remote`: it
  * closed its end; `local`: this node closed it (channel closed, last local peer left, shutdown). */
-export type SpanLinkCloseKind = 'lost' | 'remote' | 'local';
+export type BridgeLinkCloseKind = 'lost' | 'remote' | 'local';
 
-export interface SpanLinkEvents {
-	closed: [kind: SpanLinkCloseKind, reason: string];
+export interface BridgeLinkEvents {
+	closed: [kind: BridgeLinkCloseKind, reason: string];
 }
 
-export interface ChannelSpanLinkOptions {
+export interface ChannelBridgeLinkOptions {
 	channel: Channel;
-	role: SpanRole;
+	role: BridgeRole;
 	remoteNodeId: string;
 	bus: ClusterBus;
 	pipe: ms.PipeTransport;
@@ -45,19 +45,19 @@ interface ProducerAppData extends ms.AppData {
 	peerId: string;
 }
 
-/** A span.close is a courtesy (the other end also notices failed syncs and the registry). */
+/** A bridge.close is a courtesy (the other end also notices failed syncs and the registry). */
 const CLOSE_NOTICE_TIMEOUT_MS = 1000;
 /** How often a sync refused for lack of Redis is retried before the link gives up (60 times,
- * every 500 ms: a Redis restart does not tear spans down). */
+ * every 500 ms: a Redis restart does not tear bridges down). */
 const UNAVAILABLE_RETRIES = 60;
 const UNAVAILABLE_RETRY_DELAY_MS = 500;
 
 /** Remote peers may publish; they never consume here (they have no transports here). */
 const REMOTE_GRANTS = { canPublish: true, canSubscribe: false, canRecord: false };
 
-export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
+export class ChannelBridgeLink extends EventEmitter<BridgeLinkEvents> {
 	readonly channel: Channel;
-	readonly role: SpanRole;
+	readonly role: BridgeRole;
 	readonly remoteNodeId: string;
 	readonly pipe: ms.PipeTransport;
 	readonly #bus: ClusterBus;
@@ -70,10 +70,10 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 	readonly #inbound = new Map<string, ms.Producer>();
 	/** Outbound work in order (consuming a producer before announcing it). */
 	#outChain: Promise<void> = Promise.resolve();
-	/** Inbound batches in order; a satellite's first link waits for the span.open reply. */
+	/** Inbound batches in order; a satellite's first link waits for the bridge.open reply. */
 	#inChain: Promise<void>;
 	#openInbound: (() => void) | undefined;
-	#pending: SpanEvent[] = [];
+	#pending: BridgeEvent[] = [];
 	#sending = false;
 	/** Outbound events are sent once the other end knows this link. */
 	#flowing = false;
@@ -81,7 +81,7 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 	#closeNotice: Promise<void> = Promise.resolve();
 	#detach: () => void = () => undefined;
 
-	constructor(options: ChannelSpanLinkOptions) {
+	constructor(options: ChannelBridgeLinkOptions) {
 		super();
 		this.channel = options.channel;
 		this.role = options.role;
@@ -124,12 +124,12 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 
 	/**
 	 * Starts following the local channel: first the channel as it is now, as events for the
-	 * other end, then every change in order. `send`: queue the snapshot for span.sync
-	 * (satellite); else it is returned (hub: it goes back in the span.open reply). Nothing
+	 * other end, then every change in order. `send`: queue the snapshot for bridge.sync
+	 * (satellite); else it is returned (hub: it goes back in the bridge.open reply). Nothing
 	 * is sent before startFlowing().
 	 */
-	async start(send: boolean): Promise<SpanEvent[]> {
-		if (this.#closed) throw new Error(`span link to ${this.remoteNodeId} is closed`);
+	async start(send: boolean): Promise<BridgeEvent[]> {
+		if (this.#closed) throw new Error(`bridge link to ${this.remoteNodeId} is closed`);
 		const channel = this.channel;
 		const onPeerJoined = (peer: Peer) => {
 			if (this.#forwards(peer)) this.#step(async () => this.#announcePeer(peer));
@@ -151,10 +151,10 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 			channel.off('peerLeft', onPeerLeft);
 			channel.off('producerAdded', onProducerAdded);
 		};
-		let result: SpanEvent[] = [];
+		let result: BridgeEvent[] = [];
 		// Queued in the same tick as the listeners: every later change follows it.
 		const done = this.#step(async () => {
-			const events: SpanEvent[] = [];
+			const events: BridgeEvent[] = [];
 			for (const peer of [...this.channel.peers.values()]) {
 				if (!this.#forwards(peer) || peer.closed) continue;
 				events.push(...this.#announcePeer(peer));
@@ -165,7 +165,7 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 			return [];
 		});
 		await done;
-		if (this.#closed) throw new Error(`span link to ${this.remoteNodeId} closed while taking the snapshot`);
+		if (this.#closed) throw new Error(`bridge link to ${this.remoteNodeId} closed while taking the snapshot`);
 		return result;
 	}
 
@@ -176,7 +176,7 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 	}
 
 	/** Satellite: applies the open reply's events; syncs that arrived meanwhile follow. */
-	async receiveInitial(events: SpanEvent[]): Promise<void> {
+	async receiveInitial(events: BridgeEvent[]): Promise<void> {
 		try {
 			await this.#apply(events);
 		} finally {
@@ -187,7 +187,7 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 
 	/** Applies a batch from the other end, after every earlier batch. Rejects (and closes
 	 * the link) if the batch does not fit the state: the sender closes its end too. */
-	receive(events: SpanEvent[]): Promise<void> {
+	receive(events: BridgeEvent[]): Promise<void> {
 		const applied = this.#inChain.then(() => this.#apply(events));
 		this.#inChain = applied.catch(() => undefined);
 		return applied.catch((err: unknown) => {
@@ -201,7 +201,7 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 	 * the remote peers it brought (the local peers hear peerLeft). `notifyRemote`: tell the
 	 * other end (best effort; it also finds out when its requests fail or we leave the registry).
 	 */
-	close(kind: SpanLinkCloseKind, reason: string, notifyRemote = kind === 'local'): void {
+	close(kind: BridgeLinkCloseKind, reason: string, notifyRemote = kind === 'local'): void {
 		if (this.#closed) return;
 		this.#closed = true;
 		this.#detach();
@@ -211,12 +211,12 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 		this.#outbound.clear();
 		this.#inbound.clear();
 		for (const peer of this.remotePeers()) this.channel.removePeer(peer);
-		this.#log.info({ channel: this.channel.name, remoteNodeId: this.remoteNodeId, role: this.role, kind, reason }, 'span link closed');
+		this.#log.info({ channel: this.channel.name, remoteNodeId: this.remoteNodeId, role: this.role, kind, reason }, 'bridge link closed');
 		if (notifyRemote) {
-			const message: SpanClose = { channel: this.channel.name, reason: reason.slice(0, 256) };
-			this.#closeNotice = this.#bus.request(this.remoteNodeId, SPAN_CLOSE, message, CLOSE_NOTICE_TIMEOUT_MS).then(
+			const message: BridgeClose = { channel: this.channel.name, reason: reason.slice(0, 256) };
+			this.#closeNotice = this.#bus.request(this.remoteNodeId, BRIDGE_CLOSE, message, CLOSE_NOTICE_TIMEOUT_MS).then(
 				() => undefined,
-				(err: unknown) => this.#log.debug({ err, remoteNodeId: this.remoteNodeId }, 'span.close not delivered'),
+				(err: unknown) => this.#log.debug({ err, remoteNodeId: this.remoteNodeId }, 'bridge.close not delivered'),
 			);
 		}
 		this.emit('closed', kind, reason);
@@ -229,7 +229,7 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 		return peer.remoteNodeId !== this.remoteNodeId;
 	}
 
-	#step(work: () => Promise<SpanEvent[]>): Promise<void> {
+	#step(work: () => Promise<BridgeEvent[]>): Promise<void> {
 		const next = this.#outChain.then(async () => {
 			if (this.#closed) return;
 			const events = await work();
@@ -237,18 +237,18 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 			this.#pending.push(...events);
 			this.#kick();
 		});
-		this.#outChain = next.catch((err: unknown) => this.close('local', `span link failed: ${(err as Error).message}`));
+		this.#outChain = next.catch((err: unknown) => this.close('local', `bridge link failed: ${(err as Error).message}`));
 		return this.#outChain;
 	}
 
-	#announcePeer(peer: Peer): SpanEvent[] {
+	#announcePeer(peer: Peer): BridgeEvent[] {
 		if (this.#announced.has(peer.id)) return [];
 		this.#announced.add(peer.id);
 		return [{ type: 'peerJoined', peer: { peerId: peer.id, userId: peer.userId, displayName: peer.displayName } }];
 	}
 
 	/** Consumes `producer` on the pipe and describes it for the other end. */
-	async #pipeProducer(peer: Peer, producer: ms.Producer): Promise<SpanEvent[]> {
+	async #pipeProducer(peer: Peer, producer: ms.Producer): Promise<BridgeEvent[]> {
 		if (producer.closed || peer.closed || this.#outbound.has(producer.id)) return [];
 		let consumer: ms.Consumer;
 		try {
@@ -275,7 +275,7 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 				peerId: peer.id,
 				producerId: producer.id,
 				// Same wire format as the signaling schema; mediasoup checks the rest on produce().
-				rtpParameters: consumer.rtpParameters as unknown as Extract<SpanEvent, { type: 'producer' }>['rtpParameters'],
+				rtpParameters: consumer.rtpParameters as unknown as Extract<BridgeEvent, { type: 'producer' }>['rtpParameters'],
 				paused: consumer.producerPaused,
 			},
 		];
@@ -293,10 +293,10 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 	async #flush(): Promise<void> {
 		while (!this.#closed && this.#pending.length > 0) {
 			const events = this.#pending.slice(0, MAX_EVENTS_PER_MESSAGE);
-			const message: SpanSync = { channel: this.channel.name, events };
+			const message: BridgeSync = { channel: this.channel.name, events };
 			for (let attempt = 0; ; attempt++) {
 				try {
-					await this.#bus.request(this.remoteNodeId, SPAN_SYNC, message);
+					await this.#bus.request(this.remoteNodeId, BRIDGE_SYNC, message);
 					break;
 				} catch (err) {
 					if (this.#closed) return;
@@ -306,8 +306,8 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 						await new Promise((r) => setTimeout(r, UNAVAILABLE_RETRY_DELAY_MS));
 						continue;
 					}
-					const kind: SpanLinkCloseKind = err instanceof ClusterBusError && err.code === 'remote' ? 'remote' : 'lost';
-					this.close(kind, `span.sync to ${this.remoteNodeId} failed: ${(err as Error).message}`, kind === 'remote');
+					const kind: BridgeLinkCloseKind = err instanceof ClusterBusError && err.code === 'remote' ? 'remote' : 'lost';
+					this.close(kind, `bridge.sync to ${this.remoteNodeId} failed: ${(err as Error).message}`, kind === 'remote');
 					return;
 				}
 			}
@@ -317,7 +317,7 @@ export class ChannelSpanLink extends EventEmitter<SpanLinkEvents> {
 
 	// ---- inbound ------------------------------------------------------------------------
 
-	async #apply(events: SpanEvent[]): Promise<void> {
+	async #apply(events: BridgeEvent[]): Promise<void> {
 		for (const event of events) {
 			if (this.#closed) return;
 			switch (event.type) {

@@ -9,7 +9,7 @@
 // Entry fields (all strings): eventId, event, voiceMessageId, status, ownerId, destination,
 // nodeId, at (ms since the epoch), message (JSON of the public VoiceMessageInfo).
 import type { Redis } from 'ioredis';
-import { voiceMessageEventSchema, type VoiceMessageEvent } from '../voice/voiceEvents.js';
+import { voiceMessageEventSchema, type VoiceMessageEvent } from '../voiceEvents.js';
 
 export const VOICE_EVENT_STREAM_KEY = 'parley:voice-meta';
 

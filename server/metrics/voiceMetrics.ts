@@ -4,7 +4,7 @@ import type { AudioTools, VoiceMessageEvents } from '../voice/VoiceMessageServic
 import { TranscodeError } from '../voice/transcode/TranscodeError.js';
 import type { UploadEvents } from '../voice/upload/TusUploadServer.js';
 import { recordingEndReason, type ParleyMetrics, type StorageOperation, type TranscodeOperation } from './metrics.js';
-import { inSpan } from './tracing.js';
+import { inSpan } from '../telemetry/tracing.js';
 
 export function voiceMessageEvents(metrics: ParleyMetrics): VoiceMessageEvents {
 	return {

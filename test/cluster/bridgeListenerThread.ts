@@ -1,10 +1,10 @@
-// One werift listener in a worker thread of its own (spanLatency.test.ts): with every
+// One werift listener in a worker thread of its own (bridgeLatency.test.ts): with every
 // listener on its own event loop, packets that reach several listeners at once are not
 // timed one after the other by a shared loop. Arrival times are on the host's clock
 // (timeOrigin + now), comparable across threads.
 import { parentPort, workerData } from 'node:worker_threads';
 import { listenWithWerift } from '../reliability/helpers/weriftListener.js';
-import { joinVia } from './spanNodes.js';
+import { joinVia } from './bridgeNodes.js';
 
 export interface ListenerThreadData {
 	nodeId: string;
