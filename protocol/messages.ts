@@ -13,7 +13,7 @@
 import type { types as mc } from 'mediasoup-client';
 import type { z } from 'zod';
 import type { ProtocolError } from './errors.js';
-import type { requestSchemas, VoiceMessageInfo } from './schemas.js';
+import type { Method, requestSchemas, VoiceMessageInfo } from './schemas.js';
 
 /** Bumped on any incompatible change; the client sends it as `v` and the server refuses others. */
 export const PROTOCOL_VERSION = 1;
@@ -34,7 +34,7 @@ export const CLOSE_CODES = {
 	OVERLOADED: 4429,
 } as const;
 
-export type Method = keyof typeof requestSchemas;
+export type { Method };
 export type RequestData<M extends Method> = z.input<(typeof requestSchemas)[M]>;
 
 export interface PeerInfo {

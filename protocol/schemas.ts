@@ -3,7 +3,6 @@
 // these; the request data types and VoiceMessageInfo are derived from them, so there is no
 // hand-written copy to keep in sync.
 import { z } from 'zod';
-import type { Method } from './messages.js';
 import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN } from './patterns.js';
 
 // ---- building blocks ------------------------------------------------------------------
@@ -165,6 +164,9 @@ export function exceedsDepth(value: unknown, maxDepth: number): boolean {
 	}
 	return false;
 }
+
+/** A signaling method's name. */
+export type Method = keyof typeof requestSchemas;
 
 export function isMethod(name: string): name is Method {
 	return Object.hasOwn(requestSchemas, name);

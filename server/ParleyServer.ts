@@ -1,5 +1,7 @@
-// One Parley node: the mediasoup worker pool, the HTTP + WebSocket listener, optional
-// Redis, and the ordered shutdown that ties them together.
+// One Parley node: the composition root. It builds the parts in the order of the layers
+// (telemetry, media, Redis, HTTP, domains, signaling, metrics), hands each its ports, and
+// owns the lifecycle: every resource goes on one Teardown as it is acquired, so a failed
+// start and shutdown close them in the same (reverse) order.
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,14 +10,12 @@ import * as mediasoup from 'mediasoup';
 import type { ParleyConfig } from '../config/schema.js';
 import { closeRedis, connectRedis, pingRedis, redactUrl } from './redis/redisConnection.js';
 import { ClusterNode } from './cluster/ClusterNode.js';
-import { NODE_KEY_PREFIX } from './cluster/NodeRegistry.js';
+import { isNodeRegistered } from './cluster/NodeRegistry.js';
 import { RedisVoiceMessageStore } from './voice/store/RedisVoiceMessageStore.js';
 import { VoiceEventStream } from './voice/store/VoiceEventStream.js';
 import { VoiceMessageNotifier } from './voice/VoiceMessageNotifier.js';
 import { VoiceWebhooks } from './voice/VoiceWebhooks.js';
 import type { VoiceEventListener } from './voice/voiceEvents.js';
-import { ChannelBridges, pipeSettings } from './cluster/ChannelBridge.js';
-import { RequestError } from '../protocol/RequestError.js';
 import { registerHealthRoutes, type ReadinessCheck } from './http/healthRoutes.js';
 import { HttpServer } from './http/HttpServer.js';
 import { assertNativeUws } from './http/uws.js';
@@ -33,17 +33,19 @@ import { createRateLimits } from './ratelimit/rateLimits.js';
 import { registerStaticFiles } from './http/staticFiles.js';
 import { LocalVoiceStorage } from './voice/files/VoiceStorage.js';
 import { StorageAudit, type StorageAuditReport } from './voice/files/StorageAudit.js';
+import { VoiceRecovery } from './voice/VoiceRecovery.js';
+import { Teardown } from './Teardown.js';
 import { SqliteVoiceMessageStore, type VoiceMessageStore } from './voice/store/VoiceMessageStore.js';
 import { VoiceMessageService } from './voice/VoiceMessageService.js';
 import { TusUploadServer } from './voice/upload/TusUploadServer.js';
 import { AudioTranscoder } from './voice/transcode/AudioTranscoder.js';
 import { registerVoiceRoutes } from './voice/voiceRoutes.js';
 import { AccessTokenError, channelAllowed, verifyAccessToken } from './auth/accessToken.js';
-import { ParleyMetrics, STORAGE_AUDIT_KINDS } from './metrics/metrics.js';
+import { ParleyMetrics } from './metrics/metrics.js';
 import { registerMetricsRoute, startMetricsListener } from './metrics/metricsEndpoint.js';
 import { channelStreams, RtpStatsPoller } from './metrics/rtpStats.js';
-import { inSpan, startTracing, type Tracing } from './telemetry/tracing.js';
-import { instrumentAudioTools, instrumentVoiceMessageStore, instrumentVoiceStorage, uploadEvents, voiceMessageEvents } from './metrics/voiceMetrics.js';
+import { startTracing } from './telemetry/tracing.js';
+import { instrumentAudioTools, instrumentVoiceMessageStore, instrumentVoiceStorage, recordStorageAudit, uploadEvents, voiceMessageEvents } from './metrics/voiceMetrics.js';
 
 /** The built demo app (scripts/setup runs `npm run build:client`). */
 const DEMO_APP_DIR = new URL('../client/dist/', import.meta.url).pathname;
@@ -85,21 +87,22 @@ export class ParleyServer {
 	readonly #statsPoller: RtpStatsPoller | undefined;
 	/** The separate /metrics listener (metrics.port), if any. */
 	#metricsHttp: HttpServer | undefined;
-	#tracing: Tracing | undefined;
+	/** Everything this node holds, in the order it was acquired. */
+	readonly #teardown: Teardown;
 	readonly #shutdownTasks = new Map<string, ShutdownTask>();
 	#accepting = true;
 	#shutdown: Promise<ShutdownResult> | undefined;
-	#cluster: ClusterNode | undefined;
+	/** This node's part in the cluster (with Redis). */
+	readonly #cluster: ClusterNode | undefined;
 	/** Voice-message notifications: this node's sessions, or every node's over the cluster bus. */
 	readonly #voiceNotifier: VoiceMessageNotifier;
 	/** Signed webhooks of voice-message lifecycle events (voice.webhookUrl). */
 	readonly #webhooks: VoiceWebhooks | undefined;
-	/** Take-overs of a lost node's unfinished voice messages, waiting out a grace period. */
-	readonly #lostNodeTimers = new Set<NodeJS.Timeout>();
-	/** Channels bridged across nodes (with #cluster). */
-	#bridges: ChannelBridges | undefined;
+	/** Finishing the voice messages a crash left unfinished (this node's, a lost node's). */
+	readonly #voiceRecovery: VoiceRecovery;
 
-	private constructor(config: ParleyConfig, log: Logger, workers: WorkerPool, http: HttpServer, redis: Redis | undefined) {
+	private constructor(config: ParleyConfig, log: Logger, workers: WorkerPool, http: HttpServer, redis: Redis | undefined, teardown: Teardown) {
+		this.#teardown = teardown;
 		this.config = config;
 		this.log = log;
 		this.workers = workers;
@@ -150,6 +153,8 @@ export class ParleyServer {
 		this.voiceStore = redis
 			? new RedisVoiceMessageStore(redis, { nodeId: this.nodeId, onEvent, events: new VoiceEventStream(redis, { maxLen: config.cluster.eventStreamMaxLen }) })
 			: new SqliteVoiceMessageStore(config.voice.databasePath, { nodeId: this.nodeId, onEvent });
+		const voiceStore = this.voiceStore;
+		teardown.push('voice store', () => voiceStore.close());
 		this.#voiceNotifier = new VoiceMessageNotifier((info, reason) => this.signaling.deliverVoiceMessage(info, reason), log.child({ component: 'voice' }));
 		const storage = new LocalVoiceStorage(this.storageDir);
 		this.transcoder = new AudioTranscoder({
@@ -159,6 +164,9 @@ export class ParleyServer {
 			bitrateBps: config.voice.opusBitrateBps,
 			maxDurationMs: config.voice.maxDurationMs,
 		});
+		teardown.push('transcoder', () => this.transcoder.close());
+		// Closed after what serves requests through it (uploads), before the transcoder.
+		teardown.push('http', () => http.close());
 		// Failed disk and metadata operations of voice messages are counted
 		// (parley_storage_failures_total).
 		if (metrics) this.voiceStore = instrumentVoiceMessageStore(this.voiceStore, metrics);
@@ -175,6 +183,19 @@ export class ParleyServer {
 			log: log.child({ component: 'voice' }),
 			...(metrics && { events: voiceMessageEvents(metrics) }),
 		});
+		this.#voiceRecovery = new VoiceRecovery({ service: this.voice, lostNodeGraceMs: 2 * config.cluster.nodeTtlMs, log: log.child({ component: 'voice' }) });
+		this.#cluster = redis
+			? new ClusterNode({
+					config,
+					nodeId: this.nodeId,
+					redis,
+					channels: this.channels,
+					workers,
+					mediaAddress: resolveAnnouncedAddress(config.media.listenIp, config.media.announcedAddress) ?? config.media.listenIp,
+					log: log.child({ component: 'cluster' }),
+				})
+			: undefined;
+		const cluster = this.#cluster;
 		const key = signingKey(config.auth.jwtSecret);
 		if (!config.auth.jwtSecret) log.warn('auth.jwtSecret is empty: tokens are signed with a random per-process key');
 		// Per user and per address; in Redis (shared by all nodes) when the node has it.
@@ -190,17 +211,7 @@ export class ParleyServer {
 				voice: this.voice,
 				isAccepting: () => this.#accepting,
 				...(metrics && { events: metrics.signalingEvents }),
-				...(redis && {
-					// Late-bound: the cluster node starts once the listener knows its port.
-					placement: { place: (channel: string) => this.#clusterNode().placement.place(channel) },
-					bridge: {
-						attach: (channel, homeNodeId) => {
-							const bridge = this.#clusterNode().bridge;
-							if (!bridge) throw new RequestError('E_INTERNAL', 'This node cannot serve channels bridged across nodes.');
-							return bridge.attach(channel, homeNodeId);
-						},
-					},
-				}),
+				...(cluster && { placement: cluster.placement, bridge: cluster.bridge }),
 				rateLimits: rateLimits.signaling,
 			},
 			log.child({ component: 'signaling' }),
@@ -216,14 +227,17 @@ export class ParleyServer {
 				return verifyAccessToken(authorization.slice(7).trim(), key);
 			},
 			authorize: (claims, destination) => destination.kind === 'user' || channelAllowed(claims.channels, destination.channel),
-			onComplete: (upload) =>
-				inSpan('voice.upload.complete', { 'parley.upload_id': upload.uploadId, 'parley.size_bytes': upload.sizeBytes }, async () => {
-					await this.voice.acceptUpload(upload);
-				}),
+			onComplete: async (upload) => {
+				await this.voice.acceptUpload(upload);
+			},
 			log: log.child({ component: 'uploads' }),
 			...(metrics && { events: uploadEvents(metrics) }),
 			rateLimits: rateLimits.http,
 		});
+		teardown.push('uploads', () => this.uploads.close());
+		const hooks = this.#webhooks;
+		// After the shutdown tasks (finishing recordings produce events), within what is left of the deadline.
+		if (hooks) teardown.push('webhooks', (deadline) => hooks.close(deadline));
 		if (metrics && config.metrics.port === 0) registerMetricsRoute(http, metrics, config.metrics.bearerToken);
 		registerDevTokenRoute(
 			http,
@@ -246,102 +260,82 @@ export class ParleyServer {
 		return this.#cluster;
 	}
 
-	#clusterNode(): ClusterNode {
-		if (!this.#cluster) throw new RequestError('E_CLUSTER_UNAVAILABLE', 'This node is still joining the cluster; try again.');
-		return this.#cluster;
-	}
-
 	static async create(config: ParleyConfig, log: Logger): Promise<ParleyServer> {
 		// What this server writes is newer than this: older temp files are leftovers.
 		const startedAtMs = Date.now();
 		assertNativeUws();
-		// First, so spans of startup work (recovering recordings) are exported too.
-		const tracing = await startTracing(config.telemetry, log.child({ component: 'telemetry' }));
-		let workers: WorkerPool;
+		const teardown = new Teardown(log);
+		let server: ParleyServer | undefined;
 		try {
-			workers = await WorkerPool.create(workerPoolOptions(config), log.child({ component: 'media' }));
+			// First, so spans of startup work (recovering recordings) are exported too, and
+			// last to close, so spans of the shutdown itself are exported as well.
+			const tracing = await startTracing(config.telemetry, log.child({ component: 'telemetry' }));
+			if (tracing) teardown.push('tracing', () => tracing.shutdown());
+			const workers = await WorkerPool.create(workerPoolOptions(config), log.child({ component: 'media' }));
+			teardown.push('workers', () => workers.close());
+			const redis = config.cluster.redisUrl ? connectRedis(config.cluster.redisUrl, log.child({ component: 'cluster' })) : undefined;
+			if (redis) teardown.push('redis', () => closeRedis(redis));
+			const http = new HttpServer(log.child({ component: 'http' }), { maxConcurrentRequests: config.http.maxConcurrentRequests, bodyTimeoutMs: config.http.bodyTimeoutMs });
+			server = new ParleyServer(config, log, workers, http, redis, teardown);
+			await server.#start(startedAtMs, tracing?.tracesUrl);
+			return server;
 		} catch (err) {
-			await tracing?.shutdown();
+			if (server) server.#accepting = false;
+			await teardown.closeAll(AbortSignal.timeout(config.shutdown.deadlineMs));
 			throw err;
 		}
-		const redis = config.cluster.redisUrl ? connectRedis(config.cluster.redisUrl, log.child({ component: 'cluster' })) : undefined;
-		const http = new HttpServer(log.child({ component: 'http' }), { maxConcurrentRequests: config.http.maxConcurrentRequests, bodyTimeoutMs: config.http.bodyTimeoutMs });
-		const server = new ParleyServer(config, log, workers, http, redis);
-		server.#tracing = tracing;
+	}
+
+	/** Routes, recovery, the listeners and the cluster, in that order. */
+	async #start(startedAtMs: number, tracesUrl: string | undefined): Promise<void> {
+		const { config, log, http, redis } = this;
 		registerStaticFiles(http, DEMO_APP_DIR);
 		registerHealthRoutes(http, {
-			checks: server.#readinessChecks(),
+			checks: this.#readinessChecks(),
 			checkTimeoutMs: config.readiness.checkTimeoutMs,
-			isAccepting: () => server.#accepting,
+			isAccepting: () => this.#accepting,
 		});
-		// Shared store: only this node's unfinished voice messages, and those of nodes with no
-		// registry entry (dead: nodes get a new id on every start).
-		if (redis) {
-			// Redis may be away at startup: the node still serves live channels (not ready) and
-			// recovers the shared store's unfinished messages once Redis answers.
-			server.#recoverSharedInBackground(async (nodeId) => (await redis.exists(NODE_KEY_PREFIX + nodeId)) === 0);
-		} else {
-			await server.voice.recoverUnfinished();
-		}
+		this.#teardown.push('voice recovery', () => this.#voiceRecovery.close());
+		// Redis may be away at startup: the node still serves live channels (not ready) and
+		// recovers the shared store's unfinished messages once Redis answers.
+		if (redis) this.#voiceRecovery.startShared((nodeId) => isNodeRegistered(redis, nodeId));
+		else await this.#voiceRecovery.recoverLocal();
 		try {
-			await checkStorageWritable(server.storageDir);
+			await checkStorageWritable(this.storageDir);
 		} catch (err) {
 			// Not fatal: live channels work without storage; /readyz reports it.
-			log.warn({ err, dir: server.storageDir }, 'storage directory not writable');
+			log.warn({ err, dir: this.storageDir }, 'storage directory not writable');
 		}
-		try {
-			await http.listen(config.http.host, config.http.port);
-			if (server.metrics && config.metrics.port !== 0) {
-				const host = config.metrics.host || config.http.host;
-				server.#metricsHttp = await startMetricsListener(host, config.metrics.port, server.metrics, config.metrics.bearerToken, log.child({ component: 'metrics' }));
-			}
-			if (redis) {
-				server.#cluster = await ClusterNode.create({
-					config,
-					nodeId: server.nodeId,
-					redis,
-					channels: server.channels,
-					workers,
-					httpPort: http.port,
-					mediaAddress: resolveAnnouncedAddress(config.media.listenIp, config.media.announcedAddress) ?? config.media.listenIp,
-					log: log.child({ component: 'cluster' }),
-				});
-				await server.#voiceNotifier.attach(server.#cluster.bus);
-				server.#cluster.registry.on('nodeLost', (nodeId) => server.#takeOverVoiceMessagesOf(nodeId));
-				server.#bridges = new ChannelBridges({
-					bus: server.#cluster.bus,
-					registry: server.channels,
-					pipe: pipeSettings(config),
-					nodes: server.#cluster.registry,
-					log: log.child({ component: 'bridge' }),
-				});
-				server.#cluster.bridge = server.#bridges;
-			}
-		} catch (err) {
-			await server.#bridges?.close();
-			await server.#cluster?.close();
-			http.close();
-			server.transcoder.close();
-			server.uploads.close();
-			await workers.close();
-			redis?.disconnect();
-			await server.voiceStore.close();
-			await tracing?.shutdown();
-			throw err;
+		await http.listen(config.http.host, config.http.port);
+		if (this.metrics && config.metrics.port !== 0) {
+			const host = config.metrics.host || config.http.host;
+			const metricsHttp = await startMetricsListener(host, config.metrics.port, this.metrics, config.metrics.bearerToken, log.child({ component: 'metrics' }));
+			this.#metricsHttp = metricsHttp;
+			this.#teardown.push('metrics listener', () => metricsHttp.close());
 		}
-		server.#statsPoller?.start();
-		if (config.voice.auditOnStartup) server.#startStorageAudit(startedAtMs);
+		const cluster = this.#cluster;
+		if (cluster) {
+			this.#teardown.push('cluster', () => cluster.close());
+			await cluster.start(http.port);
+			await this.#voiceNotifier.attach(cluster.bus);
+			this.#voiceRecovery.watch(cluster.registry);
+		}
+		const poller = this.#statsPoller;
+		if (poller) {
+			poller.start();
+			this.#teardown.push('stats poller', () => poller.stop());
+		}
+		if (config.voice.auditOnStartup) this.#startStorageAudit(startedAtMs);
 		log.info(
 			{
 				http: `http://${config.http.host}:${http.port}`,
-				storageDir: server.storageDir,
+				storageDir: this.storageDir,
 				redis: config.cluster.redisUrl ? redactUrl(config.cluster.redisUrl) : 'off',
-				metrics: server.metrics ? (server.#metricsHttp ? `http://${config.metrics.host || config.http.host}:${server.#metricsHttp.port}/metrics` : '/metrics') : 'off',
-				traces: tracing?.tracesUrl ?? 'off',
+				metrics: this.metrics ? (this.#metricsHttp ? `http://${config.metrics.host || config.http.host}:${this.#metricsHttp.port}/metrics` : '/metrics') : 'off',
+				traces: tracesUrl ?? 'off',
 			},
 			'parley listening',
 		);
-		return server;
 	}
 
 	#readinessChecks(): ReadinessCheck[] {
@@ -361,44 +355,6 @@ export class ParleyServer {
 		return checks;
 	}
 
-	/**
-	 * A node left the registry: once it has stayed gone for two more TTLs (an entry can vanish
-	 * for a moment when Redis restarts), finish the voice messages it was recording or
-	 * converting. Every node tries; the compare-and-set on nodeId lets one win each message.
-	 */
-	#takeOverVoiceMessagesOf(lostNodeId: string): void {
-		const registry = this.#cluster?.registry;
-		if (!registry || !this.#accepting) return;
-		const timer = setTimeout(() => {
-			this.#lostNodeTimers.delete(timer);
-			if (!this.#accepting) return;
-			const stillGone = async (nodeId: string) => nodeId === lostNodeId && (await registry.get(nodeId)) === undefined;
-			this.voice.recoverUnfinished(stillGone, { ownAndUnowned: false }).then(
-				(r) => r.finalized + r.failed > 0 && this.log.info({ lostNodeId, ...r }, 'took over the unfinished voice messages of a lost node'),
-				(err: unknown) => this.log.warn({ err, lostNodeId }, 'taking over the voice messages of a lost node failed'),
-			);
-		}, 2 * this.config.cluster.nodeTtlMs);
-		this.#lostNodeTimers.add(timer);
-	}
-
-	/** Startup recovery against the shared (Redis) store, retried with backoff until Redis
-	 * answers or the node shuts down. */
-	#recoverSharedInBackground(isGone: (nodeId: string) => Promise<boolean>, attempt = 0): void {
-		if (!this.#accepting) return;
-		this.voice.recoverUnfinished(isGone).then(
-			() => undefined, // it logs what it recovered
-			(err: unknown) => {
-				const delayMs = Math.min(10_000, 500 * 2 ** attempt);
-				this.log.warn({ err, retryInMs: delayMs }, 'recovering unfinished voice messages failed; retrying');
-				const timer = setTimeout(() => {
-					this.#lostNodeTimers.delete(timer);
-					this.#recoverSharedInBackground(isGone, attempt + 1);
-				}, delayMs);
-				this.#lostNodeTimers.add(timer);
-			},
-		);
-	}
-
 	/** Checks in the background that voice-message metadata and files agree (StorageAudit);
 	 * shutdown stops it where it is. */
 	#startStorageAudit(startedAtMs: number): void {
@@ -414,20 +370,7 @@ export class ParleyServer {
 			signal: abort.signal,
 			log: this.log.child({ component: 'storage-audit' }),
 		}).then((report) => {
-			if (metrics) {
-				const items: Record<(typeof STORAGE_AUDIT_KINDS)[number], number> = {
-					ready_checked: report.readyChecked,
-					missing: report.missing,
-					damaged: report.damaged,
-					marked_failed: report.markedFailed,
-					files: report.files,
-					orphans: report.orphans,
-					quarantined: report.quarantined,
-					temp_removed: report.tempRemoved,
-					errors: report.errors,
-				};
-				for (const kind of STORAGE_AUDIT_KINDS) metrics.storageAuditItems.set({ kind }, items[kind]);
-			}
+			if (metrics) recordStorageAudit(metrics, report);
 			return report;
 		});
 		this.storageAudit = audit;
@@ -448,7 +391,7 @@ export class ParleyServer {
 
 	/**
 	 * Stops accepting, lets registered tasks finish within shutdown.deadlineMs, then closes
-	 * connections, workers and Redis. Safe to call more than once.
+	 * everything create() acquired, newest first. Safe to call more than once.
 	 */
 	shutdown(reason: string): Promise<ShutdownResult> {
 		this.#shutdown ??= this.#runShutdown(reason);
@@ -485,22 +428,8 @@ export class ParleyServer {
 		]);
 		clearTimeout(timer);
 		if (timedOut) this.log.warn({ unfinished: [...pending] }, 'shutdown deadline reached');
-		for (const t of this.#lostNodeTimers) clearTimeout(t);
-		// After the tasks (finishing recordings produce events), within what is left of the deadline.
-		await this.#webhooks?.close(deadline);
-
-		this.uploads.close();
-		this.transcoder.close();
-		this.http.close();
-		this.#metricsHttp?.close();
-		await this.workers.close();
-		// Links were closed with their channels; this waits for the other nodes to be told.
-		await this.#bridges?.close();
-		await this.#cluster?.close();
-		if (this.redis) await closeRedis(this.redis);
-		await this.voiceStore.close();
-		// Last: spans of the shutdown itself (recordings finalized) are exported too.
-		await this.#tracing?.shutdown();
+		// What create() acquired, newest first (the same order a failed start uses).
+		await this.#teardown.closeAll(deadline);
 		const durationMs = Math.round(performance.now() - started);
 		this.log.info({ durationMs, clean: !timedOut }, 'shutdown complete');
 		return { clean: !timedOut, durationMs };

@@ -1,17 +1,20 @@
 // This node's part in a cluster (only when cluster.redisUrl is set): the bus, its entry in
-// the node registry with its load, and channel placement. Owned by ParleyServer, started
-// once the HTTP listener knows its port (the registry entry carries the node's URL), closed
-// before the Redis connection.
+// the node registry with its load, channel placement and the bridges of channels across
+// nodes. Constructed with the rest of the node (no I/O), so the join gets its placement and
+// bridge ports directly; started once the HTTP listener knows its port (the registry entry
+// carries the node's URL); closed before the Redis connection. Until started, both ports
+// answer E_CLUSTER_UNAVAILABLE ("try again").
 import type { Redis } from 'ioredis';
 import type { ParleyConfig } from '../../config/schema.js';
 import type { Channel } from '../channels/Channel.js';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
-import type { ChannelBridgeHook } from '../channels/placement.js';
+import type { ChannelBridgeHook, ChannelPlacer, PlacementDecision } from '../channels/placement.js';
+import { RequestError } from '../../protocol/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
 import { BUS_NODE_PREFIX, RedisClusterBus } from './ClusterBus.js';
 import { ChannelPlacement } from './ChannelPlacement.js';
-import { pipeSettings } from './ChannelBridge.js';
+import { ChannelBridges, pipeSettings } from './ChannelBridge.js';
 import { NodeRegistry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
 
 export interface ClusterNodeOptions {
@@ -21,8 +24,6 @@ export interface ClusterNodeOptions {
 	redis: Redis;
 	channels: ChannelRegistry;
 	workers: WorkerPool;
-	/** The port the HTTP listener got (http.port may be 0). */
-	httpPort: number;
 	/** Address announced to clients for media (media.announcedAddress resolved). */
 	mediaAddress: string;
 	log: Logger;
@@ -38,26 +39,30 @@ export function nodeUrls(publicUrl: string, mediaAddress: string, httpPort: numb
 
 export class ClusterNode {
 	readonly nodeId: string;
-	readonly bus: RedisClusterBus;
-	readonly registry: NodeRegistry;
-	readonly placement: ChannelPlacement;
-	readonly info: Omit<NodeInfo, 'load'>;
-	/** Set by whoever wires channels bridging nodes (ChannelBridges); until then a busy home
-	 * node still gets joins redirected to it. */
-	bridge: ChannelBridgeHook | undefined;
+	/** Where a channel is served (the join's port); E_CLUSTER_UNAVAILABLE until started. */
+	readonly placement: ChannelPlacer = {
+		place: (channel: string): Promise<PlacementDecision> => this.#running().placement.place(channel),
+	};
+	/** Connects a channel opened here to its home on another node (the join's port). */
+	readonly bridge: ChannelBridgeHook = {
+		attach: (channel: Channel, homeNodeId: string): Promise<void> => this.#running().bridges.attach(channel, homeNodeId),
+	};
+	readonly #options: ClusterNodeOptions;
 	readonly #redis: Redis;
 	readonly #channels: ChannelRegistry;
 	readonly #log: Logger;
 	readonly #cpu: WorkerCpuSampler;
+	#started: Started | undefined;
 	/** Peers connected to this node (the registry's events count local peers only). */
 	#peers = 0;
 	readonly #tracked = new WeakSet<Channel>();
 	/** Redis was ready once already: a later 'ready' is a reconnect. */
 	#sawReady: boolean;
 	readonly #onReady = (): void => {
-		if (this.#sawReady) this.placement.redisReconnected();
+		if (!this.#started) return;
+		if (this.#sawReady) this.#started.placement.redisReconnected();
 		this.#sawReady = true;
-		void this.registry.beat();
+		void this.#started.registry.beat();
 	};
 	readonly #onPeerJoined = (_peer: unknown, channel: Channel): void => {
 		this.#peers++;
@@ -69,41 +74,73 @@ export class ClusterNode {
 	#left = false;
 	#closed = false;
 
-	private constructor(options: ClusterNodeOptions, bus: RedisClusterBus) {
-		const c = options.config.cluster;
+	constructor(options: ClusterNodeOptions) {
 		this.nodeId = options.nodeId;
-		this.bus = bus;
+		this.#options = options;
 		this.#redis = options.redis;
 		this.#channels = options.channels;
 		this.#log = options.log;
 		this.#cpu = new WorkerCpuSampler(options.workers);
 		this.#sawReady = options.redis.status === 'ready';
-		const urls = nodeUrls(c.publicUrl, options.mediaAddress, options.httpPort);
+	}
+
+	get started(): boolean {
+		return this.#started !== undefined;
+	}
+
+	/** The node-to-node bus (once started). */
+	get bus(): RedisClusterBus {
+		return this.#running().bus;
+	}
+
+	/** The node registry (once started). */
+	get registry(): NodeRegistry {
+		return this.#running().registry;
+	}
+
+	/** What this node announces in the registry (once started). */
+	get info(): Omit<NodeInfo, 'load'> {
+		return this.#running().info;
+	}
+
+	/** Connects the bus, registers this node with the URL of `httpPort` (the port the HTTP
+	 * listener got; http.port may be 0) and starts bridging. Resolves even when Redis is
+	 * away: the node registers as soon as Redis answers. */
+	async start(httpPort: number): Promise<void> {
+		if (this.#started || this.#closed) throw new Error('ClusterNode: start() called twice or after close()');
+		const options = this.#options;
+		const c = options.config.cluster;
+		const bus = await RedisClusterBus.create({
+			redis: options.redis,
+			nodeId: options.nodeId,
+			requestTimeoutMs: c.requestTimeoutMs,
+			log: options.log.child({ part: 'bus' }),
+		});
+		const urls = nodeUrls(c.publicUrl, options.mediaAddress, httpPort);
 		const pipe = pipeSettings(options.config);
-		this.info = {
+		const info = {
 			nodeId: options.nodeId,
 			...urls,
 			mediaAddress: options.mediaAddress,
 			pipeAddress: pipe.announcedIp ?? pipe.listenIp,
 			startedAt: Date.now(),
 		};
-		this.registry = new NodeRegistry({
+		const registry = new NodeRegistry({
 			redis: options.redis,
-			self: this.info,
+			self: info,
 			ttlMs: c.nodeTtlMs,
 			load: () => this.#load(options.workers),
 			log: options.log,
 		});
-		this.placement = new ChannelPlacement({
+		const placement = new ChannelPlacement({
 			redis: options.redis,
-			registry: this.registry,
+			registry,
 			ttlMs: c.nodeTtlMs,
 			bridgeAbovePeers: c.bridgeAbovePeers,
 			isOpenHere: (name) => {
 				const channel = options.channels.get(name);
 				return channel !== undefined && !channel.closed;
 			},
-			canBridge: () => this.bridge !== undefined,
 			timeoutMs: c.requestTimeoutMs,
 			isOnBus: async (nodeId) => {
 				const reply = (await options.redis.pubsub('NUMSUB', BUS_NODE_PREFIX + nodeId)) as [string, number];
@@ -111,27 +148,16 @@ export class ClusterNode {
 			},
 			log: options.log,
 		});
-	}
-
-	/** Connects the bus and registers this node (resolves even when Redis is away: the node
-	 * registers as soon as Redis answers). */
-	static async create(options: ClusterNodeOptions): Promise<ClusterNode> {
-		const bus = await RedisClusterBus.create({
-			redis: options.redis,
-			nodeId: options.nodeId,
-			requestTimeoutMs: options.config.cluster.requestTimeoutMs,
-			log: options.log.child({ part: 'bus' }),
-		});
-		const node = new ClusterNode(options, bus);
-		options.channels.on('peerJoined', node.#onPeerJoined);
-		options.channels.on('peerLeft', node.#onPeerLeft);
+		const bridges = new ChannelBridges({ bus, registry: options.channels, pipe, nodes: registry, log: options.log.child({ part: 'bridge' }) });
+		this.#started = { bus, registry, placement, bridges, info };
+		options.channels.on('peerJoined', this.#onPeerJoined);
+		options.channels.on('peerLeft', this.#onPeerLeft);
 		// Re-register at once when Redis returns instead of at the next heartbeat.
-		options.redis.on('ready', node.#onReady);
-		node.registry.on('nodeLost', (lost) => options.log.info({ lostNodeId: lost }, 'node lost'));
-		node.registry.on('nodeSeen', (info) => options.log.info({ seenNodeId: info.nodeId, signalingUrl: info.signalingUrl }, 'node seen'));
-		await node.registry.start();
-		options.log.info({ nodeId: node.nodeId, signalingUrl: node.info.signalingUrl, ttlMs: node.registry.ttlMs, registered: node.registry.registered }, 'cluster node started');
-		return node;
+		options.redis.on('ready', this.#onReady);
+		registry.on('nodeLost', (lost) => options.log.info({ lostNodeId: lost }, 'node lost'));
+		registry.on('nodeSeen', (seen) => options.log.info({ seenNodeId: seen.nodeId, signalingUrl: seen.signalingUrl }, 'node seen'));
+		await registry.start();
+		options.log.info({ nodeId: this.nodeId, signalingUrl: info.signalingUrl, ttlMs: registry.ttlMs, registered: registry.registered }, 'cluster node started');
 	}
 
 	/**
@@ -140,22 +166,33 @@ export class ClusterNode {
 	 * are about to reconnect elsewhere). The bus keeps working until close().
 	 */
 	async leave(): Promise<void> {
-		if (this.#left) return;
+		const started = this.#started;
+		if (this.#left || !started) return;
 		this.#left = true;
-		await this.registry.stop({ deregister: true });
-		await this.placement.releaseAll();
+		await started.registry.stop({ deregister: true });
+		await started.placement.releaseAll();
 		this.#log.info({ nodeId: this.nodeId }, 'left the cluster');
 	}
 
-	/** Stops the heartbeat (without leave(), the entry and claims expire after the TTL) and the bus. */
+	/** Closes the bridges (their links were closed with their channels; this waits for the
+	 * other nodes to be told), stops the heartbeat (without leave(), the entry and claims
+	 * expire after the TTL) and the bus. */
 	async close(): Promise<void> {
 		if (this.#closed) return;
 		this.#closed = true;
+		const started = this.#started;
+		if (!started) return;
 		this.#redis.off('ready', this.#onReady);
 		this.#channels.off('peerJoined', this.#onPeerJoined);
 		this.#channels.off('peerLeft', this.#onPeerLeft);
-		await this.registry.stop({ deregister: false });
-		await this.bus.close();
+		await started.bridges.close();
+		await started.registry.stop({ deregister: false });
+		await started.bus.close();
+	}
+
+	#running(): Started {
+		if (!this.#started || this.#closed) throw new RequestError('E_CLUSTER_UNAVAILABLE', 'This node is still joining the cluster; try again.');
+		return this.#started;
 	}
 
 	/** Gives up the home claim the moment a channel closes here, so the next join anywhere claims it. */
@@ -166,7 +203,7 @@ export class ClusterNode {
 			if (this.#left || this.#closed) return;
 			// A new channel of the same name may already be open here (closed, then rejoined).
 			if (this.#channels.get(channel.name)) return;
-			void this.placement.release(channel.name);
+			void this.#started?.placement.release(channel.name);
 		});
 	}
 
@@ -175,6 +212,14 @@ export class ClusterNode {
 		for (const w of workers.info()) consumers += w.consumers;
 		return { peers: this.#peers, consumers, channels: this.#channels.size, workerCpu: await this.#cpu.sample() };
 	}
+}
+
+interface Started {
+	bus: RedisClusterBus;
+	registry: NodeRegistry;
+	placement: ChannelPlacement;
+	bridges: ChannelBridges;
+	info: Omit<NodeInfo, 'load'>;
 }
 
 /** Mean CPU share of the live mediasoup workers since the previous sample (0..1 each). */

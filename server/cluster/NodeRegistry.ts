@@ -11,6 +11,12 @@ import { z } from 'zod';
 import type { Logger } from '../telemetry/logger.js';
 
 export const NODE_KEY_PREFIX = 'parley:node:';
+
+/** Whether `nodeId` has a registry entry now (without a NodeRegistry of one's own: used
+ * before this node registers). */
+export async function isNodeRegistered(redis: Redis, nodeId: string): Promise<boolean> {
+	return (await redis.exists(NODE_KEY_PREFIX + nodeId)) === 1;
+}
 export const NODES_KEY = 'parley:nodes';
 
 const loadSchema = z.object({

@@ -3,7 +3,8 @@
 import type { AudioTools, VoiceMessageEvents } from '../voice/VoiceMessageService.js';
 import { TranscodeError } from '../voice/transcode/TranscodeError.js';
 import type { UploadEvents } from '../voice/upload/TusUploadServer.js';
-import { recordingEndReason, type ParleyMetrics, type StorageOperation, type TranscodeOperation } from './metrics.js';
+import type { StorageAuditReport } from '../voice/files/StorageAudit.js';
+import { recordingEndReason, STORAGE_AUDIT_KINDS, type ParleyMetrics, type StorageOperation, type TranscodeOperation } from './metrics.js';
 import { inSpan } from '../telemetry/tracing.js';
 
 export function voiceMessageEvents(metrics: ParleyMetrics): VoiceMessageEvents {
@@ -36,6 +37,22 @@ export function uploadEvents(metrics: ParleyMetrics): UploadEvents {
 }
 
 /** `tools` with every job timed, its failures counted by TranscodeError code, and a span. */
+/** The startup storage audit's findings as parley_storage_audit_items{kind}. */
+export function recordStorageAudit(metrics: ParleyMetrics, report: StorageAuditReport): void {
+	const items: Record<(typeof STORAGE_AUDIT_KINDS)[number], number> = {
+		ready_checked: report.readyChecked,
+		missing: report.missing,
+		damaged: report.damaged,
+		marked_failed: report.markedFailed,
+		files: report.files,
+		orphans: report.orphans,
+		quarantined: report.quarantined,
+		temp_removed: report.tempRemoved,
+		errors: report.errors,
+	};
+	for (const kind of STORAGE_AUDIT_KINDS) metrics.storageAuditItems.set({ kind }, items[kind]);
+}
+
 export function instrumentAudioTools(tools: AudioTools, metrics: ParleyMetrics): AudioTools {
 	const run = <T>(operation: TranscodeOperation, job: () => Promise<T>, describe: (result: T) => Record<string, string | number | boolean>): Promise<T> =>
 		inSpan(`voice.${operation}`, { 'parley.operation': operation }, async (span) => {

@@ -9,6 +9,7 @@ import { channelAllowed, type AccessClaims } from '../auth/accessToken.js';
 import type { VoiceMessageInfo } from '../../protocol/schemas.js';
 import { RequestError } from '../../protocol/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
+import { inSpan } from '../telemetry/tracing.js';
 import { recoverOggOpus, UnrecoverableFileError } from './ogg/recoverOggOpus.js';
 import { ProducerRecording, type RecordingResult, type StopReason } from './recording/ProducerRecording.js';
 import { storageFailure, storageFailureText } from './files/storageDirectory.js';
@@ -253,7 +254,11 @@ export class VoiceMessageService {
 	 * Turns a complete upload into a voice message: transcode (or validate) into storage.
 	 * Resolves once the message exists (status processing); the transcode runs after.
 	 */
-	async acceptUpload(upload: ReceivedUpload): Promise<VoiceMessage> {
+	acceptUpload(upload: ReceivedUpload): Promise<VoiceMessage> {
+		return inSpan('voice.upload.complete', { 'parley.upload_id': upload.uploadId, 'parley.size_bytes': upload.sizeBytes }, () => this.#acceptUpload(upload));
+	}
+
+	async #acceptUpload(upload: ReceivedUpload): Promise<VoiceMessage> {
 		const existing = await this.#o.store.get(upload.uploadId);
 		if (existing) return existing;
 		// The upload server deletes its file once we return: keep our own name for it.
