@@ -10,6 +10,7 @@ import type { Grants, PeerInfo } from '../protocol/messages.js';
 import { CHANNEL_NAME_PATTERN } from '../protocol/patterns.js';
 import type { VoiceMessageDestination, VoiceMessageInfo } from '../protocol/schemas.js';
 import { ChannelSession, voiceCodecOptions, type AudioLevel, type TransportStats } from './ChannelSession.js';
+import { EntryUrls } from './EntryUrls.js';
 import { openMicrophone } from './microphone.js';
 import { isConnectionLoss, isFinalError, isParleyError, ParleyError, toParleyError } from './ParleyError.js';
 import { BackoffReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
@@ -25,6 +26,9 @@ import {
 	type VoiceMessagePage,
 } from './VoiceMessageApi.js';
 import { VoiceMessageUploader, type UploadProgress, type VoiceMessageUploaderOptions } from './VoiceMessageUploader.js';
+import { VoiceRecorder, type VoiceRecording } from './VoiceRecorder.js';
+
+export type { VoiceRecording } from './VoiceRecorder.js';
 
 /**
  * 'reconnected' is connected again after 'reconnecting' (a lost connection, a closing
@@ -76,18 +80,6 @@ export interface PublishTrackOptions {
 export interface PublishMicrophoneOptions extends PublishTrackOptions {
 	/** A microphone from navigator.mediaDevices.enumerateDevices(); the default one otherwise. */
 	deviceId?: string;
-}
-
-/** A recording of our own live voice that the server is making. */
-export interface VoiceRecording {
-	voiceMessageId: string;
-	destination: VoiceMessageDestination;
-	/** The producer recorded (our microphone at the time). */
-	producerId: string;
-	/** Date.now() when the server confirmed the start. */
-	startedAtMs: number;
-	/** The server stops the recording by itself after this long. */
-	maxDurationMs: number;
 }
 
 export interface UploadVoiceMessageOptions {
@@ -151,20 +143,10 @@ interface Recovery {
 }
 
 const LEAVE_TIMEOUT_MS = 2000;
-/** E_REDIRECT hops followed for one join; more means nodes disagree, and E_REDIRECT surfaces. */
-const MAX_REDIRECTS = 3;
-/** Recently ended recordings remembered, to match notifications and answers that cross. */
-const RECENT_IDS_KEPT = 50;
 
 export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
-	/** Entry endpoints (options.urls, or [options.url]). */
-	readonly #entryUrls: readonly string[];
-	/** The entry endpoint in use, or that the current redirect came from. */
-	#entryIndex = 0;
-	/** Where the next socket connects: an entry endpoint, or the node a join was redirected to. */
-	#currentUrl: string;
-	/** The current connection is to a node we were redirected to (not an entry endpoint). */
-	#redirected = false;
+	/** Entry endpoints (options.urls, or [options.url]) and where the next socket connects. */
+	readonly #entryUrls: EntryUrls;
 	readonly #token: ParleyClientOptions['token'];
 	readonly #requestTimeoutMs: number | undefined;
 	readonly #iceDisconnectedGraceMs: number;
@@ -199,25 +181,15 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	#lastToken: string | null = null;
 	readonly #voiceApi: VoiceMessageApi;
 	readonly #uploader: VoiceMessageUploader;
-	#recording: VoiceRecording | null = null;
-	#startingRecording = false;
-	/** A recording that ended without stopRecording() (max duration, lost producer): stopRecording() still answers for it. */
-	#unstoppedRecordingId: string | null = null;
-	/** Our recordings the server reported finished, in case that comes before the startRecording answer. */
-	readonly #endedRecordingIds = new Set<string>();
-	/** Upload messages already handed to an uploadVoiceMessage() caller. */
+	readonly #recorder = new VoiceRecorder();
 
 	constructor(options: ParleyClientOptions) {
 		super();
 		const entryUrls = options.urls?.length ? [...options.urls] : options.url !== undefined ? [options.url] : [];
 		if (entryUrls.length === 0) throw new TypeError('url or urls is required');
-		for (const url of entryUrls) {
-			if (!/^(wss?|https?):\/\//.test(url) || !URL.canParse(url)) throw new TypeError(`url must be an absolute ws:// or wss:// URL, got ${JSON.stringify(url)}`);
-		}
+		this.#entryUrls = new EntryUrls(entryUrls);
 		if (typeof options.token !== 'string' && typeof options.token !== 'function') throw new TypeError('token must be a string or a function');
 		if (options.httpUrl !== undefined && !/^https?:\/\//.test(options.httpUrl)) throw new TypeError(`httpUrl must be an absolute http:// or https:// URL, got ${JSON.stringify(options.httpUrl)}`);
-		this.#entryUrls = entryUrls;
-		this.#currentUrl = entryUrls[0]!;
 		this.#token = options.token;
 		this.#requestTimeoutMs = options.requestTimeoutMs;
 		this.#iceDisconnectedGraceMs = options.iceDisconnectedGraceMs ?? 3000;
@@ -233,6 +205,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		const token = (): Promise<string> => this.#resolveToken('E_NETWORK');
 		this.#voiceApi = new VoiceMessageApi({ baseUrl: httpUrl, token, ...(options.fetch && { fetch: options.fetch }) });
 		this.#uploader = new VoiceMessageUploader({ ...options.upload, endpoint: new URL('/voice/uploads', this.#voiceApi.baseUrl).toString(), token });
+		this.#recorder.on('recordingChanged', (...change) => this.emit('recordingChanged', ...change));
 	}
 
 	// ---- state ------------------------------------------------------------------------
@@ -252,7 +225,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 
 	/** The signaling endpoint of the current (or next) connection: an entry URL, or the node a join was redirected to. */
 	get serverUrl(): string {
-		return this.#currentUrl;
+		return this.#entryUrls.current;
 	}
 
 	/** The channel joined (or being rejoined); null after leave(). */
@@ -290,7 +263,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 
 	/** Our recording in progress, if any. */
 	get recording(): VoiceRecording | null {
-		return this.#recording;
+		return this.#recorder.recording;
 	}
 
 	isPeerMuted(peerId: string): boolean {
@@ -457,30 +430,21 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		if (channel === null) throw new ParleyError('E_NOT_JOINED');
 		const target = destination ?? { kind: 'channel', channel };
 		assertValidDestination(target);
-		if (this.#recording || this.#startingRecording) throw new ParleyError('E_INVALID_STATE', 'Already recording; stop the current recording first.');
-		this.#startingRecording = true;
-		try {
-			// In the queue: the producer must not be replaced while the server looks it up.
-			return await this.#serially(async () => {
+		// In the queue: the producer must not be replaced while the server looks it up.
+		return this.#recorder.start(() =>
+			this.#serially(async () => {
 				const session = this.#session;
 				const producerId = session?.joined ? session.producerId : null;
 				const signaling = this.#signaling;
 				if (!signaling?.isOpen) throw new ParleyError('E_NOT_CONNECTED');
 				if (!session || producerId === null) throw new ParleyError('E_INVALID_STATE', 'Publish a microphone first: a recording is made from your live voice.');
 				const { voiceMessageId, maxDurationMs } = await signaling.request('startRecording', { producerId, destination: target });
-				this.#unstoppedRecordingId = null;
-				if (this.#endedRecordingIds.has(voiceMessageId) || this.#session !== session || session.producerId !== producerId) {
-					// Over before we heard it started: stopRecording() can still collect it.
-					this.#unstoppedRecordingId = voiceMessageId;
-					return voiceMessageId;
-				}
-				this.#recording = { voiceMessageId, destination: target, producerId, startedAtMs: Date.now(), maxDurationMs };
-				this.emit('recordingChanged', this.#recording);
+				// Decided here, still in the queue: the next operation may replace the producer.
+				const producerLive = this.#session === session && session.producerId === producerId;
+				this.#recorder.started({ voiceMessageId, destination: target, producerId, maxDurationMs }, { producerLive });
 				return voiceMessageId;
-			});
-		} finally {
-			this.#startingRecording = false;
-		}
+			}),
+		);
 	}
 
 	/**
@@ -488,25 +452,13 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	 * (status processing: `voiceMessage` events follow it to ready or failed). Also collects
 	 * a recording that ended by itself. E_INVALID_STATE when there is none.
 	 */
-	async stopRecording(): Promise<VoiceMessageInfo> {
-		const voiceMessageId = this.#recording?.voiceMessageId ?? this.#unstoppedRecordingId;
-		if (voiceMessageId === null) throw new ParleyError('E_INVALID_STATE', 'Not recording.');
-		const signaling = this.#signaling;
-		if (!signaling?.isOpen) throw new ParleyError('E_NOT_CONNECTED');
-		const forget = (): void => {
-			if (this.#unstoppedRecordingId === voiceMessageId) this.#unstoppedRecordingId = null;
-			if (this.#recording?.voiceMessageId === voiceMessageId) this.#endRecording();
-		};
-		try {
+	stopRecording(): Promise<VoiceMessageInfo> {
+		return this.#recorder.stop(async (voiceMessageId) => {
+			const signaling = this.#signaling;
+			if (!signaling?.isOpen) throw new ParleyError('E_NOT_CONNECTED');
 			const { voiceMessage } = await signaling.request('stopRecording', { voiceMessageId });
-			forget();
 			return voiceMessage;
-		} catch (error) {
-			// Unknown to the server (it restarted meanwhile): there is nothing left to stop.
-			// Anything else (a timeout) may have left it running: stopRecording() again.
-			if (isParleyError(error, 'E_NOT_FOUND')) forget();
-			throw error;
-		}
+		});
 	}
 
 	/** One page of voice messages, newest first: a channel's, or those sent to us (`{user: ourUserId}`). */
@@ -571,27 +523,9 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 
 	#onVoiceMessage(message: VoiceMessageInfo, reason: string | undefined): void {
 		if (message.source === 'recording' && message.status !== 'recording' && message.ownerId === this.#welcome?.userId) {
-			rememberBounded(this.#endedRecordingIds, message.id);
-			if (this.#recording?.voiceMessageId === message.id) {
-				this.#unstoppedRecordingId = message.id;
-				this.#endRecording(reason);
-			}
+			this.#recorder.ended(message.id, reason);
 		}
 		this.emit('voiceMessage', message, reason);
-	}
-
-	#endRecording(reason?: string): void {
-		if (!this.#recording) return;
-		this.#recording = null;
-		this.emit('recordingChanged', null, reason);
-	}
-
-	/** Our producer is gone (left, lost, replaced): so is the recording of it, on the server too. */
-	#recordingLost(reason: string): void {
-		const recording = this.#recording;
-		if (!recording) return;
-		this.#unstoppedRecordingId = recording.voiceMessageId;
-		this.#endRecording(reason);
 	}
 
 	// ---- internals: connection ---------------------------------------------------------
@@ -620,7 +554,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		const token = await this.#resolveToken('E_CONNECTION_CLOSED');
 		this.#assertNotClosedByUser();
 		const signaling = await SignalingConnection.open({
-			url: this.#currentUrl,
+			url: this.#entryUrls.current,
 			token,
 			...(this.#requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.#requestTimeoutMs }),
 			...(this.#createWebSocket === undefined ? {} : { createWebSocket: this.#createWebSocket }),
@@ -715,7 +649,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 						recovery.needsSocket = false;
 						this.#signaling?.close();
 						this.#signaling = null;
-						this.#nextEntryUrl();
+						this.#entryUrls.failover();
 						await this.#openSignaling();
 					}
 					const channel = this.#targetChannel;
@@ -778,64 +712,40 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		return result;
 	}
 
-	/**
-	 * Where a reconnect goes. After a redirect: back to the entry endpoint that redirected us
-	 * (it was alive; the node we were sent to may be the one that died, and the entry node
-	 * finds the channel's new home). Otherwise the next entry endpoint, so retries walk past
-	 * a dead node.
-	 */
-	#nextEntryUrl(): void {
-		if (this.#redirected) this.#redirected = false;
-		else this.#entryIndex = (this.#entryIndex + 1) % this.#entryUrls.length;
-		this.#currentUrl = this.#entryUrls[this.#entryIndex]!;
-	}
-
 	/** connect(): the entry endpoints in turn, from the current one, until one answers. */
 	async #openEntrySignaling(): Promise<SignalingConnection> {
-		this.#redirected = false;
-		this.#currentUrl = this.#entryUrls[this.#entryIndex]!;
+		this.#entryUrls.reset();
 		for (let tried = 1; ; tried++) {
 			try {
 				return await this.#openSignaling();
 			} catch (error) {
-				if (tried >= this.#entryUrls.length || isFinalError(error) || this.#closedByUser) throw error;
-				this.#nextEntryUrl();
+				if (tried >= this.#entryUrls.size || isFinalError(error) || this.#closedByUser) throw error;
+				this.#entryUrls.failover();
 			}
 		}
 	}
 
 	/** Runs in the operation queue: joins, following E_REDIRECT to the node that serves the channel. */
 	async #enterChannelFollowingRedirects(channel: string): Promise<JoinResult> {
-		for (let hops = 0; ; hops++) {
+		this.#entryUrls.resetHops();
+		for (;;) {
 			try {
 				return await this.#enterChannel(channel);
 			} catch (error) {
-				if (!isParleyError(error, 'E_REDIRECT') || !error.redirect || hops >= MAX_REDIRECTS) throw error;
-				await this.#moveTo(error.redirect.url, error);
+				if (!isParleyError(error, 'E_REDIRECT')) throw error;
+				// Throws the redirect itself past the hop limit, or one refusing a bad target.
+				this.#entryUrls.follow(error);
+				await this.#moveToRedirect();
 			}
 		}
 	}
 
-	/** Replaces the connection with one to the node a join was redirected to. */
-	async #moveTo(url: string, redirect: ParleyError): Promise<void> {
-		let parsed: URL;
-		try {
-			parsed = new URL(url);
-		} catch {
-			throw new ParleyError('E_REDIRECT', `The server redirected to an invalid URL: ${JSON.stringify(url).slice(0, 200)}`, { cause: redirect });
-		}
-		if (!/^(wss?|https?):$/.test(parsed.protocol)) throw new ParleyError('E_REDIRECT', `The server redirected to a non-WebSocket URL (${parsed.protocol}).`, { cause: redirect });
-		const target = parsed.toString();
-		// Never from TLS to plain text: the token travels in the URL.
-		if (/^(wss|https):/.test(this.#currentUrl) && /^(ws|http):/.test(target)) {
-			throw new ParleyError('E_REDIRECT', 'The server redirected from a secure to an insecure URL; refused.', { cause: redirect });
-		}
+	/** Replaces the connection with one to the node a join was redirected to (now the current URL). */
+	async #moveToRedirect(): Promise<void> {
 		const old = this.#signaling;
 		this.#signaling = null;
 		clearTimeout(this.#shutdownTimer);
 		old?.close(1000, 'redirected');
-		this.#currentUrl = target;
-		this.#redirected = true;
 		try {
 			await this.#openSignaling();
 		} catch (error) {
@@ -912,7 +822,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		if (!session) return;
 		this.#session = null;
 		this.#setActiveSpeaker(null);
-		this.#recordingLost('left the channel');
+		this.#recorder.lost('left the channel');
 		try {
 			await session.leave({ timeoutMs: LEAVE_TIMEOUT_MS });
 		} catch (error) {
@@ -927,7 +837,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		this.#session = null;
 		session.close();
 		this.#setActiveSpeaker(null);
-		this.#recordingLost('connection lost');
+		this.#recorder.lost('connection lost');
 	}
 
 	async #loadDevice(routerRtpCapabilities: mc.RtpCapabilities): Promise<mc.Device> {
@@ -1021,7 +931,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	#releasePublication(): void {
 		const publication = this.#publication;
 		this.#publication = null;
-		if (publication) this.#recordingLost('producer closed');
+		if (publication) this.#recorder.lost('producer closed');
 		if (publication?.owned) publication.track.stop();
 	}
 
@@ -1042,11 +952,4 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 			if (!isConnectionLoss(error)) throw error;
 		}
 	}
-}
-
-/** Adds to a set that keeps only the newest RECENT_IDS_KEPT entries. */
-function rememberBounded(set: Set<string>, id: string): void {
-	set.delete(id);
-	set.add(id);
-	if (set.size > RECENT_IDS_KEPT) set.delete(set.values().next().value as string);
 }
