@@ -401,14 +401,15 @@ export const configSchema = z.strictObject({
 
 	telemetry: z
 		.strictObject({
+			// The OTEL_* fallbacks are read by server/telemetry/tracing.ts, after this option, so a
+			// Parley key (file or PARLEY_*) beats a variable set for every service on the host.
 			otlpEndpoint: option(z.string().default(''), {
 				description:
-					'OTLP/HTTP base URL of a trace collector (spans go to <url>/v1/traces, JSON encoded), e.g. http://localhost:4318. Empty: tracing is off and no tracing SDK is started.',
-				envAliases: ['OTEL_EXPORTER_OTLP_ENDPOINT'],
+					'OTLP/HTTP base URL of a trace collector (spans go to <url>/v1/traces, JSON encoded), e.g. http://localhost:4318. Empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL, used as is), else OTEL_EXPORTER_OTLP_ENDPOINT (a base URL); none set: tracing is off and no tracing SDK is started. OTEL_SDK_DISABLED=true turns tracing off even when this is set. Sampling (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG), collector headers (OTEL_EXPORTER_OTLP_HEADERS) and extra resource attributes (OTEL_RESOURCE_ATTRIBUTES) come from the standard variables.',
 			}),
-			serviceName: option(z.string().min(1).default('parley'), {
-				description: 'service.name of the exported spans (tells nodes or deployments apart in the trace backend).',
-				envAliases: ['OTEL_SERVICE_NAME'],
+			serviceName: option(z.string().default(''), {
+				description:
+					'service.name of the exported spans (tells nodes or deployments apart in the trace backend). Empty: OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES, else parley.',
 			}),
 		})
 		.prefault({}),

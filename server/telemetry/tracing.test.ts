@@ -1,23 +1,25 @@
 // Traces end to end: a server pointed at a small OTLP/HTTP receiver (this test) exports a
 // span per signaling request and per upload hand-over and transcode, with the attributes
 // and errors promised; log lines written inside a span carry its trace id. Without an
-// endpoint nothing is started and spans are the API's no-op ones.
+// endpoint nothing is started and spans are the API's no-op ones. The standard OTEL_*
+// variables configure what Parley's keys leave unset.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import { metrics } from '@opentelemetry/api';
+import { logs } from '@opentelemetry/api-logs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Upload } from 'tus-js-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testConfig } from '../../test/helpers/config.js';
-import { testLogger } from '../../test/helpers/logger.js';
-import { TestSignalingClient } from '../../test/helpers/signalingClient.js';
+import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { writeToneWav } from '../../test/helpers/wav.js';
 import { ParleyServer } from '../ParleyServer.js';
 import { mintAccessToken } from '../auth/accessToken.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
 import { createLogger } from './logger.js';
-import { inSpan } from './tracing.js';
+import { inSpan, startTracing, type Tracing, type TracingLogger } from './tracing.js';
 
 const SECRET = 'tracing-test-secret-0123456789-abcdefghij';
 const key = new TextEncoder().encode(SECRET);
@@ -44,22 +46,32 @@ interface ExportRequest {
 
 interface Receiver {
 	url: string;
-	requests: { path: string; contentType: string; body: ExportRequest }[];
+	/** Trace exports. */
+	requests: { path: string; contentType: string; headers: http.IncomingHttpHeaders; body: ExportRequest }[];
+	/** Every request's method and path, traces or not (metrics and logs must never come). */
+	seen: string[];
 	close(): Promise<void>;
 }
 
 /** Accepts OTLP/HTTP JSON exports at /v1/traces, like a collector would. */
 async function startReceiver(): Promise<Receiver> {
 	const requests: Receiver['requests'] = [];
+	const seen: string[] = [];
 	const server = http.createServer((req, res) => {
 		const chunks: Buffer[] = [];
 		req.on('data', (c: Buffer) => chunks.push(c));
 		req.on('end', () => {
+			seen.push(`${req.method} ${req.url}`);
 			if (req.method !== 'POST' || req.url !== '/v1/traces') {
 				res.writeHead(404).end();
 				return;
 			}
-			requests.push({ path: req.url, contentType: req.headers['content-type'] ?? '', body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as ExportRequest });
+			requests.push({
+				path: req.url,
+				contentType: req.headers['content-type'] ?? '',
+				headers: req.headers,
+				body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as ExportRequest,
+			});
 			res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
 		});
 	});
@@ -67,6 +79,7 @@ async function startReceiver(): Promise<Receiver> {
 	return {
 		url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
 		requests,
+		seen,
 		close: () => new Promise((resolve) => server.close(() => resolve())),
 	};
 }
@@ -82,15 +95,67 @@ function hexId(id: string): string {
 	return /^[0-9a-f]+$/.test(id) ? id : Buffer.from(id, 'base64').toString('hex');
 }
 
+function resourcesOf(receiver: Receiver): ExportRequest['resourceSpans'] {
+	return receiver.requests.flatMap((r) => r.body.resourceSpans);
+}
+
+function spansOf(receiver: Receiver): OtlpSpan[] {
+	return resourcesOf(receiver).flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
+}
+
+/** Runs with exactly these OTEL_* variables (the shell's own are hidden), restored afterwards. */
+class OtelEnv {
+	readonly #saved = new Map<string, string | undefined>();
+	constructor() {
+		for (const name of Object.keys(process.env)) if (name.startsWith('OTEL_')) this.set(name, undefined);
+	}
+	set(name: string, value: string | undefined): void {
+		if (!this.#saved.has(name)) this.#saved.set(name, process.env[name]);
+		if (value === undefined) delete process.env[name];
+		else process.env[name] = value;
+	}
+	restore(): void {
+		for (const [name, value] of this.#saved) {
+			if (value === undefined) delete process.env[name];
+			else process.env[name] = value;
+		}
+	}
+}
+
+/** A `{ info, warn }` logger that keeps what it is told. */
+function recordingLogger(): TracingLogger & { lines: { level: string; msg: string; fields: Record<string, unknown> }[] } {
+	const lines: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
+	return {
+		lines,
+		info: (fields, msg) => void lines.push({ level: 'info', msg, fields }),
+		warn: (fields, msg) => void lines.push({ level: 'warn', msg, fields }),
+	};
+}
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 describe('OpenTelemetry traces', () => {
 	let server: ParleyServer | undefined;
+	let tracing: Tracing | undefined;
 	let receiver: Receiver | undefined;
+	/** A second collector, for settings that must lose. */
+	let other: Receiver | undefined;
+	let env: OtelEnv;
+
+	beforeEach(() => {
+		env = new OtelEnv();
+	});
 
 	afterEach(async () => {
 		await server?.shutdown('test end');
 		server = undefined;
+		await tracing?.shutdown();
+		tracing = undefined;
 		await receiver?.close();
 		receiver = undefined;
+		await other?.close();
+		other = undefined;
+		env.restore();
 	});
 
 	it('exports a span per signaling request, upload hand-over and transcode over OTLP/HTTP; logs carry the trace id', async () => {
@@ -184,5 +249,119 @@ describe('OpenTelemetry traces', () => {
 		expect(entries.find((l) => l.msg === 'peer joined')).toBeDefined();
 		expect(entries.some((l) => 'traceId' in l)).toBe(false);
 		expect(entries.find((l) => l.msg === 'parley listening')!.traces).toBe('off');
+	});
+
+	it('takes endpoint, service name, headers and resource attributes from the OTEL_* variables when Parley keys are unset; exports traces only', async () => {
+		receiver = await startReceiver();
+		env.set('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
+		env.set('OTEL_SERVICE_NAME', 'parley-from-env');
+		env.set('OTEL_EXPORTER_OTLP_HEADERS', 'x-collector-token=s3cret');
+		env.set('OTEL_RESOURCE_ATTRIBUTES', 'deployment.environment.name=staging');
+		const lines: string[] = [];
+		server = await ParleyServer.create(await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET }), createLogger('info', { write: (line: string) => void lines.push(line) }));
+		const token = await mintAccessToken({ userId: 'ada', channels: ['room'], ttlS: 600 }, key);
+		const { client } = await TestSignalingClient.connect(`ws://127.0.0.1:${server.http.port}/ws?token=${token}&v=${PROTOCOL_VERSION}`);
+		expect((await client.request('getRouterRtpCapabilities', {})).ok).toBe(true);
+		client.close();
+		// Would be exported at shutdown if the SDK had started its default metric or log exporters.
+		metrics.getMeter('probe').createCounter('probe_total').add(1);
+		logs.getLogger('probe').emit({ body: 'probe' });
+		await server.shutdown('test end');
+
+		expect(spansOf(receiver).map((s) => s.name)).toContain('signaling/getRouterRtpCapabilities');
+		const resources = resourcesOf(receiver);
+		expect(resources.length).toBeGreaterThan(0);
+		for (const r of resources) {
+			expect(attr(r.resource, 'service.name')).toBe('parley-from-env');
+			expect(attr(r.resource, 'service.version')).toBe(PACKAGE_VERSION);
+			expect(attr(r.resource, 'deployment.environment.name')).toBe('staging');
+		}
+		for (const r of receiver.requests) expect(r.headers['x-collector-token']).toBe('s3cret');
+		// OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER default to otlp in the SDK: nothing but traces may arrive.
+		expect(new Set(receiver.seen)).toEqual(new Set(['POST /v1/traces']));
+		const started = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'exporting traces')!;
+		expect(started).toMatchObject({ component: 'telemetry', tracesUrl: `${receiver.url}/v1/traces`, from: 'OTEL_EXPORTER_OTLP_ENDPOINT', serviceName: 'parley-from-env' });
+	});
+
+	it("Parley's keys win over the OTEL_* variables", async () => {
+		receiver = await startReceiver();
+		other = await startReceiver();
+		env.set('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', `${other.url}/v1/traces`);
+		env.set('OTEL_EXPORTER_OTLP_ENDPOINT', other.url);
+		env.set('OTEL_SERVICE_NAME', 'from-env');
+		tracing = await startTracing({ otlpEndpoint: receiver.url, serviceName: 'from-key' }, recordingLogger());
+		expect(tracing?.tracesUrl).toBe(`${receiver.url}/v1/traces`);
+		await inSpan('probe', {}, async () => {});
+		await tracing!.shutdown();
+
+		expect(spansOf(receiver).map((s) => s.name)).toEqual(['probe']);
+		expect(resourcesOf(receiver).map((r) => attr(r.resource, 'service.name'))).toEqual(['from-key']);
+		expect(other.seen).toEqual([]);
+	});
+
+	it('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as is and beats OTEL_EXPORTER_OTLP_ENDPOINT; service.name can come from OTEL_RESOURCE_ATTRIBUTES', async () => {
+		receiver = await startReceiver();
+		other = await startReceiver();
+		env.set('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', `${receiver.url}/v1/traces`);
+		env.set('OTEL_EXPORTER_OTLP_ENDPOINT', other.url);
+		env.set('OTEL_RESOURCE_ATTRIBUTES', 'service.name=from-attributes,team=voice');
+		const log = recordingLogger();
+		tracing = await startTracing({ otlpEndpoint: '', serviceName: '' }, log);
+		expect(tracing?.tracesUrl).toBe(`${receiver.url}/v1/traces`);
+		await inSpan('probe', {}, async () => {});
+		await tracing!.shutdown();
+
+		expect(spansOf(receiver).map((s) => s.name)).toEqual(['probe']);
+		const [resource] = resourcesOf(receiver);
+		expect(attr(resource!.resource, 'service.name')).toBe('from-attributes');
+		expect(attr(resource!.resource, 'team')).toBe('voice');
+		expect(other.seen).toEqual([]);
+		expect(log.lines.find((l) => l.msg === 'exporting traces')?.fields).toMatchObject({ from: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', serviceName: 'from-attributes' });
+	});
+
+	it('service.name is parley when neither the key nor the OTEL_* variables name one', async () => {
+		receiver = await startReceiver();
+		tracing = await startTracing({ otlpEndpoint: receiver.url, serviceName: '' }, recordingLogger());
+		await inSpan('probe', {}, async () => {});
+		await tracing!.shutdown();
+		expect(resourcesOf(receiver).map((r) => attr(r.resource, 'service.name'))).toEqual(['parley']);
+	});
+
+	it.each([
+		{ sampler: 'always_off', arg: undefined },
+		{ sampler: 'traceidratio', arg: '0' },
+	])('OTEL_TRACES_SAMPLER=$sampler (arg $arg): spans are not recorded and nothing is exported', async ({ sampler, arg }) => {
+		receiver = await startReceiver();
+		env.set('OTEL_TRACES_SAMPLER', sampler);
+		env.set('OTEL_TRACES_SAMPLER_ARG', arg);
+		tracing = await startTracing({ otlpEndpoint: receiver.url, serviceName: '' }, recordingLogger());
+		expect(tracing).toBeDefined();
+		expect(await inSpan('probe', {}, async (span) => span.isRecording())).toBe(false);
+		await tracing!.shutdown();
+		expect(receiver.seen).toEqual([]);
+	});
+
+	it('OTEL_SDK_DISABLED=true starts nothing, even with telemetry.otlpEndpoint set', async () => {
+		receiver = await startReceiver();
+		env.set('OTEL_SDK_DISABLED', 'true');
+		const log = recordingLogger();
+		tracing = await startTracing({ otlpEndpoint: receiver.url, serviceName: '' }, log);
+		expect(tracing).toBeUndefined();
+		expect(await inSpan('probe', {}, async (span) => span.isRecording())).toBe(false);
+		expect(log.lines.map((l) => l.msg)).toEqual(['tracing off: OTEL_SDK_DISABLED=true']);
+		expect(receiver.seen).toEqual([]);
+		// The switch wins over a broken endpoint setting too: startup goes on without tracing.
+		env.set('OTEL_EXPORTER_OTLP_ENDPOINT', 'collector 4318');
+		expect(await startTracing({ otlpEndpoint: '', serviceName: '' }, log)).toBeUndefined();
+	});
+
+	it('an endpoint that is not an http(s) URL stops startup, naming the setting it came from', async () => {
+		await expect(startTracing({ otlpEndpoint: 'localhost:4318', serviceName: '' }, recordingLogger())).rejects.toThrow(
+			'telemetry.otlpEndpoint must be an http:// or https:// URL: localhost:4318',
+		);
+		env.set('OTEL_EXPORTER_OTLP_ENDPOINT', 'collector 4318');
+		await expect(startTracing({ otlpEndpoint: '', serviceName: '' }, recordingLogger())).rejects.toThrow('OTEL_EXPORTER_OTLP_ENDPOINT is not a URL: collector 4318');
+		// Nothing was left registered: spans are still no-ops.
+		expect(await inSpan('probe', {}, async (span) => span.isRecording())).toBe(false);
 	});
 });
