@@ -4,7 +4,7 @@
 // `Channel.produce`, which also creates every listener's consumers exactly as it does for
 // WebRTC clients (same router codecs, RTX/NACK setting, audio observers, stats polling).
 // The one difference from a browser session: the transports are PlainTransports (plain RTP,
-// or SRTP without DTLS) registered on the peer, because the bench cannot afford a DTLS/ICE
+// or SRTP without DTLS) added to the peer, because the bench cannot afford a DTLS/ICE
 // stack per simulated listener. The signaling scenario covers the WebSocket + WebRTC path.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,11 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { types as ms } from 'mediasoup';
 import type { ParleyConfig } from '../../config/schema.js';
-import { Peer, type PeerLink, type TransportAppData } from '../../server/channels/Peer.js';
+import { Peer, SILENT_LINK, type TransportAppData } from '../../server/channels/Peer.js';
 import { loadConfig } from '../../server/config/loadConfig.js';
 import { ParleyServer } from '../../server/ParleyServer.js';
 import { createLogger } from '../../server/telemetry/logger.js';
-import { freePortRange } from '../../test/helpers/ports.js';
+import { freePortRange } from '../../testkit/ports.js';
 import { type ForwardingTarget, LOOPBACK, mapLimit, opusRtpParameters, plainListenOptions, remoteSrtpParameters, type Room, type RoomSpec } from './ForwardingTarget.js';
 
 export interface ParleyTargetOptions {
@@ -25,12 +25,6 @@ export interface ParleyTargetOptions {
 	/** More PARLEY_* settings (strings, as the environment gives them). */
 	env?: Record<string, string>;
 }
-
-/** Notifications to bench peers go nowhere; the bench reads the Peer's maps instead. */
-const SILENT_LINK: PeerLink = {
-	notify: () => {},
-	disconnect: () => {},
-};
 
 /** Environment for a loopback-only Parley node with its data in a fresh temp directory. */
 export async function benchParleyEnv(options: { workers: number; opusNack: boolean; dataDir: string; jwtSecret?: string; env?: Record<string, string> }): Promise<Record<string, string>> {
@@ -100,10 +94,9 @@ export class ParleyTarget implements ForwardingTarget {
 				});
 				channel.addPeer(peer);
 				const transport = await channel.router.createPlainTransport<TransportAppData>(transportOptions);
-				// Registered like the WebRtcTransport signaling would create: the channel finds it
-				// by id (produce) and by direction (its receive transport for consumers).
-				peer.transports.set(transport.id, transport as unknown as ms.WebRtcTransport<TransportAppData>);
-				transport.observer.once('close', () => peer.transports.delete(transport.id));
+				// Added like the WebRtcTransport signaling would create: the channel finds it by
+				// id (produce) and by direction (its receive transport for consumers).
+				peer.addTransport(transport);
 				return { peer, transport };
 			};
 

@@ -3,12 +3,16 @@
 // listen; consumers start paused and the client resumes them once its side exists.
 // Peers of other nodes (a channel bridging nodes, server/cluster/ChannelBridge.ts) are remote
 // peers here: announced, observed and consumed like local ones, but owned by the bridge.
+//
+// Events fire while the channel changes state (a peer half-removed, the channel closing):
+// they go through safeEmit, so a listener that throws cannot stop the change half-way.
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
 import { RequestError } from '../../protocol/RequestError.js';
 import type { NotificationName, Notifications, PeerInfo } from '../../protocol/messages.js';
 import type { Logger } from '../telemetry/logger.js';
-import { Peer, type TransportAppData, type TransportDirection } from './Peer.js';
+import type { Peer, TransportAppData, TransportDirection } from './Peer.js';
+import { safeEmit } from './safeEmit.js';
 
 export interface ChannelOptions {
 	maxPeers: number;
@@ -20,11 +24,16 @@ export interface ChannelOptions {
 	enableRtx: boolean;
 }
 
+/** How a channel ended. `requested`: Channel.close() (empty, shutdown, home moved, ...);
+ * `routerClosed`: its router closed under it (its media worker died, or the worker was
+ * closed first). Peers hear the same channelClosing either way. */
+export type ChannelCloseKind = 'requested' | 'routerClosed';
+
 export interface ChannelEvents {
 	/** The last peer left. */
 	empty: [];
-	/** The router is gone (closed on purpose, or its worker died). */
-	closed: [reason: string];
+	/** The channel and its router are gone; every peer has left (peerLeft came first). */
+	closed: [kind: ChannelCloseKind, reason: string];
 	/** A peer joined (metrics count these). */
 	peerJoined: [Peer];
 	/** A peer left: removed, replaced, or the channel closed under it. */
@@ -40,7 +49,7 @@ interface ProducerAppData extends ms.AppData {
 export class Channel extends EventEmitter<ChannelEvents> {
 	readonly name: string;
 	readonly router: ms.Router;
-	readonly peers = new Map<string, Peer>();
+	readonly #peers = new Map<string, Peer>();
 	readonly #options: ChannelOptions;
 	readonly #log: Logger;
 	readonly #audioLevels: ms.AudioLevelObserver;
@@ -67,7 +76,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 			this.broadcast('activeSpeaker', { peerId: this.#dominantPeerId });
 		});
 		// A router closes without us asking when its worker dies.
-		router.observer.once('close', () => this.#onRouterClosed());
+		router.observer.once('close', () => this.#routerClosed());
 	}
 
 	static async create(name: string, router: ms.Router, options: ChannelOptions, log: Logger): Promise<Channel> {
@@ -89,10 +98,16 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		return this.#closed;
 	}
 
+	/** Every peer, local and remote, by id (read-only: peers come and go through addPeer
+	 * and removePeer). */
+	get peers(): ReadonlyMap<string, Peer> {
+		return this.#peers;
+	}
+
 	/** Peers connected to this node (not remote ones). */
 	get localPeerCount(): number {
 		let n = 0;
-		for (const p of this.peers.values()) if (!p.remote) n++;
+		for (const p of this.#peers.values()) if (!p.remote) n++;
 		return n;
 	}
 
@@ -103,30 +118,30 @@ export class Channel extends EventEmitter<ChannelEvents> {
 	 */
 	addPeer(peer: Peer): { replaced: Peer | undefined; others: PeerInfo[] } {
 		this.#assertOpen();
-		if (this.peers.has(peer.id)) throw new RequestError('E_INVALID_STATE', `Peer ${peer.id} is already in channel ${this.name}.`);
-		const replaced = peer.remote ? undefined : [...this.peers.values()].find((p) => !p.remote && p.userId === peer.userId);
+		if (this.#peers.has(peer.id)) throw new RequestError('E_INVALID_STATE', `Peer ${peer.id} is already in channel ${this.name}.`);
+		const replaced = peer.remote ? undefined : [...this.#peers.values()].find((p) => !p.remote && p.userId === peer.userId);
 		if (!peer.remote && !replaced && this.localPeerCount >= this.#options.maxPeers) {
 			throw new RequestError('E_CHANNEL_FULL', `Channel ${this.name} is full (${this.#options.maxPeers} peers).`);
 		}
 		if (replaced) this.removePeer(replaced);
-		const others = [...this.peers.values()].map((p) => p.info());
-		this.peers.set(peer.id, peer);
-		this.emit('peerJoined', peer);
+		const others = [...this.#peers.values()].map((p) => p.info());
+		this.#peers.set(peer.id, peer);
+		safeEmit(this, this.#log, 'peerJoined', peer);
 		this.broadcast('peerJoined', peer.info(), { except: peer });
 		return { replaced, others };
 	}
 
 	/** Removes a peer, closing everything it owns; tells the others. */
 	removePeer(peer: Peer): void {
-		if (!this.peers.delete(peer.id)) return;
+		if (!this.#peers.delete(peer.id)) return;
 		peer.close();
-		this.emit('peerLeft', peer);
+		safeEmit(this, this.#log, 'peerLeft', peer);
 		this.broadcast('peerLeft', { peerId: peer.id });
 		if (this.#dominantPeerId === peer.id) {
 			this.#dominantPeerId = null;
 			this.broadcast('activeSpeaker', { peerId: null });
 		}
-		if (this.peers.size === 0) this.emit('empty');
+		if (this.#peers.size === 0) safeEmit(this, this.#log, 'empty');
 	}
 
 	async createTransport(peer: Peer, direction: TransportDirection, webRtcServer: ms.WebRtcServer): Promise<ms.WebRtcTransport<TransportAppData>> {
@@ -148,15 +163,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
 			transport.close();
 			throw new RequestError('E_NOT_JOINED', 'Left the channel while the transport was being created.');
 		}
-		peer.transports.set(transport.id, transport);
-		transport.observer.once('close', () => peer.transports.delete(transport.id));
+		peer.addTransport(transport);
 		// A transport whose DTLS failed or was closed by the client cannot carry media again.
 		transport.on('dtlsstatechange', (state) => {
 			if (state === 'failed' || state === 'closed') transport.close();
 		});
 		if (direction === 'recv') {
 			// Hear everyone already talking.
-			for (const other of this.peers.values()) {
+			for (const other of this.#peers.values()) {
 				if (other === peer) continue;
 				for (const producer of other.producers.values()) void this.#consume(peer, producer, other);
 			}
@@ -166,7 +180,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
 	async produce(peer: Peer, transportId: string, kind: string, rtpParameters: ms.RtpParameters, paused: boolean): Promise<ms.Producer> {
 		this.#assertMember(peer);
-		const transport = ownTransport(peer, transportId);
+		const transport = peer.transport(transportId);
 		if (transport.appData.direction !== 'send') throw new RequestError('E_INVALID_STATE', 'Produce on a send transport.');
 		if (kind !== 'audio') throw new RequestError('E_UNSUPPORTED_MEDIA', `Only audio can be produced (got "${kind}").`);
 		const foreign = rtpParameters.codecs.find((c) => !/^audio\/(opus|rtx)$/i.test(c.mimeType));
@@ -201,8 +215,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
 	/** Observes a new producer and has every other peer consume it. */
 	async #addProducer(peer: Peer, producer: ms.Producer): Promise<void> {
-		peer.producers.set(producer.id, producer);
-		producer.observer.once('close', () => peer.producers.delete(producer.id));
+		peer.addProducer(producer);
 		producer.on('score', (scores) => {
 			peer.notify('producerScore', { producerId: producer.id, score: scores[0]?.score ?? 0 }, { lossy: true });
 		});
@@ -211,10 +224,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
 			this.#activeSpeaker.addProducer({ producerId: producer.id }),
 		]).catch((err: unknown) => this.#log.warn({ err, producerId: producer.id }, 'could not observe producer audio'));
 		if (producer.closed || peer.closed) return;
-		for (const other of this.peers.values()) {
+		for (const other of this.#peers.values()) {
 			if (other !== peer) void this.#consume(other, producer, peer);
 		}
-		this.emit('producerAdded', peer, producer);
+		safeEmit(this, this.#log, 'producerAdded', peer, producer);
 	}
 
 	async #consume(listener: Peer, producer: ms.Producer, speaker: Peer): Promise<void> {
@@ -248,8 +261,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 			else consumer.close();
 			return;
 		}
-		listener.consumers.set(consumer.id, consumer);
-		consumer.observer.once('close', () => listener.consumers.delete(consumer.id));
+		listener.addConsumer(consumer);
 		consumer.on('producerclose', () => listener.notify('consumerClosed', { consumerId: consumer.id }));
 		consumer.on('producerpause', () => listener.notify('consumerPaused', { consumerId: consumer.id }));
 		consumer.on('producerresume', () => listener.notify('consumerResumed', { consumerId: consumer.id }));
@@ -265,27 +277,36 @@ export class Channel extends EventEmitter<ChannelEvents> {
 	}
 
 	broadcast<N extends NotificationName>(name: N, data: Notifications[N], options: { lossy?: boolean; except?: Peer } = {}): void {
-		for (const p of this.peers.values()) if (p !== options.except) p.notify(name, data, options);
+		for (const p of this.#peers.values()) if (p !== options.except) p.notify(name, data, options);
 	}
 
-	/** Closes the router; peers are told to rejoin (`channelClosing`) unless `silent`. */
+	/** Closes the channel on purpose (`closed` with kind `requested`); every peer is told to
+	 * rejoin (`channelClosing` with `reason`). */
 	close(reason: string): void {
 		if (this.#closed) return;
+		this.#close('requested', reason);
+	}
+
+	/** The router closed under us: the same goodbye to peers as close(), another kind for
+	 * listeners (the channel did not decide this, its media did). */
+	#routerClosed(): void {
+		if (this.#closed) return;
+		this.#close('routerClosed', 'media worker lost');
+	}
+
+	#close(kind: ChannelCloseKind, reason: string): void {
 		this.#closed = true;
-		const peers = [...this.peers.values()];
-		this.peers.clear();
+		const peers = [...this.#peers.values()];
+		this.#peers.clear();
 		for (const p of peers) {
 			p.notify('channelClosing', { reason });
 			p.close();
-			this.emit('peerLeft', p);
+			safeEmit(this, this.#log, 'peerLeft', p);
 		}
+		// Already closed on the routerClosed path (a no-op then).
 		this.router.close();
-		this.#log.info({ channel: this.name, reason, peers: peers.length }, 'channel closed');
-		this.emit('closed', reason);
-	}
-
-	#onRouterClosed(): void {
-		if (!this.#closed) this.close('media worker lost');
+		this.#log[kind === 'requested' ? 'info' : 'warn']({ channel: this.name, kind, reason, peers: peers.length }, 'channel closed');
+		safeEmit(this, this.#log, 'closed', kind, reason);
 	}
 
 	#assertOpen(): void {
@@ -294,24 +315,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
 	#assertMember(peer: Peer): void {
 		this.#assertOpen();
-		if (this.peers.get(peer.id) !== peer) throw new RequestError('E_NOT_JOINED');
+		if (this.#peers.get(peer.id) !== peer) throw new RequestError('E_NOT_JOINED');
 	}
-}
-
-export function ownTransport(peer: Peer, transportId: string): ms.WebRtcTransport<TransportAppData> {
-	const t = peer.transports.get(transportId);
-	if (!t) throw new RequestError('E_NOT_FOUND', `No transport ${transportId} of yours.`);
-	return t;
-}
-
-export function ownProducer(peer: Peer, producerId: string): ms.Producer {
-	const p = peer.producers.get(producerId);
-	if (!p) throw new RequestError('E_NOT_FOUND', `No producer ${producerId} of yours.`);
-	return p;
-}
-
-export function ownConsumer(peer: Peer, consumerId: string): ms.Consumer {
-	const c = peer.consumers.get(consumerId);
-	if (!c) throw new RequestError('E_NOT_FOUND', `No consumer ${consumerId} of yours.`);
-	return c;
 }

@@ -8,6 +8,7 @@ import { RequestError } from '../../protocol/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Channel, type ChannelOptions } from './Channel.js';
 import type { Peer } from './Peer.js';
+import { safeEmit } from './safeEmit.js';
 
 export interface ChannelRegistryOptions extends ChannelOptions {
 	maxChannels: number;
@@ -73,11 +74,13 @@ export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 		this.#channels.set(name, channel);
 		channel.on('empty', () => this.#scheduleEmptyClose(channel));
 		// Remote peers (a channel bridging nodes) are counted by the node they are connected to.
+		// Relayed with safeEmit too: one listener (metrics) that throws must not keep the
+		// others (the cluster's load figures) from hearing it.
 		channel.on('peerJoined', (peer) => {
-			if (!peer.remote) this.emit('peerJoined', peer, channel);
+			if (!peer.remote) safeEmit(this, this.#log, 'peerJoined', peer, channel);
 		});
 		channel.on('peerLeft', (peer) => {
-			if (!peer.remote) this.emit('peerLeft', peer, channel);
+			if (!peer.remote) safeEmit(this, this.#log, 'peerLeft', peer, channel);
 		});
 		channel.once('closed', () => {
 			if (this.#channels.get(name) === channel) this.#channels.delete(name);

@@ -15,8 +15,8 @@
 // means (a hub drops the satellite's peers; a satellite closes its channel).
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
-import type { Channel } from '../channels/Channel.js';
-import { Peer, REMOTE_PEER_LINK } from '../channels/Peer.js';
+import type { Channel, ChannelCloseKind } from '../channels/Channel.js';
+import { Peer, SILENT_LINK } from '../channels/Peer.js';
 import { CLOSE_CODES } from '../../protocol/messages.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ClusterBusError, type ClusterBus } from './ClusterBus.js';
@@ -97,7 +97,7 @@ export class ChannelBridgeLink extends EventEmitter<BridgeLinkEvents> {
 						this.#openInbound = resolve;
 					})
 				: Promise.resolve();
-		const onChannelClosed = (reason: string) => this.close('local', `channel closed: ${reason}`);
+		const onChannelClosed = (_kind: ChannelCloseKind, reason: string) => this.close('local', `channel closed: ${reason}`);
 		this.channel.once('closed', onChannelClosed);
 		this.pipe.observer.once('close', () => this.close('local', 'pipe transport closed'));
 		this.#detach = () => this.channel.off('closed', onChannelClosed);
@@ -342,7 +342,7 @@ export class ChannelBridgeLink extends EventEmitter<BridgeLinkEvents> {
 						displayName: event.peer.displayName,
 						grants: REMOTE_GRANTS,
 						rtpCapabilities: { codecs: [] },
-						link: REMOTE_PEER_LINK,
+						link: SILENT_LINK,
 					});
 					this.channel.addPeer(peer);
 					break;

@@ -3,7 +3,6 @@
 import type { types as ms } from 'mediasoup';
 import type { z } from 'zod';
 import type { Channel } from '../channels/Channel.js';
-import { ownConsumer, ownProducer, ownTransport } from '../channels/Channel.js';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
 import type { ChannelBridgeHook, ChannelPlacer } from '../channels/placement.js';
 import { Peer } from '../channels/Peer.js';
@@ -106,7 +105,7 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 
 	async connectTransport(session, data) {
 		const { peer } = joined(session);
-		const transport = ownTransport(peer, data.transportId);
+		const transport = peer.webRtcTransport(data.transportId);
 		// Not dtlsState: a client whose ICE is up before this request (ICE-lite answers checks
 		// at once) finds DTLS already running as server, waiting for this fingerprint.
 		if (connectCalled.has(transport)) throw new RequestError('E_INVALID_STATE', 'Transport already connected.');
@@ -128,35 +127,35 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 	},
 
 	async pauseProducer(session, data) {
-		const producer = ownProducer(joined(session).peer, data.producerId);
+		const producer = joined(session).peer.producer(data.producerId);
 		await onLiveObject('producer', () => producer.pause());
 		return {};
 	},
 
 	async resumeProducer(session, data) {
-		const producer = ownProducer(joined(session).peer, data.producerId);
+		const producer = joined(session).peer.producer(data.producerId);
 		await onLiveObject('producer', () => producer.resume());
 		return {};
 	},
 
 	async closeProducer(session, data) {
-		ownProducer(joined(session).peer, data.producerId).close();
+		joined(session).peer.producer(data.producerId).close();
 		return {};
 	},
 
 	async resumeConsumer(session, data) {
-		const consumer = ownConsumer(joined(session).peer, data.consumerId);
+		const consumer = joined(session).peer.consumer(data.consumerId);
 		await onLiveObject('consumer', () => consumer.resume());
 		return {};
 	},
 
 	async restartIce(session, data) {
-		const transport = ownTransport(joined(session).peer, data.transportId);
+		const transport = joined(session).peer.webRtcTransport(data.transportId);
 		return { iceParameters: await onLiveObject('transport', () => transport.restartIce()) };
 	},
 
 	async getTransportStats(session, data) {
-		const transport = ownTransport(joined(session).peer, data.transportId);
+		const transport = joined(session).peer.webRtcTransport(data.transportId);
 		return { stats: await onLiveObject('transport', () => transport.getStats()) };
 	},
 
@@ -172,7 +171,7 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 	async startRecording(session, data, ctx) {
 		const { peer, channel } = joined(session);
 		requireGrant(session, 'canRecord');
-		const producer = ownProducer(peer, data.producerId);
+		const producer = peer.producer(data.producerId);
 		if (data.destination.kind === 'channel' && !channelAllowed(session.claims.channels, data.destination.channel)) {
 			throw new RequestError('E_FORBIDDEN', `The access token does not allow channel "${data.destination.channel}".`);
 		}
