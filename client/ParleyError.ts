@@ -1,7 +1,7 @@
 // The one error type the client library throws and emits. Server errors keep the server's
 // stable code (ErrorCode); failures the client detects itself get a client code. Callers
 // branch on `code`, never on the message.
-import { ERROR_CODES, type ErrorCode, type RedirectTarget } from '../protocol/errors.js';
+import { errorMessage, isErrorCode, type ErrorCode, type RedirectTarget } from '../protocol/errors.js';
 
 /** Codes the client raises itself, with the sentence shown when there is nothing better. */
 export const CLIENT_ERROR_CODES = {
@@ -22,7 +22,6 @@ export const CLIENT_ERROR_CODES = {
 	E_PLAYBACK_FAILED: 'Remote audio could not be played.',
 	E_AUTOPLAY_BLOCKED: 'The browser blocked audio playback; click anywhere on the page to hear the channel.',
 	E_NETWORK: 'Could not reach the server.',
-	E_NOT_READY: 'The voice message is not ready yet.',
 	E_UPLOAD_FAILED: 'The voice message could not be uploaded.',
 	E_ABORTED: 'The operation was cancelled.',
 } as const;
@@ -60,8 +59,19 @@ export class ParleyError extends Error {
 	}
 }
 
+function isClientErrorCode(code: string): code is ClientErrorCode {
+	return Object.hasOwn(CLIENT_ERROR_CODES, code);
+}
+
+/** Whether a code is one the client knows: the server's (ERROR_CODES) or its own. */
+export function isParleyErrorCode(code: string): code is ParleyErrorCode {
+	return isErrorCode(code) || isClientErrorCode(code);
+}
+
 export function defaultMessage(code: ParleyErrorCode): string {
-	return Object.hasOwn(CLIENT_ERROR_CODES, code) ? CLIENT_ERROR_CODES[code as ClientErrorCode] : ERROR_CODES[code as ErrorCode];
+	// A client code wins: E_TIMEOUT is also the server's (a slow HTTP body), but the client
+	// raises it for its own request timeouts.
+	return isClientErrorCode(code) ? CLIENT_ERROR_CODES[code] : errorMessage(code);
 }
 
 export function isParleyError(error: unknown, code?: ParleyErrorCode): error is ParleyError {

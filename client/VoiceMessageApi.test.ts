@@ -21,7 +21,8 @@ describe('httpError', () => {
 	});
 
 	it('maps by status for codes outside the protocol and for non-JSON bodies', () => {
-		expect(httpError(410, JSON.stringify({ error: { code: 'E_GONE', message: 'The upload expired.' } }))).toMatchObject({ code: 'E_NOT_FOUND', message: 'The upload expired.' });
+		expect(httpError(410, JSON.stringify({ error: { code: 'E_FROM_A_NEWER_SERVER', message: 'The upload expired.' } }))).toMatchObject({ code: 'E_NOT_FOUND', message: 'The upload expired.' });
+		expect(httpError(410, JSON.stringify({ error: { code: 'E_GONE', message: 'The upload expired.' } }))).toMatchObject({ code: 'E_GONE', httpStatus: 410 });
 		expect(httpError(502, '<html>Bad Gateway</html>')).toMatchObject({ code: 'E_INTERNAL', httpStatus: 502, message: 'The server answered HTTP 502.' });
 		expect(httpError(401, '')).toMatchObject({ code: 'E_AUTH' });
 	});

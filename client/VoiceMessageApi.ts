@@ -1,7 +1,7 @@
 // The voice-message HTTP API (server/voice/voiceRoutes.ts): list, read, delete, and the
 // audio URL an <audio> element can play. Same JWT as the WebSocket: a Bearer header where
 // we make the request, `?access_token=` where the browser does (an <audio> src).
-import { ERROR_CODES } from '../protocol/errors.js';
+import { isErrorCode } from '../protocol/errors.js';
 import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../protocol/patterns.js';
 import type { VoiceMessageDestination, VoiceMessageInfo } from '../protocol/schemas.js';
 import { ParleyError, type ParleyErrorCode } from './ParleyError.js';
@@ -72,10 +72,6 @@ const STATUS_CODES: Readonly<Record<number, ParleyErrorCode>> = {
 	413: 'E_MESSAGE_TOO_LARGE',
 	429: 'E_RATE_LIMIT',
 };
-
-function isErrorCode(code: string): code is ParleyErrorCode {
-	return Object.hasOwn(ERROR_CODES, code) || code === 'E_NOT_READY';
-}
 
 /**
  * An HTTP error answer as a ParleyError: the server's `{error: {code, message}}` when it

@@ -241,7 +241,7 @@ describe('VoiceMessageUploader', () => {
 		const tooLarge = uploader(failWith(detailedError(413, JSON.stringify({ error: { code: 'E_TOO_LARGE', message: 'The file exceeds 20 MiB.' } }))));
 		const error = await tooLarge.instance.upload(file, { destination }).catch((e: unknown) => e);
 		expect(error).toBeInstanceOf(ParleyError);
-		expect(error).toMatchObject({ code: 'E_MESSAGE_TOO_LARGE', httpStatus: 413, message: 'The file exceeds 20 MiB.' });
+		expect(error).toMatchObject({ code: 'E_TOO_LARGE', httpStatus: 413, message: 'The file exceeds 20 MiB.' });
 
 		const forbidden = uploader(failWith(detailedError(403, JSON.stringify({ error: { code: 'E_FORBIDDEN', message: 'This token may not send voice messages there.' } }))));
 		await expect(forbidden.instance.upload(file, { destination })).rejects.toMatchObject({ code: 'E_FORBIDDEN', httpStatus: 403 });

@@ -1,6 +1,8 @@
 // A request that cannot be served, with the protocol's stable code. Thrown inside the
-// server (handlers, channels); turned into an error response at the WebSocket boundary.
-import { ERROR_CODES, type ErrorCode, type ProtocolError } from './errors.js';
+// server (handlers, channels, HTTP routes); turned into an error response at the WebSocket
+// boundary (toProtocol) or into an HTTP reply (server/http httpErrorReply, status from the
+// code's entry in ERROR_CODES).
+import { errorMessage, type ErrorCode, type ProtocolError } from './errors.js';
 
 /** What some errors carry beyond code and message (see ProtocolError). */
 export type RequestErrorDetails = Pick<ProtocolError, 'redirect' | 'retryAfterMs'>;
@@ -10,10 +12,15 @@ export class RequestError extends Error {
 	readonly code: ErrorCode;
 	/** E_REDIRECT: where to go instead; E_RATE_LIMIT: when to retry. */
 	readonly details: RequestErrorDetails;
-	constructor(code: ErrorCode, message: string = ERROR_CODES[code], details: RequestErrorDetails = {}) {
+	/** Headers an HTTP reply with this error needs (tus's Tus-Version, Retry-After,
+	 * WWW-Authenticate); never part of the error body. */
+	readonly headers: Readonly<Record<string, string>> | undefined;
+
+	constructor(code: ErrorCode, message: string = errorMessage(code), details: RequestErrorDetails = {}, headers?: Record<string, string>) {
 		super(message);
 		this.code = code;
 		this.details = details;
+		this.headers = headers;
 	}
 
 	toProtocol(): ProtocolError {

@@ -1,11 +1,10 @@
 // The demo page: get a dev token, connect, join a channel, speak and listen, and send and
 // play voice messages. Plain DOM, no framework; stable ids and data-testid attributes for
 // the browser tests.
-import { ERROR_CODES } from '../../protocol/errors.js';
 import { CHANNEL_NAME_PATTERN } from '../../protocol/patterns.js';
 import type { VoiceMessageInfo } from '../../protocol/schemas.js';
 import { ParleyClient } from '../ParleyClient.js';
-import { CLIENT_ERROR_CODES, isParleyError, ParleyError, type ParleyErrorCode } from '../ParleyError.js';
+import { isParleyError, isParleyErrorCode, ParleyError } from '../ParleyError.js';
 
 declare global {
 	interface Window {
@@ -84,14 +83,12 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 
 // ---- errors -------------------------------------------------------------------------
 
-function isKnownCode(code: string): code is ParleyErrorCode {
-	return Object.hasOwn(ERROR_CODES, code) || Object.hasOwn(CLIENT_ERROR_CODES, code);
-}
-
 function showError(error: unknown): void {
 	const parleyError = error instanceof ParleyError ? error : null;
 	ui.error.textContent = parleyError?.message ?? (error instanceof Error ? error.message : String(error));
-	ui.error.dataset.code = parleyError?.code ?? 'E_UNKNOWN';
+	// Only ParleyErrors carry a code; anything else shows its message alone.
+	if (parleyError) ui.error.dataset.code = parleyError.code;
+	else delete ui.error.dataset.code;
 	ui.error.hidden = false;
 	// Keep the cause in the console for whoever debugs it.
 	console.warn('[parley]', error);
@@ -126,7 +123,7 @@ async function fetchDevToken(name: string, channel: string): Promise<DevToken> {
 	const body: unknown = await response.json().catch(() => null);
 	if (!response.ok) {
 		const error = asErrorResponse(body);
-		const code = error && isKnownCode(error.code) ? error.code : response.status >= 500 ? 'E_INTERNAL' : 'E_AUTH';
+		const code = error && isParleyErrorCode(error.code) ? error.code : response.status >= 500 ? 'E_INTERNAL' : 'E_AUTH';
 		const message = error ? error.message : `The token request failed (HTTP ${response.status}).`;
 		throw new ParleyError(code, message);
 	}

@@ -36,18 +36,18 @@ export function registerDevTokenRoute(http: HttpServer, options: DevTokenOptions
 		'/dev/token',
 		async (req) => {
 			if (options.mode === 'loopback' && !isLoopback(req.remoteAddress)) {
-				return errorReply(403, 'E_FORBIDDEN', 'Development tokens are served to loopback clients only (auth.devTokens).');
+				return errorReply('E_FORBIDDEN', 'Development tokens are served to loopback clients only (auth.devTokens).');
 			}
 			let json: unknown;
 			try {
 				json = JSON.parse(req.body.toString('utf8'));
 			} catch {
-				return errorReply(400, 'E_BAD_REQUEST', 'Body must be JSON: {"displayName": "...", "channel": "..."}.');
+				return errorReply('E_BAD_REQUEST', 'Body must be JSON: {"displayName": "...", "channel": "..."}.');
 			}
 			const parsed = bodySchema.safeParse(json);
 			if (!parsed.success) {
 				const issue = parsed.error.issues[0]!;
-				return errorReply(400, 'E_BAD_REQUEST', `${issue.path.join('.') || 'body'}: ${issue.message}`);
+				return errorReply('E_BAD_REQUEST', `${issue.path.join('.') || 'body'}: ${issue.message}`);
 			}
 			const { displayName, channel } = parsed.data;
 			const token = await mintAccessToken(

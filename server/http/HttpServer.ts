@@ -11,6 +11,8 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { errorMessage, httpStatusOf, type ErrorCode } from '../../protocol/errors.js';
+import type { RequestError } from '../../protocol/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
 import { uWS } from './uws.js';
 
@@ -95,7 +97,7 @@ export class HttpServer {
 		this.#bodyTimeoutMs = limits.bodyTimeoutMs ?? 0;
 		this.app = uWS.App();
 		this.app.any('/*', (res, req) => {
-			this.#serve(res, req, () => errorReply(404, 'E_NOT_FOUND', `No route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`), {});
+			this.#serve(res, req, () => errorReply('E_NOT_FOUND', `No route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`), {});
 		});
 	}
 
@@ -191,8 +193,7 @@ export class HttpServer {
 				// Before the body is read: refusing must cost less than serving. Closing the
 				// connection sheds its body and its keep-alive slot too.
 				finish({
-					...errorReply(503, 'E_BUSY', `This server is handling as many requests as it can (${this.#maxInFlight}); retry in a moment.`),
-					headers: { 'Retry-After': '1' },
+					...errorReply('E_BUSY', `This server is handling as many requests as it can (${this.#maxInFlight}); retry in a moment.`, { 'Retry-After': '1' }),
 					closeConnection: true,
 				});
 				return;
@@ -204,7 +205,7 @@ export class HttpServer {
 			return;
 		}
 		const limit = options.maxBodyBytes ?? 0;
-		const tooLarge = errorReply(413, 'E_TOO_LARGE', `Body limited to ${limit} bytes.`);
+		const tooLarge = errorReply('E_TOO_LARGE', `Body limited to ${limit} bytes.`);
 		if (Number(headers.get('content-length') ?? 0) > limit) {
 			finish(tooLarge);
 			return;
@@ -216,7 +217,7 @@ export class HttpServer {
 			bodyTimer = setTimeout(() => {
 				this.#bodyTimeouts++;
 				log.warn({ method, url, receivedBytes: size, timeoutMs }, 'request body too slow; connection closed');
-				finish({ ...errorReply(408, 'E_TIMEOUT', `The request body did not arrive within ${timeoutMs / 1000} s.`), closeConnection: true });
+				finish({ ...errorReply('E_TIMEOUT', `The request body did not arrive within ${timeoutMs / 1000} s.`), closeConnection: true });
 			}, timeoutMs);
 		}
 		res.onData((chunk, isLast) => {
@@ -270,7 +271,7 @@ export class HttpServer {
 function runHandler(handler: HttpHandler, info: HttpRequestInfo, finish: (reply: HttpReply) => void): void {
 	const fail = (err: unknown): void => {
 		info.log.error({ err }, 'http handler failed');
-		finish(errorReply(500, 'E_INTERNAL', 'Internal server error'));
+		finish(errorReply('E_INTERNAL', 'Internal server error'));
 	};
 	try {
 		const result = handler(info);
@@ -281,8 +282,15 @@ function runHandler(handler: HttpHandler, info: HttpRequestInfo, finish: (reply:
 	}
 }
 
-export function errorReply(status: number, code: string, message: string): HttpReply {
-	return { status, body: { error: { code, message } } };
+/** The JSON error reply for a code: `{error: {code, message}}` with the code's HTTP status. */
+export function errorReply(code: ErrorCode, message: string = errorMessage(code), headers?: Record<string, string>): HttpReply {
+	return { status: httpStatusOf(code), body: { error: { code, message } }, ...(headers && { headers }) };
+}
+
+/** The HTTP boundary for a RequestError thrown by a route: its code's status, its details
+ * (retryAfterMs, redirect) in the body, its headers on the reply. */
+export function httpErrorReply(err: RequestError): HttpReply {
+	return { status: httpStatusOf(err.code), body: { error: err.toProtocol() }, ...(err.headers && { headers: { ...err.headers } }) };
 }
 
 function writeReply(res: HttpResponse, reply: HttpReply, requestId: string): void {

@@ -25,7 +25,7 @@ export function registerStaticFiles(http: HttpServer, dir: string): number {
 		if (entry.name === 'index.html') http.get('/', () => reply, { quiet: true });
 	}
 	if (!files.some((f) => f.name === 'index.html')) {
-		http.get('/', () => errorReply(503, 'E_NOT_BUILT', 'The demo app is not built: run `npm run build:client` (scripts/setup does).'));
+		http.get('/', () => errorReply('E_NOT_BUILT', 'The demo app is not built: run `npm run build:client` (scripts/setup does).'));
 	}
 	return files.length;
 }

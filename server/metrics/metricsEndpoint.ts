@@ -10,7 +10,7 @@ export function registerMetricsRoute(http: HttpServer, metrics: ParleyMetrics, b
 		'/metrics',
 		async (req): Promise<HttpReply> => {
 			if (bearerToken && !bearerMatches(req.header('authorization'), bearerToken)) {
-				return { ...errorReply(401, 'E_AUTH', 'Send "Authorization: Bearer <metrics.bearerToken>".'), headers: { 'WWW-Authenticate': 'Bearer realm="metrics"' } };
+				return errorReply('E_AUTH', 'Send "Authorization: Bearer <metrics.bearerToken>".', { 'WWW-Authenticate': 'Bearer realm="metrics"' });
 			}
 			const { contentType, body } = await metrics.exposition();
 			return { status: 200, contentType, body, headers: { 'Cache-Control': 'no-store' } };

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import type { ParleyConfig } from '../../config/schema.js';
 import { rateLimiterFor } from './RedisRateLimiter.js';
 import { addressLimitKey, clientAddress } from '../http/clientAddress.js';
-import type { HttpReply, HttpRequestInfo } from '../http/HttpServer.js';
+import { httpErrorReply, type HttpReply, type HttpRequestInfo } from '../http/HttpServer.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ProtocolError } from '../../protocol/errors.js';
 import { describeDelay, type RateLimiter, type RateLimitRule } from './RateLimiter.js';
@@ -96,11 +96,8 @@ export interface HttpRateLimitsOptions {
 
 /** 429 with Retry-After (whole seconds, rounded up) and the usual JSON error body. */
 export function rateLimitReply(message: string, retryAfterMs: number): HttpReply {
-	return {
-		status: 429,
-		headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) },
-		body: { error: { code: 'E_RATE_LIMIT', message, retryAfterMs } },
-	};
+	const retryAfterS = Math.max(1, Math.ceil(retryAfterMs / 1000));
+	return httpErrorReply(new RequestError('E_RATE_LIMIT', message, { retryAfterMs }, { 'Retry-After': String(retryAfterS) }));
 }
 
 /** Limits on the voice HTTP API: the address before authentication, the user after. */

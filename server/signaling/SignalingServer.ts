@@ -11,9 +11,9 @@ import type { WorkerPool } from '../media/WorkerPool.js';
 import type { VoiceMessageService } from '../voice/VoiceMessageService.js';
 import type { Logger } from '../telemetry/logger.js';
 import { inSpan, SpanKind } from '../telemetry/tracing.js';
-import { AccessTokenError, verifyAccessToken, type AccessClaims } from '../auth/accessToken.js';
+import { authenticate, WEBSOCKET_TOKEN } from '../auth/httpAuth.js';
 import { CLOSE_CODES, PROTOCOL_VERSION, type Method } from '../../protocol/messages.js';
-import { ERROR_CODES, type ErrorCode, type ProtocolError } from '../../protocol/errors.js';
+import { protocolError, type ErrorCode, type ProtocolError } from '../../protocol/errors.js';
 import type { VoiceMessageInfo } from '../../protocol/schemas.js';
 import { RequestError } from '../../protocol/RequestError.js';
 import type { ChannelBridgeHook, ChannelPlacer } from '../channels/placement.js';
@@ -108,33 +108,30 @@ export class SignalingServer {
 		return this.#sessions.size;
 	}
 
-	async #authenticate(query: URLSearchParams, remoteAddress: string): Promise<Pick<SocketData, 'claims' | 'refusal'>> {
-		const refuse = (closeCode: number, code: ErrorCode, message: string) => ({ claims: undefined, refusal: { closeCode, error: { code, message } } });
-		if (!this.#options.isAccepting()) return refuse(CLOSE_CODES.SHUTTING_DOWN, 'E_SHUTTING_DOWN', ERROR_CODES.E_SHUTTING_DOWN);
+	async #authenticate(queryString: string, remoteAddress: string): Promise<Pick<SocketData, 'claims' | 'refusal'>> {
+		const refuse = (closeCode: number, code: ErrorCode, message?: string) => ({ claims: undefined, refusal: { closeCode, error: protocolError(code, message) } });
+		if (!this.#options.isAccepting()) return refuse(CLOSE_CODES.SHUTTING_DOWN, 'E_SHUTTING_DOWN');
 		// Before the token is verified: a flood of connections costs one bucket lookup each.
 		const limited = await this.#options.rateLimits?.admitConnection(remoteAddress);
 		if (limited) return { claims: undefined, refusal: { closeCode: CLOSE_CODES.OVERLOADED, error: limited } };
-		const version = query.get('v');
+		const version = new URLSearchParams(queryString).get('v');
 		if (version !== null && version !== String(PROTOCOL_VERSION)) {
 			return refuse(CLOSE_CODES.PROTOCOL_VERSION, 'E_PROTOCOL_VERSION', `This server speaks protocol version ${PROTOCOL_VERSION}, not ${version.slice(0, 16)}.`);
 		}
-		const token = query.get('token');
-		if (!token) return refuse(CLOSE_CODES.AUTH, 'E_AUTH', 'No access token: connect to /ws?token=<JWT>.');
 		try {
-			const claims: AccessClaims = await verifyAccessToken(token, this.#options.signingKey);
-			return { claims, refusal: undefined };
+			return { claims: await authenticate({ query: queryString }, this.#options.signingKey, WEBSOCKET_TOKEN), refusal: undefined };
 		} catch (err) {
-			if (err instanceof AccessTokenError) return refuse(CLOSE_CODES.AUTH, 'E_AUTH', `Access token refused: ${err.message}.`);
+			if (err instanceof RequestError) return refuse(CLOSE_CODES.AUTH, err.code, err.message);
 			throw err;
 		}
 	}
 
 	#onOpen(ws: WebSocket<SocketData>): void {
 		const data = ws.getUserData();
-		this.#authenticate(new URLSearchParams(data.query), data.remoteAddress)
+		this.#authenticate(data.query, data.remoteAddress)
 			.catch((err: unknown): Pick<SocketData, 'claims' | 'refusal'> => {
 				this.#log.error({ err }, 'authentication failed unexpectedly');
-				return { claims: undefined, refusal: { closeCode: CLOSE_CODES.AUTH, error: { code: 'E_INTERNAL', message: ERROR_CODES.E_INTERNAL } } };
+				return { claims: undefined, refusal: { closeCode: CLOSE_CODES.AUTH, error: protocolError('E_INTERNAL') } };
 			})
 			.then((outcome) => {
 				if (data.closed) return;
@@ -170,7 +167,7 @@ export class SignalingServer {
 			data.refusal = { closeCode: CLOSE_CODES.OVERLOADED, error: { code: 'E_RATE_LIMIT', message: 'This server has too many connections; try again later.' } };
 		}
 		if (data.refusal || !data.claims) {
-			const error: ProtocolError = data.refusal?.error ?? { code: 'E_AUTH', message: ERROR_CODES.E_AUTH };
+			const error: ProtocolError = data.refusal?.error ?? protocolError('E_AUTH');
 			// The close reason carries "CODE: message" so browsers (which see only the close
 			// event for a refused socket) can tell an auth failure from a network failure.
 			ws.end(data.refusal?.closeCode ?? CLOSE_CODES.AUTH, `${error.code}: ${error.message}`.slice(0, 120));

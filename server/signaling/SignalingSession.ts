@@ -8,7 +8,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { AccessClaims } from '../auth/accessToken.js';
 import { exceedsDepth, isMethod, MAX_DATA_DEPTH, requestEnvelopeSchema, requestSchemas } from '../../protocol/schemas.js';
 import { CLOSE_CODES, type Method, type NotificationName, type Notifications } from '../../protocol/messages.js';
-import { ERROR_CODES, type ErrorCode, type ProtocolError } from '../../protocol/errors.js';
+import { protocolError, type ErrorCode, type ProtocolError } from '../../protocol/errors.js';
 import { RequestError } from '../../protocol/RequestError.js';
 import type { TokenBucket } from '../../protocol/TokenBucket.js';
 
@@ -158,7 +158,7 @@ export class SignalingSession implements PeerLink {
 			error = err.toProtocol();
 		} else {
 			this.log.error({ err, method }, 'request failed');
-			error = { code: 'E_INTERNAL', message: ERROR_CODES.E_INTERNAL };
+			error = protocolError('E_INTERNAL');
 		}
 		this.#send({ id, ok: false, error });
 		this.#events.onRequestDone?.(method, error.code, performance.now() - started);

@@ -7,9 +7,10 @@
 //   GET    /voice/messages/:id                                               metadata
 //   GET    /voice/messages/:id/audio                                         the Ogg Opus file (Range, ETag)
 //   DELETE /voice/messages/:id                                               sender only
-import type { HttpReply, HttpRequestInfo, HttpRouteRequest, HttpServer } from '../http/HttpServer.js';
-import { errorReply } from '../http/HttpServer.js';
-import { AccessTokenError, channelAllowed, verifyAccessToken, type AccessClaims } from '../auth/accessToken.js';
+import type { HttpReply, HttpRouteRequest, HttpServer } from '../http/HttpServer.js';
+import { errorReply, httpErrorReply } from '../http/HttpServer.js';
+import { channelAllowed, type AccessClaims } from '../auth/accessToken.js';
+import { authenticate, VOICE_API_TOKEN } from '../auth/httpAuth.js';
 import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../../protocol/patterns.js';
 import { RequestError } from '../../protocol/RequestError.js';
 import type { HttpRateLimits } from '../ratelimit/rateLimits.js';
@@ -30,23 +31,6 @@ export interface VoiceRouteOptions {
 	signingKey: Uint8Array;
 	/** Per-address (before authentication) and per-user request limits: 429 with Retry-After. */
 	rateLimits?: HttpRateLimits;
-}
-
-/** Bearer token from the header, else `access_token` from the query. */
-export async function authenticateRequest(req: HttpRequestInfo, key: Uint8Array): Promise<AccessClaims | HttpReply> {
-	const header = req.header('authorization');
-	const token = header.startsWith('Bearer ') ? header.slice(7).trim() : new URLSearchParams(req.query).get('access_token');
-	if (!token) return errorReply(401, 'E_AUTH', 'Send the access token as "Authorization: Bearer <jwt>".');
-	try {
-		return await verifyAccessToken(token, key);
-	} catch (err) {
-		if (err instanceof AccessTokenError) return errorReply(401, 'E_AUTH', `Access token refused: ${err.message}.`);
-		throw err;
-	}
-}
-
-function isReply(x: AccessClaims | HttpReply): x is HttpReply {
-	return 'status' in x;
 }
 
 /** Parses `bytes=a-b` / `bytes=a-` / `bytes=-n` against `size`; null when unsatisfiable. */
@@ -75,17 +59,16 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 		async (req: HttpRouteRequest): Promise<HttpReply> => {
 			const byAddress = await o.rateLimits?.admitAddress(req);
 			if (byAddress) return byAddress;
-			const claims = await authenticateRequest(req, o.signingKey);
-			if (isReply(claims)) return claims;
-			const byUser = await o.rateLimits?.admitUser(claims.userId);
-			if (byUser) return byUser;
 			try {
+				const claims = await authenticate(req, o.signingKey, VOICE_API_TOKEN);
+				const byUser = await o.rateLimits?.admitUser(claims.userId);
+				if (byUser) return byUser;
 				return await handler(req, claims);
 			} catch (err) {
-				if (err instanceof RequestError) return errorReply(err.code === 'E_FORBIDDEN' ? 403 : 400, err.code, err.message);
+				if (err instanceof RequestError) return httpErrorReply(err);
 				// The metadata store (Redis) or the disk is away: worth retrying, not a server bug.
 				const failure = storageFailure(err);
-				if (failure) return errorReply(503, 'E_STORAGE_UNAVAILABLE', `Voice messages cannot be reached right now: ${storageFailureText(failure)}.`);
+				if (failure) return errorReply('E_STORAGE_UNAVAILABLE', `Voice messages cannot be reached right now: ${storageFailureText(failure)}.`);
 				throw err;
 			}
 		};
@@ -97,7 +80,7 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 		const m = await o.store.get(id);
 		return m && VoiceMessageService.canRead(claims, m) ? m : undefined;
 	};
-	const notFound = () => errorReply(404, 'E_NOT_FOUND', 'No such voice message.');
+	const notFound = () => errorReply('E_NOT_FOUND', 'No such voice message.');
 
 	http.route(
 		'get',
@@ -108,23 +91,23 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 			const user = q.get('user');
 			let destination: Destination;
 			if (channel !== null && user === null) {
-				if (!CHANNEL_NAME_PATTERN.test(channel)) return errorReply(400, 'E_BAD_REQUEST', 'Invalid channel name.');
-				if (!channelAllowed(claims.channels, channel)) return errorReply(403, 'E_FORBIDDEN', `The access token does not allow channel "${channel}".`);
+				if (!CHANNEL_NAME_PATTERN.test(channel)) return errorReply('E_BAD_REQUEST', 'Invalid channel name.');
+				if (!channelAllowed(claims.channels, channel)) return errorReply('E_FORBIDDEN', `The access token does not allow channel "${channel}".`);
 				destination = { kind: 'channel', channel };
 			} else if (user !== null && channel === null) {
-				if (!USER_ID_PATTERN.test(user)) return errorReply(400, 'E_BAD_REQUEST', 'Invalid user id.');
-				if (user !== claims.userId) return errorReply(403, 'E_FORBIDDEN', 'You can list only the voice messages sent to you.');
+				if (!USER_ID_PATTERN.test(user)) return errorReply('E_BAD_REQUEST', 'Invalid user id.');
+				if (user !== claims.userId) return errorReply('E_FORBIDDEN', 'You can list only the voice messages sent to you.');
 				destination = { kind: 'user', userId: user };
 			} else {
-				return errorReply(400, 'E_BAD_REQUEST', 'Name exactly one of ?channel= or ?user=.');
+				return errorReply('E_BAD_REQUEST', 'Name exactly one of ?channel= or ?user=.');
 			}
 			const limit = q.has('limit') ? Number(q.get('limit')) : 20;
-			if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) return errorReply(400, 'E_BAD_REQUEST', `limit must be 1..${MAX_PAGE}.`);
+			if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) return errorReply('E_BAD_REQUEST', `limit must be 1..${MAX_PAGE}.`);
 			try {
 				const page = await o.store.listFor(destination, { limit, ...(q.get('before') && { before: q.get('before')! }) });
 				return { status: 200, body: { messages: page.messages.map(VoiceMessageService.info), ...(page.nextCursor && { nextCursor: page.nextCursor }) } };
 			} catch (err) {
-				if (err instanceof InvalidCursorError) return errorReply(400, 'E_BAD_REQUEST', 'Invalid cursor.');
+				if (err instanceof InvalidCursorError) return errorReply('E_BAD_REQUEST', 'Invalid cursor.');
 				throw err;
 			}
 		}),
@@ -145,7 +128,7 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 		authenticated(async (req, claims) => {
 			const m = await readable(req, claims);
 			if (!m) return notFound();
-			if (m.status !== 'ready') return errorReply(409, 'E_NOT_READY', `The voice message is ${m.status}.`);
+			if (m.status !== 'ready') return errorReply('E_NOT_READY', `The voice message is ${m.status}.`);
 			const size = await o.storage.size(m);
 			if (size === undefined) return notFound();
 			const etag = `"${m.sha256 ?? `${m.id}-${size}`}"`;

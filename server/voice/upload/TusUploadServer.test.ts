@@ -8,7 +8,7 @@ import { Upload } from 'tus-js-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test/helpers/logger.js';
 import { HttpServer } from '../../http/HttpServer.js';
-import { channelAllowed, mintAccessToken, verifyAccessToken } from '../../auth/accessToken.js';
+import { mintAccessToken } from '../../auth/accessToken.js';
 import { TusUploadServer, type CompletedUpload, type TusUploadServerOptions } from './TusUploadServer.js';
 
 type UploadOptions = ConstructorParameters<typeof Upload>[1];
@@ -65,12 +65,7 @@ async function start(overrides: Partial<TusUploadServerOptions> = {}): Promise<N
 		maxSizeBytes: MAX_SIZE_BYTES,
 		expiryMs: 60_000,
 		maxChunkBytes: 2 * 1_048_576,
-		async authenticate(authorization) {
-			const m = /^Bearer (\S+)$/.exec(authorization);
-			if (!m) throw new Error('expected "Bearer <token>"');
-			return verifyAccessToken(m[1]!, KEY);
-		},
-		authorize: (claims, destination) => destination.kind === 'user' || channelAllowed(claims.channels, destination.channel),
+		signingKey: KEY,
 		async onComplete(upload) {
 			received.push({ ...upload, content: await readFile(upload.path) });
 		},

@@ -10,13 +10,14 @@
 // Uploads belong to the user who created them; to anyone else they do not exist (404).
 // The bytes live in an UploadStore; once the last one is durable, onComplete receives the
 // file before the final PATCH is acknowledged.
-import type { HttpReply, HttpRouteRequest, HttpServer } from '../../http/HttpServer.js';
-import type { AccessClaims } from '../../auth/accessToken.js';
+import { httpErrorReply, type HttpReply, type HttpRouteRequest, type HttpServer } from '../../http/HttpServer.js';
+import { channelAllowed, type AccessClaims } from '../../auth/accessToken.js';
+import { authenticate, UPLOAD_TOKEN } from '../../auth/httpAuth.js';
+import { RequestError } from '../../../protocol/RequestError.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { HttpRateLimits } from '../../ratelimit/rateLimits.js';
 import { parseDestination, type Destination } from '../voiceMessage.js';
 import { storageFailure, storageFailureText, type StorageFailure } from '../files/storageDirectory.js';
-import { TusRequestError } from './TusRequestError.js';
 import {
 	CHECKSUM_ALGORITHMS,
 	checksumMatches,
@@ -27,7 +28,6 @@ import {
 	parseNonNegativeInteger,
 	parseUploadChecksum,
 	parseUploadMetadata,
-	STATUS_CHECKSUM_MISMATCH,
 	TUS_EXTENSIONS,
 	TUS_VERSION,
 } from './tusProtocol.js';
@@ -84,10 +84,8 @@ export interface TusUploadServerOptions {
 	maxChunkBytes?: number;
 	/** How often cleanupExpired runs on its own (default: expiryMs, at most hourly; 0 never). */
 	cleanupIntervalMs?: number;
-	/** `Bearer <jwt>` to claims; throws when the header does not authenticate anyone. */
-	authenticate(authorization: string): Promise<AccessClaims>;
-	/** Whether these claims may send a voice message to this destination. */
-	authorize(claims: AccessClaims, destination: Destination): boolean;
+	/** Verifies the `Authorization: Bearer <jwt>` of every request (the WebSocket's key). */
+	signingKey: Uint8Array;
 	/**
 	 * Called when the last byte is durable, before the final PATCH is acknowledged. A throw
 	 * answers 500 and keeps the upload: the next HEAD or final PATCH calls it again. It is
@@ -104,10 +102,14 @@ export interface TusUploadServerOptions {
 const DEFAULT_MAX_CHUNK_BYTES = 8 * 1_048_576;
 
 /** 507 when the disk is full, 503 when it is not writable: both are worth retrying later. */
-function storageError(failure: StorageFailure): TusRequestError {
-	return failure === 'full'
-		? new TusRequestError(507, 'E_STORAGE_FULL', `The upload cannot be stored now: ${storageFailureText(failure)}. Retry later from the current offset.`)
-		: new TusRequestError(503, 'E_STORAGE_UNAVAILABLE', `The upload cannot be stored now: ${storageFailureText(failure)}. Retry later from the current offset.`, { 'Retry-After': '30' });
+function storageError(failure: StorageFailure): RequestError {
+	const message = `The upload cannot be stored now: ${storageFailureText(failure)}. Retry later from the current offset.`;
+	return failure === 'full' ? new RequestError('E_STORAGE_FULL', message) : new RequestError('E_STORAGE_UNAVAILABLE', message, {}, { 'Retry-After': '30' });
+}
+
+/** Every destination a sender names: a user always, a channel when the token allows it. */
+function mayAddress(claims: AccessClaims, destination: Destination): boolean {
+	return destination.kind === 'user' || channelAllowed(claims.channels, destination.channel);
 }
 const MAX_CLEANUP_INTERVAL_MS = 3_600_000;
 const MAX_METADATA_TEXT = 255;
@@ -222,51 +224,49 @@ export class TusUploadServer {
 			const byAddress = await limits?.admitAddress(req);
 			if (byAddress) return byAddress;
 			if (req.header('tus-resumable') !== TUS_VERSION) {
-				throw new TusRequestError(412, 'E_VERSION', `Tus-Resumable must be ${TUS_VERSION}.`, { 'Tus-Version': TUS_VERSION });
+				throw new RequestError('E_VERSION', `Tus-Resumable must be ${TUS_VERSION}.`, {}, { 'Tus-Version': TUS_VERSION });
 			}
 			const claims = await this.#authenticate(req);
 			const byUser = await limits?.admitUser(claims.userId);
 			return byUser ?? (await handle(claims));
 		} catch (err) {
-			if (err instanceof TusRequestError) return err.toReply();
+			if (err instanceof RequestError) return httpErrorReply(err);
 			const failure = storageFailure(err);
 			if (failure) {
 				// The offset only moves once a chunk is durable, so the client resumes from HEAD.
 				req.log.warn({ err }, 'upload storage failed');
 				this.#options.events?.storageFailed?.(err);
-				return storageError(failure).toReply();
+				return httpErrorReply(storageError(failure));
 			}
 			throw err;
 		}
 	}
 
 	async #authenticate(req: HttpRouteRequest): Promise<AccessClaims> {
-		const authorization = req.header('authorization');
-		const unauthorized = (message: string): TusRequestError => new TusRequestError(401, 'E_AUTH', message, { 'WWW-Authenticate': 'Bearer' });
-		if (!authorization) throw unauthorized('Authorization: Bearer <token> is required.');
 		try {
-			return await this.#options.authenticate(authorization);
+			return await authenticate(req, this.#options.signingKey, UPLOAD_TOKEN);
 		} catch (err) {
-			const reason = err instanceof Error ? err.message : 'token not accepted';
-			req.log.debug({ reason }, 'upload request not authenticated');
-			throw unauthorized(reason);
+			if (!(err instanceof RequestError)) throw err;
+			req.log.debug({ reason: err.message }, 'upload request not authenticated');
+			// tus clients expect the challenge on every 401.
+			throw new RequestError(err.code, err.message, err.details, { 'WWW-Authenticate': 'Bearer' });
 		}
 	}
 
 	async #create(req: HttpRouteRequest, claims: AccessClaims): Promise<HttpReply> {
-		if (!claims.grants.canRecord) throw new TusRequestError(403, 'E_FORBIDDEN', 'This token may not send voice messages (canRecord).');
+		if (!claims.grants.canRecord) throw new RequestError('E_FORBIDDEN', 'This token may not send voice messages (canRecord).');
 		const lengthBytes = this.#uploadLength(req.header('upload-length'));
 		const metadataHeader = req.header('upload-metadata');
 		const metadata = parseUploadMetadata(metadataHeader);
-		if (!metadata) throw new TusRequestError(400, 'E_BAD_REQUEST', 'Upload-Metadata must be comma-separated "key base64value" pairs with unique keys.');
+		if (!metadata) throw new RequestError('E_BAD_REQUEST', 'Upload-Metadata must be comma-separated "key base64value" pairs with unique keys.');
 		const destination = parseDestination(metadata.get('destination') ?? '');
-		if (!destination) throw new TusRequestError(400, 'E_BAD_REQUEST', 'Upload-Metadata needs a destination: "channel:<name>" or "user:<id>".');
+		if (!destination) throw new RequestError('E_BAD_REQUEST', 'Upload-Metadata needs a destination: "channel:<name>" or "user:<id>".');
 		const fileName = metadata.get('filename') ?? '';
 		const fileType = metadata.get('filetype') ?? '';
 		if (fileName.length > MAX_METADATA_TEXT || fileType.length > MAX_METADATA_TEXT) {
-			throw new TusRequestError(400, 'E_BAD_REQUEST', `filename and filetype are limited to ${MAX_METADATA_TEXT} characters.`);
+			throw new RequestError('E_BAD_REQUEST', `filename and filetype are limited to ${MAX_METADATA_TEXT} characters.`);
 		}
-		if (!this.#options.authorize(claims, destination)) throw new TusRequestError(403, 'E_FORBIDDEN', 'This token may not send voice messages there.');
+		if (!mayAddress(claims, destination)) throw new RequestError('E_FORBIDDEN', 'This token may not send voice messages there.');
 
 		const expiresAt = Date.now() + this.#options.expiryMs;
 		const upload = await this.#store.create({ ownerId: claims.userId, lengthBytes, destination, fileName, fileType, metadataHeader, expiresAt });
@@ -279,11 +279,11 @@ export class TusUploadServer {
 	}
 
 	#uploadLength(header: string): number {
-		if (!header) throw new TusRequestError(400, 'E_BAD_REQUEST', 'Upload-Length is required (Upload-Defer-Length is not supported).');
+		if (!header) throw new RequestError('E_BAD_REQUEST', 'Upload-Length is required (Upload-Defer-Length is not supported).');
 		const lengthBytes = parseNonNegativeInteger(header);
-		if (lengthBytes === undefined || lengthBytes === 0) throw new TusRequestError(400, 'E_BAD_REQUEST', 'Upload-Length must be a positive integer.');
+		if (lengthBytes === undefined || lengthBytes === 0) throw new RequestError('E_BAD_REQUEST', 'Upload-Length must be a positive integer.');
 		if (lengthBytes > this.#options.maxSizeBytes) {
-			throw new TusRequestError(413, 'E_TOO_LARGE', `Uploads are limited to ${this.#options.maxSizeBytes} bytes.`, { 'Tus-Max-Size': String(this.#options.maxSizeBytes) });
+			throw new RequestError('E_TOO_LARGE', `Uploads are limited to ${this.#options.maxSizeBytes} bytes.`, {}, { 'Tus-Max-Size': String(this.#options.maxSizeBytes) });
 		}
 		return lengthBytes;
 	}
@@ -306,24 +306,24 @@ export class TusUploadServer {
 
 	async #append(req: HttpRouteRequest, claims: AccessClaims): Promise<HttpReply> {
 		if (!isOffsetOctetStream(req.header('content-type'))) {
-			throw new TusRequestError(415, 'E_UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${OFFSET_OCTET_STREAM}.`);
+			throw new RequestError('E_UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${OFFSET_OCTET_STREAM}.`);
 		}
 		const offsetBytes = parseNonNegativeInteger(req.header('upload-offset'));
-		if (offsetBytes === undefined) throw new TusRequestError(400, 'E_BAD_REQUEST', 'Upload-Offset must be a non-negative integer.');
+		if (offsetBytes === undefined) throw new RequestError('E_BAD_REQUEST', 'Upload-Offset must be a non-negative integer.');
 		const checksumHeader = req.header('upload-checksum');
 		const checksum = checksumHeader ? parseUploadChecksum(checksumHeader) : undefined;
-		if (checksum && !checksum.ok) throw new TusRequestError(400, 'E_BAD_REQUEST', checksum.message);
+		if (checksum && !checksum.ok) throw new RequestError('E_BAD_REQUEST', checksum.message);
 		const chunk = req.body;
 
 		return this.#withOwnUpload(req, claims, async (upload) => {
 			if (offsetBytes !== upload.offsetBytes) {
-				throw new TusRequestError(409, 'E_CONFLICT', `Upload-Offset ${offsetBytes} does not match the upload's offset; HEAD it to resume.`);
+				throw new RequestError('E_CONFLICT', `Upload-Offset ${offsetBytes} does not match the upload's offset; HEAD it to resume.`);
 			}
 			if (offsetBytes + chunk.length > upload.record.lengthBytes) {
-				throw new TusRequestError(413, 'E_TOO_LARGE', `This chunk would pass the Upload-Length of ${upload.record.lengthBytes} bytes.`);
+				throw new RequestError('E_TOO_LARGE', `This chunk would pass the Upload-Length of ${upload.record.lengthBytes} bytes.`);
 			}
 			if (checksum && !checksumMatches(checksum, chunk)) {
-				throw new TusRequestError(STATUS_CHECKSUM_MISMATCH, 'E_CHECKSUM_MISMATCH', `The chunk does not match its ${checksum.algorithm} checksum; it was discarded.`);
+				throw new RequestError('E_CHECKSUM_MISMATCH', `The chunk does not match its ${checksum.algorithm} checksum; it was discarded.`);
 			}
 			if (chunk.length > 0) {
 				await upload.append(chunk);
@@ -358,13 +358,13 @@ export class TusUploadServer {
 	): Promise<HttpReply> {
 		const id = req.params[0] ?? '';
 		// Only our own UUIDs name files: `..%2F`, `../x` and any other text end here.
-		const notFound = new TusRequestError(404, 'E_NOT_FOUND', 'No such upload.');
+		const notFound = new RequestError('E_NOT_FOUND', 'No such upload.');
 		if (!UPLOAD_ID_PATTERN.test(id)) throw notFound;
 		return this.#store.withUpload(id, async (upload) => {
 			// Someone else's upload answers exactly like a missing one, so ids do not leak.
 			if (!upload || upload.record.ownerId !== claims.userId) throw notFound;
 			if (!allowExpired && !upload.record.completed && Date.now() >= upload.record.expiresAt) {
-				throw new TusRequestError(410, 'E_GONE', 'This upload expired.');
+				throw new RequestError('E_GONE', 'This upload expired.');
 			}
 			return task(upload);
 		});
@@ -393,7 +393,7 @@ export class TusUploadServer {
 				throw storageError(failure);
 			}
 			this.#options.events?.completeFailed?.();
-			throw new TusRequestError(500, 'E_INTERNAL', 'The upload is stored but could not be finished; retry (HEAD or the final PATCH).');
+			throw new RequestError('E_INTERNAL', 'The upload is stored but could not be finished; retry (HEAD or the final PATCH).');
 		}
 		await upload.markCompleted(completed.sha256);
 		this.#options.events?.completed?.(completed.sizeBytes);

@@ -1,0 +1,60 @@
+// The one place a request's access token is read and verified: the voice API, tus uploads
+// and the WebSocket upgrade differ only in where they accept the token, declared below.
+import { RequestError } from '../../protocol/RequestError.js';
+import { AccessTokenError, verifyAccessToken, type AccessClaims } from './accessToken.js';
+
+/** Where a route accepts the token, and what it tells a client that sent none. */
+export interface TokenForms {
+	/** `Authorization: Bearer <jwt>` is read first. */
+	bearerHeader: boolean;
+	/** A query parameter carrying the token when there is no Bearer header: for what a
+	 * browser cannot give headers (an <audio> element's src, a WebSocket). */
+	queryParam?: string;
+	/** The E_AUTH sentence when no token came in an accepted form. */
+	missingMessage: string;
+}
+
+/** The voice-message API: the header, or `?access_token=` (audio elements). */
+export const VOICE_API_TOKEN: TokenForms = {
+	bearerHeader: true,
+	queryParam: 'access_token',
+	missingMessage: 'Send the access token as "Authorization: Bearer <jwt>".',
+};
+
+/** tus uploads: the header only (tus-js-client sets it on every request). */
+export const UPLOAD_TOKEN: TokenForms = { bearerHeader: true, missingMessage: 'Authorization: Bearer <token> is required.' };
+
+/** The WebSocket upgrade: `?token=` only (browsers cannot set headers on WebSockets). */
+export const WEBSOCKET_TOKEN: TokenForms = { bearerHeader: false, queryParam: 'token', missingMessage: 'No access token: connect to /ws?token=<JWT>.' };
+
+/** What a request offers to read a token from (an HTTP request; a WebSocket upgrade has
+ * only its query string). */
+export interface TokenCarrier {
+	/** The raw query string, without `?`. */
+	query: string;
+	header?(name: string): string;
+}
+
+/** The token in one of the accepted forms, or undefined. A Bearer header wins over the query. */
+export function tokenFromRequest(req: TokenCarrier, forms: TokenForms): string | undefined {
+	const authorization = forms.bearerHeader ? (req.header?.('authorization') ?? '') : '';
+	const token = authorization.startsWith('Bearer ')
+		? authorization.slice('Bearer '.length).trim()
+		: forms.queryParam
+			? new URLSearchParams(req.query).get(forms.queryParam)
+			: undefined;
+	return token || undefined;
+}
+
+/** The verified claims of the request's token; throws RequestError E_AUTH when there is none
+ * or it is refused (expired, bad signature, ...). */
+export async function authenticate(req: TokenCarrier, signingKey: Uint8Array, forms: TokenForms): Promise<AccessClaims> {
+	const token = tokenFromRequest(req, forms);
+	if (!token) throw new RequestError('E_AUTH', forms.missingMessage);
+	try {
+		return await verifyAccessToken(token, signingKey);
+	} catch (err) {
+		if (err instanceof AccessTokenError) throw new RequestError('E_AUTH', `Access token refused: ${err.message}.`);
+		throw err;
+	}
+}
