@@ -17,9 +17,9 @@ import { encodeTone } from './helpers/audio.js';
 import { testConfig } from './helpers/config.js';
 import { testLogger } from './helpers/logger.js';
 import { startPrometheus, type TestPrometheus } from './helpers/prometheus.js';
-import { TestSignalingClient } from './helpers/signalingClient.js';
+import { TestSignalingClient } from '../testkit/signalingClient.js';
 import { writeToneWav } from './helpers/wav.js';
-import { publishWithWerift, type WeriftPublisher } from './helpers/weriftPublisher.js';
+import { publishWithWerift, type WeriftPublisher } from '../testkit/weriftPublisher.js';
 import { subscribeWithWerift, type WeriftSubscriber } from './helpers/weriftSubscriber.js';
 
 const GRAFANA_DIR = new URL('../grafana/', import.meta.url).pathname;

@@ -11,8 +11,8 @@ import type { VoiceMessage } from '../server/voice/voiceMessage.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from './helpers/audio.js';
 import { testEnv } from './helpers/config.js';
 import { logLine, startServerProcess, type ServerProcess } from './helpers/serverProcess.js';
-import { TestSignalingClient } from './helpers/signalingClient.js';
-import { publishWithWerift, type WeriftPublisher } from './helpers/weriftPublisher.js';
+import { TestSignalingClient } from '../testkit/signalingClient.js';
+import { publishWithWerift, type WeriftPublisher } from '../testkit/weriftPublisher.js';
 
 const SECRET = 'recording-process-test-secret-0123456789';
 

@@ -13,7 +13,7 @@ import { mintAccessToken } from '../server/auth/accessToken.js';
 import type { VoiceMessageInfo } from '../protocol/schemas.js';
 import { probeDurationMs } from './helpers/audio.js';
 import { testEnv } from './helpers/config.js';
-import { freePort } from './helpers/ports.js';
+import { freePort } from '../testkit/ports.js';
 import { logLine, startServerProcess, type ServerProcess } from './helpers/serverProcess.js';
 
 const SECRET = 'upload-process-test-secret-0123456789-abc';

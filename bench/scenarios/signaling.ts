@@ -8,7 +8,7 @@
 // - HTTP: keep-alive load on GET /healthz, and tus upload creation + a 16 KiB chunk.
 import { mintAccessToken } from '../../server/auth/accessToken.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
-import { TestSignalingClient } from '../../test/helpers/signalingClient.js';
+import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { speechPcm } from '../audio/speech.js';
 import { CpuMeter } from '../metrics/cpu.js';

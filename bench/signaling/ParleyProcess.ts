@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../test/helpers/ports.js';
+import { freePort } from '../../testkit/ports.js';
 import { benchParleyEnv } from '../targets/ParleyTarget.js';
 
 const REPO_ROOT = new URL('../../', import.meta.url).pathname;

@@ -4,7 +4,7 @@
 // arrives.
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket } from 'werift';
 import type { Notifications, RequestData, TransportInfo } from '../../protocol/messages.js';
-import { TestSignalingClient } from '../../test/helpers/signalingClient.js';
+import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { FRAME_SAMPLES } from '../audio/speech.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -13,7 +13,7 @@ import { routerMediaCodecs } from '../media/mediaCodecs.js';
 import { WorkerPool } from '../media/WorkerPool.js';
 import { resolveWorkerBin } from '../media/workerSettings.js';
 import type { NotificationName, Notifications } from '../../protocol/messages.js';
-import { freePortRange } from '../../test/helpers/ports.js';
+import { freePortRange } from '../../testkit/ports.js';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { ClusterBusError, RedisClusterBus } from './ClusterBus.js';

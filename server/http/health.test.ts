@@ -4,7 +4,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
-import { freePort } from '../../test/helpers/ports.js';
+import { freePort } from '../../testkit/ports.js';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { ParleyServer } from '../ParleyServer.js';
 

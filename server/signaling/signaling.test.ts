@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
-import { TestSignalingClient, type Reply } from '../../test/helpers/signalingClient.js';
+import { TestSignalingClient, type Reply } from '../../testkit/signalingClient.js';
 import { ParleyServer } from '../ParleyServer.js';
 import { mintAccessToken, type MintOptions } from '../auth/accessToken.js';
 import { CLOSE_CODES, PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeDurationMs } from '../../test/helpers/audio.js';
 import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
-import { TestSignalingClient } from '../../test/helpers/signalingClient.js';
+import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { ParleyServer } from '../ParleyServer.js';
 import { mintAccessToken } from '../auth/accessToken.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';

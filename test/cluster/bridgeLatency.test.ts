@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Encoder } from '@evan/opus';
 import { FRAME_SAMPLES, SAMPLE_RATE } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
+import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { Worker } from 'node:worker_threads';
 import type { ListenerThreadData, ListenerThreadMessage } from './bridgeListenerThread.js';
 import { joinVia, startNode, type JoinedClient, type NodeProcess } from './bridgeNodes.js';

@@ -3,7 +3,7 @@
 // timed one after the other by a shared loop. Arrival times are on the host's clock
 // (timeOrigin + now), comparable across threads.
 import { parentPort, workerData } from 'node:worker_threads';
-import { listenWithWerift } from '../reliability/helpers/weriftListener.js';
+import { listenWithWerift } from '../../testkit/weriftListener.js';
 import { joinVia } from './bridgeNodes.js';
 
 export interface ListenerThreadData {

@@ -3,7 +3,7 @@
 // the channel's home bridges the channel instead of being redirected.
 import { PROTOCOL_VERSION, type PeerInfo, type RequestData } from '../../protocol/messages.js';
 import { scrapeMetrics, total } from '../helpers/prometheusText.js';
-import { TestSignalingClient } from '../helpers/signalingClient.js';
+import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { startNode as startClusterNode, token, type NodeProcess } from './helpers/nodes.js';
 
 export type { NodeProcess };

@@ -15,7 +15,7 @@ import { testConfig } from '../helpers/config.js';
 import { testLogger } from '../helpers/logger.js';
 import { parsePrometheusText } from '../helpers/prometheusText.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { TestSignalingClient, type Reply } from '../helpers/signalingClient.js';
+import { TestSignalingClient, type Reply } from '../../testkit/signalingClient.js';
 
 const SECRET = 'rate-limit-test-secret-0123456789abcdef';
 const KEY = new TextEncoder().encode(SECRET);

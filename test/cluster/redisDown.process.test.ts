@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { decodeToMono, dominantFrequency } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { TestSignalingClient } from '../helpers/signalingClient.js';
+import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { readyz, sleep, startNode, token, type NodeProcess, waitUntil } from './helpers/nodes.js';
 import { VoiceBot } from './helpers/voiceBot.js';
 

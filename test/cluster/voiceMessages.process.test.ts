@@ -19,9 +19,9 @@ import type { VoiceMessageEvent } from '../../server/voice/voiceEvents.js';
 import { verifyWebhookSignature } from '../../server/voice/VoiceWebhooks.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { TestSignalingClient } from '../helpers/signalingClient.js';
+import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
-import { publishWithWerift } from '../helpers/weriftPublisher.js';
+import { publishWithWerift } from '../../testkit/weriftPublisher.js';
 import { startNode, token, waitUntil, type NodeProcess } from './helpers/nodes.js';
 
 const WEBHOOK_SECRET = 'cluster-webhook-secret-0123456789';

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ParleyConfig } from '../../config/schema.js';
 import { loadConfig } from '../../server/config/loadConfig.js';
-import { freePortRange } from './ports.js';
+import { freePortRange } from '../../testkit/ports.js';
 
 export async function testEnv(overrides: Record<string, string> = {}): Promise<Record<string, string>> {
 	const workers = Number(overrides.PARLEY_MEDIA_WORKERS ?? '1');

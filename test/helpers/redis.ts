@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { freePort } from './ports.js';
+import { freePort } from '../../testkit/ports.js';
 
 export interface TestRedis {
 	url: string;

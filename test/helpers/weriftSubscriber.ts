@@ -3,7 +3,7 @@
 // resumeConsumer) over ICE + DTLS + SRTP, and counts the RTP packets that arrive.
 import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import type { TransportInfo } from '../../protocol/messages.js';
-import type { TestSignalingClient } from './signalingClient.js';
+import type { TestSignalingClient } from '../../testkit/signalingClient.js';
 
 export interface WeriftSubscriber {
 	consumerId: string;

@@ -17,8 +17,8 @@ import { OggOpusWriter } from '../../server/voice/ogg/OggOpusWriter.js';
 import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
 import { LocalVoiceStorage } from '../../server/voice/files/VoiceStorage.js';
 import { encodeTone } from '../helpers/audio.js';
-import { TestSignalingClient, type Reply } from '../helpers/signalingClient.js';
-import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
+import { TestSignalingClient, type Reply } from '../../testkit/signalingClient.js';
+import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 import { createUploadId } from './helpers/tus.js';
 

@@ -15,15 +15,15 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { mintAccessToken } from '../../server/auth/accessToken.js';
 import { encodeTone } from '../helpers/audio.js';
 import { testEnv } from '../helpers/config.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort } from '../../testkit/ports.js';
 import { logLine, type ServerProcess } from '../helpers/serverProcess.js';
-import type { TestSignalingClient } from '../helpers/signalingClient.js';
+import type { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
-import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
+import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { KEY, sleep, startHarness, storageFailures, voiceUpdates, waitUntil, type Harness } from './helpers/harness.js';
 import { CAN_MOUNT, fill, TmpfsMounts } from './helpers/tmpfs.js';
 import { createUpload, createUploadId, headUpload, patchUpload, type TusTarget } from './helpers/tus.js';
-import { streamTone } from './helpers/weriftListener.js';
+import { streamTone } from '../../testkit/weriftListener.js';
 
 function wavBytes(seconds: number): Buffer {
 	const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-disk-wav-')), 'a.wav');

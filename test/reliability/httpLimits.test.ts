@@ -5,7 +5,7 @@
 // one sent just fast enough for uWebSockets.js's own 16 KB/s floor. Counts return to zero.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestSignalingClient } from '../helpers/signalingClient.js';
+import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { sleep, startHarness, waitUntil, type Harness } from './helpers/harness.js';
 import { createUploadId, patchUpload, type TusTarget } from './helpers/tus.js';
 

@@ -17,16 +17,16 @@ import { SqliteVoiceMessageStore } from '../../server/voice/store/VoiceMessageSt
 import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
 import { encodeTone } from '../helpers/audio.js';
 import { testEnv } from '../helpers/config.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort } from '../../testkit/ports.js';
 import { processAlive } from '../helpers/process.js';
 import { logLine, startServerProcess, type ServerProcess } from '../helpers/serverProcess.js';
-import { TestSignalingClient } from '../helpers/signalingClient.js';
+import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
-import { publishWithWerift } from '../helpers/weriftPublisher.js';
+import { publishWithWerift } from '../../testkit/weriftPublisher.js';
 import { hangingTools } from './helpers/fakeTools.js';
 import { KEY, SECRET, sleep, waitUntil } from './helpers/harness.js';
 import { createUploadId, headUpload, patchUpload, uploadFile } from './helpers/tus.js';
-import { listenWithWerift, streamTone } from './helpers/weriftListener.js';
+import { listenWithWerift, streamTone } from '../../testkit/weriftListener.js';
 
 const DEADLINE_MS = 3000;
 const CHUNK = 16 * 1024;

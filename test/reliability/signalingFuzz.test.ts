@@ -13,12 +13,12 @@ import WebSocket from 'ws';
 import { CLOSE_CODES, PROTOCOL_VERSION, type NotificationName } from '../../protocol/messages.js';
 import { ERROR_CODES } from '../../protocol/errors.js';
 import { encodeTone } from '../helpers/audio.js';
-import { TestSignalingClient } from '../helpers/signalingClient.js';
-import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
+import { TestSignalingClient } from '../../testkit/signalingClient.js';
+import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { mediaLoad, sleep, startHarness, waitUntil, type Harness } from './helpers/harness.js';
 import { Prng } from './helpers/prng.js';
 import { SignalingFuzzer, type IdPool } from './helpers/signalingFuzz.js';
-import { listenWithWerift, streamTone, type ToneStream, type WeriftListener } from './helpers/weriftListener.js';
+import { listenWithWerift, streamTone, type ToneStream, type WeriftListener } from '../../testkit/weriftListener.js';
 
 const SEED = 0x5eed_2024;
 const FUZZERS = 5;

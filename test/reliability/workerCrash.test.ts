@@ -9,10 +9,10 @@ import type { Notifications } from '../../protocol/messages.js';
 import { LocalVoiceStorage } from '../../server/voice/files/VoiceStorage.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
 import { processAlive } from '../helpers/process.js';
-import type { TestSignalingClient } from '../helpers/signalingClient.js';
-import { publishWithWerift, type WeriftPublisher } from '../helpers/weriftPublisher.js';
+import type { TestSignalingClient } from '../../testkit/signalingClient.js';
+import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { mediaLoad, sleep, startHarness, waitUntil, type Harness, type RtpCapabilities } from './helpers/harness.js';
-import { listenWithWerift, streamTone, type ToneStream, type WeriftListener } from './helpers/weriftListener.js';
+import { listenWithWerift, streamTone, type ToneStream, type WeriftListener } from '../../testkit/weriftListener.js';
 
 /** The target for audio to resume after a worker dies. */
 const RECOVERY_TARGET_MS = 3000;

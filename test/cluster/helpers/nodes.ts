@@ -2,7 +2,7 @@
 // redis-server, for the placement, node-death and Redis-down tests.
 import { mintAccessToken, type MintOptions } from '../../../server/auth/accessToken.js';
 import { testEnv } from '../../helpers/config.js';
-import { freePort } from '../../helpers/ports.js';
+import { freePort } from '../../../testkit/ports.js';
 import { logLine, startServerProcess, type ServerProcess } from '../../helpers/serverProcess.js';
 
 const SECRET = 'cluster-test-secret-0123456789-abcdefghij';

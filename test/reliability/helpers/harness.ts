@@ -5,7 +5,7 @@ import { mintAccessToken, type MintOptions } from '../../../server/auth/accessTo
 import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../../protocol/messages.js';
 import { testConfig } from '../../helpers/config.js';
 import { testLogger } from '../../helpers/logger.js';
-import { TestSignalingClient } from '../../helpers/signalingClient.js';
+import { TestSignalingClient } from '../../../testkit/signalingClient.js';
 import { scrapeMetrics, select } from '../../helpers/prometheusText.js';
 
 export const SECRET = 'reliability-test-secret-0123456789-abcdef';

@@ -2,7 +2,7 @@
 // through the real signaling protocol (createTransport, connectTransport, produce) and
 // sends Opus RTP over ICE + DTLS + SRTP, with full control of timestamps and losses.
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket } from 'werift';
-import type { TransportInfo } from '../../protocol/messages.js';
+import type { TransportInfo } from '../protocol/messages.js';
 import type { TestSignalingClient } from './signalingClient.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

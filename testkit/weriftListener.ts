@@ -1,10 +1,11 @@
 // A listening peer without a browser: werift receives the consumers of a Parley receive
 // transport over ICE + DTLS + SRTP (the server offers, werift answers as DTLS client) and
-// records when each packet arrived. Pairs with test/helpers/weriftPublisher.ts.
+// records when each packet arrived. Pairs with weriftPublisher.ts.
 import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
-import type { Notifications, TransportInfo } from '../../../protocol/messages.js';
-import type { TestSignalingClient } from '../../helpers/signalingClient.js';
-import { sleep } from './harness.js';
+import type { Notifications, TransportInfo } from '../protocol/messages.js';
+import type { TestSignalingClient } from './signalingClient.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type NewConsumer = Notifications['newConsumer'];
 

@@ -1,7 +1,7 @@
 // A minimal Node signaling client for protocol tests (the browser client lives in client/).
 import WebSocket from 'ws';
-import type { Method, NotificationName, Notifications, RequestData, ResponseData } from '../../protocol/messages.js';
-import type { ProtocolError } from '../../protocol/errors.js';
+import type { Method, NotificationName, Notifications, RequestData, ResponseData } from '../protocol/messages.js';
+import type { ProtocolError } from '../protocol/errors.js';
 
 export interface Closed {
 	code: number;
