@@ -20,7 +20,7 @@ import { startPrometheus, type TestPrometheus } from './helpers/prometheus.js';
 import { TestSignalingClient } from '../testkit/signalingClient.js';
 import { writeToneWav } from './helpers/wav.js';
 import { publishWithWerift, type WeriftPublisher } from '../testkit/weriftPublisher.js';
-import { subscribeWithWerift, type WeriftSubscriber } from './helpers/weriftSubscriber.js';
+import { subscribeWithWerift, type WeriftSubscriber } from '../testkit/weriftListener.js';
 
 const GRAFANA_DIR = new URL('../grafana/', import.meta.url).pathname;
 const DASHBOARDS_DIR = path.join(GRAFANA_DIR, 'dashboards');

@@ -1,4 +1,4 @@
-// Free ports on loopback for tests (each test starts its own listeners).
+// Free ports on loopback for tests and the bench (each run starts its own listeners).
 import dgram from 'node:dgram';
 import net from 'node:net';
 

@@ -1,4 +1,4 @@
-// A minimal Node signaling client for protocol tests (the browser client lives in client/).
+// A minimal Node signaling client for tests and the bench (the browser client lives in client/).
 import WebSocket from 'ws';
 import type { Method, NotificationName, Notifications, RequestData, ResponseData } from '../protocol/messages.js';
 import type { ProtocolError } from '../protocol/errors.js';

@@ -1,6 +1,7 @@
 // A listening peer without a browser: werift receives the consumers of a Parley receive
 // transport over ICE + DTLS + SRTP (the server offers, werift answers as DTLS client) and
-// records when each packet arrived. Pairs with weriftPublisher.ts.
+// records when each packet arrived. Pairs with weriftPublisher.ts. The bench also times
+// packets straight off the socket (tap) or lets the kernel drop them (silence).
 import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import type { Notifications, TransportInfo } from '../protocol/messages.js';
 import type { TestSignalingClient } from './signalingClient.js';
@@ -21,15 +22,45 @@ export interface WeriftListener {
 	transportId: string;
 	consumers: NewConsumer[];
 	packets: ReceivedPacket[];
+	/** RTP packets received so far, from any consumer. */
+	readonly packetsReceived: number;
+	/** performance.now() at the first RTP packet. */
+	firstAudio: Promise<number>;
 	/** Packets from one producer. */
 	from(producerId: string): ReceivedPacket[];
+	/** Resolves once ICE and DTLS are up; rejects after `timeoutMs`. */
+	connected(timeoutMs?: number): Promise<void>;
+	/**
+	 * Takes the socket over from werift: every RTP packet is reported (SSRC, RTP timestamp,
+	 * arrival instant) straight from the wire (SRTP leaves the header in clear), and werift
+	 * no longer decrypts or answers anything (`packets` stop growing). The latency figure then
+	 * excludes werift's JavaScript SRTP, which a browser does natively in microseconds. ICE
+	 * consent lapses after ~30 s, longer than a measuring step.
+	 */
+	tap(handler: (ssrc: number, timestamp: number, atMs: number) => void): void;
+	/**
+	 * Stops reading the socket without telling anyone: mediasoup keeps sending (werift keeps
+	 * sending ICE consent checks, so for ~30 s nothing notices), the kernel drops what arrives
+	 * and counts it in /proc/net/udp. Returns the socket's port for that count.
+	 */
+	silence(): number;
 	close(): Promise<void>;
+}
+
+/** The parts of werift's dgram socket that tap() and silence() use. */
+interface ListenerSocket {
+	address(): { port: number };
+	setRecvBufferSize(n: number): void;
+	removeAllListeners(event: 'message'): void;
+	on(event: 'message', listener: (msg: Buffer) => void): void;
+	_handle?: { recvStop?: () => number };
 }
 
 /**
  * Creates the receive transport, waits until `expectedProducers` consumers are announced
  * (newConsumer; consumers already announced before the call count too when `since` says
- * from where to look), then connects and resumes them.
+ * from where to look), then connects and resumes them. Waits a little for ICE + DTLS but
+ * does not insist: call connected() to.
  */
 export async function listenWithWerift(
 	client: TestSignalingClient,
@@ -53,88 +84,126 @@ export async function listenWithWerift(
 		codecs: { audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: pt })], video: [] },
 		headerExtensions: { audio: [], video: [] },
 	});
-	const packets: ReceivedPacket[] = [];
-	const producerBySsrc = new Map(consumers.map((c) => [c.rtpParameters.encodings![0]!.ssrc!, c.producerId]));
-	pc.onTrack.subscribe((track) =>
-		track.onReceiveRtp.subscribe((rtp) => {
-			const producerId = producerBySsrc.get(rtp.header.ssrc);
-			if (producerId) packets.push({ atMs: performance.now(), producerId, seq: rtp.header.sequenceNumber, payload: rtp.payload });
-		}),
-	);
-	const cand = t.iceCandidates.find((c) => c.protocol === 'udp')!;
-	const fp = t.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256')!;
-	const mids = consumers.map((c) => c.rtpParameters.mid!);
-	const sdp = ['v=0', 'o=- 2 2 IN IP4 127.0.0.1', 's=-', 't=0 0', `a=group:BUNDLE ${mids.join(' ')}`, 'a=ice-lite', 'a=msid-semantic: WMS *'];
-	consumers.forEach((c, i) => {
-		sdp.push(
-			`m=audio ${cand.port} UDP/TLS/RTP/SAVPF ${pt}`,
-			'c=IN IP4 127.0.0.1',
-			'a=rtcp-mux',
-			`a=ice-ufrag:${t.iceParameters.usernameFragment}`,
-			`a=ice-pwd:${t.iceParameters.password}`,
-			`a=fingerprint:sha-256 ${fp.value}`,
-			`a=candidate:${cand.foundation} 1 udp ${cand.priority} ${cand.address} ${cand.port} typ host`,
-			'a=end-of-candidates',
-			`a=mid:${c.rtpParameters.mid}`,
-			'a=sendonly',
-			'a=setup:actpass',
-			`a=rtpmap:${pt} opus/48000/2`,
-			`a=ssrc:${c.rtpParameters.encodings![0]!.ssrc} cname:${c.rtpParameters.rtcp!.cname}`,
-			`a=msid:s${i} t${i}`,
+	try {
+		const packets: ReceivedPacket[] = [];
+		let packetsReceived = 0;
+		let firstAudioAt: (atMs: number) => void = () => {};
+		const firstAudio = new Promise<number>((resolve) => (firstAudioAt = resolve));
+		const producerBySsrc = new Map(consumers.map((c) => [c.rtpParameters.encodings![0]!.ssrc!, c.producerId]));
+		pc.onTrack.subscribe((track) =>
+			track.onReceiveRtp.subscribe((rtp) => {
+				const atMs = performance.now();
+				if (packetsReceived++ === 0) firstAudioAt(atMs);
+				const producerId = producerBySsrc.get(rtp.header.ssrc);
+				if (producerId) packets.push({ atMs, producerId, seq: rtp.header.sequenceNumber, payload: rtp.payload });
+			}),
 		);
-	});
-	await pc.setRemoteDescription({ type: 'offer', sdp: [...sdp, ''].join('\r\n') });
-	await pc.setLocalDescription(await pc.createAnswer());
-	const answer = pc.localDescription!.sdp;
-	if (options.iceFirst) for (let i = 0; i < 100 && pc.iceConnectionState !== 'connected' && pc.iceConnectionState !== 'completed'; i++) await sleep(20);
-	const m = /a=fingerprint:(\S+) (\S+)/.exec(answer)!;
-	const connected = await client.request('connectTransport', {
-		transportId: t.transportId,
-		dtlsParameters: { role: 'client', fingerprints: [{ algorithm: m[1] as 'sha-256', value: m[2]! }] },
-	});
-	if (!connected.ok) throw new Error(`connectTransport recv: ${connected.error.code}`);
-	for (const c of consumers) {
-		const resumed = await client.request('resumeConsumer', { consumerId: c.consumerId });
-		if (!resumed.ok) throw new Error(`resumeConsumer: ${resumed.error.code}`);
-	}
-	for (let i = 0; i < 100 && pc.connectionState !== 'connected'; i++) await sleep(20);
-	return {
-		transportId: t.transportId,
-		consumers,
-		packets,
-		from: (producerId) => packets.filter((p) => p.producerId === producerId),
-		close: () => pc.close(),
-	};
-}
-
-/** Sends a tone continuously (20 ms frames, one RTP timeline) until stop() is called. */
-export interface ToneStream {
-	/** Packets sent so far. */
-	readonly sent: number;
-	stop(): Promise<number>;
-}
-
-export function streamTone(publisher: { send(frames: Uint8Array[], options?: { timestampOf?: (i: number) => number }): Promise<number> }, frames: Uint8Array[]): ToneStream {
-	let stopped = false;
-	let sent = 0;
-	let frameIndex = 0;
-	const loop = (async () => {
-		while (!stopped) {
-			const base = frameIndex;
-			// Five frames at a time so stop() takes effect within 100 ms.
-			const chunk = Array.from({ length: 5 }, (_, i) => frames[(base + i) % frames.length]!);
-			sent += await publisher.send(chunk, { timestampOf: (i) => (base + i) * 960 });
-			frameIndex += chunk.length;
+		const cand = t.iceCandidates.find((c) => c.protocol === 'udp');
+		if (!cand) throw new Error('no UDP ICE candidate');
+		const fp = t.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256')!;
+		const mids = consumers.map((c, i) => c.rtpParameters.mid ?? String(i));
+		const sdp = ['v=0', 'o=- 2 2 IN IP4 127.0.0.1', 's=-', 't=0 0', `a=group:BUNDLE ${mids.join(' ')}`, 'a=ice-lite', 'a=msid-semantic: WMS *'];
+		consumers.forEach((c, i) => {
+			sdp.push(
+				`m=audio ${cand.port} UDP/TLS/RTP/SAVPF ${pt}`,
+				'c=IN IP4 127.0.0.1',
+				'a=rtcp-mux',
+				`a=ice-ufrag:${t.iceParameters.usernameFragment}`,
+				`a=ice-pwd:${t.iceParameters.password}`,
+				`a=fingerprint:sha-256 ${fp.value}`,
+				`a=candidate:${cand.foundation} 1 udp ${cand.priority} ${cand.address} ${cand.port} typ host`,
+				'a=end-of-candidates',
+				`a=mid:${mids[i]}`,
+				'a=sendonly',
+				'a=setup:actpass',
+				`a=rtpmap:${pt} opus/48000/2`,
+				`a=ssrc:${c.rtpParameters.encodings![0]!.ssrc} cname:${c.rtpParameters.rtcp?.cname ?? 'parley'}`,
+				`a=msid:s${i} t${i}`,
+			);
+		});
+		await pc.setRemoteDescription({ type: 'offer', sdp: [...sdp, ''].join('\r\n') });
+		await pc.setLocalDescription(await pc.createAnswer());
+		const answer = pc.localDescription!.sdp;
+		if (options.iceFirst) for (let i = 0; i < 100 && pc.iceConnectionState !== 'connected' && pc.iceConnectionState !== 'completed'; i++) await sleep(20);
+		const m = /a=fingerprint:(\S+) (\S+)/.exec(answer)!;
+		const connected = await client.request('connectTransport', {
+			transportId: t.transportId,
+			dtlsParameters: { role: 'client', fingerprints: [{ algorithm: m[1] as 'sha-256', value: m[2]! }] },
+		});
+		if (!connected.ok) throw new Error(`connectTransport recv: ${connected.error.code}`);
+		for (const c of consumers) {
+			const resumed = await client.request('resumeConsumer', { consumerId: c.consumerId });
+			if (!resumed.ok) throw new Error(`resumeConsumer: ${resumed.error.code}`);
 		}
-	})();
-	return {
-		get sent() {
-			return sent;
-		},
-		async stop() {
-			stopped = true;
-			await loop;
-			return sent;
-		},
-	};
+		for (let i = 0; i < 100 && pc.connectionState !== 'connected'; i++) await sleep(20);
+
+		/** The UDP socket of the nominated ICE pair (werift internals, checked at runtime). */
+		const socket = (): ListenerSocket => {
+			const connection = (pc.iceTransports[0] as unknown as { connection?: { nominated?: { protocol?: { transport?: { socket?: ListenerSocket } } } } } | undefined)?.connection;
+			const found = connection?.nominated?.protocol?.transport?.socket;
+			if (!found) throw new Error("werift changed: cannot find the nominated pair's UDP socket");
+			return found;
+		};
+		return {
+			transportId: t.transportId,
+			consumers,
+			packets,
+			get packetsReceived() {
+				return packetsReceived;
+			},
+			firstAudio,
+			from: (producerId) => packets.filter((p) => p.producerId === producerId),
+			async connected(timeoutMs = 10_000) {
+				const deadline = performance.now() + timeoutMs;
+				while (pc.connectionState !== 'connected') {
+					if (performance.now() > deadline) throw new Error(`werift listener did not connect (${pc.connectionState})`);
+					await sleep(20);
+				}
+			},
+			tap(handler) {
+				const s = socket();
+				s.removeAllListeners('message');
+				s.on('message', (msg: Buffer) => {
+					const at = performance.now();
+					// RFC 7983: RTP/RTCP first bytes are 128-191; RTCP packet types are 192-223.
+					if (msg.length < 12 || msg[0]! < 128 || msg[0]! > 191 || (msg[1]! >= 192 && msg[1]! <= 223)) return;
+					handler(msg.readUInt32BE(8), msg.readUInt32BE(4), at);
+				});
+			},
+			silence() {
+				const s = socket();
+				const muted = process.noDeprecation;
+				process.noDeprecation = true;
+				try {
+					if (typeof s._handle?.recvStop !== 'function') throw new Error('cannot stop reading a dgram socket on this Node version');
+					s._handle.recvStop();
+				} finally {
+					process.noDeprecation = muted;
+				}
+				// The smallest buffer fills at once, so drops count every arrival from now on.
+				s.setRecvBufferSize(1);
+				return s.address().port;
+			},
+			close: () => pc.close(),
+		};
+	} catch (err) {
+		await pc.close();
+		throw err;
+	}
+}
+
+export interface WeriftSubscriber extends WeriftListener {
+	consumerId: string;
+}
+
+/** Listens to the channel's one producer (it must exist) and returns once ICE + DTLS are up. */
+export async function subscribeWithWerift(client: TestSignalingClient): Promise<WeriftSubscriber> {
+	const listener = await listenWithWerift(client, 1);
+	try {
+		await listener.connected(5000);
+	} catch (err) {
+		await listener.close();
+		throw err;
+	}
+	return Object.assign(listener, { consumerId: listener.consumers[0]!.consumerId });
 }

@@ -17,6 +17,9 @@ export interface WeriftPublisher {
 	 * way to the server); `timestampOf(i)` sets its RTP timestamp (gaps = DTX silence).
 	 */
 	send(frames: Uint8Array[], options?: { skip?: (i: number) => boolean; timestampOf?: (i: number) => number; paceMs?: number }): Promise<number>;
+	/** Writes one frame now with RTP timestamp `timestamp`, for a caller that paces frames
+	 * itself (the bench's FramePacer stamps each send instant). */
+	write(frame: Uint8Array, timestamp: number, marker?: boolean): void;
 	close(): Promise<void>;
 }
 
@@ -87,6 +90,11 @@ export async function publishWithWerift(client: TestSignalingClient, options: { 
 	const connectMs = Math.round(performance.now() - connectStarted);
 
 	let seq = 1000;
+	const writeRtp = (sequenceNumber: number, frame: Uint8Array, timestamp: number, marker: boolean) => {
+		const level = options.audioLevelDbov;
+		const extensions = level === undefined ? [] : [{ id: AUDIO_LEVEL_EXT_ID, payload: Buffer.from([0x80 | (level & 0x7f)]) }];
+		track.writeRtp(new RtpPacket(new RtpHeader({ payloadType: 111, sequenceNumber, timestamp: timestamp >>> 0, ssrc, marker, extension: extensions.length > 0, extensions }), Buffer.from(frame)));
+	};
 	return {
 		producerId: produced.data.producerId,
 		connectMs,
@@ -96,9 +104,7 @@ export async function publishWithWerift(client: TestSignalingClient, options: { 
 			for (let i = 0; i < frames.length; i++) {
 				const s = seq++ & 0xffff; // a dropped packet still used its sequence number
 				if (!skip(i)) {
-					const level = options.audioLevelDbov;
-					const extensions = level === undefined ? [] : [{ id: AUDIO_LEVEL_EXT_ID, payload: Buffer.from([0x80 | (level & 0x7f)]) }];
-					track.writeRtp(new RtpPacket(new RtpHeader({ payloadType: 111, sequenceNumber: s, timestamp: timestampOf(i) >>> 0, ssrc, marker: i === 0, extension: extensions.length > 0, extensions }), Buffer.from(frames[i]!)));
+					writeRtp(s, frames[i]!, timestampOf(i), i === 0);
 					sent++;
 				}
 				// Pace against the wall clock so timer drift does not accumulate.
@@ -107,6 +113,41 @@ export async function publishWithWerift(client: TestSignalingClient, options: { 
 			}
 			return sent;
 		},
+		write(frame, timestamp, marker = false) {
+			writeRtp(seq++ & 0xffff, frame, timestamp, marker);
+		},
 		close: () => pc.close(),
+	};
+}
+
+/** Sends a tone continuously (20 ms frames, one RTP timeline) until stop() is called. */
+export interface ToneStream {
+	/** Packets sent so far. */
+	readonly sent: number;
+	stop(): Promise<number>;
+}
+
+export function streamTone(publisher: { send(frames: Uint8Array[], options?: { timestampOf?: (i: number) => number }): Promise<number> }, frames: Uint8Array[]): ToneStream {
+	let stopped = false;
+	let sent = 0;
+	let frameIndex = 0;
+	const loop = (async () => {
+		while (!stopped) {
+			const base = frameIndex;
+			// Five frames at a time so stop() takes effect within 100 ms.
+			const chunk = Array.from({ length: 5 }, (_, i) => frames[(base + i) % frames.length]!);
+			sent += await publisher.send(chunk, { timestampOf: (i) => (base + i) * 960 });
+			frameIndex += chunk.length;
+		}
+	})();
+	return {
+		get sent() {
+			return sent;
+		},
+		async stop() {
+			stopped = true;
+			await loop;
+			return sent;
+		},
 	};
 }

@@ -4,9 +4,9 @@
 // core. This is the figure users care about; it costs the bench more than the plain-RTP ramp
 // (a DTLS handshake and SRTP decryption in JavaScript per listener), so:
 // - listeners join while the publishers are paused, each until ICE + DTLS are up; then all
-//   but a few sampled ones stop reading their socket (`WebRtcListener.silence`) and the
+//   but a few sampled ones stop reading their socket (`WeriftListener.silence`) and the
 //   kernel counts what arrives, as with the plain ramp's sinks; the sampled ones are timed at
-//   their socket (`WebRtcListener.tap`), without werift's JavaScript SRTP;
+//   their socket (`WeriftListener.tap`), without werift's JavaScript SRTP;
 // - there is no raw-mediasoup twin of this path: compare with the SRTP plain-transport ramp,
 //   which has one.
 import { mintAccessToken } from '../../server/auth/accessToken.js';
@@ -111,7 +111,7 @@ async function measureWebRtcStep(
 		await mapLimit(Array.from({ length: listenersWanted }, (_, i) => i), SETUP_CONCURRENCY, async (i) => {
 			const l = await WebRtcListener.join(`${base}?token=${await token(`listener-${index}-${i}`, channel, false)}&v=${PROTOCOL_VERSION}`, channel, o.publishers);
 			listeners[i] = l;
-			await l.connected();
+			await l.media.connected();
 		});
 		// Short: from here the silenced listeners' ICE consent runs out in ~30 s.
 		const quiet = await waitForQuietMachine([workerPid, server.pid], o.maxOtherCpu, Math.min(o.quietWaitMs, 8000), quietBudget);
@@ -126,11 +126,11 @@ async function measureWebRtcStep(
 		const sinkPorts: number[] = [];
 		listeners.forEach((l, i) => {
 			if (!sampledIdx.has(i)) {
-				sinkPorts.push(l.silence());
+				sinkPorts.push(l.media.silence());
 				return;
 			}
-			const source = new Map(l.consumers.map((c) => [c.ssrc, byProducer.get(c.producerId)!]));
-			l.tap((ssrc, timestamp, at) => {
+			const source = new Map(l.media.consumers.map((c) => [c.rtpParameters.encodings![0]!.ssrc!, byProducer.get(c.producerId)!]));
+			l.media.tap((ssrc, timestamp, at) => {
 				if (!recording) return;
 				const pub = source.get(ssrc);
 				const sentAt = pub?.sendTimeOf(pub.frameIndexOf(timestamp));

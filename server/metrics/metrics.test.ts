@@ -10,7 +10,7 @@ import { freePort } from '../../testkit/ports.js';
 import { parsePrometheusText, select, seriesKey, total, type Sample } from '../../test/helpers/prometheusText.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
-import { subscribeWithWerift, type WeriftSubscriber } from '../../test/helpers/weriftSubscriber.js';
+import { subscribeWithWerift, type WeriftSubscriber } from '../../testkit/weriftListener.js';
 import { ParleyServer } from '../ParleyServer.js';
 import { mintAccessToken } from '../auth/accessToken.js';
 import { PROTOCOL_VERSION, type Grants, type RequestData } from '../../protocol/messages.js';

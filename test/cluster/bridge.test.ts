@@ -16,8 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Notifications } from '../../protocol/messages.js';
 import { decodeToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
-import { listenWithWerift, streamTone, type ReceivedPacket, type ToneStream, type WeriftListener } from '../../testkit/weriftListener.js';
+import { publishWithWerift, streamTone, type ToneStream, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
+import { listenWithWerift, type ReceivedPacket, type WeriftListener } from '../../testkit/weriftListener.js';
 import { gauge, joinVia, NODE_TTL_MS, startNode, type JoinedClient, type NodeProcess } from './bridgeNodes.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
 

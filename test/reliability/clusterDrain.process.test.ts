@@ -16,10 +16,9 @@ import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
-import { publishWithWerift } from '../../testkit/weriftPublisher.js';
+import { publishWithWerift, streamTone } from '../../testkit/weriftPublisher.js';
 import { startNode, token as recToken, waitUntil, type NodeProcess } from '../cluster/helpers/nodes.js';
 import { startTalkingPair, type VoiceBot } from '../cluster/helpers/voiceBot.js';
-import { streamTone } from '../../testkit/weriftListener.js';
 
 const RUNS = Number(process.env.PARLEY_DRAIN_RUNS ?? 3);
 const DEADLINE_MS = 5000;

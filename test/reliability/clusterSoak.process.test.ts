@@ -33,12 +33,11 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { logLine } from '../helpers/serverProcess.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
-import { publishWithWerift } from '../../testkit/weriftPublisher.js';
+import { publishWithWerift, streamTone } from '../../testkit/weriftPublisher.js';
 import { sleep, startNode, token as nodeToken, waitUntil, type NodeProcess } from '../cluster/helpers/nodes.js';
 import { leaveOrDrop, listenWithoutMedia } from './helpers/harness.js';
 import { Prng } from './helpers/prng.js';
 import { uploadFile } from './helpers/tus.js';
-import { streamTone } from '../../testkit/weriftListener.js';
 
 const SOAK_S = Number(process.env.PARLEY_CLUSTER_SOAK_S ?? 40);
 const BOTS = Number(process.env.PARLEY_CLUSTER_SOAK_BOTS ?? 6);

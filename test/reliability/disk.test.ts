@@ -19,11 +19,10 @@ import { freePort } from '../../testkit/ports.js';
 import { logLine, type ServerProcess } from '../helpers/serverProcess.js';
 import type { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
-import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
+import { publishWithWerift, streamTone, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { KEY, sleep, startHarness, storageFailures, voiceUpdates, waitUntil, type Harness } from './helpers/harness.js';
 import { CAN_MOUNT, fill, TmpfsMounts } from './helpers/tmpfs.js';
 import { createUpload, createUploadId, headUpload, patchUpload, type TusTarget } from './helpers/tus.js';
-import { streamTone } from '../../testkit/weriftListener.js';
 
 function wavBytes(seconds: number): Buffer {
 	const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-disk-wav-')), 'a.wav');

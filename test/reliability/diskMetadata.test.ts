@@ -12,11 +12,11 @@ import type { Notifications } from '../../protocol/messages.js';
 import { encodeTone } from '../helpers/audio.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
-import { publishWithWerift } from '../../testkit/weriftPublisher.js';
+import { publishWithWerift, streamTone } from '../../testkit/weriftPublisher.js';
 import { sleep, startHarness, storageFailures, voiceUpdates as updates, waitUntil, type Harness } from './helpers/harness.js';
 import { CAN_MOUNT, fill, TmpfsMounts } from './helpers/tmpfs.js';
 import { createUploadId, headUpload, patchUpload, type TusTarget } from './helpers/tus.js';
-import { listenWithWerift, streamTone } from '../../testkit/weriftListener.js';
+import { listenWithWerift } from '../../testkit/weriftListener.js';
 
 
 describe.skipIf(!CAN_MOUNT)('the metadata database on a full disk', () => {

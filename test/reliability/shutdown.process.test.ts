@@ -22,11 +22,11 @@ import { processAlive } from '../helpers/process.js';
 import { logLine, startServerProcess, type ServerProcess } from '../helpers/serverProcess.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
-import { publishWithWerift } from '../../testkit/weriftPublisher.js';
+import { publishWithWerift, streamTone } from '../../testkit/weriftPublisher.js';
 import { hangingTools } from './helpers/fakeTools.js';
 import { KEY, SECRET, sleep, waitUntil } from './helpers/harness.js';
 import { createUploadId, headUpload, patchUpload, uploadFile } from './helpers/tus.js';
-import { listenWithWerift, streamTone } from '../../testkit/weriftListener.js';
+import { listenWithWerift } from '../../testkit/weriftListener.js';
 
 const DEADLINE_MS = 3000;
 const CHUNK = 16 * 1024;

@@ -14,11 +14,11 @@ import { CLOSE_CODES, PROTOCOL_VERSION, type NotificationName } from '../../prot
 import { ERROR_CODES } from '../../protocol/errors.js';
 import { encodeTone } from '../helpers/audio.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
-import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
+import { publishWithWerift, streamTone, type ToneStream, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { mediaLoad, sleep, startHarness, waitUntil, type Harness } from './helpers/harness.js';
 import { Prng } from './helpers/prng.js';
 import { SignalingFuzzer, type IdPool } from './helpers/signalingFuzz.js';
-import { listenWithWerift, streamTone, type ToneStream, type WeriftListener } from '../../testkit/weriftListener.js';
+import { listenWithWerift, type WeriftListener } from '../../testkit/weriftListener.js';
 
 const SEED = 0x5eed_2024;
 const FUZZERS = 5;

@@ -22,11 +22,10 @@ import { liveServerObjects, parsePrometheusText } from '../helpers/prometheusTex
 import { logLine, startServerProcess, type ServerProcess } from '../helpers/serverProcess.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
-import { publishWithWerift } from '../../testkit/weriftPublisher.js';
+import { publishWithWerift, streamTone } from '../../testkit/weriftPublisher.js';
 import { KEY, leaveOrDrop, listenWithoutMedia, SECRET, sleep, waitUntil } from './helpers/harness.js';
 import { Prng } from './helpers/prng.js';
 import { uploadFile } from './helpers/tus.js';
-import { streamTone } from '../../testkit/weriftListener.js';
 
 const SOAK_S = Number(process.env.PARLEY_SOAK_S ?? 40);
 const BOTS = Number(process.env.PARLEY_SOAK_BOTS ?? 6);

@@ -10,9 +10,9 @@ import { LocalVoiceStorage } from '../../server/voice/files/VoiceStorage.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
 import { processAlive } from '../helpers/process.js';
 import type { TestSignalingClient } from '../../testkit/signalingClient.js';
-import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
+import { publishWithWerift, streamTone, type ToneStream, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { mediaLoad, sleep, startHarness, waitUntil, type Harness, type RtpCapabilities } from './helpers/harness.js';
-import { listenWithWerift, streamTone, type ToneStream, type WeriftListener } from '../../testkit/weriftListener.js';
+import { listenWithWerift, type WeriftListener } from '../../testkit/weriftListener.js';
 
 /** The target for audio to resume after a worker dies. */
 const RECOVERY_TARGET_MS = 3000;

@@ -7,8 +7,8 @@ import { BackoffReconnectPolicy } from '../../../client/ReconnectPolicy.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../../protocol/messages.js';
 import { decodeToMono, dominantFrequency, encodeTone } from '../../helpers/audio.js';
 import { TestSignalingClient } from '../../../testkit/signalingClient.js';
-import { publishWithWerift, type WeriftPublisher } from '../../../testkit/weriftPublisher.js';
-import { listenWithWerift, streamTone, type ToneStream, type WeriftListener } from '../../../testkit/weriftListener.js';
+import { publishWithWerift, streamTone, type ToneStream, type WeriftPublisher } from '../../../testkit/weriftPublisher.js';
+import { listenWithWerift, type WeriftListener } from '../../../testkit/weriftListener.js';
 import { sleep, token, waitUntil, type NodeProcess } from './nodes.js';
 
 type RtpCapabilities = RequestData<'join'>['rtpCapabilities'];
