@@ -40,7 +40,6 @@ import { VoiceMessageService } from './voice/VoiceMessageService.js';
 import { TusUploadServer } from './voice/upload/TusUploadServer.js';
 import { AudioTranscoder } from './voice/transcode/AudioTranscoder.js';
 import { registerVoiceRoutes } from './voice/voiceRoutes.js';
-import { AccessTokenError, channelAllowed, verifyAccessToken } from './auth/accessToken.js';
 import { ParleyMetrics } from './metrics/metrics.js';
 import { registerMetricsRoute, startMetricsListener } from './metrics/metricsEndpoint.js';
 import { channelStreams, RtpStatsPoller } from './metrics/rtpStats.js';
@@ -222,11 +221,7 @@ export class ParleyServer {
 			dir: path.join(this.storageDir, UPLOADS_SUBDIR),
 			maxSizeBytes: config.voice.maxUploadBytes,
 			expiryMs: config.voice.uploadExpiryMs,
-			authenticate: async (authorization) => {
-				if (!authorization.startsWith('Bearer ')) throw new AccessTokenError('send "Authorization: Bearer <jwt>"');
-				return verifyAccessToken(authorization.slice(7).trim(), key);
-			},
-			authorize: (claims, destination) => destination.kind === 'user' || channelAllowed(claims.channels, destination.channel),
+			signingKey: key,
 			onComplete: async (upload) => {
 				await this.voice.acceptUpload(upload);
 			},

@@ -144,7 +144,7 @@ export class RtpStatsPoller {
 }
 
 /** Every producer and consumer of the peers of `channels`. */
-export function* channelStreams(channels: Iterable<{ peers: Map<string, { producers: Map<string, ms.Producer>; consumers: Map<string, ms.Consumer> }> }>): Iterable<PolledStream> {
+export function* channelStreams(channels: Iterable<{ peers: ReadonlyMap<string, { producers: ReadonlyMap<string, ms.Producer>; consumers: ReadonlyMap<string, ms.Consumer> }> }>): Iterable<PolledStream> {
 	for (const channel of channels) {
 		for (const peer of channel.peers.values()) {
 			for (const source of peer.producers.values()) yield { direction: 'in', source };
