@@ -3,7 +3,6 @@
 import { once } from 'node:events';
 import type { types as ms } from 'mediasoup';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { NotificationName, Notifications } from '../../protocol/messages.js';
 import { RequestError } from '../../protocol/RequestError.js';
 import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
@@ -13,26 +12,10 @@ import { WorkerPool, type WorkerLoad } from '../media/WorkerPool.js';
 import { workerPoolOptions } from '../media/workerSettings.js';
 import { createLogger } from '../telemetry/logger.js';
 import { Channel, type ChannelCloseKind, type ChannelOptions } from './Channel.js';
-import { Peer, type PeerLink } from './Peer.js';
+import { Peer } from './Peer.js';
+import { opusParams, RecordingLink } from '../../test/helpers/peerLink.js';
 
 const CHANNEL_OPTIONS: ChannelOptions = { maxPeers: 10, maxTransportsPerPeer: 4, maxProducersPerPeer: 2, audioLevelIntervalMs: 200, audioLevelThresholdDb: -70, enableRtx: false };
-
-const opusParams = (ssrc: number): ms.RtpParameters => ({
-	mid: '0',
-	codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1, usedtx: 1 } }],
-	encodings: [{ ssrc }],
-});
-
-class RecordingLink implements PeerLink {
-	readonly seen: { name: NotificationName; data: unknown }[] = [];
-	notify<N extends NotificationName>(name: N, data: Notifications[N]): void {
-		this.seen.push({ name, data });
-	}
-	disconnect(): void {}
-	of<N extends NotificationName>(name: N): Notifications[N][] {
-		return this.seen.filter((n) => n.name === name).map((n) => n.data as Notifications[N]);
-	}
-}
 
 interface TestPeer {
 	peer: Peer;

@@ -8,7 +8,7 @@ import { waitUntil } from '../../test/helpers/wait.js';
 import { ROUTER_MEDIA_CODECS } from '../media/mediaCodecs.js';
 import { WorkerPool } from '../media/WorkerPool.js';
 import { workerPoolOptions } from '../media/workerSettings.js';
-import { Peer, SILENT_LINK, type TransportAppData, type TransportDirection } from './Peer.js';
+import { Peer, SILENT_LINK, type PeerTransport, type TransportAppData, type TransportDirection } from './Peer.js';
 
 interface Context {
 	pool: WorkerPool;
@@ -84,15 +84,19 @@ describe('Peer', () => {
 		expectNotFound(() => ctx.peer.webRtcTransport(t.id), `No transport ${t.id} of yours.`);
 	});
 
-	it('forgets a producer and its consumer when the producer closes', async () => {
-		const send = await webRtcTransport('send');
-		const recv = await webRtcTransport('recv');
+	/** Both transports added to the peer, a producer on `send` and its consumer on `recv`, added too. */
+	async function producerAndConsumer(send: PeerTransport, recv: PeerTransport): Promise<{ producer: ms.Producer; consumer: ms.Consumer }> {
 		ctx.peer.addTransport(send);
 		ctx.peer.addTransport(recv);
 		const producer = await send.produce({ kind: 'audio', rtpParameters: opusParams });
 		const consumer = await recv.consume({ producerId: producer.id, rtpCapabilities: ctx.router.rtpCapabilities });
 		ctx.peer.addProducer(producer);
 		ctx.peer.addConsumer(consumer);
+		return { producer, consumer };
+	}
+
+	it('forgets a producer and its consumer when the producer closes', async () => {
+		const { producer, consumer } = await producerAndConsumer(await webRtcTransport('send'), await webRtcTransport('recv'));
 		expect(ctx.peer.producer(producer.id)).toBe(producer);
 		expect(ctx.peer.consumer(consumer.id)).toBe(consumer);
 
@@ -107,12 +111,7 @@ describe('Peer', () => {
 	it('close() closes its transports, and with them their producers and consumers', async () => {
 		const send = await webRtcTransport('send');
 		const recv = await plainTransport('recv');
-		ctx.peer.addTransport(send);
-		ctx.peer.addTransport(recv);
-		const producer = await send.produce({ kind: 'audio', rtpParameters: opusParams });
-		const consumer = await recv.consume({ producerId: producer.id, rtpCapabilities: ctx.router.rtpCapabilities });
-		ctx.peer.addProducer(producer);
-		ctx.peer.addConsumer(consumer);
+		const { producer, consumer } = await producerAndConsumer(send, recv);
 
 		ctx.peer.close();
 

@@ -7,12 +7,11 @@ import type { types as ms } from 'mediasoup';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChannelRegistry } from '../channels/ChannelRegistry.js';
-import { Peer, type PeerLink } from '../channels/Peer.js';
+import { Peer } from '../channels/Peer.js';
 import type { Channel } from '../channels/Channel.js';
 import { routerMediaCodecs } from '../media/mediaCodecs.js';
 import { WorkerPool } from '../media/WorkerPool.js';
 import { resolveWorkerBin } from '../media/workerSettings.js';
-import type { NotificationName, Notifications } from '../../protocol/messages.js';
 import { freePortRange } from '../../testkit/ports.js';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
@@ -21,29 +20,10 @@ import { ChannelBridges } from './ChannelBridge.js';
 import { closeRedis, connectRedis } from '../redis/redisConnection.js';
 import { BRIDGE_OPEN, BRIDGE_SYNC } from './ChannelBridgeMessages.js';
 import { waitUntil } from '../../test/helpers/wait.js';
+import { opusParams, RecordingLink } from '../../test/helpers/peerLink.js';
 
 const mediaCodecs = routerMediaCodecs({ inbandFec: true, dtx: true, nack: false });
 const deviceCaps = mediasoup.ortc.generateRouterRtpCapabilities(mediaCodecs) as ms.RtpCapabilities;
-const opusParams = (ssrc: number): ms.RtpParameters => ({
-	mid: '0',
-	codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1, usedtx: 1 } }],
-	encodings: [{ ssrc }],
-});
-
-class RecordingLink implements PeerLink {
-	readonly seen: { name: NotificationName; data: unknown }[] = [];
-	readonly disconnects: { code: number; reason: string }[] = [];
-	notify<N extends NotificationName>(name: N, data: Notifications[N]): void {
-		this.seen.push({ name, data });
-	}
-	disconnect(code: number, reason: string): void {
-		this.disconnects.push({ code, reason });
-	}
-	of<N extends NotificationName>(name: N): Notifications[N][] {
-		return this.seen.filter((n) => n.name === name).map((n) => n.data as Notifications[N]);
-	}
-}
-
 interface Node {
 	id: string;
 	pool: WorkerPool;
