@@ -430,6 +430,11 @@ export const configSchema = z.strictObject({
 				description: 'Time each /readyz check (workers, storage, Redis) may take before it counts as failed.',
 				unit: 'ms',
 			}),
+			cacheMs: option(z.number().int().min(0).max(60_000).default(1000), {
+				description:
+					'Time one run of the readiness checks answers /readyz: calls within it (and calls while the checks run) share that run, so probes cost at most one storage write + fsync per window. 0: every call runs the checks (concurrent calls still share one run).',
+				unit: 'ms',
+			}),
 		})
 		.prefault({}),
 });

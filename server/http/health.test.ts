@@ -4,13 +4,21 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
+import { sleep, waitUntil } from '../../test/helpers/wait.js';
 import { freePort } from '../../testkit/ports.js';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { ParleyServer } from '../ParleyServer.js';
+import { registerHealthRoutes, type CachedReadiness, type ReadinessCheck } from './healthRoutes.js';
+import { HttpServer } from './HttpServer.js';
 
 interface ReadyBody {
 	status: string;
-	checks: Record<string, { ok: boolean; error?: string }>;
+	checks: Record<string, { ok: boolean }>;
+}
+
+/** Polls /readyz (its results are cached for readiness.cacheMs) until it answers `status`. */
+async function readyzBecomes(base: string, status: number): Promise<void> {
+	await waitUntil(async () => (await fetch(`${base}/readyz`)).status === status, 5000, `/readyz ${status}`, 100);
 }
 
 describe('health endpoints', () => {
@@ -56,12 +64,11 @@ describe('health endpoints', () => {
 		const res = await fetch(`${base}/readyz`);
 		const body = (await res.json()) as ReadyBody;
 		expect(res.status).toBe(503);
-		expect(body.checks.storage).toMatchObject({ ok: false });
-		expect(body.checks.storage!.error).toMatch(/EEXIST|ENOTDIR/);
-		expect(body.checks.workers!.ok).toBe(true);
-		// It recovers as soon as storage does.
+		expect(body).toEqual({ status: 'not ready', checks: { storage: { ok: false }, workers: { ok: true } } });
+		expect(JSON.stringify(body)).not.toContain(server!.storageDir);
+		// It recovers once storage does (after the cache window).
 		rmSync(server!.storageDir);
-		expect((await fetch(`${base}/readyz`)).status).toBe(200);
+		await readyzBecomes(base, 200);
 	});
 
 	it('/readyz is 503 while a worker is down, 200 once it is replaced', async () => {
@@ -77,11 +84,11 @@ describe('health endpoints', () => {
 		const res = await fetch(`${base}/readyz`);
 		const body = (await res.json()) as ReadyBody;
 		expect(res.status).toBe(503);
-		expect(body.checks.workers).toMatchObject({ ok: false, error: 'mediasoup worker(s) 0 not running' });
+		expect(body.checks.workers).toEqual({ ok: false });
 		const replaced = once(server!.workers, 'workerReplaced');
 		blocker.close();
 		await replaced;
-		expect((await fetch(`${base}/readyz`)).status).toBe(200);
+		await readyzBecomes(base, 200);
 	});
 
 	it('/readyz checks Redis when one is configured', async () => {
@@ -91,9 +98,9 @@ describe('health endpoints', () => {
 		expect(res.status).toBe(200);
 		expect(((await res.json()) as ReadyBody).checks.redis).toMatchObject({ ok: true });
 		await redis.stop();
+		await readyzBecomes(base, 503);
 		res = await fetch(`${base}/readyz`);
-		expect(res.status).toBe(503);
-		expect(((await res.json()) as ReadyBody).checks.redis).toMatchObject({ ok: false });
+		expect(((await res.json()) as ReadyBody).checks.redis).toEqual({ ok: false });
 	});
 
 	it('/readyz is 503 when the configured Redis is unreachable', async () => {
@@ -134,5 +141,72 @@ describe('health endpoints', () => {
 		expect(result.durationMs).toBeGreaterThanOrEqual(290);
 		expect(result.durationMs).toBeLessThan(3000);
 		expect(server!.workers.info().every((w) => !w.alive)).toBe(true);
+	});
+});
+
+describe('/readyz cache', () => {
+	let http: HttpServer | undefined;
+
+	afterEach(() => {
+		http?.close();
+		http = undefined;
+	});
+
+	/** A listener with only the health routes, over checks the test controls. */
+	async function serve(checks: ReadinessCheck[], cacheMs: number): Promise<{ base: string; readiness: CachedReadiness }> {
+		http = new HttpServer(testLogger());
+		const readiness = registerHealthRoutes(http, { checks, checkTimeoutMs: 1000, cacheMs, isAccepting: () => true });
+		await http.listen('127.0.0.1', 0);
+		return { base: `http://127.0.0.1:${http.port}`, readiness };
+	}
+
+	it('a burst of 200 calls runs the checks once or twice', async () => {
+		let storageRuns = 0;
+		const { base } = await serve(
+			[
+				{
+					name: 'storage',
+					check: async () => {
+						storageRuns++;
+						await sleep(20); // a write + fsync takes a while: calls pile up behind it
+					},
+				},
+			],
+			1000,
+		);
+		const replies = await Promise.all(Array.from({ length: 200 }, () => fetch(`${base}/readyz`)));
+		expect(replies.every((r) => r.status === 200)).toBe(true);
+		expect(storageRuns).toBeGreaterThanOrEqual(1);
+		expect(storageRuns).toBeLessThanOrEqual(2);
+	});
+
+	it('a failing check shows its name only, not its reason', async () => {
+		const dir = '/var/lib/parley/voice';
+		const { base } = await serve(
+			[
+				{ name: 'storage', check: () => Promise.reject(new Error(`EROFS: read-only file system, open '${dir}/.ready-probe-1'`)) },
+				{ name: 'workers', check: async () => {} },
+			],
+			1000,
+		);
+		const res = await fetch(`${base}/readyz`);
+		const text = await res.text();
+		expect(res.status).toBe(503);
+		expect(JSON.parse(text)).toEqual({ status: 'not ready', checks: { storage: { ok: false }, workers: { ok: true } } });
+		expect(text).not.toContain(dir);
+		expect(text).not.toMatch(/EROFS/);
+	});
+
+	it('a check that changes state is seen once the cache window has passed', async () => {
+		let writable = false;
+		const { base, readiness } = await serve([{ name: 'storage', check: async () => void (writable || (await Promise.reject(new Error('not writable')))) }], 300);
+		expect((await fetch(`${base}/readyz`)).status).toBe(503);
+		writable = true;
+		// Within the window: the cached result.
+		expect((await fetch(`${base}/readyz`)).status).toBe(503);
+		expect(readiness.runs).toBe(1);
+		await sleep(350);
+		expect((await fetch(`${base}/readyz`)).status).toBe(200);
+		expect(readiness.runs).toBe(2);
 	});
 });
