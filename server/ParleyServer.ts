@@ -288,6 +288,7 @@ export class ParleyServer {
 		registerHealthRoutes(http, {
 			checks: this.#readinessChecks(),
 			checkTimeoutMs: config.readiness.checkTimeoutMs,
+			cacheMs: config.readiness.cacheMs,
 			isAccepting: () => this.#accepting,
 		});
 		this.#teardown.push('voice recovery', () => this.#voiceRecovery.close());

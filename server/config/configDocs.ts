@@ -8,7 +8,7 @@ function allowed(o: OptionInfo): string {
 	if (typeof s.minimum === 'number') parts.push(`>= ${s.minimum}`);
 	if (typeof s.maximum === 'number') parts.push(`<= ${s.maximum}`);
 	if (s.type === 'integer') parts.push('integer');
-	if (Array.isArray(s.anyOf)) parts.push('IPv4 or IPv6 address');
+	if (Array.isArray(s.anyOf)) parts.push((s.anyOf as { format?: string }[]).some((a) => a.format === 'uri') ? 'http(s) URL' : 'IPv4 or IPv6 address');
 	if (typeof s.minLength === 'number' && s.minLength > 0) parts.push('non-empty');
 	return parts.join(', ');
 }
