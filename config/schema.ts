@@ -124,7 +124,7 @@ export const configSchema = z.strictObject({
 		.strictObject({
 			maxMessageBytes: option(z.number().int().min(1024).max(1_048_576).default(16_384), {
 				description:
-					'Largest signaling message accepted. Larger ones get E_MESSAGE_TOO_LARGE; ones over 4x this close the connection (code 1009). Before its welcome a client may send at most 16 messages and 2x this in bytes (more: close 4429).',
+					'Largest signaling message accepted. Larger ones get E_MESSAGE_TOO_LARGE; ones over 4x this close the connection (code 1009, reason E_MESSAGE_TOO_LARGE); ones over 8x are cut unread by the WebSocket layer, without a close frame (the client sees 1006). Before its welcome a client may send at most 16 messages and 2x this in bytes (more: close 4429).',
 				unit: 'bytes',
 			}),
 			requestsPerSecond: option(z.number().min(0.1).max(10_000).default(20), {
@@ -158,7 +158,8 @@ export const configSchema = z.strictObject({
 				unit: 'connections',
 			}),
 			requestTimeoutMs: option(z.number().int().min(100).max(120_000).default(10_000), {
-				description: 'A request still unanswered after this long is answered E_INTERNAL (the connection stays open).',
+				description:
+					"A request still unanswered after this long is answered E_INTERNAL (the connection stays open). Its handler keeps the connection's turn: the next request waits until it is done, and what it did then (a join, a transport, a producer) is undone.",
 				unit: 'ms',
 			}),
 			userRequestsPerSecond: option(z.number().min(0).max(100_000).default(40), {

@@ -17,7 +17,7 @@ import { protocolError, type ErrorCode, type ProtocolError } from '../../protoco
 import type { VoiceMessageInfo } from '../../protocol/schemas.js';
 import { RequestError } from '../../protocol/RequestError.js';
 import type { ChannelBridgeHook, ChannelPlacer } from '../channels/placement.js';
-import { requestHandlers, type HandlerContext } from './requestHandlers.js';
+import { requestHandlers, undoRequest, type HandlerContext } from './requestHandlers.js';
 import { SignalingSession, type SessionEvents, type SocketData } from './SignalingSession.js';
 import { TokenBucket } from '../../protocol/TokenBucket.js';
 import type { SignalingRateLimits } from '../ratelimit/rateLimits.js';
@@ -25,6 +25,13 @@ import { clientAddress } from '../http/clientAddress.js';
 
 /** Frames a client may send before its welcome (while its token is checked); more closes it. */
 const MAX_EARLY_FRAMES = 16;
+
+/** Frames over this many times signaling.maxMessageBytes close the connection with 1009. */
+const CLOSE_FACTOR = 4;
+/** uWS's own cap, in the same unit: larger frames are cut unread, without a close frame (1006). */
+const CUT_FACTOR = 8;
+/** RFC 6455: the message is too big to process. */
+const CLOSE_MESSAGE_TOO_BIG = 1009;
 
 const SERVER_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -65,9 +72,10 @@ export class SignalingServer {
 		};
 		const s = options.config.signaling;
 		http.app.ws<SocketData>('/ws', {
-			// Frames up to 4x the message limit get an E_MESSAGE_TOO_LARGE reply; larger ones
-			// are cut off by uWS (close 1009) before we buffer them.
-			maxPayloadLength: s.maxMessageBytes * 4,
+			// Frames up to 4x the message limit get an E_MESSAGE_TOO_LARGE reply, up to 8x a close
+			// 1009 from us. uWS cuts larger ones at their header, before buffering them, but with
+			// no close frame (the client sees 1006): its cap sits above ours so 1009 is the rule.
+			maxPayloadLength: s.maxMessageBytes * CUT_FACTOR,
 			idleTimeout: s.idleTimeoutS,
 			sendPingsAutomatically: true,
 			// SignalingSession closes a lagging client at maxBufferedBytes with code 4508; this
@@ -95,6 +103,10 @@ export class SignalingServer {
 			open: (ws) => this.#onOpen(ws),
 			message: (ws, message, isBinary) => {
 				const data = ws.getUserData();
+				if (message.byteLength > s.maxMessageBytes * CLOSE_FACTOR) {
+					this.#closeTooLarge(ws, message.byteLength);
+					return;
+				}
 				// uWS reuses the buffer after this callback returns: decode (copy) it now.
 				const text = isBinary ? undefined : Buffer.from(message).toString('utf8');
 				if (data.session) data.session.onMessage(text, message.byteLength);
@@ -142,6 +154,21 @@ export class SignalingServer {
 			});
 	}
 
+	/** Before or after the welcome: a frame this large is not read, and its sender is closed. */
+	#closeTooLarge(ws: WebSocket<SocketData>, byteLength: number): void {
+		const data = ws.getUserData();
+		const limit = this.#options.config.signaling.maxMessageBytes * CLOSE_FACTOR;
+		this.#options.events?.onInvalidMessage?.('too_large');
+		const reason = `E_MESSAGE_TOO_LARGE: a frame of ${byteLength} bytes is over ${limit}`;
+		if (data.session) {
+			data.session.disconnect(CLOSE_MESSAGE_TOO_BIG, reason);
+			return;
+		}
+		// Not admitted yet: the token check's answer must not welcome it.
+		data.refusal = { closeCode: CLOSE_MESSAGE_TOO_BIG, error: protocolError('E_MESSAGE_TOO_LARGE', reason) };
+		ws.end(CLOSE_MESSAGE_TOO_BIG, reason);
+	}
+
 	/** A client may send before its welcome; frames are kept (a few, small) until the token is
 	 * checked. Bounded in count and bytes: a socket not yet admitted holds little memory. */
 	#holdEarly(ws: WebSocket<SocketData>, text: string | undefined, byteLength: number): void {
@@ -181,7 +208,7 @@ export class SignalingServer {
 			claims,
 			new TokenBucket({ ratePerSecond: s.requestsPerSecond, burst: s.requestBurst }),
 			{ maxMessageBytes: s.maxMessageBytes, maxBufferedBytes: s.maxBufferedBytes, requestTimeoutMs: s.requestTimeoutMs },
-			(sess, method, body) => this.#dispatch(sess, method, body),
+			{ run: (sess, method, body) => this.#dispatch(sess, method, body), undo: undoRequest },
 			log,
 			this.#options.events,
 		);

@@ -34,8 +34,13 @@ export interface SessionLimits {
 	requestTimeoutMs: number;
 }
 
-/** Runs one validated request; throws RequestError for protocol-level failures. */
-export type RequestDispatcher = (session: SignalingSession, method: Method, data: unknown) => Promise<unknown>;
+/** Runs validated requests, and takes back what one did when its client never got the answer. */
+export interface RequestDispatcher {
+	/** Runs one request; throws RequestError for protocol-level failures. */
+	run(session: SignalingSession, method: Method, data: unknown): Promise<unknown>;
+	/** Undoes a request that succeeded after it timed out or after the socket closed. */
+	undo(session: SignalingSession, method: Method, result: unknown): void;
+}
 
 /** Why a frame was rejected before any handler ran. */
 export type InvalidMessageReason = 'binary' | 'not_json' | 'not_request' | 'too_large' | 'unknown_method' | 'bad_data';
@@ -56,7 +61,7 @@ export class SignalingSession implements PeerLink {
 	readonly #limits: SessionLimits;
 	readonly #dispatch: RequestDispatcher;
 	readonly #events: SessionEvents;
-	/** Requests run in arrival order, one at a time: no races on one peer's state. */
+	/** Requests run in arrival order, one at a time (a timed-out one until its handler is done): no races on one peer's state. */
 	#queue: Promise<void> = Promise.resolve();
 	#closed = false;
 
@@ -140,16 +145,47 @@ export class SignalingSession implements PeerLink {
 			return;
 		}
 		const started = performance.now();
-		this.#queue = this.#queue.then(async () => {
-			if (this.#closed) return;
+		this.#queue = this.#queue.then(() => this.#run(id, method, data.data, started));
+	}
+
+	/**
+	 * Runs one request in the queue. The queue waits for the handler itself, not for its
+	 * timeout: a handler still running after its client got the timeout error keeps the
+	 * connection's turn (the next request waits), and what it did once done is undone, as it
+	 * is when the socket closed meanwhile: its client was told it failed, or is gone.
+	 */
+	async #run(id: number, method: Method, data: unknown, started: number): Promise<void> {
+		if (this.#closed) return;
+		const running = this.#dispatch.run(this, method, data);
+		const outcome = await settleWithin(running, this.#limits.requestTimeoutMs);
+		if (outcome === 'timeout') {
+			this.#reply(id, new Error(`${method} timed out after ${this.#limits.requestTimeoutMs} ms`), method, started);
 			try {
-				const result = await withTimeout(this.#dispatch(this, method, data.data), this.#limits.requestTimeoutMs, method);
-				this.#send({ id, ok: true, data: result ?? {} });
-				this.#events.onRequestDone?.(method, 'OK', performance.now() - started);
+				this.#undo(method, await running);
 			} catch (err) {
-				this.#reply(id, err, method, started);
+				this.log.warn({ err, method }, 'timed-out request failed later');
 			}
-		});
+			return;
+		}
+		try {
+			const result = await running;
+			if (this.#closed) {
+				this.#undo(method, result);
+				return;
+			}
+			this.#send({ id, ok: true, data: result ?? {} });
+			this.#events.onRequestDone?.(method, 'OK', performance.now() - started);
+		} catch (err) {
+			this.#reply(id, err, method, started);
+		}
+	}
+
+	#undo(method: Method, result: unknown): void {
+		try {
+			this.#dispatch.undo(this, method, result);
+		} catch (err) {
+			this.log.error({ err, method }, 'undoing a late request failed');
+		}
 	}
 
 	#reply(id: number | null, err: unknown, method = 'invalid', started = performance.now()): void {
@@ -203,15 +239,15 @@ function describeIssue(issue: { path: PropertyKey[]; message: string } | undefin
 	return path ? `${path}: ${issue.message}` : issue.message;
 }
 
-async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, method: string): Promise<T> {
+/** Whether `promise` settles within `timeoutMs`; it keeps running either way. */
+async function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<'settled' | 'timeout'> {
 	let timer: NodeJS.Timeout | undefined;
+	const settled = promise.then(
+		() => 'settled' as const,
+		() => 'settled' as const,
+	);
 	try {
-		return await Promise.race([
-			promise,
-			new Promise<never>((_, reject) => {
-				timer = setTimeout(() => reject(new Error(`${method} timed out after ${timeoutMs} ms`)), timeoutMs);
-			}),
-		]);
+		return await Promise.race([settled, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)))]);
 	} finally {
 		clearTimeout(timer);
 	}

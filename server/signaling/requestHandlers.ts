@@ -185,3 +185,36 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		return { voiceMessage: VoiceMessageService.info(message) };
 	},
 };
+
+/**
+ * Takes back what a request did when its client never got the answer: it succeeded after
+ * its timeout (the client was told it failed) or after the socket closed (the close already
+ * cleaned up what the session had, not this). Only what would outlive the mistake is undone:
+ * a joined peer, a transport, a producer. Other methods change state the client sets again.
+ */
+export function undoRequest(session: SignalingSession, method: Method, result: unknown): void {
+	const peer = session.joinedPeer;
+	switch (method) {
+		case 'join': {
+			const channel = session.channel;
+			if (!peer || !channel || peer.id !== (result as ResponseData['join']).peerId) return;
+			channel.removePeer(peer);
+			session.peer = undefined;
+			session.channel = undefined;
+			session.log.info({ channel: channel.name, peerId: peer.id }, 'late join undone');
+			return;
+		}
+		case 'createTransport': {
+			const { transportId } = result as ResponseData['createTransport'];
+			if (peer?.transports.has(transportId)) peer.transport(transportId).close();
+			return;
+		}
+		case 'produce': {
+			const { producerId } = result as ResponseData['produce'];
+			if (peer?.producers.has(producerId)) peer.producer(producerId).close();
+			return;
+		}
+		default:
+			return;
+	}
+}

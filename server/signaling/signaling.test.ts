@@ -1,5 +1,6 @@
 // Protocol tests without a browser: a real Parley server, real WebSockets, real workers.
 import { SignJWT } from 'jose';
+import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
@@ -147,12 +148,19 @@ describe('signaling protocol', () => {
 		expect(ok.ok).toBe(true);
 	});
 
-	it('cuts off a frame over 4x the message limit (1009) without affecting others', async () => {
+	it('closes with 1009 on a frame over 4x the message limit, without affecting others', async () => {
 		const { client: other } = await joined();
-		const { client } = await connect();
-		client.ws.send('x'.repeat(16_384 * 4 + 10));
-		// uWS drops such a socket at once (1006 to the client, or 1009 with a close frame).
-		expect([1006, 1009]).toContain((await client.closed).code);
+		const closeOf = async (bytes: number) => {
+			// A raw socket: the frame goes out as is, and the close is what the client sees.
+			const ws = new WebSocket(url(await token()));
+			await new Promise((resolve) => ws.once('message', resolve));
+			const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+			ws.send('x'.repeat(bytes));
+			return closed;
+		};
+		expect(await closeOf(70_000)).toEqual({ code: 1009, reason: expect.stringMatching(/^E_MESSAGE_TOO_LARGE/) as unknown as string });
+		// Over uWS's own cap (8x) the frame is cut at its header, with no close frame.
+		expect((await closeOf(16_384 * 8 + 10)).code).toBe(1006);
 		expect((await other.request('getRouterRtpCapabilities', {})).ok).toBe(true);
 	});
 
@@ -301,5 +309,72 @@ describe('signaling protocol', () => {
 		expect(await client.waitFor('serverShuttingDown')).toEqual({ reconnectAfterMs: 1000 });
 		expect((await client.closed).code).toBe(CLOSE_CODES.SHUTTING_DOWN);
 		await done;
+	});
+
+	describe('a request past signaling.requestTimeoutMs', () => {
+		/** Stops the (only) mediasoup worker: router creation, and so a first join, hangs until resumed. */
+		function stallWorker(): () => void {
+			const pid = server.workers.info()[0]!.pid!;
+			process.kill(pid, 'SIGSTOP');
+			let stalled = true;
+			const resume = () => {
+				if (stalled) process.kill(pid, 'SIGCONT');
+				stalled = false;
+			};
+			resumes.push(resume);
+			return resume;
+		}
+		const resumes: (() => void)[] = [];
+		const peersIn = (channel: string) => server.channels.get(channel)?.peers.size ?? 0;
+		const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+		beforeEach(async () => {
+			await server.shutdown('restart');
+			await startServer({ PARLEY_SIGNALING_REQUEST_TIMEOUT_MS: '300' });
+		});
+
+		afterEach(() => {
+			for (const resume of resumes.splice(0)) resume();
+		});
+
+		async function capabilities(client: TestSignalingClient): Promise<RequestData<'join'>['rtpCapabilities']> {
+			const caps = await client.request('getRouterRtpCapabilities', {});
+			if (!caps.ok) throw new Error('no caps');
+			return caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'];
+		}
+
+		it('keeps the turn until its handler is done: the next join waits, the late join is undone', async () => {
+			const { client } = await connect();
+			const rtpCapabilities = await capabilities(client);
+			const resume = stallWorker();
+			expect(errorCode(await client.request('join', { channel: 'room', rtpCapabilities }))).toBe('E_INTERNAL');
+			const second = client.request('join', { channel: 'room', rtpCapabilities });
+			// Longer than the timeout: the second join must not have started meanwhile.
+			await sleep(600);
+			resume();
+			expect(errorCode(await second)).toBe('OK');
+			expect(peersIn('room')).toBe(1);
+			client.close();
+			await client.closed;
+			await sleep(50);
+			expect(peersIn('room')).toBe(0);
+		});
+
+		it('undoes a join that finishes after its timeout and after the socket closed', async () => {
+			const { client } = await connect();
+			const { client: bystander } = await connect();
+			const rtpCapabilities = await capabilities(client);
+			const resume = stallWorker();
+			expect(errorCode(await client.request('join', { channel: 'room', rtpCapabilities }))).toBe('E_INTERNAL');
+			client.close();
+			await client.closed;
+			await bystander.until(() => server.signaling.sessionCount === 1, 2000, 'socket closed');
+			resume();
+			const routers = () => server.workers.info()[0]!.routers;
+			await bystander.until(() => routers() > 0, 5000, 'router created');
+			// A ghost peer would keep the channel open; without it, it closes once empty.
+			await bystander.until(() => routers() === 0 && server.channels.size === 0, 3000, 'empty channel closed');
+			expect(peersIn('room')).toBe(0);
+		});
 	});
 });
