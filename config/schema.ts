@@ -111,11 +111,22 @@ export const configSchema = z.strictObject({
 			}),
 			devTokens: option(z.enum(['off', 'loopback', 'any']).default('loopback'), {
 				description:
-					'Development token endpoint POST /dev/token used by the demo page: `loopback` serves only clients on this machine, `any` serves everyone (never on a public server), `off` disables it.',
+					'Development token endpoint POST /dev/token used by the demo page: `loopback` serves only clients on this machine (direct requests: a loopback socket address, a loopback Host header, no Forwarded, X-Forwarded-* or X-Real-IP headers), `any` serves everyone (never on a public server), `off` disables it. Production turns it off: set `off` on any server others can reach (a warning is logged at startup while it is on and http.host is not a loopback address).',
 			}),
 			devTokenTtlS: option(z.number().int().min(60).max(7 * 86_400).default(3600), {
 				description: 'Lifetime of tokens from /dev/token.',
 				unit: 's',
+			}),
+			maxTokenLifetimeS: option(z.number().int().min(60).max(366 * 86_400).default(7 * 86_400), {
+				description:
+					'Longest lifetime an access token may have: exp - iat, or exp - now when iat is absent. Longer-lived tokens are refused (E_AUTH), so a leaked token is not useful for years. Keep it at least auth.devTokenTtlS.',
+				unit: 's',
+			}),
+			audience: option(z.string().max(256).default(''), {
+				description: 'Required `aud` claim of access tokens (tokens minted by /dev/token and `npm run token` carry it). Empty: not checked.',
+			}),
+			issuer: option(z.string().max(256).default(''), {
+				description: 'Required `iss` claim of access tokens (tokens minted by /dev/token and `npm run token` carry it). Empty: not checked.',
 			}),
 		})
 		.prefault({}),

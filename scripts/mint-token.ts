@@ -3,6 +3,7 @@
 // Signs with auth.jwtSecret from Parley's configuration (PARLEY_AUTH_JWT_SECRET or the
 // PARLEY_CONFIG file), so the server must use the same secret.
 import { parseArgs } from 'node:util';
+import type { ParleyConfig } from '../config/schema.js';
 import { ConfigError, loadConfig } from '../server/config/loadConfig.js';
 import { mintAccessToken } from '../server/auth/accessToken.js';
 
@@ -35,13 +36,16 @@ if (!args.channel?.length) fail('at least one --channel is required');
 const ttlS = Number(args.ttl);
 if (!Number.isInteger(ttlS) || ttlS <= 0) fail('--ttl must be a positive number of seconds');
 
-let secret: string;
+let auth: ParleyConfig['auth'];
 try {
-	secret = loadConfig().auth.jwtSecret;
+	auth = loadConfig().auth;
 } catch (err) {
 	if (err instanceof ConfigError) fail(err.message);
 	throw err;
 }
+const secret = auth.jwtSecret;
+// The server refuses longer-lived tokens; better to say so now than at connect time.
+if (ttlS > auth.maxTokenLifetimeS) fail(`--ttl ${ttlS} exceeds auth.maxTokenLifetimeS (${auth.maxTokenLifetimeS} s)`);
 if (!secret) fail('auth.jwtSecret is not set: export PARLEY_AUTH_JWT_SECRET (32+ characters) for both this script and the server');
 
 try {
@@ -52,6 +56,8 @@ try {
 			channels: args.channel,
 			grants: { canPublish: args.publish, canSubscribe: !args['no-subscribe'], canRecord: args.record },
 			ttlS,
+			audience: auth.audience,
+			issuer: auth.issuer,
 		},
 		new TextEncoder().encode(secret),
 	);

@@ -1,12 +1,17 @@
 // POST /dev/token {displayName, channel}: mints a short-lived token for the demo page.
 // Development only: `auth.devTokens` limits it to loopback clients by default, so a
-// server reachable from the network does not hand out tokens to anyone.
+// server reachable from the network does not hand out tokens to anyone. The socket address
+// alone does not prove that: a reverse proxy on the same host makes every client loopback,
+// and a DNS-rebound page reaches 127.0.0.1 under its own host name. So "loopback" also
+// refuses proxied requests and Host headers that do not name this machine.
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { z } from 'zod';
-import type { HttpServer } from '../http/HttpServer.js';
+import { clientAddress } from '../http/clientAddress.js';
+import type { HttpRequestInfo, HttpServer } from '../http/HttpServer.js';
 import { errorReply } from '../http/HttpServer.js';
 import type { Logger } from '../telemetry/logger.js';
-import { mintAccessToken } from './accessToken.js';
+import { mintAccessToken, type TokenPolicy } from './accessToken.js';
 import { channelNameSchema } from '../../protocol/schemas.js';
 
 const bodySchema = z.strictObject({
@@ -19,7 +24,30 @@ export interface DevTokenOptions {
 	ttlS: number;
 	signingKey: Uint8Array;
 	maxBodyBytes: number;
+	/** http.trustProxy: the client address is the proxy's last X-Forwarded-For entry. */
+	trustProxy?: boolean;
+	/** http.host, to warn when tokens are served on a listener reachable from the network. */
+	listenHost?: string;
+	/** auth.audience / auth.issuer: minted tokens carry them so the server accepts them. */
+	policy?: TokenPolicy;
 }
+
+/** Headers a reverse proxy adds. HttpRequestInfo reads headers by name only, so this names
+ * the X-Forwarded-* family members proxies are known to send. */
+const PROXY_HEADERS = [
+	'forwarded',
+	'x-forwarded-for',
+	'x-forwarded-host',
+	'x-forwarded-proto',
+	'x-forwarded-port',
+	'x-forwarded-server',
+	'x-forwarded-prefix',
+	'x-forwarded-scheme',
+	'x-forwarded-ssl',
+	'x-forwarded-uri',
+	'x-forwarded-client-cert',
+	'x-real-ip',
+];
 
 /** 127.0.0.0/8 and ::1, in the forms uWS prints them (IPv6 may be written out in full). */
 export function isLoopback(address: string): boolean {
@@ -29,14 +57,43 @@ export function isLoopback(address: string): boolean {
 	return /^(0{1,4}:){5}ffff:(7f[0-9a-f]{2}:[0-9a-f]{1,4}|127\.)/.test(a);
 }
 
-export function registerDevTokenRoute(http: HttpServer, options: DevTokenOptions, log: Logger): void {
+/** A Host header naming this machine: localhost, *.localhost, 127.x.x.x or [::1], with an optional port. */
+export function isLoopbackHost(host: string): boolean {
+	const m = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(host.trim().toLowerCase());
+	if (!m) return false;
+	const name = m[1]!;
+	if (name === 'localhost' || name.endsWith('.localhost')) return /^[a-z0-9.-]+$/.test(name);
+	if (name.startsWith('[')) return name === '[::1]';
+	return net.isIPv4(name) && name.startsWith('127.');
+}
+
+/** Why a "loopback" request is refused, or undefined when it may have a token. */
+export function loopbackRefusal(req: Pick<HttpRequestInfo, 'remoteAddress' | 'header'>, trustProxy = false): string | undefined {
+	if (!isLoopback(req.remoteAddress)) return 'Development tokens are served to loopback clients only (auth.devTokens).';
+	const proxied = PROXY_HEADERS.find((name) => req.header(name) !== '');
+	if (proxied) return `Development tokens are not served through a proxy (the request has a ${proxied} header): behind one every client looks local (auth.devTokens).`;
+	if (!isLoopbackHost(req.header('host'))) return 'Development tokens are served only for a loopback Host (localhost, 127.0.0.1, [::1]) (auth.devTokens).';
+	if (trustProxy && !isLoopback(clientAddress(req.remoteAddress, req.header('x-forwarded-for'), true))) {
+		return 'Development tokens are served to loopback clients only (auth.devTokens).';
+	}
+	return undefined;
+}
+
+export function registerDevTokenRoute(http: Pick<HttpServer, 'post'>, options: DevTokenOptions, log: Logger): void {
 	if (options.mode === 'off') return;
 	log.warn({ mode: options.mode }, 'development tokens enabled at POST /dev/token (set auth.devTokens=off in production)');
+	if (options.listenHost !== undefined && !isLoopback(options.listenHost) && !isLoopbackHost(options.listenHost)) {
+		log.warn(
+			{ mode: options.mode, host: options.listenHost },
+			'development tokens are enabled while http.host listens beyond loopback: set auth.devTokens=off on any server others can reach',
+		);
+	}
 	http.post(
 		'/dev/token',
 		async (req) => {
-			if (options.mode === 'loopback' && !isLoopback(req.remoteAddress)) {
-				return errorReply('E_FORBIDDEN', 'Development tokens are served to loopback clients only (auth.devTokens).');
+			if (options.mode === 'loopback') {
+				const refusal = loopbackRefusal(req, options.trustProxy);
+				if (refusal) return errorReply('E_FORBIDDEN', refusal);
 			}
 			let json: unknown;
 			try {
@@ -58,6 +115,8 @@ export function registerDevTokenRoute(http: HttpServer, options: DevTokenOptions
 					channels: [channel],
 					grants: { canPublish: true, canSubscribe: true, canRecord: true },
 					ttlS: options.ttlS,
+					...(options.policy?.audience && { audience: options.policy.audience }),
+					...(options.policy?.issuer && { issuer: options.policy.issuer }),
 				},
 				options.signingKey,
 			);

@@ -1,7 +1,7 @@
 // The one place a request's access token is read and verified: the voice API, tus uploads
 // and the WebSocket upgrade differ only in where they accept the token, declared below.
 import { RequestError } from '../../protocol/RequestError.js';
-import { AccessTokenError, verifyAccessToken, type AccessClaims } from './accessToken.js';
+import { AccessTokenError, verifyAccessToken, type AccessClaims, type TokenPolicy } from './accessToken.js';
 
 /** Where a route accepts the token, and what it tells a client that sent none. */
 export interface TokenForms {
@@ -47,12 +47,13 @@ export function tokenFromRequest(req: TokenCarrier, forms: TokenForms): string |
 }
 
 /** The verified claims of the request's token; throws RequestError E_AUTH when there is none
- * or it is refused (expired, bad signature, ...). */
-export async function authenticate(req: TokenCarrier, signingKey: Uint8Array, forms: TokenForms): Promise<AccessClaims> {
+ * or it is refused (expired, bad signature, too long-lived, wrong audience, ...). Without a
+ * policy the defaults apply (lifetime limit; audience and issuer unchecked). */
+export async function authenticate(req: TokenCarrier, signingKey: Uint8Array, forms: TokenForms, policy?: TokenPolicy): Promise<AccessClaims> {
 	const token = tokenFromRequest(req, forms);
 	if (!token) throw new RequestError('E_AUTH', forms.missingMessage);
 	try {
-		return await verifyAccessToken(token, signingKey);
+		return await verifyAccessToken(token, signingKey, policy);
 	} catch (err) {
 		if (err instanceof AccessTokenError) throw new RequestError('E_AUTH', `Access token refused: ${err.message}.`);
 		throw err;

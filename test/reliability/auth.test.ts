@@ -1,6 +1,7 @@
 // Access control, table-driven. Every token that must be refused (expired, not yet valid,
 // alg none, RS256 signed with the key pair whose public half is the HS secret, HS384/HS512,
-// an embedded attacker key, wrong secret, tampered, malformed, missing claims) is refused
+// an embedded attacker key, wrong secret, tampered, malformed, missing claims, a lifetime
+// beyond auth.maxTokenLifetimeS, a subject outside the user-id alphabet) is refused
 // by the WebSocket (close 4401) and by every authenticated HTTP route (401). Every method in
 // requestSchemas is called without grants and with another peer's objects: the table must
 // name every method, so a new one cannot ship unchecked. Every HTTP route refuses users the
@@ -74,6 +75,10 @@ async function hostileTokens(valid: string): Promise<Record<string, string>> {
 		'not a JWT': 'hello',
 		'channels not a list': await hs('HS256', { sub: 'mallory', channels: 'room', exp: now() + 600 }),
 		'channel pattern with a path': await hs('HS256', { sub: 'mallory', channels: ['../*'], exp: now() + 600 }),
+		'a 100-year lifetime': await hs('HS256', { ...claims, iat: now(), exp: now() + 100 * 365 * 86_400 }),
+		'a 100-year exp without iat': await hs('HS256', { ...claims, exp: now() + 100 * 365 * 86_400 }),
+		'sub with a path': await hs('HS256', { ...claims, sub: 'evil/../x', exp: now() + 600 }),
+		'name with a line break': await hs('HS256', { ...claims, name: 'Mallory\n{"level":"info"}', exp: now() + 600 }),
 	};
 }
 
