@@ -26,7 +26,7 @@ import type { Logger } from './telemetry/logger.js';
 import { checkStorageWritable } from './voice/files/storageDirectory.js';
 import { ChannelRegistry } from './channels/ChannelRegistry.js';
 import { routerMediaCodecs } from './media/mediaCodecs.js';
-import { signingKey } from './auth/accessToken.js';
+import { signingKey, tokenPolicy } from './auth/accessToken.js';
 import { registerDevTokenRoute } from './auth/devTokenRoute.js';
 import { SignalingServer } from './signaling/SignalingServer.js';
 import { createRateLimits } from './ratelimit/rateLimits.js';
@@ -196,6 +196,7 @@ export class ParleyServer {
 			: undefined;
 		const cluster = this.#cluster;
 		const key = signingKey(config.auth.jwtSecret);
+		const policy = tokenPolicy(config.auth);
 		if (!config.auth.jwtSecret) log.warn('auth.jwtSecret is empty: tokens are signed with a random per-process key');
 		// Per user and per address; in Redis (shared by all nodes) when the node has it.
 		const rateLimits = createRateLimits(config, redis, log.child({ component: 'rate-limits' }), metrics && ((scope) => metrics.rateLimited.inc({ scope })));
@@ -236,7 +237,7 @@ export class ParleyServer {
 		if (metrics && config.metrics.port === 0) registerMetricsRoute(http, metrics, config.metrics.bearerToken);
 		registerDevTokenRoute(
 			http,
-			{ mode: config.auth.devTokens, ttlS: config.auth.devTokenTtlS, signingKey: key, maxBodyBytes: config.http.maxBodyBytes },
+			{ mode: config.auth.devTokens, ttlS: config.auth.devTokenTtlS, signingKey: key, maxBodyBytes: config.http.maxBodyBytes, trustProxy: config.http.trustProxy, listenHost: config.http.host, policy },
 			log.child({ component: 'auth' }),
 		);
 		// In order: recordings are finalized while their producers still exist, then clients

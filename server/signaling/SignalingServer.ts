@@ -11,6 +11,7 @@ import type { WorkerPool } from '../media/WorkerPool.js';
 import type { VoiceMessageService } from '../voice/VoiceMessageService.js';
 import type { Logger } from '../telemetry/logger.js';
 import { inSpan, SpanKind } from '../telemetry/tracing.js';
+import { tokenPolicy, type TokenPolicy } from '../auth/accessToken.js';
 import { authenticate, WEBSOCKET_TOKEN } from '../auth/httpAuth.js';
 import { CLOSE_CODES, PROTOCOL_VERSION, type Method } from '../../protocol/messages.js';
 import { protocolError, type ErrorCode, type ProtocolError } from '../../protocol/errors.js';
@@ -116,6 +117,11 @@ export class SignalingServer {
 		});
 	}
 
+	/** Lifetime, audience and issuer rules every token must meet (auth.*). */
+	get #tokenPolicy(): TokenPolicy {
+		return tokenPolicy(this.#options.config.auth);
+	}
+
 	get sessionCount(): number {
 		return this.#sessions.size;
 	}
@@ -131,7 +137,7 @@ export class SignalingServer {
 			return refuse(CLOSE_CODES.PROTOCOL_VERSION, 'E_PROTOCOL_VERSION', `This server speaks protocol version ${PROTOCOL_VERSION}, not ${version.slice(0, 16)}.`);
 		}
 		try {
-			return { claims: await authenticate({ query: queryString }, this.#options.signingKey, WEBSOCKET_TOKEN), refusal: undefined };
+			return { claims: await authenticate({ query: queryString }, this.#options.signingKey, WEBSOCKET_TOKEN, this.#tokenPolicy), refusal: undefined };
 		} catch (err) {
 			if (err instanceof RequestError) return refuse(CLOSE_CODES.AUTH, err.code, err.message);
 			throw err;
