@@ -27,6 +27,10 @@ export interface RecordingCounts {
 	/** Dropped: retransmitted copies, and packets that arrived after their place was written. */
 	duplicates: number;
 	late: number;
+	/** Timestamp jumps beyond the longest gap filled with silence (taken as a new position). */
+	timestampJumps?: number;
+	/** Dropped: the media timeline ran ahead of the wall clock (packets faster than real time). */
+	packetsAhead?: number;
 	/** What mediasoup's recording consumer counted as sent to us (the cross-check). */
 	packetsForwarded?: number;
 }

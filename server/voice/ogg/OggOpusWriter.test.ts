@@ -66,6 +66,22 @@ describe('OggOpusWriter', () => {
 		expect(rms(audio.subarray(48 * 1800, 48 * 2000))).toBeLessThan(rms(audio.subarray(48 * 500, 48 * 700)) / 5);
 	});
 
+	it('fills a timestamp jump only up to maxGapMs (and the caller\'s budget), counting it', () => {
+		const file = path.join(tmp(), 'jump.ogg');
+		const frames = encodeTone(440, 4);
+		const writer = new OggOpusWriter(file, { maxGapMs: 2000 });
+		const t0 = performance.now();
+		writer.writePacket(frames[0]!, 0);
+		writer.writePacket(frames[1]!, 960 + 2 ** 31 - 480); // ~12.4 h later: 2 s of filler
+		writer.writePacket(frames[2]!, 2 * 960 + 2 ** 31 - 480); // the new position, no gap
+		writer.writePacket(frames[3]!, 3 * 960 + 2 ** 31 - 480 + 48_000, 24_000); // 1 s gap, 0.5 s allowed
+		const summary = writer.finalize();
+		expect(performance.now() - t0).toBeLessThan(50);
+		expect(summary).toMatchObject({ packetsWritten: 4, fillerPackets: 100 + 25, timestampJumps: 1, durationMs: 80 + 2000 + 500 });
+		expect(summary.sizeBytes).toBeLessThan(10_000);
+		expect(Math.abs(probeDurationMs(file) - 2580)).toBeLessThanOrEqual(20);
+	});
+
 	it('leaves a readable prefix after a crash, which recovery closes', () => {
 		const file = path.join(tmp(), 'crash.ogg');
 		const frames = encodeTone(1000, 250); // 5 s

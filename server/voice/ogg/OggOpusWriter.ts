@@ -5,6 +5,9 @@
 // packets (a code-0 TOC with an empty frame, which decoders conceal), so the file lasts as
 // long as the speech did and granule positions stay exact. Pages are written as they fill,
 // so a crash leaves a readable prefix that `recoverOggOpus` can close.
+//
+// A gap is filled only up to `maxGapMs`: a timestamp that jumps further (a sender's bug, a
+// forged packet) is taken as a new stream position, so one packet cannot add hours of filler.
 import { randomInt } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { buildPage, lacing, MAX_SEGMENTS, PAGE_FLAG_BOS, PAGE_FLAG_EOS } from './OggPageWriter.js';
@@ -37,6 +40,8 @@ export interface OggOpusWriterOptions {
 	preSkip?: number;
 	/** A page is written at the latest when it holds this much audio. */
 	maxPageDurationMs?: number;
+	/** Longest timestamp gap filled with concealment; a larger jump is filled only this far. */
+	maxGapMs?: number;
 	vendor?: string;
 	tags?: Record<string, string>;
 }
@@ -47,6 +52,8 @@ export interface OggOpusSummary {
 	packetsWritten: number;
 	/** Concealment packets inserted for silences (DTX) and losses. */
 	fillerPackets: number;
+	/** Timestamp gaps longer than maxGapMs (filled only up to it). */
+	timestampJumps: number;
 	sizeBytes: number;
 }
 
@@ -56,6 +63,7 @@ export class OggOpusWriter {
 	readonly #serial = randomInt(0, 2 ** 32 - 1);
 	readonly #preSkip: number;
 	readonly #maxPageSamples: number;
+	readonly #maxGapSamples: number;
 	#sequence = 0;
 	#pending: Uint8Array[] = [];
 	#pendingSegments = 0;
@@ -66,6 +74,7 @@ export class OggOpusWriter {
 	#lastPacket: Uint8Array | undefined;
 	#packetsWritten = 0;
 	#fillerPackets = 0;
+	#timestampJumps = 0;
 	#sizeBytes = 0;
 	#closed = false;
 
@@ -74,6 +83,7 @@ export class OggOpusWriter {
 		this.path = path;
 		this.#preSkip = options.preSkip ?? 312;
 		this.#maxPageSamples = ((options.maxPageDurationMs ?? 1000) * OPUS_SAMPLE_RATE) / 1000;
+		this.#maxGapSamples = ((options.maxGapMs ?? 5000) * OPUS_SAMPLE_RATE) / 1000;
 		this.#fd = openSync(path, 'wx', 0o640);
 		const head = Buffer.alloc(19);
 		head.write('OpusHead', 0, 'ascii');
@@ -96,6 +106,15 @@ export class OggOpusWriter {
 		return this.#packetsWritten;
 	}
 
+	/** Samples written so far (48 kHz, concealment included, without pre-skip). */
+	get samples(): number {
+		return this.#samples;
+	}
+
+	get timestampJumps(): number {
+		return this.#timestampJumps;
+	}
+
 	get durationMs(): number {
 		return (this.#samples * 1000) / OPUS_SAMPLE_RATE;
 	}
@@ -103,9 +122,10 @@ export class OggOpusWriter {
 	/**
 	 * Appends one Opus packet that carries RTP timestamp `rtpTimestamp` (48 kHz clock).
 	 * Packets must come in order; a timestamp jump beyond the previous packet's end is
-	 * filled with concealment packets so the timeline stays true.
+	 * filled with concealment packets so the timeline stays true, up to `maxGapMs` and to
+	 * `maxFillerSamples` (the caller's budget: duration limit, wall clock).
 	 */
-	writePacket(packet: Uint8Array, rtpTimestamp: number): void {
+	writePacket(packet: Uint8Array, rtpTimestamp: number, maxFillerSamples = Infinity): void {
 		if (this.#closed) throw new Error('writer is closed');
 		const samples = opusPacketSamples(packet);
 		if (samples === 0) return;
@@ -113,7 +133,9 @@ export class OggOpusWriter {
 			const expected = (this.#lastTimestamp + opusPacketSamples(this.#lastPacket)) >>> 0;
 			const gap = (rtpTimestamp - expected) | 0; // signed: the RTP clock wraps at 2^32
 			const frame = opusPacketSamples(fillerPacket(this.#lastPacket)) || 960;
-			const fillers = gap > 0 ? Math.round(gap / frame) : 0;
+			if (gap > this.#maxGapSamples) this.#timestampJumps++;
+			const limit = Math.min(this.#maxGapSamples, Math.max(0, maxFillerSamples));
+			const fillers = gap > 0 ? Math.min(Math.round(gap / frame), Math.floor(limit / frame)) : 0;
 			for (let i = 0; i < fillers; i++) {
 				this.#append(fillerPacket(this.#lastPacket), frame);
 				this.#fillerPackets++;
@@ -164,7 +186,7 @@ export class OggOpusWriter {
 			// Also when a write failed (disk full): the descriptor must not leak.
 			closeSync(this.#fd);
 		}
-		return { durationMs: this.durationMs, packetsWritten: this.#packetsWritten, fillerPackets: this.#fillerPackets, sizeBytes: this.#sizeBytes };
+		return { durationMs: this.durationMs, packetsWritten: this.#packetsWritten, fillerPackets: this.#fillerPackets, timestampJumps: this.#timestampJumps, sizeBytes: this.#sizeBytes };
 	}
 
 	/** Closes the file without finishing it (the caller deletes or recovers it). */

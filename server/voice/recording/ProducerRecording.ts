@@ -4,15 +4,38 @@
 //
 // It stops (and finalizes the file) when asked, at the duration limit, when the producer
 // closes (the speaker left) or when its router goes away (channel closed, worker died).
+//
+// The sender controls timestamps and pacing, so the file is bounded on the media timeline
+// too: a gap adds at most maxGapMs of silence, the audio never runs more than
+// aheadToleranceMs ahead of the wall clock (faster packets are dropped), and the duration
+// limit applies to the audio written, not only to the time the recording has run.
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
 import { inSpan } from '../../telemetry/tracing.js';
-import { OggOpusWriter } from '../ogg/OggOpusWriter.js';
+import { OggOpusWriter, OPUS_SAMPLE_RATE, opusPacketSamples } from '../ogg/OggOpusWriter.js';
 import type { RecordingCounts } from '../voiceMessage.js';
 import { RtpReorderBuffer } from './RtpReorderBuffer.js';
 
 /** Packets the reorder window holds (20 ms each): reordering beyond 100 ms counts as late. */
 const REORDER_WINDOW_PACKETS = 5;
+
+export interface RecordingBounds {
+	/** Longest timestamp gap filled with silence. DTX pauses are legitimate and last a few
+	 * seconds; a longer jump (a resumed producer, a broken or forged timestamp) adds only this. */
+	maxGapMs: number;
+	/** How far the audio may run ahead of the wall clock since the first packet: jitter and a
+	 * delayed first packet fit in it; packets beyond it are dropped and counted. */
+	aheadToleranceMs: number;
+	/** Silence is filled only up to the wall clock plus this, so a jump does not use up the
+	 * tolerance the following packets need for their jitter. */
+	fillAheadMs: number;
+}
+
+/** Fixed, not configured: they bound what a sender can make us write rather than express a
+ * product choice. 5 s is far above the 400 ms between Opus DTX packets; 2 s covers jitter. */
+export const DEFAULT_RECORDING_BOUNDS: RecordingBounds = { maxGapMs: 5000, aheadToleranceMs: 2000, fillAheadMs: 500 };
+
+const samplesOf = (ms: number) => (ms * OPUS_SAMPLE_RATE) / 1000;
 
 export type StopReason = 'stopped' | 'max duration reached' | 'producer closed' | 'media closed' | 'server shutting down' | 'write failed';
 
@@ -60,14 +83,23 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 	 * (#stopping is assigned only once #finish returned its promise). */
 	#finishing = false;
 	#writeError: Error | undefined;
+	readonly #maxSamples: number;
+	readonly #bounds: RecordingBounds;
+	/** When the first packet was written: the wall clock the media timeline is held to. */
+	#firstWrittenAt: number | undefined;
+	/** The media timeline reached the duration limit: nothing more is written. */
+	#full = false;
+	#packetsAhead = 0;
 
-	private constructor(producerId: string, transport: ms.DirectTransport, consumer: ms.Consumer, writer: OggOpusWriter, maxDurationMs: number) {
+	private constructor(producerId: string, transport: ms.DirectTransport, consumer: ms.Consumer, writer: OggOpusWriter, maxDurationMs: number, bounds: RecordingBounds) {
 		super();
 		this.producerId = producerId;
 		this.#transport = transport;
 		this.#consumer = consumer;
 		this.#writer = writer;
-		this.#reorder = new RtpReorderBuffer(REORDER_WINDOW_PACKETS, ({ payload, timestamp }) => writer.writePacket(payload, timestamp));
+		this.#maxSamples = samplesOf(maxDurationMs);
+		this.#bounds = bounds;
+		this.#reorder = new RtpReorderBuffer(REORDER_WINDOW_PACKETS, ({ payload, timestamp }) => this.#write(payload, timestamp));
 		consumer.on('rtp', (packet) => {
 			const payload = rtpPayload(packet);
 			if (!payload || payload.length === 0) return;
@@ -91,12 +123,13 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 	}
 
 	/** Starts consuming `producer` on its router and writing to `path` (which must not exist). */
-	static async start(router: ms.Router, producer: ms.Producer, path: string, maxDurationMs: number): Promise<ProducerRecording> {
+	static async start(router: ms.Router, producer: ms.Producer, path: string, maxDurationMs: number, bounds: Partial<RecordingBounds> = {}): Promise<ProducerRecording> {
+		const b = { ...DEFAULT_RECORDING_BOUNDS, ...bounds };
 		const transport = await router.createDirectTransport();
 		try {
 			const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities, paused: false });
-			const writer = new OggOpusWriter(path, { channels: 1, tags: { ENCODER: 'Parley' } });
-			return new ProducerRecording(producer.id, transport, consumer, writer, maxDurationMs);
+			const writer = new OggOpusWriter(path, { channels: 1, tags: { ENCODER: 'Parley' }, maxGapMs: b.maxGapMs });
+			return new ProducerRecording(producer.id, transport, consumer, writer, maxDurationMs, b);
 		} catch (err) {
 			transport.close();
 			throw err;
@@ -109,6 +142,32 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 
 	get durationMs(): number {
 		return this.#writer.durationMs;
+	}
+
+	/** Writes one packet in sequence order, within the duration limit and the wall clock. */
+	#write(payload: Buffer, timestamp: number): void {
+		if (this.#full) return;
+		const now = performance.now();
+		const samples = opusPacketSamples(payload);
+		const written = this.#writer.samples;
+		if (written + samples > this.#maxSamples) {
+			this.#reachedLimit();
+			return;
+		}
+		const wallSamples = this.#firstWrittenAt === undefined ? 0 : samplesOf(now - this.#firstWrittenAt);
+		if (written + samples > wallSamples + samplesOf(this.#bounds.aheadToleranceMs)) {
+			this.#packetsAhead++;
+			return;
+		}
+		const fillerBudget = Math.min(this.#maxSamples - written - samples, wallSamples + samplesOf(this.#bounds.fillAheadMs) - written);
+		this.#writer.writePacket(payload, timestamp, fillerBudget);
+		this.#firstWrittenAt ??= now;
+		if (this.#writer.samples >= this.#maxSamples) this.#reachedLimit();
+	}
+
+	#reachedLimit(): void {
+		this.#full = true;
+		if (!this.#finishing) void this.stop('max duration reached');
 	}
 
 	/** Finalizes the file with everything received so far; later calls return the same result. */
@@ -159,7 +218,7 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 			reason,
 			durationMs: summary.durationMs,
 			sizeBytes: summary.sizeBytes,
-			counts: { packetsReceived: c.received, packetsWritten: summary.packetsWritten, gaps: c.gaps, packetsMissing: c.missing, duplicates: c.duplicates, late: c.late },
+			counts: { packetsReceived: c.received, packetsWritten: summary.packetsWritten, gaps: c.gaps, packetsMissing: c.missing, duplicates: c.duplicates, late: c.late, timestampJumps: this.#writer.timestampJumps, packetsAhead: this.#packetsAhead },
 			consumerPacketCount,
 			finalizeMs: Math.round((performance.now() - started) * 100) / 100,
 			...(this.#writeError && { error: this.#writeError }),

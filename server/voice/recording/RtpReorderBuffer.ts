@@ -13,14 +13,16 @@ export interface ReorderCounts {
 	missing: number;
 }
 
-/** How many skipped sequence numbers are remembered to tell late packets from duplicates. */
-const REMEMBERED_SKIPS = 4096;
+/** How many skipped ranges are remembered to tell late packets from duplicates. Ranges, not
+ * numbers: a forged jump of 32k sequence numbers then costs one entry, not 32k. */
+const REMEMBERED_SKIP_RANGES = 64;
 
 export class RtpReorderBuffer<T> {
 	readonly #capacity: number;
 	readonly #emit: (item: T, extendedSeq: number) => void;
 	readonly #pending = new Map<number, T>();
-	readonly #skipped = new Set<number>();
+	/** Skipped extended sequence numbers, as [from, to) ranges, oldest first. */
+	readonly #skipped: [number, number][] = [];
 	/** Extended sequence number (no 16-bit wrap) of the next packet to emit. */
 	#next: number | undefined;
 	#highest = -1;
@@ -47,7 +49,7 @@ export class RtpReorderBuffer<T> {
 		this.#next ??= ext;
 		if (ext < this.#next) {
 			// Already emitted (a retransmission), or skipped over as missing (late).
-			if (this.#skipped.has(ext)) this.counts.late++;
+			if (this.#skipped.some(([from, to]) => ext >= from && ext < to)) this.counts.late++;
 			else this.counts.duplicates++;
 			return;
 		}
@@ -80,10 +82,8 @@ export class RtpReorderBuffer<T> {
 			const lowest = Math.min(...this.#pending.keys());
 			this.counts.gaps++;
 			this.counts.missing += lowest - this.#next;
-			for (let s = this.#next; s < lowest; s++) {
-				this.#skipped.add(s);
-				if (this.#skipped.size > REMEMBERED_SKIPS) this.#skipped.delete(this.#skipped.values().next().value as number);
-			}
+			this.#skipped.push([this.#next, lowest]);
+			if (this.#skipped.length > REMEMBERED_SKIP_RANGES) this.#skipped.shift();
 			this.#next = lowest;
 		}
 	}

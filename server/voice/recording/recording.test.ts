@@ -81,10 +81,13 @@ describe('recording a live producer', () => {
 
 	it('keeps the timeline through DTX silence and packets lost before the server, counting the gaps', async () => {
 		const id = await start();
-		// 150 frames (3 s of speech) with 1 s of DTX silence after frame 75, and every 10th
-		// frame lost on the way (never the first or the last).
+		// 150 frames (3 s of speech) with 1 s of DTX silence after frame 75 (the sender is
+		// quiet for that second), and every 10th frame lost on the way (never the first or the last).
+		const frames = encodeTone(500, 150);
 		const lost = (i: number) => i % 10 === 5;
-		const sent = await publisher.send(encodeTone(500, 150), { skip: lost, timestampOf: (i) => 7_000 + i * 960 + (i > 75 ? 48_000 : 0) });
+		let sent = await publisher.send(frames.slice(0, 76), { skip: lost, timestampOf: (i) => 7_000 + i * 960 });
+		await new Promise((r) => setTimeout(r, 1000));
+		sent += await publisher.send(frames.slice(76), { skip: (i) => lost(76 + i), timestampOf: (i) => 7_000 + (76 + i) * 960 + 48_000 });
 		await new Promise((r) => setTimeout(r, 100));
 		await stop(id);
 		await client.waitFor('voiceMessage', (d) => d.message.id === id && d.message.status === 'ready');
