@@ -53,6 +53,11 @@ export const configSchema = z.strictObject({
 					'Time a request body (POST, PATCH) may take to arrive, from the request\'s start; past it the request gets 408 and its connection is closed (slow-body attacks). uWebSockets.js already closes bodies slower than 16 KB/s; this bounds the rest. Clients on slow links send smaller tus chunks (1 MiB needs 17 KB/s at 60 s).',
 				unit: 'ms',
 			}),
+			slowReaderTimeoutMs: option(z.number().int().min(1000).max(3_600_000).default(30_000), {
+				description:
+					'Time a client may take to accept each 64 KiB chunk of a streamed reply (voice-message audio); past it the connection is closed. Downloads are sent as the client reads, one chunk in memory per connection, and keep their http.maxConcurrentRequests slot until the last byte is taken. uWebSockets.js already closes a connection that takes no bytes for about 10 s; this also bounds one that reads a trickle (30 s is a floor of about 2 KB/s).',
+				unit: 'ms',
+			}),
 			trustProxy: option(z.boolean().default(false), {
 				description:
 					'Behind a reverse proxy: take the client address for per-address rate limits from the last X-Forwarded-For entry (the one your proxy appends) instead of the socket. Leave off when clients connect directly, or they could pick their own address.',

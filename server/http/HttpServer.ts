@@ -8,7 +8,14 @@
 // their body is read), and a body must arrive within bodyTimeoutMs (408, connection closed).
 // uWS itself closes a connection whose headers take over ~10 s or whose body trickles in
 // slower than 16 KB/s; the body timeout also bounds a body sent just fast enough for that.
+//
+// Large bodies (voice-message audio) are replies of kind `file`: streamed from an open file
+// in 64 KiB chunks as the client takes them (uWS tryEnd/onWritable), so a reader that never
+// reads holds one chunk, not the whole file, and keeps its in-flight slot until the last byte
+// is taken or it goes away. uWS closes a connection that takes no bytes for ~10 s; one that
+// takes no whole chunk within slowReaderTimeoutMs (a trickle) is closed here.
 import { randomUUID } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { errorMessage, httpStatusOf, type ErrorCode } from '../../protocol/errors.js';
@@ -37,6 +44,16 @@ export interface HttpReply {
 	headers?: Record<string, string>;
 	/** Close the connection after this reply (overload, a body cut off mid-way). */
 	closeConnection?: boolean;
+	/** Stream this file range as the body (`body` is ignored); the server closes the handle. */
+	file?: HttpFileRange;
+}
+
+/** A byte range of an open file, sent as the client reads it. */
+export interface HttpFileRange {
+	handle: FileHandle;
+	start: number;
+	/** Bytes to send from `start`; the reply's Content-Length. */
+	length: number;
 }
 
 export type HttpHandler = (req: HttpRequestInfo) => HttpReply | Promise<HttpReply>;
@@ -60,6 +77,9 @@ export interface HttpLimits {
 	maxConcurrentRequests?: number;
 	/** Time from a request's arrival to the last byte of its body; past it 408. Default: none. */
 	bodyTimeoutMs?: number;
+	/** Time a streamed reply's client may take to accept one chunk; past it the connection is
+	 * closed. Default: 30 s. */
+	slowReaderTimeoutMs?: number;
 }
 
 /** Methods route() registers (uWS spells DELETE `del`). */
@@ -79,22 +99,29 @@ export interface HttpAnyRouteOptions extends HttpRouteOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const EMPTY = Buffer.alloc(0);
+/** Bytes read from disk per step of a streamed reply: what one connection holds at most. */
+export const STREAM_CHUNK_BYTES = 64 * 1024;
+const DEFAULT_SLOW_READER_TIMEOUT_MS = 30_000;
 
 export class HttpServer {
 	readonly app: TemplatedApp;
 	readonly #log: Logger;
 	readonly #maxInFlight: number;
 	readonly #bodyTimeoutMs: number;
+	readonly #slowReaderTimeoutMs: number;
 	#listenSocket: us_listen_socket | undefined;
 	#port = 0;
 	#inFlight = 0;
 	#rejectedBusy = 0;
 	#bodyTimeouts = 0;
+	#streaming = 0;
+	#slowReaders = 0;
 
 	constructor(log: Logger, limits: HttpLimits = {}) {
 		this.#log = log;
 		this.#maxInFlight = limits.maxConcurrentRequests ?? Infinity;
 		this.#bodyTimeoutMs = limits.bodyTimeoutMs ?? 0;
+		this.#slowReaderTimeoutMs = limits.slowReaderTimeoutMs ?? DEFAULT_SLOW_READER_TIMEOUT_MS;
 		this.app = uWS.App();
 		this.app.any('/*', (res, req) => {
 			this.#serve(res, req, () => errorReply('E_NOT_FOUND', `No route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`), {});
@@ -109,9 +136,10 @@ export class HttpServer {
 		return this.#listenSocket !== undefined;
 	}
 
-	/** Counted requests in flight now (tests check it returns to zero), and those refused. */
-	get requestStats(): { inFlight: number; rejectedBusy: number; bodyTimeouts: number } {
-		return { inFlight: this.#inFlight, rejectedBusy: this.#rejectedBusy, bodyTimeouts: this.#bodyTimeouts };
+	/** Counted requests in flight now (tests check it returns to zero), those refused, and
+	 * streamed replies now open and dropped for not reading. */
+	get requestStats(): { inFlight: number; rejectedBusy: number; bodyTimeouts: number; streaming: number; slowReaders: number } {
+		return { inFlight: this.#inFlight, rejectedBusy: this.#rejectedBusy, bodyTimeouts: this.#bodyTimeouts, streaming: this.#streaming, slowReaders: this.#slowReaders };
 	}
 
 	get(pattern: string, handler: HttpHandler, options: HttpRouteOptions = {}): void {
@@ -136,7 +164,9 @@ export class HttpServer {
 			const routeHandler: HttpHandler = async (info) => {
 				if (!headRequest) return handler({ ...info, params });
 				try {
-					return { ...(await handler({ ...info, params })), body: undefined };
+					const reply = await handler({ ...info, params });
+					closeFile(reply.file, info.log);
+					return { ...reply, body: undefined, file: undefined };
 				} catch (err) {
 					info.log.error({ err }, 'http handler failed');
 					return { status: 500 };
@@ -167,22 +197,48 @@ export class HttpServer {
 			this.#inFlight--;
 		};
 		let aborted = false;
+		let onStreamAborted: (() => void) | undefined;
 		res.onAborted(() => {
 			aborted = true;
 			release();
+			onStreamAborted?.();
 		});
 		const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
 		const info: HttpRequestInfo = { method, url, query, requestId, remoteAddress, body: EMPTY, header: (n) => headers.get(n.toLowerCase()) ?? '', log };
 		let done = false;
-		const finish = (handlerReply: HttpReply): void => {
-			if (done) return;
-			done = true;
-			release();
-			const reply = options.headers ? { ...handlerReply, headers: { ...options.headers, ...handlerReply.headers } } : handlerReply;
+		const logLine = (status: number, extra?: Record<string, unknown>): void => {
 			const durationMs = Math.round((performance.now() - started) * 100) / 100;
-			const line = { method, url, status: reply.status, durationMs };
-			if (options.quiet && reply.status < 500) log.debug(line, 'http request');
+			const line = { method, url, status, durationMs, ...extra };
+			if (options.quiet && status < 500) log.debug(line, 'http request');
 			else log.info(line, 'http request');
+		};
+		const finish = (handlerReply: HttpReply): void => {
+			if (done) {
+				closeFile(handlerReply.file, log);
+				return;
+			}
+			done = true;
+			const reply = options.headers ? { ...handlerReply, headers: { ...options.headers, ...handlerReply.headers } } : handlerReply;
+			const file = reply.file;
+			if (file && file.length > 0 && !aborted) {
+				// The slot stays taken until the stream ends: its bytes are still on their way.
+				this.#streaming++;
+				const stream = new FileReplyStream(res, file, this.#slowReaderTimeoutMs, log, (outcome, sentBytes) => {
+					this.#streaming--;
+					if (outcome === 'slow reader') this.#slowReaders++;
+					release();
+					logLine(reply.status, { bytes: sentBytes, ...(outcome !== 'complete' && { incomplete: outcome }) });
+				});
+				onStreamAborted = () => stream.abort();
+				res.cork(() => {
+					writeHead(res, reply, requestId);
+					stream.start();
+				});
+				return;
+			}
+			closeFile(file, log);
+			release();
+			logLine(reply.status);
 			if (aborted) return;
 			res.cork(() => writeReply(res, reply, requestId));
 		};
@@ -293,6 +349,14 @@ export function httpErrorReply(err: RequestError): HttpReply {
 	return { status: httpStatusOf(err.code), body: { error: err.toProtocol() }, ...(err.headers && { headers: { ...err.headers } }) };
 }
 
+/** Status line and the reply's own headers (uWS adds Content-Length when the body goes). */
+function writeHead(res: HttpResponse, reply: HttpReply, requestId: string): void {
+	res.writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`);
+	res.writeHeader('x-request-id', requestId);
+	res.writeHeader('content-type', reply.contentType ?? 'application/octet-stream');
+	for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
+}
+
 function writeReply(res: HttpResponse, reply: HttpReply, requestId: string): void {
 	res.writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`);
 	res.writeHeader('x-request-id', requestId);
@@ -311,4 +375,127 @@ function writeReply(res: HttpResponse, reply: HttpReply, requestId: string): voi
 	if (contentType) res.writeHeader('content-type', contentType);
 	for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
 	res.end(body, reply.closeConnection === true);
+}
+
+function closeFile(file: HttpFileRange | undefined, log: Logger): void {
+	file?.handle.close().catch((err: unknown) => log.warn({ err }, 'closing a reply file failed'));
+}
+
+type StreamOutcome = 'complete' | 'aborted' | 'slow reader' | 'read failed';
+
+/**
+ * One file range sent over one uWS response with backpressure: read a chunk, offer it with
+ * tryEnd; when uWS cannot take all of it, keep the rest and offer it again from onWritable.
+ * So at most one chunk is held per connection and no new read starts until it is taken.
+ * Each chunk must be taken within timeoutMs of the last (a floor of 64 KiB per timeout),
+ * else the connection is closed. Ends exactly once: done(outcome, bytes sent).
+ */
+class FileReplyStream {
+	readonly #res: HttpResponse;
+	readonly #file: HttpFileRange;
+	readonly #timeoutMs: number;
+	readonly #log: Logger;
+	readonly #done: (outcome: StreamOutcome, sentBytes: number) => void;
+	readonly #buffer: Buffer;
+	/** The current chunk until uWS has taken all of it, and the write offset it starts at. */
+	#pending: Buffer = EMPTY;
+	#pendingAt = 0;
+	#readBytes = 0;
+	/** Bytes of the range uWS has taken (written to the socket). */
+	#sentBytes = 0;
+	#ended = false;
+	#timer: NodeJS.Timeout | undefined;
+
+	constructor(res: HttpResponse, file: HttpFileRange, timeoutMs: number, log: Logger, done: (outcome: StreamOutcome, sentBytes: number) => void) {
+		this.#res = res;
+		this.#file = file;
+		this.#timeoutMs = timeoutMs;
+		this.#log = log;
+		this.#done = done;
+		this.#buffer = Buffer.allocUnsafe(Math.min(STREAM_CHUNK_BYTES, file.length));
+	}
+
+	/** Call inside res.cork, after the head is written. */
+	start(): void {
+		this.#res.onWritable((offset) => this.#onWritable(offset));
+		this.#timer = setTimeout(() => this.#onTimeout(), this.#timeoutMs);
+		void this.#readNext();
+	}
+
+	/** The client went away (uWS onAborted): res must not be touched again. */
+	abort(): void {
+		this.#end('aborted');
+	}
+
+	async #readNext(): Promise<void> {
+		const want = Math.min(this.#buffer.length, this.#file.length - this.#readBytes);
+		let bytesRead: number;
+		try {
+			({ bytesRead } = await this.#file.handle.read(this.#buffer, 0, want, this.#file.start + this.#readBytes));
+		} catch (err) {
+			this.#fail(err);
+			return;
+		}
+		if (this.#ended) return;
+		// A file shorter than announced: the Content-Length already sent cannot be met.
+		if (bytesRead === 0) {
+			this.#fail(new Error(`file ended ${this.#file.length - this.#readBytes} bytes early`));
+			return;
+		}
+		this.#readBytes += bytesRead;
+		this.#res.cork(() => {
+			this.#pendingAt = this.#res.getWriteOffset();
+			this.#pending = this.#buffer.subarray(0, bytesRead);
+			this.#offer();
+		});
+	}
+
+	/** Offers what is pending; true when uWS took all of it. Inside cork or a uWS callback. */
+	#offer(): boolean {
+		const offset = this.#res.getWriteOffset();
+		const [ok, responded] = this.#res.tryEnd(this.#pending.subarray(offset - this.#pendingAt), this.#file.length);
+		if (responded) {
+			this.#end('complete');
+			return true;
+		}
+		this.#sentBytes = this.#res.getWriteOffset();
+		if (!ok) return false;
+		// Taken whole: the client made progress; read the next chunk.
+		this.#pending = EMPTY;
+		this.#timer?.refresh();
+		void this.#readNext();
+		return true;
+	}
+
+	#onWritable(_offset: number): boolean {
+		if (this.#ended || this.#pending.length === 0) return true;
+		return this.#offer();
+	}
+
+	#onTimeout(): void {
+		if (this.#ended) return;
+		this.#log.warn({ sentBytes: this.#sentBytes, totalBytes: this.#file.length, timeoutMs: this.#timeoutMs }, 'client not reading a streamed reply; connection closed');
+		this.#close('slow reader');
+	}
+
+	#fail(err: unknown): void {
+		if (this.#ended) return;
+		this.#log.error({ err }, 'streamed reply failed; connection closed');
+		this.#close('read failed');
+	}
+
+	/** Ends first, then closes: close() runs onAborted, which must find the stream ended. */
+	#close(outcome: StreamOutcome): void {
+		this.#end(outcome);
+		this.#res.cork(() => this.#res.close());
+	}
+
+	#end(outcome: StreamOutcome): void {
+		if (this.#ended) return;
+		this.#ended = true;
+		clearTimeout(this.#timer);
+		this.#pending = EMPTY;
+		closeFile(this.#file, this.#log);
+		this.#done(outcome, outcome === 'complete' ? this.#file.length : this.#sentBytes);
+	}
 }

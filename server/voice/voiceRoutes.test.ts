@@ -2,7 +2,7 @@
 // with Range and ETag, deletion, and hostile ids; with metadata in SQLite (one node) and in
 // Redis (a cluster node, against a real redis-server).
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeTone } from '../../test/helpers/audio.js';
 import { testConfig } from '../../test/helpers/config.js';
@@ -16,6 +16,11 @@ import { LocalVoiceStorage } from './files/VoiceStorage.js';
 import type { Destination, VoiceMessage } from './voiceMessage.js';
 
 const SECRET = 'voice-routes-test-secret-0123456789-abcdef';
+
+/** Handles are closed just after the reply's last byte: give them a moment. */
+async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+	for (const started = Date.now(); !condition() && Date.now() - started < timeoutMs; ) await new Promise((resolve) => setTimeout(resolve, 10));
+}
 
 describe.each([
 	['SQLite', false],
@@ -137,6 +142,25 @@ describe.each([
 		expect((await get(`/voice/messages/${older.id}/audio`, bob, { 'if-none-match': etag })).status).toBe(304);
 		// An <audio> element cannot send headers: the token may come in the query.
 		expect((await fetch(`${base}/voice/messages/${older.id}/audio?access_token=${bob}`)).status).toBe(200);
+	});
+
+	it('closes every audio file it opens, streamed or not', async () => {
+		// Linux names open files under /proc/self/fd; elsewhere there is nothing to count.
+		const linksInto = (fd: string, dir: string): boolean => {
+			try {
+				return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir);
+			} catch {
+				return false; // closed meanwhile
+			}
+		};
+		const openInStorage = () => (existsSync('/proc/self/fd') ? readdirSync('/proc/self/fd').filter((fd) => linksInto(fd, storage.root)).length : 0);
+		const before = openInStorage();
+		const url = `/voice/messages/${older.id}/audio`;
+		const etag = (await get(url, bob)).headers.get('etag')!;
+		const variants: Record<string, string>[] = [{}, { range: 'bytes=0-9' }, { range: 'bytes=999999999-' }, { 'if-none-match': etag }];
+		for (const headers of variants) await (await get(url, bob, headers)).arrayBuffer();
+		await waitFor(() => openInStorage() === before);
+		expect(openInStorage()).toBe(before);
 	});
 
 	it('answers 409 for audio that is not ready yet', async () => {

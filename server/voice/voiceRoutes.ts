@@ -18,7 +18,7 @@ import { storageFailure, storageFailureText } from './files/storageDirectory.js'
 import { InvalidCursorError, type VoiceMessageStore } from './store/VoiceMessageStore.js';
 import { VoiceMessageService } from './VoiceMessageService.js';
 import type { VoiceStorage } from './files/VoiceStorage.js';
-import { type Destination } from './voiceMessage.js';
+import { type Destination, type VoiceMessage } from './voiceMessage.js';
 import { VOICE_MESSAGE_ID_PATTERN } from '../../protocol/patterns.js';
 
 export const OGG_OPUS_CONTENT_TYPE = 'audio/ogg; codecs=opus';
@@ -51,6 +51,25 @@ export function parseRange(header: string, size: number): { start: number; end: 
 	}
 	if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start > end || start >= size) return null;
 	return { start, end };
+}
+
+/** The reply to an audio download of a `size`-byte file, and the byte range its body is (none: no body). */
+function audioReply(req: HttpRouteRequest, m: VoiceMessage, size: number): { reply: HttpReply; send?: { start: number; end: number } } {
+	const etag = `"${m.sha256 ?? `${m.id}-${size}`}"`;
+	const headers: Record<string, string> = { 'accept-ranges': 'bytes', etag, 'cache-control': 'private, max-age=31536000, immutable' };
+	if (req.header('if-none-match') === etag) return { reply: { status: 304, headers } };
+	// If-Range with another validator: send the whole file.
+	const ifRange = req.header('if-range');
+	const range = !ifRange || ifRange === etag ? parseRange(req.header('range'), size) : undefined;
+	if (range === null) return { reply: { status: 416, headers: { ...headers, 'content-range': `bytes */${size}` }, body: '' } };
+	const { start, end } = range ?? { start: 0, end: size - 1 };
+	const reply: HttpReply = {
+		status: range ? 206 : 200,
+		body: Buffer.alloc(0),
+		contentType: OGG_OPUS_CONTENT_TYPE,
+		headers: { ...headers, ...(range && { 'content-range': `bytes ${start}-${end}/${size}` }) },
+	};
+	return size === 0 ? { reply } : { reply, send: { start, end } };
 }
 
 export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): void {
@@ -129,23 +148,16 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 			const m = await readable(req, claims);
 			if (!m) return notFound();
 			if (m.status !== 'ready') return errorReply('E_NOT_READY', `The voice message is ${m.status}.`);
-			const size = await o.storage.size(m);
-			if (size === undefined) return notFound();
-			const etag = `"${m.sha256 ?? `${m.id}-${size}`}"`;
-			const headers: Record<string, string> = { 'accept-ranges': 'bytes', etag, 'cache-control': 'private, max-age=31536000, immutable' };
-			if (req.header('if-none-match') === etag) return { status: 304, headers };
-			// If-Range with another validator: send the whole file.
-			const ifRange = req.header('if-range');
-			const range = !ifRange || ifRange === etag ? parseRange(req.header('range'), size) : undefined;
-			if (range === null) return { status: 416, headers: { ...headers, 'content-range': `bytes */${size}` }, body: '' };
-			const { start, end } = range ?? { start: 0, end: size - 1 };
-			const body = size === 0 ? Buffer.alloc(0) : await o.storage.read(m, start, end);
-			return {
-				status: range ? 206 : 200,
-				body,
-				contentType: OGG_OPUS_CONTENT_TYPE,
-				headers: { ...headers, ...(range && { 'content-range': `bytes ${start}-${end}/${size}` }) },
-			};
+			const file = await o.storage.openRead(m);
+			if (!file) return notFound();
+			const { reply, send } = audioReply(req, m, file.size);
+			if (!send) {
+				await file.handle.close();
+				return reply;
+			}
+			// Streamed as the client reads (the HTTP server closes the handle): a reader that
+			// stalls holds one chunk, not the whole file.
+			return { ...reply, file: { handle: file.handle, start: send.start, length: send.end - send.start + 1 } };
 		}),
 	);
 

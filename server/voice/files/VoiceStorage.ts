@@ -3,7 +3,7 @@
 // <root>/<user>/<yyyymm>/<id>.ogg, every part of it from validated ids.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { checkStorageWritable } from './storageDirectory.js';
 import { USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
@@ -22,6 +22,9 @@ export interface VoiceStorage {
 	size(key: StorageKey): Promise<number | undefined>;
 	/** Bytes [start, end] (inclusive) of the stored file. */
 	read(key: StorageKey, start: number, end: number): Promise<Buffer>;
+	/** The stored file opened for reading with its size (one stat of the open file, so the two
+	 * agree), or undefined when there is none. The caller closes the handle. */
+	openRead(key: StorageKey): Promise<{ handle: FileHandle; size: number } | undefined>;
 	remove(key: StorageKey): Promise<void>;
 	checkWritable(): Promise<void>;
 }
@@ -79,6 +82,22 @@ export class LocalVoiceStorage implements VoiceStorage {
 			return buffer.subarray(0, off);
 		} finally {
 			await file.close();
+		}
+	}
+
+	async openRead(key: StorageKey): Promise<{ handle: FileHandle; size: number } | undefined> {
+		let handle: FileHandle;
+		try {
+			handle = await open(this.pathOf(key), 'r');
+		} catch (err) {
+			if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+			throw err;
+		}
+		try {
+			return { handle, size: (await handle.stat()).size };
+		} catch (err) {
+			await handle.close();
+			throw err;
 		}
 	}
 
