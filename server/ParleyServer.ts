@@ -216,13 +216,14 @@ export class ParleyServer {
 			},
 			log.child({ component: 'signaling' }),
 		);
-		registerVoiceRoutes(http, { store: this.voiceStore, storage: countedStorage, service: this.voice, signingKey: key, rateLimits: rateLimits.http });
+		registerVoiceRoutes(http, { store: this.voiceStore, storage: countedStorage, service: this.voice, signingKey: key, tokenPolicy: policy, rateLimits: rateLimits.http });
 		this.uploads = new TusUploadServer(http, {
 			basePath: '/voice/uploads',
 			dir: path.join(this.storageDir, UPLOADS_SUBDIR),
 			maxSizeBytes: config.voice.maxUploadBytes,
 			expiryMs: config.voice.uploadExpiryMs,
 			signingKey: key,
+			tokenPolicy: policy,
 			onComplete: async (upload) => {
 				await this.voice.acceptUpload(upload);
 			},
@@ -271,7 +272,11 @@ export class ParleyServer {
 			teardown.push('workers', () => workers.close());
 			const redis = config.cluster.redisUrl ? connectRedis(config.cluster.redisUrl, log.child({ component: 'cluster' })) : undefined;
 			if (redis) teardown.push('redis', () => closeRedis(redis));
-			const http = new HttpServer(log.child({ component: 'http' }), { maxConcurrentRequests: config.http.maxConcurrentRequests, bodyTimeoutMs: config.http.bodyTimeoutMs });
+			const http = new HttpServer(log.child({ component: 'http' }), {
+				maxConcurrentRequests: config.http.maxConcurrentRequests,
+				bodyTimeoutMs: config.http.bodyTimeoutMs,
+				slowReaderTimeoutMs: config.http.slowReaderTimeoutMs,
+			});
 			server = new ParleyServer(config, log, workers, http, redis, teardown);
 			await server.#start(startedAtMs, tracing?.tracesUrl);
 			return server;

@@ -9,7 +9,7 @@
 //   DELETE /voice/messages/:id                                               sender only
 import type { HttpReply, HttpRouteRequest, HttpServer } from '../http/HttpServer.js';
 import { errorReply, httpErrorReply } from '../http/HttpServer.js';
-import { channelAllowed, type AccessClaims } from '../auth/accessToken.js';
+import { channelAllowed, type AccessClaims, type TokenPolicy } from '../auth/accessToken.js';
 import { authenticate, VOICE_API_TOKEN } from '../auth/httpAuth.js';
 import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../../protocol/patterns.js';
 import { RequestError } from '../../protocol/RequestError.js';
@@ -29,6 +29,8 @@ export interface VoiceRouteOptions {
 	storage: VoiceStorage;
 	service: VoiceMessageService;
 	signingKey: Uint8Array;
+	/** Lifetime, audience and issuer rules (auth.*); the defaults when absent. */
+	tokenPolicy?: TokenPolicy;
 	/** Per-address (before authentication) and per-user request limits: 429 with Retry-After. */
 	rateLimits?: HttpRateLimits;
 }
@@ -79,7 +81,7 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 			const byAddress = await o.rateLimits?.admitAddress(req);
 			if (byAddress) return byAddress;
 			try {
-				const claims = await authenticate(req, o.signingKey, VOICE_API_TOKEN);
+				const claims = await authenticate(req, o.signingKey, VOICE_API_TOKEN, o.tokenPolicy);
 				const byUser = await o.rateLimits?.admitUser(claims.userId);
 				if (byUser) return byUser;
 				return await handler(req, claims);

@@ -11,7 +11,7 @@
 // The bytes live in an UploadStore; once the last one is durable, onComplete receives the
 // file before the final PATCH is acknowledged.
 import { httpErrorReply, type HttpReply, type HttpRouteRequest, type HttpServer } from '../../http/HttpServer.js';
-import { channelAllowed, type AccessClaims } from '../../auth/accessToken.js';
+import { channelAllowed, type AccessClaims, type TokenPolicy } from '../../auth/accessToken.js';
 import { authenticate, UPLOAD_TOKEN } from '../../auth/httpAuth.js';
 import { RequestError } from '../../../protocol/RequestError.js';
 import type { Logger } from '../../telemetry/logger.js';
@@ -86,6 +86,8 @@ export interface TusUploadServerOptions {
 	cleanupIntervalMs?: number;
 	/** Verifies the `Authorization: Bearer <jwt>` of every request (the WebSocket's key). */
 	signingKey: Uint8Array;
+	/** Lifetime, audience and issuer rules (auth.*); the defaults when absent. */
+	tokenPolicy?: TokenPolicy;
 	/**
 	 * Called when the last byte is durable, before the final PATCH is acknowledged. A throw
 	 * answers 500 and keeps the upload: the next HEAD or final PATCH calls it again. It is
@@ -244,7 +246,7 @@ export class TusUploadServer {
 
 	async #authenticate(req: HttpRouteRequest): Promise<AccessClaims> {
 		try {
-			return await authenticate(req, this.#options.signingKey, UPLOAD_TOKEN);
+			return await authenticate(req, this.#options.signingKey, UPLOAD_TOKEN, this.#options.tokenPolicy);
 		} catch (err) {
 			if (!(err instanceof RequestError)) throw err;
 			req.log.debug({ reason: err.message }, 'upload request not authenticated');
