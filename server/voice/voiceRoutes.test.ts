@@ -159,8 +159,9 @@ describe.each([
 		const etag = (await get(url, bob)).headers.get('etag')!;
 		const variants: Record<string, string>[] = [{}, { range: 'bytes=0-9' }, { range: 'bytes=999999999-' }, { 'if-none-match': etag }];
 		for (const headers of variants) await (await get(url, bob, headers)).arrayBuffer();
-		await waitFor(() => openInStorage() === before);
-		expect(openInStorage()).toBe(before);
+		// A file an earlier test left open may close meanwhile: fewer than before is no leak.
+		await waitFor(() => openInStorage() <= before);
+		expect(openInStorage()).toBeLessThanOrEqual(before);
 	});
 
 	it('answers 409 for audio that is not ready yet', async () => {
