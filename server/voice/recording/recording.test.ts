@@ -7,6 +7,7 @@ import { testConfig } from '../../../test/helpers/config.js';
 import { testLogger } from '../../../test/helpers/logger.js';
 import { TestSignalingClient } from '../../../testkit/signalingClient.js';
 import { publishWithWerift, type WeriftPublisher } from '../../../testkit/weriftPublisher.js';
+import { startRecordingPublisher } from '../../../test/helpers/recordingPublisher.js';
 import { ParleyServer } from '../../ParleyServer.js';
 import { mintAccessToken } from '../../auth/accessToken.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../../protocol/messages.js';
@@ -22,13 +23,7 @@ describe('recording a live producer', () => {
 	let publisher: WeriftPublisher;
 
 	beforeEach(async () => {
-		server = await ParleyServer.create(await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET }), testLogger());
-		const token = await mintAccessToken({ userId: 'ada', channels: ['room'], grants: { canPublish: true, canRecord: true }, ttlS: 600 }, new TextEncoder().encode(SECRET));
-		({ client } = await TestSignalingClient.connect(`ws://127.0.0.1:${server.http.port}/ws?token=${token}&v=${PROTOCOL_VERSION}`));
-		const caps = await client.request('getRouterRtpCapabilities', {});
-		if (!caps.ok) throw new Error('caps');
-		await client.request('join', { channel: 'room', rtpCapabilities: caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] });
-		publisher = await publishWithWerift(client);
+		({ server, client, publisher } = await startRecordingPublisher(SECRET));
 	});
 
 	afterEach(async () => {

@@ -5,13 +5,10 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { statSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeTone, probeDurationMs } from '../../../test/helpers/audio.js';
-import { testConfig } from '../../../test/helpers/config.js';
-import { testLogger } from '../../../test/helpers/logger.js';
-import { TestSignalingClient } from '../../../testkit/signalingClient.js';
-import { publishWithWerift, type WeriftPublisher } from '../../../testkit/weriftPublisher.js';
-import { ParleyServer } from '../../ParleyServer.js';
-import { mintAccessToken } from '../../auth/accessToken.js';
-import { PROTOCOL_VERSION, type RequestData } from '../../../protocol/messages.js';
+import type { TestSignalingClient } from '../../../testkit/signalingClient.js';
+import type { WeriftPublisher } from '../../../testkit/weriftPublisher.js';
+import { startRecordingPublisher } from '../../../test/helpers/recordingPublisher.js';
+import type { ParleyServer } from '../../ParleyServer.js';
 import { LocalVoiceStorage } from '../files/VoiceStorage.js';
 import { DEFAULT_RECORDING_BOUNDS } from './ProducerRecording.js';
 
@@ -23,14 +20,9 @@ describe('recording bounds against the sender', () => {
 	let publisher: WeriftPublisher | undefined;
 
 	async function setUp(env: Record<string, string> = {}): Promise<{ server: ParleyServer; client: TestSignalingClient; publisher: WeriftPublisher }> {
-		server = await ParleyServer.create(await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET, ...env }), testLogger());
-		const token = await mintAccessToken({ userId: 'ada', channels: ['room'], grants: { canPublish: true, canRecord: true }, ttlS: 600 }, new TextEncoder().encode(SECRET));
-		({ client } = await TestSignalingClient.connect(`ws://127.0.0.1:${server.http.port}/ws?token=${token}&v=${PROTOCOL_VERSION}`));
-		const caps = await client.request('getRouterRtpCapabilities', {});
-		if (!caps.ok) throw new Error('caps');
-		await client.request('join', { channel: 'room', rtpCapabilities: caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] });
-		publisher = await publishWithWerift(client);
-		return { server, client, publisher };
+		const started = await startRecordingPublisher(SECRET, env);
+		({ server, client, publisher } = started);
+		return started;
 	}
 
 	afterEach(async () => {
