@@ -13,7 +13,7 @@ const LAYERS = [
 	['server/cluster/', 'server/voice/'],
 	['server/channels/', 'server/auth/', 'server/ratelimit/'],
 	['server/media/', 'server/redis/', 'server/http/'],
-	['server/telemetry/', 'server/config/'],
+	['server/telemetry/', 'server/config/', 'server/async/'],
 	['config/'],
 	['protocol/'],
 ];

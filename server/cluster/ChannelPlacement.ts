@@ -5,7 +5,8 @@ import type { Redis } from 'ioredis';
 import { RequestError } from '../../protocol/RequestError.js';
 import type { PlacementDecision } from '../channels/placement.js';
 import type { Logger } from '../telemetry/logger.js';
-import { settlesWithin, type NodeRegistry } from './NodeRegistry.js';
+import { settlesWithin } from '../async/settlesWithin.js';
+import type { NodeRegistry } from './NodeRegistry.js';
 
 export const CHANNEL_HOME_PREFIX = 'parley:channel-home:';
 

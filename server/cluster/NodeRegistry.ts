@@ -8,6 +8,7 @@
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { settlesWithin } from '../async/settlesWithin.js';
 import type { Logger } from '../telemetry/logger.js';
 
 export const NODE_KEY_PREFIX = 'parley:node:';
@@ -76,23 +77,6 @@ export type HeartbeatTask = () => Promise<void>;
 
 /** How long stop() waits for a heartbeat in flight, and for the entry's deletion. */
 const STOP_WAIT_MS = 1000;
-
-/** True when `promise` settles (either way) within `ms`. */
-export async function settlesWithin(promise: Promise<unknown> | undefined, ms: number): Promise<boolean> {
-	if (!promise) return true;
-	let timer: NodeJS.Timeout | undefined;
-	const settled = await Promise.race([
-		promise.then(
-			() => true,
-			() => true,
-		),
-		new Promise<boolean>((resolve) => {
-			timer = setTimeout(() => resolve(false), ms);
-		}),
-	]);
-	clearTimeout(timer);
-	return settled;
-}
 
 export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 	readonly nodeId: string;

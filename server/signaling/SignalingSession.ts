@@ -4,6 +4,7 @@
 import type { WebSocket } from 'uWebSockets.js';
 import type { Channel } from '../channels/Channel.js';
 import type { Peer, PeerLink } from '../channels/Peer.js';
+import { settlesWithin } from '../async/settlesWithin.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AccessClaims } from '../auth/accessToken.js';
 import { exceedsDepth, isMethod, MAX_DATA_DEPTH, requestEnvelopeSchema, requestSchemas } from '../../protocol/schemas.js';
@@ -157,8 +158,7 @@ export class SignalingSession implements PeerLink {
 	async #run(id: number, method: Method, data: unknown, started: number): Promise<void> {
 		if (this.#closed) return;
 		const running = this.#dispatch.run(this, method, data);
-		const outcome = await settleWithin(running, this.#limits.requestTimeoutMs);
-		if (outcome === 'timeout') {
+		if (!(await settlesWithin(running, this.#limits.requestTimeoutMs))) {
 			this.#reply(id, new Error(`${method} timed out after ${this.#limits.requestTimeoutMs} ms`), method, started);
 			try {
 				this.#undo(method, await running);
@@ -237,18 +237,4 @@ function describeIssue(issue: { path: PropertyKey[]; message: string } | undefin
 	if (!issue) return 'invalid';
 	const path = issue.path.map(String).join('.');
 	return path ? `${path}: ${issue.message}` : issue.message;
-}
-
-/** Whether `promise` settles within `timeoutMs`; it keeps running either way. */
-async function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<'settled' | 'timeout'> {
-	let timer: NodeJS.Timeout | undefined;
-	const settled = promise.then(
-		() => 'settled' as const,
-		() => 'settled' as const,
-	);
-	try {
-		return await Promise.race([settled, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)))]);
-	} finally {
-		clearTimeout(timer);
-	}
 }
