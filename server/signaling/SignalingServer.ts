@@ -58,10 +58,13 @@ export class SignalingServer {
 	readonly #sessions = new Set<SignalingSession>();
 	readonly #sockets = new Set<WebSocket<SocketData>>();
 	readonly #context: HandlerContext;
+	/** Lifetime, audience and issuer rules every token must meet (auth.*), built once. */
+	readonly #tokenPolicy: TokenPolicy;
 
 	constructor(http: HttpServer, options: SignalingServerOptions, log: Logger) {
 		this.#options = options;
 		this.#log = log;
+		this.#tokenPolicy = tokenPolicy(options.config.auth);
 		this.#context = {
 			registry: options.registry,
 			pool: options.pool,
@@ -115,11 +118,6 @@ export class SignalingServer {
 			},
 			close: (ws, code) => this.#onClose(ws, code),
 		});
-	}
-
-	/** Lifetime, audience and issuer rules every token must meet (auth.*). */
-	get #tokenPolicy(): TokenPolicy {
-		return tokenPolicy(this.#options.config.auth);
 	}
 
 	get sessionCount(): number {
