@@ -20,8 +20,6 @@ export interface VoiceStorage {
 	writablePath(key: StorageKey): Promise<string>;
 	/** Size of the stored file, or undefined when there is none. */
 	size(key: StorageKey): Promise<number | undefined>;
-	/** Bytes [start, end] (inclusive) of the stored file. */
-	read(key: StorageKey, start: number, end: number): Promise<Buffer>;
 	/** The stored file opened for reading with its size (one stat of the open file, so the two
 	 * agree), or undefined when there is none. The caller closes the handle. */
 	openRead(key: StorageKey): Promise<{ handle: FileHandle; size: number } | undefined>;
@@ -65,23 +63,6 @@ export class LocalVoiceStorage implements VoiceStorage {
 		} catch (err) {
 			if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
 			throw err;
-		}
-	}
-
-	async read(key: StorageKey, start: number, end: number): Promise<Buffer> {
-		const file = await open(this.pathOf(key), 'r');
-		try {
-			const length = end - start + 1;
-			const buffer = Buffer.alloc(length);
-			let off = 0;
-			while (off < length) {
-				const { bytesRead } = await file.read(buffer, off, length - off, start + off);
-				if (bytesRead === 0) break;
-				off += bytesRead;
-			}
-			return buffer.subarray(0, off);
-		} finally {
-			await file.close();
 		}
 	}
 
