@@ -19,9 +19,6 @@ export interface ChannelPlacementOptions {
 	bridgeAbovePeers: number;
 	/** The channel is open on this node (joins to it keep working without Redis). */
 	isOpenHere: (channel: string) => boolean;
-	/** This node can pipe a channel from its home (ChannelBridge is wired); when false a busy
-	 * home still gets the join redirected. Read on every decision. */
-	canBridge?: () => boolean;
 	/**
 	 * Whether a node is still connected to Redis (its bus subscription exists). A node killed
 	 * outright loses its connections at once while its registry entry lives on until the TTL;
@@ -84,7 +81,6 @@ export class ChannelPlacement {
 	readonly #ttlMs: number;
 	readonly #bridgeAbovePeers: number;
 	readonly #isOpenHere: (channel: string) => boolean;
-	readonly #canBridge: () => boolean;
 	readonly #isOnBus: (nodeId: string) => Promise<boolean>;
 	readonly #timeoutMs: number;
 	readonly #log: Logger;
@@ -102,7 +98,6 @@ export class ChannelPlacement {
 		this.#ttlMs = options.ttlMs;
 		this.#bridgeAbovePeers = options.bridgeAbovePeers;
 		this.#isOpenHere = options.isOpenHere;
-		this.#canBridge = options.canBridge ?? (() => true);
 		this.#isOnBus = options.isOnBus ?? (async () => true);
 		this.#timeoutMs = options.timeoutMs ?? 2000;
 		this.#log = options.log;
@@ -171,7 +166,7 @@ export class ChannelPlacement {
 				}
 				continue;
 			}
-			if (!this.#canBridge() || (this.#bridgeAbovePeers > 0 && info.load.peers < this.#bridgeAbovePeers)) {
+			if (this.#bridgeAbovePeers > 0 && info.load.peers < this.#bridgeAbovePeers) {
 				return { kind: 'redirect', nodeId: home, url: info.signalingUrl };
 			}
 			return { kind: 'bridge', homeNodeId: home };

@@ -71,7 +71,7 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		if (placed.kind === 'redirect') {
 			throw new RequestError('E_REDIRECT', `Channel "${data.channel}" is served by node ${placed.nodeId}; join it there.`, { redirect: { nodeId: placed.nodeId, url: placed.url } });
 		}
-		// Placement only answers 'bridge' when this node can bridge (ChannelPlacement's canBridge).
+		// ClusterNode hands out placement and bridge together; the check keeps a wiring slip loud.
 		if (placed.kind === 'bridge' && !ctx.bridge) throw new RequestError('E_INTERNAL', 'This node cannot serve channels bridged across nodes.');
 		const channel = await ctx.registry.open(data.channel);
 		if (placed.kind === 'bridge') await ctx.bridge!.attach(channel, placed.homeNodeId);
