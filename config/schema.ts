@@ -205,6 +205,20 @@ export const configSchema = z.strictObject({
 				description: 'New WebSocket connections one client address may open at once before ipConnectionsPerMinute applies (token bucket size).',
 				unit: 'connections',
 			}),
+			maxConnectionsPerUser: option(z.number().int().min(0).max(1_000_000).default(8), {
+				description:
+					'WebSocket connections one user (token sub) may hold open at once on this node (per node, also in a cluster); one more is closed at once with code 4429 and reason E_TOO_MANY_USER_CONNECTIONS. Keeps one token from taking all of maxConnections. 0 turns the limit off.',
+				unit: 'connections',
+			}),
+			maxConnectionsPerAddress: option(z.number().int().min(0).max(1_000_000).default(256), {
+				description:
+					'WebSocket connections one client address (IPv6: per /64) may hold open at once on this node; one more is closed at once with code 4429 and reason E_TOO_MANY_ADDRESS_CONNECTIONS, before its token is checked. The default leaves room for a household or office behind one NAT; behind a reverse proxy set http.trustProxy (else every client has the proxy\'s address) or raise it. 0 turns the limit off.',
+				unit: 'connections',
+			}),
+			allowedOrigins: option(z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'an origin: http(s)://host[:port], no path')).max(256).default([]), {
+				description:
+					'Origins (scheme://host[:port], exact match) whose pages may open a signaling WebSocket; an upgrade with another Origin is refused with 403 before the upgrade. Browsers always send Origin, so a request without one is not from a browser page (a native client, a test) and is let through: the list guards users\' browsers against other sites, not the server against non-browser clients (tokens do that). Empty (default): any origin, since the demo page may be served from any host name the server is reached by.',
+			}),
 		})
 		.prefault({}),
 
@@ -225,6 +239,11 @@ export const configSchema = z.strictObject({
 			maxProducersPerPeer: option(z.number().int().min(1).max(16).default(2), {
 				description: 'Audio producers per peer; more get E_TOO_MANY_PRODUCERS.',
 				unit: 'producers',
+			}),
+			maxChannelsPerUser: option(z.number().int().min(0).max(100_000).default(16), {
+				description:
+					'Channels one user may have opened (created by their join) and still open on this node; a join that would create one more gets E_TOO_MANY_USER_CHANNELS (joining channels that are already open is not counted). Keeps a wildcard token from opening all of maxChannels. 0 turns the limit off.',
+				unit: 'channels',
 			}),
 			emptyCloseDelayMs: option(z.number().int().min(0).max(3_600_000).default(10_000), {
 				description: 'An empty channel keeps its router this long (quick rejoins are cheap), then closes.',
@@ -262,6 +281,15 @@ export const configSchema = z.strictObject({
 			maxConcurrentRecordings: option(z.number().int().min(0).max(10_000).default(100), {
 				description: 'Recordings running at once on this node; one more gets E_TOO_MANY_RECORDINGS.',
 				unit: 'recordings',
+			}),
+			maxRecordingsPerUser: option(z.number().int().min(0).max(10_000).default(2), {
+				description: 'Recordings one user may run at once on this node; one more gets E_TOO_MANY_USER_RECORDINGS. 0 turns the limit off.',
+				unit: 'recordings',
+			}),
+			maxPendingUploadsPerUser: option(z.number().int().min(0).max(100_000).default(4), {
+				description:
+					'Unfinished tus uploads one user may hold at once (checked when an upload is created); one more gets 429 E_TOO_MANY_PENDING_UPLOADS with Retry-After until the oldest expires (finish or DELETE one to go on at once). 0 turns the limit off.',
+				unit: 'uploads',
 			}),
 			maxUploadBytes: option(z.number().int().min(1024).max(1_073_741_824).default(20 * 1_048_576), {
 				description: 'Largest uploaded voice file (tus Upload-Length); larger ones get 413.',
@@ -402,7 +430,12 @@ export const configSchema = z.strictObject({
 				description: 'Address the separate metrics listener binds to (when metrics.port is set). Empty: http.host.',
 			}),
 			bearerToken: option(z.string().default(''), {
-				description: 'When set, /metrics answers 401 unless the request sends "Authorization: Bearer <token>" (Prometheus: `authorization: { credentials: ... }`). Empty: open to anyone who reaches the port.',
+				description:
+					'When set, /metrics answers 401 (E_AUTH) unless the request sends "Authorization: Bearer <token>" (Prometheus: `authorization: { credentials: ... }`), on either listener; compared in constant time. Empty: on the separate listener (metrics.port) open to anyone who reaches it; on http.port see metrics.public.',
+			}),
+			public: option(z.boolean().default(false), {
+				description:
+					'Serve /metrics on the public listener (http.port) without a bearer token. Off by default: metrics tell an outsider who is in which channel and how busy the node is, so anonymous GET /metrics on http.port gets 404 (E_METRICS_NOT_PUBLIC) unless metrics.bearerToken is set (then the token is required) or this is true. The separate listener (metrics.port, meant for a private network) is not affected.',
 			}),
 			statsIntervalMs: option(z.number().int().min(0).max(300_000).default(5000), {
 				description: 'How often mediasoup producer and consumer stats (RTP packets and bytes, loss, jitter, NACKs, scores) are polled for the metrics. 0 turns polling off.',

@@ -37,6 +37,21 @@ export const ERROR_CODES = {
 		httpStatus: 403,
 		when: 'channel not in the token, or grant missing; HTTP: the same, or `/dev/token` from a non-loopback client',
 	},
+	E_METRICS_NOT_PUBLIC: {
+		message: 'Metrics are not served here.',
+		httpStatus: 404,
+		when: 'HTTP: anonymous `GET /metrics` on the public listener while `metrics.public` is off and `metrics.bearerToken` is empty (the default; scrape `metrics.port` or set a token)',
+	},
+	E_AUDIO_URL_INVALID: {
+		message: 'The audio link is not valid.',
+		httpStatus: 403,
+		when: 'HTTP: `GET /voice/messages/:id/audio` with a signature that does not match its message, user and expiry (tampered, or issued for another message or user)',
+	},
+	E_AUDIO_URL_EXPIRED: {
+		message: 'The audio link has expired; ask for a new one.',
+		httpStatus: 403,
+		when: 'HTTP: `GET /voice/messages/:id/audio` with a correctly signed link past its `exp` (`auth.audioUrlTtlS`); `POST /voice/messages/:id/audio-url` gives a fresh one',
+	},
 	E_NOT_JOINED: { message: 'Join a channel first.', httpStatus: 409, when: 'method needs a joined channel' },
 	E_ALREADY_JOINED: { message: 'Already in a channel; leave it first.', httpStatus: 409, when: '`join` twice without `leave`' },
 	E_NOT_FOUND: {
@@ -58,6 +73,31 @@ export const ERROR_CODES = {
 		message: 'This server is recording as many voice messages as it can.',
 		httpStatus: 503,
 		when: '`startRecording` while `voice.maxConcurrentRecordings` recordings run on this node',
+	},
+	E_TOO_MANY_USER_CONNECTIONS: {
+		message: 'Your user has as many connections open as it may; close one first.',
+		httpStatus: 429,
+		when: 'a WebSocket while the user holds `signaling.maxConnectionsPerUser` on this node (close 4429)',
+	},
+	E_TOO_MANY_ADDRESS_CONNECTIONS: {
+		message: 'Your address has as many connections open as it may; close one first.',
+		httpStatus: 429,
+		when: 'a WebSocket while its client address holds `signaling.maxConnectionsPerAddress` on this node (close 4429, before the token is checked)',
+	},
+	E_TOO_MANY_USER_CHANNELS: {
+		message: 'You have opened as many channels as you may; join an open one or wait for yours to close.',
+		httpStatus: 429,
+		when: '`join` that would open a channel while the user has `channels.maxChannelsPerUser` channels they opened still open on this node',
+	},
+	E_TOO_MANY_USER_RECORDINGS: {
+		message: 'You are recording as many voice messages at once as you may; stop one first.',
+		httpStatus: 429,
+		when: '`startRecording` while the user runs `voice.maxRecordingsPerUser` recordings on this node',
+	},
+	E_TOO_MANY_PENDING_UPLOADS: {
+		message: 'You have as many unfinished uploads as you may; finish or delete one first.',
+		httpStatus: 429,
+		when: 'tus: POST while the user holds `voice.maxPendingUploadsPerUser` unfinished uploads (`Retry-After` and `retryAfterMs`: until the oldest expires)',
 	},
 	E_STORAGE_UNAVAILABLE: {
 		message: 'Voice messages cannot be stored right now (storage full or not writable).',

@@ -235,7 +235,7 @@ export class ParleyServer {
 		const hooks = this.#webhooks;
 		// After the shutdown tasks (finishing recordings produce events), within what is left of the deadline.
 		if (hooks) teardown.push('webhooks', (deadline) => hooks.close(deadline));
-		if (metrics && config.metrics.port === 0) registerMetricsRoute(http, metrics, config.metrics.bearerToken);
+		if (metrics && config.metrics.port === 0) registerMetricsRoute(http, metrics, { bearerToken: config.metrics.bearerToken, anonymous: config.metrics.public });
 		registerDevTokenRoute(
 			http,
 			{ mode: config.auth.devTokens, ttlS: config.auth.devTokenTtlS, signingKey: key, maxBodyBytes: config.http.maxBodyBytes, trustProxy: config.http.trustProxy, listenHost: config.http.host, policy },

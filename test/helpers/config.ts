@@ -22,6 +22,9 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<R
 		// Tests fire requests faster than any person; the tests of these limits turn them on.
 		PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '0',
 		PARLEY_VOICE_USER_REQUESTS_PER_SECOND: '0',
+		// Tests read /metrics on the loopback main listener; the metrics endpoint tests check
+		// the default (not public) with this set to false.
+		PARLEY_METRICS_PUBLIC: 'true',
 		...overrides,
 	};
 }
