@@ -133,6 +133,11 @@ export const configSchema = z.strictObject({
 			issuer: option(z.string().max(256).default(''), {
 				description: 'Required `iss` claim of access tokens (tokens minted by /dev/token and `npm run token` carry it). Empty: not checked.',
 			}),
+			audioUrlTtlS: option(z.number().int().min(10).max(86_400).default(300), {
+				description:
+					'Lifetime of the signed audio links from POST /voice/messages/:id/audio-url (`?user=&exp=&sig=`, an HMAC bound to one message and the user it was issued to, keyed by HKDF from auth.jwtSecret). An <audio> element uses one to play and seek (Range) without the access token in its URL; access tokens are not accepted in the query of the voice API (`?access_token=` was removed). Past it: 403 E_AUDIO_URL_EXPIRED, ask for a new link.',
+				unit: 's',
+			}),
 		})
 		.prefault({}),
 

@@ -27,6 +27,7 @@ import { checkStorageWritable } from './voice/files/storageDirectory.js';
 import { ChannelRegistry } from './channels/ChannelRegistry.js';
 import { routerMediaCodecs } from './media/mediaCodecs.js';
 import { signingKey, tokenPolicy } from './auth/accessToken.js';
+import { AudioUrlSigner } from './auth/audioUrl.js';
 import { registerDevTokenRoute } from './auth/devTokenRoute.js';
 import { SignalingServer } from './signaling/SignalingServer.js';
 import { createRateLimits } from './ratelimit/rateLimits.js';
@@ -177,6 +178,7 @@ export class ParleyServer {
 			notify: (info, reason) => this.#voiceNotifier.notify(info, reason),
 			maxDurationMs: config.voice.maxDurationMs,
 			maxConcurrentRecordings: config.voice.maxConcurrentRecordings,
+			maxRecordingsPerUser: config.voice.maxRecordingsPerUser,
 			uploadsDir: path.join(this.storageDir, UPLOADS_SUBDIR),
 			nodeId: this.nodeId,
 			log: log.child({ component: 'voice' }),
@@ -216,11 +218,12 @@ export class ParleyServer {
 			},
 			log.child({ component: 'signaling' }),
 		);
-		registerVoiceRoutes(http, { store: this.voiceStore, storage: countedStorage, service: this.voice, signingKey: key, tokenPolicy: policy, rateLimits: rateLimits.http });
+		registerVoiceRoutes(http, { store: this.voiceStore, storage: countedStorage, service: this.voice, signingKey: key, tokenPolicy: policy, rateLimits: rateLimits.http, audioUrls: new AudioUrlSigner(key, config.auth.audioUrlTtlS) });
 		this.uploads = new TusUploadServer(http, {
 			basePath: '/voice/uploads',
 			dir: path.join(this.storageDir, UPLOADS_SUBDIR),
 			maxSizeBytes: config.voice.maxUploadBytes,
+			maxPendingPerUser: config.voice.maxPendingUploadsPerUser,
 			expiryMs: config.voice.uploadExpiryMs,
 			signingKey: key,
 			tokenPolicy: policy,

@@ -12,6 +12,8 @@ import { safeEmit } from './safeEmit.js';
 
 export interface ChannelRegistryOptions extends ChannelOptions {
 	maxChannels: number;
+	/** Channels one user may have opened (created) and still open here; 0 or absent: no limit. */
+	maxChannelsPerUser?: number;
 	emptyCloseDelayMs: number;
 	mediaCodecs: ms.RouterRtpCodecCapability[];
 }
@@ -30,6 +32,8 @@ export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 	/** Channels being created, so concurrent first joins share one router. */
 	readonly #creating = new Map<string, Promise<Channel>>();
 	readonly #emptyTimers = new Map<string, NodeJS.Timeout>();
+	/** Who opened each channel that is open or being created (by a user's join), for maxChannelsPerUser. */
+	readonly #openedBy = new Map<string, string>();
 	#closed = false;
 
 	constructor(pool: WorkerPool, options: ChannelRegistryOptions, log: Logger) {
@@ -51,8 +55,16 @@ export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 		return [...this.#channels.values()];
 	}
 
-	/** The open channel `name`, created if needed. Cancels a pending empty-close. */
-	async open(name: string): Promise<Channel> {
+	/** Channels `userId` opened that are open or being created now. */
+	openedByCount(userId: string): number {
+		let count = 0;
+		for (const opener of this.#openedBy.values()) if (opener === userId) count++;
+		return count;
+	}
+
+	/** The open channel `name`, created if needed. Cancels a pending empty-close. `openedBy`:
+	 * the user whose join it is (a channel that user creates counts toward their quota). */
+	async open(name: string, openedBy?: string): Promise<Channel> {
 		if (this.#closed) throw new RequestError('E_SHUTTING_DOWN');
 		clearTimeout(this.#emptyTimers.get(name));
 		this.#emptyTimers.delete(name);
@@ -63,8 +75,17 @@ export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 		if (this.#channels.size + this.#creating.size >= this.#options.maxChannels) {
 			throw new RequestError('E_TOO_MANY_CHANNELS', `This server hosts its maximum of ${this.#options.maxChannels} channels.`);
 		}
+		const perUser = this.#options.maxChannelsPerUser ?? 0;
+		if (openedBy !== undefined && perUser > 0 && this.openedByCount(openedBy) >= perUser) {
+			throw new RequestError('E_TOO_MANY_USER_CHANNELS', `You have ${perUser} channels open on this server that you opened; join an open channel, or wait until one of yours is empty and closes.`);
+		}
+		if (openedBy !== undefined) this.#openedBy.set(name, openedBy);
 		const creation = this.#create(name).finally(() => this.#creating.delete(name));
 		this.#creating.set(name, creation);
+		// A creation that fails opened nothing.
+		creation.catch(() => {
+			if (!this.#channels.has(name)) this.#openedBy.delete(name);
+		});
 		return creation;
 	}
 
@@ -83,7 +104,10 @@ export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 			if (!peer.remote) safeEmit(this, this.#log, 'peerLeft', peer, channel);
 		});
 		channel.once('closed', () => {
-			if (this.#channels.get(name) === channel) this.#channels.delete(name);
+			if (this.#channels.get(name) === channel) {
+				this.#channels.delete(name);
+				if (!this.#creating.has(name)) this.#openedBy.delete(name);
+			}
 			clearTimeout(this.#emptyTimers.get(name));
 			this.#emptyTimers.delete(name);
 		});
@@ -114,5 +138,6 @@ export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 		this.#emptyTimers.clear();
 		for (const c of this.#channels.values()) c.close(reason);
 		this.#channels.clear();
+		this.#openedBy.clear();
 	}
 }

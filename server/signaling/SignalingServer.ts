@@ -22,7 +22,8 @@ import { requestHandlers, undoRequest, type HandlerContext } from './requestHand
 import { SignalingSession, type SessionEvents, type SocketData } from './SignalingSession.js';
 import { TokenBucket } from '../../protocol/TokenBucket.js';
 import type { SignalingRateLimits } from '../ratelimit/rateLimits.js';
-import { clientAddress } from '../http/clientAddress.js';
+import { addressLimitKey, clientAddress } from '../http/clientAddress.js';
+import { ConnectionQuota } from '../ratelimit/ConnectionQuota.js';
 
 /** Frames a client may send before its welcome (while its token is checked); more closes it. */
 const MAX_EARLY_FRAMES = 16;
@@ -57,6 +58,10 @@ export class SignalingServer {
 	readonly #log: Logger;
 	readonly #sessions = new Set<SignalingSession>();
 	readonly #sockets = new Set<WebSocket<SocketData>>();
+	/** Open connections per user and per address (signaling.maxConnectionsPer*), this node's. */
+	readonly #connectionQuota: ConnectionQuota<WebSocket<SocketData>>;
+	/** signaling.allowedOrigins; empty: any origin. */
+	readonly #allowedOrigins: ReadonlySet<string>;
 	readonly #context: HandlerContext;
 	/** Lifetime, audience and issuer rules every token must meet (auth.*), built once. */
 	readonly #tokenPolicy: TokenPolicy;
@@ -65,6 +70,8 @@ export class SignalingServer {
 		this.#options = options;
 		this.#log = log;
 		this.#tokenPolicy = tokenPolicy(options.config.auth);
+		this.#connectionQuota = new ConnectionQuota({ perUser: options.config.signaling.maxConnectionsPerUser, perAddress: options.config.signaling.maxConnectionsPerAddress });
+		this.#allowedOrigins = new Set(options.config.signaling.allowedOrigins.map((o) => o.toLowerCase()));
 		this.#context = {
 			registry: options.registry,
 			pool: options.pool,
@@ -93,6 +100,14 @@ export class SignalingServer {
 			// down right after open: a rare drop with "Connection: Upgrade", every time with a
 			// client or proxy that sends "Connection: close" (test/cluster/asyncUpgrade.test.ts).
 			upgrade: (res, req, context) => {
+				const origin = req.getHeader('origin');
+				if (!this.#originAllowed(origin)) {
+					// Before the upgrade: a page of another site gets no socket at all (browsers
+					// show the handshake failure), and nothing is allocated for it.
+					const error = protocolError('E_FORBIDDEN', `Pages from origin ${JSON.stringify(origin.slice(0, 100))} may not connect to this server (signaling.allowedOrigins).`);
+					res.cork(() => res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json').end(JSON.stringify({ error })));
+					return;
+				}
 				const data: SocketData = {
 					query: req.getQuery() ?? '',
 					remoteAddress: clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for'), options.config.http.trustProxy),
@@ -130,6 +145,10 @@ export class SignalingServer {
 		// Before the token is verified: a flood of connections costs one bucket lookup each.
 		const limited = await this.#options.rateLimits?.admitConnection(remoteAddress);
 		if (limited) return { claims: undefined, refusal: { closeCode: CLOSE_CODES.OVERLOADED, error: limited } };
+		// Also before the token: an address holding its share costs nothing more to refuse.
+		// #admit checks again, synchronously, when the connection is counted.
+		const addressFull = this.#connectionQuota.refusal(undefined, addressLimitKey(remoteAddress));
+		if (addressFull) return { claims: undefined, refusal: { closeCode: CLOSE_CODES.OVERLOADED, error: addressFull } };
 		const version = new URLSearchParams(queryString).get('v');
 		if (version !== null && version !== String(PROTOCOL_VERSION)) {
 			return refuse(CLOSE_CODES.PROTOCOL_VERSION, 'E_PROTOCOL_VERSION', `This server speaks protocol version ${PROTOCOL_VERSION}, not ${version.slice(0, 16)}.`);
@@ -197,6 +216,10 @@ export class SignalingServer {
 		if (!data.refusal && this.#sockets.size >= s.maxConnections) {
 			data.refusal = { closeCode: CLOSE_CODES.OVERLOADED, error: { code: 'E_RATE_LIMIT', message: 'This server has too many connections; try again later.' } };
 		}
+		if (!data.refusal && data.claims) {
+			const quotaFull = this.#connectionQuota.refusal(data.claims.userId, addressLimitKey(data.remoteAddress));
+			if (quotaFull) data.refusal = { closeCode: CLOSE_CODES.OVERLOADED, error: quotaFull };
+		}
 		if (data.refusal || !data.claims) {
 			const error: ProtocolError = data.refusal?.error ?? protocolError('E_AUTH');
 			// The close reason carries "CODE: message" so browsers (which see only the close
@@ -206,13 +229,14 @@ export class SignalingServer {
 		}
 		this.#sockets.add(ws);
 		const claims = data.claims;
+		this.#connectionQuota.add(ws, claims.userId, addressLimitKey(data.remoteAddress));
 		const log = this.#log.child({ userId: claims.userId });
 		const session = new SignalingSession(
 			ws,
 			claims,
 			new TokenBucket({ ratePerSecond: s.requestsPerSecond, burst: s.requestBurst }),
 			{ maxMessageBytes: s.maxMessageBytes, maxBufferedBytes: s.maxBufferedBytes, requestTimeoutMs: s.requestTimeoutMs },
-			{ run: (sess, method, body) => this.#dispatch(sess, method, body), undo: undoRequest },
+			{ run: (sess, method, body) => this.#dispatch(sess, method, body), undo: (sess, method, result) => undoRequest(sess, method, result, this.#context) },
 			log,
 			this.#options.events,
 		);
@@ -228,6 +252,13 @@ export class SignalingServer {
 			limits: { maxMessageBytes: s.maxMessageBytes, ...this.#pacing() },
 		});
 		for (const frame of data.early.splice(0)) session.onMessage(frame.text, frame.byteLength);
+	}
+
+	/** Browsers always send Origin on a WebSocket upgrade; one without it is no browser page
+	 * (a native client, a test), and the list guards browsers against other sites' pages. */
+	#originAllowed(origin: string): boolean {
+		if (this.#allowedOrigins.size === 0 || origin === '') return true;
+		return this.#allowedOrigins.has(origin.toLowerCase());
 	}
 
 	/** The rate a client should pace its requests at: its connection's, or its user's when lower. */
@@ -271,6 +302,7 @@ export class SignalingServer {
 		data.closed = true;
 		data.early = [];
 		this.#sockets.delete(ws);
+		this.#connectionQuota.remove(ws);
 		const session = data.session;
 		if (!session) return;
 		session.markClosed();

@@ -73,7 +73,7 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		}
 		// ClusterNode hands out placement and bridge together; the check keeps a wiring slip loud.
 		if (placed.kind === 'bridge' && !ctx.bridge) throw new RequestError('E_INTERNAL', 'This node cannot serve channels bridged across nodes.');
-		const channel = await ctx.registry.open(data.channel);
+		const channel = await ctx.registry.open(data.channel, session.claims.userId);
 		if (placed.kind === 'bridge') await ctx.bridge!.attach(channel, placed.homeNodeId);
 		const peer = new Peer({
 			userId: session.claims.userId,
@@ -190,9 +190,9 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
  * Takes back what a request did when its client never got the answer: it succeeded after
  * its timeout (the client was told it failed) or after the socket closed (the close already
  * cleaned up what the session had, not this). Only what would outlive the mistake is undone:
- * a joined peer, a transport, a producer. Other methods change state the client sets again.
+ * a joined peer, a transport, a producer, a recording. Other methods change state the client sets again.
  */
-export function undoRequest(session: SignalingSession, method: Method, result: unknown): void {
+export function undoRequest(session: SignalingSession, method: Method, result: unknown, ctx: Pick<HandlerContext, 'voice'>): void {
 	const peer = session.joinedPeer;
 	switch (method) {
 		case 'join': {
@@ -212,6 +212,16 @@ export function undoRequest(session: SignalingSession, method: Method, result: u
 		case 'produce': {
 			const { producerId } = result as ResponseData['produce'];
 			if (peer?.producers.has(producerId)) peer.producer(producerId).close();
+			return;
+		}
+		case 'startRecording': {
+			// Nobody knows its id: it would run to voice.maxDurationMs and become a message its
+			// sender never meant to send.
+			const { voiceMessageId } = result as ResponseData['startRecording'];
+			void ctx.voice.discardRecording(session.claims.userId, voiceMessageId).then(
+				() => session.log.info({ voiceMessageId }, 'late startRecording undone'),
+				(err: unknown) => session.log.error({ err, voiceMessageId }, 'undoing a late startRecording failed'),
+			);
 			return;
 		}
 		default:

@@ -47,6 +47,8 @@ export interface VoiceMessageServiceOptions {
 	notify: (info: VoiceMessageInfo, reason?: string) => void;
 	maxDurationMs: number;
 	maxConcurrentRecordings: number;
+	/** Recordings one user may run at once on this node; 0 or absent: no limit. */
+	maxRecordingsPerUser?: number;
 	/** The upload server's directory (uploads are `<id>.part` there): where an upload whose
 	 * conversion a shutdown interrupted is found again at the next start. */
 	uploadsDir?: string;
@@ -62,6 +64,9 @@ export class VoiceMessageService {
 	readonly #recordings = new Map<string, RecordingEntry>();
 	/** Post-processing in flight, so shutdown can wait for it. */
 	readonly #processing = new Set<Promise<void>>();
+	/** startRecording calls past their checks and not yet registered, per owner: two starts
+	 * of one user at once (two connections) cannot both pass the per-user check. */
+	readonly #startingByOwner = new Map<string, number>();
 
 	constructor(options: VoiceMessageServiceOptions) {
 		this.#o = options;
@@ -103,6 +108,41 @@ export class VoiceMessageService {
 		for (const r of this.#recordings.values()) {
 			if (r.recording.producerId === producer.id) throw new RequestError('E_INVALID_STATE', 'This producer is already being recorded.');
 		}
+		const perUser = this.#o.maxRecordingsPerUser ?? 0;
+		if (perUser > 0 && this.recordingsOf(ownerId) >= perUser) {
+			throw new RequestError('E_TOO_MANY_USER_RECORDINGS', `You are already recording ${perUser} voice messages at once; stop one first.`);
+		}
+		this.#startingByOwner.set(ownerId, (this.#startingByOwner.get(ownerId) ?? 0) + 1);
+		try {
+			return await this.#startRecording(ownerId, destination, router, producer);
+		} finally {
+			const left = (this.#startingByOwner.get(ownerId) ?? 1) - 1;
+			if (left > 0) this.#startingByOwner.set(ownerId, left);
+			else this.#startingByOwner.delete(ownerId);
+		}
+	}
+
+	/** Recordings of `ownerId` running or starting on this node. */
+	recordingsOf(ownerId: string): number {
+		let count = this.#startingByOwner.get(ownerId) ?? 0;
+		for (const r of this.#recordings.values()) if (r.ownerId === ownerId) count++;
+		return count;
+	}
+
+	/**
+	 * Takes back a recording whose start the client never learned of (its request timed out,
+	 * or its socket closed, before the start finished): nobody would ever stop it, so it is
+	 * stopped now and its message failed, its file removed.
+	 */
+	async discardRecording(ownerId: string, id: string): Promise<void> {
+		const entry = this.#recordings.get(id);
+		if (!entry || entry.ownerId !== ownerId) return;
+		entry.discarded = true;
+		await entry.recording.stop('stopped');
+		await entry.committed;
+	}
+
+	async #startRecording(ownerId: string, destination: Destination, router: ms.Router, producer: ms.Producer): Promise<VoiceMessage> {
 		const now = Date.now();
 		const message: VoiceMessage = { id: randomUUID(), ownerId, destination, source: 'recording', status: 'recording', nodeId: this.#o.nodeId, createdAt: now, updatedAt: now };
 		const refused = (err: unknown): never => {
@@ -124,11 +164,11 @@ export class VoiceMessageService {
 			await rm(path, { force: true }).catch(() => undefined);
 			return refused(err);
 		}
-		const entry: RecordingEntry = { recording, ownerId, committed: undefined };
+		const entry: RecordingEntry = { recording, ownerId, committed: undefined, discarded: false };
 		this.#recordings.set(message.id, entry);
 		// 'finished' fires before stop() resolves, so stopRecording can wait for the commit.
 		recording.once('finished', (result) => {
-			entry.committed = this.#onRecordingFinished(message.id, result).catch(async (err: unknown) => {
+			entry.committed = this.#onRecordingFinished(message.id, result, entry.discarded).catch(async (err: unknown) => {
 				await this.#failUnsaved(message.id, err);
 				throw storageRequestError(err)!; // stopRecording answers it
 			});
@@ -153,12 +193,17 @@ export class VoiceMessageService {
 		return (await this.#o.store.get(id))!;
 	}
 
-	async #onRecordingFinished(id: string, result: RecordingResult): Promise<void> {
+	async #onRecordingFinished(id: string, result: RecordingResult, discarded: boolean): Promise<void> {
 		this.#recordings.delete(id);
 		this.#o.events?.recordingFinished?.(result);
 		const recording = { ...result.counts, ...(result.consumerPacketCount !== undefined && { packetsForwarded: result.consumerPacketCount }) };
 		const base = { durationMs: Math.round(result.durationMs), sizeBytes: result.sizeBytes, recording, codec: { codec: 'opus', sampleRate: 48_000, channels: 1 } };
-		this.#o.log.info({ voiceMessageId: id, reason: result.reason, finalizeMs: result.finalizeMs, ...result.counts, consumerPacketCount: result.consumerPacketCount }, 'recording finished');
+		this.#o.log.info({ voiceMessageId: id, reason: result.reason, finalizeMs: result.finalizeMs, discarded, ...result.counts, consumerPacketCount: result.consumerPacketCount }, 'recording finished');
+		if (discarded) {
+			const m = await this.#update(id, { ...base, status: 'failed', failureReason: 'The recording started after its request had timed out, and was discarded.' });
+			if (m) await this.#o.storage.remove(m).catch(() => undefined);
+			return;
+		}
 		if (result.error) {
 			// The file is incomplete (a write failed): never reported ready; its space is given back.
 			const failure = storageFailure(result.error);
@@ -440,6 +485,8 @@ interface RecordingEntry {
 	ownerId: string;
 	/** The store update after the recording finished (set when it finishes). */
 	committed: Promise<void> | undefined;
+	/** Started for a request whose client was told it failed: failed, not kept, when it ends. */
+	discarded: boolean;
 }
 
 function reasonText(reason: StopReason): string | undefined {

@@ -16,6 +16,7 @@ import { authenticate, UPLOAD_TOKEN } from '../../auth/httpAuth.js';
 import { RequestError } from '../../../protocol/RequestError.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { HttpRateLimits } from '../../ratelimit/rateLimits.js';
+import { describeDelay } from '../../ratelimit/RateLimiter.js';
 import { parseDestination, type Destination } from '../voiceMessage.js';
 import { storageFailure, storageFailureText, type StorageFailure } from '../files/storageDirectory.js';
 import {
@@ -32,6 +33,7 @@ import {
 	TUS_VERSION,
 } from './tusProtocol.js';
 import { UPLOAD_ID_PATTERN, UploadStore, type StoredUpload } from './UploadStore.js';
+import { PendingUploads } from './PendingUploads.js';
 
 export interface CompletedUpload {
 	uploadId: string;
@@ -99,6 +101,8 @@ export interface TusUploadServerOptions {
 	events?: UploadEvents;
 	/** Per-address (before authentication) and per-user request limits: 429 with Retry-After. */
 	rateLimits?: HttpRateLimits;
+	/** Unfinished uploads one user may hold (voice.maxPendingUploadsPerUser); 0 or absent: no limit. */
+	maxPendingPerUser?: number;
 }
 
 const DEFAULT_MAX_CHUNK_BYTES = 8 * 1_048_576;
@@ -126,6 +130,7 @@ export class TusUploadServer {
 	readonly #options: TusUploadServerOptions;
 	readonly #store: UploadStore;
 	readonly #log: Logger;
+	readonly #pending: PendingUploads;
 	#cleanupTimer: NodeJS.Timeout | undefined;
 	#cleaning: Promise<number> | undefined;
 
@@ -139,6 +144,7 @@ export class TusUploadServer {
 		this.#options = options;
 		this.#log = options.log;
 		this.#store = new UploadStore(options.dir, options.log);
+		this.#pending = new PendingUploads(options.maxPendingPerUser ?? 0);
 
 		const base = options.basePath;
 		const routeOptions = { headers: { ...COMMON_HEADERS } };
@@ -192,6 +198,7 @@ export class TusUploadServer {
 				await this.#store.withUpload(id, async (upload) => {
 					if (!upload || Date.now() < upload.record.expiresAt) return;
 					await upload.remove();
+					this.#pending.release(upload.record.ownerId, id);
 					if (!upload.record.completed) {
 						expired++;
 						this.#options.events?.expired?.();
@@ -271,7 +278,25 @@ export class TusUploadServer {
 		if (!mayAddress(claims, destination)) throw new RequestError('E_FORBIDDEN', 'This token may not send voice messages there.');
 
 		const expiresAt = Date.now() + this.#options.expiryMs;
-		const upload = await this.#store.create({ ownerId: claims.userId, lengthBytes, destination, fileName, fileType, metadataHeader, expiresAt });
+		if (this.#pending.enabled) await this.#pending.seed(this.#store);
+		const place = this.#pending.reserve(claims.userId, expiresAt);
+		if ('refused' in place) {
+			const { limit, retryAfterMs } = place.refused;
+			throw new RequestError(
+				'E_TOO_MANY_PENDING_UPLOADS',
+				`You have ${limit} unfinished uploads; finish or delete one (DELETE its URL), or wait until the oldest expires in ${describeDelay(retryAfterMs)}.`,
+				{ retryAfterMs },
+				{ 'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) },
+			);
+		}
+		let upload: StoredUpload;
+		try {
+			upload = await this.#store.create({ ownerId: claims.userId, lengthBytes, destination, fileName, fileType, metadataHeader, expiresAt });
+		} catch (err) {
+			this.#pending.settle(claims.userId, place.key, undefined, expiresAt);
+			throw err;
+		}
+		this.#pending.settle(claims.userId, place.key, upload.record.id, expiresAt);
 		this.#options.events?.created?.();
 		req.log.info({ uploadId: upload.record.id, ownerId: claims.userId, lengthBytes }, 'upload created');
 		return {
@@ -344,6 +369,7 @@ export class TusUploadServer {
 			claims,
 			async (upload) => {
 				await upload.remove();
+				this.#pending.release(upload.record.ownerId, upload.record.id);
 				req.log.info({ uploadId: upload.record.id }, 'upload terminated');
 				return { status: 204 };
 			},
@@ -398,6 +424,7 @@ export class TusUploadServer {
 			throw new RequestError('E_INTERNAL', 'The upload is stored but could not be finished; retry (HEAD or the final PATCH).');
 		}
 		await upload.markCompleted(completed.sha256);
+		this.#pending.release(record.ownerId, record.id);
 		this.#options.events?.completed?.(completed.sizeBytes);
 		log.info({ uploadId: record.id, ownerId: record.ownerId, sizeBytes: completed.sizeBytes }, 'upload completed');
 	}

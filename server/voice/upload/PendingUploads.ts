@@ -1,0 +1,91 @@
+// Unfinished uploads per owner, for voice.maxPendingUploadsPerUser: a user may hold only a
+// few uploads created and not finished, so one token cannot promise the disk gigabytes in
+// seconds. Kept in memory, seeded once from the upload directory (uploads outlive restarts).
+import type { UploadStore } from './UploadStore.js';
+
+export interface PendingUploadRefusal {
+	/** How many the owner holds (the limit). */
+	limit: number;
+	/** Until the oldest of them expires (then it no longer counts). */
+	retryAfterMs: number;
+}
+
+export class PendingUploads {
+	readonly #limit: number;
+	/** ownerId -> upload id -> expiresAt (ms since epoch). Reservations use their own keys. */
+	readonly #byOwner = new Map<string, Map<string, number>>();
+	#seeded: Promise<void> | undefined;
+
+	/** `limit` 0: no limit (nothing is tracked). */
+	constructor(limit: number) {
+		this.#limit = limit;
+	}
+
+	get enabled(): boolean {
+		return this.#limit > 0;
+	}
+
+	/** Reads the records on disk once: uploads created before this start count too. */
+	seed(store: UploadStore): Promise<void> {
+		this.#seeded ??= (async () => {
+			for (const id of await store.ids().catch(() => [])) {
+				await store
+					.withUpload(id, async (upload) => {
+						if (upload && !upload.record.completed) this.#entries(upload.record.ownerId).set(id, upload.record.expiresAt);
+					})
+					.catch(() => undefined); // an unreadable record is the sweep's to report
+			}
+		})();
+		return this.#seeded;
+	}
+
+	/** Unexpired unfinished uploads of `ownerId` (expired ones are forgotten on the way). */
+	count(ownerId: string, nowMs = Date.now()): number {
+		const entries = this.#byOwner.get(ownerId);
+		if (!entries) return 0;
+		for (const [id, expiresAt] of entries) if (expiresAt <= nowMs) entries.delete(id);
+		if (entries.size === 0) this.#byOwner.delete(ownerId);
+		return entries.size;
+	}
+
+	/**
+	 * Takes a place for one more upload of `ownerId` (synchronously, so concurrent creations
+	 * cannot both take the last one): a key to confirm or release, or the refusal.
+	 */
+	reserve(ownerId: string, expiresAt: number, nowMs = Date.now()): { key: string } | { refused: PendingUploadRefusal } {
+		if (!this.enabled) return { key: '' };
+		if (this.count(ownerId, nowMs) >= this.#limit) {
+			const oldest = Math.min(...this.#byOwner.get(ownerId)!.values());
+			return { refused: { limit: this.#limit, retryAfterMs: Math.max(1, oldest - nowMs) } };
+		}
+		const key = `reserved:${Math.random().toString(36).slice(2)}:${nowMs}`;
+		this.#entries(ownerId).set(key, expiresAt);
+		return { key };
+	}
+
+	/** The reserved place now holds upload `id` (or is given back when `id` is undefined). */
+	settle(ownerId: string, key: string, id: string | undefined, expiresAt: number): void {
+		if (!this.enabled) return;
+		const entries = this.#entries(ownerId);
+		entries.delete(key);
+		if (id !== undefined) entries.set(id, expiresAt);
+		else if (entries.size === 0) this.#byOwner.delete(ownerId);
+	}
+
+	/** Upload `id` is finished, terminated or expired: it no longer counts. */
+	release(ownerId: string, id: string): void {
+		const entries = this.#byOwner.get(ownerId);
+		if (!entries) return;
+		entries.delete(id);
+		if (entries.size === 0) this.#byOwner.delete(ownerId);
+	}
+
+	#entries(ownerId: string): Map<string, number> {
+		let entries = this.#byOwner.get(ownerId);
+		if (!entries) {
+			entries = new Map();
+			this.#byOwner.set(ownerId, entries);
+		}
+		return entries;
+	}
+}
