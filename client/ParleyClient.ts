@@ -476,14 +476,13 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	}
 
 	/**
-	 * Absolute URL of a message's Ogg Opus file for an <audio> src, carrying the current
-	 * token (`?access_token=`): browsers cannot send headers for media. It works once the
-	 * message is ready, while that token is valid.
+	 * Absolute URL of a message's Ogg Opus file for an <audio> src. Browsers cannot send
+	 * headers for media, so the server signs a link for this message and our user (asked for
+	 * with the token as a header; the token is not in the link). It plays and seeks once the
+	 * message is ready, for auth.audioUrlTtlS (default 5 minutes): ask again after that.
 	 */
-	voiceMessageAudioUrl(message: VoiceMessageInfo | string): string {
-		const token = this.#lastToken ?? (typeof this.#token === 'string' ? this.#token : null);
-		if (token === null) throw new ParleyError('E_NOT_CONNECTED', 'Connect first: the audio URL carries the access token.');
-		return this.#voiceApi.audioUrl(message, token);
+	async voiceMessageAudioUrl(message: VoiceMessageInfo | string): Promise<string> {
+		return (await this.#voiceApi.audioUrl(message)).url;
 	}
 
 	/**

@@ -200,15 +200,31 @@ describe('ParleyClient voice messages', () => {
 	});
 
 	describe('HTTP API', () => {
-		it('voiceMessageAudioUrl() is absolute, on the HTTP origin of the WebSocket URL, with the token', async () => {
+		it('voiceMessageAudioUrl() asks the server for a signed link with the token as a header, and makes it absolute', async () => {
+			const calls: [string, RequestInit | undefined][] = [];
+			const signed = `/voice/messages/${fakeUuid(9000)}/audio?user=u&exp=1800000300&sig=${'s'.repeat(43)}`;
+			const fetchFake = async (url: string, init?: RequestInit) => {
+				calls.push([url, init]);
+				return jsonResponse(200, { url: signed, expiresAt: 1_800_000_300 });
+			};
+			const secure = createClient({ url: 'wss://parley.example/ws', token: async () => 'fresh.jwt', fetch: fetchFake as unknown as typeof fetch });
 			const ready = voiceMessage({ status: 'ready', audioUrl: `/voice/messages/${fakeUuid(9000)}/audio` });
-			expect(ctx.client.voiceMessageAudioUrl(ready)).toBe(`http://parley.test:8080/voice/messages/${fakeUuid(9000)}/audio?access_token=jwt`);
-			expect(ctx.client.voiceMessageAudioUrl('abc')).toBe('http://parley.test:8080/voice/messages/abc/audio?access_token=jwt');
-			const secure = createClient({ url: 'wss://parley.example/ws', token: async () => 'fresh.jwt' });
-			expect(() => secure.voiceMessageAudioUrl('abc')).toThrow(expect.objectContaining({ code: 'E_NOT_CONNECTED' }));
-			await secure.connect();
-			expect(secure.voiceMessageAudioUrl('abc')).toBe('https://parley.example/voice/messages/abc/audio?access_token=fresh.jwt');
+			const url = await secure.voiceMessageAudioUrl(ready);
+			expect(url).toBe(`https://parley.example${signed}`);
+			expect(url).not.toContain('jwt');
+			expect(calls).toHaveLength(1);
+			expect(calls[0]![0]).toBe(`https://parley.example/voice/messages/${fakeUuid(9000)}/audio-url`);
+			expect(calls[0]![1]).toMatchObject({ method: 'POST', headers: { authorization: 'Bearer fresh.jwt' } });
+			await expect(secure.voiceMessageAudioUrl('abc')).resolves.toBe(`https://parley.example${signed}`);
+			expect(calls[1]![0]).toBe('https://parley.example/voice/messages/abc/audio-url');
 			await secure.close();
+		});
+
+		it('voiceMessageAudioUrl() passes the server refusal on as its code', async () => {
+			const client = createClient({
+				fetch: (async () => jsonResponse(404, { error: { code: 'E_NOT_FOUND', message: 'No such voice message.' } })) as unknown as typeof fetch,
+			});
+			await expect(client.voiceMessageAudioUrl('abc')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
 		});
 
 		it('listVoiceMessages() and deleteVoiceMessage() send the token of the token provider', async () => {

@@ -1,6 +1,7 @@
 // The voice-message HTTP API (server/voice/voiceRoutes.ts): list, read, delete, and the
-// audio URL an <audio> element can play. Same JWT as the WebSocket: a Bearer header where
-// we make the request, `?access_token=` where the browser does (an <audio> src).
+// audio URL an <audio> element can play. Same JWT as the WebSocket, always as a Bearer
+// header: where the browser makes the request (an <audio> src) it gets a short-lived link
+// signed for one message instead, so the token never appears in a URL.
 import { isErrorCode } from '../protocol/errors.js';
 import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../protocol/patterns.js';
 import type { VoiceMessageDestination, VoiceMessageInfo } from '../protocol/schemas.js';
@@ -151,13 +152,18 @@ export class VoiceMessageApi {
 		await this.#request('DELETE', `/voice/messages/${encodeURIComponent(id)}`, signal);
 	}
 
-	/** Absolute URL of the Ogg Opus file, with the token in the query (for <audio src>). */
-	audioUrl(message: Pick<VoiceMessageInfo, 'id' | 'audioUrl'> | string, token: string): string {
-		const path = typeof message === 'string' ? undefined : message.audioUrl;
+	/**
+	 * Absolute URL of the Ogg Opus file for an <audio> src: a link the server signs for this
+	 * message and our user, valid for minutes (auth.audioUrlTtlS, `expiresAt` in unix
+	 * seconds). Seeking (Range) works on it while it is valid; ask again after that.
+	 */
+	async audioUrl(message: Pick<VoiceMessageInfo, 'id'> | string, signal?: AbortSignal): Promise<{ url: string; expiresAt: number }> {
 		const id = typeof message === 'string' ? message : message.id;
-		const url = new URL(path ?? `/voice/messages/${encodeURIComponent(id)}/audio`, this.baseUrl);
-		url.searchParams.set('access_token', token);
-		return url.toString();
+		const body = (await this.#request('POST', `/voice/messages/${encodeURIComponent(id)}/audio-url`, signal)) as { url?: unknown; expiresAt?: unknown } | null;
+		if (typeof body?.url !== 'string' || !body.url.startsWith('/') || typeof body.expiresAt !== 'number') {
+			throw new ParleyError('E_BAD_MESSAGE', 'The server answered the audio-link request with something unexpected.');
+		}
+		return { url: new URL(body.url, this.baseUrl).toString(), expiresAt: body.expiresAt };
 	}
 
 	async #request(method: string, path: string, signal: AbortSignal | undefined): Promise<unknown> {

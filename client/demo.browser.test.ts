@@ -162,9 +162,11 @@ describe('demo page (browser)', () => {
 		// The fake microphone beeps: not a flat line.
 		expect(Math.max(...bars)).toBeGreaterThan(Math.min(...bars));
 
-		// The <audio> element loads the Ogg Opus file (token in the URL) and knows its length.
+		// The <audio> element loads the Ogg Opus file through a signed link (no token in the
+		// URL) and knows its length.
+		await grace.page.waitForSelector(`${ready} audio[src]`);
 		const src = await grace.page.getAttribute(`${ready} audio`, 'src');
-		expect(src).toMatch(new RegExp(`^${base}/voice/messages/${voiceMessageId}/audio\\?access_token=`));
+		expect(src).toMatch(new RegExp(`^${base}/voice/messages/${voiceMessageId}/audio\\?user=[^&]+&exp=\\d+&sig=[\\w-]+$`));
 		const message = await ada.page.evaluate((id) => window.parley!.getVoiceMessage(id), voiceMessageId);
 		const durationS = await audioDuration(grace.page, `${ready} audio`);
 		expect(durationS).toBeGreaterThan(1.5);

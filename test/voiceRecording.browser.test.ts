@@ -71,7 +71,7 @@ describe('recording a voice message from Chromium', () => {
 		// The file spans what was recorded: start to stop, give or take signaling and a packet.
 		expect(Math.abs(message!.durationMs! - recorded.wallMs)).toBeLessThan(250);
 
-		const audio = await fetch(`http://127.0.0.1:${server.http.port}${message!.audioUrl}?access_token=${token}`);
+		const audio = await fetch(`http://127.0.0.1:${server.http.port}${message!.audioUrl}`, { headers: { authorization: `Bearer ${token}` } });
 		const file = path.join(dir, 'recorded.ogg');
 		writeFileSync(file, Buffer.from(await audio.arrayBuffer()));
 		const pcm = decodeFileToMono(file);

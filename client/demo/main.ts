@@ -348,7 +348,12 @@ function voiceMessageItem(message: VoiceMessageInfo, li: HTMLLIElement): void {
 		audio.className = 'voice-message-audio';
 		audio.controls = true;
 		audio.preload = 'metadata';
-		audio.src = client.voiceMessageAudioUrl(message);
+		// A signed link for this message (the token stays out of the URL); the server's
+		// error shows in the audio element's own failed state if it cannot be had.
+		void client.voiceMessageAudioUrl(message).then(
+			(url) => (audio.src = url),
+			() => audio.classList.add('unavailable'),
+		);
 		parts.push(audio);
 	}
 	const status = statusText(message);

@@ -11,9 +11,13 @@ function request(authorization: string, query = ''): TokenCarrier {
 
 describe('tokenFromRequest', () => {
 	it('reads the Bearer header first, then the query parameter where the route accepts one', () => {
+		expect(tokenFromRequest({ query: 'token=xyz' }, WEBSOCKET_TOKEN)).toBe('xyz');
 		expect(tokenFromRequest(request('Bearer abc', 'access_token=xyz'), VOICE_API_TOKEN)).toBe('abc');
-		expect(tokenFromRequest(request('', 'access_token=xyz'), VOICE_API_TOKEN)).toBe('xyz');
-		expect(tokenFromRequest(request('Basic abc', 'access_token=xyz'), VOICE_API_TOKEN)).toBe('xyz');
+	});
+
+	it('takes no token from the query of the voice API: tokens stay out of URLs (signed audio links instead)', () => {
+		expect(tokenFromRequest(request('', 'access_token=xyz'), VOICE_API_TOKEN)).toBeUndefined();
+		expect(tokenFromRequest(request('Basic abc', 'access_token=xyz'), VOICE_API_TOKEN)).toBeUndefined();
 	});
 
 	it('keeps each route to its own forms', () => {

@@ -14,11 +14,11 @@ export interface TokenForms {
 	missingMessage: string;
 }
 
-/** The voice-message API: the header, or `?access_token=` (audio elements). */
+/** The voice-message API: the header only. Tokens stay out of URLs (proxy logs, history,
+ * Referer): an <audio> element plays a signed link instead (audioUrl.ts). */
 export const VOICE_API_TOKEN: TokenForms = {
 	bearerHeader: true,
-	queryParam: 'access_token',
-	missingMessage: 'Send the access token as "Authorization: Bearer <jwt>".',
+	missingMessage: 'Send the access token as "Authorization: Bearer <jwt>" (audio elements: a signed link from POST /voice/messages/:id/audio-url).',
 };
 
 /** tus uploads: the header only (tus-js-client sets it on every request). */

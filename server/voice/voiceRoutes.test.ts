@@ -140,8 +140,52 @@ describe.each([
 		expect(bad.status).toBe(416);
 		expect(bad.headers.get('content-range')).toBe(`bytes */${file.length}`);
 		expect((await get(`/voice/messages/${older.id}/audio`, bob, { 'if-none-match': etag })).status).toBe(304);
-		// An <audio> element cannot send headers: the token may come in the query.
-		expect((await fetch(`${base}/voice/messages/${older.id}/audio?access_token=${bob}`)).status).toBe(200);
+		// The token never goes in the URL: ?access_token= is not accepted.
+		expect((await fetch(`${base}/voice/messages/${older.id}/audio?access_token=${bob}`)).status).toBe(401);
+	});
+
+	it('plays and seeks a signed audio link scoped to one message and user, without the token in the URL', async () => {
+		const file = readFileSync(storage.pathOf(older));
+		const issue = (id: string, bearer: string) => fetch(`${base}/voice/messages/${id}/audio-url`, { method: 'POST', headers: { authorization: `Bearer ${bearer}` } });
+		const issued = await issue(older.id, bob);
+		expect(issued.status).toBe(200);
+		const { url, expiresAt } = (await issued.json()) as { url: string; expiresAt: number };
+		expect(url).toMatch(new RegExp(`^/voice/messages/${older.id}/audio\\?user=bob&exp=\\d+&sig=[\\w-]{43}$`));
+		expect(url).not.toContain(bob);
+		expect(expiresAt - Date.now() / 1000).toBeGreaterThan(290);
+		expect(expiresAt - Date.now() / 1000).toBeLessThanOrEqual(300);
+
+		const whole = await fetch(`${base}${url}`);
+		expect(whole.status).toBe(200);
+		expect(Buffer.from(await whole.arrayBuffer()).equals(file)).toBe(true);
+		// An <audio> element seeks with Range on the same link.
+		const part = await fetch(`${base}${url}`, { headers: { range: 'bytes=100-199' } });
+		expect(part.status).toBe(206);
+		expect(part.headers.get('content-range')).toBe(`bytes 100-199/${file.length}`);
+		expect(Buffer.from(await part.arrayBuffer()).equals(file.subarray(100, 200))).toBe(true);
+
+		const code = async (res: Response) => ({ status: res.status, code: ((await res.json()) as { error: { code: string } }).error.code });
+		const params = new URL(url, base).searchParams;
+		const withParams = (id: string, change: Record<string, string>) => {
+			const q = new URLSearchParams(params);
+			for (const [k, v] of Object.entries(change)) q.set(k, v);
+			return fetch(`${base}/voice/messages/${id}/audio?${q}`);
+		};
+		// Another message's link does not open this one; nor does another user's name on it.
+		expect(await code(await withParams(newest.id, {}))).toEqual({ status: 403, code: 'E_AUDIO_URL_INVALID' });
+		expect(await code(await withParams(older.id, { user: 'ada' }))).toEqual({ status: 403, code: 'E_AUDIO_URL_INVALID' });
+		// Tampered expiry or signature.
+		expect(await code(await withParams(older.id, { exp: String(expiresAt + 3600) }))).toEqual({ status: 403, code: 'E_AUDIO_URL_INVALID' });
+		const sig = params.get('sig')!;
+		expect(await code(await withParams(older.id, { sig: (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1) }))).toEqual({ status: 403, code: 'E_AUDIO_URL_INVALID' });
+		expect(await code(await withParams(older.id, { sig: '' }))).toEqual({ status: 403, code: 'E_AUDIO_URL_INVALID' });
+
+		// Only a reader gets a link: eve may not read the channel, and ids do not leak.
+		expect((await issue(older.id, eve)).status).toBe(404);
+		expect((await fetch(`${base}/voice/messages/${older.id}/audio-url`, { method: 'POST' })).status).toBe(401);
+		// A link to a message sent to bob is bob's alone.
+		expect((await issue(toBob.id, bob)).status).toBe(200);
+		expect((await issue(toBob.id, eve)).status).toBe(404);
 	});
 
 	it('closes every audio file it opens, streamed or not', async () => {

@@ -1,16 +1,20 @@
-// The voice-message HTTP API. Every request carries the same JWT as the WebSocket
-// (`Authorization: Bearer <jwt>`, or `?access_token=` where a browser cannot set headers,
-// as for an <audio> element's src). Only the sender, the addressed user, or users whose
-// token allows the addressed channel may read a message; only the sender may delete it.
+// The voice-message HTTP API. Every request carries the same JWT as the WebSocket, as
+// `Authorization: Bearer <jwt>` only: tokens stay out of URLs. Where a browser cannot set
+// headers (an <audio> element's src) it plays a short-lived signed link to one message
+// (auth/audioUrl.ts) that the client asks for with its token. Only the sender, the
+// addressed user, or users whose token allows the addressed channel may read a message;
+// only the sender may delete it.
 //
 //   GET    /voice/messages?channel=NAME | ?user=ME [&limit=N&before=CURSOR]   list, newest first
 //   GET    /voice/messages/:id                                               metadata
-//   GET    /voice/messages/:id/audio                                         the Ogg Opus file (Range, ETag)
-//   DELETE /voice/messages/:id                                               sender only
+//   POST   /voice/messages/:id/audio-url                                     {url, expiresAt}: a signed audio link
+//   GET    /voice/messages/:id/audio                                         the Ogg Opus file (Range, ETag),
+//                                                                            with the Bearer header or a signed link
 import type { HttpReply, HttpRouteRequest, HttpServer } from '../http/HttpServer.js';
 import { errorReply, httpErrorReply } from '../http/HttpServer.js';
 import { channelAllowed, type AccessClaims, type TokenPolicy } from '../auth/accessToken.js';
 import { authenticate, VOICE_API_TOKEN } from '../auth/httpAuth.js';
+import type { AudioUrlSigner } from '../auth/audioUrl.js';
 import { CHANNEL_NAME_PATTERN, USER_ID_PATTERN } from '../../protocol/patterns.js';
 import { RequestError } from '../../protocol/RequestError.js';
 import type { HttpRateLimits } from '../ratelimit/rateLimits.js';
@@ -33,6 +37,8 @@ export interface VoiceRouteOptions {
 	tokenPolicy?: TokenPolicy;
 	/** Per-address (before authentication) and per-user request limits: 429 with Retry-After. */
 	rateLimits?: HttpRateLimits;
+	/** Signs and checks the audio links (auth.audioUrlTtlS). */
+	audioUrls: AudioUrlSigner;
 }
 
 /** Parses `bytes=a-b` / `bytes=a-` / `bytes=-n` against `size`; null when unsatisfiable. */
@@ -75,16 +81,17 @@ function audioReply(req: HttpRouteRequest, m: VoiceMessage, size: number): { rep
 }
 
 export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): void {
-	const authenticated =
-		(handler: (req: HttpRouteRequest, claims: AccessClaims) => Promise<HttpReply> | HttpReply) =>
+	/** Rate limits, then who is asking (`identify`), then the handler; refusals as replies. */
+	const guarded =
+		<Who>(identify: (req: HttpRouteRequest) => Promise<Who>, userOf: (who: Who) => string, handler: (req: HttpRouteRequest, who: Who) => Promise<HttpReply> | HttpReply) =>
 		async (req: HttpRouteRequest): Promise<HttpReply> => {
 			const byAddress = await o.rateLimits?.admitAddress(req);
 			if (byAddress) return byAddress;
 			try {
-				const claims = await authenticate(req, o.signingKey, VOICE_API_TOKEN, o.tokenPolicy);
-				const byUser = await o.rateLimits?.admitUser(claims.userId);
+				const who = await identify(req);
+				const byUser = await o.rateLimits?.admitUser(userOf(who));
 				if (byUser) return byUser;
-				return await handler(req, claims);
+				return await handler(req, who);
 			} catch (err) {
 				if (err instanceof RequestError) return httpErrorReply(err);
 				// The metadata store (Redis) or the disk is away: worth retrying, not a server bug.
@@ -93,6 +100,17 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 				throw err;
 			}
 		};
+	const authenticated = (handler: (req: HttpRouteRequest, claims: AccessClaims) => Promise<HttpReply> | HttpReply) =>
+		guarded((req) => authenticate(req, o.signingKey, VOICE_API_TOKEN, o.tokenPolicy), (claims) => claims.userId, handler);
+
+	/** The audio route: a signed link (`sig` in the query) names its message and user and
+	 * was issued after a read check; otherwise the Bearer token, checked here. */
+	type AudioReader = { signedFor: string } | { claims: AccessClaims };
+	const audioReader = async (req: HttpRouteRequest): Promise<AudioReader> => {
+		const query = new URLSearchParams(req.query);
+		if (query.has('sig')) return { signedFor: o.audioUrls.verify(req.params[0] ?? '', query) };
+		return { claims: await authenticate(req, o.signingKey, VOICE_API_TOKEN, o.tokenPolicy) };
+	};
 
 	/** The message named in the URL, if it exists and this user may read it (else 404: ids do not leak). */
 	const readable = async (req: HttpRouteRequest, claims: AccessClaims) => {
@@ -144,10 +162,22 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 	);
 
 	http.route(
-		'get',
-		'/voice/messages/:id/audio',
+		'post',
+		'/voice/messages/:id/audio-url',
 		authenticated(async (req, claims) => {
 			const m = await readable(req, claims);
+			if (!m) return notFound();
+			return { status: 200, body: o.audioUrls.sign(m.id, claims.userId), headers: { 'cache-control': 'no-store' } };
+		}),
+	);
+
+	http.route(
+		'get',
+		'/voice/messages/:id/audio',
+		guarded(audioReader, (reader) => ('claims' in reader ? reader.claims.userId : reader.signedFor), async (req, reader) => {
+			const id = req.params[0] ?? '';
+			// A signed link was issued to a reader of this id (its signature covers the id).
+			const m = 'claims' in reader ? await readable(req, reader.claims) : VOICE_MESSAGE_ID_PATTERN.test(id) ? await o.store.get(id) : undefined;
 			if (!m) return notFound();
 			if (m.status !== 'ready') return errorReply('E_NOT_READY', `The voice message is ${m.status}.`);
 			const file = await o.storage.openRead(m);

@@ -140,13 +140,12 @@ describe('authentication and authorization on every entry point', () => {
 	function routes(bearer: string | undefined): { name: string; run: () => Promise<Response> }[] {
 		const auth: Record<string, string> = bearer === undefined ? {} : { authorization: `Bearer ${bearer}` };
 		const tus = { ...auth, 'tus-resumable': '1.0.0' };
-		const q = bearer === undefined ? '' : `access_token=${encodeURIComponent(bearer)}`;
 		return [
 			{ name: 'GET /voice/messages?channel', run: () => fetch(`${h.base}/voice/messages?channel=room`, { headers: auth }) },
 			{ name: 'GET /voice/messages?user', run: () => fetch(`${h.base}/voice/messages?user=ada`, { headers: auth }) },
 			{ name: 'GET /voice/messages/:id', run: () => fetch(`${h.base}/voice/messages/${message.id}`, { headers: auth }) },
 			{ name: 'GET /voice/messages/:id/audio', run: () => fetch(`${h.base}/voice/messages/${message.id}/audio`, { headers: auth }) },
-			{ name: 'GET /voice/messages/:id/audio?access_token', run: () => fetch(`${h.base}/voice/messages/${message.id}/audio?${q}`) },
+			{ name: 'POST /voice/messages/:id/audio-url', run: () => fetch(`${h.base}/voice/messages/${message.id}/audio-url`, { method: 'POST', headers: auth }) },
 			{ name: 'DELETE /voice/messages/:id', run: () => fetch(`${h.base}/voice/messages/${message.id}`, { method: 'DELETE', headers: auth }) },
 			{
 				name: 'POST /voice/uploads',
@@ -285,7 +284,7 @@ describe('authentication and authorization on every entry point', () => {
 			'GET /voice/messages?user': [403, 403],
 			'GET /voice/messages/:id': [404, 200],
 			'GET /voice/messages/:id/audio': [404, 200],
-			'GET /voice/messages/:id/audio?access_token': [404, 200],
+			'POST /voice/messages/:id/audio-url': [404, 200],
 			'DELETE /voice/messages/:id': [404, 403],
 			'POST /voice/uploads': [403, 403],
 			'HEAD /voice/uploads/:id': [404, 404],
