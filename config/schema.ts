@@ -220,10 +220,17 @@ export const configSchema = z.strictObject({
 					'WebSocket connections one client address (IPv6: per /64) may hold open at once on this node; one more is closed at once with code 4429 and reason E_TOO_MANY_ADDRESS_CONNECTIONS, before its token is checked. The default leaves room for a household or office behind one NAT; behind a reverse proxy set http.trustProxy (else every client has the proxy\'s address) or raise it. 0 turns the limit off.',
 				unit: 'connections',
 			}),
-			allowedOrigins: option(z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'an origin: http(s)://host[:port], no path')).max(256).default([]), {
+			allowedOrigins: option(
+				z
+					.string()
+					.max(8192)
+					.refine((v) => v.split(',').map((o) => o.trim()).filter((o) => o !== '').every((o) => /^https?:\/\/[^/\s,]+$/.test(o)), 'a comma-separated list of origins: http(s)://host[:port], no path')
+					.default(''),
+				{
 				description:
-					'Origins (scheme://host[:port], exact match) whose pages may open a signaling WebSocket; an upgrade with another Origin is refused with 403 before the upgrade. Browsers always send Origin, so a request without one is not from a browser page (a native client, a test) and is let through: the list guards users\' browsers against other sites, not the server against non-browser clients (tokens do that). Empty (default): any origin, since the demo page may be served from any host name the server is reached by.',
-			}),
+					'Comma-separated origins (scheme://host[:port], exact match, e.g. "https://chat.example.org,https://example.org") whose pages may open a signaling WebSocket; an upgrade with another Origin is refused with 403 before the upgrade. Browsers always send Origin, so a request without one is not from a browser page (a native client, a test) and is let through: the list guards users\' browsers against other sites, not the server against non-browser clients (tokens do that). Empty (default): any origin, since the demo page may be served from any host name the server is reached by.',
+				},
+			),
 		})
 		.prefault({}),
 
@@ -376,6 +383,10 @@ export const configSchema = z.strictObject({
 				description: 'Redis URL (redis://host:port/db). Empty: single node, nothing shared. Readiness checks Redis when set.',
 				envAliases: ['REDIS_URL'],
 			}),
+			secret: option(z.string().refine((v) => v === '' || v.length >= 32, 'must be empty or at least 32 characters').default(''), {
+				description:
+					'Shared secret of the cluster (at least 32 characters, the same on every node; e.g. `openssl rand -hex 32`). Keys (HKDF-SHA256, one key per purpose) the HMAC-SHA256 of every cluster bus message (with a timestamp and id: messages older or newer than 30 s, replayed, or from a node not in the registry are dropped), the signature of every node registry entry (unsigned or forged entries are ignored, so redirects and bridges go only to nodes holding it), and the sealing of the SRTP keys of node-to-node media. Required when redisUrl is set: startup fails without it, so a cluster is never open to whoever can write to Redis by accident. Rotate by restarting every node with the new secret (nodes with different secrets do not see each other).',
+			}),
 			nodeId: option(z.string().regex(/^[A-Za-z0-9_.-]{0,100}$/).default(''), {
 				description:
 					'This node\'s id in the cluster (letters, digits, _ . -). Empty: <hostname>-<pid>-<4 random hex>, new on every start, so a restarted node never inherits the home claims of the process it replaces (those expire or are taken over) and two nodes never share an id.',
@@ -400,7 +411,7 @@ export const configSchema = z.strictObject({
 			}),
 			pipeListenIp: option(z.union([z.literal(''), z.ipv4(), z.ipv6()]).default(''), {
 				description:
-					'Local address the PipeTransports of channels bridged across nodes bind to (plain RTP between the nodes\' mediasoup workers, UDP). Empty: media.listenIp. Use a private-network address so node-to-node media stays off the public interface.',
+					'Local address the PipeTransports of channels bridged across nodes bind to (SRTP between the nodes\' mediasoup workers, UDP). Empty: media.listenIp. Use a private-network address so node-to-node media stays off the public interface.',
 			}),
 			pipeAnnouncedIp: option(z.union([z.literal(''), z.ipv4(), z.ipv6()]).default(''), {
 				description:

@@ -71,7 +71,12 @@ export class SignalingServer {
 		this.#log = log;
 		this.#tokenPolicy = tokenPolicy(options.config.auth);
 		this.#connectionQuota = new ConnectionQuota({ perUser: options.config.signaling.maxConnectionsPerUser, perAddress: options.config.signaling.maxConnectionsPerAddress });
-		this.#allowedOrigins = new Set(options.config.signaling.allowedOrigins.map((o) => o.toLowerCase()));
+		this.#allowedOrigins = new Set(
+			options.config.signaling.allowedOrigins
+				.split(',')
+				.map((o) => o.trim().toLowerCase())
+				.filter((o) => o !== ''),
+		);
 		this.#context = {
 			registry: options.registry,
 			pool: options.pool,

@@ -105,12 +105,12 @@ export class VoiceMessageService {
 
 	async startRecording(ownerId: string, destination: Destination, router: ms.Router, producer: ms.Producer): Promise<VoiceMessage> {
 		if (this.#recordings.size >= this.#o.maxConcurrentRecordings) throw new RequestError('E_TOO_MANY_RECORDINGS');
-		for (const r of this.#recordings.values()) {
-			if (r.recording.producerId === producer.id) throw new RequestError('E_INVALID_STATE', 'This producer is already being recorded.');
-		}
 		const perUser = this.#o.maxRecordingsPerUser ?? 0;
 		if (perUser > 0 && this.recordingsOf(ownerId) >= perUser) {
 			throw new RequestError('E_TOO_MANY_USER_RECORDINGS', `You are already recording ${perUser} voice messages at once; stop one first.`);
+		}
+		for (const r of this.#recordings.values()) {
+			if (r.recording.producerId === producer.id) throw new RequestError('E_INVALID_STATE', 'This producer is already being recorded.');
 		}
 		this.#startingByOwner.set(ownerId, (this.#startingByOwner.get(ownerId) ?? 0) + 1);
 		try {
