@@ -15,6 +15,7 @@ import { resolveWorkerBin } from '../media/workerSettings.js';
 import { freePortRange } from '../../testkit/ports.js';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
+import { testClusterSecret } from '../../test/cluster/helpers/clusterSecret.js';
 import { ClusterBusError, RedisClusterBus } from './ClusterBus.js';
 import { ChannelBridges } from './ChannelBridge.js';
 import { closeRedis, connectRedis } from '../redis/redisConnection.js';
@@ -82,13 +83,13 @@ describe('ChannelBridges (in process, real workers and Redis)', () => {
 			testLogger(),
 		);
 		const conn = connectRedis(redis.url, testLogger());
-		const bus = await RedisClusterBus.create({ redis: conn, nodeId: id, requestTimeoutMs: 2000, log: testLogger() });
+		const bus = await RedisClusterBus.create({ redis: conn, nodeId: id, requestTimeoutMs: 2000, secret: testClusterSecret, log: testLogger() });
 		const registry = new ChannelRegistry(
 			pool,
 			{ maxChannels: 10, emptyCloseDelayMs: 100, mediaCodecs, maxPeers, maxTransportsPerPeer: 4, maxProducersPerPeer: 2, audioLevelIntervalMs: 200, audioLevelThresholdDb: -70, enableRtx: false },
 			testLogger(),
 		);
-		const bridges = new ChannelBridges({ bus, registry, pipe: { listenIp: '127.0.0.1', announcedIp: undefined, portRange: undefined, enableRtx: false }, log: testLogger() });
+		const bridges = new ChannelBridges({ bus, registry, pipe: { listenIp: '127.0.0.1', announcedIp: undefined, portRange: undefined, enableRtx: false }, secret: testClusterSecret, log: testLogger() });
 		const n = { id, pool, redis: conn, bus, registry, bridges };
 		nodes.push(n);
 		return n;

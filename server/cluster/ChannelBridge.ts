@@ -27,6 +27,7 @@ import { RequestError } from '../../protocol/RequestError.js';
 import type { ChannelBridgeHook } from '../channels/placement.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ClusterBusError, type ClusterBus } from './ClusterBus.js';
+import type { ClusterSecret } from './ClusterSecret.js';
 import { ChannelBridgeLink, type BridgeLinkCloseKind } from './ChannelBridgeLink.js';
 import {
 	parseBridgeMessage,
@@ -39,6 +40,7 @@ import {
 	bridgeSyncSchema,
 	type BridgeOpen,
 	type BridgeOpenReply,
+	type SealedSrtp,
 } from './ChannelBridgeMessages.js';
 
 /** Where this node's pipe ends listen (cluster.pipe* options, resolved). */
@@ -77,11 +79,20 @@ export interface NodeLostSource {
 	off(event: 'nodeLost', listener: (nodeId: string) => void): unknown;
 }
 
+/** The node registry as bridges see it: who left, and where a node's pipes listen. */
+export interface BridgeNodeDirectory extends NodeLostSource {
+	/** The node's signed registry entry (undefined: not a live node). */
+	get(nodeId: string): Promise<{ pipeAddress: string } | undefined>;
+}
+
 export interface ChannelBridgesOptions {
 	bus: ClusterBus;
 	registry: ChannelRegistry;
 	pipe: PipeSettings;
-	nodes?: NodeLostSource;
+	/** Without it (unit tests of bridging alone) pipe addresses are not checked against the registry. */
+	nodes?: BridgeNodeDirectory;
+	/** cluster.secret: seals the SRTP keys of the pipes. */
+	secret: ClusterSecret;
 	log: Logger;
 }
 
@@ -89,7 +100,8 @@ export class ChannelBridges implements ChannelBridgeHook {
 	readonly #bus: ClusterBus;
 	readonly #registry: ChannelRegistry;
 	readonly #pipe: PipeSettings;
-	readonly #nodes: NodeLostSource | undefined;
+	readonly #nodes: BridgeNodeDirectory | undefined;
+	readonly #secret: ClusterSecret;
 	readonly #log: Logger;
 	/** Channels this node is the hub of: channel -> satellite node id -> link. */
 	readonly #hubs = new Map<string, Map<string, ChannelBridgeLink>>();
@@ -107,6 +119,7 @@ export class ChannelBridges implements ChannelBridgeHook {
 		this.#registry = options.registry;
 		this.#pipe = options.pipe;
 		this.#nodes = options.nodes;
+		this.#secret = options.secret;
 		this.#log = options.log;
 		this.#bus.handle(BRIDGE_OPEN, (payload, from) => this.#onOpen(parseBridgeMessage(bridgeOpenSchema, payload, BRIDGE_OPEN), from));
 		this.#bus.handle(BRIDGE_SYNC, async (payload, from) => {
@@ -199,7 +212,13 @@ export class ChannelBridges implements ChannelBridgeHook {
 		this.#satellites.set(channel.name, link);
 		link.once('closed', (kind, reason) => this.#onSatelliteLinkClosed(link, kind, reason));
 		try {
-			const request: BridgeOpen = { channel: channel.name, ip: pipe.tuple.localAddress, port: pipe.tuple.localPort, enableRtx: this.#pipe.enableRtx };
+			const request: BridgeOpen = {
+				channel: channel.name,
+				ip: pipe.tuple.localAddress,
+				port: pipe.tuple.localPort,
+				enableRtx: this.#pipe.enableRtx,
+				srtp: this.#sealSrtp(pipe, channel.name, this.#bus.nodeId, homeNodeId),
+			};
 			let reply: BridgeOpenReply;
 			try {
 				reply = parseBridgeMessage(bridgeOpenReplySchema, await this.#bus.request(homeNodeId, BRIDGE_OPEN, request), `${BRIDGE_OPEN} reply`);
@@ -207,7 +226,8 @@ export class ChannelBridges implements ChannelBridgeHook {
 				throw busFailure(err, homeNodeId, channel.name);
 			}
 			if (link.closed) throw unavailable(`the link of channel ${channel.name} to node ${homeNodeId} closed while opening`);
-			await pipe.connect({ ip: reply.ip, port: reply.port });
+			await this.#checkPipeAddress(homeNodeId, reply.ip);
+			await pipe.connect({ ip: reply.ip, port: reply.port, srtpParameters: this.#openSrtp(reply.srtp, channel.name, homeNodeId, this.#bus.nodeId) });
 			await link.receiveInitial(reply.events);
 			await link.start(true);
 			link.startFlowing();
@@ -247,6 +267,10 @@ export class ChannelBridges implements ChannelBridgeHook {
 		if (this.#satellites.has(open.channel) || this.#attaching.has(open.channel)) {
 			throw new Error(`node ${this.#bus.nodeId} is not the home of ${open.channel} (it bridges to ${this.#satellites.get(open.channel)?.remoteNodeId ?? 'another node'})`);
 		}
+		// Only to where the satellite's signed registry entry says its pipes listen, and only
+		// with its sealed key: a forged bridge.open cannot make this node send audio elsewhere.
+		await this.#checkPipeAddress(from, open.ip);
+		const remoteSrtp = this.#openSrtp(open.srtp, open.channel, from, this.#bus.nodeId);
 		// A satellite that opens again lost its previous link without us noticing.
 		this.#hubs.get(open.channel)?.get(from)?.close('lost', 'satellite opened a new bridge');
 		const channel = await this.#registry.open(open.channel);
@@ -266,12 +290,12 @@ export class ChannelBridges implements ChannelBridgeHook {
 		links.set(from, link);
 		link.once('closed', (kind, reason) => this.#onHubLinkClosed(link, kind, reason));
 		try {
-			await pipe.connect({ ip: open.ip, port: open.port });
+			await pipe.connect({ ip: open.ip, port: open.port, srtpParameters: remoteSrtp });
 			const events = await link.start(false);
 			// After our reply is on its way (the satellite holds back syncs until it has it anyway).
 			setImmediate(() => link.startFlowing());
 			this.#log.info({ channel: open.channel, satelliteNodeId: from, events: events.length }, 'channel bridge opened by a satellite');
-			return { ip: pipe.tuple.localAddress, port: pipe.tuple.localPort, events };
+			return { ip: pipe.tuple.localAddress, port: pipe.tuple.localPort, srtp: this.#sealSrtp(pipe, open.channel, this.#bus.nodeId, from), events };
 		} catch (err) {
 			link.close('local', `opening failed: ${(err as Error).message}`, false);
 			throw err;
@@ -319,6 +343,31 @@ export class ChannelBridges implements ChannelBridgeHook {
 		return this.#hubs.get(channel)?.get(nodeId);
 	}
 
+	/** Throws unless `ip` is the pipe address `nodeId`'s signed registry entry announces. */
+	async #checkPipeAddress(nodeId: string, ip: string): Promise<void> {
+		if (!this.#nodes) return;
+		const entry = await this.#nodes.get(nodeId);
+		if (!entry) throw new Error(`node ${nodeId} is not in the node registry`);
+		if (entry.pipeAddress !== ip) throw new Error(`pipe address ${ip} is not the one node ${nodeId} announced (${entry.pipeAddress})`);
+	}
+
+	/** Our pipe end's SRTP parameters for the bus, the key sealed for this one pipe (from -> to, channel). */
+	#sealSrtp(pipe: ms.PipeTransport, channel: string, fromNodeId: string, toNodeId: string): SealedSrtp {
+		const params = pipe.srtpParameters;
+		if (!params) throw new Error('pipe transport has no SRTP parameters');
+		return { cryptoSuite: params.cryptoSuite, sealedKey: this.#secret.seal(params.keyBase64, srtpContext(channel, fromNodeId, toNodeId)) };
+	}
+
+	#openSrtp(srtp: SealedSrtp, channel: string, fromNodeId: string, toNodeId: string): ms.SrtpParameters {
+		let keyBase64: string;
+		try {
+			keyBase64 = this.#secret.open(srtp.sealedKey, srtpContext(channel, fromNodeId, toNodeId));
+		} catch {
+			throw new Error(`the SRTP key from node ${fromNodeId} was not sealed with this cluster's secret`);
+		}
+		return { cryptoSuite: srtp.cryptoSuite, keyBase64 };
+	}
+
 	async #createPipe(channel: Channel, enableRtx = this.#pipe.enableRtx): Promise<ms.PipeTransport> {
 		const p = this.#pipe;
 		return channel.router.createPipeTransport({
@@ -329,9 +378,16 @@ export class ChannelBridges implements ChannelBridgeHook {
 				...(p.portRange ? { portRange: p.portRange } : {}),
 			},
 			enableRtx,
+			// Node-to-node media crosses the network between the nodes: encrypted and
+			// authenticated (keys exchanged sealed over the bus).
+			enableSrtp: true,
 			appData: { channel: channel.name, bridge: true },
 		});
 	}
+}
+
+function srtpContext(channel: string, fromNodeId: string, toNodeId: string): string {
+	return `bridge srtp\n${channel}\n${fromNodeId}\n${toNodeId}`;
 }
 
 function unavailable(message: string): RequestError {

@@ -2,9 +2,12 @@
 // (ChannelBridge.ts). Payloads come from other nodes: every one is parsed with these schemas
 // before anything is done with it.
 //
-//   bridge.open   satellite -> home: {channel, ip, port, enableRtx}; the home node connects
-//               its PipeTransport to ip:port and answers {ip, port, events} (its own pipe
-//               end and the channel as it is now, as events).
+//   bridge.open   satellite -> home: {channel, ip, port, enableRtx, srtp}; the home node
+//               connects its PipeTransport to ip:port (which must be the pipe address the
+//               satellite's signed registry entry announces) and answers {ip, port, srtp,
+//               events} (its own pipe end, the same rule, and the channel as it is now).
+//               srtp: the SRTP parameters of the sender's pipe end, the key sealed with the
+//               cluster secret (ClusterSecret.seal): Redis carries the bus in the clear.
 //   bridge.sync   either way: {channel, events}: what changed since, in order.
 //   bridge.close  either way: {channel, reason}: the sender dropped its end.
 import { z } from 'zod';
@@ -41,9 +44,16 @@ const events = z.array(bridgeEventSchema).max(MAX_EVENTS_PER_MESSAGE * 50);
 const ip = z.union([z.ipv4(), z.ipv6()]);
 const port = z.number().int().min(1).max(65_535);
 
-export const bridgeOpenSchema = z.strictObject({ channel: channelNameSchema, ip, port, enableRtx: z.boolean() });
+/** mediasoup's SrtpParameters with keyBase64 sealed (ClusterSecret.seal). */
+export const sealedSrtpSchema = z.strictObject({
+	cryptoSuite: z.enum(['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32']),
+	sealedKey: z.string().min(1).max(512),
+});
+export type SealedSrtp = z.output<typeof sealedSrtpSchema>;
+
+export const bridgeOpenSchema = z.strictObject({ channel: channelNameSchema, ip, port, enableRtx: z.boolean(), srtp: sealedSrtpSchema });
 export type BridgeOpen = z.output<typeof bridgeOpenSchema>;
-export const bridgeOpenReplySchema = z.strictObject({ ip, port, events });
+export const bridgeOpenReplySchema = z.strictObject({ ip, port, srtp: sealedSrtpSchema, events });
 export type BridgeOpenReply = z.output<typeof bridgeOpenReplySchema>;
 export const bridgeSyncSchema = z.strictObject({ channel: channelNameSchema, events: z.array(bridgeEventSchema).max(MAX_EVENTS_PER_MESSAGE) });
 export type BridgeSync = z.output<typeof bridgeSyncSchema>;

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
+import { testClusterSecret } from '../../test/cluster/helpers/clusterSecret.js';
 import { closeRedis, connectRedis } from '../redis/redisConnection.js';
 import { NodeRegistry, type NodeLoad } from './NodeRegistry.js';
 import { CHANNEL_HOME_PREFIX, ChannelPlacement } from './ChannelPlacement.js';
@@ -35,6 +36,7 @@ describe('ChannelPlacement', () => {
 			self: { nodeId: id, signalingUrl: `ws://${id}.test:8080/ws`, httpUrl: `http://${id}.test:8080`, mediaAddress: '127.0.0.1', pipeAddress: '127.0.0.1', startedAt: Date.now() },
 			ttlMs: TTL_MS,
 			load: () => load,
+			secret: testClusterSecret,
 			log: testLogger(),
 		});
 		const placement = new ChannelPlacement({ redis: conn, registry, ttlMs: TTL_MS, bridgeAbovePeers, isOpenHere: (c) => open.has(c), log: testLogger() });
@@ -135,6 +137,7 @@ describe('ChannelPlacement', () => {
 			self: { nodeId: 'node-a', signalingUrl: 'ws://node-a.test:8080/ws', httpUrl: 'http://node-a.test:8080', mediaAddress: '127.0.0.1', pipeAddress: '127.0.0.1', startedAt: Date.now() },
 			ttlMs: 10_000,
 			load: () => ({ peers: 0, consumers: 0, channels: 1, workerCpu: 0 }),
+			secret: testClusterSecret,
 			log: testLogger(),
 		});
 		const a = new ChannelPlacement({ redis: conn, registry: aRegistry, ttlMs: graceMs, bridgeAbovePeers: 500, isOpenHere: (c) => open.has(c), log: testLogger() });

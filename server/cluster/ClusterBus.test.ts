@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
+import { testClusterSecret } from '../../test/cluster/helpers/clusterSecret.js';
 import { closeRedis, connectRedis } from '../redis/redisConnection.js';
 import { BUS_NODE_PREFIX, ClusterBusError, RedisClusterBus } from './ClusterBus.js';
 import { waitUntil } from '../../test/helpers/wait.js';
@@ -19,7 +20,7 @@ const waitFor = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs
 async function makeBus(ctx: Pick<Ctx, 'connections'>, url: string, nodeId: string, requestTimeoutMs = 2000): Promise<RedisClusterBus> {
 	const redis = connectRedis(url, testLogger());
 	ctx.connections.push(redis);
-	return RedisClusterBus.create({ redis, nodeId, requestTimeoutMs, log: testLogger() });
+	return RedisClusterBus.create({ redis, nodeId, requestTimeoutMs, secret: testClusterSecret, log: testLogger() });
 }
 
 function busError(code: string): unknown {

@@ -16,6 +16,7 @@ import { BUS_NODE_PREFIX, RedisClusterBus } from './ClusterBus.js';
 import { ChannelPlacement } from './ChannelPlacement.js';
 import { ChannelBridges, pipeSettings } from './ChannelBridge.js';
 import { NodeRegistry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
+import { ClusterSecret } from './ClusterSecret.js';
 
 export interface ClusterNodeOptions {
 	config: ParleyConfig;
@@ -52,6 +53,7 @@ export class ClusterNode {
 	readonly #channels: ChannelRegistry;
 	readonly #log: Logger;
 	readonly #cpu: WorkerCpuSampler;
+	readonly #secret: ClusterSecret;
 	#started: Started | undefined;
 	/** Peers connected to this node (the registry's events count local peers only). */
 	#peers = 0;
@@ -76,6 +78,12 @@ export class ClusterNode {
 
 	constructor(options: ClusterNodeOptions) {
 		this.nodeId = options.nodeId;
+		// A cluster without the secret would take orders from anyone who can reach Redis:
+		// refuse to start rather than run one by accident.
+		if (!options.config.cluster.secret) {
+			throw new TypeError('cluster.secret (PARLEY_CLUSTER_SECRET) must be set when cluster.redisUrl is: the same secret of at least 32 characters on every node, e.g. `openssl rand -hex 32`');
+		}
+		this.#secret = new ClusterSecret(options.config.cluster.secret);
 		this.#options = options;
 		this.#redis = options.redis;
 		this.#channels = options.channels;
@@ -114,6 +122,7 @@ export class ClusterNode {
 			redis: options.redis,
 			nodeId: options.nodeId,
 			requestTimeoutMs: c.requestTimeoutMs,
+			secret: this.#secret,
 			log: options.log.child({ part: 'bus' }),
 		});
 		const urls = nodeUrls(c.publicUrl, options.mediaAddress, httpPort);
@@ -130,8 +139,11 @@ export class ClusterNode {
 			self: info,
 			ttlMs: c.nodeTtlMs,
 			load: () => this.#load(options.workers),
+			secret: this.#secret,
 			log: options.log,
 		});
+		// Requests and broadcasts only from live registered nodes (signed entries).
+		bus.trustSenders((nodeId) => registry.isLive(nodeId));
 		const placement = new ChannelPlacement({
 			redis: options.redis,
 			registry,
@@ -148,7 +160,7 @@ export class ClusterNode {
 			},
 			log: options.log,
 		});
-		const bridges = new ChannelBridges({ bus, registry: options.channels, pipe, nodes: registry, log: options.log.child({ part: 'bridge' }) });
+		const bridges = new ChannelBridges({ bus, registry: options.channels, pipe, nodes: registry, secret: this.#secret, log: options.log.child({ part: 'bridge' }) });
 		this.#started = { bus, registry, placement, bridges, info };
 		options.channels.on('peerJoined', this.#onPeerJoined);
 		options.channels.on('peerLeft', this.#onPeerLeft);

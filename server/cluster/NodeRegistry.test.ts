@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
+import { testClusterSecret } from '../../test/cluster/helpers/clusterSecret.js';
 import { closeRedis, connectRedis } from '../redis/redisConnection.js';
 import { NODE_KEY_PREFIX, NODES_KEY, NodeRegistry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
 import { waitUntil } from '../../test/helpers/wait.js';
@@ -30,7 +31,7 @@ describe('NodeRegistry', () => {
 	function makeRegistry(nodeId: string, load: NodeLoad = { peers: 0, consumers: 0, channels: 0, workerCpu: 0 }): NodeRegistry {
 		const conn = connectRedis(redis.url, testLogger());
 		connections.push(conn);
-		const registry = new NodeRegistry({ redis: conn, self: self(nodeId), ttlMs: TTL_MS, load: () => load, log: testLogger() });
+		const registry = new NodeRegistry({ redis: conn, self: self(nodeId), ttlMs: TTL_MS, load: () => load, secret: testClusterSecret, log: testLogger() });
 		registries.push(registry);
 		return registry;
 	}

@@ -2,14 +2,21 @@
 // and refreshes it on a heartbeat, so a node that dies drops out by itself within the TTL
 // without anyone having to notice it first.
 //
-//   parley:node:<nodeId>   JSON NodeInfo, PX nodeTtlMs
+//   parley:node:<nodeId>   JSON NodeInfo plus `sig`, PX nodeTtlMs
 //   parley:nodes           sorted set nodeId -> last heartbeat (Redis clock, ms); pruned
 //                          past the TTL. Lists candidates; the entry key is the truth.
+//
+// `sig` is the HMAC (ClusterSecret 'registry' key) of "<nodeId>\n<JSON of the entry
+// without sig>". Entries are verified on read and an unsigned or forged one is ignored:
+// redirects, placement and bridges only ever go to nodes that hold the cluster secret.
+// (JSON.stringify of what JSON.parse made of JSON.stringify output gives the same text, so
+// the reader re-serializes the entry to check it; the entry stays plain JSON to look at.)
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { settlesWithin } from '../async/settlesWithin.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { ClusterSecret } from './ClusterSecret.js';
 
 export const NODE_KEY_PREFIX = 'parley:node:';
 
@@ -60,7 +67,29 @@ export interface NodeRegistryOptions {
 	/** cluster.nodeTtlMs: entry lifetime; the heartbeat runs every third of it. */
 	ttlMs: number;
 	load: () => NodeLoad | Promise<NodeLoad>;
+	/** cluster.secret: signs this node's entry, verifies the others'. */
+	secret: ClusterSecret;
 	log: Logger;
+}
+
+/** The entry as stored: `info` as JSON with its signature. */
+export function signNodeEntry(secret: ClusterSecret, info: NodeInfo): string {
+	const body = JSON.stringify(info);
+	return JSON.stringify({ ...info, sig: secret.mac('registry', `${info.nodeId}\n${body}`) });
+}
+
+/** The signed fields of a stored entry, or undefined when it carries no valid signature for `nodeId`. */
+export function verifyNodeEntry(secret: ClusterSecret, value: string, nodeId: string): unknown {
+	let json: unknown;
+	try {
+		json = JSON.parse(value);
+	} catch {
+		return undefined;
+	}
+	if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
+	const { sig, ...signed } = json as Record<string, unknown>;
+	if (typeof sig !== 'string' || !secret.verify('registry', `${nodeId}\n${JSON.stringify(signed)}`, sig)) return undefined;
+	return signed;
 }
 
 // Redis's clock for the sorted-set scores, so nodes with skewed clocks agree on who is stale.
@@ -85,6 +114,10 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 	readonly #self: Omit<NodeInfo, 'load'>;
 	readonly #load: () => NodeLoad | Promise<NodeLoad>;
 	readonly #log: Logger;
+	readonly #secret: ClusterSecret;
+	/** Unsigned or forged entries ignored so far (tests; logged at most every 10 s). */
+	#forgedEntries = 0;
+	#lastForgedLogMs = -Infinity;
 	readonly #tasks: HeartbeatTask[] = [];
 	/** Live nodes as of the last successful poll (other nodes and this one). */
 	#known = new Map<string, NodeInfo>();
@@ -102,6 +135,18 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 		this.#self = options.self;
 		this.#load = options.load;
 		this.#log = options.log;
+		this.#secret = options.secret;
+	}
+
+	/** Registry entries ignored for a missing or wrong signature since start. */
+	get forgedEntries(): number {
+		return this.#forgedEntries;
+	}
+
+	/** Whether `nodeId` is live: known from the last poll, else its (signed) entry is in Redis now. */
+	async isLive(nodeId: string): Promise<boolean> {
+		if (this.#known.has(nodeId)) return true;
+		return (await this.get(nodeId)) !== undefined;
 	}
 
 	/** This node's entry was written by the last heartbeat (false while Redis is away). */
@@ -142,7 +187,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 		if (this.#stopped) return;
 		try {
 			const info: NodeInfo = { ...this.#self, load: await this.#load() };
-			await this.#redis.eval(HEARTBEAT_SCRIPT, 2, NODE_KEY_PREFIX + this.nodeId, NODES_KEY, JSON.stringify(info), String(this.ttlMs), this.nodeId);
+			await this.#redis.eval(HEARTBEAT_SCRIPT, 2, NODE_KEY_PREFIX + this.nodeId, NODES_KEY, signNodeEntry(this.#secret, info), String(this.ttlMs), this.nodeId);
 			if (!this.#registered) this.#log.info({ nodeId: this.nodeId, ttlMs: this.ttlMs }, 'node registered');
 			this.#registered = true;
 			this.#lastError = '';
@@ -199,11 +244,15 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 	}
 
 	#parse(value: string, nodeId: string): NodeInfo | undefined {
-		let json: unknown;
-		try {
-			json = JSON.parse(value);
-		} catch {
-			json = undefined;
+		const json = verifyNodeEntry(this.#secret, value, nodeId);
+		if (json === undefined) {
+			this.#forgedEntries++;
+			const now = Date.now();
+			if (now - this.#lastForgedLogMs >= 10_000) {
+				this.#lastForgedLogMs = now;
+				this.#log.warn({ nodeId, ignoredSoFar: this.#forgedEntries }, 'ignoring a node registry entry without a valid signature (cluster.secret differs, or it is forged)');
+			}
+			return undefined;
 		}
 		const parsed = nodeInfoSchema.safeParse(json);
 		if (!parsed.success || parsed.data.nodeId !== nodeId) {

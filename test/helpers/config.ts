@@ -25,6 +25,8 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<R
 		// Tests read /metrics on the loopback main listener; the metrics endpoint tests check
 		// the default (not public) with this set to false.
 		PARLEY_METRICS_PUBLIC: 'true',
+		// A cluster node refuses to start without it (only used when a test sets a Redis URL).
+		PARLEY_CLUSTER_SECRET: 'test-cluster-secret-0123456789abcdef0123456789',
 		...overrides,
 	};
 }
