@@ -5,7 +5,8 @@ import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { testClusterSecret } from '../../test/cluster/helpers/clusterSecret.js';
 import { closeRedis, connectRedis } from '../redis/redisConnection.js';
-import { BUS_NODE_PREFIX, ClusterBusError, RedisClusterBus } from './ClusterBus.js';
+import { BUS_NODE_PREFIX, ClusterBusError, REPLAY_WINDOW_MS, RedisClusterBus } from './ClusterBus.js';
+import { ClusterSecret } from './ClusterSecret.js';
 import { waitUntil } from '../../test/helpers/wait.js';
 
 interface Ctx {
@@ -17,10 +18,16 @@ interface Ctx {
 
 const waitFor = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000) => waitUntil(cond, timeoutMs, what, 25);
 
-async function makeBus(ctx: Pick<Ctx, 'connections'>, url: string, nodeId: string, requestTimeoutMs = 2000): Promise<RedisClusterBus> {
+async function makeBus(ctx: Pick<Ctx, 'connections'>, url: string, nodeId: string, requestTimeoutMs = 2000, secret = testClusterSecret): Promise<RedisClusterBus> {
 	const redis = connectRedis(url, testLogger());
 	ctx.connections.push(redis);
-	return RedisClusterBus.create({ redis, nodeId, requestTimeoutMs, secret: testClusterSecret, log: testLogger() });
+	return RedisClusterBus.create({ redis, nodeId, requestTimeoutMs, secret, log: testLogger() });
+}
+
+/** An envelope as a holder of `secret` would put it on `channel` (the bus's wire format). */
+function signedEnvelope(secret: ClusterSecret, channel: string, envelope: { from: string; id: string; type: string; ts: number; payload: unknown }): string {
+	const body = JSON.stringify(envelope);
+	return JSON.stringify({ v: 1, body, mac: secret.mac('bus', `${channel}\n${body}`) });
 }
 
 function busError(code: string): unknown {
@@ -122,6 +129,96 @@ describe('RedisClusterBus', () => {
 		await raw.publish(BUS_NODE_PREFIX + 'node-b', JSON.stringify({ from: 'x y', id: '1', type: 'echo', payload: 1 }));
 		await raw.publish(BUS_NODE_PREFIX + 'node-a', JSON.stringify({ from: 'node-b', id: 'nope', type: '@reply', payload: { ok: 'maybe' } }));
 		expect(await ctx.a.request('node-b', 'echo', 'still here')).toBe('still here');
+	});
+
+	describe('authentication (cluster.secret)', () => {
+		const channelB = BUS_NODE_PREFIX + 'node-b';
+
+		it('drops unsigned envelopes and ones signed with another secret; the handler never runs', async () => {
+			const calls: unknown[] = [];
+			ctx.b.handle('echo', async (p) => calls.push(p));
+			const raw = ctx.connections[0]!;
+			// The format before envelopes were signed: a self-declared `from` and nothing else.
+			await raw.publish(channelB, JSON.stringify({ from: 'node-a', id: 'x1', type: 'echo', payload: 'unsigned' }));
+			const other = new ClusterSecret('another-secret-that-is-long-enough-0123456789');
+			await raw.publish(channelB, signedEnvelope(other, channelB, { from: 'node-a', id: 'x2', type: 'echo', ts: Date.now(), payload: 'forged' }));
+			// Signed for node a's channel, replayed on node b's: the channel is in the MAC.
+			const channelA = BUS_NODE_PREFIX + 'node-a';
+			await raw.publish(channelB, signedEnvelope(testClusterSecret, channelA, { from: 'node-a', id: 'x3', type: 'echo', ts: Date.now(), payload: 'moved' }));
+			await waitFor('three drops', () => ctx.b.droppedEnvelopes.malformed + ctx.b.droppedEnvelopes.bad_mac === 3);
+			expect(ctx.b.droppedEnvelopes).toMatchObject({ malformed: 1, bad_mac: 2 });
+			expect(calls).toEqual([]);
+			// A node with another secret is not part of this cluster: its requests go unanswered.
+			const stranger = await makeBus(ctx, ctx.redis.url, 'node-x', 300, other);
+			try {
+				await expect(stranger.request('node-b', 'echo', 'hi')).rejects.toEqual(busError('timeout'));
+			} finally {
+				await stranger.close();
+			}
+			expect(calls).toEqual([]);
+		});
+
+		it('drops a replayed envelope and one outside the replay window', async () => {
+			const calls: unknown[] = [];
+			ctx.b.handle('echo', async (p) => calls.push(p));
+			// Capture a real request on its way to node b, then send it again.
+			const spy = connectRedis(ctx.redis.url, testLogger());
+			ctx.connections.push(spy);
+			const captured: string[] = [];
+			spy.on('message', (_channel: string, message: string) => captured.push(message));
+			await spy.subscribe(channelB);
+			await ctx.a.request('node-b', 'echo', 'once');
+			await waitFor('the capture', () => captured.length >= 1);
+			const raw = ctx.connections[0]!;
+			await raw.publish(channelB, captured[0]!);
+			const now = Date.now();
+			await raw.publish(channelB, signedEnvelope(testClusterSecret, channelB, { from: 'node-a', id: 'old', type: 'echo', ts: now - REPLAY_WINDOW_MS - 5000, payload: 'old' }));
+			await raw.publish(channelB, signedEnvelope(testClusterSecret, channelB, { from: 'node-a', id: 'future', type: 'echo', ts: now + REPLAY_WINDOW_MS + 5000, payload: 'future' }));
+			await waitFor('the drops', () => ctx.b.droppedEnvelopes.replayed === 1 && ctx.b.droppedEnvelopes.stale === 2);
+			expect(calls).toEqual(['once']);
+		});
+
+		it('takes a reply only from the node the request went to', async () => {
+			let release: () => void = () => undefined;
+			ctx.b.handle('slow', () => new Promise((resolve) => (release = () => resolve('from b'))));
+			const spy = connectRedis(ctx.redis.url, testLogger());
+			ctx.connections.push(spy);
+			const ids: string[] = [];
+			spy.on('message', (_channel: string, message: string) => ids.push((JSON.parse((JSON.parse(message) as { body: string }).body) as { id: string }).id));
+			await spy.subscribe(channelB);
+			const reply = ctx.a.request('node-b', 'slow', {});
+			await waitFor('the request id', () => ids.length === 1);
+			// Another secret holder (node c) answers in b's place.
+			const channelA = BUS_NODE_PREFIX + 'node-a';
+			await ctx.connections[0]!.publish(
+				channelA,
+				signedEnvelope(testClusterSecret, channelA, { from: 'node-c', id: ids[0]!, type: '@reply', ts: Date.now(), payload: { ok: true, result: 'from c' } }),
+			);
+			await waitFor('the drop', () => ctx.a.droppedEnvelopes.wrong_replier === 1);
+			release();
+			expect(await reply).toBe('from b');
+		});
+
+		it('with trustSenders, serves requests and broadcasts only from nodes the check names', async () => {
+			const calls: Array<[unknown, string]> = [];
+			ctx.b.handle('echo', async (p, from) => calls.push([p, from]));
+			const heard: Array<[unknown, string]> = [];
+			await ctx.b.subscribe('news', (m, from) => heard.push([m, from]));
+			ctx.b.trustSenders(async (nodeId) => nodeId === 'node-a');
+			const c = await makeBus(ctx, ctx.redis.url, 'node-c', 300);
+			try {
+				await expect(c.request('node-b', 'echo', 'from c')).rejects.toEqual(busError('timeout'));
+				await c.publish('news', 'from c');
+				await ctx.a.publish('news', 'from a');
+				expect(await ctx.a.request('node-b', 'echo', 'from a')).toBe(1);
+				await waitFor('a broadcast from a', () => heard.length === 1);
+			} finally {
+				await c.close();
+			}
+			expect(calls).toEqual([['from a', 'node-a']]);
+			expect(heard).toEqual([['from a', 'node-a']]);
+			expect(ctx.b.droppedEnvelopes.unknown_sender).toBe(2);
+		});
 	});
 
 	it("rejects with 'unavailable' while Redis is down and works again when it returns", async () => {

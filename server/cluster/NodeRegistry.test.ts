@@ -5,7 +5,8 @@ import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { testClusterSecret } from '../../test/cluster/helpers/clusterSecret.js';
 import { closeRedis, connectRedis } from '../redis/redisConnection.js';
-import { NODE_KEY_PREFIX, NODES_KEY, NodeRegistry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
+import { NODE_KEY_PREFIX, NODES_KEY, NodeRegistry, signNodeEntry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
+import { ClusterSecret } from './ClusterSecret.js';
 import { waitUntil } from '../../test/helpers/wait.js';
 
 const TTL_MS = 1200;
@@ -64,6 +65,33 @@ describe('NodeRegistry', () => {
 		// Heartbeats keep it alive well past the TTL.
 		await new Promise((r) => setTimeout(r, TTL_MS * 3));
 		expect(await b.get('node-a')).toBeDefined();
+	});
+
+	it('ignores unsigned, forged and altered entries: only holders of cluster.secret are nodes', async () => {
+		const a = makeRegistry('node-a');
+		await a.start();
+		const raw = connections[0]!;
+		const forged = { ...self('node-evil'), signalingUrl: 'ws://203.0.113.7/ws', httpUrl: 'http://203.0.113.7', load: { peers: 0, consumers: 0, channels: 0, workerCpu: 0 } };
+		// Unsigned (the format before entries were signed), and signed with another secret.
+		await raw.set(NODE_KEY_PREFIX + 'node-evil', JSON.stringify(forged), 'PX', 10_000);
+		await raw.zadd(NODES_KEY, Date.now(), 'node-evil');
+		const other = new ClusterSecret('another-secret-that-is-long-enough-0123456789');
+		await raw.set(NODE_KEY_PREFIX + 'node-other', signNodeEntry(other, { ...forged, nodeId: 'node-other' }), 'PX', 10_000);
+		await raw.zadd(NODES_KEY, Date.now(), 'node-other');
+		// node-a's real entry with its URL changed (the signature no longer matches).
+		const real = JSON.parse((await raw.get(NODE_KEY_PREFIX + 'node-a'))!) as Record<string, unknown>;
+		const b = makeRegistry('node-b');
+		expect(await b.get('node-a')).toBeDefined();
+		await raw.set(NODE_KEY_PREFIX + 'node-a', JSON.stringify({ ...real, signalingUrl: 'ws://203.0.113.7/ws' }), 'PX', 10_000);
+		expect(await b.get('node-a')).toBeUndefined();
+		expect(await b.get('node-evil')).toBeUndefined();
+		expect(await b.get('node-other')).toBeUndefined();
+		expect(await b.isLive('node-evil')).toBe(false);
+		expect((await b.liveNodes()).map((n) => n.nodeId)).toEqual([]);
+		expect(b.forgedEntries).toBeGreaterThanOrEqual(7);
+		// The next heartbeat writes a good entry again.
+		await a.beat();
+		expect(await b.get('node-a')).toMatchObject({ nodeId: 'node-a', signalingUrl: 'ws://127.0.0.1:8080/ws' });
 	});
 
 	it('a node that stops beating disappears within the TTL and others emit nodeLost', async () => {
