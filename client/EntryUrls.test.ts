@@ -107,6 +107,35 @@ describe('EntryUrls', () => {
 		expect(followError(urls, redirectTo(B))).toMatchObject({ code: 'E_REDIRECT', message: expect.stringMatching(/insecure/) });
 	});
 
+	it('refuses schemes other than ws(s) and http(s)', () => {
+		for (const target of ['file:///etc/passwd', 'javascript:alert(1)', 'ftp://home.test/ws', 'data:text/plain,x']) {
+			expect(followError(urls, redirectTo(target))).toMatchObject({ code: 'E_REDIRECT' });
+		}
+		expect(urls.current).toBe(A);
+		expect(urls.hops).toBe(0);
+	});
+
+	it('with redirectHosts, follows only to the entry hosts and those hosts', () => {
+		const limited = new EntryUrls([A, B], { redirectHosts: ['home.test', '*.nodes.example'] });
+		expect(limited.follow(redirectTo('ws://home.test:8080/ws'))).toBe('ws://home.test:8080/ws');
+		expect(limited.follow(redirectTo('ws://n7.nodes.example/ws'))).toBe('ws://n7.nodes.example/ws');
+		expect(limited.follow(redirectTo('ws://NODE-B.test/ws'))).toBe('ws://node-b.test/ws');
+		limited.resetHops();
+		for (const target of ['ws://evil.test/ws', 'ws://nodes.example/ws', 'ws://home.test.evil.test/ws', 'ws://evilnodes.example/ws', 'ws://203.0.113.7/ws']) {
+			const error = followError(limited, redirectTo(target));
+			expect(error).toMatchObject({ code: 'E_REDIRECT', message: expect.stringMatching(/not an entry URL host nor in redirectHosts/) });
+		}
+		expect(limited.current).toBe('ws://node-b.test/ws');
+		// Without the option, any host the server names is followed.
+		expect(urls.follow(redirectTo('ws://203.0.113.7/ws'))).toBe('ws://203.0.113.7/ws');
+	});
+
+	it('rejects redirectHosts entries that are not host names', () => {
+		for (const host of ['ws://home.test', 'home.test/ws', 'home.test:80', '', '*']) {
+			expect(() => new EntryUrls([A], { redirectHosts: [host] })).toThrow(TypeError);
+		}
+	});
+
 	it('normalises the redirect target', () => {
 		expect(urls.follow(redirectTo('WS://Home.Test:80/ws'))).toBe('ws://home.test/ws');
 	});

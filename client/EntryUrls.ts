@@ -9,7 +9,13 @@ export const MAX_REDIRECTS = 3;
 export interface EntryUrlsOptions {
 	/** Redirects followed per join (default MAX_REDIRECTS). */
 	maxRedirects?: number;
+	/** Hosts a redirect may go to besides the entry URLs' hosts (see follow()). */
+	redirectHosts?: readonly string[];
 }
+
+/** A redirectHosts entry: a host name (`node-b.example.com`, `[::1]`, `10.0.0.5`) or a
+ * wildcard for its subdomains (`*.example.com`); no scheme, port or path. */
+const HOST_PATTERN_RE = /^(\*\.)?([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/i;
 
 export class EntryUrls {
 	readonly #entries: readonly string[];
@@ -20,14 +26,22 @@ export class EntryUrls {
 	#current: string;
 	#redirected = false;
 	#hops = 0;
+	/** Host patterns a redirect may go to (lower case), or undefined: any host. */
+	readonly #redirectHosts: readonly string[] | undefined;
 
 	/** `urls`: absolute ws(s):// (or http(s)://) URLs, at least one; the first is used first. */
-	constructor(urls: readonly string[], { maxRedirects = MAX_REDIRECTS }: EntryUrlsOptions = {}) {
+	constructor(urls: readonly string[], { maxRedirects = MAX_REDIRECTS, redirectHosts }: EntryUrlsOptions = {}) {
 		if (urls.length === 0) throw new TypeError('at least one entry URL is required');
 		for (const url of urls) {
 			if (!/^(wss?|https?):\/\//.test(url) || !URL.canParse(url)) throw new TypeError(`url must be an absolute ws:// or wss:// URL, got ${JSON.stringify(url)}`);
 		}
 		if (!Number.isInteger(maxRedirects) || maxRedirects < 0) throw new TypeError('maxRedirects must be an integer >= 0');
+		if (redirectHosts !== undefined) {
+			for (const host of redirectHosts) {
+				if (typeof host !== 'string' || !HOST_PATTERN_RE.test(host)) throw new TypeError(`redirectHosts entries must be host names or *.domain, got ${JSON.stringify(host)}`);
+			}
+			this.#redirectHosts = [...urls.map((u) => new URL(u).hostname.toLowerCase()), ...redirectHosts.map((h) => h.toLowerCase())];
+		}
 		this.#entries = [...urls];
 		this.#maxRedirects = maxRedirects;
 		this.#current = this.#entries[0]!;
@@ -56,8 +70,15 @@ export class EntryUrls {
 	/**
 	 * Follows E_REDIRECT: returns the URL to connect to, which becomes current. Throws the
 	 * redirect itself when it carries no target or the hop limit is reached, and a new
-	 * E_REDIRECT for a target that is not a WebSocket URL or would leave TLS (the token
-	 * travels in the URL).
+	 * E_REDIRECT for a target the client refuses. The rule (the token goes to the target):
+	 *  - only ws:, wss:, http: and https: targets;
+	 *  - never from TLS to no TLS (wss:/https: to ws:/http:), judged against the current URL;
+	 *  - with `redirectHosts`: only to the entry URLs' hosts and those hosts (exact, or
+	 *    `*.domain` for its subdomains); without it, to the node the server names: a
+	 *    cluster's nodes take redirect targets only from registry entries signed with the
+	 *    cluster secret, so a target is a node of the cluster the client connected to.
+	 *    Give redirectHosts when the client should not rely on that (e.g. the entry URLs are
+	 *    a load balancer in front of nodes with known names).
 	 */
 	follow(redirect: ParleyError): string {
 		const url = redirect.redirect?.url;
@@ -69,6 +90,9 @@ export class EntryUrls {
 			throw new ParleyError('E_REDIRECT', `The server redirected to an invalid URL: ${JSON.stringify(url).slice(0, 200)}`, { cause: redirect });
 		}
 		if (!/^(wss?|https?):$/.test(parsed.protocol)) throw new ParleyError('E_REDIRECT', `The server redirected to a non-WebSocket URL (${parsed.protocol}).`, { cause: redirect });
+		if (this.#redirectHosts && !this.#hostAllowed(parsed.hostname.toLowerCase())) {
+			throw new ParleyError('E_REDIRECT', `The server redirected to ${parsed.hostname}, which is not an entry URL host nor in redirectHosts; refused.`, { cause: redirect });
+		}
 		const target = parsed.toString();
 		if (/^(wss|https):/.test(this.#current) && /^(ws|http):/.test(target)) {
 			throw new ParleyError('E_REDIRECT', 'The server redirected from a secure to an insecure URL; refused.', { cause: redirect });
@@ -77,6 +101,10 @@ export class EntryUrls {
 		this.#redirected = true;
 		this.#hops += 1;
 		return target;
+	}
+
+	#hostAllowed(hostname: string): boolean {
+		return this.#redirectHosts!.some((pattern) => (pattern.startsWith('*.') ? hostname.endsWith(pattern.slice(1)) && hostname.length > pattern.length - 1 : hostname === pattern));
 	}
 
 	/**

@@ -131,6 +131,25 @@ describe('ParleyClient in a cluster', () => {
 		await secure.close();
 	});
 
+	it('with redirectHosts, refuses a redirect to another host and stays on its entry node', async () => {
+		const limited = new ParleyClient({
+			urls: [A],
+			redirectHosts: ['node-b.test'],
+			token: 'jwt',
+			playAudio: false,
+			createWebSocket: cluster.createWebSocket,
+			createDevice: () => new Device({ handlerFactory: FakeHandler.createFactory(testFakeParameters) }),
+		});
+		cluster.home('lobby', C);
+		await limited.connect();
+		await expect(limited.join('lobby')).rejects.toMatchObject({ code: 'E_REDIRECT', message: expect.stringMatching(/node-c\.test.*refused/) });
+		expect(cluster.connections).toEqual(['node-a.test']);
+		cluster.home('hall', B);
+		await limited.join('hall');
+		expect(cluster.connections).toEqual(['node-a.test', 'node-b.test']);
+		await limited.close();
+	});
+
 	it('connect() moves on to the next entry URL when the first node is down', async () => {
 		cluster.down.add('node-a.test');
 		await client.connect();

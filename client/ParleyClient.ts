@@ -48,6 +48,14 @@ export interface ParleyClientOptions {
 	 */
 	urls?: string[];
 	/**
+	 * Hosts an E_REDIRECT may send the client to besides the hosts of the entry URLs (host
+	 * names, or `*.example.com` for subdomains). Given: a redirect anywhere else is refused
+	 * with E_REDIRECT (the token travels to the target). Not given: the client follows the
+	 * node the server names (taken from the cluster's signed node registry). Redirects are
+	 * never followed from wss: to ws: or to other schemes either way.
+	 */
+	redirectHosts?: string[];
+	/**
 	 * The access token (JWT), or a function returning a fresh one: it is called again for
 	 * each reconnect, so a token that expired meanwhile does not end the call.
 	 */
@@ -187,7 +195,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		super();
 		const entryUrls = options.urls?.length ? [...options.urls] : options.url !== undefined ? [options.url] : [];
 		if (entryUrls.length === 0) throw new TypeError('url or urls is required');
-		this.#entryUrls = new EntryUrls(entryUrls);
+		this.#entryUrls = new EntryUrls(entryUrls, options.redirectHosts ? { redirectHosts: options.redirectHosts } : {});
 		if (typeof options.token !== 'string' && typeof options.token !== 'function') throw new TypeError('token must be a string or a function');
 		if (options.httpUrl !== undefined && !/^https?:\/\//.test(options.httpUrl)) throw new TypeError(`httpUrl must be an absolute http:// or https:// URL, got ${JSON.stringify(options.httpUrl)}`);
 		this.#token = options.token;
