@@ -218,7 +218,12 @@ export class HttpServer {
 				return;
 			}
 			done = true;
-			const reply = options.headers ? { ...handlerReply, headers: { ...options.headers, ...handlerReply.headers } } : handlerReply;
+			const withHeaders = options.headers ? { ...handlerReply, headers: { ...options.headers, ...handlerReply.headers } } : handlerReply;
+			// A HEAD reply never carries a body, whichever handler made it (the catch-all 404,
+			// a GET or POST route): a client or proxy reading it would take the bytes for the
+			// start of the next response on the connection.
+			if (method === 'HEAD') closeFile(withHeaders.file, log);
+			const reply = method === 'HEAD' ? { ...withHeaders, body: undefined, file: undefined } : withHeaders;
 			const file = reply.file;
 			if (file && file.length > 0 && !aborted) {
 				// The slot stays taken until the stream ends: its bytes are still on their way.
