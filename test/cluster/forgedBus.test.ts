@@ -19,6 +19,8 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { joinVia, startNode, type JoinedClient, type NodeProcess } from './bridgeNodes.js';
 import { sleep } from '../helpers/wait.js';
+import { testEnv } from '../helpers/config.js';
+import { startServerProcess } from '../helpers/serverProcess.js';
 
 const LISTEN_MS = 2000;
 
@@ -135,5 +137,16 @@ describe('a forged cluster bus message or node entry (no cluster secret)', () =>
 		clients.push(viaB);
 		expect(viaB.peers.map((peer) => peer.userId)).toContain('alice');
 		await talking;
+	}, 60_000);
+
+	it('a node with cluster.redisUrl but no cluster.secret refuses to start, naming the option', async () => {
+		const proc = startServerProcess(await testEnv({ REDIS_URL: redis.url, PARLEY_CLUSTER_SECRET: '' }));
+		const code = await proc.exited;
+		expect(code).not.toBe(0);
+		expect(proc.stdout() + proc.stderr()).toMatch(/cluster\.secret/);
+		expect(proc.stdout()).not.toMatch(/parley listening/);
+		const short = startServerProcess(await testEnv({ REDIS_URL: redis.url, PARLEY_CLUSTER_SECRET: 'too-short' }));
+		expect(await short.exited).not.toBe(0);
+		expect(short.stdout() + short.stderr()).toMatch(/cluster\.secret/);
 	}, 60_000);
 });
