@@ -4,7 +4,7 @@ import { testLogger } from '../../test/helpers/logger.js';
 import { HttpServer } from '../http/HttpServer.js';
 import type { Logger } from '../telemetry/logger.js';
 import { verifyAccessToken } from './accessToken.js';
-import { isLoopbackHost, registerDevTokenRoute, type DevTokenOptions } from './devTokenRoute.js';
+import { isLoopbackHost, isProxyHeader, loopbackRefusal, registerDevTokenRoute, type DevTokenOptions } from './devTokenRoute.js';
 
 const KEY = new TextEncoder().encode('dev-token-test-secret-long-enough!!!!');
 const BODY = JSON.stringify({ displayName: 'Ada', channel: 'lobby' });
@@ -61,6 +61,9 @@ describe('POST /dev/token', () => {
 			{ 'x-forwarded-host': 'voice.example.org' },
 			{ 'x-forwarded-proto': 'https' },
 			{ 'x-real-ip': '203.0.113.7' },
+			{ 'x-forwarded-port': '443' },
+			{ via: '1.1 proxy.internal' },
+			{ 'true-client-ip': '203.0.113.7' },
 		]) {
 			const res = await post(port, headers);
 			expect(res.status, JSON.stringify(headers)).toBe(403);
@@ -105,6 +108,25 @@ describe('the startup warning', () => {
 		expect(warnings({ mode: 'any', listenHost: '::' }).some((m) => /beyond loopback/.test(m))).toBe(true);
 		for (const listenHost of ['127.0.0.1', '::1', 'localhost']) expect(warnings({ listenHost }).some((m) => /beyond loopback/.test(m)), listenHost).toBe(false);
 		expect(warnings({ mode: 'off', listenHost: '0.0.0.0' })).toEqual([]);
+	});
+});
+
+describe('the proxy-header check', () => {
+	/** A direct loopback request with these headers, as a carrier that can list its header names. */
+	const listing = (headers: Record<string, string>) => {
+		const all = new Map(Object.entries({ host: '127.0.0.1:8080', 'user-agent': 'test', ...headers }).map(([k, v]) => [k.toLowerCase(), v]));
+		return { remoteAddress: '127.0.0.1', header: (name: string) => all.get(name.toLowerCase()) ?? '', headerNames: () => all.keys() };
+	};
+
+	it('refuses any X-Forwarded-* header, also ones no list names, and Forwarded, Via, X-Real-IP', () => {
+		for (const name of ['X-Forwarded-Port', 'X-Forwarded-Whatever', 'x-forwarded-for', 'X-FORWARDED-HOST', 'Forwarded', 'Via', 'X-Real-IP', 'CF-Connecting-IP']) {
+			expect(loopbackRefusal(listing({ [name]: 'x' })), name).toMatch(new RegExp(`${name.toLowerCase()} header`));
+		}
+	});
+
+	it('lets a direct request with ordinary headers through', () => {
+		expect(loopbackRefusal(listing({ 'x-request-id': 'abc', accept: '*/*', 'x-forwarded': 'not a proxy header', 'content-type': 'application/json' }))).toBeUndefined();
+		for (const name of ['x-forwardedfor', 'forwarded-for', 'vias', 'x-request-id']) expect(isProxyHeader(name), name).toBe(false);
 	});
 });
 

@@ -32,10 +32,24 @@ export interface DevTokenOptions {
 	policy?: TokenPolicy;
 }
 
-/** Headers a reverse proxy adds. HttpRequestInfo reads headers by name only, so this names
- * the X-Forwarded-* family members proxies are known to send. */
-const PROXY_HEADERS = [
-	'forwarded',
+/** Header names a proxy adds and a browser talking to us directly never sends: the standard
+ * `Forwarded` and `Via` (RFC 7239, RFC 9110 §7.6.3: proxies and gateways add it; no browser
+ * does), and the de-facto client-address headers. Any `X-Forwarded-*` counts too. */
+const PROXY_HEADER_NAMES = new Set(['forwarded', 'via', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'x-cluster-client-ip', 'x-original-forwarded-for']);
+
+/** Whether a (lower-case) header name is one a proxy adds. */
+export function isProxyHeader(name: string): boolean {
+	const lower = name.toLowerCase();
+	return PROXY_HEADER_NAMES.has(lower) || lower.startsWith('x-forwarded-');
+}
+
+/** What the refusal reads from a request: every header name when the carrier can list them
+ * (all of them are checked), else the known names below one by one. */
+export type DevTokenRequest = Pick<HttpRequestInfo, 'remoteAddress' | 'header'> & { headerNames?(): Iterable<string> };
+
+/** The proxy headers looked up by name when the request cannot list its headers. */
+const KNOWN_PROXY_HEADERS = [
+	...PROXY_HEADER_NAMES,
 	'x-forwarded-for',
 	'x-forwarded-host',
 	'x-forwarded-proto',
@@ -46,7 +60,6 @@ const PROXY_HEADERS = [
 	'x-forwarded-ssl',
 	'x-forwarded-uri',
 	'x-forwarded-client-cert',
-	'x-real-ip',
 ];
 
 /** 127.0.0.0/8 and ::1, in the forms uWS prints them (IPv6 may be written out in full). */
@@ -68,9 +81,9 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** Why a "loopback" request is refused, or undefined when it may have a token. */
-export function loopbackRefusal(req: Pick<HttpRequestInfo, 'remoteAddress' | 'header'>, trustProxy = false): string | undefined {
+export function loopbackRefusal(req: DevTokenRequest, trustProxy = false): string | undefined {
 	if (!isLoopback(req.remoteAddress)) return 'Development tokens are served to loopback clients only (auth.devTokens).';
-	const proxied = PROXY_HEADERS.find((name) => req.header(name) !== '');
+	const proxied = req.headerNames ? [...req.headerNames()].map((name) => name.toLowerCase()).find(isProxyHeader) : KNOWN_PROXY_HEADERS.find((name) => req.header(name) !== '');
 	if (proxied) return `Development tokens are not served through a proxy (the request has a ${proxied} header): behind one every client looks local (auth.devTokens).`;
 	if (!isLoopbackHost(req.header('host'))) return 'Development tokens are served only for a loopback Host (localhost, 127.0.0.1, [::1]) (auth.devTokens).';
 	if (trustProxy && !isLoopback(clientAddress(req.remoteAddress, req.header('x-forwarded-for'), true))) {
