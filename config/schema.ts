@@ -116,7 +116,7 @@ export const configSchema = z.strictObject({
 			}),
 			devTokens: option(z.enum(['off', 'loopback', 'any']).default('loopback'), {
 				description:
-					'Development token endpoint POST /dev/token used by the demo page: `loopback` serves only clients on this machine (direct requests: a loopback socket address, a loopback Host header, no Forwarded, X-Forwarded-* or X-Real-IP headers), `any` serves everyone (never on a public server), `off` disables it. Production turns it off: set `off` on any server others can reach (a warning is logged at startup while it is on and http.host is not a loopback address).',
+					'Development token endpoint POST /dev/token used by the demo page: `loopback` serves only clients on this machine (direct requests: a loopback socket address, a loopback Host header, and no header a proxy adds: Forwarded, Via, any X-Forwarded-*, X-Real-IP, X-Client-IP, True-Client-IP, CF-Connecting-IP, X-Cluster-Client-IP), `any` serves everyone (never on a public server), `off` disables it. Production turns it off: set `off` on any server others can reach (a warning is logged at startup while it is on and http.host is not a loopback address).',
 			}),
 			devTokenTtlS: option(z.number().int().min(60).max(7 * 86_400).default(3600), {
 				description: 'Lifetime of tokens from /dev/token.',
@@ -297,6 +297,16 @@ export const configSchema = z.strictObject({
 			maxRecordingsPerUser: option(z.number().int().min(0).max(10_000).default(2), {
 				description: 'Recordings one user may run at once on this node; one more gets E_TOO_MANY_USER_RECORDINGS. 0 turns the limit off.',
 				unit: 'recordings',
+			}),
+			maxStoredBytesPerUser: option(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(512 * 1_048_576), {
+				description:
+					"Bytes of voice messages one user may store (their files; a message still being converted counts with its upload's size, an unfinished upload with its Upload-Length). Checked when an upload is created (413 E_STORED_BYTES_QUOTA when its Upload-Length does not fit) and when a recording starts (E_STORED_BYTES_QUOTA when nothing is left); a recording that fills what is left stops itself with the reason \"stored bytes quota reached\" and keeps what it recorded. Failed messages do not count; deleting messages frees room. 0 turns the limit off.",
+				unit: 'bytes',
+			}),
+			maxStoredMessagesPerUser: option(z.number().int().min(0).max(100_000_000).default(1000), {
+				description:
+					'Voice messages one user may store (those not failed, unfinished uploads included); one more upload or recording gets E_STORED_MESSAGES_QUOTA (409). Deleting messages frees room. 0 turns the limit off.',
+				unit: 'messages',
 			}),
 			maxPendingUploadsPerUser: option(z.number().int().min(0).max(100_000).default(4), {
 				description:

@@ -99,6 +99,16 @@ export const ERROR_CODES = {
 		httpStatus: 429,
 		when: 'tus: POST while the user holds `voice.maxPendingUploadsPerUser` unfinished uploads (`Retry-After` and `retryAfterMs`: until the oldest expires)',
 	},
+	E_STORED_BYTES_QUOTA: {
+		message: 'Your voice messages use all the storage you may use; delete some first.',
+		httpStatus: 413,
+		when: '`startRecording`, or tus: POST whose `Upload-Length` does not fit, while the user stores `voice.maxStoredBytesPerUser` (unfinished uploads count with their `Upload-Length`)',
+	},
+	E_STORED_MESSAGES_QUOTA: {
+		message: 'You store as many voice messages as you may; delete some first.',
+		httpStatus: 409,
+		when: '`startRecording`, or tus: POST, while the user stores `voice.maxStoredMessagesPerUser` messages (unfinished uploads included)',
+	},
 	E_STORAGE_UNAVAILABLE: {
 		message: 'Voice messages cannot be stored right now (storage full or not writable).',
 		httpStatus: 503,

@@ -2,7 +2,7 @@
 // upload server, post-processing (hash, waveform, transcode), metadata, and the status
 // notifications recipients get. Owns every running recording and closes them at shutdown.
 import { randomUUID } from 'node:crypto';
-import { copyFile, link, rm } from 'node:fs/promises';
+import { copyFile, link, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { types as ms } from 'mediasoup';
 import { channelAllowed, type AccessClaims } from '../auth/accessToken.js';
@@ -49,6 +49,11 @@ export interface VoiceMessageServiceOptions {
 	maxConcurrentRecordings: number;
 	/** Recordings one user may run at once on this node; 0 or absent: no limit. */
 	maxRecordingsPerUser?: number;
+	/** Bytes and messages one user may store (voice.maxStored*PerUser); 0 or absent: no limit. */
+	maxStoredBytesPerUser?: number;
+	maxStoredMessagesPerUser?: number;
+	/** How often a running recording's file size is compared with its owner's bytes left (default 1 s). */
+	quotaCheckIntervalMs?: number;
 	/** The upload server's directory (uploads are `<id>.part` there): where an upload whose
 	 * conversion a shutdown interrupted is found again at the next start. */
 	uploadsDir?: string;
@@ -122,6 +127,29 @@ export class VoiceMessageService {
 		}
 	}
 
+	/**
+	 * Why `ownerId` may not store `adding` more (bytes and messages, e.g. an upload's
+	 * Upload-Length and 1, plus what their unfinished uploads promise), or undefined.
+	 * Resolves the bytes still free too (Infinity without a limit).
+	 */
+	async storedQuota(ownerId: string, adding: { bytes: number; messages: number }): Promise<{ refusal: RequestError | undefined; bytesLeft: number }> {
+		const maxBytes = this.#o.maxStoredBytesPerUser ?? 0;
+		const maxMessages = this.#o.maxStoredMessagesPerUser ?? 0;
+		if (maxBytes === 0 && maxMessages === 0) return { refusal: undefined, bytesLeft: Infinity };
+		const usage = await this.#o.store.usageOf(ownerId);
+		const bytesLeft = maxBytes === 0 ? Infinity : maxBytes - usage.bytes - adding.bytes;
+		if (maxMessages > 0 && usage.messages + adding.messages > maxMessages) {
+			return { refusal: new RequestError('E_STORED_MESSAGES_QUOTA', `You store ${usage.messages} voice messages of the ${maxMessages} you may (unfinished uploads included); delete some first.`), bytesLeft };
+		}
+		if (bytesLeft < 0 || (adding.bytes === 0 && bytesLeft <= 0)) {
+			return {
+				refusal: new RequestError('E_STORED_BYTES_QUOTA', `Your voice messages use ${usage.bytes} bytes of the ${maxBytes} you may store${adding.bytes > 0 ? `; ${adding.bytes} more do not fit` : ''}; delete some first.`),
+				bytesLeft,
+			};
+		}
+		return { refusal: undefined, bytesLeft };
+	}
+
 	/** Recordings of `ownerId` running or starting on this node. */
 	recordingsOf(ownerId: string): number {
 		let count = this.#startingByOwner.get(ownerId) ?? 0;
@@ -143,6 +171,8 @@ export class VoiceMessageService {
 	}
 
 	async #startRecording(ownerId: string, destination: Destination, router: ms.Router, producer: ms.Producer): Promise<VoiceMessage> {
+		const quota = await this.storedQuota(ownerId, { bytes: 0, messages: 1 });
+		if (quota.refusal) throw quota.refusal;
 		const now = Date.now();
 		const message: VoiceMessage = { id: randomUUID(), ownerId, destination, source: 'recording', status: 'recording', nodeId: this.#o.nodeId, createdAt: now, updatedAt: now };
 		const refused = (err: unknown): never => {
@@ -164,11 +194,13 @@ export class VoiceMessageService {
 			await rm(path, { force: true }).catch(() => undefined);
 			return refused(err);
 		}
-		const entry: RecordingEntry = { recording, ownerId, committed: undefined, discarded: false };
+		const entry: RecordingEntry = { recording, ownerId, committed: undefined, discarded: false, quotaReached: false };
 		this.#recordings.set(message.id, entry);
+		const quotaWatch = Number.isFinite(quota.bytesLeft) ? this.#watchStoredBytes(entry, path, quota.bytesLeft) : undefined;
 		// 'finished' fires before stop() resolves, so stopRecording can wait for the commit.
 		recording.once('finished', (result) => {
-			entry.committed = this.#onRecordingFinished(message.id, result, entry.discarded).catch(async (err: unknown) => {
+			clearInterval(quotaWatch);
+			entry.committed = this.#onRecordingFinished(message.id, result, entry).catch(async (err: unknown) => {
 				await this.#failUnsaved(message.id, err);
 				throw storageRequestError(err)!; // stopRecording answers it
 			});
@@ -193,7 +225,26 @@ export class VoiceMessageService {
 		return (await this.#o.store.get(id))!;
 	}
 
-	async #onRecordingFinished(id: string, result: RecordingResult, discarded: boolean): Promise<void> {
+	/** Stops the recording once its file takes the owner's last stored bytes (checked every
+	 * quotaCheckIntervalMs: it may pass them by what one interval records, a few KiB). */
+	#watchStoredBytes(entry: RecordingEntry, file: string, bytesLeft: number): NodeJS.Timeout {
+		const timer = setInterval(() => {
+			void stat(file).then(
+				(info) => {
+					if (info.size < bytesLeft || entry.quotaReached) return;
+					entry.quotaReached = true;
+					clearInterval(timer);
+					void entry.recording.stop('stopped');
+				},
+				() => undefined,
+			);
+		}, this.#o.quotaCheckIntervalMs ?? 1000);
+		timer.unref();
+		return timer;
+	}
+
+	async #onRecordingFinished(id: string, result: RecordingResult, entry: RecordingEntry): Promise<void> {
+		const { discarded } = entry;
 		this.#recordings.delete(id);
 		this.#o.events?.recordingFinished?.(result);
 		const recording = { ...result.counts, ...(result.consumerPacketCount !== undefined && { packetsForwarded: result.consumerPacketCount }) };
@@ -221,7 +272,7 @@ export class VoiceMessageService {
 			if (m) void this.#o.storage.remove(m);
 			return;
 		}
-		await this.#update(id, { ...base, status: 'processing' }, reasonText(result.reason));
+		await this.#update(id, { ...base, status: 'processing' }, entry.quotaReached ? STORED_BYTES_QUOTA_REASON : reasonText(result.reason));
 		this.#track(this.#finishProcessing(id));
 	}
 
@@ -487,7 +538,12 @@ interface RecordingEntry {
 	committed: Promise<void> | undefined;
 	/** Started for a request whose client was told it failed: failed, not kept, when it ends. */
 	discarded: boolean;
+	/** Stopped because its file took the owner's last stored bytes. */
+	quotaReached: boolean;
 }
+
+/** The reason a recording stopped by voice.maxStoredBytesPerUser is sent with. */
+export const STORED_BYTES_QUOTA_REASON = 'stored bytes quota reached';
 
 function reasonText(reason: StopReason): string | undefined {
 	return reason === 'stopped' ? undefined : reason;

@@ -12,6 +12,8 @@ import { ParleyServer } from '../../server/ParleyServer.js';
 import { mintAccessToken, type MintOptions } from '../../server/auth/accessToken.js';
 import { CLOSE_CODES, PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
 import type { ErrorCode } from '../../protocol/errors.js';
+import { STORED_BYTES_QUOTA_REASON } from '../../server/voice/VoiceMessageService.js';
+import { encodeTone } from '../helpers/audio.js';
 
 const SECRET = 'quota-test-secret-that-is-long-enough-012345';
 const KEY = new TextEncoder().encode(SECRET);
@@ -203,6 +205,25 @@ describe('quotas', () => {
 			expect((await createUpload(s, ada)).status).toBe(429);
 		});
 
+		it('promised bytes (Upload-Length) and unfinished uploads count toward voice.maxStoredBytesPerUser and maxStoredMessagesPerUser', async () => {
+			const s = await start({ PARLEY_VOICE_MAX_STORED_BYTES_PER_USER: String(50 * 1_048_576), PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '0' });
+			const ada = await token('ada');
+			expect((await createUpload(s, ada)).status).toBe(201);
+			expect((await createUpload(s, ada)).status).toBe(201);
+			const over = await createUpload(s, ada);
+			expect(over.status).toBe(413);
+			expect(((await over.json()) as { error: { code: string } }).error.code).toBe('E_STORED_BYTES_QUOTA');
+			expect((await createUpload(s, await token('bob'))).status).toBe(201);
+
+			const t = await start({ PARLEY_VOICE_MAX_STORED_MESSAGES_PER_USER: '2', PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '0' });
+			expect((await createUpload(t, ada)).status).toBe(201);
+			expect((await createUpload(t, ada)).status).toBe(201);
+			const tooMany = await createUpload(t, ada);
+			expect(tooMany.status).toBe(409);
+			expect(((await tooMany.json()) as { error: { code: string } }).error.code).toBe('E_STORED_MESSAGES_QUOTA');
+			await s.shutdown('test end');
+		});
+
 		it('concurrent creations cannot pass the limit together', async () => {
 			const s = await start({ PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '4' });
 			const ada = await token('ada');
@@ -227,11 +248,13 @@ describe('quotas', () => {
 
 		it('figure: unfinished 20 MiB uploads one user creates in a burst of 50, with the default quota and with none', async () => {
 			const figures: Record<string, number> = {};
-			for (const [label, limit] of [
-				['default', undefined],
-				['off (0)', '0'],
+			const off = { PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '0', PARLEY_VOICE_MAX_STORED_BYTES_PER_USER: '0', PARLEY_VOICE_MAX_STORED_MESSAGES_PER_USER: '0' };
+			for (const [label, env] of [
+				['default', {}],
+				['stored bytes only (512 MiB default)', { PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '0' }],
+				['off (0)', off],
 			] as const) {
-				const s = await start(limit === undefined ? {} : { PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: limit });
+				const s = await start(env);
 				const ada = await token('ada');
 				let createdCount = 0;
 				for (let i = 0; i < 50; i++) if ((await createUpload(s, ada)).status === 201) createdCount++;
@@ -241,6 +264,7 @@ describe('quotas', () => {
 			}
 			console.info(`unfinished 20 MiB uploads one user created out of 50: ${JSON.stringify(figures)}`);
 			expect(figures['off (0)']).toBe(50);
+			expect(figures['stored bytes only (512 MiB default)']).toBe(25);
 			expect(figures.default).toBe(4);
 		});
 	});
@@ -256,6 +280,29 @@ describe('quotas', () => {
 			if (!first.ok) throw new Error('unreachable');
 			expect(errorCode(await client.request('stopRecording', { voiceMessageId: first.data.voiceMessageId }))).toBe('OK');
 			// Its place is free again (the same producer may be recorded again).
+			expect(errorCode(await client.request('startRecording', body))).toBe('OK');
+		});
+
+		it('a recording stops itself with a reason when it fills the stored-bytes quota, and none starts with nothing left', async () => {
+			const capBytes = 6000;
+			recording = await startRecordingPublisher(SECRET, { PARLEY_VOICE_MAX_STORED_BYTES_PER_USER: String(capBytes) });
+			const { server: s, client, publisher } = recording;
+			const body = { producerId: publisher.producerId, destination: { kind: 'channel' as const, channel: 'room' } };
+			const started = await client.request('startRecording', body);
+			if (!started.ok) throw new Error(`startRecording: ${started.error.code}`);
+			const id = started.data.voiceMessageId;
+			const stopped = client.waitFor('voiceMessage', (d) => d.message.id === id && d.reason === STORED_BYTES_QUOTA_REASON, 20_000);
+			await publisher.send(encodeTone(440, 250)); // 5 s, far more than the quota holds
+			await stopped;
+			const ready = await client.waitFor('voiceMessage', (d) => d.message.id === id && d.message.status === 'ready', 10_000);
+			console.info(`recording stopped by a ${capBytes}-byte quota at ${ready.message.sizeBytes} bytes, ${ready.message.durationMs} ms`);
+			// Checked once a second: it may pass what was left by about a second of audio.
+			expect(ready.message.sizeBytes!).toBeLessThan(capBytes + 16_384);
+			expect(ready.message.durationMs!).toBeLessThan(8000);
+			expect(errorCode(await client.request('startRecording', body))).toBe('E_STORED_BYTES_QUOTA');
+			// Deleting frees the room again.
+			const ada = { userId: 'ada', displayName: 'ada', channels: ['room'], grants: { canPublish: true, canSubscribe: false, canRecord: true }, expiresAt: Date.now() / 1000 + 600 };
+			expect(await s.voice.delete(ada, id)).toBe(true);
 			expect(errorCode(await client.request('startRecording', body))).toBe('OK');
 		});
 

@@ -26,7 +26,9 @@ import {
 	InvalidCursorError,
 	parseCursor,
 	VoiceStoreUnavailableError,
+	usageOfMessages,
 	type ListOptions,
+	type StoredUsage,
 	type UpdateCondition,
 	type VoiceMessagePage,
 	type VoiceMessagePatch,
@@ -43,16 +45,19 @@ const KEY_PREFIX = 'parley:vm:';
 const messageKey = (id: string) => `${KEY_PREFIX}${id}`;
 const destinationKey = (d: Destination) => `${KEY_PREFIX}dest:${formatDestination(d)}`;
 const statusKey = (s: VoiceMessageStatus) => `${KEY_PREFIX}status:${s}`;
+/** Ids of one owner's messages (usageOf: the per-user quotas). */
+const ownerKey = (ownerId: string) => `${KEY_PREFIX}owner:${ownerId}`;
 /** Compare-and-set attempts before an update gives up (only under heavy contention on one id). */
 const MAX_CAS_ATTEMPTS = 20;
 
-// KEYS: message, destination index, status index, stream
+// KEYS: message, destination index, status index, stream, owner index
 // ARGV: id, record, status, createdAt, appendEvent (0/1), maxLen, event fields...
 const INSERT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'record', ARGV[2], 'status', ARGV[3], 'ver', 1)
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
 if ARGV[5] == '1' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 7)) end
 return 1`;
 
@@ -68,13 +73,14 @@ end
 if ARGV[5] == '1' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 7)) end
 return 1`;
 
-// KEYS: message, destination index, status index, stream
+// KEYS: message, destination index, status index, stream, owner index
 // ARGV: id, expected ver, appendEvent (0/1), maxLen, event fields...
 const DELETE = `
 if redis.call('HGET', KEYS[1], 'ver') ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[1])
 if ARGV[3] == '1' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 5)) end
 return 1`;
 
@@ -125,7 +131,7 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 		const event = lifecycleEvent(undefined, m, this.#o.nodeId);
 		const inserted = await this.#run(
 			SCRIPTS.insert,
-			[messageKey(m.id), destinationKey(m.destination), statusKey(m.status), this.#streamKey],
+			[messageKey(m.id), destinationKey(m.destination), statusKey(m.status), this.#streamKey, ownerKey(m.ownerId)],
 			[m.id, JSON.stringify(m), m.status, String(m.createdAt), ...this.#eventArgs(event)],
 		);
 		if (inserted !== 1) throw new DuplicateVoiceMessageError(`voice message ${m.id} exists`);
@@ -187,13 +193,27 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 		return found;
 	}
 
+	async usageOf(ownerId: string): Promise<StoredUsage> {
+		const ids = await this.#reach(() => this.#redis.smembers(ownerKey(ownerId)));
+		if (ids.length === 0) return { messages: 0, bytes: 0 };
+		const pipeline = this.#redis.pipeline();
+		for (const id of ids) pipeline.hget(messageKey(id), 'record');
+		const replies = (await this.#reach(() => pipeline.exec())) ?? [];
+		const messages: VoiceMessage[] = [];
+		for (const [err, record] of replies) {
+			if (err) throw err;
+			if (typeof record === 'string') messages.push(JSON.parse(record) as VoiceMessage);
+		}
+		return usageOfMessages(messages);
+	}
+
 	async delete(id: string): Promise<boolean> {
 		for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
 			const current = await this.#read(id);
 			if (!current) return false;
 			const m = current.message;
 			const event = lifecycleEvent(m, undefined, this.#o.nodeId);
-			const removed = await this.#run(SCRIPTS.delete, [messageKey(id), destinationKey(m.destination), statusKey(m.status), this.#streamKey], [id, current.ver, ...this.#eventArgs(event)]);
+			const removed = await this.#run(SCRIPTS.delete, [messageKey(id), destinationKey(m.destination), statusKey(m.status), this.#streamKey, ownerKey(m.ownerId)], [id, current.ver, ...this.#eventArgs(event)]);
 			if (removed === 1) {
 				this.#emit(event);
 				return true;

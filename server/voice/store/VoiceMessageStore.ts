@@ -42,8 +42,32 @@ export interface VoiceMessageStore {
 	/** Newest first. Rejects with InvalidCursorError for a malformed cursor. */
 	listFor(destination: Destination, options: ListOptions): Promise<VoiceMessagePage>;
 	listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]>;
+	/** What `ownerId` stores now (the per-user quotas): see usageOfMessages. */
+	usageOf(ownerId: string): Promise<StoredUsage>;
 	delete(id: string): Promise<boolean>;
 	close(): Promise<void>;
+}
+
+/** One owner's stored voice messages: how many, and their bytes. */
+export interface StoredUsage {
+	messages: number;
+	bytes: number;
+}
+
+/**
+ * Failed messages count for nothing (their files are removed). A message's bytes are its
+ * stored file's (sizeBytes) once known, until then its upload's (originalSizeBytes): what it
+ * is about to take. A running recording counts as a message of 0 bytes (its own cap bounds it).
+ */
+export function usageOfMessages(messages: Iterable<VoiceMessage>): StoredUsage {
+	let count = 0;
+	let bytes = 0;
+	for (const m of messages) {
+		if (m.status === 'failed') continue;
+		count++;
+		bytes += m.sizeBytes ?? m.originalSizeBytes ?? 0;
+	}
+	return { messages: count, bytes };
 }
 
 export interface VoiceMessageStoreOptions {
@@ -88,6 +112,7 @@ export class SqliteVoiceMessageStore implements VoiceMessageStore {
 	readonly #list: Database.Statement;
 	readonly #listBefore: Database.Statement;
 	readonly #byStatus: Database.Statement;
+	readonly #byOwner: Database.Statement;
 	readonly #delete: Database.Statement;
 	readonly #o: VoiceMessageStoreOptions;
 
@@ -109,6 +134,7 @@ export class SqliteVoiceMessageStore implements VoiceMessageStore {
 			);
 			CREATE INDEX IF NOT EXISTS voice_messages_by_destination ON voice_messages (destination, created_at DESC, id DESC);
 			CREATE INDEX IF NOT EXISTS voice_messages_by_status ON voice_messages (status);
+			CREATE INDEX IF NOT EXISTS voice_messages_by_owner ON voice_messages (owner_id);
 		`);
 		this.#insert = this.#db.prepare('INSERT INTO voice_messages (id, owner_id, destination, status, created_at, record) VALUES (?, ?, ?, ?, ?, ?)');
 		this.#update = this.#db.prepare('UPDATE voice_messages SET status = ?, record = ? WHERE id = ?');
@@ -118,6 +144,7 @@ export class SqliteVoiceMessageStore implements VoiceMessageStore {
 			'SELECT record FROM voice_messages WHERE destination = ? AND (created_at < ? OR (created_at = ? AND id < ?)) ORDER BY created_at DESC, id DESC LIMIT ?',
 		);
 		this.#byStatus = this.#db.prepare('SELECT record FROM voice_messages WHERE status = ?');
+		this.#byOwner = this.#db.prepare("SELECT record FROM voice_messages WHERE owner_id = ? AND status != 'failed'");
 		this.#delete = this.#db.prepare('DELETE FROM voice_messages WHERE id = ?');
 	}
 
@@ -173,6 +200,11 @@ export class SqliteVoiceMessageStore implements VoiceMessageStore {
 
 	async listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]> {
 		return (this.#byStatus.all(status) as { record: string }[]).map((r) => JSON.parse(r.record) as VoiceMessage);
+	}
+
+	async usageOf(ownerId: string): Promise<StoredUsage> {
+		const rows = this.#byOwner.all(ownerId) as { record: string }[];
+		return usageOfMessages(rows.map((r) => JSON.parse(r.record) as VoiceMessage));
 	}
 
 	async delete(id: string): Promise<boolean> {

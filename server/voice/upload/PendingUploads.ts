@@ -10,19 +10,36 @@ export interface PendingUploadRefusal {
 	retryAfterMs: number;
 }
 
+export interface PendingUpload {
+	expiresAt: number;
+	lengthBytes: number;
+}
+
 export class PendingUploads {
 	readonly #limit: number;
-	/** ownerId -> upload id -> expiresAt (ms since epoch). Reservations use their own keys. */
-	readonly #byOwner = new Map<string, Map<string, number>>();
+	/** ownerId -> upload id -> its expiry (ms since epoch) and Upload-Length. Reservations use their own keys. */
+	readonly #byOwner = new Map<string, Map<string, PendingUpload>>();
 	#seeded: Promise<void> | undefined;
 
-	/** `limit` 0: no limit (nothing is tracked). */
-	constructor(limit: number) {
+	readonly #tracked: boolean;
+
+	/** `limit` 0: no count limit. `tracked`: keep the index even so (the stored-bytes quota
+	 * counts the promised bytes); nothing is tracked when neither needs it. */
+	constructor(limit: number, tracked = limit > 0) {
 		this.#limit = limit;
+		this.#tracked = tracked || limit > 0;
 	}
 
 	get enabled(): boolean {
-		return this.#limit > 0;
+		return this.#tracked;
+	}
+
+	/** What `ownerId`'s unexpired unfinished uploads promise: how many, and their Upload-Lengths. */
+	promised(ownerId: string, nowMs = Date.now()): { messages: number; bytes: number } {
+		const messages = this.count(ownerId, nowMs);
+		let bytes = 0;
+		for (const p of this.#byOwner.get(ownerId)?.values() ?? []) bytes += p.lengthBytes;
+		return { messages, bytes };
 	}
 
 	/** Reads the records on disk once: uploads created before this start count too. */
@@ -31,7 +48,7 @@ export class PendingUploads {
 			for (const id of await store.ids().catch(() => [])) {
 				await store
 					.withUpload(id, async (upload) => {
-						if (upload && !upload.record.completed) this.#entries(upload.record.ownerId).set(id, upload.record.expiresAt);
+						if (upload && !upload.record.completed) this.#entries(upload.record.ownerId).set(id, { expiresAt: upload.record.expiresAt, lengthBytes: upload.record.lengthBytes });
 					})
 					.catch(() => undefined); // an unreadable record is the sweep's to report
 			}
@@ -43,7 +60,7 @@ export class PendingUploads {
 	count(ownerId: string, nowMs = Date.now()): number {
 		const entries = this.#byOwner.get(ownerId);
 		if (!entries) return 0;
-		for (const [id, expiresAt] of entries) if (expiresAt <= nowMs) entries.delete(id);
+		for (const [id, p] of entries) if (p.expiresAt <= nowMs) entries.delete(id);
 		if (entries.size === 0) this.#byOwner.delete(ownerId);
 		return entries.size;
 	}
@@ -52,23 +69,24 @@ export class PendingUploads {
 	 * Takes a place for one more upload of `ownerId` (synchronously, so concurrent creations
 	 * cannot both take the last one): a key to confirm or release, or the refusal.
 	 */
-	reserve(ownerId: string, expiresAt: number, nowMs = Date.now()): { key: string } | { refused: PendingUploadRefusal } {
+	reserve(ownerId: string, upload: PendingUpload, nowMs = Date.now()): { key: string } | { refused: PendingUploadRefusal } {
 		if (!this.enabled) return { key: '' };
-		if (this.count(ownerId, nowMs) >= this.#limit) {
-			const oldest = Math.min(...this.#byOwner.get(ownerId)!.values());
+		if (this.#limit > 0 && this.count(ownerId, nowMs) >= this.#limit) {
+			const oldest = Math.min(...[...this.#byOwner.get(ownerId)!.values()].map((p) => p.expiresAt));
 			return { refused: { limit: this.#limit, retryAfterMs: Math.max(1, oldest - nowMs) } };
 		}
 		const key = `reserved:${Math.random().toString(36).slice(2)}:${nowMs}`;
-		this.#entries(ownerId).set(key, expiresAt);
+		this.#entries(ownerId).set(key, upload);
 		return { key };
 	}
 
 	/** The reserved place now holds upload `id` (or is given back when `id` is undefined). */
-	settle(ownerId: string, key: string, id: string | undefined, expiresAt: number): void {
+	settle(ownerId: string, key: string, id: string | undefined): void {
 		if (!this.enabled) return;
 		const entries = this.#entries(ownerId);
+		const reserved = entries.get(key);
 		entries.delete(key);
-		if (id !== undefined) entries.set(id, expiresAt);
+		if (id !== undefined && reserved) entries.set(id, reserved);
 		else if (entries.size === 0) this.#byOwner.delete(ownerId);
 	}
 
@@ -80,7 +98,7 @@ export class PendingUploads {
 		if (entries.size === 0) this.#byOwner.delete(ownerId);
 	}
 
-	#entries(ownerId: string): Map<string, number> {
+	#entries(ownerId: string): Map<string, PendingUpload> {
 		let entries = this.#byOwner.get(ownerId);
 		if (!entries) {
 			entries = new Map();

@@ -103,6 +103,12 @@ export interface TusUploadServerOptions {
 	rateLimits?: HttpRateLimits;
 	/** Unfinished uploads one user may hold (voice.maxPendingUploadsPerUser); 0 or absent: no limit. */
 	maxPendingPerUser?: number;
+	/**
+	 * The stored-bytes and stored-messages quotas: why `ownerId` may not store `adding` more
+	 * (an upload's Upload-Length and 1, plus what their other unfinished uploads promise), or
+	 * undefined. Absent: no such quota.
+	 */
+	storedQuota?: (ownerId: string, adding: { bytes: number; messages: number }) => Promise<RequestError | undefined>;
 }
 
 const DEFAULT_MAX_CHUNK_BYTES = 8 * 1_048_576;
@@ -144,7 +150,7 @@ export class TusUploadServer {
 		this.#options = options;
 		this.#log = options.log;
 		this.#store = new UploadStore(options.dir, options.log);
-		this.#pending = new PendingUploads(options.maxPendingPerUser ?? 0);
+		this.#pending = new PendingUploads(options.maxPendingPerUser ?? 0, options.storedQuota !== undefined);
 
 		const base = options.basePath;
 		const routeOptions = { headers: { ...COMMON_HEADERS } };
@@ -279,7 +285,8 @@ export class TusUploadServer {
 
 		const expiresAt = Date.now() + this.#options.expiryMs;
 		if (this.#pending.enabled) await this.#pending.seed(this.#store);
-		const place = this.#pending.reserve(claims.userId, expiresAt);
+		const promised = this.#pending.promised(claims.userId);
+		const place = this.#pending.reserve(claims.userId, { expiresAt, lengthBytes });
 		if ('refused' in place) {
 			const { limit, retryAfterMs } = place.refused;
 			throw new RequestError(
@@ -291,12 +298,15 @@ export class TusUploadServer {
 		}
 		let upload: StoredUpload;
 		try {
+			// With the place taken, so concurrent creations see each other's bytes.
+			const overQuota = await this.#options.storedQuota?.(claims.userId, { bytes: promised.bytes + lengthBytes, messages: promised.messages + 1 });
+			if (overQuota) throw overQuota;
 			upload = await this.#store.create({ ownerId: claims.userId, lengthBytes, destination, fileName, fileType, metadataHeader, expiresAt });
 		} catch (err) {
-			this.#pending.settle(claims.userId, place.key, undefined, expiresAt);
+			this.#pending.settle(claims.userId, place.key, undefined);
 			throw err;
 		}
-		this.#pending.settle(claims.userId, place.key, upload.record.id, expiresAt);
+		this.#pending.settle(claims.userId, place.key, upload.record.id);
 		this.#options.events?.created?.();
 		req.log.info({ uploadId: upload.record.id, ownerId: claims.userId, lengthBytes }, 'upload created');
 		return {
