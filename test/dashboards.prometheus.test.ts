@@ -1,9 +1,9 @@
 // The Grafana dashboards against a real Prometheus: Debian's prometheus scrapes a Parley
-// server (bearer token on) that has served a channel with real RTP (werift publisher and
-// listener), a recording, uploads good and bad, a resumed upload and bad signaling. Then
-// EVERY PromQL expression of EVERY dashboard panel runs through Prometheus's HTTP API and
-// must return at least one series: a panel that queries a metric the server does not
-// export (or a typo) fails here.
+// server (metrics not public, the default: Prometheus sends the bearer token) that has
+// served a channel with real RTP (werift publisher and listener), a recording, uploads good
+// and bad, a resumed upload and bad signaling. Then EVERY PromQL expression of EVERY
+// dashboard panel runs through Prometheus's HTTP API and must return at least one series: a
+// panel that queries a metric the server does not export (or a typo) fails here.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -104,7 +104,7 @@ describe('Grafana dashboards on a real Prometheus', () => {
 
 	it('every PromQL expression of every panel returns at least one series', async () => {
 		server = await ParleyServer.create(
-			await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET, PARLEY_METRICS_STATS_INTERVAL_MS: '250', PARLEY_METRICS_BEARER_TOKEN: METRICS_TOKEN }),
+			await testConfig({ PARLEY_AUTH_JWT_SECRET: SECRET, PARLEY_METRICS_STATS_INTERVAL_MS: '250', PARLEY_METRICS_BEARER_TOKEN: METRICS_TOKEN, PARLEY_METRICS_PUBLIC: 'false' }),
 			testLogger(),
 		);
 		const port = server.http.port;
