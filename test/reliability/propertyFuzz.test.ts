@@ -14,6 +14,7 @@
 //     fuzz aimed at, still gets correct replies, and /healthz is 200.
 // PARLEY_FUZZ_SEED=<n> replays a run (the seed is printed); FUZZ_RUNS=<n> scales it.
 import http from 'node:http';
+import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -26,8 +27,8 @@ import { expand, frameArbitrary, httpCaseArbitrary, type FrameSpec, type HttpCas
 
 const SEED = process.env.PARLEY_FUZZ_SEED ? Number(process.env.PARLEY_FUZZ_SEED) : 0x0f_a57_c4e;
 const SCALE = process.env.FUZZ_RUNS ? Number(process.env.FUZZ_RUNS) / 100 : 1;
-const SIGNALING_RUNS = Math.round(120 * SCALE);
-const HTTP_RUNS = Math.round(400 * SCALE);
+const SIGNALING_RUNS = Math.round(300 * SCALE);
+const HTTP_RUNS = Math.round(1000 * SCALE);
 const MAX_MESSAGE_BYTES = 16_384;
 const REPLY_TIMEOUT_MS = 5_000;
 const METRICS_TOKEN = 'property-fuzz-metrics-token';
@@ -99,6 +100,7 @@ class CaseConnection {
 	readonly ws: WebSocket;
 	readonly problems: string[] = [];
 	readonly codes: string[] = [];
+	okReplies = 0;
 	readonly known: KnownIds;
 	closed: { code: number; reason: string } | undefined;
 	readonly #welcomed: Promise<void>;
@@ -126,6 +128,7 @@ class CaseConnection {
 					if (left === 0) this.problems.push(`reply to nothing sent: ${raw.toString().slice(0, 200)}`);
 					else this.#waiting.set(key, left - 1);
 					if (msg.ok === false) this.codes.push(String((msg.error as { code?: unknown })?.code));
+					else this.okReplies++;
 				}
 				this.#learn(msg.data);
 				this.#wake?.();
@@ -184,6 +187,8 @@ class CaseConnection {
 interface Tally {
 	cases: number;
 	frames: number;
+	/** Success replies: how deep the fuzz got. */
+	ok: number;
 	codes: Record<string, number>;
 	closes: Record<string, number>;
 }
@@ -218,6 +223,14 @@ function successStatusesFor(pathname: string): number[] {
 	// Static files of the demo app, when it is built.
 	if (/^\/[^/]+\.[a-z0-9]+$/.test(pathname)) return [200];
 	return [];
+}
+
+/** A route's pattern, for the summary. */
+function routeOf(pathname: string): string {
+	if (/^\/voice\/messages\/[^/]*\/audio$/.test(pathname)) return '/voice/messages/:id/audio';
+	if (/^\/voice\/messages\/[^/]*$/.test(pathname)) return '/voice/messages/:id';
+	if (/^\/voice\/uploads\/[^/]*$/.test(pathname)) return '/voice/uploads/:id';
+	return ['/healthz', '/readyz', '/metrics', '/dev/token', '/voice/uploads', '/voice/messages', '/'].includes(pathname) ? pathname : 'other';
 }
 
 /** Error statuses documented for a route: every table code's status except E_INTERNAL's,
@@ -281,14 +294,21 @@ describe('property-based fuzz of the signaling protocol and the HTTP API', () =>
 
 	it(`answers ${SIGNALING_RUNS} generated request sequences with documented replies and close codes`, async () => {
 		const sessionsBefore = h.server.signaling.sessionCount;
-		const tally: Tally = { cases: 0, frames: 0, codes: {}, closes: {} };
+		const tally: Tally = { cases: 0, frames: 0, ok: 0, codes: {}, closes: {} };
 		const other = { otherTransport: [bystander.transportId], otherProducer: [speaker.publisher.producerId], otherPeer: [bystander.peerId, speaker.peerId] };
 		let user = 0;
-		const property = fc.asyncProperty(fc.array(frameArbitrary(rtpCapabilities), { minLength: 1, maxLength: 10 }), fc.boolean(), async (frames, pipelined) => {
+		// Most cases start joined (to the bystanders' channel or another), so the fuzz gets
+		// past E_NOT_JOINED to transports, producers and recordings.
+		const firstJoin = fc.oneof({ arbitrary: fc.constantFrom('room', 'room', 'fuzz-a'), weight: 4 }, { arbitrary: fc.constant(undefined), weight: 1 });
+		const property = fc.asyncProperty(firstJoin, fc.array(frameArbitrary(rtpCapabilities), { minLength: 1, maxLength: 12 }), fc.boolean(), async (channel, frames, pipelined) => {
 			tally.cases++;
 			const conn = new CaseConnection(h.wsUrl(await h.token({ userId: `prop-fuzz-${++user}` })), other);
 			try {
 				await conn.welcomed();
+				if (channel !== undefined) {
+					conn.send(JSON.stringify({ id: 0, method: 'join', data: { channel, rtpCapabilities } }));
+					await conn.drain();
+				}
 				let largestFrameBytes = 0;
 				for (const spec of frames) {
 					if (conn.closed) break;
@@ -300,6 +320,7 @@ describe('property-based fuzz of the signaling protocol and the HTTP API', () =>
 				}
 				await conn.drain();
 				for (const code of conn.codes) tally.codes[code] = (tally.codes[code] ?? 0) + 1;
+				tally.ok += conn.okReplies;
 				if (conn.closed) {
 					tally.closes[conn.closed.code] = (tally.closes[conn.closed.code] ?? 0) + 1;
 					if (!documentedClose(conn.closed.code, largestFrameBytes)) conn.problems.push(`undocumented close ${conn.closed.code} ${conn.closed.reason}`);
@@ -317,6 +338,25 @@ describe('property-based fuzz of the signaling protocol and the HTTP API', () =>
 		await bystanderIsServed();
 	}, 120_000);
 
+	it('never sends a body with a HEAD reply, whichever route answers it (found by this fuzz)', async () => {
+		// A HEAD followed by a GET on one connection: the GET's reply must follow the HEAD's
+		// head directly. Before, the catch-all 404 sent its JSON body, which a proxy or client
+		// on the connection read as the start of the next response.
+		for (const target of ['/healthz', '/nope', '/dev/token', '/voice/messages']) {
+			const raw = await new Promise<string>((resolve, reject) => {
+				let text = '';
+				const s = net.connect(h.server.http.port, '127.0.0.1', () =>
+					s.write(`HEAD ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`),
+				);
+				s.on('data', (d: Buffer) => (text += d.toString()));
+				s.on('end', () => resolve(text));
+				s.on('error', reject);
+			});
+			const headEnd = raw.indexOf('\r\n\r\n') + 4;
+			expect(raw.slice(headEnd, headEnd + 12), `HEAD ${target}: ${raw.slice(0, 300)}`).toBe('HTTP/1.1 200');
+		}
+	});
+
 	it(`answers ${HTTP_RUNS} generated HTTP requests with documented statuses and error codes`, async () => {
 		const ada = { userId: 'ada', token: await h.token({ userId: 'ada' }) };
 		const bob = await h.token({ userId: 'bob' });
@@ -328,6 +368,7 @@ describe('property-based fuzz of the signaling protocol and the HTTP API', () =>
 		expect(created.status).toBe(201);
 		const adaUpload = created.headers.get('location')!.split('/').at(-1)!;
 		const statuses: Record<string, number> = {};
+		const byRoute: Record<string, Record<number, number>> = {};
 		const property = fc.asyncProperty(httpCaseArbitrary({ own: () => adaUpload, tokens: [ada.token, bob, METRICS_TOKEN] }), async (c) => {
 			let reply: Awaited<ReturnType<typeof exchange>>;
 			try {
@@ -343,6 +384,8 @@ describe('property-based fuzz of the signaling protocol and the HTTP API', () =>
 			}
 			const pathname = c.target.split('?')[0]!;
 			statuses[reply.status] = (statuses[reply.status] ?? 0) + 1;
+			const route = routeOf(pathname);
+			byRoute[route] = { ...byRoute[route], [reply.status]: (byRoute[route]?.[reply.status] ?? 0) + 1 };
 			const allowed = new Set([...successStatusesFor(pathname), ...errorStatusesFor(pathname)]);
 			const what = `${c.method} ${c.target.slice(0, 120)} -> ${reply.status} ${reply.body.slice(0, 200)}`;
 			expect(allowed.has(reply.status), `status not documented for the route: ${what}`).toBe(true);
@@ -354,7 +397,7 @@ describe('property-based fuzz of the signaling protocol and the HTTP API', () =>
 		});
 		const started = performance.now();
 		await fc.assert(property, { seed: SEED, numRuns: HTTP_RUNS, endOnFailure: !process.env.FUZZ_SHRINK, verbose: 1 });
-		console.log(`property fuzz, HTTP (seed ${SEED}): ${HTTP_RUNS} requests, statuses ${JSON.stringify(statuses)} in ${Math.round(performance.now() - started)} ms`);
+		console.log(`property fuzz, HTTP (seed ${SEED}): ${HTTP_RUNS} requests, statuses ${JSON.stringify(statuses)}, by route ${JSON.stringify(byRoute)} in ${Math.round(performance.now() - started)} ms`);
 		await waitUntil(() => h.server.http.requestStats.inFlight === 0, 5_000, 'no request left in flight');
 		await bystanderIsServed();
 	}, 120_000);

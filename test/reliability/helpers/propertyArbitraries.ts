@@ -225,26 +225,32 @@ export function httpCaseArbitrary(ids: { own: () => string; tokens: string[] }):
 		fc.constantFrom('..', '%2e%2e', '..%2F..%2Fetc%2Fpasswd', '%00', 'x'.repeat(300), '.uploads', '%C0%AE%C0%AE', ''),
 		fc.string({ maxLength: 40 }).map(encodeURIComponent),
 	);
+	// Weighted toward the real routes so most requests get past routing.
 	const path = fc.oneof(
-		fc.constantFrom('/healthz', '/readyz', '/metrics', '/dev/token', '/voice/uploads', '/voice/messages', '/', '/ws', '/index.html', '/nope', '//healthz', '/healthz/', '/HEALTHZ'),
-		id.map((i) => `/voice/messages/${i}`),
-		id.map((i) => `/voice/messages/${i}/audio`),
-		id.map((i) => `/voice/uploads/${i}`),
+		{ arbitrary: fc.constantFrom('/healthz', '/readyz', '/metrics', '/dev/token', '/voice/uploads', '/voice/uploads', '/voice/messages', '/'), weight: 6 },
+		{ arbitrary: fc.constantFrom('/ws', '/index.html', '/nope', '//healthz', '/healthz/', '/HEALTHZ', '/voice/uploads/', '/voice//messages'), weight: 1 },
+		{ arbitrary: id.map((i) => `/voice/messages/${i}`), weight: 2 },
+		{ arbitrary: id.map((i) => `/voice/messages/${i}/audio`), weight: 2 },
+		{ arbitrary: id.map((i) => `/voice/uploads/${i}`), weight: 4 },
 		// uWebSockets.js leaves a target without its leading slash unanswered until its idle
 		// timeout, before any of our code runs: not ours to assert on.
-		fc.webPath().map((p) => (p.startsWith('/') ? p : `/${p}`)),
-		fc.string({ maxLength: 80 }).map((s) => `/${encodeURIComponent(s)}`),
+		{ arbitrary: fc.webPath().map((p) => (p.startsWith('/') ? p : `/${p}`)), weight: 1 },
+		{ arbitrary: fc.string({ maxLength: 80 }).map((s) => `/${encodeURIComponent(s)}`), weight: 1 },
 	);
 	const query = fc.oneof(
 		{ arbitrary: fc.constant(''), weight: 3 },
 		{ arbitrary: fc.constantFrom('?channel=room', '?user=$user', '?channel=room&limit=-1', '?channel=../x', '?channel=room&before=zz', '?user=../../etc', '?channel=room&user=x', '?limit=1e9'), weight: 2 },
 		{ arbitrary: fc.webQueryParameters().map((q) => `?${q}`), weight: 1 },
 	);
-	const auth = fc.oneof(fc.constantFrom(...ids.tokens).map((t) => `Bearer ${t}`), fc.constantFrom('Bearer x.y.z', 'Basic YTpi', 'Bearer ', ''), headerValue);
+	const auth = fc.oneof(
+		{ arbitrary: fc.constantFrom(...ids.tokens).map((t) => `Bearer ${t}`), weight: 6 },
+		{ arbitrary: fc.constantFrom('Bearer x.y.z', 'Basic YTpi', 'Bearer ', ''), weight: 1 },
+		{ arbitrary: headerValue, weight: 1 },
+	);
 	const tusHeaders = fc.record(
 		{
-			'tus-resumable': fc.oneof(fc.constant('1.0.0'), fc.constant('1.0.0'), fc.constantFrom('0.2.2', '1.0', ''), headerValue),
-			'upload-length': fc.oneof(fc.integer({ min: -5, max: 30_000_000 }).map(String), fc.constantFrom('1e3', '0x10', ' 5', '99999999999999999999', 'NaN', ''), headerValue),
+			'tus-resumable': fc.oneof({ arbitrary: fc.constant('1.0.0'), weight: 8 }, { arbitrary: fc.constantFrom('0.2.2', '1.0', ''), weight: 1 }, { arbitrary: headerValue, weight: 1 }),
+			'upload-length': fc.oneof(fc.integer({ min: -5, max: 30_000_000 }).map(String), fc.integer({ min: 1, max: 4096 }).map(String), fc.constantFrom('1e3', '0x10', ' 5', '99999999999999999999', 'NaN', ''), headerValue),
 			'upload-offset': fc.oneof(fc.nat(5000).map(String), fc.constantFrom('-1', '1.5', '18446744073709551616', ''), headerValue),
 			'upload-metadata': fc.oneof(
 				fc.constantFrom('destination Y2hhbm5lbDpyb29t', 'destination dXNlcjouLi8uLi9ldGM=', 'destination not@base64', 'destination Y2hhbm5lbDpyb29t,destination Y2hhbm5lbDpyb29t', ''),
@@ -253,7 +259,7 @@ export function httpCaseArbitrary(ids: { own: () => string; tokens: string[] }):
 			'upload-checksum': fc.oneof(fc.constantFrom('sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk=', 'md5 1B2M2Y8AsgTpgAmY7PhCfg==', 'sha1 !!!'), headerValue),
 			'upload-defer-length': fc.constantFrom('1', '0', 'x'),
 		},
-		{ requiredKeys: [] },
+		{ requiredKeys: ['tus-resumable'] },
 	);
 	const otherHeaders = fc.record(
 		{
@@ -281,16 +287,28 @@ export function httpCaseArbitrary(ids: { own: () => string; tokens: string[] }):
 	return fc
 		.record({
 			method: fc.oneof({ arbitrary: fc.constantFrom('GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'), weight: 8 }, { arbitrary: fc.constantFrom('PUT', 'TRACE', 'PROPFIND', 'FOO'), weight: 1 }),
+			// Mostly a method the route serves, so the request reaches its handler.
+			routeMethod: fc.option(fc.nat(), { freq: 4 }),
 			path,
 			query,
 			tus: tusHeaders,
 			other: otherHeaders,
 			body,
 		})
-		.map(({ method, path, query, tus, other, body }) => ({
-			method,
+		.map(({ method, routeMethod, path, query, tus, other, body }) => ({
+			method: routeMethod === null ? method : (methodsOf(path)[routeMethod % methodsOf(path).length] ?? method),
 			target: path.replace('$own', ids.own()) + query,
 			headers: { ...tus, ...other },
 			body,
 		}));
+}
+
+/** The methods a path's route serves (empty for paths no route serves). */
+function methodsOf(path: string): string[] {
+	if (path === '/dev/token') return ['POST'];
+	if (path === '/voice/uploads') return ['POST', 'OPTIONS'];
+	if (/^\/voice\/uploads\/[^/]*$/.test(path)) return ['HEAD', 'PATCH', 'PATCH', 'DELETE', 'OPTIONS'];
+	if (/^\/voice\/messages\/[^/]*$/.test(path)) return ['GET', 'DELETE'];
+	if (path.startsWith('/')) return ['GET'];
+	return [];
 }
