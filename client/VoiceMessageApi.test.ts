@@ -40,6 +40,30 @@ describe('VoiceMessageApi', () => {
 		await expect(api.list({ user: '' })).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
 	});
 
+	it('asks for a signed audio link with the token as a header and refuses a malformed answer', async () => {
+		const answers = [
+			{ url: '/voice/messages/m-1/audio?user=ada&exp=1800000300&sig=abc', expiresAt: 1_800_000_300 },
+			{ url: 'https://elsewhere.example/steal', expiresAt: 1 },
+			{ url: '//elsewhere.example/steal', expiresAt: 1 },
+			{ url: '/voice/messages/m-1/audio' },
+		];
+		const seen: [string, RequestInit | undefined][] = [];
+		const api = new VoiceMessageApi({
+			baseUrl: 'https://parley.test',
+			token: async () => 'jwt',
+			fetch: (async (url: string, init?: RequestInit) => {
+				seen.push([url, init]);
+				return new Response(JSON.stringify(answers.shift()), { status: 200 });
+			}) as unknown as typeof fetch,
+		});
+		await expect(api.audioUrl('m-1')).resolves.toEqual({ url: 'https://parley.test/voice/messages/m-1/audio?user=ada&exp=1800000300&sig=abc', expiresAt: 1_800_000_300 });
+		expect(seen[0]).toEqual(['https://parley.test/voice/messages/m-1/audio-url', expect.objectContaining({ method: 'POST', headers: expect.objectContaining({ authorization: 'Bearer jwt' }) })]);
+		// Only a path on our own server, with its expiry, is a link we hand to an <audio> element.
+		await expect(api.audioUrl({ id: 'm-1' })).rejects.toMatchObject({ code: 'E_BAD_MESSAGE' });
+		await expect(api.audioUrl('m-1')).rejects.toMatchObject({ code: 'E_BAD_MESSAGE' });
+		await expect(api.audioUrl('m-1')).rejects.toMatchObject({ code: 'E_BAD_MESSAGE' });
+	});
+
 	it('reports an unreachable server as E_NETWORK', async () => {
 		const api = new VoiceMessageApi({
 			baseUrl: 'http://parley.test',

@@ -160,10 +160,12 @@ export class VoiceMessageApi {
 	async audioUrl(message: Pick<VoiceMessageInfo, 'id'> | string, signal?: AbortSignal): Promise<{ url: string; expiresAt: number }> {
 		const id = typeof message === 'string' ? message : message.id;
 		const body = (await this.#request('POST', `/voice/messages/${encodeURIComponent(id)}/audio-url`, signal)) as { url?: unknown; expiresAt?: unknown } | null;
-		if (typeof body?.url !== 'string' || !body.url.startsWith('/') || typeof body.expiresAt !== 'number') {
+		// Only a path on this server (not `//elsewhere`) goes into an <audio> element.
+		const url = typeof body?.url === 'string' && body.url.startsWith('/') ? new URL(body.url, this.baseUrl) : undefined;
+		if (url?.origin !== this.baseUrl || typeof body?.expiresAt !== 'number') {
 			throw new ParleyError('E_BAD_MESSAGE', 'The server answered the audio-link request with something unexpected.');
 		}
-		return { url: new URL(body.url, this.baseUrl).toString(), expiresAt: body.expiresAt };
+		return { url: url.toString(), expiresAt: body.expiresAt };
 	}
 
 	async #request(method: string, path: string, signal: AbortSignal | undefined): Promise<unknown> {
