@@ -22,6 +22,8 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<R
 		// Tests fire requests faster than any person; the tests of these limits turn them on.
 		PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '0',
 		PARLEY_VOICE_USER_REQUESTS_PER_SECOND: '0',
+		// Tests leave uploads unfinished by the dozen as one user; test/reliability/quotas.test.ts turns it on.
+		PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '0',
 		// Tests read /metrics on the loopback main listener; the metrics endpoint tests check
 		// the default (not public) with this set to false.
 		PARLEY_METRICS_PUBLIC: 'true',

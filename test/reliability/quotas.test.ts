@@ -167,6 +167,14 @@ describe('quotas', () => {
 		});
 	});
 
+	it('the quotas are on by default', async () => {
+		const { loadConfig } = await import('../../server/config/loadConfig.js');
+		const defaults = loadConfig({ env: {} });
+		expect(defaults.signaling).toMatchObject({ maxConnectionsPerUser: 8, maxConnectionsPerAddress: 256 });
+		expect(defaults.channels.maxChannelsPerUser).toBe(16);
+		expect(defaults.voice).toMatchObject({ maxRecordingsPerUser: 2, maxPendingUploadsPerUser: 4, maxStoredBytesPerUser: 512 * 1_048_576, maxStoredMessagesPerUser: 1000 });
+	});
+
 	describe('uploads', () => {
 		async function createUpload(s: ParleyServer, t: string): Promise<Response> {
 			return fetch(`http://127.0.0.1:${s.http.port}/voice/uploads`, {
@@ -250,7 +258,7 @@ describe('quotas', () => {
 			const figures: Record<string, number> = {};
 			const off = { PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '0', PARLEY_VOICE_MAX_STORED_BYTES_PER_USER: '0', PARLEY_VOICE_MAX_STORED_MESSAGES_PER_USER: '0' };
 			for (const [label, env] of [
-				['default', {}],
+				['default (4)', { PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '4' }],
 				['stored bytes only (512 MiB default)', { PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '0' }],
 				['off (0)', off],
 			] as const) {
@@ -265,7 +273,7 @@ describe('quotas', () => {
 			console.info(`unfinished 20 MiB uploads one user created out of 50: ${JSON.stringify(figures)}`);
 			expect(figures['off (0)']).toBe(50);
 			expect(figures['stored bytes only (512 MiB default)']).toBe(25);
-			expect(figures.default).toBe(4);
+			expect(figures['default (4)']).toBe(4);
 		});
 	});
 
