@@ -193,8 +193,10 @@ export function expand(value: unknown, known: KnownIds): unknown {
 		const pool = known[v.$ref as keyof KnownIds] ?? [];
 		return pool.at(-1) ?? crypto.randomUUID();
 	}
-	if (typeof v.$huge === 'number' && Object.keys(v).length === 1) return 'A'.repeat(v.$huge);
-	if (typeof v.$deep === 'number' && Object.keys(v).length === 2) {
+	// A mutation may land inside a marker and retype its number: then it is a plain object.
+	const bounded = (n: unknown, max: number): n is number => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= max;
+	if (bounded(v.$huge, 200_000) && Object.keys(v).length === 1) return 'A'.repeat(v.$huge);
+	if (bounded(v.$deep, 5_000) && Object.keys(v).length === 2) {
 		let deep: unknown = 'leaf';
 		for (let i = 0; i < v.$deep; i++) deep = v.arrays ? [deep] : { d: deep };
 		return deep;
