@@ -142,8 +142,11 @@ export class HttpServer {
 		return { inFlight: this.#inFlight, rejectedBusy: this.#rejectedBusy, bodyTimeouts: this.#bodyTimeouts, streaming: this.#streaming, slowReaders: this.#slowReaders };
 	}
 
+	/** A GET route, which answers HEAD too (without the body): load balancers probe
+	 * health with HEAD, and a 404 there would take the node out of rotation. */
 	get(pattern: string, handler: HttpHandler, options: HttpRouteOptions = {}): void {
 		this.app.get(pattern, (res, req) => this.#serve(res, req, handler, options));
+		this.app.head(pattern, (res, req) => this.#serve(res, req, handler, options));
 	}
 
 	/** A POST route whose body is read in full (up to maxBodyBytes) before the handler runs. */
