@@ -12,7 +12,12 @@
 //     and every JSON error body carries a table code sent with that code's status;
 //   - afterwards the server is up: a bystander that joined before the fuzz, whose ids the
 //     fuzz aimed at, still gets correct replies, and /healthz is 200.
-// PARLEY_FUZZ_SEED=<n> replays a run (the seed is printed); FUZZ_RUNS=<n> scales it.
+// Cases are generated from a fixed seed, so CI runs are the same every time; a failure prints
+// the seed and the case. PARLEY_FUZZ_SEED=<n> runs another seed, FUZZ_RUNS=<n> scales the
+// run counts (100 = as in CI), FUZZ_SHRINK=1 shrinks a failure to a minimal case (off by
+// default: each step replays against the live server and takes long).
+// Not asserted here (the connection is dropped by uWebSockets.js before any of our code runs):
+// request methods it does not know (FOO, PROPFIND), and targets without a leading slash.
 import http from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
