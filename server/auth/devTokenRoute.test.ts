@@ -64,6 +64,8 @@ describe('POST /dev/token', () => {
 			{ 'x-forwarded-port': '443' },
 			{ via: '1.1 proxy.internal' },
 			{ 'true-client-ip': '203.0.113.7' },
+			// No list names it: only checking every header name the request carries catches it.
+			{ 'x-forwarded-whatever': 'edge-7' },
 		]) {
 			const res = await post(port, headers);
 			expect(res.status, JSON.stringify(headers)).toBe(403);

@@ -43,24 +43,8 @@ export function isProxyHeader(name: string): boolean {
 	return PROXY_HEADER_NAMES.has(lower) || lower.startsWith('x-forwarded-');
 }
 
-/** What the refusal reads from a request: every header name when the carrier can list them
- * (all of them are checked), else the known names below one by one. */
-export type DevTokenRequest = Pick<HttpRequestInfo, 'remoteAddress' | 'header'> & { headerNames?(): Iterable<string> };
-
-/** The proxy headers looked up by name when the request cannot list its headers. */
-const KNOWN_PROXY_HEADERS = [
-	...PROXY_HEADER_NAMES,
-	'x-forwarded-for',
-	'x-forwarded-host',
-	'x-forwarded-proto',
-	'x-forwarded-port',
-	'x-forwarded-server',
-	'x-forwarded-prefix',
-	'x-forwarded-scheme',
-	'x-forwarded-ssl',
-	'x-forwarded-uri',
-	'x-forwarded-client-cert',
-];
+/** What the refusal reads from a request: its address, headers, and every header name. */
+export type DevTokenRequest = Pick<HttpRequestInfo, 'remoteAddress' | 'header' | 'headerNames'>;
 
 /** 127.0.0.0/8 and ::1, in the forms uWS prints them (IPv6 may be written out in full). */
 export function isLoopback(address: string): boolean {
@@ -83,7 +67,7 @@ export function isLoopbackHost(host: string): boolean {
 /** Why a "loopback" request is refused, or undefined when it may have a token. */
 export function loopbackRefusal(req: DevTokenRequest, trustProxy = false): string | undefined {
 	if (!isLoopback(req.remoteAddress)) return 'Development tokens are served to loopback clients only (auth.devTokens).';
-	const proxied = req.headerNames ? [...req.headerNames()].map((name) => name.toLowerCase()).find(isProxyHeader) : KNOWN_PROXY_HEADERS.find((name) => req.header(name) !== '');
+	const proxied = [...req.headerNames()].map((name) => name.toLowerCase()).find(isProxyHeader);
 	if (proxied) return `Development tokens are not served through a proxy (the request has a ${proxied} header): behind one every client looks local (auth.devTokens).`;
 	if (!isLoopbackHost(req.header('host'))) return 'Development tokens are served only for a loopback Host (localhost, 127.0.0.1, [::1]) (auth.devTokens).';
 	if (trustProxy && !isLoopback(clientAddress(req.remoteAddress, req.header('x-forwarded-for'), true))) {

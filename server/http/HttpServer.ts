@@ -33,6 +33,8 @@ export interface HttpRequestInfo {
 	/** The request body (POST routes; empty otherwise). */
 	body: Buffer;
 	header(name: string): string;
+	/** Every header name the request carries, lower-case (checks that refuse by name pattern). */
+	headerNames(): Iterable<string>;
 	log: Logger;
 }
 
@@ -207,7 +209,7 @@ export class HttpServer {
 			onStreamAborted?.();
 		});
 		const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-		const info: HttpRequestInfo = { method, url, query, requestId, remoteAddress, body: EMPTY, header: (n) => headers.get(n.toLowerCase()) ?? '', log };
+		const info: HttpRequestInfo = { method, url, query, requestId, remoteAddress, body: EMPTY, header: (n) => headers.get(n.toLowerCase()) ?? '', headerNames: () => headers.keys(), log };
 		let done = false;
 		const logLine = (status: number, extra?: Record<string, unknown>): void => {
 			const durationMs = Math.round((performance.now() - started) * 100) / 100;
