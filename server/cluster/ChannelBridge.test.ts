@@ -17,7 +17,7 @@ import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { testClusterSecret } from '../../test/cluster/helpers/clusterSecret.js';
 import { ClusterBusError, RedisClusterBus } from './ClusterBus.js';
-import { ChannelBridges } from './ChannelBridge.js';
+import { ChannelBridges, type BridgeNodeDirectory } from './ChannelBridge.js';
 import { closeRedis, connectRedis } from '../redis/redisConnection.js';
 import { BRIDGE_OPEN, BRIDGE_SYNC } from './ChannelBridgeMessages.js';
 import { waitUntil } from '../../test/helpers/wait.js';
@@ -77,7 +77,7 @@ describe('ChannelBridges (in process, real workers and Redis)', () => {
 	}
 
 	/** A node: its own worker (as on separate machines: a producer id exists once per worker). */
-	async function node(id: string, maxPeers = 500): Promise<Node> {
+	async function node(id: string, maxPeers = 500, directory?: BridgeNodeDirectory): Promise<Node> {
 		const pool = await WorkerPool.create(
 			{ numWorkers: 1, workerBin: resolveWorkerBin(''), workerLogLevel: 'warn', listenIp: '127.0.0.1', announcedAddress: undefined, rtcPort: await freePortRange(1), respawnDelayMs: 1000 },
 			testLogger(),
@@ -89,7 +89,7 @@ describe('ChannelBridges (in process, real workers and Redis)', () => {
 			{ maxChannels: 10, emptyCloseDelayMs: 100, mediaCodecs, maxPeers, maxTransportsPerPeer: 4, maxProducersPerPeer: 2, audioLevelIntervalMs: 200, audioLevelThresholdDb: -70, enableRtx: false },
 			testLogger(),
 		);
-		const bridges = new ChannelBridges({ bus, registry, pipe: { listenIp: '127.0.0.1', announcedIp: undefined, portRange: undefined, enableRtx: false }, secret: testClusterSecret, log: testLogger() });
+		const bridges = new ChannelBridges({ bus, registry, pipe: { listenIp: '127.0.0.1', announcedIp: undefined, portRange: undefined, enableRtx: false }, ...(directory && { nodes: directory }), secret: testClusterSecret, log: testLogger() });
 		const n = { id, pool, redis: conn, bus, registry, bridges };
 		nodes.push(n);
 		return n;
@@ -170,6 +170,35 @@ describe('ChannelBridges (in process, real workers and Redis)', () => {
 		// Bridges use the nodes' own bus channels only: no per-channel subscription to remove.
 		expect(await a.redis.pubsub('CHANNELS', 'parley:bus:topic:*')).toEqual([]);
 		expect(a.bus.pendingRequests + b.bus.pendingRequests).toBe(0);
+	});
+
+	it('connects a pipe only to the address the other node announced in the registry', async () => {
+		// What the signed registry entries say (NodeRegistry in a real node): b's pipes are
+		// announced on another address than the one its bridge.open names.
+		const announced = new Map([
+			['node-a', '127.0.0.1'],
+			['node-b', '127.0.0.2'],
+		]);
+		const directory: BridgeNodeDirectory = {
+			on: () => undefined,
+			off: () => undefined,
+			get: async (nodeId) => {
+				const pipeAddress = announced.get(nodeId);
+				return pipeAddress === undefined ? undefined : { pipeAddress };
+			},
+		};
+		const a = await node('node-a', 500, directory);
+		const b = await node('node-b', 500, directory);
+		await join(a, 'room', 'node-a');
+		await expect(join(b, 'room', 'node-a')).rejects.toMatchObject({ code: 'E_CLUSTER_UNAVAILABLE', message: expect.stringMatching(/is not the one node node-b announced \(127\.0\.0\.2\)/) });
+		expect(a.bridges.linkCount + b.bridges.linkCount).toBe(0);
+		// A node the registry does not know is refused as well.
+		announced.delete('node-b');
+		await expect(join(b, 'room', 'node-a')).rejects.toMatchObject({ code: 'E_CLUSTER_UNAVAILABLE', message: expect.stringMatching(/node-b is not in the node registry/) });
+		// As announced: bridged.
+		announced.set('node-b', '127.0.0.1');
+		const lb = await join(b, 'room', 'node-a');
+		expect([...lb.channel.peers.values()].filter((p) => p.remote)).toHaveLength(1);
 	});
 
 	it('opens one link when two joins reach the satellite at once, and both hear the home node', async () => {
