@@ -122,6 +122,12 @@ export class ParleyServer {
 					signalingConnections: () => this.signaling.sessionCount,
 					activeRecordings: () => this.voice.activeRecordings,
 					transcodeJobs: () => ({ running: this.transcoder.running, queued: this.transcoder.queued }),
+					...(config.cluster.redisUrl && {
+						clusterDistrust: () => {
+							const cluster = this.#cluster;
+							return cluster?.started ? { droppedEnvelopes: cluster.bus.droppedEnvelopes, forgedEntries: cluster.registry.forgedEntries } : undefined;
+						},
+					}),
 				})
 			: undefined;
 		this.metrics = metrics;

@@ -23,6 +23,8 @@ export interface MetricSources {
 	signalingConnections(): number;
 	activeRecordings(): number;
 	transcodeJobs(): { running: number; queued: number };
+	/** With Redis: bus envelopes dropped by reason, and node registry entries ignored for a bad signature. */
+	clusterDistrust?(): { droppedEnvelopes: Readonly<Record<string, number>>; forgedEntries: number } | undefined;
 }
 
 export const INVALID_MESSAGE_REASONS: readonly InvalidMessageReason[] = ['binary', 'not_json', 'not_request', 'too_large', 'unknown_method', 'bad_data'];
@@ -152,6 +154,23 @@ export class ParleyMetrics {
 				}
 			},
 		});
+		// ---- cluster trust ---------------------------------------------------------------
+		const clusterDistrust = sources.clusterDistrust;
+		if (clusterDistrust) {
+			new Counter({
+				name: 'parley_cluster_untrusted_total',
+				help: 'What this node refused from the cluster since start, by reason: bus envelopes that were malformed, bad_mac (forged, or cluster.secret differs), stale (outside the replay window), replayed, unknown_sender (not a live registered node), wrong_replier; registry_entry: node registry entries without a valid signature. Anything but 0 is worth a look.',
+				labelNames: ['reason'],
+				registers,
+				collect() {
+					const counts = clusterDistrust();
+					if (!counts) return;
+					this.reset();
+					for (const [reason, n] of Object.entries(counts.droppedEnvelopes)) this.inc({ reason }, n);
+					this.inc({ reason: 'registry_entry' }, counts.forgedEntries);
+				},
+			});
+		}
 		new Gauge({
 			name: 'parley_worker_routers',
 			help: 'Routers (one per channel, plus none else) on each mediasoup worker.',

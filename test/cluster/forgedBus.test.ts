@@ -15,6 +15,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeTone } from '../helpers/audio.js';
+import { scrapeMetrics, total } from '../helpers/prometheusText.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { joinVia, startNode, type JoinedClient, type NodeProcess } from './bridgeNodes.js';
@@ -131,6 +132,10 @@ describe('a forged cluster bus message or node entry (no cluster secret)', () =>
 		const dropped = new Set(logs.filter((l) => l.msg === 'cluster bus: dropped an envelope').map((l) => l.reason));
 		expect(dropped).toEqual(new Set(['malformed', 'bad_mac']));
 		expect(logs.some((l) => l.msg.startsWith('ignoring a node registry entry without a valid signature'))).toBe(true);
+		// And counted where an operator looks.
+		const samples = await scrapeMetrics(a.httpBase);
+		expect(total(samples, 'parley_cluster_untrusted_total', { reason: 'bad_mac' })).toBeGreaterThanOrEqual(1);
+		expect(total(samples, 'parley_cluster_untrusted_total', { reason: 'registry_entry' })).toBeGreaterThanOrEqual(1);
 
 		// The real cluster still bridges (SRTP pipe, sealed keys): B joins and hears of alice.
 		const viaB = await joinVia(b, 'board-meeting', 'carol');
