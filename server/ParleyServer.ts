@@ -10,7 +10,6 @@ import * as mediasoup from 'mediasoup';
 import type { ParleyConfig } from '../config/schema.js';
 import { closeRedis, connectRedis, pingRedis, redactUrl } from './redis/redisConnection.js';
 import { ClusterNode } from './cluster/ClusterNode.js';
-import { isNodeRegistered } from './cluster/NodeRegistry.js';
 import { RedisVoiceMessageStore } from './voice/store/RedisVoiceMessageStore.js';
 import { VoiceEventStream } from './voice/store/VoiceEventStream.js';
 import { VoiceMessageNotifier } from './voice/VoiceMessageNotifier.js';
@@ -312,7 +311,8 @@ export class ParleyServer {
 		this.#teardown.push('voice recovery', () => this.#voiceRecovery.close());
 		// Redis may be away at startup: the node still serves live channels (not ready) and
 		// recovers the shared store's unfinished messages once Redis answers.
-		if (redis) this.#voiceRecovery.startShared((nodeId) => isNodeRegistered(redis, nodeId));
+		const cluster = this.#cluster;
+		if (cluster) this.#voiceRecovery.startShared((nodeId) => cluster.isNodeRegistered(nodeId));
 		else await this.#voiceRecovery.recoverLocal();
 		try {
 			await checkStorageWritable(this.storageDir);
@@ -327,7 +327,6 @@ export class ParleyServer {
 			this.#metricsHttp = metricsHttp;
 			this.#teardown.push('metrics listener', () => metricsHttp.close());
 		}
-		const cluster = this.#cluster;
 		if (cluster) {
 			this.#teardown.push('cluster', () => cluster.close());
 			await cluster.start(http.port);

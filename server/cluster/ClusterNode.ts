@@ -15,7 +15,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { BUS_NODE_PREFIX, RedisClusterBus } from './ClusterBus.js';
 import { ChannelPlacement } from './ChannelPlacement.js';
 import { ChannelBridges, pipeSettings } from './ChannelBridge.js';
-import { NodeRegistry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
+import { isNodeRegistered, NodeRegistry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
 import { ClusterSecret } from './ClusterSecret.js';
 
 export interface ClusterNodeOptions {
@@ -99,6 +99,11 @@ export class ClusterNode {
 	/** The node-to-node bus (once started). */
 	get bus(): RedisClusterBus {
 		return this.#running().bus;
+	}
+
+	/** Whether `nodeId` has a live, validly signed registry entry (works before start()). */
+	isNodeRegistered(nodeId: string): Promise<boolean> {
+		return isNodeRegistered(this.#redis, this.#secret, nodeId);
 	}
 
 	/** The node registry (once started). */

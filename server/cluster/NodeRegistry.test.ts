@@ -5,7 +5,7 @@ import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
 import { testLogger } from '../../test/helpers/logger.js';
 import { testClusterSecret } from '../../test/cluster/helpers/clusterSecret.js';
 import { closeRedis, connectRedis } from '../redis/redisConnection.js';
-import { NODE_KEY_PREFIX, NODES_KEY, NodeRegistry, signNodeEntry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
+import { isNodeRegistered, NODE_KEY_PREFIX, NODES_KEY, NodeRegistry, signNodeEntry, type NodeInfo, type NodeLoad } from './NodeRegistry.js';
 import { ClusterSecret } from './ClusterSecret.js';
 import { waitUntil } from '../../test/helpers/wait.js';
 
@@ -89,9 +89,15 @@ describe('NodeRegistry', () => {
 		expect(await b.isLive('node-evil')).toBe(false);
 		expect((await b.liveNodes()).map((n) => n.nodeId)).toEqual([]);
 		expect(b.forgedEntries).toBeGreaterThanOrEqual(7);
+		// Voice recovery's "is that node still there" does not take a forged entry either.
+		const secret = testClusterSecret;
+		expect(await isNodeRegistered(raw, secret, 'node-evil')).toBe(false);
+		expect(await isNodeRegistered(raw, secret, 'node-other')).toBe(false);
+		expect(await isNodeRegistered(raw, secret, 'node-a')).toBe(false);
 		// The next heartbeat writes a good entry again.
 		await a.beat();
 		expect(await b.get('node-a')).toMatchObject({ nodeId: 'node-a', signalingUrl: 'ws://127.0.0.1:8080/ws' });
+		expect(await isNodeRegistered(raw, secret, 'node-a')).toBe(true);
 	});
 
 	it('a node that stops beating disappears within the TTL and others emit nodeLost', async () => {

@@ -22,8 +22,11 @@ export const NODE_KEY_PREFIX = 'parley:node:';
 
 /** Whether `nodeId` has a registry entry now (without a NodeRegistry of one's own: used
  * before this node registers). */
-export async function isNodeRegistered(redis: Redis, nodeId: string): Promise<boolean> {
-	return (await redis.exists(NODE_KEY_PREFIX + nodeId)) === 1;
+/** Whether `nodeId` has a live entry signed with the cluster secret (a forged one would keep a
+ * dead node's recordings from being recovered). */
+export async function isNodeRegistered(redis: Redis, secret: ClusterSecret, nodeId: string): Promise<boolean> {
+	const value = await redis.get(NODE_KEY_PREFIX + nodeId);
+	return value !== null && verifyNodeEntry(secret, value, nodeId) !== undefined;
 }
 export const NODES_KEY = 'parley:nodes';
 
