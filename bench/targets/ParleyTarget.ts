@@ -50,6 +50,13 @@ export async function benchParleyEnv(options: { workers: number; opusNack: boole
 		// The bench measures capacity: one bench user drives load no person would.
 		PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '0',
 		PARLEY_VOICE_USER_REQUESTS_PER_SECOND: '0',
+		// Likewise the per-user and per-address quotas: every bench client comes from loopback,
+		// and a run may open more connections, channels and recordings than a person would.
+		PARLEY_SIGNALING_MAX_CONNECTIONS_PER_USER: '0',
+		PARLEY_SIGNALING_MAX_CONNECTIONS_PER_ADDRESS: '0',
+		PARLEY_CHANNELS_MAX_CHANNELS_PER_USER: '0',
+		PARLEY_VOICE_MAX_RECORDINGS_PER_USER: '0',
+		PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '0',
 		...(process.env.MEDIASOUP_WORKER_BIN ? { MEDIASOUP_WORKER_BIN: process.env.MEDIASOUP_WORKER_BIN } : {}),
 		...options.env,
 	};
