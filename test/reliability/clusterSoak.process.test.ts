@@ -134,7 +134,7 @@ function clusterSoak(BRIDGE_ABOVE_PEERS: string | undefined): void {
 			const families = (keys: string[]) => {
 				const out: Record<string, number> = {};
 				for (const k of keys) {
-					const family = /^parley:(node:|nodes$|channel-home:|rl:[a-z-]+:|vm:dest:|vm:status:|vm:|voice-meta$)/.exec(k)?.[1] ?? k;
+					const family = /^parley:(node:|nodes$|channel-home:|rl:[a-z-]+:|vm:dest:|vm:status:|vm:owner:|vm:|voice-meta$)/.exec(k)?.[1] ?? k;
 					out[family] = (out[family] ?? 0) + 1;
 				}
 				return out;
