@@ -57,6 +57,8 @@ export async function benchParleyEnv(options: { workers: number; opusNack: boole
 		PARLEY_CHANNELS_MAX_CHANNELS_PER_USER: '0',
 		PARLEY_VOICE_MAX_RECORDINGS_PER_USER: '0',
 		PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '0',
+		PARLEY_VOICE_MAX_STORED_BYTES_PER_USER: '0',
+		PARLEY_VOICE_MAX_STORED_MESSAGES_PER_USER: '0',
 		...(process.env.MEDIASOUP_WORKER_BIN ? { MEDIASOUP_WORKER_BIN: process.env.MEDIASOUP_WORKER_BIN } : {}),
 		...options.env,
 	};
