@@ -124,9 +124,14 @@ describe('NodeRegistry', () => {
 		const b = makeRegistry('node-b');
 		await a.start();
 		await b.start();
+		expect(await a.isLive('node-b')).toBe(true);
 		await b.stop({ deregister: true });
 		expect(await a.get('node-b')).toBeUndefined();
 		expect((await a.liveNodes()).map((n) => n.nodeId)).toEqual(['node-a']);
+		// Its goodbyes on the bus (bridge closes) still count as from a live node for a moment,
+		// even when no poll saw it between its start and its stop; a node never seen does not.
+		expect(await a.isLive('node-b')).toBe(true);
+		expect(await a.isLive('node-never')).toBe(false);
 	});
 
 	it('ignores malformed entries written by someone else', async () => {

@@ -124,6 +124,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 	readonly #tasks: HeartbeatTask[] = [];
 	/** Live nodes as of the last successful poll (other nodes and this one). */
 	#known = new Map<string, NodeInfo>();
+	/** When each node was last seen live, by a poll or by isLive (pruned after the goodbye grace). */
+	readonly #lastSeenMs = new Map<string, number>();
 	#timer: NodeJS.Timeout | undefined;
 	#beating: Promise<void> | undefined;
 	#registered = false;
@@ -149,7 +151,19 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 	/** Whether `nodeId` is live: known from the last poll, else its (signed) entry is in Redis now. */
 	async isLive(nodeId: string): Promise<boolean> {
 		if (this.#known.has(nodeId)) return true;
-		return (await this.get(nodeId)) !== undefined;
+		// A node that just deregistered (SIGTERM) still says goodbye over the bus (bridge
+		// closes, peers leaving): what it sends in the moments after it left is taken.
+		const seenMs = this.#lastSeenMs.get(nodeId);
+		if (seenMs !== undefined && Date.now() - seenMs < this.#goodbyeGraceMs) return true;
+		if ((await this.get(nodeId)) === undefined) return false;
+		// Seen now, though between polls (a node that joined and leaves within one).
+		this.#lastSeenMs.set(nodeId, Date.now());
+		return true;
+	}
+
+	/** How long after a node was last seen live its bus messages are still taken. */
+	get #goodbyeGraceMs(): number {
+		return Math.max(2 * this.ttlMs, 5000);
 	}
 
 	/** This node's entry was written by the last heartbeat (false while Redis is away). */
@@ -223,6 +237,9 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 		const next = new Map(live.map((n) => [n.nodeId, n]));
 		const previous = this.#known;
 		this.#known = next;
+		const nowMs = Date.now();
+		for (const id of next.keys()) this.#lastSeenMs.set(id, nowMs);
+		for (const [id, seenMs] of this.#lastSeenMs) if (nowMs - seenMs >= this.#goodbyeGraceMs) this.#lastSeenMs.delete(id);
 		for (const id of previous.keys()) if (!next.has(id) && id !== this.nodeId) this.emit('nodeLost', id);
 		for (const [id, info] of next) if (!previous.has(id) && id !== this.nodeId) this.emit('nodeSeen', info);
 	}
