@@ -122,7 +122,7 @@ describe('ParleyClient in a cluster', () => {
 		expect(client.channel).toBeNull();
 	});
 
-	it('refuses a redirect from wss to ws (the token travels in the URL)', async () => {
+	it('refuses a redirect from wss to ws (the token would travel in the clear)', async () => {
 		const secure = new ParleyClient({ url: 'wss://node-a.test/ws', token: 'jwt', playAudio: false, createWebSocket: cluster.createWebSocket, createDevice: () => new Device({ handlerFactory: FakeHandler.createFactory(testFakeParameters) }) });
 		cluster.home('lobby', B);
 		await secure.connect();

@@ -286,7 +286,7 @@ describe('ParleyClient', () => {
 		await client.connect();
 		server.socket.drop(1006);
 		await vi.waitFor(() => expect(client.state).toBe('reconnected'));
-		expect(server.sockets.map((s) => s.params.get('token'))).toEqual(['token-1', 'token-2']);
+		expect(server.sockets.map((s) => s.protocols[1])).toEqual(['parley.token.token-1', 'parley.token.token-2']);
 		await client.close();
 	});
 

@@ -69,7 +69,7 @@ export interface ParleyClientOptions {
 	/** Builds the mediasoup-client Device; default detects the browser. Tests pass a FakeHandler one. */
 	createDevice?: () => mc.Device | Promise<mc.Device>;
 	/** Creates the WebSocket; default the browser's. */
-	createWebSocket?: (url: string) => WebSocket;
+	createWebSocket?: (url: string, protocols: string[]) => WebSocket;
 	/** Origin of the HTTP API (voice messages, uploads); default `url` with ws -> http, wss -> https. */
 	httpUrl?: string;
 	/** For the HTTP API; default the browser's fetch. */
@@ -159,7 +159,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	readonly #requestTimeoutMs: number | undefined;
 	readonly #iceDisconnectedGraceMs: number;
 	readonly #createDevice: (() => mc.Device | Promise<mc.Device>) | undefined;
-	readonly #createWebSocket: ((url: string) => WebSocket) | undefined;
+	readonly #createWebSocket: ((url: string, protocols: string[]) => WebSocket) | undefined;
 	readonly #reconnectPolicy: ReconnectPolicy;
 	readonly #remoteAudio: RemoteAudio;
 	#state: ConnectionState = 'disconnected';

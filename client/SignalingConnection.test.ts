@@ -25,9 +25,10 @@ describe('SignalingConnection', () => {
 		return ctx.connection;
 	}
 
-	it('puts the token and protocol version in the URL and opens on welcome', async () => {
+	it('offers the token as a subprotocol (not in the URL), puts the protocol version in the URL and opens on welcome', async () => {
 		const connection = await open();
-		expect(ctx.server.socket.params.get('token')).toBe('jwt.token');
+		expect(ctx.server.socket.params.get('token')).toBeNull();
+		expect(ctx.server.socket.protocols).toEqual(['parley', 'parley.token.jwt.token']);
 		expect(ctx.server.socket.params.get('v')).toBe(String(PROTOCOL_VERSION));
 		expect(connection.isOpen).toBe(true);
 		expect(connection.welcome.userId).toBe('user-1');
@@ -205,9 +206,9 @@ describe('SignalingConnection', () => {
 
 describe('signaling helpers', () => {
 	it('signalingUrl converts http(s) and rejects other schemes', () => {
-		expect(signalingUrl('https://h.example/ws', 't')).toBe(`wss://h.example/ws?token=t&v=${PROTOCOL_VERSION}`);
-		expect(signalingUrl('ws://h:8080/ws?x=1', 'a b')).toBe(`ws://h:8080/ws?x=1&token=a+b&v=${PROTOCOL_VERSION}`);
-		expect(() => signalingUrl('ftp://h/ws', 't')).toThrow(TypeError);
+		expect(signalingUrl('https://h.example/ws')).toBe(`wss://h.example/ws?v=${PROTOCOL_VERSION}`);
+		expect(signalingUrl('ws://h:8080/ws?x=1')).toBe(`ws://h:8080/ws?x=1&v=${PROTOCOL_VERSION}`);
+		expect(() => signalingUrl('ftp://h/ws')).toThrow(TypeError);
 	});
 
 	it('isFinalCloseCode: auth, version and replaced only', () => {

@@ -3,7 +3,7 @@
 // open only after the server's `welcome`, which carries the grants and limits everything
 // else depends on. It never reconnects by itself: it reports how it closed (final or
 // retryable) and ParleyClient decides.
-import { CLOSE_CODES, PROTOCOL_VERSION, type Method, type NotificationMessage, type NotificationName, type Notifications, type RequestData, type ResponseData, type ResponseMessage } from '../protocol/messages.js';
+import { CLOSE_CODES, PROTOCOL_VERSION, SIGNALING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, type Method, type NotificationMessage, type NotificationName, type Notifications, type RequestData, type ResponseData, type ResponseMessage } from '../protocol/messages.js';
 import type { ProtocolError, RedirectTarget } from '../protocol/errors.js';
 import { ParleyError, type ParleyErrorCode } from './ParleyError.js';
 import { TokenBucket } from '../protocol/TokenBucket.js';
@@ -20,7 +20,7 @@ export interface SignalingConnectionOptions {
 	/** From opening the socket to the `welcome` notification. */
 	openTimeoutMs?: number;
 	/** Creates the socket; the browser's WebSocket by default (tests pass a fake). */
-	createWebSocket?: (url: string) => WebSocket;
+	createWebSocket?: (url: string, protocols: string[]) => WebSocket;
 }
 
 export interface SignalingClose {
@@ -83,15 +83,20 @@ export function closeError(code: number, reason: string): ParleyError {
 	return new ParleyError(known?.code ?? 'E_CONNECTION_CLOSED', sentence || known?.message, { closeCode: code });
 }
 
-/** The endpoint URL with the token and protocol version the server checks on upgrade. */
-export function signalingUrl(url: string, token: string): string {
+/** The endpoint URL with the protocol version the server checks on upgrade. The token is not
+ * in it: it travels as a subprotocol (signalingSubprotocols), out of proxy logs and history. */
+export function signalingUrl(url: string): string {
 	const parsed = new URL(url);
 	if (parsed.protocol === 'http:') parsed.protocol = 'ws:';
 	else if (parsed.protocol === 'https:') parsed.protocol = 'wss:';
 	if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new TypeError(`not a WebSocket URL: ${url}`);
-	parsed.searchParams.set('token', token);
 	parsed.searchParams.set('v', String(PROTOCOL_VERSION));
 	return parsed.toString();
+}
+
+/** The subprotocols offered on upgrade: `parley` (the one the server selects) and the token. */
+export function signalingSubprotocols(token: string): string[] {
+	return [SIGNALING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token];
 }
 
 interface PendingRequest {
@@ -122,8 +127,9 @@ export class SignalingConnection extends TypedEmitter<SignalingEvents> {
 
 	/** Opens the socket and resolves once the server's welcome arrived. */
 	static open(options: SignalingConnectionOptions): Promise<SignalingConnection> {
-		const url = signalingUrl(options.url, options.token);
-		const socket = (options.createWebSocket ?? ((u: string) => new WebSocket(u)))(url);
+		const url = signalingUrl(options.url);
+		const protocols = signalingSubprotocols(options.token);
+		const socket = (options.createWebSocket ?? ((u: string, p: string[]) => new WebSocket(u, p)))(url, protocols);
 		const connection = new SignalingConnection(socket, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
 		const openTimeoutMs = options.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
 		return new Promise((resolve, reject) => {

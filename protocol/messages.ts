@@ -3,7 +3,9 @@
 // schemas in schemas.ts, which the server validates with. This module has no
 // runtime dependencies (type-only imports), so the browser bundle carries no zod.
 //
-// Wire format (JSON text frames over one WebSocket at /ws?token=<JWT>&v=<PROTOCOL_VERSION>):
+// Wire format (JSON text frames over one WebSocket at /ws?v=<PROTOCOL_VERSION>, the access
+// token offered as the subprotocol `parley.token.<JWT>` beside `parley`; `?token=<JWT>` is
+// also accepted, for clients that cannot offer subprotocols):
 //   request       {"id": 7, "method": "join", "data": {...}}
 //   response      {"id": 7, "ok": true, "data": {...}}
 //                 {"id": 7, "ok": false, "error": {"code": "E_FORBIDDEN", "message": "..."}}
@@ -17,6 +19,13 @@ import type { Method, requestSchemas, VoiceMessageInfo } from './schemas.js';
 
 /** Bumped on any incompatible change; the client sends it as `v` and the server refuses others. */
 export const PROTOCOL_VERSION = 1;
+
+/** The WebSocket subprotocol the server selects (the client offers it beside the token). */
+export const SIGNALING_SUBPROTOCOL = 'parley';
+/** A subprotocol `parley.token.<JWT>` carries the access token in the upgrade's
+ * Sec-WebSocket-Protocol header: browsers cannot set other headers on a WebSocket, and a
+ * header stays out of URLs (proxy logs, history). A JWT's characters are all valid there. */
+export const TOKEN_SUBPROTOCOL_PREFIX = 'parley.token.';
 
 /** WebSocket close codes Parley uses (4000-4999 are for applications). */
 export const CLOSE_CODES = {

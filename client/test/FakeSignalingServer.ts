@@ -48,6 +48,7 @@ export class FakeWebSocket {
 	constructor(
 		readonly url: string,
 		readonly server: FakeSignalingServer,
+		readonly protocols: string[] = [],
 	) {}
 
 	get params(): URLSearchParams {
@@ -147,8 +148,8 @@ export class FakeSignalingServer {
 		this.#handlers.set(method, handler as unknown as RequestHandler<Method>);
 	}
 
-	createWebSocket = (url: string): WebSocket => {
-		const socket = new FakeWebSocket(url, this);
+	createWebSocket = (url: string, protocols: string[] = []): WebSocket => {
+		const socket = new FakeWebSocket(url, this, protocols);
 		this.sockets.push(socket);
 		queueMicrotask(() => {
 			if (this.refuseWith) {

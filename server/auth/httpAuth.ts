@@ -1,5 +1,6 @@
 // The one place a request's access token is read and verified: the voice API, tus uploads
 // and the WebSocket upgrade differ only in where they accept the token, declared below.
+import { SIGNALING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../../protocol/messages.js';
 import { RequestError } from '../../protocol/RequestError.js';
 import { AccessTokenError, verifyAccessToken, type AccessClaims, type TokenPolicy } from './accessToken.js';
 
@@ -10,6 +11,8 @@ export interface TokenForms {
 	/** A query parameter carrying the token when there is no Bearer header: for what a
 	 * browser cannot give headers (an <audio> element's src, a WebSocket). */
 	queryParam?: string;
+	/** A Sec-WebSocket-Protocol entry `<prefix><jwt>` carrying the token (read before the query). */
+	subprotocolPrefix?: string;
 	/** The E_AUTH sentence when no token came in an accepted form. */
 	missingMessage: string;
 }
@@ -24,11 +27,17 @@ export const VOICE_API_TOKEN: TokenForms = {
 /** tus uploads: the header only (tus-js-client sets it on every request). */
 export const UPLOAD_TOKEN: TokenForms = { bearerHeader: true, missingMessage: 'Authorization: Bearer <token> is required.' };
 
-/** The WebSocket upgrade: `?token=` only (browsers cannot set headers on WebSockets). */
-export const WEBSOCKET_TOKEN: TokenForms = { bearerHeader: false, queryParam: 'token', missingMessage: 'No access token: connect to /ws?token=<JWT>.' };
+/** The WebSocket upgrade: the subprotocol `parley.token.<JWT>` (browsers cannot set other
+ * headers on a WebSocket; a header stays out of URLs), else `?token=`. */
+export const WEBSOCKET_TOKEN: TokenForms = {
+	bearerHeader: false,
+	subprotocolPrefix: TOKEN_SUBPROTOCOL_PREFIX,
+	queryParam: 'token',
+	missingMessage: `No access token: offer the subprotocols "${SIGNALING_SUBPROTOCOL}" and "${TOKEN_SUBPROTOCOL_PREFIX}<JWT>", or connect to /ws?token=<JWT>.`,
+};
 
-/** What a request offers to read a token from (an HTTP request; a WebSocket upgrade has
- * only its query string). */
+/** What a request offers to read a token from (an HTTP request; a WebSocket upgrade: its
+ * query string and Sec-WebSocket-Protocol header). */
 export interface TokenCarrier {
 	/** The raw query string, without `?`. */
 	query: string;
@@ -38,12 +47,14 @@ export interface TokenCarrier {
 /** The token in one of the accepted forms, or undefined. A Bearer header wins over the query. */
 export function tokenFromRequest(req: TokenCarrier, forms: TokenForms): string | undefined {
 	const authorization = forms.bearerHeader ? (req.header?.('authorization') ?? '') : '';
-	const token = authorization.startsWith('Bearer ')
-		? authorization.slice('Bearer '.length).trim()
-		: forms.queryParam
-			? new URLSearchParams(req.query).get(forms.queryParam)
-			: undefined;
-	return token || undefined;
+	if (authorization.startsWith('Bearer ')) return authorization.slice('Bearer '.length).trim() || undefined;
+	const prefix = forms.subprotocolPrefix;
+	if (prefix) {
+		const offered = (req.header?.('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim());
+		const entry = offered.find((p) => p.startsWith(prefix));
+		if (entry) return entry.slice(prefix.length) || undefined;
+	}
+	return (forms.queryParam ? new URLSearchParams(req.query).get(forms.queryParam) : undefined) || undefined;
 }
 
 /** The verified claims of the request's token; throws RequestError E_AUTH when there is none

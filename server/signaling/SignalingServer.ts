@@ -1,5 +1,6 @@
-// The WebSocket endpoint /ws: authenticates at upgrade (token in the query string, since
-// browsers cannot set headers on WebSockets), refuses with an application close code the
+// The WebSocket endpoint /ws: authenticates at upgrade (the token in the subprotocol
+// `parley.token.<JWT>`, since browsers cannot set other headers on WebSockets, or in the
+// query string), refuses with an application close code the
 // client can act on, and hands each open socket to a SignalingSession.
 import { readFileSync } from 'node:fs';
 import type { types as ms } from 'mediasoup';
@@ -13,7 +14,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { inSpan, SpanKind } from '../telemetry/tracing.js';
 import { tokenPolicy, type TokenPolicy } from '../auth/accessToken.js';
 import { authenticate, WEBSOCKET_TOKEN } from '../auth/httpAuth.js';
-import { CLOSE_CODES, PROTOCOL_VERSION, type Method } from '../../protocol/messages.js';
+import { CLOSE_CODES, PROTOCOL_VERSION, SIGNALING_SUBPROTOCOL, type Method } from '../../protocol/messages.js';
 import { protocolError, type ErrorCode, type ProtocolError } from '../../protocol/errors.js';
 import type { VoiceMessageInfo } from '../../protocol/schemas.js';
 import { RequestError } from '../../protocol/RequestError.js';
@@ -113,8 +114,10 @@ export class SignalingServer {
 					res.cork(() => res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json').end(JSON.stringify({ error })));
 					return;
 				}
+				const subprotocols = req.getHeader('sec-websocket-protocol');
 				const data: SocketData = {
 					query: req.getQuery() ?? '',
+					subprotocols,
 					remoteAddress: clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for'), options.config.http.trustProxy),
 					claims: undefined,
 					refusal: undefined,
@@ -122,7 +125,10 @@ export class SignalingServer {
 					early: [],
 					closed: false,
 				};
-				res.upgrade<SocketData>(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+				// Select `parley` when offered (a browser that offers subprotocols fails the
+				// handshake unless one is selected), and never echo the token-bearing entry.
+				const selected = subprotocols.split(',').some((p) => p.trim() === SIGNALING_SUBPROTOCOL) ? SIGNALING_SUBPROTOCOL : '';
+				res.upgrade<SocketData>(data, req.getHeader('sec-websocket-key'), selected, req.getHeader('sec-websocket-extensions'), context);
 			},
 			open: (ws) => this.#onOpen(ws),
 			message: (ws, message, isBinary) => {
@@ -144,7 +150,7 @@ export class SignalingServer {
 		return this.#sessions.size;
 	}
 
-	async #authenticate(queryString: string, remoteAddress: string): Promise<Pick<SocketData, 'claims' | 'refusal'>> {
+	async #authenticate(queryString: string, subprotocols: string, remoteAddress: string): Promise<Pick<SocketData, 'claims' | 'refusal'>> {
 		const refuse = (closeCode: number, code: ErrorCode, message?: string) => ({ claims: undefined, refusal: { closeCode, error: protocolError(code, message) } });
 		if (!this.#options.isAccepting()) return refuse(CLOSE_CODES.SHUTTING_DOWN, 'E_SHUTTING_DOWN');
 		// Before the token is verified: a flood of connections costs one bucket lookup each.
@@ -159,7 +165,7 @@ export class SignalingServer {
 			return refuse(CLOSE_CODES.PROTOCOL_VERSION, 'E_PROTOCOL_VERSION', `This server speaks protocol version ${PROTOCOL_VERSION}, not ${version.slice(0, 16)}.`);
 		}
 		try {
-			return { claims: await authenticate({ query: queryString }, this.#options.signingKey, WEBSOCKET_TOKEN, this.#tokenPolicy), refusal: undefined };
+			return { claims: await authenticate({ query: queryString, header: (name) => (name === 'sec-websocket-protocol' ? subprotocols : '') }, this.#options.signingKey, WEBSOCKET_TOKEN, this.#tokenPolicy), refusal: undefined };
 		} catch (err) {
 			if (err instanceof RequestError) return refuse(CLOSE_CODES.AUTH, err.code, err.message);
 			throw err;
@@ -168,7 +174,7 @@ export class SignalingServer {
 
 	#onOpen(ws: WebSocket<SocketData>): void {
 		const data = ws.getUserData();
-		this.#authenticate(data.query, data.remoteAddress)
+		this.#authenticate(data.query, data.subprotocols, data.remoteAddress)
 			.catch((err: unknown): Pick<SocketData, 'claims' | 'refusal'> => {
 				this.#log.error({ err }, 'authentication failed unexpectedly');
 				return { claims: undefined, refusal: { closeCode: CLOSE_CODES.AUTH, error: protocolError('E_INTERNAL') } };

@@ -17,6 +17,8 @@ import type { TokenBucket } from '../../protocol/TokenBucket.js';
 export interface SocketData {
 	/** The upgrade request's query string (uWS's request object dies with the upgrade handler). */
 	query: string;
+	/** The upgrade's Sec-WebSocket-Protocol header (it may carry the token). */
+	subprotocols: string;
 	remoteAddress: string;
 	claims: AccessClaims | undefined;
 	/** Why the connection is refused right after the token check, if it is. */

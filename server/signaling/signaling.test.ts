@@ -85,6 +85,25 @@ describe('signaling protocol', () => {
 		expect(codecs[0]!.parameters).toMatchObject({ useinbandfec: 1, usedtx: 1 });
 	});
 
+	it('takes the token from the subprotocol parley.token.<JWT>, selects "parley" and never echoes the token', async () => {
+		const jwt = await token({ displayName: 'Sub' });
+		const ws = new WebSocket(`ws://127.0.0.1:${server.http.port}/ws?v=${PROTOCOL_VERSION}`, ['parley', `parley.token.${jwt}`]);
+		const selected = new Promise<string | undefined>((resolve) => ws.once('upgrade', (res) => resolve(res.headers['sec-websocket-protocol'])));
+		const welcome = await new Promise<{ method: string; data: { displayName: string } }>((resolve, reject) => {
+			ws.once('message', (raw) => resolve(JSON.parse(String(raw))));
+			ws.once('close', (code, reason) => reject(new Error(`closed ${code} ${String(reason)}`)));
+		});
+		expect(welcome).toMatchObject({ method: 'welcome', data: { displayName: 'Sub' } });
+		expect(await selected).toBe('parley');
+		expect(ws.protocol).toBe('parley');
+		ws.close();
+		// A forged token there is refused like one in the query.
+		const forged = new WebSocket(`ws://127.0.0.1:${server.http.port}/ws`, ['parley', `parley.token.${jwt.slice(0, -4)}AAAA`]);
+		const closed = await new Promise<{ code: number; reason: string }>((resolve) => forged.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+		expect(closed.code).toBe(CLOSE_CODES.AUTH);
+		expect(closed.reason).toMatch(/^E_AUTH: Access token refused/);
+	});
+
 	describe('refuses bad tokens with close code 4401 and the reason', () => {
 		it('no token', async () => {
 			const closed = await refused(`ws://127.0.0.1:${server.http.port}/ws`);
