@@ -186,7 +186,7 @@ describe('two nodes, one Redis: one bucket per user and per address', () => {
 		// Another connection of the same user (another tab, on the other node) spends the bucket.
 		const other = await connect(nodes[0]!, tok);
 		for (let i = 0; i < USER_BURST; i++) expect((await other.request('getRouterRtpCapabilities', {})).ok).toBe(true);
-		const connection = await SignalingConnection.open({ url: `ws://127.0.0.1:${nodes[1]!.http.port}/ws`, token: tok, createWebSocket: (u) => new WebSocket(u) as unknown as globalThis.WebSocket });
+		const connection = await SignalingConnection.open({ url: `ws://127.0.0.1:${nodes[1]!.http.port}/ws`, token: tok, createWebSocket: (u, protocols) => new WebSocket(u, protocols) as unknown as globalThis.WebSocket });
 		try {
 			const refused = await connection.request('getRouterRtpCapabilities', {}, { rateLimitRetries: 0 }).catch((e: unknown) => e);
 			expect(refused).toBeInstanceOf(ParleyError);
