@@ -177,25 +177,18 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 	}
 
 	async listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]> {
-		const ids = await this.#reach(() => this.#redis.smembers(statusKey(status)));
-		if (ids.length === 0) return [];
-		const pipeline = this.#redis.pipeline();
-		for (const id of ids) pipeline.hget(messageKey(id), 'record');
-		const replies = (await this.#reach(() => pipeline.exec())) ?? [];
-		const found: VoiceMessage[] = [];
-		for (const [err, record] of replies) {
-			if (err) throw err;
-			if (typeof record !== 'string') continue;
-			const m = JSON.parse(record) as VoiceMessage;
-			// The set and the hash change together, but a change may land between the two reads.
-			if (m.status === status) found.push(m);
-		}
-		return found;
+		// The set and the hash change together, but a change may land between the two reads.
+		return (await this.#messagesIn(statusKey(status))).filter((m) => m.status === status);
 	}
 
 	async usageOf(ownerId: string): Promise<StoredUsage> {
-		const ids = await this.#reach(() => this.#redis.smembers(ownerKey(ownerId)));
-		if (ids.length === 0) return { messages: 0, bytes: 0 };
+		return usageOfMessages(await this.#messagesIn(ownerKey(ownerId)));
+	}
+
+	/** The messages whose ids an index set holds (ids whose hash is gone are skipped). */
+	async #messagesIn(setKey: string): Promise<VoiceMessage[]> {
+		const ids = await this.#reach(() => this.#redis.smembers(setKey));
+		if (ids.length === 0) return [];
 		const pipeline = this.#redis.pipeline();
 		for (const id of ids) pipeline.hget(messageKey(id), 'record');
 		const replies = (await this.#reach(() => pipeline.exec())) ?? [];
@@ -204,7 +197,7 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 			if (err) throw err;
 			if (typeof record === 'string') messages.push(JSON.parse(record) as VoiceMessage);
 		}
-		return usageOfMessages(messages);
+		return messages;
 	}
 
 	async delete(id: string): Promise<boolean> {
