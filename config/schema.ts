@@ -274,8 +274,72 @@ export const configSchema = z.strictObject({
 
 	storage: z
 		.strictObject({
+			backend: option(z.enum(['disk', 's3']).default('disk'), {
+				description:
+					'Where voice-message files live. disk: under storage.dir (one node, or a directory every node shares). s3: in an S3-compatible bucket (storage.s3.*), so nodes share no directory: tus uploads are staged there, recordings are checkpointed there as they go, downloads stream from it.',
+			}),
 			dir: option(z.string().min(1).default('./data/storage'), {
-				description: 'Directory for voice-message files (created if missing). Relative paths are resolved from the working directory.',
+				description:
+					'With backend disk: directory for voice-message files (created if missing). With backend s3: this node\'s own work folder (recordings being written, conversions, finished files waiting for S3 to come back); nothing in it is shared. Relative paths are resolved from the working directory.',
+			}),
+			s3: z
+				.strictObject({
+					endpoint: option(z.string().refine((v) => v === '' || /^https?:\/\/[^\s/]+(\/.*)?$/.test(v), 'must be empty or an http(s) URL').default(''), {
+						description: 'S3 API endpoint, e.g. http://127.0.0.1:9000 for MinIO or a Swift s3api proxy. Empty: AWS S3 of storage.s3.region.',
+					}),
+					region: option(z.string().min(1).default('us-east-1'), {
+						description: 'Region the requests are signed for (SigV4). Most S3-compatible servers accept us-east-1.',
+						envAliases: ['AWS_REGION'],
+					}),
+					bucket: option(z.string().regex(/^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a bucket name (3-63 of a-z 0-9 . -)').default(''), {
+						description: 'Bucket holding the files. Required with backend s3; it must exist (Parley does not create it).',
+					}),
+					keyPrefix: option(z.string().regex(/^$|^([A-Za-z0-9_.-]+\/)+$/, 'must be empty or folder names each ending in /, e.g. parley/').default(''), {
+						description: 'Prefix of every key Parley writes, e.g. parley/: messages are <prefix><owner>/<yyyymm>/<id>.ogg, staged uploads and checkpoints sit under <prefix>.uploads/ and <prefix>.recordings/.',
+					}),
+					forcePathStyle: option(z.boolean().default(false), {
+						description: 'Address the bucket as <endpoint>/<bucket> rather than <bucket>.<endpoint>: needed by MinIO, Swift and most self-hosted servers.',
+					}),
+					accessKeyId: option(z.string().default(''), {
+						description: 'Access key. Empty: the standard AWS chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws, instance roles).',
+					}),
+					secretAccessKey: option(z.string().default(''), {
+						description: 'Secret key belonging to storage.s3.accessKeyId (both or neither).',
+					}),
+					presignedDownloadTtlS: option(z.number().int().min(0).max(3600).default(0), {
+						description:
+							'0: audio downloads stream from S3 through the node. Above 0: GET /voice/messages/:id/audio answers 302 to a presigned S3 URL valid this long (the bucket must be reachable by clients).',
+						unit: 's',
+					}),
+				})
+				.prefault({}),
+		})
+		.prefault({}),
+
+	metadata: z
+		.strictObject({
+			url: option(
+				z
+					.string()
+					.refine((v) => v === '' || /^(sqlite:.+|mysql:\/\/.+|mariadb:\/\/.+|postgres(ql)?:\/\/.+)$/.test(v), 'must be empty, sqlite:<file>, mysql://..., mariadb://... or postgres://...')
+					.default(''),
+				{
+					description:
+						'SQL database holding voice-message metadata and its event outbox: sqlite:<file> (one node), mysql://user:pass@host:port/db (MySQL or MariaDB) or postgres://user:pass@host:port/db (PostgreSQL). Migrations run at startup under a lock. Empty: sqlite:<voice.databasePath> on one node; with cluster.redisUrl set, the older Redis store (kept for clusters that run only Redis; move to SQL with npm run metadata:import).',
+					envAliases: ['DATABASE_URL'],
+				},
+			),
+			poolSize: option(z.number().int().min(1).max(200).default(10), {
+				description: 'Connections to a MySQL/MariaDB or PostgreSQL server per node.',
+				unit: 'connections',
+			}),
+			outboxPollMs: option(z.number().int().min(10).max(60_000).default(250), {
+				description: 'How often the outbox relay looks for events not yet on the stream or the webhook, when it is not woken by a commit of its own node.',
+				unit: 'ms',
+			}),
+			outboxLeaseMs: option(z.number().int().min(1000).max(600_000).default(15_000), {
+				description: 'How long a node holds the outbox events it is publishing; a node that dies holding them leaves them to the others after this.',
+				unit: 'ms',
 			}),
 		})
 		.prefault({}),
@@ -284,6 +348,11 @@ export const configSchema = z.strictObject({
 		.strictObject({
 			databasePath: option(z.string().min(1).default('./data/parley.db'), {
 				description: 'SQLite file holding voice-message metadata (one node). Relative paths are resolved from the working directory.',
+			}),
+			recordingCheckpointMs: option(z.number().int().min(0).max(60_000).default(2000), {
+				description:
+					'With storage.backend s3: how often a running recording\'s new Ogg pages are written to S3, so a node that dies loses at most this much of it (another node finalizes the message from what reached S3). 0: only the finished file is written.',
+				unit: 'ms',
 			}),
 			maxDurationMs: option(z.number().int().min(1000).max(3_600_000).default(300_000), {
 				description:
@@ -513,6 +582,14 @@ export const configSchema = z.strictObject({
 			}),
 		})
 		.prefault({}),
+}).superRefine((c, ctx) => {
+	// Options that are only valid together: reported with the option's path, so startup names it.
+	if (c.storage.backend === 's3' && c.storage.s3.bucket === '') {
+		ctx.addIssue({ code: 'custom', path: ['storage', 's3', 'bucket'], message: 'required when storage.backend is s3' });
+	}
+	if ((c.storage.s3.accessKeyId === '') !== (c.storage.s3.secretAccessKey === '')) {
+		ctx.addIssue({ code: 'custom', path: ['storage', 's3', c.storage.s3.accessKeyId === '' ? 'accessKeyId' : 'secretAccessKey'], message: 'storage.s3.accessKeyId and storage.s3.secretAccessKey go together (both or neither)' });
+	}
 });
 
 /** The validated configuration, with every default filled in. */

@@ -14,9 +14,12 @@ BACKPORTS=(meson)
 # Services and tools the server, the tests and the bench use.
 RUNTIME=(ffmpeg redis-server chromium opus-tools sox libsox-fmt-all espeak-ng
 	prometheus nftables iproute2 procps curl)
+# Real services the scale-out tests start throwaway instances of (never the system ones):
+# OpenStack Swift with its S3 API, MariaDB and PostgreSQL.
+SERVICES=(swift-proxy swift-object swift-container swift-account mariadb-server postgresql)
 
 missing=()
-for pkg in "${WORKER_BUILD[@]}" "${BACKPORTS[@]}" "${RUNTIME[@]}"; do
+for pkg in "${WORKER_BUILD[@]}" "${BACKPORTS[@]}" "${RUNTIME[@]}" "${SERVICES[@]}"; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 # meson from bookworm itself is too old: treat it as missing.
@@ -34,7 +37,9 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.
 fi
 apt-get update -q >&2
 apt-get install -y -q --no-install-recommends -t bookworm-backports "${BACKPORTS[@]}" >&2
-apt-get install -y -q --no-install-recommends "${WORKER_BUILD[@]}" "${RUNTIME[@]}" >&2
+apt-get install -y -q --no-install-recommends "${WORKER_BUILD[@]}" "${RUNTIME[@]}" "${SERVICES[@]}" >&2
 # Debian starts services on install; Parley starts its own Redis where it needs one.
-if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then systemctl stop redis-server || true; fi
+for unit in redis-server mariadb postgresql; do
+	if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
+done
 log "done"

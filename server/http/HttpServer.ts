@@ -50,9 +50,18 @@ export interface HttpReply {
 	file?: HttpFileRange;
 }
 
-/** A byte range of an open file, sent as the client reads it. */
+/**
+ * What a streamed reply reads from, in order: an open file (a FileHandle has this shape) or
+ * an object store's body. The server closes it when the reply ends.
+ */
+export interface ByteSource {
+	read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+	close(): Promise<void>;
+}
+
+/** A byte range of an open file (or another ByteSource), sent as the client reads it. */
 export interface HttpFileRange {
-	handle: FileHandle;
+	handle: ByteSource;
 	start: number;
 	/** Bytes to send from `start`; the reply's Content-Length. */
 	length: number;

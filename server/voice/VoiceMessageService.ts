@@ -179,7 +179,7 @@ export class VoiceMessageService {
 			if (storageFailure(err)) this.#o.events?.storageFailed?.(err);
 			throw storageRequestError(err) ?? err;
 		};
-		const path = await this.#o.storage.writablePath(message).catch(refused);
+		const path = await this.#o.storage.workPath(message).catch(refused);
 		// The record exists before the file, so a crash leaves nothing unaccounted for.
 		await this.#o.store.insert(message).catch(refused);
 		let recording: ProducerRecording;
@@ -289,9 +289,17 @@ export class VoiceMessageService {
 		const m = await this.#o.store.get(id);
 		if (!m) return;
 		try {
-			const path = await this.#o.storage.writablePath(m);
+			// Local already, unless this node did not write it (S3: downloaded, or assembled from
+			// the checkpoints of a recording whose node died).
+			const path = await this.#o.storage.fetchToWorkPath(m);
+			if (!path) {
+				await this.#update(id, { status: 'failed', failureReason: 'The audio file of this voice message is missing from storage.' });
+				return;
+			}
 			const sha256 = await sha256File(path);
 			const waveform = this.#o.tools ? await this.#waveformIfAvailable(id, path) : undefined;
+			// Stored before it is called ready: a ready message always has its file.
+			await this.#o.storage.commit(m);
 			await this.#update(id, { ...extra, status: 'ready', sha256, ...(waveform && { waveform }) });
 		} catch (err) {
 			if (err instanceof TranscodeError && err.code === 'closed') {
@@ -395,7 +403,7 @@ export class VoiceMessageService {
 		let keepInput = false;
 		try {
 			if (!tools) throw new Error('no transcoder configured');
-			const target = await this.#o.storage.writablePath(message);
+			const target = await this.#o.storage.workPath(message);
 			const result = await tools.toOggOpus(upload.path, target);
 			if (result.durationMs > this.#o.maxDurationMs) {
 				await this.#o.storage.remove(message);
@@ -460,7 +468,8 @@ export class VoiceMessageService {
 				continue;
 			}
 			try {
-				const path = await this.#o.storage.writablePath(m);
+				const path = await this.#o.storage.fetchToWorkPath(m);
+				if (!path) throw new UnrecoverableFileError('nothing of the recording reached storage');
 				const recovered = recoverOggOpus(path);
 				await this.#update(m.id, { status: 'processing', durationMs: Math.round(recovered.durationMs), sizeBytes: recovered.sizeBytes, failureReason: undefined });
 				await this.#finishProcessing(m.id);

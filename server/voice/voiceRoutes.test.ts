@@ -36,7 +36,7 @@ describe.each([
 	/** A ready message with a real Ogg Opus file, as a recording would leave it. */
 	async function message(ownerId: string, destination: Destination, createdAt: number, status: VoiceMessage['status'] = 'ready'): Promise<VoiceMessage> {
 		const m: VoiceMessage = { id: randomUUID(), ownerId, destination, source: 'recording', status, createdAt, updatedAt: createdAt, durationMs: 1000, sha256: randomUUID().replace(/-/g, '') };
-		const writer = new OggOpusWriter(await storage.writablePath(m));
+		const writer = new OggOpusWriter(await storage.workPath(m));
 		encodeTone(440, 50).forEach((f, i) => writer.writePacket(f, i * 960));
 		m.sizeBytes = writer.finalize().sizeBytes;
 		await server.voiceStore.insert(m);

@@ -62,7 +62,7 @@ describe('recovering unfinished voice messages with a shared store', () => {
 		const unowned = recording(undefined);
 		for (const m of [live, dead, unowned]) await n1.store.insert(m);
 		// The dead node had written 2 s of audio when it died (the writer never finalized).
-		const writer = new OggOpusWriter(await storage.writablePath(dead));
+		const writer = new OggOpusWriter(await storage.workPath(dead));
 		encodeTone(440, 100).forEach((f, i) => writer.writePacket(f, i * 960));
 		writer.abort();
 		events.length = 0;

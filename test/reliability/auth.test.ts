@@ -122,7 +122,7 @@ describe('authentication and authorization on every entry point', () => {
 		// A ready voice message of Ada's to the room, and an unfinished upload of hers.
 		const storage = new LocalVoiceStorage(h.server.storageDir);
 		message = { id: randomUUID(), ownerId: 'ada', destination: { kind: 'channel', channel: 'room' }, source: 'recording', status: 'ready', createdAt: Date.now(), updatedAt: Date.now(), durationMs: 1000 };
-		const writer = new OggOpusWriter(await storage.writablePath(message));
+		const writer = new OggOpusWriter(await storage.workPath(message));
 		encodeTone(440, 50).forEach((f, i) => writer.writePacket(f, i * 960));
 		message.sizeBytes = writer.finalize().sizeBytes;
 		await h.server.voiceStore.insert(message);

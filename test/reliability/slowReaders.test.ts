@@ -78,7 +78,7 @@ describe('audio downloads to slow readers, real server', () => {
 		const now = Date.now();
 		const m: VoiceMessage = { id: randomUUID(), ownerId: 'ada', destination: { kind: 'channel', channel: 'room' }, source: 'recording', status: 'ready', createdAt: now, updatedAt: now, durationMs: 3_600_000 };
 		audio = randomBytes(FILE_BYTES);
-		await writeFile(await storage.writablePath(m), audio);
+		await writeFile(await storage.workPath(m), audio);
 		m.sizeBytes = FILE_BYTES;
 		await h.server.voiceStore.insert(m);
 		target = `/voice/messages/${m.id}/audio`;

@@ -159,7 +159,7 @@ describe('storage audit at startup', () => {
 		const old = Date.now() - 3_600_000;
 		for (let i = 0; i < FILES; i++) {
 			const m = readyRecord(`user-${i % 100}`, SIZE, old, sha256);
-			const file = await storage.writablePath(m);
+			const file = await storage.workPath(m);
 			writeFileSync(file, body);
 			await store.insert(m);
 		}

@@ -1,10 +1,11 @@
-// Where voice-message files live. Kept behind a small interface so an S3-compatible
-// backend can be added; the embedded default is a local directory laid out as
-// <root>/<user>/<yyyymm>/<id>.ogg, every part of it from validated ids.
+// Where voice-message files live, behind one interface: the embedded default is a local
+// directory laid out as <root>/<user>/<yyyymm>/<id>.ogg, every part of it from validated
+// ids; S3VoiceStorage keeps the same keys in a bucket.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { ByteSource } from '../../http/HttpServer.js';
 import { checkStorageWritable } from './storageDirectory.js';
 import { USER_ID_PATTERN, VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
 
@@ -15,15 +16,42 @@ export interface StorageKey {
 	createdAt: number;
 }
 
+/**
+ * Voice-message files. Every file is made in a local work file first (a recording as it is
+ * written, a conversion's output), post-processed there (hash, waveform), then committed:
+ *   workPath() -> write -> commit() -> ready
+ * On disk the work file is the stored file and commit() does nothing; on S3 the work file is
+ * node-local and commit() uploads it.
+ */
 export interface VoiceStorage {
-	/** A local path to write the file for `key` to (its folder exists). */
-	writablePath(key: StorageKey): Promise<string>;
-	/** Size of the stored file, or undefined when there is none. */
+	readonly backend: 'disk' | 's3';
+	/** The local path the file for `key` is written at (its folder exists). */
+	workPath(key: StorageKey): Promise<string>;
+	/** Makes the complete file at workPath(key) the stored file (S3: uploads it, then removes
+	 * the local copy and the key's checkpoints). */
+	commit(key: StorageKey): Promise<void>;
+	/**
+	 * Makes sure workPath(key) holds the file, for post-processing after a restart or on a node
+	 * that did not write it: disk has it already; S3 downloads the committed object, or else
+	 * concatenates the key's checkpoints. Resolves the path, or undefined when there is nothing.
+	 */
+	fetchToWorkPath(key: StorageKey): Promise<string | undefined>;
+	/**
+	 * Stores bytes [offset, offset + bytes.length) of a recording still being written
+	 * (checkpoint `index`, from 0, contiguous), so another node can finish it if this one dies.
+	 * Absent on disk (the work file is the stored file).
+	 */
+	putCheckpoint?(key: StorageKey, index: number, offset: number, bytes: Buffer): Promise<void>;
+	/** Size of the stored (committed) file, or undefined when there is none. */
 	size(key: StorageKey): Promise<number | undefined>;
-	/** The stored file opened for reading with its size (one stat of the open file, so the two
-	 * agree), or undefined when there is none. The caller closes the handle. */
-	openRead(key: StorageKey): Promise<{ handle: FileHandle; size: number } | undefined>;
+	/** The stored file opened for reading with its size (they agree), or undefined when there is
+	 * none. The caller closes the source. */
+	openRead(key: StorageKey): Promise<{ handle: ByteSource; size: number } | undefined>;
+	/** A short-lived URL a client can GET the file from directly, when configured (S3 presigned). */
+	downloadUrl?(key: StorageKey): Promise<string | undefined>;
+	/** Removes the stored file, its work file and its checkpoints (nothing there is fine). */
 	remove(key: StorageKey): Promise<void>;
+	/** Rejects when files cannot be stored now (disk not writable, S3 unreachable or refusing). */
 	checkWritable(): Promise<void>;
 }
 
@@ -51,10 +79,22 @@ export class LocalVoiceStorage implements VoiceStorage {
 		return file;
 	}
 
-	async writablePath(key: StorageKey): Promise<string> {
+	readonly backend = 'disk' as const;
+
+	async workPath(key: StorageKey): Promise<string> {
 		const file = this.pathOf(key);
 		await mkdir(path.dirname(file), { recursive: true });
 		return file;
+	}
+
+	/** The work file is the stored file. */
+	async commit(key: StorageKey): Promise<void> {
+		this.pathOf(key);
+	}
+
+	async fetchToWorkPath(key: StorageKey): Promise<string | undefined> {
+		const file = this.pathOf(key);
+		return (await fileExists(file)) ? file : undefined;
 	}
 
 	async size(key: StorageKey): Promise<number | undefined> {
