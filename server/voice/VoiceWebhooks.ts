@@ -15,6 +15,11 @@
 // delivered or given up); different messages go in parallel, a few at a time. The queue is in
 // memory and bounded: when full, a new event is dropped and counted. At shutdown, what is
 // queued gets until the deadline to go out; then the rest is given up and logged.
+//
+// That in-memory queue serves the Redis store. With a SQL store the outbox relay
+// (server/voice/outbox) delivers from the database instead, through the same single attempt
+// (deliverOnce) and the same schedule (RetrySchedule), so both paths sign, classify and back
+// off alike; only where the pending events live differs.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '../telemetry/logger.js';
@@ -61,15 +66,17 @@ export class VoiceWebhooks {
 	readonly #abort = new AbortController();
 	#idle: (() => void) | undefined;
 
+	readonly #schedule: RetrySchedule;
+
 	constructor(options: VoiceWebhooksOptions) {
-		if (!/^https?:\/\//.test(options.url)) throw new TypeError('voice.webhookUrl must be an http(s) URL');
-		if (options.secret.length < 16) throw new TypeError('voice.webhookSecret must be set (at least 16 characters) when voice.webhookUrl is set');
+		checkWebhookEndpoint(options);
 		this.#o = {
 			baseDelayMs: DEFAULT_BASE_DELAY_MS,
 			maxDelayMs: DEFAULT_MAX_DELAY_MS,
 			concurrency: DEFAULT_CONCURRENCY,
 			...options,
 		};
+		this.#schedule = new RetrySchedule({ baseDelayMs: this.#o.baseDelayMs, maxDelayMs: this.#o.maxDelayMs });
 	}
 
 	/** Events queued or in flight. */
@@ -124,7 +131,7 @@ export class VoiceWebhooks {
 		const signal = this.#abort.signal;
 		for (let attempt = 1; ; attempt++) {
 			if (signal.aborted) return;
-			const result = await this.#attempt(event, body);
+			const result = await deliverOnce(this.#o, event, { body, signal });
 			if (result.kind === 'delivered') {
 				this.#o.onOutcome?.('delivered');
 				return;
@@ -148,47 +155,9 @@ export class VoiceWebhooks {
 		}
 	}
 
-	/** Backoff before attempt `attempt + 1`: base * 2^(attempt-1), capped, jittered to [half, full]
-	 * so receivers that come back are not hit by every node at once; a 429's Retry-After is a floor. */
+	/** Backoff before attempt `attempt + 1` (RetrySchedule). */
 	retryDelayMs(attempt: number, retryAfterMs?: number): number {
-		const ceiling = Math.min(this.#o.maxDelayMs, this.#o.baseDelayMs * 2 ** (attempt - 1));
-		const jittered = ceiling / 2 + Math.random() * (ceiling / 2);
-		return Math.round(Math.min(this.#o.maxDelayMs, Math.max(jittered, retryAfterMs ?? 0)));
-	}
-
-	async #attempt(
-		event: VoiceMessageEvent,
-		body: string,
-	): Promise<{ kind: 'delivered' } | { kind: 'refused'; status: number } | { kind: 'retry'; reason: string; retryAfterMs?: number }> {
-		const t = Math.floor(Date.now() / 1000);
-		const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#o.timeoutMs)]);
-		try {
-			const res = await fetch(this.#o.url, {
-				method: 'POST',
-				headers: {
-					'content-type': 'application/json',
-					'user-agent': 'Parley-Webhooks/1',
-					'x-parley-event': event.event,
-					'x-parley-delivery': event.eventId,
-					'x-parley-signature': `t=${t},v1=${signWebhook(body, t, this.#o.secret)}`,
-				},
-				body,
-				// A redirect would resend the event elsewhere (or as a GET): answer it as final.
-				redirect: 'manual',
-				signal,
-			});
-			// The body is not needed; drain it so the connection can be reused.
-			await res.arrayBuffer().catch(() => undefined);
-			if (res.status >= 200 && res.status < 300) return { kind: 'delivered' };
-			if (res.status === 429 || res.status >= 500) {
-				const retryAfterS = Number(res.headers.get('retry-after'));
-				return { kind: 'retry', reason: `HTTP ${res.status}`, ...(Number.isFinite(retryAfterS) && retryAfterS > 0 && { retryAfterMs: retryAfterS * 1000 }) };
-			}
-			return { kind: 'refused', status: res.status };
-		} catch (err) {
-			const reason = (err as Error).name === 'TimeoutError' ? `no answer within ${this.#o.timeoutMs} ms` : ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
-			return { kind: 'retry', reason };
-		}
+		return this.#schedule.delayMs(attempt, retryAfterMs);
 	}
 
 	/**
@@ -208,6 +177,86 @@ export class VoiceWebhooks {
 			this.#o.log.warn({ undelivered: this.#queued }, 'shutdown deadline: undelivered webhook events given up');
 			this.#abort.abort();
 		}
+	}
+}
+
+/** Where and how events are POSTed: voice.webhookUrl, voice.webhookSecret, voice.webhookTimeoutMs. */
+export interface WebhookEndpoint {
+	url: string;
+	secret: string;
+	/** One attempt: connect, send and response headers. */
+	timeoutMs: number;
+}
+
+/** Throws TypeError naming the option when the endpoint cannot be used. */
+export function checkWebhookEndpoint(endpoint: Pick<WebhookEndpoint, 'url' | 'secret'>): void {
+	if (!/^https?:\/\//.test(endpoint.url)) throw new TypeError('voice.webhookUrl must be an http(s) URL');
+	if (endpoint.secret.length < 16) throw new TypeError('voice.webhookSecret must be set (at least 16 characters) when voice.webhookUrl is set');
+}
+
+/** What one attempt came to: delivered (2xx), refused for good (3xx, 4xx but 429), or worth
+ * another try (network error, timeout, 5xx, 429 with its Retry-After). */
+export type WebhookAttemptResult = { kind: 'delivered' } | { kind: 'refused'; status: number } | { kind: 'retry'; reason: string; retryAfterMs?: number };
+
+/**
+ * One signed POST of `event` (no retries: the caller owns the schedule). `body` defaults to the
+ * event's JSON; pass the same bytes on every attempt. `signal` aborts the request (shutdown);
+ * an aborted attempt reports `retry`.
+ */
+export async function deliverOnce(endpoint: WebhookEndpoint, event: VoiceMessageEvent, options: { body?: string; signal?: AbortSignal } = {}): Promise<WebhookAttemptResult> {
+	const body = options.body ?? JSON.stringify(event);
+	const t = Math.floor(Date.now() / 1000);
+	const timeout = AbortSignal.timeout(endpoint.timeoutMs);
+	const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+	try {
+		const res = await fetch(endpoint.url, {
+			method: 'POST',
+			headers: {
+				'content-type': 'application/json',
+				'user-agent': 'Parley-Webhooks/1',
+				'x-parley-event': event.event,
+				'x-parley-delivery': event.eventId,
+				'x-parley-signature': `t=${t},v1=${signWebhook(body, t, endpoint.secret)}`,
+			},
+			body,
+			// A redirect would resend the event elsewhere (or as a GET): answer it as final.
+			redirect: 'manual',
+			signal,
+		});
+		// The body is not needed; drain it so the connection can be reused.
+		await res.arrayBuffer().catch(() => undefined);
+		if (res.status >= 200 && res.status < 300) return { kind: 'delivered' };
+		if (res.status === 429 || res.status >= 500) {
+			const retryAfterS = Number(res.headers.get('retry-after'));
+			return { kind: 'retry', reason: `HTTP ${res.status}`, ...(Number.isFinite(retryAfterS) && retryAfterS > 0 && { retryAfterMs: retryAfterS * 1000 }) };
+		}
+		return { kind: 'refused', status: res.status };
+	} catch (err) {
+		const reason = (err as Error).name === 'TimeoutError' ? `no answer within ${endpoint.timeoutMs} ms` : ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+		return { kind: 'retry', reason };
+	}
+}
+
+/**
+ * The webhook backoff: before attempt n+1, base * 2^(n-1) capped at maxDelayMs, jittered to
+ * [half, full] so receivers that come back are not hit by every node at once; a 429's
+ * Retry-After is a floor (itself capped at maxDelayMs).
+ */
+export class RetrySchedule {
+	readonly baseDelayMs: number;
+	readonly maxDelayMs: number;
+
+	constructor({ baseDelayMs = DEFAULT_BASE_DELAY_MS, maxDelayMs = DEFAULT_MAX_DELAY_MS }: { baseDelayMs?: number; maxDelayMs?: number } = {}) {
+		if (!(baseDelayMs > 0) || !(maxDelayMs >= baseDelayMs)) throw new TypeError('RetrySchedule: need 0 < baseDelayMs <= maxDelayMs');
+		this.baseDelayMs = baseDelayMs;
+		this.maxDelayMs = maxDelayMs;
+	}
+
+	/** Delay after failed attempt `attempt` (1 = the first), before the next one. */
+	delayMs(attempt: number, floorMs?: number): number {
+		const ceiling = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (Math.max(1, attempt) - 1));
+		const jittered = ceiling / 2 + Math.random() * (ceiling / 2);
+		return Math.round(Math.min(this.maxDelayMs, Math.max(jittered, floorMs ?? 0)));
 	}
 }
 
