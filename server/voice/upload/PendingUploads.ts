@@ -1,6 +1,14 @@
 // Unfinished uploads per owner, for voice.maxPendingUploadsPerUser: a user may hold only a
 // few uploads created and not finished, so one token cannot promise the disk gigabytes in
-// seconds. Kept in memory, seeded once from the upload directory (uploads outlive restarts).
+// seconds. Kept in memory, seeded once from the upload store (uploads outlive restarts).
+//
+// Per node, also with S3UploadStore (nodes sharing the bucket): counting from the shared state
+// at every creation would mean listing every upload of every user per POST. Each node counts
+// the uploads it saw at its first creation (the seed reads the shared store) plus those
+// created through it, so across N nodes a user may hold up to N times the limit at worst.
+// Uploads a node knows of may be finished, deleted or expired through another node: before a
+// refusal, recheck() asks the store about the owner's uploads, so a user is never refused for
+// uploads that no longer exist.
 import type { UploadStore } from './UploadStore.js';
 
 export interface PendingUploadRefusal {
@@ -54,6 +62,18 @@ export class PendingUploads {
 			}
 		})();
 		return this.#seeded;
+	}
+
+	/** Drops the uploads of `ownerId` that the store no longer holds unfinished (finished,
+	 * deleted or expired through another node). Reservations in flight are kept. */
+	async recheck(ownerId: string, store: UploadStore): Promise<void> {
+		const entries = this.#byOwner.get(ownerId);
+		if (!entries) return;
+		for (const id of [...entries.keys()]) {
+			if (id.startsWith('reserved:')) continue;
+			const gone = await store.withUpload(id, async (upload) => !upload || upload.record.completed !== undefined);
+			if (gone) this.release(ownerId, id);
+		}
 	}
 
 	/** Unexpired unfinished uploads of `ownerId` (expired ones are forgotten on the way). */

@@ -8,8 +8,9 @@
 //   DELETE  basePath/:id    204: drop the upload
 //
 // Uploads belong to the user who created them; to anyone else they do not exist (404).
-// The bytes live in an UploadStore; once the last one is durable, onComplete receives the
-// file before the final PATCH is acknowledged.
+// The bytes live in an UploadStore (DiskUploadStore under storage.dir, or S3UploadStore in
+// the bucket when nodes share no directory); once the last one is durable, onComplete
+// receives the file before the final PATCH is acknowledged.
 import { httpErrorReply, type HttpReply, type HttpRouteRequest, type HttpServer } from '../../http/HttpServer.js';
 import { channelAllowed, type AccessClaims, type TokenPolicy } from '../../auth/accessToken.js';
 import { authenticate, UPLOAD_TOKEN } from '../../auth/httpAuth.js';
@@ -32,7 +33,8 @@ import {
 	TUS_EXTENSIONS,
 	TUS_VERSION,
 } from './tusProtocol.js';
-import { UPLOAD_ID_PATTERN, UploadStore, type StoredUpload } from './UploadStore.js';
+import { DiskUploadStore, UPLOAD_ID_PATTERN, type StoredUpload, type UploadStore } from './UploadStore.js';
+import { UploadStorageUnavailableError } from './S3UploadStore.js';
 import { PendingUploads } from './PendingUploads.js';
 
 export interface CompletedUpload {
@@ -76,8 +78,11 @@ export interface UploadEvents {
 export interface TusUploadServerOptions {
 	/** Where the routes live, e.g. '/voice/uploads' (no trailing slash). */
 	basePath: string;
-	/** Directory for partial uploads (created if missing): <id>.part and <id>.json per upload. */
-	dir: string;
+	/** Where partial uploads live. Absent: a DiskUploadStore in `dir`. */
+	store?: UploadStore;
+	/** Directory for partial uploads on disk (created if missing): <id>.part and <id>.json per
+	 * upload. Needed without `store`. */
+	dir?: string;
 	/** Largest Upload-Length accepted (413 beyond). */
 	maxSizeBytes: number;
 	/** Incomplete uploads expire this long after creation (410, then removed by cleanupExpired). */
@@ -119,6 +124,11 @@ function storageError(failure: StorageFailure): RequestError {
 	return failure === 'full' ? new RequestError('E_STORAGE_FULL', message) : new RequestError('E_STORAGE_UNAVAILABLE', message, {}, { 'Retry-After': '30' });
 }
 
+/** A storage failure of the disk, the metadata store or the object store (S3UploadStore). */
+function uploadStorageFailure(err: unknown): StorageFailure | undefined {
+	return err instanceof UploadStorageUnavailableError ? 'unavailable' : storageFailure(err);
+}
+
 /** Every destination a sender names: a user always, a channel when the token allows it. */
 function mayAddress(claims: AccessClaims, destination: Destination): boolean {
 	return destination.kind === 'user' || channelAllowed(claims.channels, destination.channel);
@@ -149,7 +159,8 @@ export class TusUploadServer {
 		if (!Number.isSafeInteger(maxChunkBytes) || maxChunkBytes <= 0) throw new TypeError('maxChunkBytes must be a positive integer');
 		this.#options = options;
 		this.#log = options.log;
-		this.#store = new UploadStore(options.dir, options.log);
+		if (!options.store && !options.dir) throw new TypeError('TusUploadServer needs a store or a dir');
+		this.#store = options.store ?? new DiskUploadStore(options.dir!, options.log);
 		this.#pending = new PendingUploads(options.maxPendingPerUser ?? 0, options.storedQuota !== undefined);
 
 		const base = options.basePath;
@@ -246,7 +257,7 @@ export class TusUploadServer {
 			return byUser ?? (await handle(claims));
 		} catch (err) {
 			if (err instanceof RequestError) return httpErrorReply(err);
-			const failure = storageFailure(err);
+			const failure = uploadStorageFailure(err);
 			if (failure) {
 				// The offset only moves once a chunk is durable, so the client resumes from HEAD.
 				req.log.warn({ err }, 'upload storage failed');
@@ -286,7 +297,13 @@ export class TusUploadServer {
 		const expiresAt = Date.now() + this.#options.expiryMs;
 		if (this.#pending.enabled) await this.#pending.seed(this.#store);
 		const promised = this.#pending.promised(claims.userId);
-		const place = this.#pending.reserve(claims.userId, { expiresAt, lengthBytes });
+		let place = this.#pending.reserve(claims.userId, { expiresAt, lengthBytes });
+		if ('refused' in place) {
+			// The count is this node's: uploads it knows of may have been finished, deleted or
+			// expired through another node. Ask the store about them before refusing.
+			await this.#pending.recheck(claims.userId, this.#store);
+			place = this.#pending.reserve(claims.userId, { expiresAt, lengthBytes });
+		}
 		if ('refused' in place) {
 			const { limit, retryAfterMs } = place.refused;
 			throw new RequestError(
@@ -411,21 +428,25 @@ export class TusUploadServer {
 	/** Hands the complete file to onComplete, then records that it was taken. */
 	async #complete(upload: StoredUpload, log: Logger): Promise<void> {
 		const { record } = upload;
+		// On disk the .part file itself; from S3 the parts streamed into one local file, its
+		// length checked against Upload-Length.
+		const file = await upload.completeFile();
 		const completed: CompletedUpload = {
 			uploadId: record.id,
 			ownerId: record.ownerId,
 			destination: record.destination,
 			fileName: record.fileName,
 			fileType: record.fileType,
-			path: upload.partPath,
+			path: file.path,
 			sizeBytes: record.lengthBytes,
-			sha256: await upload.sha256(),
+			sha256: file.sha256,
 		};
 		try {
 			await this.#options.onComplete(completed);
 		} catch (err) {
 			log.error({ err, uploadId: record.id }, 'onComplete failed; the upload is kept for a retry');
-			const failure = storageFailure(err);
+			await upload.abandonCompleteFile().catch((abandonErr: unknown) => log.warn({ err: abandonErr, uploadId: record.id }, 'cannot remove the assembled file'));
+			const failure = uploadStorageFailure(err);
 			if (failure) {
 				this.#options.events?.storageFailed?.(err);
 				throw storageError(failure);

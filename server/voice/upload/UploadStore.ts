@@ -1,4 +1,8 @@
-// Partial uploads on disk. Each upload is two files in one directory:
+// Partial uploads: the UploadStore interface TusUploadServer works against, the record every
+// implementation keeps (one zod schema), and the disk implementation. S3UploadStore keeps the
+// same record and the bytes in object storage, for nodes that share no directory.
+//
+// DiskUploadStore: each upload is two files in one directory:
 //   <id>.part  the bytes received so far; its size IS the offset (the truth after a restart)
 //   <id>.json  what the upload is (length, owner, metadata, expiry), written atomically
 // Every change is fsynced (file, and directory when names change) before it is reported,
@@ -38,14 +42,75 @@ type RecordOnDisk = z.infer<typeof recordSchema>;
 export type UploadRecord = Omit<RecordOnDisk, 'destination'> & { destination: Destination };
 export type NewUpload = Omit<UploadRecord, 'version' | 'id' | 'createdAt' | 'completed'>;
 
+/** The record as stored (JSON text), for every implementation. */
+export function serializeUploadRecord(record: UploadRecord): string {
+	const stored: RecordOnDisk = { ...record, destination: formatDestination(record.destination) };
+	return JSON.stringify(stored);
+}
+
+/** Parses and validates a stored record; throws when it is not one, or not upload `id`'s. */
+export function parseUploadRecord(text: string, id: string, where: string): UploadRecord {
+	let json: unknown;
+	try {
+		json = JSON.parse(text);
+	} catch {
+		throw new Error(`upload record ${where} is not JSON`);
+	}
+	const parsed = recordSchema.safeParse(json);
+	if (!parsed.success || parsed.data.id !== id) throw new Error(`upload record ${where} is not valid: ${parsed.error?.message ?? 'id mismatch'}`);
+	return { ...parsed.data, destination: parseDestination(parsed.data.destination)! };
+}
+
+/** The complete file of an upload, on this node's disk, for onComplete. */
+export interface CompleteFile {
+	/** Absolute path; stays until markCompleted or abandonCompleteFile. */
+	path: string;
+	/** Hex sha256 of the whole file. */
+	sha256: string;
+}
+
+/** One upload as stored. Use it only inside the withUpload() callback that handed it out. */
+export interface StoredUpload {
+	readonly record: Readonly<UploadRecord>;
+	/** Bytes durably stored (the whole length once completed). */
+	readonly offsetBytes: number;
+	/** False once the in-memory view may differ from what is stored, or the upload is gone. */
+	readonly current: boolean;
+	/** Stores `chunk` at the current offset; the offset moves only once it is durable. */
+	append(chunk: Buffer): Promise<void>;
+	/** The whole file (offset equals length) as a local file, checked and hashed. */
+	completeFile(): Promise<CompleteFile>;
+	/** Records that the file was handed over, then removes the bytes (the record stays until expiry). */
+	markCompleted(sha256: string): Promise<void>;
+	/** onComplete refused the file: drop what completeFile made for it (the upload's bytes stay). */
+	abandonCompleteFile(): Promise<void>;
+	/** Deletes the upload: record and bytes. */
+	remove(): Promise<void>;
+}
+
+/** Where partial uploads live; TusUploadServer speaks tus, this keeps the bytes. */
+export interface UploadStore {
+	create(fields: NewUpload): Promise<StoredUpload>;
+	/**
+	 * Runs `task` with the upload (undefined when there is none), after every earlier task on
+	 * the same upload on this node finished. Ids that are not upload ids are never looked up.
+	 */
+	withUpload<T>(id: string, task: (upload: StoredUpload | undefined) => Promise<T>): Promise<T>;
+	/** Ids of every upload with a record. */
+	ids(): Promise<string[]>;
+	/** Removes leftovers of crashes and races older than `maxAgeMs`; returns how many. */
+	removeStrays(maxAgeMs: number): Promise<number>;
+	/** Uploads held in memory (tests check the count returns to zero). */
+	readonly cachedCount: number;
+}
+
 interface UploadPaths {
 	part: string;
 	record: string;
 }
 
-/** One upload as stored. Use it only inside the withUpload() callback that handed it out. */
-export class StoredUpload {
-	readonly #store: UploadStore;
+class DiskStoredUpload implements StoredUpload {
+	readonly #store: DiskUploadStore;
 	readonly #paths: UploadPaths;
 	#record: UploadRecord;
 	#offsetBytes: number;
@@ -54,7 +119,7 @@ export class StoredUpload {
 	/** False once the in-memory view may differ from the disk (a failed write) or the files are gone. */
 	#current = true;
 
-	constructor(store: UploadStore, paths: UploadPaths, record: UploadRecord, offsetBytes: number, hash?: Hash) {
+	constructor(store: DiskUploadStore, paths: UploadPaths, record: UploadRecord, offsetBytes: number, hash?: Hash) {
 		this.#store = store;
 		this.#paths = paths;
 		this.#record = record;
@@ -109,6 +174,15 @@ export class StoredUpload {
 		return (await this.#runningHash()).copy().digest('hex');
 	}
 
+	async completeFile(): Promise<CompleteFile> {
+		// The .part file itself: it is complete, fsynced and stays until markCompleted.
+		return { path: this.#paths.part, sha256: await this.sha256() };
+	}
+
+	async abandonCompleteFile(): Promise<void> {
+		// Nothing was made for it: the .part file is the upload's bytes.
+	}
+
 	/** Records that the file was handed over, then removes the bytes (the record stays until expiry). */
 	async markCompleted(sha256: string): Promise<void> {
 		this.#record = { ...this.#record, completed: { sha256, completedAt: Date.now() } };
@@ -142,13 +216,13 @@ export class StoredUpload {
 	}
 }
 
-export class UploadStore {
+export class DiskUploadStore implements UploadStore {
 	/** Absolute, so paths handed to others (CompletedUpload.path) are absolute too. */
 	readonly dir: string;
 	readonly log: Logger;
 	readonly #mutex = new KeyedMutex();
 	/** Unfinished uploads seen by this process, so the running hash is not recomputed per chunk. */
-	readonly #cache = new Map<string, StoredUpload>();
+	readonly #cache = new Map<string, DiskStoredUpload>();
 
 	constructor(dir: string, log: Logger) {
 		this.dir = path.resolve(dir);
@@ -162,7 +236,7 @@ export class UploadStore {
 	}
 
 	/** Creates the empty .part, then the record: a record always has its bytes file. */
-	async create(fields: NewUpload): Promise<StoredUpload> {
+	async create(fields: NewUpload): Promise<DiskStoredUpload> {
 		const record: UploadRecord = { version: 1, id: randomUUID(), createdAt: Date.now(), ...fields };
 		const paths = this.#paths(record.id);
 		await mkdir(this.dir, { recursive: true });
@@ -173,15 +247,12 @@ export class UploadStore {
 			await part.close();
 		}
 		await this.writeRecord(paths.record, record);
-		const upload = new StoredUpload(this, paths, record, 0, createHash('sha256'));
+		const upload = new DiskStoredUpload(this, paths, record, 0, createHash('sha256'));
 		this.#cache.set(record.id, upload);
 		return upload;
 	}
 
-	/**
-	 * Runs `task` with the upload (undefined when there is none), after every earlier task on
-	 * the same upload finished. Ids that are not upload ids never reach the file system.
-	 */
+	/** Ids that are not upload ids never reach the file system. */
 	withUpload<T>(id: string, task: (upload: StoredUpload | undefined) => Promise<T>): Promise<T> {
 		if (!UPLOAD_ID_PATTERN.test(id)) return task(undefined);
 		return this.#mutex.run(id, async () => {
@@ -237,8 +308,7 @@ export class UploadStore {
 		const tmp = `${file}.tmp`;
 		const handle = await open(tmp, 'w');
 		try {
-			const onDisk: RecordOnDisk = { ...record, destination: formatDestination(record.destination) };
-			await handle.writeFile(JSON.stringify(onDisk));
+			await handle.writeFile(serializeUploadRecord(record));
 			await handle.sync();
 		} finally {
 			await handle.close();
@@ -257,7 +327,7 @@ export class UploadStore {
 		}
 	}
 
-	async #load(id: string): Promise<StoredUpload | undefined> {
+	async #load(id: string): Promise<DiskStoredUpload | undefined> {
 		const paths = this.#paths(id);
 		let text: string;
 		try {
@@ -266,17 +336,15 @@ export class UploadStore {
 			if (isNotFound(err)) return undefined;
 			throw err;
 		}
-		const parsed = recordSchema.safeParse(JSON.parse(text));
-		if (!parsed.success || parsed.data.id !== id) throw new Error(`upload record ${paths.record} is not valid: ${parsed.error?.message ?? 'id mismatch'}`);
-		const record: UploadRecord = { ...parsed.data, destination: parseDestination(parsed.data.destination)! };
+		const record = parseUploadRecord(text, id, paths.record);
 		if (record.completed) {
 			// A crash between writing the record and removing the bytes leaves the bytes behind.
 			await unlinkIfPresent(paths.part);
-			return new StoredUpload(this, paths, record, record.lengthBytes);
+			return new DiskStoredUpload(this, paths, record, record.lengthBytes);
 		}
 		const { size } = await stat(paths.part);
 		if (size > record.lengthBytes) throw new Error(`upload ${id} holds ${size} bytes, more than its length ${record.lengthBytes}`);
-		return new StoredUpload(this, paths, record, size);
+		return new DiskStoredUpload(this, paths, record, size);
 	}
 
 	#paths(id: string): UploadPaths {
