@@ -9,7 +9,8 @@
 //   GET    /voice/messages/:id                                               metadata
 //   POST   /voice/messages/:id/audio-url                                     {url, expiresAt}: a signed audio link
 //   GET    /voice/messages/:id/audio                                         the Ogg Opus file (Range, ETag),
-//                                                                            with the Bearer header or a signed link
+//                                                                            with the Bearer header or a signed link;
+//                                                                            302 to a presigned S3 URL when configured
 import type { HttpReply, HttpRouteRequest, HttpServer } from '../http/HttpServer.js';
 import { errorReply, httpErrorReply } from '../http/HttpServer.js';
 import { channelAllowed, type AccessClaims, type TokenPolicy } from '../auth/accessToken.js';
@@ -27,6 +28,8 @@ import { VOICE_MESSAGE_ID_PATTERN } from '../../protocol/patterns.js';
 
 export const OGG_OPUS_CONTENT_TYPE = 'audio/ogg; codecs=opus';
 const MAX_PAGE = 100;
+/** Retry-After of a 503 E_STORAGE_UNAVAILABLE (disk, metadata store or S3 away). */
+const STORAGE_RETRY_AFTER_S = 5;
 
 export interface VoiceRouteOptions {
 	store: VoiceMessageStore;
@@ -96,7 +99,7 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 				if (err instanceof RequestError) return httpErrorReply(err);
 				// The metadata store (Redis) or the disk is away: worth retrying, not a server bug.
 				const failure = storageFailure(err);
-				if (failure) return errorReply('E_STORAGE_UNAVAILABLE', `Voice messages cannot be reached right now: ${storageFailureText(failure)}.`);
+				if (failure) return errorReply('E_STORAGE_UNAVAILABLE', `Voice messages cannot be reached right now: ${storageFailureText(failure)}.`, { 'Retry-After': String(STORAGE_RETRY_AFTER_S) });
 				throw err;
 			}
 		};
@@ -180,6 +183,10 @@ export function registerVoiceRoutes(http: HttpServer, o: VoiceRouteOptions): voi
 			const m = 'claims' in reader ? await readable(req, reader.claims) : VOICE_MESSAGE_ID_PATTERN.test(id) ? await o.store.get(id) : undefined;
 			if (!m) return notFound();
 			if (m.status !== 'ready') return errorReply('E_NOT_READY', `The voice message is ${m.status}.`);
+			// S3 with storage.s3.presignedDownloadTtlS: the client fetches the bytes from the
+			// bucket itself (Range works there too); the link is per request, so never cached.
+			const direct = await o.storage.downloadUrl?.(m);
+			if (direct) return { status: 302, headers: { location: direct, 'cache-control': 'no-store' }, body: '' };
 			const file = await o.storage.openRead(m);
 			if (!file) return notFound();
 			const { reply, send } = audioReply(req, m, file.size);

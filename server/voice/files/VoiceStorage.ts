@@ -59,6 +59,25 @@ export class InvalidStorageKeyError extends Error {
 	override readonly name = 'InvalidStorageKeyError';
 }
 
+/**
+ * `<owner>/<yyyymm>/<id>.ogg`: the one place a file's name is made from a key, for the disk
+ * (a path under the root) and S3 (a key under the prefix) alike. Throws
+ * InvalidStorageKeyError for ids that are not ours, so nothing is ever built from them: the
+ * patterns allow no separators or dot-dot, and an owner never starts with '.', so a message
+ * key cannot land among .uploads/, .recordings/, .orphans/ or .work/.
+ */
+export function storageKeyPath(key: StorageKey): string {
+	if (typeof key.ownerId !== 'string' || !USER_ID_PATTERN.test(key.ownerId) || key.ownerId.startsWith('.')) throw new InvalidStorageKeyError('invalid owner id');
+	if (typeof key.id !== 'string' || !VOICE_MESSAGE_ID_PATTERN.test(key.id)) throw new InvalidStorageKeyError('invalid voice message id');
+	const d = new Date(key.createdAt);
+	if (Number.isNaN(d.getTime())) throw new InvalidStorageKeyError('invalid creation time');
+	const year = d.getUTCFullYear();
+	// Years before 1000 or after 9999 would not make six digits (and are no real messages).
+	if (year < 1000 || year > 9999) throw new InvalidStorageKeyError('invalid creation time');
+	const yyyymm = `${year}${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+	return `${key.ownerId}/${yyyymm}/${key.id}.ogg`;
+}
+
 export class LocalVoiceStorage implements VoiceStorage {
 	readonly root: string;
 
@@ -68,12 +87,7 @@ export class LocalVoiceStorage implements VoiceStorage {
 
 	/** The file's path; throws for ids that are not ours (never builds a path from them). */
 	pathOf(key: StorageKey): string {
-		if (!USER_ID_PATTERN.test(key.ownerId) || key.ownerId.startsWith('.')) throw new InvalidStorageKeyError(`invalid owner id`);
-		if (!VOICE_MESSAGE_ID_PATTERN.test(key.id)) throw new InvalidStorageKeyError(`invalid voice message id`);
-		const d = new Date(key.createdAt);
-		if (Number.isNaN(d.getTime())) throw new InvalidStorageKeyError('invalid creation time');
-		const yyyymm = `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
-		const file = path.join(this.root, key.ownerId, yyyymm, `${key.id}.ogg`);
+		const file = path.join(this.root, ...storageKeyPath(key).split('/'));
 		// Belt and braces: the patterns above already rule out separators and dot-dot.
 		if (!file.startsWith(this.root + path.sep)) throw new InvalidStorageKeyError('path escapes the storage root');
 		return file;

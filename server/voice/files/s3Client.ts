@@ -4,6 +4,9 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import type { ParleyConfig } from '../../../config/schema.js';
 
+const S3_CONNECT_TIMEOUT_MS = 5000;
+const S3_IDLE_TIMEOUT_MS = 60_000;
+
 export interface S3Location {
 	client: S3Client;
 	bucket: string;
@@ -25,6 +28,10 @@ export function createS3Location(s3: ParleyConfig['storage']['s3']): S3Location 
 		// The SDK retries throttling and 5xx itself; a stopped server is answered quickly
 		// (callers turn it into 503 E_STORAGE_UNAVAILABLE) rather than after minutes.
 		maxAttempts: 3,
+		// A server that accepts connections but never answers must not hang a request forever
+		// (the SDK's default has no timeouts): connecting, and a socket idle this long, fail the
+		// attempt (ETIMEDOUT / TimeoutError: 503 E_STORAGE_UNAVAILABLE).
+		requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS, requestTimeout: S3_IDLE_TIMEOUT_MS },
 	});
 	return { client, bucket: s3.bucket, keyPrefix: s3.keyPrefix };
 }

@@ -12,13 +12,16 @@ export type StorageFailure = 'full' | 'unavailable';
 /** Full (ENOSPC, EDQUOT, EFBIG: the file-size limit) or unusable (read-only, not a
  * directory, no permission, I/O error, and ENOENT: Node reports a recursive mkdir that a
  * read-only disk refused as ENOENT); the same for the SQLite metadata database (SQLITE_FULL;
- * read-only, I/O error, cannot open, locked); undefined for any other error. */
+ * read-only, I/O error, cannot open, locked); S3 unreachable or refusing (ES3UNAVAILABLE,
+ * files/s3Errors.ts) is unusable too; undefined for any other error. */
 export function storageFailure(err: unknown): StorageFailure | undefined {
 	const code = (err as NodeJS.ErrnoException | undefined)?.code;
 	if (typeof code === 'string' && code.startsWith('SQLITE_')) return sqliteFailure(code);
 	if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return 'full';
 	// The voice-message store (Redis) is unreachable: VoiceStoreUnavailableError.
 	if (code === 'EVOICESTOREUNAVAILABLE') return 'unavailable';
+	// The object store (storage.backend s3) is unreachable, failing or refusing us: StorageUnavailableError.
+	if (code === 'ES3UNAVAILABLE') return 'unavailable';
 	if (code === 'EROFS' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM' || code === 'EIO' || code === 'ENOENT') return 'unavailable';
 	return undefined;
 }
