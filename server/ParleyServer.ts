@@ -35,7 +35,8 @@ import { LocalVoiceStorage } from './voice/files/VoiceStorage.js';
 import { StorageAudit, type StorageAuditReport } from './voice/files/StorageAudit.js';
 import { VoiceRecovery } from './voice/VoiceRecovery.js';
 import { Teardown } from './Teardown.js';
-import { SqliteVoiceMessageStore, type VoiceMessageStore } from './voice/store/VoiceMessageStore.js';
+import { type VoiceMessageStore } from './voice/store/VoiceMessageStore.js';
+import { SqlVoiceMessageStore } from './voice/store/SqlVoiceMessageStore.js';
 import { VoiceMessageService } from './voice/VoiceMessageService.js';
 import { TusUploadServer } from './voice/upload/TusUploadServer.js';
 import { AudioTranscoder } from './voice/transcode/AudioTranscoder.js';
@@ -76,6 +77,8 @@ export class ParleyServer {
 	readonly channels: ChannelRegistry;
 	readonly signaling: SignalingServer;
 	readonly voiceStore: VoiceMessageStore;
+	/** The SQL metadata store and its outbox (metadata.url, or SQLite alone); undefined with the Redis store. */
+	readonly metadata: SqlVoiceMessageStore | undefined;
 	readonly voice: VoiceMessageService;
 	readonly uploads: TusUploadServer;
 	/** The startup storage audit's report, once it ran (undefined when voice.auditOnStartup is off). */
@@ -100,7 +103,7 @@ export class ParleyServer {
 	/** Finishing the voice messages a crash left unfinished (this node's, a lost node's). */
 	readonly #voiceRecovery: VoiceRecovery;
 
-	private constructor(config: ParleyConfig, log: Logger, workers: WorkerPool, http: HttpServer, redis: Redis | undefined, teardown: Teardown) {
+	private constructor(config: ParleyConfig, log: Logger, workers: WorkerPool, http: HttpServer, redis: Redis | undefined, teardown: Teardown, metadata: OpenedMetadata) {
 		this.#teardown = teardown;
 		this.config = config;
 		this.log = log;
@@ -139,7 +142,7 @@ export class ParleyServer {
 				streams: () => channelStreams(this.channels.channels()),
 			});
 		}
-		this.nodeId = nodeIdOf(config.cluster);
+		this.nodeId = metadata.nodeId;
 		this.#webhooks = config.voice.webhookUrl
 			? new VoiceWebhooks({
 					url: config.voice.webhookUrl,
@@ -153,13 +156,12 @@ export class ParleyServer {
 			: undefined;
 		const webhooks = this.#webhooks;
 		const onEvent: VoiceEventListener | undefined = webhooks && ((event) => void webhooks.enqueue(event));
-		// With Redis, metadata is shared by every node (and each change lands on the
-		// parley:voice-meta stream in the same step); alone, SQLite.
-		this.voiceStore = redis
-			? new RedisVoiceMessageStore(redis, { nodeId: this.nodeId, onEvent, events: new VoiceEventStream(redis, { maxLen: config.cluster.eventStreamMaxLen }) })
-			: new SqliteVoiceMessageStore(config.voice.databasePath, { nodeId: this.nodeId, onEvent });
-		const voiceStore = this.voiceStore;
-		teardown.push('voice store', () => voiceStore.close());
+		// SQL (metadata.url, or SQLite alone), opened by create(); with Redis and no
+		// metadata.url, the Redis store (each change lands on parley:voice-meta in the same step).
+		this.metadata = metadata.store;
+		metadata.events.listener = onEvent;
+		this.voiceStore =
+			metadata.store ?? new RedisVoiceMessageStore(redis!, { nodeId: this.nodeId, onEvent, events: new VoiceEventStream(redis!, { maxLen: config.cluster.eventStreamMaxLen }) });
 		this.#voiceNotifier = new VoiceMessageNotifier((info, reason) => this.signaling.deliverVoiceMessage(info, reason), log.child({ component: 'voice' }));
 		const storage = new LocalVoiceStorage(this.storageDir);
 		this.transcoder = new AudioTranscoder({
@@ -186,6 +188,7 @@ export class ParleyServer {
 			maxRecordingsPerUser: config.voice.maxRecordingsPerUser,
 			maxStoredBytesPerUser: config.voice.maxStoredBytesPerUser,
 			maxStoredMessagesPerUser: config.voice.maxStoredMessagesPerUser,
+			recordingCheckpointMs: config.voice.recordingCheckpointMs,
 			uploadsDir: path.join(this.storageDir, UPLOADS_SUBDIR),
 			nodeId: this.nodeId,
 			log: log.child({ component: 'voice' }),
@@ -288,7 +291,9 @@ export class ParleyServer {
 				bodyTimeoutMs: config.http.bodyTimeoutMs,
 				slowReaderTimeoutMs: config.http.slowReaderTimeoutMs,
 			});
-			server = new ParleyServer(config, log, workers, http, redis, teardown);
+			const metadata = await openMetadata(config, Boolean(redis));
+			if (metadata.store) teardown.push('voice store', () => metadata.store!.close());
+			server = new ParleyServer(config, log, workers, http, redis, teardown, metadata);
 			await server.#start(startedAtMs, tracing?.tracesUrl);
 			return server;
 		} catch (err) {
@@ -365,6 +370,8 @@ export class ParleyServer {
 		];
 		const redis = this.redis;
 		if (redis) checks.push({ name: 'redis', check: () => pingRedis(redis) });
+		const metadata = this.metadata;
+		if (metadata) checks.push({ name: 'metadata', check: () => metadata.ping() });
 		return checks;
 	}
 
@@ -452,6 +459,23 @@ export class ParleyServer {
 /** cluster.nodeId, else new on every start (hostname and pid for people, random bits so ids never repeat), so a
  * restarted node never inherits what the process it replaces owned. Only characters the
  * cluster accepts in ids. */
+interface OpenedMetadata {
+	nodeId: string;
+	store: SqlVoiceMessageStore | undefined;
+	/** Where the SQL store sends events after each commit (set once webhooks exist). */
+	events: { listener?: VoiceEventListener };
+}
+
+/** The SQL store at metadata.url, or at sqlite:<voice.databasePath> on a node without Redis;
+ * none (the Redis store) with Redis and no metadata.url. Migrations run here, before the node serves. */
+async function openMetadata(config: ParleyConfig, withRedis: boolean): Promise<OpenedMetadata> {
+	const nodeId = nodeIdOf(config.cluster);
+	const events: OpenedMetadata['events'] = {};
+	const url = config.metadata.url || (withRedis ? '' : `sqlite:${config.voice.databasePath}`);
+	const store = url ? await SqlVoiceMessageStore.open(url, { nodeId, poolSize: config.metadata.poolSize, onEvent: (e) => events.listener?.(e) }) : undefined;
+	return { nodeId, store, events };
+}
+
 function nodeIdOf(cluster: { nodeId?: string }): string {
 	if (cluster.nodeId) return cluster.nodeId;
 	const host = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 60) || 'node';

@@ -12,11 +12,13 @@ import type { Logger } from '../telemetry/logger.js';
 import { inSpan } from '../telemetry/tracing.js';
 import { recoverOggOpus, UnrecoverableFileError } from './ogg/recoverOggOpus.js';
 import { ProducerRecording, type RecordingResult, type StopReason } from './recording/ProducerRecording.js';
+import { RecordingCheckpointer } from './recording/RecordingCheckpointer.js';
 import { storageFailure, storageFailureText } from './files/storageDirectory.js';
 import { TranscodeError } from './transcode/TranscodeError.js';
 import type { CompletedUpload } from './upload/TusUploadServer.js';
 import { DuplicateVoiceMessageError, type VoiceMessagePatch, type VoiceMessageStore } from './store/VoiceMessageStore.js';
 import { fileExists, sha256File, type VoiceStorage } from './files/VoiceStorage.js';
+import { StorageUnavailableError } from './files/s3Errors.js';
 import { voiceMessageInfo, type Destination, type VoiceMessage } from './voiceMessage.js';
 
 /** What post-processing needs from the transcoder (server/voice/transcode). */
@@ -54,6 +56,9 @@ export interface VoiceMessageServiceOptions {
 	maxStoredMessagesPerUser?: number;
 	/** How often a running recording's file size is compared with its owner's bytes left (default 1 s). */
 	quotaCheckIntervalMs?: number;
+	/** How often a running recording's new pages are stored as a checkpoint when the storage
+	 * takes them (voice.recordingCheckpointMs; S3); 0 or absent: never. */
+	recordingCheckpointMs?: number;
 	/** The upload server's directory (uploads are `<id>.part` there): where an upload whose
 	 * conversion a shutdown interrupted is found again at the next start. */
 	uploadsDir?: string;
@@ -69,6 +74,8 @@ export class VoiceMessageService {
 	readonly #recordings = new Map<string, RecordingEntry>();
 	/** Post-processing in flight, so shutdown can wait for it. */
 	readonly #processing = new Set<Promise<void>>();
+	/** Messages waiting for the object store to come back (the local spool), with their retry timer. */
+	readonly #spooled = new Map<string, NodeJS.Timeout>();
 	/** startRecording calls past their checks and not yet registered, per owner: two starts
 	 * of one user at once (two connections) cannot both pass the per-user check. */
 	readonly #startingByOwner = new Map<string, number>();
@@ -197,10 +204,17 @@ export class VoiceMessageService {
 		const entry: RecordingEntry = { recording, ownerId, committed: undefined, discarded: false, quotaReached: false };
 		this.#recordings.set(message.id, entry);
 		const quotaWatch = Number.isFinite(quota.bytesLeft) ? this.#watchStoredBytes(entry, path, quota.bytesLeft) : undefined;
+		const checkpoints = RecordingCheckpointer.forRecording(this.#o.storage, message, recording, {
+			intervalMs: this.#o.recordingCheckpointMs,
+			log: this.#o.log,
+			onFailure: (err) => this.#o.events?.storageFailed?.(err),
+		});
 		// 'finished' fires before stop() resolves, so stopRecording can wait for the commit.
 		recording.once('finished', (result) => {
 			clearInterval(quotaWatch);
-			entry.committed = this.#onRecordingFinished(message.id, result, entry).catch(async (err: unknown) => {
+			// Checkpoints stop before the file is committed (which removes them).
+			const finished = () => this.#onRecordingFinished(message.id, result, entry);
+			entry.committed = (checkpoints ? checkpoints.stop().then(finished) : finished()).catch(async (err: unknown) => {
 				await this.#failUnsaved(message.id, err);
 				throw storageRequestError(err)!; // stopRecording answers it
 			});
@@ -284,8 +298,9 @@ export class VoiceMessageService {
 		void tracked.finally(() => this.#processing.delete(tracked));
 	}
 
-	/** Hash and waveform of a complete Ogg Opus file, then ready. */
-	async #finishProcessing(id: string, extra: Partial<VoiceMessage> = {}): Promise<void> {
+	/** Hash and waveform of a complete Ogg Opus file, then ready. `retry`: how many times the
+	 * object store was away before (the local spool). */
+	async #finishProcessing(id: string, extra: Partial<VoiceMessage> = {}, retry = 0): Promise<void> {
 		const m = await this.#o.store.get(id);
 		if (!m) return;
 		try {
@@ -308,6 +323,10 @@ export class VoiceMessageService {
 				this.#o.log.warn({ voiceMessageId: id }, 'post-processing cut off by shutdown; left for the next start');
 				return;
 			}
+			if (err instanceof StorageUnavailableError) {
+				await this.#spool(id, extra, retry, err);
+				return;
+			}
 			this.#o.log.error({ err, voiceMessageId: id }, 'voice message post-processing failed');
 			if (storageFailure(err)) {
 				await this.#failUnsaved(id, err);
@@ -315,6 +334,27 @@ export class VoiceMessageService {
 			}
 			await this.#update(id, { status: 'failed', failureReason: 'The recorded file could not be processed.' }).catch((updateErr: unknown) => this.#failUnsaved(id, updateErr));
 		}
+	}
+
+	/**
+	 * The object store (S3) is away or refusing: the message is not failed and its work file is
+	 * kept (the local spool). It stays processing, with what post-processing learnt stored, and
+	 * is finished again after 1 s, 2 s, 4 s, ... up to 30 s between tries until the store takes
+	 * it; a restart resumes it (recoverUnfinished finds it processing with its work file).
+	 */
+	async #spool(id: string, extra: Partial<VoiceMessage>, retry: number, err: StorageUnavailableError): Promise<void> {
+		this.#o.events?.storageFailed?.(err);
+		const delayMs = Math.min(SPOOL_RETRY_MAX_MS, SPOOL_RETRY_FIRST_MS * 2 ** Math.min(retry, 16));
+		this.#o.log.warn({ err, voiceMessageId: id, retry, retryInMs: delayMs }, 'object storage unavailable: voice message kept in the local spool');
+		if (Object.keys(extra).length > 0) {
+			await this.#o.store.update(id, { ...extra }).catch((updateErr: unknown) => this.#o.log.error({ err: updateErr, voiceMessageId: id }, 'cannot store a spooled message\'s details'));
+		}
+		clearTimeout(this.#spooled.get(id));
+		const timer = setTimeout(() => {
+			this.#spooled.delete(id);
+			this.#track(this.#finishProcessing(id, {}, retry + 1));
+		}, delayMs);
+		this.#spooled.set(id, timer);
 	}
 
 	/**
@@ -410,7 +450,8 @@ export class VoiceMessageService {
 				await this.#update(message.id, { status: 'failed', failureReason: `The audio is longer than the ${this.#o.maxDurationMs / 1000} s limit.` });
 				return;
 			}
-			const sizeBytes = (await this.#o.storage.size(message)) ?? 0;
+			// The work file's: on S3 nothing is stored until the commit.
+			const sizeBytes = (await stat(target)).size;
 			await this.#finishProcessing(message.id, {
 				durationMs: Math.round(result.durationMs),
 				sizeBytes,
@@ -494,12 +535,24 @@ export class VoiceMessageService {
 			// (or, when the conversion had finished, finish the post-processing).
 			const input = this.#o.uploadsDir && acceptedInputPath(path.join(this.#o.uploadsDir, `${m.id}.part`));
 			if (input && (await fileExists(input))) this.#track(this.#transcodeUpload(m, { path: input }));
-			else if (m.durationMs !== undefined && (await this.#o.storage.size(m)) !== undefined) this.#track(this.#finishProcessing(m.id));
+			// A converted file: still in the work folder (spooled while S3 was away) or stored.
+			else if (m.durationMs !== undefined && (await this.#hasFile(m))) this.#track(this.#finishProcessing(m.id));
 			else await this.#update(m.id, { status: 'failed', failureReason: 'The server restarted while converting the upload; upload it again.' });
 		}
 		if (finalized + failed > 0) this.#o.log.warn({ finalized, failed }, 'unfinished recordings recovered');
 		if (skipped > 0) this.#o.log.info({ skipped }, 'unfinished voice messages of other live nodes left to them');
 		return { finalized, failed, skipped };
+	}
+
+	/** Whether the message's file is in the work folder or in storage; true when the object
+	 * store cannot tell now (finishing it then spools it until the store is back). */
+	async #hasFile(m: VoiceMessage): Promise<boolean> {
+		try {
+			return (await this.#o.storage.fetchToWorkPath(m)) !== undefined;
+		} catch (err) {
+			if (err instanceof StorageUnavailableError) return true;
+			throw err;
+		}
 	}
 
 	/** Finalizes every recording and waits for post-processing (shutdown). */
@@ -523,6 +576,10 @@ export class VoiceMessageService {
 	async drainProcessing(): Promise<void> {
 		// Work in flight may start more (a finished recording starts its post-processing).
 		while (this.#processing.size > 0) await Promise.all([...this.#processing]);
+		// Spooled messages are waiting for S3, not working: their files stay in the work folder
+		// and the next start resumes them.
+		for (const timer of this.#spooled.values()) clearTimeout(timer);
+		this.#spooled.clear();
 	}
 
 	/** Deletes a message (owner only): file first, then the record. */
@@ -550,6 +607,10 @@ interface RecordingEntry {
 	/** Stopped because its file took the owner's last stored bytes. */
 	quotaReached: boolean;
 }
+
+/** The local spool's retry schedule while the object store is away. */
+const SPOOL_RETRY_FIRST_MS = 1000;
+const SPOOL_RETRY_MAX_MS = 30_000;
 
 /** The reason a recording stopped by voice.maxStoredBytesPerUser is sent with. */
 export const STORED_BYTES_QUOTA_REASON = 'stored bytes quota reached';

@@ -82,6 +82,31 @@ describe('OggOpusWriter', () => {
 		expect(Math.abs(probeDurationMs(file) - 2580)).toBeLessThanOrEqual(20);
 	});
 
+	it('flush() writes the page in progress early; finalize then marks that page end-of-stream in place', () => {
+		const file = path.join(tmp(), 'flushed.ogg');
+		const frames = encodeTone(1000, 30);
+		const writer = new OggOpusWriter(file);
+		const headers = writer.flushedBytes;
+		expect(headers).toBe(statSync(file).size);
+		frames.slice(0, 10).forEach((f, i) => writer.writePacket(f, i * 960));
+		expect(writer.flushedBytes).toBe(headers); // 200 ms pending, not on disk yet
+		const first = writer.flush();
+		expect(first).toBe(statSync(file).size);
+		expect(writer.flush()).toBe(first); // nothing pending: nothing written
+		frames.slice(10).forEach((f, i) => writer.writePacket(f, (10 + i) * 960));
+		const second = writer.flush();
+		const summary = writer.finalize();
+		// No empty EOS page was added: the last page was rewritten with the flag, same length.
+		expect(summary.sizeBytes).toBe(second);
+		expect(statSync(file).size).toBe(second);
+		const pages = readPages(readFileSync(file));
+		expect(pages.map((p) => p.packets.length)).toEqual([1, 1, 10, 20]);
+		expect(pages.map((p) => p.flags & PAGE_FLAG_EOS)).toEqual([0, 0, 0, PAGE_FLAG_EOS]);
+		expect(pages.at(-1)!.granule).toBe(312n + 30n * 960n);
+		expect(Math.abs(opusinfoDurationMs(file) - 600)).toBeLessThanOrEqual(20);
+		expect(Math.abs(probeDurationMs(file) - 600)).toBeLessThanOrEqual(20);
+	});
+
 	it('leaves a readable prefix after a crash, which recovery closes', () => {
 		const file = path.join(tmp(), 'crash.ogg');
 		const frames = encodeTone(1000, 250); // 5 s

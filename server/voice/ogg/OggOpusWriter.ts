@@ -4,7 +4,9 @@
 // silent (DTX) or packets were lost before the server, the writer inserts 1-byte Opus
 // packets (a code-0 TOC with an empty frame, which decoders conceal), so the file lasts as
 // long as the speech did and granule positions stay exact. Pages are written as they fill,
-// so a crash leaves a readable prefix that `recoverOggOpus` can close.
+// so a crash leaves a readable prefix that `recoverOggOpus` can close. `flush()` writes the
+// page in progress early and tells how many bytes of whole pages the file holds: a recording
+// checkpoint (RecordingCheckpointer) then carries everything received, cut at a page boundary.
 //
 // A gap is filled only up to `maxGapMs`: a timestamp that jumps further (a sender's bug, a
 // forged packet) is taken as a new stream position, so one packet cannot add hours of filler.
@@ -57,6 +59,14 @@ export interface OggOpusSummary {
 	sizeBytes: number;
 }
 
+/** Where a page went and what it held, to write it again with another flag. */
+interface WrittenPage {
+	offset: number;
+	sequence: number;
+	granule: bigint;
+	packets: Uint8Array[];
+}
+
 export class OggOpusWriter {
 	readonly path: string;
 	readonly #fd: number;
@@ -77,6 +87,9 @@ export class OggOpusWriter {
 	#timestampJumps = 0;
 	#sizeBytes = 0;
 	#closed = false;
+	/** The last page holding audio, while nothing is pending after it (a flush() wrote it
+	 * early): finalize() marks it end-of-stream in place rather than adding an empty page. */
+	#lastAudioPage: WrittenPage | undefined;
 
 	/** Creates the file (it must not exist) and writes the OpusHead and OpusTags pages. */
 	constructor(path: string, options: OggOpusWriterOptions = {}) {
@@ -119,6 +132,22 @@ export class OggOpusWriter {
 		return (this.#samples * 1000) / OPUS_SAMPLE_RATE;
 	}
 
+	/** Bytes of whole pages in the file: every byte below this is final (pages are never
+	 * rewritten, except that finalize() may set the EOS flag on the last one). */
+	get flushedBytes(): number {
+		return this.#sizeBytes;
+	}
+
+	/**
+	 * Writes the packets pending for the page in progress as a page now (none pending: nothing
+	 * written) and returns flushedBytes. Pages then hold less than maxPageDurationMs; the
+	 * granule positions stay exact. A no-op once the writer is closed.
+	 */
+	flush(): number {
+		if (!this.#closed && this.#pending.length > 0) this.#flushPage(0);
+		return this.#sizeBytes;
+	}
+
 	/**
 	 * Appends one Opus packet that carries RTP timestamp `rtpTimestamp` (48 kHz clock).
 	 * Packets must come in order; a timestamp jump beyond the previous packet's end is
@@ -159,7 +188,11 @@ export class OggOpusWriter {
 	}
 
 	#flushPage(flags: number): void {
-		this.#writePage(this.#pending, BigInt(this.#preSkip + this.#samples), flags);
+		const offset = this.#sizeBytes;
+		const sequence = this.#sequence;
+		const granule = BigInt(this.#preSkip + this.#samples);
+		this.#writePage(this.#pending, granule, flags);
+		this.#lastAudioPage = { offset, packets: this.#pending, granule, sequence };
 		this.#pending = [];
 		this.#pendingSegments = 0;
 		this.#pendingSamples = 0;
@@ -172,14 +205,23 @@ export class OggOpusWriter {
 		this.#sizeBytes += page.length;
 	}
 
+	/** Rewrites the last audio page at its offset with the EOS flag (same length: only the
+	 * flags byte and the CRC change). */
+	#markLastPageEnd(last: WrittenPage): void {
+		const page = buildPage(last.packets, { serial: this.#serial, sequence: last.sequence, granule: last.granule, flags: PAGE_FLAG_EOS });
+		let off = 0;
+		while (off < page.length) off += writeSync(this.#fd, page, off, page.length - off, last.offset + off);
+	}
+
 	/** Writes the last page with the end-of-stream flag, syncs and closes the file. */
 	finalize(): OggOpusSummary {
 		if (this.#closed) throw new Error('writer is closed');
 		this.#closed = true;
 		try {
-			// The pending page always holds the last packet (pages are flushed only to make room
-			// for a new one), so EOS goes on a page with a real granule position.
+			// EOS goes on the page holding the last packet, so it has a real granule position:
+			// the pending one, or, when flush() wrote it early, that page again in place.
 			if (this.#pending.length > 0) this.#flushPage(PAGE_FLAG_EOS);
+			else if (this.#lastAudioPage) this.#markLastPageEnd(this.#lastAudioPage);
 			else this.#writePage([], BigInt(this.#preSkip + this.#samples), PAGE_FLAG_EOS);
 			fsyncSync(this.#fd);
 		} finally {

@@ -144,6 +144,28 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 		return this.#writer.durationMs;
 	}
 
+	/** The file being written. */
+	get path(): string {
+		return this.#writer.path;
+	}
+
+	/**
+	 * For a checkpoint: writes the audio received so far (what the reorder window released) as
+	 * a page and returns the bytes of whole pages in the file; everything below is final. A
+	 * failed write stops the recording as one in the RTP path does. Once finishing, the bytes
+	 * as they are (finalize owns the last page).
+	 */
+	checkpointBoundary(): number {
+		if (this.#finishing || this.#writeError) return this.#writer.flushedBytes;
+		try {
+			return this.#writer.flush();
+		} catch (err) {
+			this.#writeError ??= err as Error;
+			void this.stop('write failed');
+			return this.#writer.flushedBytes;
+		}
+	}
+
 	/** Writes one packet in sequence order, within the duration limit and the wall clock. */
 	#write(payload: Buffer, timestamp: number): void {
 		if (this.#full) return;
