@@ -3,8 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { startMariaDb, type TestMariaDb } from './mariadb.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
+import { startSwift, type TestSwift } from './swift.js';
 
 describe('startPostgres', () => {
 	let db: TestPostgres;
@@ -90,5 +92,66 @@ describe('startMariaDb', () => {
 		const after = await mysql.createConnection(db.url);
 		expect((await after.query('SELECT v FROM kept ORDER BY v'))[0]).toEqual([{ v: 'before' }, { v: 'committed' }]);
 		await after.end();
+	});
+});
+
+describe('startSwift', () => {
+	let swift: TestSwift;
+	let s3: S3Client;
+	beforeAll(async () => {
+		swift = await startSwift();
+		console.log(`swift started in ${swift.startMs} ms`);
+		s3 = swift.client();
+	});
+	afterAll(async () => {
+		s3?.destroy();
+		await swift?.close();
+	});
+
+	it('creates a bucket and stores and returns an object through s3api', async () => {
+		await swift.createBucket('fixture-bucket');
+		await s3.send(new HeadBucketCommand({ Bucket: 'fixture-bucket' }));
+		await s3.send(new PutObjectCommand({ Bucket: 'fixture-bucket', Key: 'owner/202612/m1.ogg', Body: 'OggS voice', ContentType: 'audio/ogg' }));
+		const got = await s3.send(new GetObjectCommand({ Bucket: 'fixture-bucket', Key: 'owner/202612/m1.ogg', Range: 'bytes=5-' }));
+		expect(await got.Body?.transformToString()).toBe('voice');
+		expect(got.ContentRange).toBe('bytes 5-9/10');
+	});
+
+	it('checks SigV4: a request signed with a wrong secret is refused with SignatureDoesNotMatch', async () => {
+		const forged = new S3Client({
+			endpoint: swift.endpoint,
+			region: swift.region,
+			forcePathStyle: true,
+			credentials: { accessKeyId: swift.accessKeyId, secretAccessKey: 'not-the-secret' },
+			maxAttempts: 1,
+		});
+		try {
+			await expect(forged.send(new GetObjectCommand({ Bucket: 'fixture-bucket', Key: 'owner/202612/m1.ogg' }))).rejects.toMatchObject({
+				name: 'SignatureDoesNotMatch',
+			});
+		} finally {
+			forged.destroy();
+		}
+	});
+
+	it('is unreachable while stopped and serves the same objects after start on the same endpoint', async () => {
+		await swift.stop();
+		const down = new S3Client({
+			endpoint: swift.endpoint,
+			region: swift.region,
+			forcePathStyle: true,
+			credentials: { accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey },
+			maxAttempts: 1,
+		});
+		try {
+			await expect(down.send(new HeadBucketCommand({ Bucket: 'fixture-bucket' }))).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+		} finally {
+			down.destroy();
+		}
+		const began = Date.now();
+		await swift.start();
+		console.log(`swift restarted in ${Date.now() - began} ms`);
+		const got = await s3.send(new GetObjectCommand({ Bucket: 'fixture-bucket', Key: 'owner/202612/m1.ogg' }));
+		expect(await got.Body?.transformToString()).toBe('OggS voice');
 	});
 });
