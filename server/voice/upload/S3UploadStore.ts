@@ -193,8 +193,8 @@ class S3StoredUpload implements StoredUpload {
 		// onComplete took its own copy (hard link) of the assembled file.
 		await this.abandonCompleteFile();
 		// The file was taken: failing to delete the parts now must not fail the upload; they
-		// go with the record at its expiry.
-		await this.#store.deleteKeys(this.#parts.map((p) => p.key)).catch((err: unknown) => {
+		// go with the record at its expiry. Every part, also strays the offset ignored.
+		await this.#store.removePrefix(record.id, { keepRecord: true }).catch((err: unknown) => {
 			this.#store.log.warn({ err, uploadId: record.id }, 'staged parts of a completed upload not deleted; they go at its expiry');
 		});
 		this.#parts.length = 0;
@@ -350,13 +350,14 @@ export class S3UploadStore implements UploadStore {
 		return { path: final, sha256: hash.digest('hex') };
 	}
 
-	/** Deletes every object under the upload's prefix (record last: parts never lose their record first). */
-	async removePrefix(id: string): Promise<void> {
+	/** Deletes every object under the upload's prefix, the record last (so a failure half-way
+	 * leaves a record the sweep finds again), or all but the record. */
+	async removePrefix(id: string, { keepRecord = false } = {}): Promise<void> {
 		const keys: string[] = [];
 		for await (const page of this.#list(this.#prefixOf(id))) for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
 		const record = this.#recordKey(id);
 		await this.deleteKeys(keys.filter((k) => k !== record));
-		await this.deleteKeys([record]);
+		if (!keepRecord) await this.deleteKeys([record]);
 	}
 
 	async deleteKeys(keys: readonly string[]): Promise<void> {
