@@ -25,6 +25,8 @@ export interface MetricSources {
 	transcodeJobs(): { running: number; queued: number };
 	/** With Redis: bus envelopes dropped by reason, and node registry entries ignored for a bad signature. */
 	clusterDistrust?(): { droppedEnvelopes: Readonly<Record<string, number>>; forgedEntries: number } | undefined;
+	/** With a SQL metadata store: voice-message events in its outbox not yet published, per target (stream, webhook). */
+	voiceOutboxPending?(): Promise<Readonly<Record<string, number>>> | undefined;
 }
 
 export const INVALID_MESSAGE_REASONS: readonly InvalidMessageReason[] = ['binary', 'not_json', 'not_request', 'too_large', 'unknown_method', 'bad_data'];
@@ -405,6 +407,21 @@ export class ParleyMetrics {
 			registers,
 		});
 		for (const outcome of ['delivered', 'retried', 'refused', 'failed', 'dropped'] as const) this.webhookDeliveries.inc({ outcome }, 0);
+		const outboxPending = sources.voiceOutboxPending;
+		if (outboxPending) {
+			new Gauge({
+				name: 'parley_voice_outbox_pending',
+				help: 'Voice-message events committed to the SQL outbox and not yet published, by target (stream: parley:voice-meta, webhook). Shared by all nodes (the same table): a count that only grows means no node can publish (Redis or the receiver away).',
+				labelNames: ['target'],
+				registers,
+				async collect() {
+					// The database may be away: then the gauge is left out of this scrape rather than failing it.
+					const counts = await outboxPending()?.catch(() => undefined);
+					this.reset();
+					if (counts) for (const [target, n] of Object.entries(counts)) this.set({ target }, n);
+				},
+			});
+		}
 		this.storageBytesWritten = new Counter({ name: 'parley_voice_storage_written_bytes_total', help: 'Bytes of voice-message files written to storage (ready messages).', registers });
 		this.storageFailures = new Counter({
 			name: 'parley_storage_failures_total',
