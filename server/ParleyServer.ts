@@ -39,6 +39,8 @@ import { type VoiceMessageStore } from './voice/store/VoiceMessageStore.js';
 import { SqlVoiceMessageStore } from './voice/store/SqlVoiceMessageStore.js';
 import { VoiceMessageService } from './voice/VoiceMessageService.js';
 import { TusUploadServer } from './voice/upload/TusUploadServer.js';
+import { S3UploadStore } from './voice/upload/S3UploadStore.js';
+import { createS3Location } from './voice/files/s3Client.js';
 import { AudioTranscoder } from './voice/transcode/AudioTranscoder.js';
 import { registerVoiceRoutes } from './voice/voiceRoutes.js';
 import { ParleyMetrics } from './metrics/metrics.js';
@@ -52,6 +54,15 @@ const DEMO_APP_DIR = new URL('../client/dist/', import.meta.url).pathname;
 /** Partial uploads, under storage.dir. User ids never start with a dot, so this cannot
  * collide with a user's folder. */
 const UPLOADS_SUBDIR = '.uploads';
+/** With storage.backend s3 the partial uploads are in the bucket; a complete one is assembled
+ * here (node-local) for its conversion. */
+const UPLOADS_WORK_SUBDIR = '.uploads-work';
+
+/** Where complete uploads wait for their conversion (`<id>.part`, and the voice service's
+ * `<id>.part.accepted` link that its recovery and the storage audit look for). */
+function uploadFilesDir(config: ParleyConfig, storageDir: string): string {
+	return path.join(storageDir, config.storage.backend === 's3' ? UPLOADS_WORK_SUBDIR : UPLOADS_SUBDIR);
+}
 /** How long clients are asked to wait before reconnecting when this node shuts down. */
 const RECONNECT_AFTER_SHUTDOWN_MS = 1000;
 
@@ -189,7 +200,7 @@ export class ParleyServer {
 			maxStoredBytesPerUser: config.voice.maxStoredBytesPerUser,
 			maxStoredMessagesPerUser: config.voice.maxStoredMessagesPerUser,
 			recordingCheckpointMs: config.voice.recordingCheckpointMs,
-			uploadsDir: path.join(this.storageDir, UPLOADS_SUBDIR),
+			uploadsDir: uploadFilesDir(config, this.storageDir),
 			nodeId: this.nodeId,
 			log: log.child({ component: 'voice' }),
 			...(metrics && { events: voiceMessageEvents(metrics) }),
@@ -229,9 +240,14 @@ export class ParleyServer {
 			log.child({ component: 'signaling' }),
 		);
 		registerVoiceRoutes(http, { store: this.voiceStore, storage: countedStorage, service: this.voice, signingKey: key, tokenPolicy: policy, rateLimits: rateLimits.http, audioUrls: new AudioUrlSigner(key, config.auth.audioUrlTtlS) });
+		// storage.backend s3: partial uploads are staged in the bucket, so any node resumes them.
+		const uploadsS3 = config.storage.backend === 's3' ? createS3Location(config.storage.s3) : undefined;
+		if (uploadsS3) teardown.push('upload store', () => uploadsS3.client.destroy());
 		this.uploads = new TusUploadServer(http, {
 			basePath: '/voice/uploads',
-			dir: path.join(this.storageDir, UPLOADS_SUBDIR),
+			...(uploadsS3
+				? { store: new S3UploadStore({ location: uploadsS3, workDir: uploadFilesDir(config, this.storageDir), log: log.child({ component: 'uploads' }) }) }
+				: { dir: path.join(this.storageDir, UPLOADS_SUBDIR) }),
 			maxSizeBytes: config.voice.maxUploadBytes,
 			maxPendingPerUser: config.voice.maxPendingUploadsPerUser,
 			storedQuota: async (ownerId, adding) => (await this.voice.storedQuota(ownerId, adding)).refusal,
@@ -383,7 +399,7 @@ export class ParleyServer {
 		const audit = StorageAudit.run({
 			store: this.voiceStore,
 			storage: new LocalVoiceStorage(this.storageDir),
-			uploadsDir: path.join(this.storageDir, UPLOADS_SUBDIR),
+			uploadsDir: uploadFilesDir(this.config, this.storageDir),
 			shared: Boolean(this.config.cluster.redisUrl),
 			hashAll: this.config.voice.auditHashAll,
 			startedAtMs,
