@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type RequestData } from '../protocol/messages.js';
 import { mintAccessToken } from '../server/auth/accessToken.js';
 import { PAGE_FLAG_EOS, readPages } from '../server/voice/ogg/OggPageWriter.js';
-import { SqliteVoiceMessageStore } from '../server/voice/store/VoiceMessageStore.js';
+import { SqliteVoiceMessageStore } from '../server/voice/store/SqliteVoiceMessageStore.js';
 import { LocalVoiceStorage } from '../server/voice/files/VoiceStorage.js';
 import type { VoiceMessage } from '../server/voice/voiceMessage.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from './helpers/audio.js';

@@ -22,6 +22,9 @@ export type VoiceEventName = (typeof VOICE_EVENT_NAMES)[number];
 export interface VoiceMessageEvent {
 	/** Unique per event: the webhook delivery id, and what a consumer deduplicates on. */
 	eventId: string;
+	/** 1 for a message's first event (created), +1 for each later event of the same message,
+	 * assigned where the change commits: a consumer that sees a gap has missed an event. */
+	sequence: number;
 	/** `voiceMessage.created`, `voiceMessage.deleted`, or `voiceMessage.<new status>`. */
 	event: VoiceEventName;
 	voiceMessageId: string;
@@ -37,9 +40,10 @@ export interface VoiceMessageEvent {
 	message: VoiceMessageInfo;
 }
 
-/** Called by a store after it commits a change; undefined when nothing a consumer cares about
- * changed (an update that keeps the status). */
-export function lifecycleEvent(previous: VoiceMessage | undefined, current: VoiceMessage | undefined, nodeId: string): VoiceMessageEvent | undefined {
+/** Built by a store for a change it commits; undefined when nothing a consumer cares about
+ * changed (an update that keeps the status). `sequence` is the event's number among the
+ * message's events (the store counts them in the same transaction as the change). */
+export function lifecycleEvent(previous: VoiceMessage | undefined, current: VoiceMessage | undefined, nodeId: string, sequence = 1): VoiceMessageEvent | undefined {
 	let event: VoiceEventName;
 	let m: VoiceMessage;
 	if (!previous && current) {
@@ -56,6 +60,7 @@ export function lifecycleEvent(previous: VoiceMessage | undefined, current: Voic
 	}
 	return {
 		eventId: randomUUID(),
+		sequence,
 		event,
 		voiceMessageId: m.id,
 		status: m.status,
@@ -78,6 +83,7 @@ const destinationSchema = z.union([
 /** What a consumer (stream reader, webhook receiver) may rely on: validates untrusted JSON. */
 export const voiceMessageEventSchema = z.object({
 	eventId: z.uuid(),
+	sequence: z.number().int().positive(),
 	event: z.enum(VOICE_EVENT_NAMES),
 	voiceMessageId: z.string().min(1).max(100),
 	status: statusSchema,

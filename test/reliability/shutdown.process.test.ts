@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mintAccessToken } from '../../server/auth/accessToken.js';
 import { CLOSE_CODES, PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
-import { SqliteVoiceMessageStore } from '../../server/voice/store/VoiceMessageStore.js';
+import { SqliteVoiceMessageStore } from '../../server/voice/store/SqliteVoiceMessageStore.js';
 import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
 import { encodeTone } from '../helpers/audio.js';
 import { testEnv } from '../helpers/config.js';

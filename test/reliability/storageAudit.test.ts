@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DAMAGED_REASON, MISSING_REASON, ORPHANS_SUBDIR, StorageAudit } from '../../server/voice/files/StorageAudit.js';
-import { SqliteVoiceMessageStore } from '../../server/voice/store/VoiceMessageStore.js';
+import { SqliteVoiceMessageStore } from '../../server/voice/store/SqliteVoiceMessageStore.js';
 import { LocalVoiceStorage } from '../../server/voice/files/VoiceStorage.js';
 import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
 import { testLogger } from '../helpers/logger.js';

@@ -12,7 +12,7 @@ import { ParleyServer } from '../../ParleyServer.js';
 import { mintAccessToken } from '../../auth/accessToken.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../../protocol/messages.js';
 import type { VoiceMessageInfo } from '../../../protocol/schemas.js';
-import { SqliteVoiceMessageStore } from '../store/VoiceMessageStore.js';
+import { SqliteVoiceMessageStore } from '../store/SqliteVoiceMessageStore.js';
 import { LocalVoiceStorage } from '../files/VoiceStorage.js';
 
 const SECRET = 'recording-test-secret-0123456789-abcdefgh';

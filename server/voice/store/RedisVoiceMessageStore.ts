@@ -17,7 +17,9 @@
 // `ver` (read, merge in JS, write if nobody wrote in between; else read again), so the JSON is
 // built by the same code as SQLite's and no field is lost to a concurrent writer. When the
 // status changes, the same script appends the lifecycle event to the stream
-// (VoiceEventStream), so the stream has exactly one entry per committed change.
+// (VoiceEventStream), so the stream has exactly one entry per committed change. The hash's
+// `seq` counts the message's events (HINCRBY in the same script): the event's sequence.
+// A message written before `seq` existed counts its created event as 1.
 import { ReplyError, type Redis } from 'ioredis';
 import { lifecycleEvent, type VoiceMessageEvent } from '../voiceEvents.js';
 import {
@@ -50,39 +52,61 @@ const ownerKey = (ownerId: string) => `${KEY_PREFIX}owner:${ownerId}`;
 /** Compare-and-set attempts before an update gives up (only under heavy contention on one id). */
 const MAX_CAS_ATTEMPTS = 20;
 
+// Sets the value of the event's 'sequence' field (event fields start at ARGV[first]) and appends it.
+const APPEND_EVENT = `
+local function appendEvent(stream, maxLen, first, seq)
+  local fields = {}
+  for i = first, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'sequence' then fields[i + 1] = tostring(seq) end
+  end
+  redis.call('XADD', stream, 'MAXLEN', '~', maxLen, '*', unpack(fields))
+end
+local function nextSeq(key)
+  if not redis.call('HGET', key, 'seq') then redis.call('HSET', key, 'seq', 1) end
+  return redis.call('HINCRBY', key, 'seq', 1)
+end
+`;
+
 // KEYS: message, destination index, status index, stream, owner index
 // ARGV: id, record, status, createdAt, appendEvent (0/1), maxLen, event fields...
-const INSERT = `
+// Returns 0 (exists) or 1.
+const INSERT = `${APPEND_EVENT}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'record', ARGV[2], 'status', ARGV[3], 'ver', 1)
+redis.call('HSET', KEYS[1], 'record', ARGV[2], 'status', ARGV[3], 'ver', 1, 'seq', 1)
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[1])
-if ARGV[5] == '1' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 7)) end
+if ARGV[5] == '1' then appendEvent(KEYS[4], ARGV[6], 7, 1) end
 return 1`;
 
 // KEYS: message, old status index, new status index, stream
-// ARGV: id, expected ver, record, new status, appendEvent (0/1), maxLen, event fields...
-const UPDATE = `
+// ARGV: id, expected ver, record, new status, hasEvent (0/1), appendEvent (0/1), maxLen, event fields...
+// Returns 0 (lost the race) or {1, the event's sequence (0: no event)}.
+const UPDATE = `${APPEND_EVENT}
 if redis.call('HGET', KEYS[1], 'ver') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'record', ARGV[3], 'status', ARGV[4], 'ver', tonumber(ARGV[2]) + 1)
 if KEYS[2] ~= KEYS[3] then
   redis.call('SREM', KEYS[2], ARGV[1])
   redis.call('SADD', KEYS[3], ARGV[1])
 end
-if ARGV[5] == '1' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 7)) end
-return 1`;
+local seq = 0
+if ARGV[5] == '1' then seq = nextSeq(KEYS[1]) end
+if ARGV[6] == '1' then appendEvent(KEYS[4], ARGV[7], 8, seq) end
+return {1, seq}`;
 
 // KEYS: message, destination index, status index, stream, owner index
 // ARGV: id, expected ver, appendEvent (0/1), maxLen, event fields...
-const DELETE = `
+// Returns 0 (lost the race) or {1, the deleted event's sequence}.
+const DELETE = `${APPEND_EVENT}
 if redis.call('HGET', KEYS[1], 'ver') ~= ARGV[2] then return 0 end
+local seq = nextSeq(KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[5], ARGV[1])
-if ARGV[3] == '1' then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 5)) end
-return 1`;
+if ARGV[3] == '1' then appendEvent(KEYS[4], ARGV[4], 5, seq) end
+return {1, seq}`;
 
 // A page, newest first, read in one step so it is consistent: ties on createdAt are ordered
 // by id descending (as SQLite's ORDER BY created_at DESC, id DESC), and the cursor
@@ -149,10 +173,10 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 			const written = await this.#run(
 				SCRIPTS.update,
 				[messageKey(id), statusKey(current.message.status), statusKey(next.status), this.#streamKey],
-				[id, current.ver, JSON.stringify(next), next.status, ...this.#eventArgs(event)],
+				[id, current.ver, JSON.stringify(next), next.status, event ? '1' : '0', ...this.#eventArgs(event)],
 			);
-			if (written === 1) {
-				this.#emit(event);
+			if (Array.isArray(written)) {
+				if (event) this.#emit({ ...event, sequence: Number(written[1]) });
 				return next;
 			}
 		}
@@ -207,8 +231,8 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 			const m = current.message;
 			const event = lifecycleEvent(m, undefined, this.#o.nodeId);
 			const removed = await this.#run(SCRIPTS.delete, [messageKey(id), destinationKey(m.destination), statusKey(m.status), this.#streamKey, ownerKey(m.ownerId)], [id, current.ver, ...this.#eventArgs(event)]);
-			if (removed === 1) {
-				this.#emit(event);
+			if (Array.isArray(removed)) {
+				if (event) this.#emit({ ...event, sequence: Number(removed[1]) });
 				return true;
 			}
 		}

@@ -6,7 +6,7 @@
 // commit, no change without its entry, even if the node dies right after). This module owns
 // the stream's name, its cap and its entry format, and the reading side.
 //
-// Entry fields (all strings): eventId, event, voiceMessageId, status, ownerId, destination,
+// Entry fields (all strings): eventId, sequence (the event's number among its message's), event, voiceMessageId, status, ownerId, destination,
 // nodeId, at (ms since the epoch), message (JSON of the public VoiceMessageInfo).
 import type { Redis } from 'ioredis';
 import { voiceMessageEventSchema, type VoiceMessageEvent } from '../voiceEvents.js';
@@ -49,6 +49,7 @@ export class VoiceEventStream {
 	static fields(e: VoiceMessageEvent): string[] {
 		return [
 			'eventId', e.eventId,
+			'sequence', String(e.sequence),
 			'event', e.event,
 			'voiceMessageId', e.voiceMessageId,
 			'status', e.status,
@@ -71,7 +72,7 @@ export class VoiceEventStream {
 		} catch {
 			return new Error('message is not JSON');
 		}
-		const parsed = voiceMessageEventSchema.safeParse({ ...record, at: Number(record.at), message });
+		const parsed = voiceMessageEventSchema.safeParse({ ...record, sequence: Number(record.sequence), at: Number(record.at), message });
 		return parsed.success ? (parsed.data as VoiceMessageEvent) : new Error(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
 	}
 

@@ -1,4 +1,4 @@
-// One contract, two stores: SQLite (one node) and Redis (a cluster, against a real
+// One contract, two stores: SQL (here on SQLite; MariaDB and PostgreSQL in SqlVoiceMessageStore.test.ts) and Redis (a cluster, against a real
 // redis-server). Both must page, index, compare-and-set and report lifecycle events alike.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -9,7 +9,9 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startRedis, type TestRedis } from '../../../test/helpers/redis.js';
 import { RedisVoiceMessageStore } from './RedisVoiceMessageStore.js';
 import type { VoiceMessageEvent } from '../voiceEvents.js';
-import { DuplicateVoiceMessageError, InvalidCursorError, SqliteVoiceMessageStore, type VoiceMessageStore } from './VoiceMessageStore.js';
+import { DuplicateVoiceMessageError, InvalidCursorError, type VoiceMessageStore } from './VoiceMessageStore.js';
+import { SqlVoiceMessageStore } from './SqlVoiceMessageStore.js';
+import { SqliteVoiceMessageStore } from './SqliteVoiceMessageStore.js';
 import type { Destination, VoiceMessage } from '../voiceMessage.js';
 
 let redisServer: TestRedis;
@@ -36,7 +38,9 @@ const kinds: [string, () => Promise<Subject>][] = [
 		async () => {
 			const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-store-')), 'parley.db');
 			const events: VoiceMessageEvent[] = [];
-			return { store: new SqliteVoiceMessageStore(file, { nodeId: 'n1', onEvent: (e) => events.push(e) }), other: new SqliteVoiceMessageStore(file, { nodeId: 'n2' }), events };
+			const store = await SqlVoiceMessageStore.open(`sqlite:${file}`, { nodeId: 'n1', onEvent: (e) => events.push(e) });
+			// The older class name: the same store behind a plain constructor.
+			return { store, other: new SqliteVoiceMessageStore(file, { nodeId: 'n2' }), events };
 		},
 	],
 	[
@@ -176,6 +180,8 @@ describe.each(kinds)('%s voice-message store', (_kind, create) => {
 		]);
 		expect(s.events[2]).toMatchObject({ voiceMessageId: m.id, ownerId: 'ada', destination: 'channel:room', nodeId: 'n1', message: { id: m.id, status: 'ready', audioUrl: `/voice/messages/${m.id}/audio` } });
 		expect(new Set(s.events.map((e) => e.eventId)).size).toBe(4);
+		// Numbered per message, with no gaps: the update that kept the status took no number.
+		expect(s.events.map((e) => e.sequence)).toEqual([1, 2, 3, 4]);
 		// Internal fields never reach events.
 		expect(s.events[2]!.message).not.toHaveProperty('sha256');
 	});
