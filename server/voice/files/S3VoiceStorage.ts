@@ -134,6 +134,7 @@ export class S3VoiceStorage implements VoiceStorage {
 	async putCheckpoint(key: StorageKey, index: number, offset: number, bytes: Buffer): Promise<void> {
 		if (!Number.isSafeInteger(index) || index < 0 || index > 99_999_999) throw new RangeError(`checkpoint index ${index} out of range`);
 		if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`checkpoint offset ${offset} out of range`);
+		storageKeyPath(key); // the whole key is checked, as for the object it becomes
 		const Key = `${this.checkpointPrefix(key)}${String(index).padStart(8, '0')}`;
 		await s3Call('checkpoint put', () =>
 			this.#client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes, ContentLength: bytes.length, ContentType: 'application/octet-stream', Metadata: { offset: String(offset) } })),
@@ -327,7 +328,11 @@ function configErrorFor(code: string | undefined, bucket: string, err: StorageUn
 		case 'InvalidAccessKeyId':
 			return new ConfigError(`storage.s3.accessKeyId: the S3 server does not know this access key ${detail}`, ['storage.s3.accessKeyId']);
 		case 'SignatureDoesNotMatch':
-			return new ConfigError(`storage.s3.secretAccessKey: the S3 server rejected the request signature: the secret does not belong to the access key ${detail}`, ['storage.s3.secretAccessKey']);
+			// AWS says InvalidAccessKeyId for an unknown key; some servers (Swift's s3api) say this for both.
+			return new ConfigError(
+				`storage.s3.secretAccessKey: the S3 server rejected the request signature: the secret does not belong to the access key (or, on servers that do not tell them apart, storage.s3.accessKeyId is unknown) ${detail}`,
+				['storage.s3.secretAccessKey', 'storage.s3.accessKeyId'],
+			);
 		case 'RequestTimeTooSkewed':
 			return new ConfigError(`storage.s3.endpoint: the S3 server refuses requests because this machine's clock is off ${detail}`, ['storage.s3.endpoint']);
 		default:

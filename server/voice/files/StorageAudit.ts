@@ -9,7 +9,9 @@
 //       input (.uploads/<id>.part.accepted) once its message is no longer being converted.
 // It runs in the background after startup (the node serves meanwhile), walks the directory
 // tree with streaming readdir (memory does not grow with the number of files), yields to the
-// event loop between batches, and stops early when aborted (shutdown).
+// event loop between batches, and stops early when aborted (shutdown). With storage.backend
+// s3 the same checks run against the bucket (S3StorageAudit.ts: objects for files, orphans
+// moved under <prefix>.orphans/, stale checkpoints, probes and work files removed).
 //
 // What makes it safe while the node serves: a message's record is written before its file
 // and removed after it, so a file found before its record is looked up always has one unless
@@ -29,6 +31,8 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from '../../telemetry/logger.js';
 import type { VoiceMessageStore } from '../store/VoiceMessageStore.js';
 import { fileExists, sha256File, type LocalVoiceStorage } from './VoiceStorage.js';
+import type { S3VoiceStorage } from './S3VoiceStorage.js';
+import { S3StorageAudit } from './S3StorageAudit.js';
 import { type VoiceMessage } from '../voiceMessage.js';
 import { VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
 import { READY_PROBE_PREFIX } from './storageDirectory.js';
@@ -66,7 +70,8 @@ export const DAMAGED_REASON = 'The stored audio file of this voice message is da
 
 export interface StorageAuditOptions {
 	store: VoiceMessageStore;
-	storage: LocalVoiceStorage;
+	/** The disk, or a bucket (S3StorageAudit does the same checks with objects). */
+	storage: LocalVoiceStorage | S3VoiceStorage;
 	/** The upload server's directory (accepted inputs are kept there). */
 	uploadsDir: string;
 	/** The store is shared with other nodes (a cluster): report, change nothing but old temp files. */
@@ -135,8 +140,11 @@ export class StorageAudit {
 		const log = this.#o.log;
 		if (this.#o.shared) r.repaired = false;
 		try {
-			await this.#checkReadyMessages();
-			await this.#walkStorage();
+			if (this.#o.storage.backend === 's3') await new S3StorageAudit(this.#o, this.#o.storage, r).run();
+			else {
+				await this.#checkReadyMessages();
+				await this.#walkStorage();
+			}
 			await this.#cleanAcceptedInputs();
 		} catch (err) {
 			if (!this.#o.signal?.aborted) {
@@ -149,6 +157,11 @@ export class StorageAudit {
 		const level = r.missing + r.damaged + r.orphans + r.errors > 0 ? 'warn' : 'info';
 		log[level]({ ...r, shared: this.#o.shared }, 'storage audit finished');
 		return r;
+	}
+
+	/** The disk storage (the walk below runs only for it). */
+	get #disk(): LocalVoiceStorage {
+		return this.#o.storage as LocalVoiceStorage;
 	}
 
 	#stopIfAborted(): void {
@@ -182,7 +195,7 @@ export class StorageAudit {
 		if (suspicious(lost.length, r.readyChecked)) {
 			r.repaired = false;
 			this.#o.log.error(
-				{ lost: lost.length, readyChecked: r.readyChecked, storageDir: this.#o.storage.root },
+				{ lost: lost.length, readyChecked: r.readyChecked, storageDir: this.#disk.root },
 				'storage audit: most ready messages have no good file; is storage mounted? Nothing marked failed',
 			);
 			return;
@@ -200,7 +213,7 @@ export class StorageAudit {
 	}
 
 	async #checkFile(m: VoiceMessage): Promise<'missing' | 'damaged' | undefined> {
-		const file = this.#o.storage.pathOf(m);
+		const file = this.#disk.pathOf(m);
 		const info = await stat(file).catch((err: unknown) => {
 			if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
 			throw err;
@@ -216,7 +229,7 @@ export class StorageAudit {
 	// ---- (b) orphan files, (c) temp files under storage --------------------------------
 
 	async #walkStorage(): Promise<void> {
-		const root = this.#o.storage.root;
+		const root = this.#disk.root;
 		const orphans: string[] = [];
 		let tooMany = false;
 		let seen = 0;
@@ -282,7 +295,7 @@ export class StorageAudit {
 	async #isOrphan(id: string, file: string): Promise<boolean> {
 		try {
 			const m = await this.#o.store.get(id);
-			return !m || this.#o.storage.pathOf(m) !== file;
+			return !m || this.#disk.pathOf(m) !== file;
 		} catch (err) {
 			// A store that cannot answer proves nothing: keep the file.
 			this.#report.errors++;
@@ -292,7 +305,7 @@ export class StorageAudit {
 	}
 
 	async #quarantine(file: string): Promise<void> {
-		const root = this.#o.storage.root;
+		const root = this.#disk.root;
 		let target = path.join(root, ORPHANS_SUBDIR, path.relative(root, file));
 		await mkdir(path.dirname(target), { recursive: true });
 		// Never overwrite an earlier quarantined copy.
