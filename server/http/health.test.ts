@@ -7,6 +7,7 @@ import { testLogger } from '../../test/helpers/logger.js';
 import { sleep, waitUntil } from '../../test/helpers/wait.js';
 import { freePort } from '../../testkit/ports.js';
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js';
+import { startPostgres } from '../../testkit/services/postgres.js';
 import { ParleyServer } from '../ParleyServer.js';
 import { registerHealthRoutes, type CachedReadiness, type ReadinessCheck } from './healthRoutes.js';
 import { HttpServer } from './HttpServer.js';
@@ -53,7 +54,7 @@ describe('health endpoints', () => {
 		const body = (await res.json()) as ReadyBody;
 		expect(res.status).toBe(200);
 		expect(body.status).toBe('ready');
-		expect(Object.keys(body.checks).sort()).toEqual(['storage', 'workers']);
+		expect(Object.keys(body.checks).sort()).toEqual(['metadata', 'storage', 'workers']);
 	});
 
 	it('/readyz is 503 naming storage when the storage directory cannot be written', async () => {
@@ -64,7 +65,7 @@ describe('health endpoints', () => {
 		const res = await fetch(`${base}/readyz`);
 		const body = (await res.json()) as ReadyBody;
 		expect(res.status).toBe(503);
-		expect(body).toEqual({ status: 'not ready', checks: { storage: { ok: false }, workers: { ok: true } } });
+		expect(body).toEqual({ status: 'not ready', checks: { metadata: { ok: true }, storage: { ok: false }, workers: { ok: true } } });
 		expect(JSON.stringify(body)).not.toContain(server!.storageDir);
 		// It recovers once storage does (after the cache window).
 		rmSync(server!.storageDir);
@@ -101,6 +102,26 @@ describe('health endpoints', () => {
 		await readyzBecomes(base, 503);
 		res = await fetch(`${base}/readyz`);
 		expect(((await res.json()) as ReadyBody).checks.redis).toEqual({ ok: false });
+	});
+
+	it('/readyz checks the SQL metadata store: 503 naming metadata while its PostgreSQL is stopped, 200 once it is back', async () => {
+		const postgres = await startPostgres();
+		try {
+			const base = await start({ PARLEY_METADATA_URL: postgres.url, PARLEY_READINESS_CHECK_TIMEOUT_MS: '2000' });
+			let res = await fetch(`${base}/readyz`);
+			expect(res.status).toBe(200);
+			expect(((await res.json()) as ReadyBody).checks.metadata).toEqual({ ok: true });
+			await postgres.stop();
+			await readyzBecomes(base, 503);
+			res = await fetch(`${base}/readyz`);
+			expect(((await res.json()) as ReadyBody).checks).toMatchObject({ metadata: { ok: false }, storage: { ok: true } });
+			await postgres.start();
+			await readyzBecomes(base, 200);
+		} finally {
+			await server?.shutdown('test end');
+			server = undefined;
+			await postgres.close();
+		}
 	});
 
 	it('/readyz is 503 when the configured Redis is unreachable', async () => {
