@@ -35,10 +35,10 @@
 // the upload's prefix; removeStrays removes prefixes without a record (a PATCH that raced a
 // DELETE on another node) once their objects are older than the expiry.
 //
-// S3 unreachable or refusing (connection refused/reset, timeouts, 5xx, bad credentials,
-// missing bucket) throws UploadStorageUnavailableError: the tus server answers 503
-// E_STORAGE_UNAVAILABLE with Retry-After, the chunk is not acknowledged, the client resumes
-// from HEAD later.
+// S3 unreachable or refusing (connection refused/reset, timeouts, 5xx, throttling, bad
+// credentials, missing bucket) throws StorageUnavailableError (files/s3Errors.ts, the one
+// classification every S3 user shares): the tus server answers 503 E_STORAGE_UNAVAILABLE with
+// Retry-After, the chunk is not acknowledged, the client resumes from HEAD later.
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -52,6 +52,7 @@ import {
 	type S3Client,
 } from '@aws-sdk/client-s3';
 import type { S3Location } from '../files/s3Client.js';
+import { isS3NotFound, s3Call, toStorageError } from '../files/s3Errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { KeyedMutex } from './KeyedMutex.js';
 import {
@@ -71,45 +72,6 @@ const RECORD_NAME = 'upload.json';
 const PART_NAME = /^\d{16}$/;
 /** DeleteObjects takes at most this many keys. */
 const DELETE_BATCH = 1000;
-
-/** The object store cannot be reached or refuses us; worth retrying later (503). */
-export class UploadStorageUnavailableError extends Error {
-	readonly code = 'EUPLOADSTORAGEUNAVAILABLE';
-	constructor(operation: string, cause: unknown) {
-		super(`object storage unavailable during ${operation}: ${(cause as Error | undefined)?.message ?? String(cause)}`, { cause });
-		this.name = 'UploadStorageUnavailableError';
-	}
-}
-
-const UNAVAILABLE_NAMES = new Set([
-	'InvalidAccessKeyId',
-	'SignatureDoesNotMatch',
-	'AccessDenied',
-	'NoSuchBucket',
-	'RequestTimeout',
-	'RequestTimeTooSkewed',
-	'ServiceUnavailable',
-	'SlowDown',
-	'InternalError',
-	'TimeoutError',
-	'AbortError',
-]);
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET']);
-
-/** Whether an S3 SDK error means "the store is down or refuses us" rather than a bug. */
-export function isObjectStorageUnavailable(err: unknown): boolean {
-	for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-		const x = e as { name?: string; code?: string; Code?: string; $metadata?: { httpStatusCode?: number }; errors?: unknown[] };
-		if (x.name && UNAVAILABLE_NAMES.has(x.name)) return true;
-		if (x.Code && UNAVAILABLE_NAMES.has(x.Code)) return true;
-		if (x.code && UNAVAILABLE_CODES.has(x.code)) return true;
-		const status = x.$metadata?.httpStatusCode;
-		if (status !== undefined && (status >= 500 || status === 403)) return true;
-		// Node reports a refused connection to a name with several addresses as an AggregateError.
-		if (Array.isArray(x.errors) && x.errors.some((inner) => isObjectStorageUnavailable(inner))) return true;
-	}
-	return false;
-}
 
 export interface S3UploadStoreOptions {
 	location: S3Location;
@@ -293,15 +255,10 @@ export class S3UploadStore implements UploadStore {
 		return { Bucket: this.#bucket, Key: key };
 	}
 
-	/** Sends one S3 command; store-down errors become UploadStorageUnavailableError. */
-	async send<O>(operation: string, command: { input: object }): Promise<O> {
-		try {
-			// The SDK's overloads are per command; one generic entry point keeps them in one place.
-			return (await this.#client.send(command as Parameters<S3Client['send']>[0])) as O;
-		} catch (err) {
-			if (isObjectStorageUnavailable(err)) throw new UploadStorageUnavailableError(operation, err);
-			throw err;
-		}
+	/** Sends one S3 command; store-down errors become StorageUnavailableError. */
+	send<O>(operation: string, command: { input: object }): Promise<O> {
+		// The SDK's overloads are per command; one generic entry point keeps them in one place.
+		return s3Call(operation, async () => (await this.#client.send(command as Parameters<S3Client['send']>[0])) as O);
 	}
 
 	async putRecord(record: UploadRecord): Promise<void> {
@@ -332,8 +289,8 @@ export class S3UploadStore implements UploadStore {
 						partBytes += buf.length;
 					}
 				} catch (err) {
-					if (isObjectStorageUnavailable(err)) throw new UploadStorageUnavailableError('read a staged chunk', err);
-					throw err;
+					// The connection may break after the headers, while the body streams.
+					throw toStorageError('read a staged chunk', err);
 				}
 				if (partBytes !== part.sizeBytes) throw new Error(`upload ${record.id}: part at ${part.offsetBytes} has ${partBytes} bytes, the listing said ${part.sizeBytes}`);
 				written += partBytes;
@@ -410,9 +367,7 @@ export class S3UploadStore implements UploadStore {
 			const out = await this.send<{ Body?: { transformToString(): Promise<string> } }>('read the upload record', new GetObjectCommand(this.target(this.#recordKey(id))));
 			return await out.Body!.transformToString();
 		} catch (err) {
-			const name = (err as { name?: string }).name;
-			if (name === 'NoSuchKey' || name === 'NotFound') return undefined;
-			if (isObjectStorageUnavailable(err) && !(err instanceof UploadStorageUnavailableError)) throw new UploadStorageUnavailableError('read the upload record', err);
+			if (isS3NotFound(err)) return undefined;
 			throw err;
 		}
 	}

@@ -34,7 +34,6 @@ import {
 	TUS_VERSION,
 } from './tusProtocol.js';
 import { DiskUploadStore, UPLOAD_ID_PATTERN, type StoredUpload, type UploadStore } from './UploadStore.js';
-import { UploadStorageUnavailableError } from './S3UploadStore.js';
 import { PendingUploads } from './PendingUploads.js';
 
 export interface CompletedUpload {
@@ -122,11 +121,6 @@ const DEFAULT_MAX_CHUNK_BYTES = 8 * 1_048_576;
 function storageError(failure: StorageFailure): RequestError {
 	const message = `The upload cannot be stored now: ${storageFailureText(failure)}. Retry later from the current offset.`;
 	return failure === 'full' ? new RequestError('E_STORAGE_FULL', message) : new RequestError('E_STORAGE_UNAVAILABLE', message, {}, { 'Retry-After': '30' });
-}
-
-/** A storage failure of the disk, the metadata store or the object store (S3UploadStore). */
-function uploadStorageFailure(err: unknown): StorageFailure | undefined {
-	return err instanceof UploadStorageUnavailableError ? 'unavailable' : storageFailure(err);
 }
 
 /** Every destination a sender names: a user always, a channel when the token allows it. */
@@ -257,7 +251,7 @@ export class TusUploadServer {
 			return byUser ?? (await handle(claims));
 		} catch (err) {
 			if (err instanceof RequestError) return httpErrorReply(err);
-			const failure = uploadStorageFailure(err);
+			const failure = storageFailure(err);
 			if (failure) {
 				// The offset only moves once a chunk is durable, so the client resumes from HEAD.
 				req.log.warn({ err }, 'upload storage failed');
@@ -446,7 +440,7 @@ export class TusUploadServer {
 		} catch (err) {
 			log.error({ err, uploadId: record.id }, 'onComplete failed; the upload is kept for a retry');
 			await upload.abandonCompleteFile().catch((abandonErr: unknown) => log.warn({ err: abandonErr, uploadId: record.id }, 'cannot remove the assembled file'));
-			const failure = uploadStorageFailure(err);
+			const failure = storageFailure(err);
 			if (failure) {
 				this.#options.events?.storageFailed?.(err);
 				throw storageError(failure);
