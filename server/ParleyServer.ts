@@ -14,6 +14,8 @@ import { RedisVoiceMessageStore } from './voice/store/RedisVoiceMessageStore.js'
 import { VoiceEventStream } from './voice/store/VoiceEventStream.js';
 import { VoiceMessageNotifier } from './voice/VoiceMessageNotifier.js';
 import { VoiceWebhooks } from './voice/VoiceWebhooks.js';
+import { createOutboxRelay } from './voice/outbox/createOutboxRelay.js';
+import type { OutboxRelay } from './voice/outbox/OutboxRelay.js';
 import type { VoiceEventListener } from './voice/voiceEvents.js';
 import { registerHealthRoutes, type ReadinessCheck } from './http/healthRoutes.js';
 import { HttpServer } from './http/HttpServer.js';
@@ -111,6 +113,8 @@ export class ParleyServer {
 	readonly #voiceNotifier: VoiceMessageNotifier;
 	/** Signed webhooks of voice-message lifecycle events (voice.webhookUrl). */
 	readonly #webhooks: VoiceWebhooks | undefined;
+	/** With the SQL store: publishes its outbox to the stream and the webhook. */
+	readonly #outboxRelay: OutboxRelay | undefined;
 	/** Finishing the voice messages a crash left unfinished (this node's, a lost node's). */
 	readonly #voiceRecovery: VoiceRecovery;
 
@@ -141,6 +145,7 @@ export class ParleyServer {
 							return cluster?.started ? { droppedEnvelopes: cluster.bus.droppedEnvelopes, forgedEntries: cluster.registry.forgedEntries } : undefined;
 						},
 					}),
+					...(metadata.store && { voiceOutboxPending: () => this.#outboxRelay?.pending() }),
 				})
 			: undefined;
 		this.metrics = metrics;
@@ -154,7 +159,9 @@ export class ParleyServer {
 			});
 		}
 		this.nodeId = metadata.nodeId;
-		this.#webhooks = config.voice.webhookUrl
+		// The in-memory webhook queue serves the Redis store only: the SQL store's events go
+		// out through its outbox (the relay, below), durable across crashes.
+		this.#webhooks = config.voice.webhookUrl && !metadata.store
 			? new VoiceWebhooks({
 					url: config.voice.webhookUrl,
 					secret: config.voice.webhookSecret,
@@ -170,7 +177,24 @@ export class ParleyServer {
 		// SQL (metadata.url, or SQLite alone), opened by create(); with Redis and no
 		// metadata.url, the Redis store (each change lands on parley:voice-meta in the same step).
 		this.metadata = metadata.store;
-		metadata.events.listener = onEvent;
+		this.#outboxRelay =
+			metadata.store &&
+			createOutboxRelay(config, {
+				outbox: metadata.store,
+				nodeId: this.nodeId,
+				redis,
+				log: log.child({ component: 'outbox' }),
+				...(metrics && { onWebhookOutcome: (outcome) => metrics.webhookDeliveries.inc({ outcome }) }),
+			});
+		const relay = this.#outboxRelay;
+		// A commit of this node wakes its relay at once (others' commits are found by polling).
+		metadata.events.listener = relay ? () => relay.wake() : onEvent;
+		if (relay) {
+			relay.start();
+			// Closed after everything pushed later (uploads, HTTP, transcoder, recovery: what
+			// produces events) and before the store; what it cannot send in time stays in the outbox.
+			teardown.push('outbox relay', (deadline) => relay.close(deadline));
+		}
 		this.voiceStore =
 			metadata.store ?? new RedisVoiceMessageStore(redis!, { nodeId: this.nodeId, onEvent, events: new VoiceEventStream(redis!, { maxLen: config.cluster.eventStreamMaxLen }) });
 		this.#voiceNotifier = new VoiceMessageNotifier((info, reason) => this.signaling.deliverVoiceMessage(info, reason), log.child({ component: 'voice' }));
