@@ -133,7 +133,7 @@ describe.each(KINDS)('%s SQL store and outbox', (kind) => {
 		const a = await openStore(url, 'node-a');
 		const b = await openStore(url, 'node-b');
 		const ids: string[] = [];
-		for (let i = 0; i < 12; i++) {
+		for (let i = 0; i < 30; i++) {
 			const m = message(1000 + i);
 			ids.push(m.id);
 			await a.insert(m);
@@ -141,11 +141,13 @@ describe.each(KINDS)('%s SQL store and outbox', (kind) => {
 		// Three events for each message: created, processing, ready.
 		for (const id of ids) await b.update(id, { status: 'processing' });
 		for (const id of ids) await a.update(id, { status: 'ready' });
+
 		const leased = new Map<number, string>();
 		const delivered: VoiceMessageEvent[] = [];
+		const done = new Set<string>();
 		const drain = async (store: SqlVoiceMessageStore, nodeId: string) => {
 			for (let round = 0; round < 200; round++) {
-				const got = await store.claim('stream', nodeId, 5, 30_000);
+				const got = await store.claim('stream', nodeId, 4, 30_000);
 				if (got.length === 0) {
 					if ((await store.pending('stream')) === 0) return;
 					await new Promise((r) => setTimeout(r, 5));
@@ -155,17 +157,20 @@ describe.each(KINDS)('%s SQL store and outbox', (kind) => {
 				expect(new Set(got.map((e) => e.event.voiceMessageId)).size).toBe(got.length);
 				for (const e of got) {
 					expect(leased.has(e.position), `position ${e.position} leased twice`).toBe(false);
+					// Offered only once the message's previous event was done.
+					if (e.event.sequence > 1) expect(done.has(`${e.event.voiceMessageId}:${e.event.sequence - 1}`)).toBe(true);
 					leased.set(e.position, nodeId);
 					delivered.push(e.event);
 				}
+				for (const e of got) done.add(`${e.event.voiceMessageId}:${e.event.sequence}`);
 				await store.markDone('stream', got.map((e) => e.position));
 			}
 		};
-		await Promise.all([drain(a, 'node-a'), drain(b, 'node-b'), drain(a, 'node-a2'), drain(b, 'node-b2')]);
-		expect(leased.size).toBe(36);
+		await Promise.all(['node-a', 'node-b', 'node-a2', 'node-b2', 'node-a3', 'node-b3'].map((n, i) => drain(i % 2 ? b : a, n)));
+		expect(leased.size).toBe(90);
 		for (const id of ids) expect(delivered.filter((e) => e.voiceMessageId === id).map((e) => e.sequence)).toEqual([1, 2, 3]);
 		expect(await a.pending('stream')).toBe(0);
-		expect(await a.pending('webhook')).toBe(36);
+		expect(await a.pending('webhook')).toBe(90);
 	});
 
 	it('hands entries whose lease ran out to another node, and retries after retryLater', async () => {

@@ -1,5 +1,6 @@
-// One contract, two stores: SQL (here on SQLite; MariaDB and PostgreSQL in SqlVoiceMessageStore.test.ts) and Redis (a cluster, against a real
-// redis-server). Both must page, index, compare-and-set and report lifecycle events alike.
+// One contract, every store: the SQL store on SQLite, MariaDB and PostgreSQL, and the Redis
+// store, each against a real server. All must page, index, compare-and-set and report
+// lifecycle events alike.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -7,6 +8,10 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startRedis, type TestRedis } from '../../../test/helpers/redis.js';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { startMariaDb, type TestMariaDb } from '../../../testkit/services/mariadb.js';
+import { startPostgres, type TestPostgres } from '../../../testkit/services/postgres.js';
 import { RedisVoiceMessageStore } from './RedisVoiceMessageStore.js';
 import type { VoiceMessageEvent } from '../voiceEvents.js';
 import { DuplicateVoiceMessageError, InvalidCursorError, type VoiceMessageStore } from './VoiceMessageStore.js';
@@ -15,15 +20,42 @@ import { SqliteVoiceMessageStore } from './SqliteVoiceMessageStore.js';
 import type { Destination, VoiceMessage } from '../voiceMessage.js';
 
 let redisServer: TestRedis;
+let maria: TestMariaDb;
+let postgres: TestPostgres;
 const connections: Redis[] = [];
+let databases = 0;
 
 beforeAll(async () => {
-	redisServer = await startRedis();
-});
+	[redisServer, maria, postgres] = await Promise.all([startRedis(), startMariaDb(), startPostgres()]);
+}, 60_000);
 afterAll(async () => {
 	for (const c of connections) c.disconnect();
-	await redisServer.stop();
+	await Promise.all([redisServer?.stop(), maria?.close(), postgres?.close()]);
 });
+
+/** A new, empty database on a server, for one test. */
+async function freshDatabase(server: 'mariadb' | 'postgres'): Promise<string> {
+	const name = `c${process.pid}_${++databases}`;
+	if (server === 'mariadb') {
+		const c = await mysql.createConnection(maria.url);
+		await c.query(`CREATE DATABASE ${name}`);
+		await c.end();
+		return maria.url.replace(/\/parley$/, `/${name}`);
+	}
+	const c = new pg.Client({ connectionString: postgres.url });
+	await c.connect();
+	await c.query(`CREATE DATABASE ${name}`);
+	await c.end();
+	return postgres.url.replace(/\/parley$/, `/${name}`);
+}
+
+/** Two stores on one database: two nodes of a cluster. */
+async function sqlServerSubject(server: 'mariadb' | 'postgres'): Promise<Subject> {
+	const url = await freshDatabase(server);
+	const events: VoiceMessageEvent[] = [];
+	const store = await SqlVoiceMessageStore.open(url, { nodeId: 'n1', poolSize: 4, onEvent: (e) => events.push(e) });
+	return { store, other: await SqlVoiceMessageStore.open(url, { nodeId: 'n2', poolSize: 4 }), events };
+}
 
 interface Subject {
 	store: VoiceMessageStore;
@@ -43,6 +75,8 @@ const kinds: [string, () => Promise<Subject>][] = [
 			return { store, other: new SqliteVoiceMessageStore(file, { nodeId: 'n2' }), events };
 		},
 	],
+	['MariaDB', () => sqlServerSubject('mariadb')],
+	['PostgreSQL', () => sqlServerSubject('postgres')],
 	[
 		'Redis',
 		async () => {
