@@ -24,7 +24,6 @@ import { WorkerPool } from './media/WorkerPool.js';
 import { workerPoolOptions } from './media/workerSettings.js';
 import { resolveAnnouncedAddress } from './media/workerSettings.js';
 import type { Logger } from './telemetry/logger.js';
-import { checkStorageWritable } from './voice/files/storageDirectory.js';
 import { ChannelRegistry } from './channels/ChannelRegistry.js';
 import { routerMediaCodecs } from './media/mediaCodecs.js';
 import { signingKey, tokenPolicy } from './auth/accessToken.js';
@@ -33,7 +32,9 @@ import { registerDevTokenRoute } from './auth/devTokenRoute.js';
 import { SignalingServer } from './signaling/SignalingServer.js';
 import { createRateLimits } from './ratelimit/rateLimits.js';
 import { registerStaticFiles } from './http/staticFiles.js';
-import { LocalVoiceStorage } from './voice/files/VoiceStorage.js';
+import type { LocalVoiceStorage } from './voice/files/VoiceStorage.js';
+import type { S3VoiceStorage } from './voice/files/S3VoiceStorage.js';
+import { createVoiceStorage } from './voice/files/createVoiceStorage.js';
 import { StorageAudit, type StorageAuditReport } from './voice/files/StorageAudit.js';
 import { VoiceRecovery } from './voice/VoiceRecovery.js';
 import { Teardown } from './Teardown.js';
@@ -94,6 +95,8 @@ export class ParleyServer {
 	readonly metadata: SqlVoiceMessageStore | undefined;
 	readonly voice: VoiceMessageService;
 	readonly uploads: TusUploadServer;
+	/** Where voice-message files live (storage.backend): the directory, or the bucket. */
+	readonly storage: LocalVoiceStorage | S3VoiceStorage;
 	/** The startup storage audit's report, once it ran (undefined when voice.auditOnStartup is off). */
 	storageAudit: Promise<StorageAuditReport> | undefined;
 	readonly transcoder: AudioTranscoder;
@@ -198,7 +201,9 @@ export class ParleyServer {
 		this.voiceStore =
 			metadata.store ?? new RedisVoiceMessageStore(redis!, { nodeId: this.nodeId, onEvent, events: new VoiceEventStream(redis!, { maxLen: config.cluster.eventStreamMaxLen }) });
 		this.#voiceNotifier = new VoiceMessageNotifier((info, reason) => this.signaling.deliverVoiceMessage(info, reason), log.child({ component: 'voice' }));
-		const storage = new LocalVoiceStorage(this.storageDir);
+		const storage = createVoiceStorage(config.storage, log.child({ component: 'storage' }));
+		this.storage = storage;
+		if (storage.backend === 's3') teardown.push('voice storage', async () => storage.client.destroy());
 		this.transcoder = new AudioTranscoder({
 			maxConcurrent: config.voice.transcodeConcurrency,
 			maxQueued: config.voice.transcodeQueue,
@@ -353,18 +358,14 @@ export class ParleyServer {
 			cacheMs: config.readiness.cacheMs,
 			isAccepting: () => this.#accepting,
 		});
+		// Before recovery reads any file: a bad S3 bucket, key or secret stops the start (exit 78).
+		await this.#checkStorage();
 		this.#teardown.push('voice recovery', () => this.#voiceRecovery.close());
 		// Redis may be away at startup: the node still serves live channels (not ready) and
 		// recovers the shared store's unfinished messages once Redis answers.
 		const cluster = this.#cluster;
 		if (cluster) this.#voiceRecovery.startShared((nodeId) => cluster.isNodeRegistered(nodeId));
 		else await this.#voiceRecovery.recoverLocal();
-		try {
-			await checkStorageWritable(this.storageDir);
-		} catch (err) {
-			// Not fatal: live channels work without storage; /readyz reports it.
-			log.warn({ err, dir: this.storageDir }, 'storage directory not writable');
-		}
 		await http.listen(config.http.host, config.http.port);
 		if (this.metrics && config.metrics.port !== 0) {
 			const host = config.metrics.host || config.http.host;
@@ -396,6 +397,23 @@ export class ParleyServer {
 		);
 	}
 
+	/** Storage that S3 says is misconfigured (missing bucket, unknown key, wrong secret) is a
+	 * ConfigError naming the option; otherwise storage that cannot be written now is not fatal
+	 * (live channels work without it, and S3 may be back in a moment): logged, /readyz reports it. */
+	async #checkStorage(): Promise<void> {
+		const storage = this.storage;
+		if (storage.backend === 's3') {
+			const away = await storage.verifyConfig();
+			if (away) this.log.warn({ err: away, endpoint: this.config.storage.s3.endpoint || 'AWS', bucket: storage.bucket }, 'S3 storage not reachable at startup; voice messages wait in the work folder until it is');
+			return;
+		}
+		try {
+			await storage.checkWritable();
+		} catch (err) {
+			this.log.warn({ err, dir: this.storageDir }, 'storage directory not writable');
+		}
+	}
+
 	#readinessChecks(): ReadinessCheck[] {
 		const checks: ReadinessCheck[] = [
 			{
@@ -406,7 +424,7 @@ export class ParleyServer {
 					throw new Error(`mediasoup worker(s) ${down.join(', ')} not running`);
 				},
 			},
-			{ name: 'storage', check: () => checkStorageWritable(this.storageDir) },
+			{ name: 'storage', check: () => this.storage.checkWritable() },
 		];
 		const redis = this.redis;
 		if (redis) checks.push({ name: 'redis', check: () => pingRedis(redis) });
@@ -422,7 +440,7 @@ export class ParleyServer {
 		const metrics = this.metrics;
 		const audit = StorageAudit.run({
 			store: this.voiceStore,
-			storage: new LocalVoiceStorage(this.storageDir),
+			storage: this.storage,
 			uploadsDir: uploadFilesDir(this.config, this.storageDir),
 			shared: Boolean(this.config.cluster.redisUrl),
 			hashAll: this.config.voice.auditHashAll,

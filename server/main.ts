@@ -27,6 +27,13 @@ async function main(): Promise<void> {
 	try {
 		server = await ParleyServer.create(config, log);
 	} catch (err) {
+		// A setting the start proved wrong (e.g. S3 refusing storage.s3.secretAccessKey).
+		if (err instanceof ConfigError) {
+			log.fatal({ err, options: err.options }, 'startup failed: configuration');
+			log.flush();
+			process.stderr.write(`parley: ${err.message}\n`);
+			process.exit(EXIT_CONFIG);
+		}
 		log.fatal({ err }, 'startup failed');
 		log.flush();
 		process.stderr.write(`parley: startup failed: ${(err as Error).message}\n`);

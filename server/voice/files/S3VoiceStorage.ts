@@ -37,6 +37,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import { VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
 import { isS3NotFound, s3Call, s3Unavailability, StorageUnavailableError, toStorageError } from './s3Errors.js';
 import type { S3Location } from './s3Client.js';
+import { checkStorageWritable } from './storageDirectory.js';
 import { fileExists, InvalidStorageKeyError, storageKeyPath, type StorageKey, type VoiceStorage } from './VoiceStorage.js';
 
 /** The Content-Type of stored messages (and of presigned downloads). */
@@ -290,9 +291,10 @@ export class S3VoiceStorage implements VoiceStorage {
 		await rm(this.workFile(key), { force: true });
 	}
 
-	/** A small PUT and DELETE: proves the credentials, the bucket and write access. */
+	/** The work folder takes durable writes (recordings and the spool live there), and a small
+	 * PUT and DELETE prove the credentials, the bucket and write access. */
 	async checkWritable(): Promise<void> {
-		await mkdir(this.workRoot, { recursive: true });
+		await checkStorageWritable(this.workRoot);
 		const Key = `${this.keyPrefix}${PROBES_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`;
 		await s3Call('readiness probe put', () => this.#client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: 'ok', ContentLength: 2 })));
 		await s3Call('readiness probe delete', () => this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
