@@ -219,6 +219,33 @@ describe('S3UploadStore', () => {
 		expect(await multipartUploads()).toBe(0);
 	});
 
+	it('what a node remembers of an upload follows what other nodes did with it', async () => {
+		const a = await start();
+		const b = await start();
+		const data = randomBytes(400);
+		const url = await create(a, data.length);
+		expect((await patch(a, url, 0, data.subarray(0, 100))).status).toBe(204);
+		expect(a.store.cachedCount).toBe(1);
+		// B moves it on; A, which remembers offset 100, sees B's part in its next listing.
+		expect((await patch(b, url, 100, data.subarray(100, 200))).status).toBe(204);
+		expect(await offsetOf(a, url)).toBe(200);
+		expect((await patch(a, url, 100, data.subarray(100, 200))).status).toBe(409);
+		expect((await patch(a, url, 200, data.subarray(200, 300))).status).toBe(204);
+		// B completes it: A sees the record changed (its ETag) and answers the full length.
+		expect((await patch(b, url, 300, data.subarray(300))).status).toBe(204);
+		expect(b.received[0]!.content.equals(data)).toBe(true);
+		expect(await offsetOf(a, url)).toBe(data.length);
+		expect(a.store.cachedCount).toBe(0);
+		// Deleted through B: gone for A too.
+		const other = await create(a, 10);
+		expect((await patch(a, other, 0, randomBytes(5))).status).toBe(204);
+		expect((await tus(b, 'DELETE', other)).status).toBe(204);
+		expect((await tus(a, 'HEAD', other)).status).toBe(404);
+		expect((await patch(a, other, 5, randomBytes(5))).status).toBe(404);
+		expect(a.store.cachedCount).toBe(0);
+		expect(a.received).toHaveLength(0);
+	});
+
 	it('stores a 5 MiB chunk and a small tail as two objects, no multipart upload', async () => {
 		const node = await start();
 		const file = randomBytes(5 * MIB + 1234);

@@ -23,9 +23,16 @@
 // upload are serialized per node (KeyedMutex); across nodes a tus client sends one request at
 // a time. A duplicate racing on two nodes at the same offset writes the same key: the last
 // write wins and holds the same bytes of the same file (an honest client's chunk at an offset
-// is always those bytes), so the offset and the assembled file stay right. Nothing is cached
-// between requests: each one reads the record and lists the parts, because another node may
-// have moved the upload on (or deleted it) in between.
+// is always those bytes), so the offset and the assembled file stay right.
+//
+// Another node may move an upload on (or delete or complete it) between two requests, so
+// every request lists the upload's prefix again; what this node learnt before (the record, the
+// contiguous parts) is kept, so the listing starts after the last known part (StartAfter) and
+// costs one short request however many parts there are (a full listing per PATCH would be
+// quadratic: 20 MiB in 64 KiB chunks is 320 parts). upload.json sorts after the digits, so
+// the same listing says whether the record is still there and, by its ETag, whether it
+// changed (completed elsewhere): then it is read again. Before assembling, the parts are
+// listed in full once, so a part another node replaced with one of a different size is seen.
 //
 // Completion: the parts are streamed in order into <workDir>/<id>.part on this node (hashed
 // on the way, lengths checked against the listing and Upload-Length), handed to onComplete,
@@ -70,6 +77,8 @@ import {
 export const S3_UPLOADS_FOLDER = '.uploads/';
 const RECORD_NAME = 'upload.json';
 const PART_NAME = /^\d{16}$/;
+/** Uploads whose record and parts this node remembers (a few hundred bytes each). */
+const MAX_KNOWN_UPLOADS = 2000;
 /** DeleteObjects takes at most this many keys. */
 const DELETE_BATCH = 1000;
 
@@ -84,6 +93,15 @@ interface Part {
 	offsetBytes: number;
 	sizeBytes: number;
 	key: string;
+}
+
+/** What this node learnt of an unfinished upload (refreshed by every request's listing). */
+interface KnownUpload {
+	record: UploadRecord;
+	/** ETag of upload.json when it was read: a different one means it changed. */
+	recordEtag: string;
+	/** The contiguous parts from 0, in order. */
+	parts: Part[];
 }
 
 class S3StoredUpload implements StoredUpload {
@@ -133,7 +151,16 @@ class S3StoredUpload implements StoredUpload {
 	async completeFile(): Promise<CompleteFile> {
 		if (this.#record.completed) throw new Error(`upload ${this.#record.id} is already completed`);
 		if (this.#offsetBytes !== this.#record.lengthBytes) throw new Error(`upload ${this.#record.id} holds ${this.#offsetBytes} of ${this.#record.lengthBytes} bytes`);
-		const file = await this.#store.assemble(this.#record, this.#parts);
+		// Listed in full, not from what this node remembers: a part replaced by another node
+		// with one of another size would otherwise fail the assembly (or pass it wrongly).
+		const parts = await this.#store.contiguousParts(this.#record);
+		const listedBytes = parts.reduce((sum, p) => sum + p.sizeBytes, 0);
+		if (listedBytes !== this.#record.lengthBytes) {
+			// The next request lists afresh and answers the true offset; the client resumes there.
+			this.#current = false;
+			throw new Error(`upload ${this.#record.id}: its parts cover ${listedBytes} of ${this.#record.lengthBytes} bytes`);
+		}
+		const file = await this.#store.assemble(this.#record, parts);
 		this.#assembled = file.path;
 		return file;
 	}
@@ -177,6 +204,8 @@ export class S3UploadStore implements UploadStore {
 	readonly #root: string;
 	readonly #workDir: string;
 	readonly #mutex = new KeyedMutex();
+	/** Unfinished uploads seen by this node, oldest first (bounded: MAX_KNOWN_UPLOADS). */
+	readonly #known = new Map<string, KnownUpload>();
 
 	constructor(options: S3UploadStoreOptions) {
 		this.log = options.log;
@@ -186,20 +215,30 @@ export class S3UploadStore implements UploadStore {
 		this.#workDir = path.resolve(options.workDir);
 	}
 
-	/** Nothing is cached between requests (another node may have moved the upload on). */
+	/** Unfinished uploads whose record and parts this node remembers. */
 	get cachedCount(): number {
-		return 0;
+		return this.#known.size;
 	}
 
 	async create(fields: NewUpload): Promise<StoredUpload> {
 		const record: UploadRecord = { version: 1, id: randomUUID(), createdAt: Date.now(), ...fields };
-		await this.putRecord(record);
-		return new S3StoredUpload(this, record, []);
+		const recordEtag = await this.putRecord(record);
+		const parts: Part[] = [];
+		this.#remember(record.id, { record, recordEtag, parts });
+		return new S3StoredUpload(this, record, parts);
 	}
 
 	withUpload<T>(id: string, task: (upload: StoredUpload | undefined) => Promise<T>): Promise<T> {
 		if (!UPLOAD_ID_PATTERN.test(id)) return task(undefined);
-		return this.#mutex.run(id, async () => task(await this.#load(id)));
+		return this.#mutex.run(id, async () => {
+			const upload = await this.#load(id);
+			try {
+				return await task(upload);
+			} finally {
+				// A failed write leaves the parts unknown; finished and removed uploads need no memory.
+				if (!upload || !upload.current || upload.record.completed) this.#known.delete(id);
+			}
+		});
 	}
 
 	async ids(): Promise<string[]> {
@@ -261,9 +300,11 @@ export class S3UploadStore implements UploadStore {
 		return s3Call(operation, async () => (await this.#client.send(command as Parameters<S3Client['send']>[0])) as O);
 	}
 
-	async putRecord(record: UploadRecord): Promise<void> {
+	/** Stores the record; resolves with its ETag. */
+	async putRecord(record: UploadRecord): Promise<string> {
 		const body = serializeUploadRecord(record);
-		await this.send('store the upload record', new PutObjectCommand({ ...this.target(this.#recordKey(record.id)), Body: body, ContentType: 'application/json', ContentMD5: createHash('md5').update(body).digest('base64') }));
+		const out = await this.send<{ ETag?: string }>('store the upload record', new PutObjectCommand({ ...this.target(this.#recordKey(record.id)), Body: body, ContentType: 'application/json', ContentMD5: createHash('md5').update(body).digest('base64') }));
+		return unquote(out.ETag);
 	}
 
 	/** Streams the parts in order into <workDir>/<id>.part, hashing and counting on the way. */
@@ -329,37 +370,51 @@ export class S3UploadStore implements UploadStore {
 	}
 
 	async #load(id: string): Promise<S3StoredUpload | undefined> {
-		const text = await this.#getRecordText(id);
-		if (text === undefined) return undefined;
-		const record = parseUploadRecord(text, id, this.#recordKey(id));
-		if (record.completed) return new S3StoredUpload(this, record, []);
-		return new S3StoredUpload(this, record, await this.#contiguousParts(record));
+		const known = this.#known.get(id);
+		// Only what came after the last part this node knows of (and upload.json, which sorts last).
+		const listing = await this.#listUpload(id, known?.parts.at(-1)?.key);
+		if (listing.recordEtag === undefined) return undefined;
+		let entry = known;
+		if (!entry || entry.recordEtag !== listing.recordEtag) {
+			const text = await this.#getRecordText(id);
+			if (text === undefined) return undefined;
+			const record = parseUploadRecord(text, id, this.#recordKey(id));
+			if (record.completed) return new S3StoredUpload(this, record, []);
+			entry = { record, recordEtag: listing.recordEtag, parts: entry?.parts ?? [] };
+		}
+		entry.parts.push(...chainFrom(entry.parts, listing.parts, entry.record.lengthBytes));
+		this.#remember(id, entry);
+		return new S3StoredUpload(this, entry.record, entry.parts);
 	}
 
-	/** The parts that make up bytes [0, offset): each starting where the previous one ended. */
-	async #contiguousParts(record: UploadRecord): Promise<Part[]> {
-		const prefix = this.#prefixOf(record.id);
-		const found: Part[] = [];
-		for await (const page of this.#list(prefix)) {
+	#remember(id: string, entry: KnownUpload): void {
+		// Re-inserted, so the Map's order is least recently used first.
+		this.#known.delete(id);
+		this.#known.set(id, entry);
+		if (this.#known.size > MAX_KNOWN_UPLOADS) this.#known.delete(this.#known.keys().next().value!);
+	}
+
+	/** The upload's part objects (after `startAfter`, in offset order) and its record's ETag. */
+	async #listUpload(id: string, startAfter?: string): Promise<{ parts: Part[]; recordEtag: string | undefined }> {
+		const prefix = this.#prefixOf(id);
+		const parts: Part[] = [];
+		let recordEtag: string | undefined;
+		for await (const page of this.#list(prefix, undefined, startAfter)) {
 			for (const o of page.Contents ?? []) {
 				const name = o.Key?.slice(prefix.length) ?? '';
-				if (!PART_NAME.test(name)) continue;
-				found.push({ offsetBytes: Number(name), sizeBytes: o.Size ?? 0, key: o.Key! });
+				if (name === RECORD_NAME) recordEtag = unquote(o.ETag);
+				else if (PART_NAME.test(name)) parts.push({ offsetBytes: Number(name), sizeBytes: o.Size ?? 0, key: o.Key! });
 			}
 		}
 		// Keys are zero-padded, so the listing is in offset order already; sort anyway (cheap, and
 		// not every S3-compatible server lists in binary key order).
-		found.sort((a, b) => a.offsetBytes - b.offsetBytes);
-		const parts: Part[] = [];
-		let offset = 0;
-		for (const part of found) {
-			// Empty parts, overlaps (a racing duplicate of another size), gaps and bytes past the
-			// length do not move the offset.
-			if (part.offsetBytes !== offset || part.sizeBytes === 0 || offset + part.sizeBytes > record.lengthBytes) continue;
-			parts.push(part);
-			offset += part.sizeBytes;
-		}
-		return parts;
+		parts.sort((a, b) => a.offsetBytes - b.offsetBytes);
+		return { parts, recordEtag };
+	}
+
+	/** The parts that make up bytes [0, offset), from a full listing. */
+	async contiguousParts(record: UploadRecord): Promise<Part[]> {
+		return chainFrom([], (await this.#listUpload(record.id)).parts, record.lengthBytes);
 	}
 
 	async #getRecordText(id: string): Promise<string | undefined> {
@@ -372,12 +427,17 @@ export class S3UploadStore implements UploadStore {
 		}
 	}
 
-	async *#list(prefix: string, delimiter?: string): AsyncGenerator<ListObjectsV2CommandOutput> {
+	async *#list(prefix: string, delimiter?: string, startAfter?: string): AsyncGenerator<ListObjectsV2CommandOutput> {
 		let token: string | undefined;
 		do {
 			const page = await this.send<ListObjectsV2CommandOutput>(
 				'list staged chunks',
-				new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, ...(delimiter && { Delimiter: delimiter }), ...(token && { ContinuationToken: token }) }),
+				new ListObjectsV2Command({
+					Bucket: this.#bucket,
+					Prefix: prefix,
+					...(delimiter && { Delimiter: delimiter }),
+					...(token ? { ContinuationToken: token } : startAfter && { StartAfter: startAfter }),
+				}),
 			);
 			yield page;
 			token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -415,6 +475,26 @@ export class S3UploadStore implements UploadStore {
 	#recordKey(id: string): string {
 		return `${this.#prefixOf(id)}${RECORD_NAME}`;
 	}
+}
+
+/**
+ * The parts of `listed` (in offset order) that continue the chain `known` (contiguous from 0):
+ * each starting where the previous one ended. Empty parts, overlaps (a racing duplicate of
+ * another size), gaps and bytes past the length do not move the offset.
+ */
+function chainFrom(known: readonly Part[], listed: readonly Part[], lengthBytes: number): Part[] {
+	let offset = known.reduce((sum, p) => sum + p.sizeBytes, 0);
+	const next: Part[] = [];
+	for (const part of listed) {
+		if (part.offsetBytes !== offset || part.sizeBytes === 0 || offset + part.sizeBytes > lengthBytes) continue;
+		next.push(part);
+		offset += part.sizeBytes;
+	}
+	return next;
+}
+
+function unquote(etag: string | undefined): string {
+	return (etag ?? '').replace(/^"|"$/g, '');
 }
 
 /**
