@@ -40,10 +40,14 @@ class MemoryOutbox implements VoiceOutbox {
 	/** A committed change: its event, with the message's next sequence. */
 	add(messageId: string, status: VoiceMessage['status'] = 'processing', kind: 'created' | 'update' | 'deleted' = 'created'): VoiceMessageEvent {
 		const m: VoiceMessage = { id: messageId, ownerId: 'ada', destination: { kind: 'user', userId: 'bob' }, source: 'upload', status, createdAt: 1, updatedAt: 1 };
-		const e = kind === 'created' ? lifecycleEvent(undefined, m, 'node-a')! : kind === 'deleted' ? lifecycleEvent(m, undefined, 'node-a')! : lifecycleEvent({ ...m, status: 'processing' }, m, 'node-a')!;
 		const sequence = (this.#sequences.get(messageId) ?? 0) + 1;
 		this.#sequences.set(messageId, sequence);
-		const event = Object.assign(e, { sequence });
+		const event =
+			kind === 'created'
+				? lifecycleEvent(undefined, m, 'node-a', sequence)!
+				: kind === 'deleted'
+					? lifecycleEvent(m, undefined, 'node-a', sequence)!
+					: lifecycleEvent({ ...m, status: 'processing' }, m, 'node-a', sequence)!;
 		const fresh = (): TargetState => ({ doneAt: undefined, leaseOwner: undefined, leaseUntil: 0, attempts: 0, retryAt: 0 });
 		this.rows.push({ position: this.#next++, event, createdAt: Date.now(), t: { stream: fresh(), webhook: fresh() } });
 		return event;
@@ -198,7 +202,7 @@ describe('outbox relay', () => {
 		expect(r.received).toHaveLength(32);
 		expect(r.received.every((x) => x.signed)).toBe(true);
 		for (const id of ids) {
-			const seq = r.received.filter((x) => x.event.voiceMessageId === id).map((x) => (x.event as { sequence?: number }).sequence);
+			const seq = r.received.filter((x) => x.event.voiceMessageId === id).map((x) => x.event.sequence);
 			expect(seq).toEqual([1, 2, 3, 4]);
 		}
 		expect(r.maxOpenPerMessage).toBe(1);
@@ -286,7 +290,7 @@ describe('outbox relay', () => {
 		expect(new Set(r.received.map((x) => x.event.eventId)).size).toBe(18);
 		expect(r.maxOpenPerEvent).toBe(1);
 		expect(r.maxOpenPerMessage).toBe(1);
-		for (const id of ids) expect(r.received.filter((x) => x.event.voiceMessageId === id).map((x) => (x.event as { sequence?: number }).sequence)).toEqual([1, 2, 3]);
+		for (const id of ids) expect(r.received.filter((x) => x.event.voiceMessageId === id).map((x) => x.event.sequence)).toEqual([1, 2, 3]);
 		// The dead node's two messages waited for its lease.
 		const firstOfDead = r.received.find((x) => x.event.eventId === dead[0]!.event.eventId)!;
 		expect(firstOfDead).toBeDefined();

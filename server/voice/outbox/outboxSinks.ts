@@ -4,7 +4,6 @@
 // and survives the node.
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../telemetry/logger.js';
-import type { VoiceMessageEvent } from '../voiceEvents.js';
 import type { OutboxEntry } from '../store/VoiceOutbox.js';
 import { VOICE_EVENT_STREAM_KEY, VoiceEventStream } from '../store/VoiceEventStream.js';
 import { deliverOnce, RetrySchedule, type WebhookEndpoint, type WebhookOutcome } from '../VoiceWebhooks.js';
@@ -28,15 +27,6 @@ export interface OutboxSink {
 	deliver(entry: OutboxEntry, signal: AbortSignal): Promise<SinkResult>;
 }
 
-/** The event's stream fields: VoiceEventStream's (what RedisVoiceMessageStore writes) and
- * `sequence`, so VoiceEventStream.read validates relay entries like the Redis store's. */
-export function streamFields(event: VoiceMessageEvent): string[] {
-	const fields = VoiceEventStream.fields(event);
-	const sequence = (event as { sequence?: number }).sequence;
-	for (let i = 0; i < fields.length; i += 2) if (fields[i] === 'sequence') return fields;
-	return sequence === undefined ? fields : [...fields, 'sequence', String(sequence)];
-}
-
 export interface StreamSinkOptions {
 	redis: Redis;
 	/** XADD MAXLEN ~ (cluster.eventStreamMaxLen). */
@@ -51,7 +41,9 @@ export interface StreamSinkOptions {
 	log: Logger;
 }
 
-/** XADD parley:voice-meta. At least once: a node killed after the XADD and before the
+/** XADD parley:voice-meta with VoiceEventStream's fields (those RedisVoiceMessageStore
+ * writes, sequence included), so VoiceEventStream.read validates relay entries alike.
+ * At least once: a node killed after the XADD and before the
  * outbox marks the entry done appends it again; consumers dedupe on eventId. */
 export class StreamSink implements OutboxSink {
 	readonly concurrency: number;
@@ -78,7 +70,7 @@ export class StreamSink implements OutboxSink {
 		let timer: NodeJS.Timeout | undefined;
 		try {
 			await Promise.race([
-				this.#redis.xadd(this.#key, 'MAXLEN', '~', this.#maxLen, '*', ...streamFields(entry.event)),
+				this.#redis.xadd(this.#key, 'MAXLEN', '~', this.#maxLen, '*', ...VoiceEventStream.fields(entry.event)),
 				new Promise((_, reject) => {
 					timer = setTimeout(() => reject(new Error(`no answer from Redis within ${this.attemptTimeoutMs} ms`)), this.attemptTimeoutMs);
 				}),
