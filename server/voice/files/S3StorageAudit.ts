@@ -25,7 +25,7 @@ import { VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
 import type { VoiceMessage } from '../voiceMessage.js';
 import { isS3NotFound, s3Call, toStorageError } from './s3Errors.js';
 import { PROBES_PREFIX, RECORDINGS_PREFIX, type S3VoiceStorage } from './S3VoiceStorage.js';
-import { DAMAGED_REASON, MISSING_REASON, ORPHANS_SUBDIR, type StorageAuditOptions, type StorageAuditReport } from './StorageAudit.js';
+import { DAMAGED_REASON, MISSING_REASON, ORPHANS_SUBDIR, type StorageAuditOptions, type StorageAuditReport } from './storageAuditReport.js';
 
 const SHARED_STALE_MS = 2 * 3_600_000;
 /** An open multipart upload of a message key this old is abandoned (commits take seconds). */

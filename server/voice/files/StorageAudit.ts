@@ -39,73 +39,8 @@ import { READY_PROBE_PREFIX } from './storageDirectory.js';
 import { ACCEPTED_UPLOAD_SUFFIX } from '../VoiceMessageService.js';
 
 /** Quarantine for orphan files, under the storage root (user ids never start with a dot). */
-export const ORPHANS_SUBDIR = '.orphans';
-/** With a shared store, temp files younger than this may belong to another node's job
- * (transcodes and recordings last at most an hour: voice.transcodeTimeoutMs, maxDurationMs). */
-const SHARED_STALE_TEMP_MS = 2 * 3_600_000;
-/** Guards: more lost than this share of what was checked (and at least this many) looks like
- * the wrong disk or database rather than lost files. */
-const SUSPICIOUS_SHARE = 0.5;
-const SUSPICIOUS_MIN = 20;
-/** Orphans remembered for the move (beyond: counted, reported, not moved this time). */
-const MAX_ORPHANS_PER_RUN = 100_000;
-/** Items between yields to the event loop. */
-const BATCH = 64;
-/** mtime of a file is at most its message's updatedAt (written, then marked ready); this much
- * slack covers coarse or skewed file-system clocks. */
-const MTIME_SLACK_MS = 1000;
-
-const OGG_FILE = new RegExp(`^(${VOICE_MESSAGE_ID_PATTERN.source.slice(1, -1)})\\.ogg$`);
-const TRANSCODE_TEMP = /^[0-9a-f-]{36}\.ogg\.[0-9a-f]{12}\.part$/;
-/** `<id>.part.accepted` in the uploads folder: the id, else undefined. */
-function acceptedInputId(name: string): string | undefined {
-	const suffix = `.part${ACCEPTED_UPLOAD_SUFFIX}`;
-	const id = name.endsWith(suffix) ? name.slice(0, -suffix.length) : '';
-	return /^[0-9a-f-]{36}$/.test(id) ? id : undefined;
-}
-const YYYYMM = /^\d{6}$/;
-
-export const MISSING_REASON = 'The audio file of this voice message is missing from storage.';
-export const DAMAGED_REASON = 'The stored audio file of this voice message is damaged (its size or checksum changed).';
-
-export interface StorageAuditOptions {
-	store: VoiceMessageStore;
-	/** The disk, or a bucket (S3StorageAudit does the same checks with objects). */
-	storage: LocalVoiceStorage | S3VoiceStorage;
-	/** The upload server's directory (accepted inputs are kept there). */
-	uploadsDir: string;
-	/** The store is shared with other nodes (a cluster): report, change nothing but old temp files. */
-	shared: boolean;
-	/** Hash every ready file (reads the whole store); otherwise only files modified after their
-	 * message became ready are hashed (a changed size is always caught). */
-	hashAll: boolean;
-	/** When this process started (ms since the epoch): what it writes is newer. */
-	startedAtMs: number;
-	log: Logger;
-	signal?: AbortSignal;
-}
-
-export interface StorageAuditReport {
-	/** Ready messages whose file was checked, and what was wrong with them. */
-	readyChecked: number;
-	missing: number;
-	damaged: number;
-	markedFailed: number;
-	/** Hashes computed. */
-	hashed: number;
-	/** .ogg files found under storage; those no message owns; those moved to .orphans. */
-	files: number;
-	orphans: number;
-	quarantined: number;
-	tempRemoved: number;
-	/** Operations that failed (unreadable entries, a store error); the audit goes on. */
-	errors: number;
-	/** False when a guard or a shared store kept the audit from changing anything. */
-	repaired: boolean;
-	/** Stopped early (shutdown). */
-	aborted: boolean;
-	durationMs: number;
-}
+export * from './storageAuditReport.js';
+import { acceptedInputId, SHARED_STALE_TEMP_MS,SUSPICIOUS_SHARE,SUSPICIOUS_MIN,MAX_ORPHANS_PER_RUN,BATCH,MTIME_SLACK_MS,OGG_FILE,TRANSCODE_TEMP,YYYYMM, DAMAGED_REASON, MISSING_REASON, ORPHANS_SUBDIR, type StorageAuditOptions, type StorageAuditReport } from './storageAuditReport.js';
 
 export class StorageAudit {
 	readonly #o: StorageAuditOptions;
