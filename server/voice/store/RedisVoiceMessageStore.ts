@@ -24,9 +24,8 @@ import { ReplyError, type Redis } from 'ioredis';
 import { lifecycleEvent, type VoiceMessageEvent } from '../voiceEvents.js';
 import {
 	DuplicateVoiceMessageError,
-	formatCursor,
-	InvalidCursorError,
-	parseCursor,
+	pageCursor,
+	pageOf,
 	VoiceStoreUnavailableError,
 	usageOfMessages,
 	type ListOptions,
@@ -188,16 +187,10 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 	}
 
 	async listFor(destination: Destination, { limit, before }: ListOptions): Promise<VoiceMessagePage> {
-		let cursor: { createdAt: number; id: string } | undefined;
-		if (before) {
-			cursor = parseCursor(before);
-			if (!cursor) throw new InvalidCursorError('invalid cursor');
-		}
+		const cursor = pageCursor(before);
 		const records = (await this.#run(SCRIPTS.list, [destinationKey(destination)], [KEY_PREFIX, String(limit + 1), cursor ? String(cursor.createdAt) : '', cursor?.id ?? ''])) as string[];
 		const all = records.map((r) => JSON.parse(r) as VoiceMessage);
-		const messages = all.slice(0, limit);
-		const last = messages.at(-1);
-		return all.length > limit && last ? { messages, nextCursor: formatCursor(last) } : { messages };
+		return pageOf(all, limit);
 	}
 
 	async listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]> {

@@ -39,9 +39,8 @@ import { VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
 import type { VoiceMessageStatus } from '../../../protocol/schemas.js';
 import {
 	DuplicateVoiceMessageError,
-	formatCursor,
-	InvalidCursorError,
-	parseCursor,
+	pageCursor,
+	pageOf,
 	usageOfMessages,
 	VoiceStoreUnavailableError,
 	type ListOptions,
@@ -177,11 +176,7 @@ export class SqlVoiceMessageStore implements VoiceMessageStore, VoiceOutbox {
 	}
 
 	async listFor(destination: Destination, { limit, before }: ListOptions): Promise<VoiceMessagePage> {
-		let cursor: { createdAt: number; id: string } | undefined;
-		if (before) {
-			cursor = parseCursor(before);
-			if (!cursor) throw new InvalidCursorError('invalid cursor');
-		}
+		const cursor = pageCursor(before);
 		const rows = await this.#reach(() => {
 			let q = this.#db.selectFrom('voice_messages').select('record').where('destination', '=', formatDestination(destination));
 			if (cursor) {
@@ -194,9 +189,7 @@ export class SqlVoiceMessageStore implements VoiceMessageStore, VoiceOutbox {
 			return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
 		});
 		const all = rows.map((r) => JSON.parse(r.record) as VoiceMessage);
-		const messages = all.slice(0, limit);
-		const last = messages.at(-1);
-		return all.length > limit && last ? { messages, nextCursor: formatCursor(last) } : { messages };
+		return pageOf(all, limit);
 	}
 
 	async listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]> {

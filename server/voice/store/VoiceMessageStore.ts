@@ -88,6 +88,22 @@ export class InvalidCursorError extends Error {
 	override readonly name = 'InvalidCursorError';
 }
 
+/** The cursor a page request names (`before`), or undefined for the first page; throws
+ * InvalidCursorError for a malformed one. Shared by every store. */
+export function pageCursor(before: string | undefined): { createdAt: number; id: string } | undefined {
+	if (!before) return undefined;
+	const cursor = parseCursor(before);
+	if (!cursor) throw new InvalidCursorError('invalid cursor');
+	return cursor;
+}
+
+/** A page from `limit + 1` rows fetched newest first: the extra row only says there is more. */
+export function pageOf(rows: VoiceMessage[], limit: number): VoiceMessagePage {
+	const messages = rows.slice(0, limit);
+	const last = messages.at(-1);
+	return rows.length > limit && last ? { messages, nextCursor: formatCursor(last) } : { messages };
+}
+
 export class DuplicateVoiceMessageError extends Error {
 	override readonly name = 'DuplicateVoiceMessageError';
 }
