@@ -15,8 +15,7 @@
 // changed; with a shared store (a cluster) findings are reported and only leftovers older than
 // two hours are removed (another node may be working on younger ones).
 import { createHash } from 'node:crypto';
-import type { Dirent } from 'node:fs';
-import { opendir, stat, unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -25,15 +24,11 @@ import { VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
 import type { VoiceMessage } from '../voiceMessage.js';
 import { isS3NotFound, s3Call, toStorageError } from './s3Errors.js';
 import { PROBES_PREFIX, RECORDINGS_PREFIX, type S3VoiceStorage } from './S3VoiceStorage.js';
-import { DAMAGED_REASON, MISSING_REASON, ORPHANS_SUBDIR, type StorageAuditOptions, type StorageAuditReport } from './storageAuditReport.js';
+import { BATCH, DAMAGED_REASON, entries, MAX_ORPHANS_PER_RUN, MISSING_REASON, ORPHANS_SUBDIR, suspicious, type StorageAuditOptions, type StorageAuditReport } from './storageAuditReport.js';
 
 const SHARED_STALE_MS = 2 * 3_600_000;
 /** An open multipart upload of a message key this old is abandoned (commits take seconds). */
 const STALE_MULTIPART_MS = 24 * 3_600_000;
-const SUSPICIOUS_SHARE = 0.5;
-const SUSPICIOUS_MIN = 20;
-const MAX_ORPHANS_PER_RUN = 100_000;
-const BATCH = 64;
 const ID = VOICE_MESSAGE_ID_PATTERN.source.slice(1, -1);
 /** `<owner>/<yyyymm>/<id>.ogg` after the prefix. */
 const MESSAGE_KEY = new RegExp(`^([A-Za-z0-9][A-Za-z0-9._@-]{0,127})/(\\d{6})/(${ID})\\.ogg$`);
@@ -319,18 +314,4 @@ export class S3StorageAudit {
 	}
 }
 
-function suspicious(lost: number, checked: number): boolean {
-	return lost >= SUSPICIOUS_MIN && lost > checked * SUSPICIOUS_SHARE;
-}
 
-async function* entries(dir: string): AsyncGenerator<Dirent> {
-	let handle;
-	try {
-		handle = await opendir(dir, { bufferSize: 64 });
-	} catch (err) {
-		const code = (err as NodeJS.ErrnoException).code;
-		if (code === 'ENOENT' || code === 'ENOTDIR') return;
-		throw err;
-	}
-	yield* handle;
-}

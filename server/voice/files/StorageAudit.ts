@@ -24,8 +24,7 @@
 // nodes write the same store and the same shared directory, and one node's view of a mount
 // is no proof that a file is gone for everyone; only temp files older than a couple of hours
 // (longer than any job lasts) are removed.
-import type { Dirent } from 'node:fs';
-import { mkdir, opendir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from '../../telemetry/logger.js';
@@ -40,7 +39,7 @@ import { ACCEPTED_UPLOAD_SUFFIX } from '../VoiceMessageService.js';
 
 /** Quarantine for orphan files, under the storage root (user ids never start with a dot). */
 export * from './storageAuditReport.js';
-import { acceptedInputId, SHARED_STALE_TEMP_MS,SUSPICIOUS_SHARE,SUSPICIOUS_MIN,MAX_ORPHANS_PER_RUN,BATCH,MTIME_SLACK_MS,OGG_FILE,TRANSCODE_TEMP,YYYYMM, DAMAGED_REASON, MISSING_REASON, ORPHANS_SUBDIR, type StorageAuditOptions, type StorageAuditReport } from './storageAuditReport.js';
+import { acceptedInputId, entries, suspicious, SHARED_STALE_TEMP_MS,SUSPICIOUS_SHARE,SUSPICIOUS_MIN,MAX_ORPHANS_PER_RUN,BATCH,MTIME_SLACK_MS,OGG_FILE,TRANSCODE_TEMP,YYYYMM, DAMAGED_REASON, MISSING_REASON, ORPHANS_SUBDIR, type StorageAuditOptions, type StorageAuditReport } from './storageAuditReport.js';
 
 export class StorageAudit {
 	readonly #o: StorageAuditOptions;
@@ -292,21 +291,5 @@ export class StorageAudit {
 	}
 }
 
-function suspicious(lost: number, checked: number): boolean {
-	return lost >= SUSPICIOUS_MIN && lost > checked * SUSPICIOUS_SHARE;
-}
 
-/** A directory's entries, streamed (nothing when it does not exist). */
-async function* entries(dir: string): AsyncGenerator<Dirent> {
-	let handle;
-	try {
-		handle = await opendir(dir, { bufferSize: 64 });
-	} catch (err) {
-		const code = (err as NodeJS.ErrnoException).code;
-		if (code === 'ENOENT' || code === 'ENOTDIR') return;
-		throw err;
-	}
-	// The iterator closes the handle when the loop ends or breaks.
-	yield* handle;
-}
 

@@ -4,6 +4,8 @@ import type { Logger } from '../../telemetry/logger.js';
 import type { VoiceMessageStore } from '../store/VoiceMessageStore.js';
 import type { LocalVoiceStorage } from './VoiceStorage.js';
 import type { S3VoiceStorage } from './S3VoiceStorage.js';
+import type { Dirent } from 'node:fs';
+import { opendir } from 'node:fs/promises';
 import type { VoiceMessage } from '../voiceMessage.js';
 import { VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
 import { ACCEPTED_UPLOAD_SUFFIX } from '../VoiceMessageService.js';
@@ -76,3 +78,21 @@ export interface StorageAuditReport {
 	durationMs: number;
 }
 
+/** Too much looks lost to be believed (the wrong disk, bucket or database): change nothing. */
+export function suspicious(lost: number, checked: number): boolean {
+	return lost >= SUSPICIOUS_MIN && lost > checked * SUSPICIOUS_SHARE;
+}
+
+/** A directory's entries, streamed (nothing when it does not exist). */
+export async function* entries(dir: string): AsyncGenerator<Dirent> {
+	let handle;
+	try {
+		handle = await opendir(dir, { bufferSize: 64 });
+	} catch (err) {
+		const code = (err as NodeJS.ErrnoException).code;
+		if (code === 'ENOENT' || code === 'ENOTDIR') return;
+		throw err;
+	}
+	// The iterator closes the handle when the loop ends or breaks.
+	yield* handle;
+}
