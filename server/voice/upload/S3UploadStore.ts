@@ -47,7 +47,7 @@
 // classification every S3 user shares): the tus server answers 503 E_STORAGE_UNAVAILABLE with
 // Retry-After, the chunk is not acknowledged, the client resumes from HEAD later.
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -71,6 +71,8 @@ import {
 	type StoredUpload,
 	type UploadRecord,
 	type UploadStore,
+	unlinkIfPresent,
+	writeAll,
 } from './UploadStore.js';
 
 /** Folder of the staged uploads under the key prefix (user ids never start with '.'). */
@@ -519,18 +521,3 @@ function withContentMd5(command: DeleteObjectsCommand): void {
 	);
 }
 
-async function writeAll(file: Awaited<ReturnType<typeof open>>, data: Buffer, position: number): Promise<void> {
-	let written = 0;
-	while (written < data.length) {
-		const { bytesWritten } = await file.write(data, written, data.length - written, position + written);
-		written += bytesWritten;
-	}
-}
-
-async function unlinkIfPresent(file: string): Promise<void> {
-	try {
-		await unlink(file);
-	} catch (err) {
-		if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-	}
-}

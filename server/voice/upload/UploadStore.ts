@@ -355,7 +355,7 @@ export class DiskUploadStore implements UploadStore {
 }
 
 /** A positional write may write less than asked; loop until the whole chunk is in. */
-async function writeAll(file: FileHandle, data: Buffer, position: number): Promise<void> {
+export async function writeAll(file: FileHandle, data: Buffer, position: number): Promise<void> {
 	let written = 0;
 	while (written < data.length) {
 		const { bytesWritten } = await file.write(data, written, data.length - written, position + written);
@@ -363,7 +363,8 @@ async function writeAll(file: FileHandle, data: Buffer, position: number): Promi
 	}
 }
 
-async function unlinkIfPresent(file: string): Promise<void> {
+/** Removes a file; one that is already gone is fine. */
+export async function unlinkIfPresent(file: string): Promise<void> {
 	try {
 		await unlink(file);
 	} catch (err) {
