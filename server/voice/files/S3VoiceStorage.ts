@@ -65,6 +65,9 @@ export interface S3VoiceStorageOptions {
 	log?: Logger;
 }
 
+/** How long one checkpoint PUT may take (a few seconds of Opus: tens of KiB). */
+const CHECKPOINT_PUT_TIMEOUT_MS = 10_000;
+
 export class S3VoiceStorage implements VoiceStorage {
 	readonly backend = 's3' as const;
 	readonly bucket: string;
@@ -138,7 +141,12 @@ export class S3VoiceStorage implements VoiceStorage {
 		storageKeyPath(key); // the whole key is checked, as for the object it becomes
 		const Key = `${this.checkpointPrefix(key)}${String(index).padStart(8, '0')}`;
 		await s3Call('checkpoint put', () =>
-			this.#client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes, ContentLength: bytes.length, ContentType: 'application/octet-stream', Metadata: { offset: String(offset) } })),
+			this.#client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes, ContentLength: bytes.length, ContentType: 'application/octet-stream', Metadata: { offset: String(offset) } }), {
+				// One checkpoint is in flight at a time: a PUT stuck on a connection the server
+				// dropped must not hold back every later one for the client's minute-long idle
+				// timeout; it is abandoned and the checkpointer retries from the same offset.
+				abortSignal: AbortSignal.timeout(CHECKPOINT_PUT_TIMEOUT_MS),
+			}),
 		);
 	}
 

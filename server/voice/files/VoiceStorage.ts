@@ -106,9 +106,18 @@ export class LocalVoiceStorage implements VoiceStorage {
 		this.pathOf(key);
 	}
 
+	/** Undefined when the file (or its folder) is absent. A folder that cannot be reached
+	 * (replaced by a file, no permission, I/O error) rejects with the open's error, so the
+	 * caller reports (and counts) a storage failure, not a missing file. */
 	async fetchToWorkPath(key: StorageKey): Promise<string | undefined> {
 		const file = this.pathOf(key);
-		return (await fileExists(file)) ? file : undefined;
+		try {
+			await (await open(file, 'r')).close();
+			return file;
+		} catch (err) {
+			if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+			throw err;
+		}
 	}
 
 	async size(key: StorageKey): Promise<number | undefined> {

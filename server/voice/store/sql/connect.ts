@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type Dialect } from 'kysely';
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type Dialect, type SqliteDatabase } from 'kysely';
 import { createPool } from 'mysql2';
 import pg from 'pg';
 import type { MetadataDatabase, SqlDialectName } from './schema.js';
@@ -52,7 +52,7 @@ export function connectSql(url: string, options: SqlConnectOptions = {}): SqlCon
 				// WAL: readers do not block the writer; synchronous=FULL: a committed status survives a crash.
 				db.pragma('journal_mode = WAL');
 				db.pragma('synchronous = FULL');
-				return db;
+				return withRollbackAfterAbort(db);
 			},
 		});
 	} else if (dialect === 'mysql') {
@@ -118,4 +118,20 @@ export function isSqlUnavailable(err: unknown): boolean {
 export function isDuplicateKey(err: unknown): boolean {
 	const code = (err as { code?: unknown } | undefined)?.code;
 	return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'ER_DUP_ENTRY' || code === '23505';
+}
+
+/** A ROLLBACK that does nothing, for a transaction SQLite has already ended. */
+const NO_ROLLBACK = { reader: false, all: () => [], run: () => ({ changes: 0, lastInsertRowid: 0 }), iterate: () => [][Symbol.iterator]() };
+
+/**
+ * SQLite ends a transaction itself on some errors (SQLITE_FULL, SQLITE_IOERR, ...); Kysely then
+ * sends ROLLBACK anyway, which fails with "no transaction is active" and replaces the error that
+ * matters (the disk is full) with one nobody can act on. So a ROLLBACK outside a transaction is
+ * skipped, and the caller sees SQLite's own error.
+ */
+function withRollbackAfterAbort(db: Database.Database): SqliteDatabase {
+	return {
+		close: () => db.close(),
+		prepare: (sql: string) => (sql === 'rollback' && !db.inTransaction ? NO_ROLLBACK : db.prepare(sql)) as ReturnType<SqliteDatabase['prepare']>,
+	};
 }
