@@ -106,3 +106,79 @@ describe('bench smoke run (all scenarios)', () => {
 		expect(tus.errors).toBe(0);
 	});
 });
+
+describe('bench smoke run (storage and metadata)', () => {
+	const outDir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-smoke-storage-'));
+	let run: BenchRun;
+
+	beforeAll(async () => {
+		({ run } = await runBench({
+			scenarios: ['storage', 'metadata'],
+			smoke: true,
+			outDir,
+			command: 'vitest bench smoke (storage, metadata)',
+			loss: {},
+			capacity: {},
+			capacityTransports: [],
+			signaling: {},
+			log: () => {},
+		}));
+	}, 60_000);
+
+	afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+	it('runs both without errors and reports them with the machine', () => {
+		expect(run.errors).toEqual([]);
+		const md = readFileSync(path.join(outDir, 'report.md'), 'utf8');
+		expect(md).toContain('## Machine and versions');
+		expect(md).toContain('## Voice-message storage: disk and s3');
+		expect(md).toContain('## Voice-message metadata: SQLite, MariaDB, PostgreSQL');
+		const json = JSON.parse(readFileSync(path.join(outDir, 'results.json'), 'utf8')) as BenchRun;
+		expect(json.storage?.backends).toHaveLength(2);
+		expect(json.metadata?.engines).toHaveLength(3);
+	});
+
+	it('uploads with tus-js-client in both chunk sizes, downloads the same bytes and finalizes a recording, on disk and s3', () => {
+		const s = run.storage!;
+		expect(s.backends.map((b) => b.backend)).toEqual(['disk', 's3']);
+		for (const b of s.backends) {
+			expect(b.uploads.map((u) => u.chunkBytes)).toEqual([64 * 1024, 5 * 1024 * 1024]);
+			for (const u of b.uploads) {
+				expect(u.bytes).toBeGreaterThan(0.9 * s.options.fileMiB * 1_048_576);
+				// One PATCH per chunk: tus-js-client really used the chunk size.
+				expect(u.patches).toBe(Math.ceil(u.bytes / u.chunkBytes));
+				expect(u.mbPerS).toBeGreaterThan(0);
+				expect(Number.isFinite(u.mbPerS)).toBe(true);
+				expect(u.readyAfterUploadMs).toBeGreaterThanOrEqual(0);
+			}
+			// The stored file is the upload remuxed: about as large.
+			expect(b.download.bytes).toBeGreaterThan(0.9 * b.uploads[0]!.bytes);
+			expect(b.download.runs).toBe(s.options.downloads);
+			expect(b.download.mbPerS).toBeGreaterThan(0);
+			expect(b.download.firstByteMs.p50).toBeGreaterThan(0);
+			expect(b.download.firstByteMs.p50).toBeLessThanOrEqual(b.download.totalMs.p50);
+			expect(b.recording.runs).toBe(s.options.recordings);
+			expect(b.recording.durationMs).toBeGreaterThan(0);
+			expect(b.recording.stopReplyMs.p50).toBeGreaterThan(0);
+			expect(b.recording.finalizeMs.p50).toBeGreaterThanOrEqual(b.recording.stopReplyMs.p50);
+		}
+	});
+
+	it('runs every metadata operation on SQLite, MariaDB and PostgreSQL, with an outbox row per change', () => {
+		const m = run.metadata!;
+		expect(m.engines.map((e) => e.engine)).toEqual(['SQLite', 'MariaDB', 'PostgreSQL']);
+		for (const e of m.engines) {
+			for (const f of Object.values(e.operations)) {
+				expect(f.errors).toEqual([]);
+				expect(f.succeeded).toBe(m.options.ops);
+				expect(f.opsPerSecond).toBeGreaterThan(0);
+				expect(f.latencyMs.p50).toBeGreaterThan(0);
+				expect(f.latencyMs.p99).toBeGreaterThanOrEqual(f.latencyMs.p50);
+			}
+			// Each create and each status change committed its outbox row.
+			expect(e.outboxPending).toBe(2 * m.options.ops);
+			expect(e.pageSize).toBeGreaterThan(0);
+			expect(e.durability).not.toBe('');
+		}
+	});
+});

@@ -1,4 +1,4 @@
-// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|all]
+// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|storage|metadata|all]
 // [--smoke] [--out dir]` and the overrides listed by --help. Prints a table, and writes
 // results.json, report.md and SVG charts to bench/results/<timestamp>/ (or --out).
 import { readFileSync } from 'node:fs';
@@ -8,11 +8,14 @@ import type { BenchRun } from './report/BenchRun.js';
 import { textSummary, writeReport } from './report/report.js';
 import type { types as ms } from 'mediasoup';
 import type { CapacityTarget } from './scenarios/capacity.js';
+import type { MetadataEngine } from './scenarios/metadata.js';
+import type { StorageBackend } from './scenarios/storage.js';
 import { type CapacityTransport, defaultOutDir, runBench, SCENARIOS, type ScenarioName, SRTP_SUITES } from './runBench.js';
 
 const HELP = `Usage: npx tsx bench/run.ts [options]
 
-  --scenario NAME      loss | capacity | signaling | all (default all; repeatable or comma-separated)
+  --scenario NAME      loss | capacity | signaling | storage | metadata | all (default all; repeatable
+                       or comma-separated)
   --smoke              a few seconds per scenario: checks the outputs, not a measurement
   --out DIR            output folder (default bench/results/<timestamp>)
   --from FILE          render the report and charts again from a results.json (no measuring)
@@ -39,6 +42,17 @@ Signaling:
   --waves N            storm waves (default 3)
   --media-clients N    WebRTC listeners for time-to-first-audio (default 20)
   --http-duration MS   per HTTP endpoint (default 5000)
+Storage (disk and s3):
+  --storage-backends LIST  disk,s3 (default both)
+  --storage-mib N      size of the uploaded file, MiB (default 20)
+  --storage-chunks LIST    tus chunk sizes in KiB, one upload each (default 64,5120)
+  --downloads N        downloads of the uploaded file per backend (default 5)
+  --recordings N       recordings per backend (default 3)
+  --recording-s S      length of each recording (default 3)
+Metadata (SQLite, MariaDB, PostgreSQL):
+  --metadata-engines LIST  sqlite,mariadb,postgres (default all three)
+  --metadata-ops N     operations per phase (create, status update, list; default 3000)
+  --metadata-concurrency N operations in flight (default 8)
 `;
 
 const { values } = parseArgs({
@@ -67,6 +81,15 @@ const { values } = parseArgs({
 		waves: { type: 'string' },
 		'media-clients': { type: 'string' },
 		'http-duration': { type: 'string' },
+		'storage-backends': { type: 'string' },
+		'storage-mib': { type: 'string' },
+		'storage-chunks': { type: 'string' },
+		downloads: { type: 'string' },
+		recordings: { type: 'string' },
+		'recording-s': { type: 'string' },
+		'metadata-engines': { type: 'string' },
+		'metadata-ops': { type: 'string' },
+		'metadata-concurrency': { type: 'string' },
 	},
 	strict: true,
 });
@@ -102,7 +125,7 @@ const requested = (values.scenario ?? ['all']).flatMap((s) => s.split(',')).map(
 const scenarios: ScenarioName[] = requested.includes('all') ? SCENARIOS : (requested as ScenarioName[]);
 for (const s of scenarios) {
 	if (!SCENARIOS.includes(s)) {
-		process.stderr.write(`bench: unknown scenario "${s}" (loss, capacity, signaling, all)\n`);
+		process.stderr.write(`bench: unknown scenario "${s}" (${SCENARIOS.join(', ')}, all)\n`);
 		process.exit(2);
 	}
 }
@@ -125,6 +148,17 @@ const TARGETS: CapacityTarget[] = ['raw-mediasoup', 'parley'];
 const targets = values.targets?.split(',').map((t) => t.trim());
 if (targets && (targets.length === 0 || targets.some((t) => !(TARGETS as string[]).includes(t)))) {
 	process.stderr.write('bench: --targets takes raw-mediasoup and/or parley\n');
+	process.exit(2);
+}
+const storageBackends = values['storage-backends']?.split(',').map((t) => t.trim());
+if (storageBackends && (storageBackends.length === 0 || storageBackends.some((t) => !['disk', 's3'].includes(t)))) {
+	process.stderr.write('bench: --storage-backends takes disk and/or s3\n');
+	process.exit(2);
+}
+const ENGINE_NAMES: Record<string, MetadataEngine> = { sqlite: 'SQLite', mariadb: 'MariaDB', postgres: 'PostgreSQL' };
+const metadataEngines = values['metadata-engines']?.split(',').map((t) => t.trim().toLowerCase());
+if (metadataEngines && (metadataEngines.length === 0 || metadataEngines.some((t) => !(t in ENGINE_NAMES)))) {
+	process.stderr.write('bench: --metadata-engines takes sqlite, mariadb and/or postgres\n');
 	process.exit(2);
 }
 const delay = number('delay', values.delay);
@@ -160,6 +194,19 @@ const { run } = await runBench({
 		waves: number('waves', values.waves),
 		mediaClients: number('media-clients', values['media-clients']),
 		httpDurationMs: number('http-duration', values['http-duration']),
+	}),
+	storage: defined({
+		backends: storageBackends as StorageBackend[] | undefined,
+		fileMiB: number('storage-mib', values['storage-mib']),
+		chunkKiB: values['storage-chunks']?.split(',').map((s) => number('storage-chunks', s)!),
+		downloads: number('downloads', values.downloads),
+		recordings: number('recordings', values.recordings),
+		recordingS: number('recording-s', values['recording-s']),
+	}),
+	metadata: defined({
+		engines: metadataEngines?.map((t) => ENGINE_NAMES[t]!),
+		ops: number('metadata-ops', values['metadata-ops']),
+		concurrency: number('metadata-concurrency', values['metadata-concurrency']),
 	}),
 	log: (line) => process.stdout.write(`${line}\n`),
 });

@@ -7,12 +7,14 @@ import { REFERENCES } from './report/references.js';
 import { textSummary, writeReport } from './report/report.js';
 import { CAPACITY_DEFAULTS, type CapacityOptions, type CapacityResult, runCapacity } from './scenarios/capacity.js';
 import { LOSS_SWEEP_DEFAULTS, type LossSweepOptions, runLossSweep } from './scenarios/lossSweep.js';
+import { METADATA_DEFAULTS, type MetadataOptions, runMetadata } from './scenarios/metadata.js';
+import { runStorage, STORAGE_DEFAULTS, type StorageOptions } from './scenarios/storage.js';
 import { runWebRtcCapacity, WEBRTC_CAPACITY_DEFAULTS } from './scenarios/webrtcCapacity.js';
 import { runSignaling, SIGNALING_DEFAULTS, type SignalingOptions } from './scenarios/signaling.js';
 
-export type ScenarioName = 'loss' | 'capacity' | 'signaling';
+export type ScenarioName = 'loss' | 'capacity' | 'signaling' | 'storage' | 'metadata';
 export type CapacityTransport = 'plain' | 'srtp' | 'webrtc';
-export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling'];
+export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling', 'storage', 'metadata'];
 /** The suites mediasoup's PlainTransport offers (what `--srtp-suite` accepts). */
 export const SRTP_SUITES: ms.SrtpCryptoSuite[] = ['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
 
@@ -28,6 +30,8 @@ export interface BenchOptions {
 	/** SRTP suites of the `srtp` ramp, one ramp each (empty: AEAD_AES_256_GCM). */
 	srtpSuites?: ms.SrtpCryptoSuite[];
 	signaling: Partial<SignalingOptions>;
+	storage?: Partial<StorageOptions>;
+	metadata?: Partial<MetadataOptions>;
 	log: (line: string) => void;
 }
 
@@ -38,6 +42,8 @@ export const SMOKE = {
 	webrtcCapacity: { steps: [40], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, quietWaitMs: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
 	capacityTransports: ['plain', 'webrtc'] as CapacityTransport[],
 	signaling: { clients: 20, waves: 1, channelSize: 10, mediaClients: 2, httpConnections: 8, httpDurationMs: 500 } satisfies Partial<SignalingOptions>,
+	storage: { fileMiB: 0.25, downloads: 2, recordings: 1, recordingS: 0.5 } satisfies Partial<StorageOptions>,
+	metadata: { ops: 50, destinations: 5 } satisfies Partial<MetadataOptions>,
 };
 
 /** Coarse steps, then `refineSteps` midpoints at the knee. SRTP costs about as much as the
@@ -108,6 +114,16 @@ export async function runBench(options: BenchOptions): Promise<{ run: BenchRun; 
 	if (options.scenarios.includes('signaling')) {
 		await guard('signaling', async () => {
 			run.signaling = await runSignaling({ ...SIGNALING_DEFAULTS, ...(options.smoke ? SMOKE.signaling : {}), ...options.signaling }, log);
+		});
+	}
+	if (options.scenarios.includes('storage')) {
+		await guard('storage', async () => {
+			run.storage = await runStorage({ ...STORAGE_DEFAULTS, ...(options.smoke ? SMOKE.storage : {}), ...options.storage }, log);
+		});
+	}
+	if (options.scenarios.includes('metadata')) {
+		await guard('metadata', async () => {
+			run.metadata = await runMetadata({ ...METADATA_DEFAULTS, ...(options.smoke ? SMOKE.metadata : {}), ...options.metadata }, log);
 		});
 	}
 	const finished = new Date();

@@ -1,7 +1,9 @@
 // Everything one run of the bench produced: the JSON file is this object.
 import type { CapacityResult } from '../scenarios/capacity.js';
 import type { LossSweepResult } from '../scenarios/lossSweep.js';
+import type { MetadataResult } from '../scenarios/metadata.js';
 import type { SignalingResult } from '../scenarios/signaling.js';
+import type { StorageResult } from '../scenarios/storage.js';
 import type { MachineInfo, Versions } from './machine.js';
 import { REFERENCES } from './references.js';
 
@@ -19,6 +21,10 @@ export interface BenchRun {
 	/** One per listener transport kind (plain RTP, SRTP). */
 	capacity?: CapacityResult[];
 	signaling?: SignalingResult;
+	/** Voice-message files: disk and s3. */
+	storage?: StorageResult;
+	/** Voice-message metadata: SQLite, MariaDB, PostgreSQL. */
+	metadata?: MetadataResult;
 	references: typeof REFERENCES;
 	/** Errors of scenarios that failed (the others still report). */
 	errors: { scenario: string; message: string }[];

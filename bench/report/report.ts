@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { CapacityResult } from '../scenarios/capacity.js';
 import type { LossConditionResult, LossSweepResult } from '../scenarios/lossSweep.js';
 import type { BenchRun, Headline } from './BenchRun.js';
+import { storageHeadlines, storageMarkdown, storageTextParts } from './storageReport.js';
 import { lineChart, PALETTE, type Series } from './svg.js';
 import { type Cell, markdownTable, ms, num, pct, textTable } from './table.js';
 
@@ -84,6 +85,7 @@ export function headlines(run: BenchRun): Headline[] {
 		});
 		for (const h of s.http) for (const [label, f] of Object.entries(h.requests)) out.push({ label: `HTTP ${label}`, value: `${num(f.requestsPerSecond)} req/s, p99 ${ms(f.latencyMs.p99)}`, path: `${h.connections} keep-alive connections` });
 	}
+	out.push(...storageHeadlines(run.storage, run.metadata));
 	return out;
 }
 
@@ -154,6 +156,7 @@ export function textSummary(run: BenchRun): string {
 			)}`,
 		);
 	}
+	parts.push(...storageTextParts(run.storage, run.metadata));
 	parts.push(`Headline\n${textTable(['figure', 'value'], headlines(run).map((h) => [h.label, h.value]))}`);
 	for (const e of run.errors) parts.push(`ERROR in ${e.scenario}: ${e.message}`);
 	return parts.join('\n\n');
@@ -378,5 +381,6 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 			'',
 		);
 	}
+	lines.push(...storageMarkdown(run.storage, run.metadata));
 	return lines.join('\n');
 }
