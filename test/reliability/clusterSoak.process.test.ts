@@ -19,7 +19,7 @@
 //
 // Two soaks: joins redirected to the channel's home (cluster.bridgeAbovePeers at its default),
 // then channels bridging both nodes (bridgeAbovePeers 2: pipes opened and torn down). CI runs
-// 40 s each. A longer run of one of them:
+// 20 s each. A longer run of one of them:
 //   PARLEY_CLUSTER_SOAK_S=600 [PARLEY_CLUSTER_SOAK_BRIDGE_ABOVE_PEERS=2] npx vitest run test/reliability/clusterSoak.process.test.ts
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -39,7 +39,7 @@ import { leaveOrDrop, listenWithoutMedia } from './helpers/harness.js';
 import { Prng } from './helpers/prng.js';
 import { uploadFile } from './helpers/tus.js';
 
-const SOAK_S = Number(process.env.PARLEY_CLUSTER_SOAK_S ?? 40);
+const SOAK_S = Number(process.env.PARLEY_CLUSTER_SOAK_S ?? 20);
 const BOTS = Number(process.env.PARLEY_CLUSTER_SOAK_BOTS ?? 6);
 const CHANNELS = ['csoak-a', 'csoak-b', 'csoak-c', 'csoak-d'];
 /** RSS a node may hold above its post-warm-up baseline, at the end and at its peak. */
