@@ -2,7 +2,7 @@
 import type { MetadataOperation, MetadataResult } from '../scenarios/metadata.js';
 import type { StorageResult } from '../scenarios/storage.js';
 import type { Headline } from './BenchRun.js';
-import { type Cell, markdownTable, ms, num, textTable } from './table.js';
+import { type Cell, markdownTable, ms, num, pct, textTable } from './table.js';
 
 const MIB = 1_048_576;
 const OPERATION_LABELS: Record<MetadataOperation, string> = {
@@ -15,13 +15,13 @@ function chunkLabel(bytes: number): string {
 	return bytes >= MIB ? `${(bytes / MIB).toFixed(bytes % MIB ? 1 : 0)} MiB` : `${(bytes / 1024).toFixed(0)} KiB`;
 }
 
-const STORAGE_HEADERS = ['backend', 'what', 'size', 'requests', 'MB/s', 'first byte p50', 'time', 'then ready after'];
+const STORAGE_HEADERS = ['backend', 'what', 'size', 'requests', 'MB/s', 'first byte p50', 'time', 'then ready after', 'server CPU', 'bench CPU', 'cores busy'];
 
 function storageRows(s: StorageResult): Cell[][] {
 	return s.backends.flatMap((b) => [
-		...b.uploads.map((u): Cell[] => [b.backend, `upload, ${chunkLabel(u.chunkBytes)} chunks`, `${(u.bytes / MIB).toFixed(1)} MiB`, `${u.patches} PATCH`, num(u.mbPerS, 1), '-', ms(u.uploadMs, 0), ms(u.readyAfterUploadMs, 0)]),
-		[b.backend, `download (median of ${b.download.runs})`, `${(b.download.bytes / MIB).toFixed(1)} MiB`, `${b.download.runs} GET`, num(b.download.mbPerS, 1), ms(b.download.firstByteMs.p50, 1), ms(b.download.totalMs.p50, 0), '-'],
-		[b.backend, `recording finalize (median of ${b.recording.runs})`, `${(b.recording.durationMs / 1000).toFixed(1)} s`, `stop reply p50 ${ms(b.recording.stopReplyMs.p50, 0)}`, '-', '-', `stop to ready ${ms(b.recording.finalizeMs.p50, 0)} (max ${ms(b.recording.finalizeMs.max, 0)})`, '-'],
+		...b.uploads.map((u): Cell[] => [b.backend, `upload, ${chunkLabel(u.chunkBytes)} chunks`, `${(u.bytes / MIB).toFixed(1)} MiB`, `${u.patches} PATCH`, num(u.mbPerS, 1), '-', ms(u.uploadMs, 0), ms(u.readyAfterUploadMs, 0), pct(u.cpu.server, 0), pct(u.cpu.bench, 0), num(u.cpu.coresBusy, 2)]),
+		[b.backend, `download (median of ${b.download.runs})`, `${(b.download.bytes / MIB).toFixed(1)} MiB`, `${b.download.runs} GET`, num(b.download.mbPerS, 1), ms(b.download.firstByteMs.p50, 1), ms(b.download.totalMs.p50, 0), '-', pct(b.download.cpu.server, 0), pct(b.download.cpu.bench, 0), num(b.download.cpu.coresBusy, 2)],
+		[b.backend, `recording finalize (median of ${b.recording.runs})`, `${(b.recording.durationMs / 1000).toFixed(1)} s`, `stop reply p50 ${ms(b.recording.stopReplyMs.p50, 0)}`, '-', '-', `stop to ready ${ms(b.recording.finalizeMs.p50, 0)} (max ${ms(b.recording.finalizeMs.max, 0)})`, '-', '-', '-', '-'],
 	]);
 }
 
@@ -73,7 +73,7 @@ export function storageMarkdown(storage: StorageResult | undefined, metadata: Me
 		const o = storage.options;
 		lines.push('## Voice-message storage: disk and s3', '');
 		lines.push(
-			`Path: ${storage.path}. Upload: stock tus-js-client sends a ${o.fileMiB} MiB Ogg Opus file (510 kb/s stereo, looped speech) once per chunk size; MB/s (10^6 bytes) from its first request to the last PATCH acknowledged; *then ready after* = from that acknowledgement to the voiceMessage notification saying ready (Parley checks that every packet decodes, remuxes the file, computes its waveform and sha256 and commits it to its folder or bucket). Download: GET /voice/messages/<id>/audio of the file from the last upload, ${o.downloads} times, one new connection each; first byte = request sent to the first body byte. Recording finalize: a werift publisher (ICE + DTLS + SRTP) talks into the channel while the node records, ${o.recordings} recordings of ${o.recordingS} s; from sending stopRecording to the ready notification (the reply to stopRecording comes first). Parley's folder and Swift's objects were on ${storage.fileSystem} under the same disk; s3 is OpenStack Swift's s3api on loopback (SigV4 checked), so the s3 figures are Parley's own cost on that path, not a network's.`,
+			`Path: ${storage.path}. Upload: stock tus-js-client sends a ${o.fileMiB} MiB Ogg Opus file (510 kb/s stereo, looped speech) once per chunk size; MB/s (10^6 bytes) from its first request to the last PATCH acknowledged; *then ready after* = from that acknowledgement to the voiceMessage notification saying ready (Parley checks that every packet decodes, remuxes the file, computes its waveform and sha256 and commits it to its folder or bucket). Download: GET /voice/messages/<id>/audio of the file from the last upload, ${o.downloads} times, one new connection each; first byte = request sent to the first body byte. CPU over each transfer in shares of one core: *server* = Parley's process (not ffmpeg, not Swift), *bench* = the client side, *cores busy* = every core (Swift and other processes included). Recording finalize: a werift publisher (ICE + DTLS + SRTP) talks into the channel while the node records, ${o.recordings} recordings of ${o.recordingS} s; from sending stopRecording to the ready notification (the reply to stopRecording comes first). Parley's folder and Swift's objects were on ${storage.fileSystem} under the same disk; s3 is OpenStack Swift's s3api on loopback (SigV4 checked), so the s3 figures are Parley's own cost on that path, not a network's.`,
 			'',
 		);
 		lines.push(markdownTable(STORAGE_HEADERS, storageRows(storage)), '');

@@ -32,6 +32,7 @@ import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { publishWithWerift, streamTone } from '../../testkit/weriftPublisher.js';
 import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { FRAME_SAMPLES, loopFrames, speechPcm } from '../audio/speech.js';
+import { CpuMeter } from '../metrics/cpu.js';
 import { type LatencySummary, summarize } from '../metrics/stats.js';
 import { ParleyProcess } from '../signaling/ParleyProcess.js';
 
@@ -68,6 +69,15 @@ export interface UploadFigure {
 	mbPerS: number;
 	/** Last PATCH acknowledged to the ready notification. */
 	readyAfterUploadMs: number;
+	cpu: CpuShares;
+}
+
+/** Over the transfer, shares of one core: Parley's process (JS thread and its libuv pool;
+ * not ffmpeg, not Swift), the bench (the client), and all cores busy (Swift included). */
+export interface CpuShares {
+	server: number;
+	bench: number;
+	coresBusy: number;
 }
 
 export interface DownloadFigure {
@@ -78,6 +88,8 @@ export interface DownloadFigure {
 	totalMs: LatencySummary;
 	/** Median over runs, 10^6 bytes per second over the whole response. */
 	mbPerS: number;
+	/** Over all runs. */
+	cpu: CpuShares;
 }
 
 export interface RecordingFigure {
@@ -172,25 +184,29 @@ async function measureBackend(backend: StorageBackend, env: Record<string, strin
 		const uploads: UploadFigure[] = [];
 		let lastId = '';
 		for (const kib of o.chunkKiB) {
-			const { id, figure } = await tusUpload(server.port, token, file.data, kib * 1024, settled);
+			const { id, figure } = await tusUpload(server.port, server.pid, token, file.data, kib * 1024, settled);
 			uploads.push(figure);
 			lastId = id;
 			log(`storage ${backend}: upload ${(figure.bytes / 1_048_576).toFixed(1)} MiB in ${kib} KiB chunks (${figure.patches} PATCH): ${figure.mbPerS.toFixed(1)} MB/s, ready ${figure.readyAfterUploadMs.toFixed(0)} ms after the last chunk`);
 		}
 
 		const runs: { bytes: number; firstByteMs: number; totalMs: number }[] = [];
+		const meter = new CpuMeter([server.pid]);
+		meter.start();
 		for (let i = 0; i < o.downloads; i++) {
 			const r = await download(server.port, lastId, token);
 			if (r.status !== 200) throw new Error(`download answered ${r.status}`);
 			if (r.bytes !== r.contentLength) throw new Error(`download gave ${r.bytes} bytes of ${r.contentLength}`);
 			runs.push(r);
 		}
+		const downloadCpu = cpuShares(meter);
 		const downloadFigure: DownloadFigure = {
 			bytes: runs[0]?.bytes ?? 0,
 			runs: runs.length,
 			firstByteMs: summarize(runs.map((r) => r.firstByteMs)),
 			totalMs: summarize(runs.map((r) => r.totalMs)),
 			mbPerS: median(runs.map((r) => r.bytes / 1e6 / (r.totalMs / 1000))),
+			cpu: downloadCpu,
 		};
 		log(`storage ${backend}: download ${(downloadFigure.bytes / 1_048_576).toFixed(1)} MiB x${runs.length}: ${downloadFigure.mbPerS.toFixed(1)} MB/s, first byte p50 ${downloadFigure.firstByteMs.p50.toFixed(1)} ms`);
 
@@ -264,8 +280,15 @@ class SettledMessages {
 	}
 }
 
-async function tusUpload(port: number, token: string, data: Buffer, chunkBytes: number, settled: SettledMessages): Promise<{ id: string; figure: UploadFigure }> {
+function cpuShares(meter: CpuMeter): CpuShares {
+	const u = meter.stop();
+	return { server: u.processes[0]!, bench: u.bench, coresBusy: u.cores.reduce((a, b) => a + b, 0) };
+}
+
+async function tusUpload(port: number, serverPid: number, token: string, data: Buffer, chunkBytes: number, settled: SettledMessages): Promise<{ id: string; figure: UploadFigure }> {
 	let patches = 0;
+	const meter = new CpuMeter([serverPid]);
+	meter.start();
 	const started = performance.now();
 	const url = await new Promise<string>((resolve, reject) => {
 		const upload = new Upload(data, {
@@ -283,12 +306,13 @@ async function tusUpload(port: number, token: string, data: Buffer, chunkBytes: 
 		upload.start();
 	});
 	const uploaded = performance.now();
+	const cpu = cpuShares(meter);
 	const id = new URL(url).pathname.split('/').at(-1)!;
 	const ready = await settled.wait(id, 600_000);
 	const uploadMs = uploaded - started;
 	return {
 		id,
-		figure: { chunkBytes, bytes: data.length, patches, uploadMs, mbPerS: data.length / 1e6 / (uploadMs / 1000), readyAfterUploadMs: Math.max(0, ready.at - uploaded) },
+		figure: { chunkBytes, bytes: data.length, patches, uploadMs, mbPerS: data.length / 1e6 / (uploadMs / 1000), readyAfterUploadMs: Math.max(0, ready.at - uploaded), cpu },
 	};
 }
 
