@@ -9,7 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startMariaDb, type TestMariaDb } from '../../../testkit/services/mariadb.js';
 import { startPostgres, type TestPostgres } from '../../../testkit/services/postgres.js';
@@ -197,6 +197,39 @@ describe.each(KINDS)('%s SQL store and outbox', (kind) => {
 		expect((await b.claim('webhook', 'node-b', 10, 10_000)).map((e) => e.event.sequence)).toEqual([2]);
 		// The other target is independent: its first entry is still there.
 		expect((await b.claim('stream', 'node-b', 10, 10_000)).map((e) => e.event.sequence)).toEqual([1]);
+	});
+
+	it('pages with the (destination, created_at, id) index, the cursor bounding the index range', async () => {
+		const url = await freshDatabase(kind);
+		const queries: CompiledQuery[] = [];
+		const store = await SqlVoiceMessageStore.open(url, { nodeId: 'n1', onQuery: (e) => void (e.level === 'query' && queries.push(e.query)) });
+		open.push(store);
+		const raw = connectSql(url);
+		try {
+			// Enough rows in several destinations that a scan would cost more than the index.
+			const rows = Array.from({ length: 400 }, (_, i) => {
+				const m = message(1000 + i, { destination: { kind: 'channel', channel: `room${i % 8}` } });
+				return { id: m.id, owner_id: m.ownerId, destination: `channel:room${i % 8}`, status: m.status, created_at: m.createdAt, updated_at: m.updatedAt, node_id: null, event_sequence: 1, revision: 1, record: JSON.stringify(m) };
+			});
+			await raw.db.insertInto('voice_messages').values(rows).execute();
+			await sql.raw(kind === 'MariaDB' ? 'analyze table voice_messages' : 'analyze').execute(raw.db);
+			const first = await store.listFor({ kind: 'channel', channel: 'room3' }, { limit: 5 });
+			queries.length = 0;
+			await store.listFor({ kind: 'channel', channel: 'room3' }, { limit: 5, before: first.nextCursor! });
+			const page = queries.find((q) => /^select/i.test(q.sql))!;
+			const plan = await raw.db.connection().execute(async (c) => {
+				// PostgreSQL: rule the sequential scan out, then look at what bounds the index scan.
+				if (kind === 'PostgreSQL') await sql`set enable_seqscan = off`.execute(c);
+				const explain = kind === 'SQLite' ? 'explain query plan ' : 'explain ';
+				const result = await c.executeQuery(CompiledQuery.raw(explain + page.sql, [...page.parameters]));
+				return JSON.stringify(result.rows);
+			});
+			if (kind === 'SQLite') expect(plan).toMatch(/USING (COVERING )?INDEX voice_messages_page \(destination=\? AND created_at<\?\)/);
+			if (kind === 'MariaDB') expect(plan).toMatch(/"key":"voice_messages_page".*"type":"range"|"type":"range".*"key":"voice_messages_page"/);
+			if (kind === 'PostgreSQL') expect(plan).toMatch(/Index Scan Backward using voice_messages_page.*Index Cond: \(\(\(destination\)::text = .*ROW\(created_at, \(id\)::text\) < ROW/);
+		} finally {
+			await raw.db.destroy();
+		}
 	});
 
 	it('prunes only entries done on every target', async () => {

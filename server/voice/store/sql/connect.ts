@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type Dialect, type SqliteDatabase } from 'kysely';
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type Dialect, type LogEvent, type SqliteDatabase } from 'kysely';
 import { createPool } from 'mysql2';
 import pg from 'pg';
 import type { MetadataDatabase, SqlDialectName } from './schema.js';
@@ -18,6 +18,8 @@ export interface SqlConnectOptions {
 	poolSize?: number;
 	/** How long opening one connection may take before the operation fails. */
 	connectTimeoutMs?: number;
+	/** Sees every query and error with its duration (slow-query logs, tests of query plans). */
+	onQuery?: (event: LogEvent) => void;
 }
 
 export interface SqlConnection {
@@ -82,7 +84,7 @@ export function connectSql(url: string, options: SqlConnectOptions = {}): SqlCon
 	} else {
 		throw new TypeError(`metadata.url must be sqlite:<file>, mysql://..., mariadb://..., postgres://... (got ${redact(url)})`);
 	}
-	return { db: new Kysely<MetadataDatabase>({ dialect: driver }), dialect, redactedUrl: redact(url) };
+	return { db: new Kysely<MetadataDatabase>({ dialect: driver, ...(options.onQuery && { log: options.onQuery }) }), dialect, redactedUrl: redact(url) };
 }
 
 function sqliteFile(url: string): string {
