@@ -149,7 +149,9 @@ describe('bench smoke run (storage and metadata)', () => {
 				expect(u.patches).toBe(Math.ceil(u.bytes / u.chunkBytes));
 				expect(u.mbPerS).toBeGreaterThan(0);
 				expect(Number.isFinite(u.mbPerS)).toBe(true);
-				expect(u.readyAfterUploadMs).toBeGreaterThanOrEqual(0);
+				expect(u.patchMs).toBeGreaterThan(0);
+				expect(u.lastPatchMs).toBeGreaterThan(0);
+				expect(u.readyMs).toBeGreaterThan(u.patchMs);
 			}
 			// The stored file is the upload remuxed: about as large.
 			expect(b.download.bytes).toBeGreaterThan(0.9 * b.uploads[0]!.bytes);

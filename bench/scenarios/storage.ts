@@ -67,8 +67,15 @@ export interface UploadFigure {
 	uploadMs: number;
 	/** 10^6 bytes per second over uploadMs. */
 	mbPerS: number;
-	/** Last PATCH acknowledged to the ready notification. */
+	/** First tus request to the ready notification. */
+	readyMs: number;
+	/** Last PATCH acknowledged to the ready notification; negative when the notification came
+	 * first (the node had committed the message before its reply to the last PATCH arrived). */
 	readyAfterUploadMs: number;
+	/** Median PATCH, from the previous chunk's acknowledgement to this one's. */
+	patchMs: number;
+	/** The last PATCH (the node assembles the upload before it answers). */
+	lastPatchMs: number;
 	cpu: CpuShares;
 }
 
@@ -187,7 +194,7 @@ async function measureBackend(backend: StorageBackend, env: Record<string, strin
 			const { id, figure } = await tusUpload(server.port, server.pid, token, file.data, kib * 1024, settled);
 			uploads.push(figure);
 			lastId = id;
-			log(`storage ${backend}: upload ${(figure.bytes / 1_048_576).toFixed(1)} MiB in ${kib} KiB chunks (${figure.patches} PATCH): ${figure.mbPerS.toFixed(1)} MB/s, ready ${figure.readyAfterUploadMs.toFixed(0)} ms after the last chunk`);
+			log(`storage ${backend}: upload ${(figure.bytes / 1_048_576).toFixed(1)} MiB in ${kib} KiB chunks (${figure.patches} PATCH): ${figure.mbPerS.toFixed(1)} MB/s, ready ${(figure.readyMs / 1000).toFixed(2)} s after the start (${figure.readyAfterUploadMs.toFixed(0)} ms after the last PATCH's reply); PATCH p50 ${figure.patchMs.toFixed(0)} ms, last ${figure.lastPatchMs.toFixed(0)} ms`);
 		}
 
 		const runs: { bytes: number; firstByteMs: number; totalMs: number }[] = [];
@@ -286,7 +293,7 @@ function cpuShares(meter: CpuMeter): CpuShares {
 }
 
 async function tusUpload(port: number, serverPid: number, token: string, data: Buffer, chunkBytes: number, settled: SettledMessages): Promise<{ id: string; figure: UploadFigure }> {
-	let patches = 0;
+	const acknowledged: number[] = [];
 	const meter = new CpuMeter([serverPid]);
 	meter.start();
 	const started = performance.now();
@@ -298,7 +305,7 @@ async function tusUpload(port: number, serverPid: number, token: string, data: B
 			metadata: { destination: `channel:${CHANNEL}`, filename: 'bench.opus', filetype: 'audio/ogg' },
 			retryDelays: [],
 			onChunkComplete: () => {
-				patches++;
+				acknowledged.push(performance.now());
 			},
 			onSuccess: () => resolve(upload.url!),
 			onError: reject,
@@ -310,9 +317,22 @@ async function tusUpload(port: number, serverPid: number, token: string, data: B
 	const id = new URL(url).pathname.split('/').at(-1)!;
 	const ready = await settled.wait(id, 600_000);
 	const uploadMs = uploaded - started;
+	// The creating POST comes before the first PATCH: each interval is one PATCH (or POST + PATCH).
+	const intervals = acknowledged.map((t, i) => t - (i === 0 ? started : acknowledged[i - 1]!));
 	return {
 		id,
-		figure: { chunkBytes, bytes: data.length, patches, uploadMs, mbPerS: data.length / 1e6 / (uploadMs / 1000), readyAfterUploadMs: Math.max(0, ready.at - uploaded), cpu },
+		figure: {
+			chunkBytes,
+			bytes: data.length,
+			patches: acknowledged.length,
+			uploadMs,
+			mbPerS: data.length / 1e6 / (uploadMs / 1000),
+			readyMs: ready.at - started,
+			readyAfterUploadMs: ready.at - uploaded,
+			patchMs: median(intervals.slice(1).length ? intervals.slice(1) : intervals),
+			lastPatchMs: intervals.at(-1) ?? NaN,
+			cpu,
+		},
 	};
 }
 
