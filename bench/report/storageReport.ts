@@ -39,8 +39,8 @@ function metadataRows(m: MetadataResult): Cell[][] {
 export function storageHeadlines(storage: StorageResult | undefined, metadata: MetadataResult | undefined): Headline[] {
 	const out: Headline[] = [];
 	for (const b of storage?.backends ?? []) {
-		const uploads = b.uploads.map((u) => `${num(u.mbPerS, 1)} MB/s (${chunkLabel(u.chunkBytes)} chunks)`).join(', ');
-		out.push({ label: `Upload throughput, tus-js-client, ${b.backend}`, value: uploads, path: storage!.path });
+		const uploads = b.uploads.map((u) => `${num(u.mbPerS, 1)} MB/s, ready at ${num(u.readyMs / 1000, 1)} s (${chunkLabel(u.chunkBytes)} chunks)`).join('; ');
+		out.push({ label: `Upload of ${num(storage!.options.fileMiB)} MiB, tus-js-client, ${b.backend}`, value: uploads, path: storage!.path });
 		out.push({ label: `Download throughput and first byte, ${b.backend}`, value: `${num(b.download.mbPerS, 1)} MB/s, first byte p50 ${ms(b.download.firstByteMs.p50, 1)}`, path: storage!.path });
 		out.push({ label: `Recording finalize (stopRecording to ready), ${b.backend}`, value: `p50 ${ms(b.recording.finalizeMs.p50, 0)} (${b.recording.runs} recordings of ${(b.recording.durationMs / 1000).toFixed(1)} s)`, path: storage!.path });
 	}
