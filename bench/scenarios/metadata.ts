@@ -11,9 +11,9 @@
 // - list by destination: the newest page (limit 20) of one of `destinations` channels.
 // ops/s = N / the phase's wall time; p50/p99 over every operation's own time.
 // The engines run with the settings the store and testkit give them, recorded in the
-// result: the store opens SQLite in WAL mode with synchronous=FULL; testkit's PostgreSQL runs
-// with fsync=off (a commit does not wait for the disk) and its MariaDB with InnoDB's default
-// flush at every commit, so compare engines with that in mind.
+// result: the store opens SQLite in WAL mode with synchronous=FULL; PostgreSQL runs durable
+// (fsync on, as in production: testkit's `durable` option) and MariaDB with InnoDB's default
+// flush at every commit, so each commit waits for the disk on all three.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -82,7 +82,7 @@ export async function runMetadata(options: MetadataOptions, log: (line: string) 
 	let maria: TestMariaDb | undefined;
 	let postgres: TestPostgres | undefined;
 	try {
-		const [m, p] = await Promise.all([o.engines.includes('MariaDB') ? startMariaDb() : undefined, o.engines.includes('PostgreSQL') ? startPostgres() : undefined]);
+		const [m, p] = await Promise.all([o.engines.includes('MariaDB') ? startMariaDb() : undefined, o.engines.includes('PostgreSQL') ? startPostgres({ durable: true }) : undefined]);
 		maria = m;
 		postgres = p;
 		const engines: MetadataEngineResult[] = [];

@@ -64,7 +64,13 @@ async function answers(port: number, database: string): Promise<boolean> {
 	}
 }
 
-export async function startPostgres(): Promise<TestPostgres> {
+export interface PostgresOptions {
+	/** fsync and full-page writes on, as a production server runs (benchmarks). Off by default:
+	 * a throwaway test database need not survive a power cut, and tests run faster. */
+	durable?: boolean;
+}
+
+export async function startPostgres(options: PostgresOptions = {}): Promise<TestPostgres> {
 	const began = Date.now();
 	const bin = postgresBin();
 	const user = nobody();
@@ -96,7 +102,7 @@ export async function startPostgres(): Promise<TestPostgres> {
 			for (;;) {
 				daemon = spawnDaemon(
 					path.join(bin, 'postgres'),
-					['-D', data, '-c', 'listen_addresses=127.0.0.1', '-p', String(port), '-k', base, '-c', 'fsync=off', '-c', 'full_page_writes=off'],
+					['-D', data, '-c', 'listen_addresses=127.0.0.1', '-p', String(port), '-k', base, ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off'])],
 					{ ...user, cwd: base, stdio: ['ignore', log, log], backstopSignal: 'SIGQUIT', defaultStopSignal: 'SIGINT' },
 				);
 				try {

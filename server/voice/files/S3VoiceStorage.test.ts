@@ -306,6 +306,55 @@ describe('failures', () => {
 	});
 });
 
+describe('credentials', () => {
+	/** Runs `body` with these environment variables set (undefined: unset), then puts them back. */
+	async function withEnv<T>(vars: Record<string, string | undefined>, body: () => Promise<T>): Promise<T> {
+		const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+		const apply = (values: Record<string, string | undefined>) => {
+			for (const [k, v] of Object.entries(values)) {
+				if (v === undefined) delete process.env[k];
+				else process.env[k] = v;
+			}
+		};
+		apply(vars);
+		try {
+			return await body();
+		} finally {
+			apply(saved);
+		}
+	}
+	const noConfigKeys = { PARLEY_STORAGE_S3_ACCESS_KEY_ID: '', PARLEY_STORAGE_S3_SECRET_ACCESS_KEY: '' };
+	const chain = { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined, AWS_SHARED_CREDENTIALS_FILE: undefined, AWS_CONFIG_FILE: undefined };
+
+	it('with no keys in the config, come from the standard AWS chain: the environment, then a profile', async () => {
+		// The environment: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+		await withEnv({ ...chain, AWS_ACCESS_KEY_ID: swift.accessKeyId, AWS_SECRET_ACCESS_KEY: swift.secretAccessKey }, async () => {
+			const storage = await storageWith(noConfigKeys);
+			await expect(storage.verifyConfig()).resolves.toBeUndefined();
+			const key = keyOf();
+			await writeWork(storage, key, Buffer.from('from the environment'));
+			await storage.commit(key);
+			expect(await storage.size(key)).toBe(20);
+		});
+		await withEnv({ ...chain, AWS_ACCESS_KEY_ID: swift.accessKeyId, AWS_SECRET_ACCESS_KEY: 'not-the-secret' }, async () => {
+			const storage = await storageWith(noConfigKeys);
+			await expect(storage.checkWritable()).rejects.toMatchObject({ kind: 'refused', s3Code: 'SignatureDoesNotMatch' });
+		});
+		// A named profile in a shared credentials file (AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE).
+		const dir = mkdtempSync(path.join(root, 'aws-'));
+		const credentials = path.join(dir, 'credentials');
+		writeFileSync(credentials, `[default]\naws_access_key_id = test:nobody\naws_secret_access_key = wrong\n\n[parley]\naws_access_key_id = ${swift.accessKeyId}\naws_secret_access_key = ${swift.secretAccessKey}\n`);
+		await withEnv({ ...chain, AWS_PROFILE: 'parley', AWS_SHARED_CREDENTIALS_FILE: credentials, AWS_CONFIG_FILE: path.join(dir, 'config') }, async () => {
+			const storage = await storageWith(noConfigKeys);
+			await expect(storage.verifyConfig()).resolves.toBeUndefined();
+		});
+		// Keys in the config win over the chain.
+		await withEnv({ ...chain, AWS_ACCESS_KEY_ID: 'test:nobody', AWS_SECRET_ACCESS_KEY: 'wrong' }, async () => {
+			await expect((await storageWith()).verifyConfig()).resolves.toBeUndefined();
+		});
+	});
+});
+
 describe('storage audit on S3', () => {
 	it('fails ready messages whose object is gone or resized, quarantines orphans under .orphans/, removes stale checkpoints and work files, keeps the spool', async () => {
 		const prefix = `audit-${randomBytes(3).toString('hex')}/`;
