@@ -142,15 +142,7 @@ export async function runStorage(options: StorageOptions, log: (line: string) =>
 			if (backend === 's3') {
 				swift ??= await startSwift();
 				await swift.createBucket(BUCKET);
-				env = {
-					PARLEY_STORAGE_BACKEND: 's3',
-					PARLEY_STORAGE_S3_ENDPOINT: swift.endpoint,
-					PARLEY_STORAGE_S3_BUCKET: BUCKET,
-					PARLEY_STORAGE_S3_KEY_PREFIX: 'voice/',
-					PARLEY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
-					PARLEY_STORAGE_S3_ACCESS_KEY_ID: swift.accessKeyId,
-					PARLEY_STORAGE_S3_SECRET_ACCESS_KEY: swift.secretAccessKey,
-				};
+				env = swift.nodeEnv(BUCKET, 'voice/');
 			}
 			backends.push(await measureBackend(backend, env, file, talk, o, log));
 		}

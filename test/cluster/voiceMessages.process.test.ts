@@ -5,10 +5,7 @@
 // is on the parley:voice-meta stream exactly once for a consumer group of two, in order, and
 // reaches the signed webhook of the node that committed it. A recording on A is announced to
 // its addressee on B at each status, and its three events are read once each.
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -18,6 +15,7 @@ import { PROTOCOL_VERSION, type Notifications, type RequestData } from '../../pr
 import type { VoiceMessageEvent } from '../../server/voice/voiceEvents.js';
 import { verifyWebhookSignature } from '../../server/voice/VoiceWebhooks.js';
 import { decodeFileToMono, dominantFrequency, encodeTone } from '../helpers/audio.js';
+import { startWebhookReceiver, type ReceivedHook, type WebhookReceiver } from '../../testkit/webhookReceiver.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { writeToneWav } from '../helpers/wav.js';
@@ -34,28 +32,19 @@ describe('voice messages across two nodes', () => {
 	let a: NodeProcess;
 	let b: NodeProcess;
 	let bob: TestSignalingClient | undefined;
-	let hookServer: http.Server;
-	const hooks: { body: string; headers: http.IncomingHttpHeaders }[] = [];
+	let hookServer: WebhookReceiver;
+	const hooks = (): ReceivedHook[] => hookServer.hooks;
 	const tokenFor = (userId: string) => token(userId, { channels: ['room'] });
 
 	beforeAll(async () => {
 		redis = await startRedis();
 		raw = new Redis(redis.url);
 		reader = new Redis(redis.url);
-		hookServer = http.createServer((req, res) => {
-			const chunks: Buffer[] = [];
-			req.on('data', (c: Buffer) => chunks.push(c));
-			req.on('end', () => {
-				hooks.push({ body: Buffer.concat(chunks).toString('utf8'), headers: req.headers });
-				res.writeHead(204).end();
-			});
-		});
-		hookServer.listen(0, '127.0.0.1');
-		await once(hookServer, 'listening');
+		hookServer = await startWebhookReceiver();
 		const shared = path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-shared-')), 'storage');
 		const env = {
 			PARLEY_STORAGE_DIR: shared,
-			PARLEY_VOICE_WEBHOOK_URL: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/parley`,
+			PARLEY_VOICE_WEBHOOK_URL: hookServer.url,
 			PARLEY_VOICE_WEBHOOK_SECRET: WEBHOOK_SECRET,
 		};
 		[a, b] = await Promise.all([startNode(redis.url, 'node-a', env), startNode(redis.url, 'node-b', env)]);
@@ -66,8 +55,7 @@ describe('voice messages across two nodes', () => {
 		await Promise.all([a?.stop(), b?.stop()]);
 		reader?.disconnect();
 		raw?.disconnect();
-		hookServer?.closeAllConnections();
-		hookServer?.close();
+		await hookServer?.close();
 		await redis?.stop();
 	});
 
@@ -180,12 +168,12 @@ describe('voice messages across two nodes', () => {
 
 		// The webhooks: the same events (same ids, same JSON), each signed, from the node that
 		// committed it.
-		await waitUntil(() => hooks.length >= 3, 10_000, 'three webhooks');
+		await waitUntil(() => hooks().length >= 3, 10_000, 'three webhooks');
 		await new Promise((r) => setTimeout(r, 300));
-		expect(hooks).toHaveLength(3);
-		const hookEvents = hooks.map((h) => JSON.parse(h.body) as VoiceMessageEvent);
+		expect(hooks()).toHaveLength(3);
+		const hookEvents = hooks().map((h) => JSON.parse(h.body) as VoiceMessageEvent);
 		expect(hookEvents.map((e) => e.eventId).sort()).toEqual(events.map((e) => e.eventId).sort());
-		for (const h of hooks) {
+		for (const h of hooks()) {
 			const e = JSON.parse(h.body) as VoiceMessageEvent;
 			expect(verifyWebhookSignature(h.body, String(h.headers['x-parley-signature']), WEBHOOK_SECRET)).toBe(true);
 			expect(h.headers['x-parley-event']).toBe(e.event);

@@ -42,15 +42,9 @@ function sha256(data: Buffer | Uint8Array): string {
 function s3Env(dir: string, overrides: Record<string, string> = {}): Record<string, string> {
 	return {
 		PARLEY_AUTH_JWT_SECRET: SECRET,
-		PARLEY_STORAGE_BACKEND: 's3',
+		...swift.nodeEnv(BUCKET, 'voice/'),
 		PARLEY_STORAGE_DIR: path.join(dir, 'work'),
 		PARLEY_VOICE_DATABASE_PATH: path.join(dir, 'parley.db'),
-		PARLEY_STORAGE_S3_ENDPOINT: swift.endpoint,
-		PARLEY_STORAGE_S3_BUCKET: BUCKET,
-		PARLEY_STORAGE_S3_KEY_PREFIX: 'voice/',
-		PARLEY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
-		PARLEY_STORAGE_S3_ACCESS_KEY_ID: swift.accessKeyId,
-		PARLEY_STORAGE_S3_SECRET_ACCESS_KEY: swift.secretAccessKey,
 		// Readiness answers from a fresh check each time (the tests flip Swift on and off).
 		PARLEY_READINESS_CACHE_MS: '0',
 		...overrides,

@@ -9,10 +9,7 @@
 // - every change of every message is one event on the stream parley:voice-meta and one
 //   signed webhook, with `sequence` 1..n and no gaps per message.
 // The figures (frames lost, finalize time after the kill) are printed.
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
@@ -30,8 +27,9 @@ import { startMariaDb } from '../../testkit/services/mariadb.js';
 import { startPostgres } from '../../testkit/services/postgres.js';
 import { startSwift, type TestSwift } from '../../testkit/services/swift.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
-import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
+import { publishWithWerift, streamTone, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
 import { decodeFileToMono, dominantFrequency, encodeTone, probeDurationMs } from '../helpers/audio.js';
+import { startWebhookReceiver, type ReceivedHook, type WebhookReceiver } from '../../testkit/webhookReceiver.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { startNode, token, waitUntil, type NodeProcess } from '../cluster/helpers/nodes.js';
@@ -51,11 +49,6 @@ const TONE_HZ = 440;
 interface SqlServer {
 	url: string;
 	close(): Promise<void>;
-}
-
-interface Hook {
-	body: string;
-	headers: http.IncomingHttpHeaders;
 }
 
 /** 20 ms frames in a whole Ogg Opus file, after checking it is one: every byte in a page with
@@ -82,31 +75,6 @@ function oggOpusFrames(file: Buffer, { exactEnd = true } = {}): { frames: number
 	return { frames: samples / (48 * FRAME_MS), pages: pages.length };
 }
 
-/** Sends a 440 Hz tone paced at 20 ms on one RTP timeline, counting each packet as it leaves. */
-function toneSender(publisher: WeriftPublisher): { readonly sent: number; stop(): Promise<void> } {
-	const frames = encodeTone(TONE_HZ, 50);
-	let sent = 0;
-	let stopped = false;
-	const loop = (async () => {
-		const started = performance.now();
-		while (!stopped) {
-			publisher.write(frames[sent % frames.length]!, sent * 960, sent === 0);
-			sent++;
-			const wait = started + sent * FRAME_MS - performance.now();
-			if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-		}
-	})();
-	return {
-		get sent() {
-			return sent;
-		},
-		async stop() {
-			stopped = true;
-			await loop;
-		},
-	};
-}
-
 // One Swift for the file (a bucket per suite): it is the slowest service to start.
 let swift: TestSwift;
 beforeAll(async () => {
@@ -125,8 +93,8 @@ function scaleOutSuite(sqlName: string, startSql: () => Promise<SqlServer>): voi
 		let sql: SqlServer;
 		let a: NodeProcess;
 		let b: NodeProcess;
-		let hookServer: http.Server;
-		const hooks: Hook[] = [];
+		let hookServer: WebhookReceiver;
+		const hooks = (): ReceivedHook[] => hookServer.hooks;
 		const bucket = `parley-${sqlName.toLowerCase()}`;
 		const prefix = 'voice/';
 		/** Every message the tests made, and the events each must have had. */
@@ -134,16 +102,7 @@ function scaleOutSuite(sqlName: string, startSql: () => Promise<SqlServer>): voi
 		const tokenFor = (userId: string) => token(userId, { channels: ['room'] });
 
 		beforeAll(async () => {
-			hookServer = http.createServer((req, res) => {
-				const chunks: Buffer[] = [];
-				req.on('data', (c: Buffer) => chunks.push(c));
-				req.on('end', () => {
-					hooks.push({ body: Buffer.concat(chunks).toString('utf8'), headers: req.headers });
-					res.writeHead(204).end();
-				});
-			});
-			hookServer.listen(0, '127.0.0.1');
-			await once(hookServer, 'listening');
+			hookServer = await startWebhookReceiver();
 			const t0 = performance.now();
 			[redis, sql] = await Promise.all([startRedis(), startSql()]);
 			const servicesMs = Math.round(performance.now() - t0);
@@ -151,20 +110,13 @@ function scaleOutSuite(sqlName: string, startSql: () => Promise<SqlServer>): voi
 			s3 = swift.client();
 			await swift.createBucket(bucket);
 			const env = {
-				PARLEY_STORAGE_BACKEND: 's3',
-				PARLEY_STORAGE_S3_ENDPOINT: swift.endpoint,
-				PARLEY_STORAGE_S3_REGION: swift.region,
-				PARLEY_STORAGE_S3_BUCKET: bucket,
-				PARLEY_STORAGE_S3_KEY_PREFIX: prefix,
-				PARLEY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
-				PARLEY_STORAGE_S3_ACCESS_KEY_ID: swift.accessKeyId,
-				PARLEY_STORAGE_S3_SECRET_ACCESS_KEY: swift.secretAccessKey,
+				...swift.nodeEnv(bucket, prefix),
 				PARLEY_METADATA_URL: sql.url,
 				// A dead node's outbox leases (events it claimed but did not publish) pass to the other soon.
 				PARLEY_METADATA_OUTBOX_LEASE_MS: '2000',
 				PARLEY_VOICE_RECORDING_CHECKPOINT_MS: String(CHECKPOINT_MS),
 				PARLEY_CLUSTER_NODE_TTL_MS: String(NODE_TTL_MS),
-				PARLEY_VOICE_WEBHOOK_URL: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/parley`,
+				PARLEY_VOICE_WEBHOOK_URL: hookServer.url,
 				PARLEY_VOICE_WEBHOOK_SECRET: WEBHOOK_SECRET,
 				// testEnv gives each node a storage.dir (its work folder) of its own: nothing is shared on disk.
 			};
@@ -177,8 +129,7 @@ function scaleOutSuite(sqlName: string, startSql: () => Promise<SqlServer>): voi
 			await Promise.all([a?.stop(), b?.stop()]);
 			s3?.destroy();
 			raw?.disconnect();
-			hookServer?.closeAllConnections();
-			hookServer?.close();
+			await hookServer?.close();
 			await Promise.all([redis?.stop(), sql?.close()]);
 		});
 
@@ -291,7 +242,7 @@ function scaleOutSuite(sqlName: string, startSql: () => Promise<SqlServer>): voi
 				if (!rec.ok) throw new Error(`startRecording: ${rec.error.code}`);
 				const id = rec.data.voiceMessageId;
 				expected.set(id, ['voiceMessage.created', 'voiceMessage.processing', 'voiceMessage.ready']);
-				const sender = toneSender(publisher);
+				const sender = streamTone(publisher, encodeTone(TONE_HZ, 50));
 				await waitUntil(() => sender.sent >= 125, 10_000, '2.5 s of tone');
 				// Checkpoints are in the bucket while it runs.
 				await waitUntil(async () => (await keys(`.recordings/${id}/`)).length >= 1, 5000, 'a checkpoint in the bucket');
@@ -324,7 +275,7 @@ function scaleOutSuite(sqlName: string, startSql: () => Promise<SqlServer>): voi
 				if (!rec.ok) throw new Error(`startRecording: ${rec.error.code}`);
 				id = rec.data.voiceMessageId;
 				expected.set(id, ['voiceMessage.created', 'voiceMessage.processing', 'voiceMessage.ready']);
-				const sender = toneSender(publisher);
+				const sender = streamTone(publisher, encodeTone(TONE_HZ, 50));
 				await waitUntil(() => sender.sent >= KILL_AFTER_FRAMES, 15_000, '6 s of tone');
 				sentAtKill = sender.sent;
 				killedAt = performance.now();
@@ -374,17 +325,17 @@ function scaleOutSuite(sqlName: string, startSql: () => Promise<SqlServer>): voi
 				});
 			};
 			const distinct = (events: VoiceMessageEvent[]) => new Map(events.map((e) => [e.eventId, e]));
-			await waitUntil(async () => distinct(await streamEvents()).size >= total && new Set(hooks.map((h) => h.headers['x-parley-delivery'])).size >= total, 20_000, `${total} events on the stream and the webhook`);
+			await waitUntil(async () => distinct(await streamEvents()).size >= total && new Set(hooks().map((h) => h.headers['x-parley-delivery'])).size >= total, 20_000, `${total} events on the stream and the webhook`);
 			await new Promise((r) => setTimeout(r, 500)); // nothing more trickles in
 
 			const onStream = distinct(await streamEvents());
-			for (const h of hooks) {
+			for (const h of hooks()) {
 				expect(verifyWebhookSignature(h.body, String(h.headers['x-parley-signature']), WEBHOOK_SECRET)).toBe(true);
 				const e = JSON.parse(h.body) as VoiceMessageEvent;
 				expect(h.headers['x-parley-delivery']).toBe(e.eventId);
 				expect(h.headers['x-parley-event']).toBe(e.event);
 			}
-			const onWebhook = distinct(hooks.map((h) => JSON.parse(h.body) as VoiceMessageEvent));
+			const onWebhook = distinct(hooks().map((h) => JSON.parse(h.body) as VoiceMessageEvent));
 			// The same events both ways (a retry may deliver one twice; its eventId says so).
 			expect([...onWebhook.keys()].sort()).toEqual([...onStream.keys()].sort());
 			for (const [eventId, e] of onWebhook) expect(e).toEqual(onStream.get(eventId));

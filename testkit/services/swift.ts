@@ -33,6 +33,8 @@ export interface TestSwift {
 	/** A client for this endpoint (path-style, the credentials above); the caller destroys it. */
 	client(): S3Client;
 	createBucket(name: string): Promise<void>;
+	/** The PARLEY_STORAGE_* variables of a node whose files go to `bucket` under `keyPrefix`. */
+	nodeEnv(bucket: string, keyPrefix: string): Record<string, string>;
 	/** SIGKILLs the four daemons and waits for them; data kept for start(). */
 	stop(): Promise<void>;
 	/** Starts the four again on the same ports and data; resolves when /healthcheck answers. */
@@ -247,6 +249,16 @@ default = yes
 				s3.destroy();
 			}
 		},
+		nodeEnv: (bucket, keyPrefix) => ({
+			PARLEY_STORAGE_BACKEND: 's3',
+			PARLEY_STORAGE_S3_ENDPOINT: endpoint,
+			PARLEY_STORAGE_S3_REGION: 'us-east-1',
+			PARLEY_STORAGE_S3_BUCKET: bucket,
+			PARLEY_STORAGE_S3_KEY_PREFIX: keyPrefix,
+			PARLEY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
+			PARLEY_STORAGE_S3_ACCESS_KEY_ID: 'test:tester',
+			PARLEY_STORAGE_S3_SECRET_ACCESS_KEY: 'testing',
+		}),
 		stop,
 		start,
 		restart: async () => {
