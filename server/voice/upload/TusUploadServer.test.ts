@@ -441,13 +441,14 @@ describe('TusUploadServer protocol', () => {
 	});
 
 	it('expired uploads answer 410 and cleanupExpired() removes them', async () => {
-		const node = await start({ expiryMs: 300, cleanupIntervalMs: 0 });
+		// 1.5 s: the four requests before the first cleanup must fit well inside it on a busy machine.
+		const node = await start({ expiryMs: 1500, cleanupIntervalMs: 0 });
 		const url = await create(node, 10);
 		expect((await patch(node, url, 0, Buffer.alloc(4))).status).toBe(204);
 		const done = await create(node, 2);
 		expect((await patch(node, done, 0, Buffer.alloc(2))).status).toBe(204);
 		expect(await node.tus.cleanupExpired()).toBe(0);
-		await new Promise((r) => setTimeout(r, 350));
+		await new Promise((r) => setTimeout(r, 1550));
 
 		expect((await tus(node, 'HEAD', url)).status).toBe(410);
 		expect((await patch(node, url, 4, Buffer.alloc(4))).status).toBe(410);
