@@ -6,7 +6,6 @@
 // E_STORAGE_UNAVAILABLE with Retry-After, an upload finished meanwhile stays processing in the
 // node's work folder (also across a node restart) and becomes ready once Swift is back, with
 // the sha256 of the original; no multipart upload is left behind.
-import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,14 +15,13 @@ import { ParleyServer } from '../../server/ParleyServer.js';
 import { mintAccessToken } from '../../server/auth/accessToken.js';
 import { ConfigError } from '../../server/config/loadConfig.js';
 import type { S3VoiceStorage } from '../../server/voice/files/S3VoiceStorage.js';
-import { OggOpusWriter } from '../../server/voice/ogg/OggOpusWriter.js';
 import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
 import { startSwift, type TestSwift } from '../../testkit/services/swift.js';
-import { encodeTone } from '../helpers/audio.js';
 import { testConfig, testEnv } from '../helpers/config.js';
 import { testLogger } from '../helpers/logger.js';
 import { startServerProcess } from '../helpers/serverProcess.js';
 import { waitUntil } from '../helpers/wait.js';
+import { finishUpload, sha256 } from './helpers/voiceUploads.js';
 
 const SECRET = 's3-storage-test-secret-0123456789-abcdef';
 const KEY = new TextEncoder().encode(SECRET);
@@ -34,9 +32,6 @@ let raw: S3Client;
 let root: string;
 const servers: ParleyServer[] = [];
 
-function sha256(data: Buffer | Uint8Array): string {
-	return createHash('sha256').update(data).digest('hex');
-}
 
 /** The env of a node on Swift; `dir` keeps storage.dir and the database across restarts. */
 function s3Env(dir: string, overrides: Record<string, string> = {}): Record<string, string> {
@@ -60,23 +55,6 @@ async function startNode(dir: string, overrides: Record<string, string> = {}): P
 async function stopNode(server: ParleyServer): Promise<void> {
 	await server.shutdown('test');
 	servers.splice(servers.indexOf(server), 1);
-}
-
-/** A valid 1 s Ogg Opus file (the conversion validates it and remuxes it). */
-function oggFile(dir: string): { file: string; bytes: Buffer } {
-	const file = path.join(dir, `${randomUUID()}.opus`);
-	const writer = new OggOpusWriter(file);
-	encodeTone(440, 50).forEach((frame, i) => writer.writePacket(frame, i * 960));
-	writer.finalize();
-	return { file, bytes: readFileSync(file) };
-}
-
-/** Hands a complete upload to the node as its tus server does once the last byte is in. */
-async function finishUpload(server: ParleyServer, dir: string, ownerId = 'ada'): Promise<{ id: string; bytes: Buffer }> {
-	const { file, bytes } = oggFile(dir);
-	const id = randomUUID();
-	await server.voice.acceptUpload({ uploadId: id, ownerId, destination: { kind: 'channel', channel: 'room' }, fileName: 'hello.opus', fileType: 'audio/ogg', path: file, sizeBytes: bytes.length, sha256: sha256(bytes) });
-	return { id, bytes };
 }
 
 async function statusOf(server: ParleyServer, id: string): Promise<VoiceMessage | undefined> {
