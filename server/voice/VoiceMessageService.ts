@@ -16,7 +16,7 @@ import { RecordingCheckpointer } from './recording/RecordingCheckpointer.js';
 import { storageFailure, storageFailureText } from './files/storageDirectory.js';
 import { TranscodeError } from './transcode/TranscodeError.js';
 import type { CompletedUpload } from './upload/TusUploadServer.js';
-import { DuplicateVoiceMessageError, type VoiceMessagePatch, type VoiceMessageStore } from './store/VoiceMessageStore.js';
+import { DuplicateVoiceMessageError, type VoiceMessagePatch, type VoiceMessageStore, VoiceStoreUnavailableError } from './store/VoiceMessageStore.js';
 import { fileExists, sha256File, type VoiceStorage } from './files/VoiceStorage.js';
 import { StorageUnavailableError } from './files/s3Errors.js';
 import { voiceMessageInfo, type Destination, type VoiceMessage } from './voiceMessage.js';
@@ -301,9 +301,9 @@ export class VoiceMessageService {
 	/** Hash and waveform of a complete Ogg Opus file, then ready. `retry`: how many times the
 	 * object store was away before (the local spool). */
 	async #finishProcessing(id: string, extra: Partial<VoiceMessage> = {}, retry = 0): Promise<void> {
-		const m = await this.#o.store.get(id);
-		if (!m) return;
 		try {
+			const m = await this.#o.store.get(id);
+			if (!m) return;
 			// Local already, unless this node did not write it (S3: downloaded, or assembled from
 			// the checkpoints of a recording whose node died).
 			const path = await this.#o.storage.fetchToWorkPath(m);
@@ -323,7 +323,9 @@ export class VoiceMessageService {
 				this.#o.log.warn({ voiceMessageId: id }, 'post-processing cut off by shutdown; left for the next start');
 				return;
 			}
-			if (err instanceof StorageUnavailableError) {
+			if (err instanceof StorageUnavailableError || err instanceof VoiceStoreUnavailableError) {
+				// The object store or the metadata store (SQL restarting) is away: the message was
+				// acknowledged, so its file is kept and it is finished again later, not failed.
 				await this.#spool(id, extra, retry, err);
 				return;
 			}
@@ -342,10 +344,23 @@ export class VoiceMessageService {
 	 * is finished again after 1 s, 2 s, 4 s, ... up to 30 s between tries until the store takes
 	 * it; a restart resumes it (recoverUnfinished finds it processing with its work file).
 	 */
-	async #spool(id: string, extra: Partial<VoiceMessage>, retry: number, err: StorageUnavailableError): Promise<void> {
-		this.#o.events?.storageFailed?.(err);
+	async #spool(id: string, extra: Partial<VoiceMessage>, retry: number, err: StorageUnavailableError | VoiceStoreUnavailableError): Promise<void> {
+		const metadataAway = err instanceof VoiceStoreUnavailableError;
+		if (!metadataAway) this.#o.events?.storageFailed?.(err);
 		const delayMs = Math.min(SPOOL_RETRY_MAX_MS, SPOOL_RETRY_FIRST_MS * 2 ** Math.min(retry, 16));
-		this.#o.log.warn({ err, voiceMessageId: id, retry, retryInMs: delayMs }, 'object storage unavailable: voice message kept in the local spool');
+		this.#o.log.warn({ err, voiceMessageId: id, retry, retryInMs: delayMs }, `${metadataAway ? 'metadata store' : 'object storage'} unavailable: voice message kept in the local spool`);
+		// With the metadata store away the details cannot be stored now: the retry carries them.
+		if (metadataAway) {
+			clearTimeout(this.#spooled.get(id));
+			this.#spooled.set(
+				id,
+				setTimeout(() => {
+					this.#spooled.delete(id);
+					this.#track(this.#finishProcessing(id, extra, retry + 1));
+				}, delayMs),
+			);
+			return;
+		}
 		if (Object.keys(extra).length > 0) {
 			await this.#o.store.update(id, { ...extra }).catch((updateErr: unknown) => this.#o.log.error({ err: updateErr, voiceMessageId: id }, 'cannot store a spooled message\'s details'));
 		}

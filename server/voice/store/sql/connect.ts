@@ -80,6 +80,10 @@ export function connectSql(url: string, options: SqlConnectOptions = {}): SqlCon
 		// error event must have a listener or it would end the process. The next query that
 		// cannot connect reports the outage to its caller.
 		pool.on('error', () => {});
+		// A connection checked out between two queries (a transaction) that the server drops
+		// emits 'error' on the client, not the pool: without a listener that ends the process.
+		// Its next query fails and reports the outage.
+		pool.on('connect', (client) => client.on('error', () => {}));
 		driver = new PostgresDialect({ pool });
 	} else {
 		throw new TypeError(`metadata.url must be sqlite:<file>, mysql://..., mariadb://..., postgres://... (got ${redact(url)})`);
