@@ -53,7 +53,7 @@ class MemoryOutbox implements VoiceOutbox {
 		return event;
 	}
 
-	async claim(target: OutboxTarget, nodeId: string, limit: number, leaseMs: number): Promise<OutboxEntry[]> {
+	async claim(target: OutboxTarget, nodeId: string, limit: number, leaseMs: number, options: { reclaimOwn?: boolean } = {}): Promise<OutboxEntry[]> {
 		const now = Date.now();
 		const blocked = new Set<string>();
 		const out: OutboxEntry[] = [];
@@ -64,7 +64,8 @@ class MemoryOutbox implements VoiceOutbox {
 			// Only the first entry not done of each message can be offered.
 			if (blocked.has(id)) continue;
 			blocked.add(id);
-			if (s.leaseUntil > now || s.retryAt > now || out.length >= limit) continue;
+			const leased = s.leaseUntil > now && !(options.reclaimOwn && s.leaseOwner === nodeId);
+			if (leased || s.retryAt > now || out.length >= limit) continue;
 			s.leaseOwner = nodeId;
 			s.leaseUntil = now + leaseMs;
 			out.push({ position: row.position, event: structuredClone(row.event), attempts: s.attempts });

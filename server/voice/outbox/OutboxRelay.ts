@@ -186,7 +186,10 @@ export class OutboxRelay {
 	/** One claim and its attempts; true when something was claimed (more may be waiting:
 	 * the next entries of those messages only become claimable now). */
 	async #round(target: OutboxTarget, sink: OutboxSink): Promise<boolean> {
-		const entries = await this.#o.outbox.claim(target, this.#o.nodeId, sink.concurrency, this.#o.leaseMs);
+		// Between rounds nothing of this node is being sent on `target` (a round waits for all of
+		// its lanes), so its own leases are free: what a failed round left leased (sent, but the
+		// database went away before it was marked done) goes out again at once, not after leaseMs.
+		const entries = await this.#o.outbox.claim(target, this.#o.nodeId, sink.concurrency, this.#o.leaseMs, { reclaimOwn: true });
 		if (entries.length === 0) return false;
 		// Lanes per message, in position order. claim offers one entry per message at a time, so
 		// a lane is one entry; a longer one is sent in order, stopping at its first retry (the
@@ -228,7 +231,7 @@ export class OutboxRelay {
 
 	/** A target this node does not have: its entries are marked done without sending. */
 	async #skip(target: OutboxTarget): Promise<boolean> {
-		const entries = await this.#o.outbox.claim(target, this.#o.nodeId, this.#o.skipBatch, this.#o.leaseMs);
+		const entries = await this.#o.outbox.claim(target, this.#o.nodeId, this.#o.skipBatch, this.#o.leaseMs, { reclaimOwn: true });
 		if (entries.length === 0) return false;
 		await this.#o.outbox.markDone(
 			target,

@@ -232,6 +232,21 @@ describe.each(KINDS)('%s SQL store and outbox', (kind) => {
 		}
 	});
 
+	it("reclaimOwn hands a node its own leased entries again, never another node's", async () => {
+		const url = await freshDatabase(kind);
+		const a = await openStore(url, 'node-a');
+		const b = await openStore(url, 'node-a_b'); // a node id that node-a's is a LIKE pattern of
+		await a.insert(message(1000));
+		const first = await a.claim('stream', 'node-a', 10, 60_000);
+		expect(first).toHaveLength(1);
+		expect(await a.claim('stream', 'node-a', 10, 60_000)).toEqual([]);
+		expect(await b.claim('stream', 'node-a_b', 10, 60_000, { reclaimOwn: true })).toEqual([]);
+		const again = await a.claim('stream', 'node-a', 10, 60_000, { reclaimOwn: true });
+		expect(again.map((e) => e.position)).toEqual(first.map((e) => e.position));
+		// Now leased by that second claim, still node-a's: another node cannot take it.
+		expect(await b.claim('stream', 'node-a_b', 10, 60_000, { reclaimOwn: true })).toEqual([]);
+	});
+
 	it('prunes only entries done on every target', async () => {
 		const store = await openStore(await freshDatabase(kind), 'n1');
 		const m = message(1000);

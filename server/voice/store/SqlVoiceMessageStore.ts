@@ -237,15 +237,22 @@ export class SqlVoiceMessageStore implements VoiceMessageStore, VoiceOutbox {
 
 	// --- VoiceOutbox ---
 
-	async claim(target: OutboxTarget, nodeId: string, limit: number, leaseMs: number): Promise<OutboxEntry[]> {
+	async claim(target: OutboxTarget, nodeId: string, limit: number, leaseMs: number, options: { reclaimOwn?: boolean } = {}): Promise<OutboxEntry[]> {
 		const c = columnsOf(target);
 		const now = Date.now();
+		// Tokens are `<nodeId>#<random>`: a prefix compare (substr works on all three engines;
+		// LIKE would need the node id's '_' and '%' escaped).
+		const ownPrefix = `${nodeId}#`;
+		const free = (leaseUntil: string, leaseOwner: string) =>
+			sql<boolean>`(${sql.ref(leaseUntil)} is null or ${sql.ref(leaseUntil)} < ${now}${
+				options.reclaimOwn ? sql` or substr(${sql.ref(leaseOwner)}, 1, ${sql.lit(ownPrefix.length)}) = ${ownPrefix}` : sql``
+			})`;
 		return this.#reach(async () => {
 			const candidates = await this.#db
 				.selectFrom('voice_outbox as o')
 				.select('o.position')
 				.where(`o.${c.doneAt}`, 'is', null)
-				.where((eb) => eb.or([eb(`o.${c.leaseUntil}`, 'is', null), eb(`o.${c.leaseUntil}`, '<', now)]))
+				.where(free(`o.${c.leaseUntil}`, `o.${c.leaseOwner}`))
 				.where((eb) => eb.or([eb(`o.${c.retryAt}`, 'is', null), eb(`o.${c.retryAt}`, '<=', now)]))
 				// Per-message commit order: nothing earlier of the same message is still open.
 				.where((eb) =>
@@ -272,7 +279,7 @@ export class SqlVoiceMessageStore implements VoiceMessageStore, VoiceOutbox {
 				.set({ [c.leaseOwner]: token, [c.leaseUntil]: now + leaseMs } as Updateable<VoiceOutboxTable>)
 				.where('position', 'in', positions)
 				.where(c.doneAt, 'is', null)
-				.where((eb) => eb.or([eb(c.leaseUntil, 'is', null), eb(c.leaseUntil, '<', now)]))
+				.where(free(c.leaseUntil, c.leaseOwner))
 				.execute();
 			const won = await this.#db
 				.selectFrom('voice_outbox')

@@ -23,8 +23,12 @@ export interface VoiceOutbox {
 	 * nobody holds, or whose lease ran out (their node died), and whose retry time has come.
 	 * An entry is offered only once every earlier entry of the same message is done on that
 	 * target, so each message's events go out in commit order. Oldest first.
+	 * `reclaimOwn`: entries still leased to `nodeId` count as free too. Only for a caller that
+	 * knows none of its earlier claims is still being sent (the relay, between rounds): after
+	 * the database came back, what it sent but could not mark done goes out again at once
+	 * (at least once) instead of waiting out its own lease.
 	 */
-	claim(target: OutboxTarget, nodeId: string, limit: number, leaseMs: number): Promise<OutboxEntry[]>;
+	claim(target: OutboxTarget, nodeId: string, limit: number, leaseMs: number, options?: { reclaimOwn?: boolean }): Promise<OutboxEntry[]>;
 	/** Done on `target` (delivered, or given up on for good); the lease ends. */
 	markDone(target: OutboxTarget, positions: readonly number[]): Promise<void>;
 	/** Not delivered yet: release the lease, count the attempt, offer it again at `retryAt`. */
