@@ -75,7 +75,8 @@ export class VoiceMessageService {
 	/** Post-processing in flight, so shutdown can wait for it. */
 	readonly #processing = new Set<Promise<void>>();
 	/** Messages waiting for the object store to come back (the local spool), with their retry timer. */
-	readonly #spooled = new Map<string, NodeJS.Timeout>();
+	/** Messages waiting for the object or metadata store to come back: the timer of their next try, and the try. */
+	readonly #spooled = new Map<string, { timer: NodeJS.Timeout; retry: () => void }>();
 	/** startRecording calls past their checks and not yet registered, per owner: two starts
 	 * of one user at once (two connections) cannot both pass the per-user check. */
 	readonly #startingByOwner = new Map<string, number>();
@@ -316,6 +317,7 @@ export class VoiceMessageService {
 			// Stored before it is called ready: a ready message always has its file.
 			await this.#o.storage.commit(m);
 			await this.#update(id, { ...extra, status: 'ready', sha256, ...(waveform && { waveform }) });
+			if (retry > 0) this.#retrySpooledNow();
 		} catch (err) {
 			if (err instanceof TranscodeError && err.code === 'closed') {
 				// Shutting down: the file is complete; the next start finishes it (recoverUnfinished).
@@ -342,7 +344,7 @@ export class VoiceMessageService {
 	 * The object store (S3) is away or refusing: the message is not failed and its work file is
 	 * kept (the local spool). It stays processing, with what post-processing learnt stored, and
 	 * is finished again after 1 s, 2 s, 4 s, ... up to 30 s between tries until the store takes
-	 * it; a restart resumes it (recoverUnfinished finds it processing with its work file).
+	 * it, or at once when another spooled message went through; a restart resumes it (recoverUnfinished finds it processing with its work file).
 	 */
 	async #spool(id: string, extra: Partial<VoiceMessage>, retry: number, err: StorageUnavailableError | VoiceStoreUnavailableError): Promise<void> {
 		const metadataAway = err instanceof VoiceStoreUnavailableError;
@@ -351,25 +353,30 @@ export class VoiceMessageService {
 		this.#o.log.warn({ err, voiceMessageId: id, retry, retryInMs: delayMs }, `${metadataAway ? 'metadata store' : 'object storage'} unavailable: voice message kept in the local spool`);
 		// With the metadata store away the details cannot be stored now: the retry carries them.
 		if (metadataAway) {
-			clearTimeout(this.#spooled.get(id));
-			this.#spooled.set(
-				id,
-				setTimeout(() => {
-					this.#spooled.delete(id);
-					this.#track(this.#finishProcessing(id, extra, retry + 1));
-				}, delayMs),
-			);
+			this.#retryLater(id, delayMs, () => this.#finishProcessing(id, extra, retry + 1));
 			return;
 		}
 		if (Object.keys(extra).length > 0) {
 			await this.#o.store.update(id, { ...extra }).catch((updateErr: unknown) => this.#o.log.error({ err: updateErr, voiceMessageId: id }, 'cannot store a spooled message\'s details'));
 		}
-		clearTimeout(this.#spooled.get(id));
-		const timer = setTimeout(() => {
+		this.#retryLater(id, delayMs, () => this.#finishProcessing(id, {}, retry + 1));
+	}
+
+	#retryLater(id: string, delayMs: number, work: () => Promise<void>): void {
+		clearTimeout(this.#spooled.get(id)?.timer);
+		const retry = () => {
+			clearTimeout(entry.timer);
 			this.#spooled.delete(id);
-			this.#track(this.#finishProcessing(id, {}, retry + 1));
-		}, delayMs);
-		this.#spooled.set(id, timer);
+			this.#track(work());
+		};
+		const entry = { timer: setTimeout(retry, delayMs), retry };
+		this.#spooled.set(id, entry);
+	}
+
+	/** A spooled message went through: the store is back, so every other one is tried now
+	 * rather than at the end of its backoff (up to SPOOL_RETRY_MAX_MS away). */
+	#retrySpooledNow(): void {
+		for (const { retry } of [...this.#spooled.values()]) retry();
 	}
 
 	/**
@@ -593,7 +600,7 @@ export class VoiceMessageService {
 		while (this.#processing.size > 0) await Promise.all([...this.#processing]);
 		// Spooled messages are waiting for S3, not working: their files stay in the work folder
 		// and the next start resumes them.
-		for (const timer of this.#spooled.values()) clearTimeout(timer);
+		for (const { timer } of this.#spooled.values()) clearTimeout(timer);
 		this.#spooled.clear();
 	}
 
