@@ -74,7 +74,6 @@ export class VoiceMessageService {
 	readonly #recordings = new Map<string, RecordingEntry>();
 	/** Post-processing in flight, so shutdown can wait for it. */
 	readonly #processing = new Set<Promise<void>>();
-	/** Messages waiting for the object store to come back (the local spool), with their retry timer. */
 	/** Messages waiting for the object or metadata store to come back: the timer of their next try, and the try. */
 	readonly #spooled = new Map<string, { timer: NodeJS.Timeout; retry: () => void }>();
 	/** startRecording calls past their checks and not yet registered, per owner: two starts
@@ -344,7 +343,8 @@ export class VoiceMessageService {
 	 * The object store (S3) is away or refusing: the message is not failed and its work file is
 	 * kept (the local spool). It stays processing, with what post-processing learnt stored, and
 	 * is finished again after 1 s, 2 s, 4 s, ... up to 30 s between tries until the store takes
-	 * it, or at once when another spooled message went through; a restart resumes it (recoverUnfinished finds it processing with its work file).
+	 * it, or at once when another spooled message went through; a restart resumes it
+	 * (recoverUnfinished finds it processing with its work file).
 	 */
 	async #spool(id: string, extra: Partial<VoiceMessage>, retry: number, err: StorageUnavailableError | VoiceStoreUnavailableError): Promise<void> {
 		const metadataAway = err instanceof VoiceStoreUnavailableError;
