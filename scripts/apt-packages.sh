@@ -15,11 +15,14 @@ BACKPORTS=(meson)
 RUNTIME=(ffmpeg redis-server chromium opus-tools sox libsox-fmt-all espeak-ng
 	prometheus nftables iproute2 procps curl)
 # Real services the scale-out tests start throwaway instances of (never the system ones):
-# OpenStack Swift with its S3 API, MariaDB and PostgreSQL.
-SERVICES=(swift-proxy swift-object swift-container swift-account mariadb-server postgresql)
+# OpenStack Swift with its S3 API, MariaDB and PostgreSQL; coturn for the TURN tests.
+SERVICES=(swift-proxy swift-object swift-container swift-account mariadb-server postgresql coturn)
+# The second browser the tests drive (through puppeteer-core), and a sound server with a null
+# sink so its AudioContext runs headless.
+BROWSERS=(firefox-esr pulseaudio)
 
 missing=()
-for pkg in "${WORKER_BUILD[@]}" "${BACKPORTS[@]}" "${RUNTIME[@]}" "${SERVICES[@]}"; do
+for pkg in "${WORKER_BUILD[@]}" "${BACKPORTS[@]}" "${RUNTIME[@]}" "${SERVICES[@]}" "${BROWSERS[@]}"; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 # meson from bookworm itself is too old: treat it as missing.
@@ -37,7 +40,7 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.
 fi
 apt-get update -q >&2
 apt-get install -y -q --no-install-recommends -t bookworm-backports "${BACKPORTS[@]}" >&2
-apt-get install -y -q --no-install-recommends "${WORKER_BUILD[@]}" "${RUNTIME[@]}" "${SERVICES[@]}" >&2
+apt-get install -y -q --no-install-recommends "${WORKER_BUILD[@]}" "${RUNTIME[@]}" "${SERVICES[@]}" "${BROWSERS[@]}" >&2
 # Debian starts services on install; Parley starts its own Redis where it needs one.
 for unit in redis-server mariadb postgresql; do
 	if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
