@@ -62,6 +62,17 @@ export const configSchema = z.strictObject({
 				description:
 					'Behind a reverse proxy: take the client address for per-address rate limits from the last X-Forwarded-For entry (the one your proxy appends) instead of the socket. Leave off when clients connect directly, or they could pick their own address.',
 			}),
+			tls: z
+				.strictObject({
+					certFile: option(z.string().default(''), {
+						description:
+							'PEM file with the server certificate, then any intermediates (certbot: fullchain.pem). Set together with http.tls.keyFile: http.port then serves HTTPS and WSS only (same routes), and SIGHUP re-reads both files without dropping connections. A missing, unreadable or non-PEM file, a key that does not match, stops startup with exit code 78; a certificate that has expired or expires within 14 days is logged as a warning. Empty (default): plain HTTP and WS.',
+					}),
+					keyFile: option(z.string().default(''), {
+						description: 'PEM file with the private key of http.tls.certFile (certbot: privkey.pem), unencrypted. Read at startup and on SIGHUP; never logged.',
+					}),
+				})
+				.prefault({}),
 		})
 		.prefault({}),
 
@@ -472,7 +483,7 @@ export const configSchema = z.strictObject({
 			}),
 			publicUrl: option(z.string().regex(/^(https?|wss?):\/\/[^/\s]+\/?$|^$/).default(''), {
 				description:
-					'Base URL clients use to reach this node (http(s):// or ws(s)://, no path), given in redirects: signaling is <publicUrl>/ws. Empty: http://<media announced address>:<http port>. Set it behind a TLS proxy or NAT.',
+					'Base URL clients use to reach this node (http(s):// or ws(s)://, no path), given in redirects: signaling is <publicUrl>/ws. Empty: http://<media announced address>:<http port>, https:// when http.tls is set. Set it behind a TLS proxy or NAT, and with http.tls to the host name the certificate is for.',
 			}),
 			nodeTtlMs: option(z.number().int().min(300).max(60_000).default(3000), {
 				description:
@@ -586,6 +597,9 @@ export const configSchema = z.strictObject({
 	// Options that are only valid together: reported with the option's path, so startup names it.
 	if (c.storage.backend === 's3' && c.storage.s3.bucket === '') {
 		ctx.addIssue({ code: 'custom', path: ['storage', 's3', 'bucket'], message: 'required when storage.backend is s3' });
+	}
+	if ((c.http.tls.certFile === '') !== (c.http.tls.keyFile === '')) {
+		ctx.addIssue({ code: 'custom', path: ['http', 'tls', c.http.tls.certFile === '' ? 'certFile' : 'keyFile'], message: 'http.tls.certFile and http.tls.keyFile go together (both or neither)' });
 	}
 	if ((c.storage.s3.accessKeyId === '') !== (c.storage.s3.secretAccessKey === '')) {
 		ctx.addIssue({ code: 'custom', path: ['storage', 's3', c.storage.s3.accessKeyId === '' ? 'accessKeyId' : 'secretAccessKey'], message: 'storage.s3.accessKeyId and storage.s3.secretAccessKey go together (both or neither)' });

@@ -7,9 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import * as mediasoup from 'mediasoup';
+import { Gauge, type Registry } from 'prom-client';
 import type { ParleyConfig } from '../config/schema.js';
+import { ConfigError } from './config/loadConfig.js';
 import { closeRedis, connectRedis, pingRedis, redactUrl } from './redis/redisConnection.js';
-import { ClusterNode } from './cluster/ClusterNode.js';
+import { ClusterNode, nodeUrls } from './cluster/ClusterNode.js';
 import { RedisVoiceMessageStore } from './voice/store/RedisVoiceMessageStore.js';
 import { VoiceEventStream } from './voice/store/VoiceEventStream.js';
 import { VoiceMessageNotifier } from './voice/VoiceMessageNotifier.js';
@@ -152,6 +154,7 @@ export class ParleyServer {
 				})
 			: undefined;
 		this.metrics = metrics;
+		if (metrics && http.certificate) tlsCertificateGauges(metrics.registry, http);
 		if (metrics) {
 			this.channels.on('peerJoined', () => metrics.peerJoins.inc());
 			this.channels.on('peerLeft', () => metrics.peerLeaves.inc());
@@ -235,14 +238,19 @@ export class ParleyServer {
 			...(metrics && { events: voiceMessageEvents(metrics) }),
 		});
 		this.#voiceRecovery = new VoiceRecovery({ service: this.voice, lostNodeGraceMs: 2 * config.cluster.nodeTtlMs, log: log.child({ component: 'voice' }) });
+		const mediaAddress = resolveAnnouncedAddress(config.media.listenIp, config.media.announcedAddress) ?? config.media.listenIp;
 		this.#cluster = redis
 			? new ClusterNode({
-					config,
+					// With http.tls and no cluster.publicUrl, redirects point at https:// (nodeUrls
+					// defaults to http://); read when the cluster starts, after listen chose the port.
+					config: http.certificate && !config.cluster.publicUrl
+						? { ...config, cluster: { ...config.cluster, get publicUrl() { return nodeUrls('', mediaAddress, http.port).httpUrl.replace(/^http:/, 'https:'); } } }
+						: config,
 					nodeId: this.nodeId,
 					redis,
 					channels: this.channels,
 					workers,
-					mediaAddress: resolveAnnouncedAddress(config.media.listenIp, config.media.announcedAddress) ?? config.media.listenIp,
+					mediaAddress,
 					log: log.child({ component: 'cluster' }),
 				})
 			: undefined;
@@ -320,6 +328,13 @@ export class ParleyServer {
 		// What this server writes is newer than this: older temp files are leftovers.
 		const startedAtMs = Date.now();
 		assertNativeUws();
+		// First: a bad http.tls file stops the start (exit 78) before anything else is started.
+		const http = new HttpServer(log.child({ component: 'http' }), {
+			maxConcurrentRequests: config.http.maxConcurrentRequests,
+			bodyTimeoutMs: config.http.bodyTimeoutMs,
+			slowReaderTimeoutMs: config.http.slowReaderTimeoutMs,
+			...(config.http.tls.certFile && { tls: config.http.tls }),
+		});
 		const teardown = new Teardown(log);
 		let server: ParleyServer | undefined;
 		try {
@@ -331,11 +346,6 @@ export class ParleyServer {
 			teardown.push('workers', () => workers.close());
 			const redis = config.cluster.redisUrl ? connectRedis(config.cluster.redisUrl, log.child({ component: 'cluster' })) : undefined;
 			if (redis) teardown.push('redis', () => closeRedis(redis));
-			const http = new HttpServer(log.child({ component: 'http' }), {
-				maxConcurrentRequests: config.http.maxConcurrentRequests,
-				bodyTimeoutMs: config.http.bodyTimeoutMs,
-				slowReaderTimeoutMs: config.http.slowReaderTimeoutMs,
-			});
 			const metadata = await openMetadata(config, Boolean(redis));
 			if (metadata.store) teardown.push('voice store', () => metadata.store!.close());
 			server = new ParleyServer(config, log, workers, http, redis, teardown, metadata);
@@ -387,7 +397,7 @@ export class ParleyServer {
 		if (config.voice.auditOnStartup) this.#startStorageAudit(startedAtMs);
 		log.info(
 			{
-				http: `http://${config.http.host}:${http.port}`,
+				http: `${http.scheme}://${config.http.host}:${http.port}`,
 				storageDir: this.storageDir,
 				redis: config.cluster.redisUrl ? redactUrl(config.cluster.redisUrl) : 'off',
 				metrics: this.metrics ? (this.#metricsHttp ? `http://${config.metrics.host || config.http.host}:${this.#metricsHttp.port}/metrics` : '/metrics') : 'off',
@@ -462,6 +472,31 @@ export class ParleyServer {
 		return this.#accepting;
 	}
 
+	/**
+	 * SIGHUP: re-reads http.tls.certFile and keyFile. New connections get the new certificate,
+	 * open ones (and their calls) stay; a file that does not check out leaves the old
+	 * certificate served and is logged naming the option. Never throws: a bad renewal must not
+	 * end a running node. True when the new certificate is served.
+	 */
+	async reloadTls(): Promise<boolean> {
+		const files = this.config.http.tls;
+		if (!files.certFile) {
+			this.log.info('no http.tls configured: nothing to reload');
+			return false;
+		}
+		try {
+			await this.http.reloadTls(files);
+			return true;
+		} catch (err) {
+			const served = this.http.certificate;
+			this.log.error(
+				{ err, options: err instanceof ConfigError ? err.options : [], served: served && { subject: served.subject, notAfter: served.notAfter.toISOString(), fingerprint256: served.fingerprint256 } },
+				`TLS reload failed, still serving the previous certificate: ${(err as Error).message}`,
+			);
+			return false;
+		}
+	}
+
 	/** Registers work to drain at shutdown (recordings, uploads, channels). */
 	onShutdown(name: string, task: ShutdownTask): void {
 		this.#shutdownTasks.set(name, task);
@@ -512,6 +547,31 @@ export class ParleyServer {
 		this.log.info({ durationMs, clean: !timedOut }, 'shutdown complete');
 		return { clean: !timedOut, durationMs };
 	}
+}
+
+/** The served certificate (http.tls) as metrics: seconds to its notAfter (alert well before 0),
+ * and its identity as labels of an info gauge, so a dashboard shows a reload took effect. */
+function tlsCertificateGauges(registry: Registry, http: HttpServer): void {
+	new Gauge({
+		name: 'parley_tls_certificate_expiry_seconds',
+		help: 'Seconds until the TLS certificate served to new connections expires (negative: expired). Renew and send SIGHUP well before 0.',
+		registers: [registry],
+		collect() {
+			const cert = http.certificate;
+			if (cert) this.set((cert.notAfter.getTime() - Date.now()) / 1000);
+		},
+	});
+	new Gauge({
+		name: 'parley_tls_certificate_info',
+		help: 'The TLS certificate served to new connections (1, with its subject, issuer, notAfter and SHA-256 fingerprint as labels); changes on a SIGHUP reload.',
+		labelNames: ['subject', 'issuer', 'not_after', 'fingerprint_sha256'],
+		registers: [registry],
+		collect() {
+			const cert = http.certificate;
+			this.reset();
+			if (cert) this.set({ subject: cert.subject, issuer: cert.issuer, not_after: cert.notAfter.toISOString(), fingerprint_sha256: cert.fingerprint256 }, 1);
+		},
+	});
 }
 
 /** cluster.nodeId, else new on every start (hostname and pid for people, random bits so ids never repeat), so a

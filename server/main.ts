@@ -1,5 +1,5 @@
 // Entry point: `npm start`. Loads the configuration, starts one Parley node and shuts it
-// down gracefully on SIGTERM/SIGINT (a second signal exits at once).
+// down gracefully on SIGTERM/SIGINT (a second signal exits at once); SIGHUP reloads http.tls.
 import { ConfigError, loadConfig } from './config/loadConfig.js';
 import { ParleyServer } from './ParleyServer.js';
 import { createLogger } from './telemetry/logger.js';
@@ -66,6 +66,14 @@ async function main(): Promise<void> {
 	};
 	process.on('SIGTERM', onSignal);
 	process.on('SIGINT', onSignal);
+	// SIGHUP re-reads the TLS certificate (certbot's deploy hook sends it); calls stay up. Only
+	// with http.tls: without it SIGHUP keeps its default (the process ends), as before.
+	if (config.http.tls.certFile) {
+		process.on('SIGHUP', () => {
+			log.info({ signal: 'SIGHUP' }, 'reloading the TLS certificate');
+			void server.reloadTls();
+		});
+	}
 }
 
 await main();

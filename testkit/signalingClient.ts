@@ -41,9 +41,10 @@ export class TestSignalingClient {
 		});
 	}
 
-	/** Opens a socket; resolves once it is open (the welcome may follow, or a close). */
-	static async open(url: string): Promise<TestSignalingClient> {
-		const ws = new WebSocket(url);
+	/** Opens a socket; resolves once it is open (the welcome may follow, or a close).
+	 * `options` reach `ws` as they are (wss: a test CA with `ca`). */
+	static async open(url: string, options?: WebSocket.ClientOptions): Promise<TestSignalingClient> {
+		const ws = new WebSocket(url, options);
 		const client = new TestSignalingClient(ws);
 		await new Promise<void>((resolve, reject) => {
 			ws.once('open', () => resolve());
@@ -53,8 +54,8 @@ export class TestSignalingClient {
 	}
 
 	/** Opens a socket and waits for the welcome notification. */
-	static async connect(url: string): Promise<{ client: TestSignalingClient; welcome: Notifications['welcome'] }> {
-		const client = await TestSignalingClient.open(url);
+	static async connect(url: string, options?: WebSocket.ClientOptions): Promise<{ client: TestSignalingClient; welcome: Notifications['welcome'] }> {
+		const client = await TestSignalingClient.open(url, options);
 		const welcome = await client.waitFor('welcome');
 		return { client, welcome };
 	}

@@ -14,13 +14,29 @@
 // reads holds one chunk, not the whole file, and keeps its in-flight slot until the last byte
 // is taken or it goes away. uWS closes a connection that takes no bytes for ~10 s; one that
 // takes no whole chunk within slowReaderTimeoutMs (a trickle) is closed here.
+//
+// With http.tls the listener is a uWS SSLApp (HTTPS and WSS on the same routes), and
+// reloadTls() changes its certificate without dropping a connection. uWS 20.30 cannot change
+// the certificate of an SSLApp once built: its SNI contexts (addServerName) serve only
+// clients that send that server name, and browsers send none to an IP address, so the default
+// context would stay the old one. So a reload builds a second SSLApp with the new files,
+// registers the same routes on it (every registration goes through `app`, which records it),
+// binds it to the same host and port (uSockets sets SO_REUSEPORT on a port it is given), and
+// then closes the old app's listen socket: us_listen_socket_close leaves the connections that
+// app accepted open (WebSockets, their calls, keep-alive HTTP), they end on their own or at
+// close(). Measured by server/http/tls.process.test.ts. A connection still in the old socket's
+// accept queue at that instant is reset by Linux (unless net.ipv4.tcp_migrate_req=1); the
+// window is one loop iteration, and clients retry.
 import { randomUUID } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { STATUS_CODES } from 'node:http';
+import net from 'node:net';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { ConfigError } from '../config/loadConfig.js';
 import { errorMessage, httpStatusOf, type ErrorCode } from '../../protocol/errors.js';
 import type { RequestError } from '../../protocol/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
+import { certificateWarning, describeCertificate, loadTlsCertificate, type TlsCertificate, type TlsFiles } from './tlsCertificate.js';
 import { uWS } from './uws.js';
 
 export interface HttpRequestInfo {
@@ -91,6 +107,8 @@ export interface HttpLimits {
 	/** Time a streamed reply's client may take to accept one chunk; past it the connection is
 	 * closed. Default: 30 s. */
 	slowReaderTimeoutMs?: number;
+	/** Serve HTTPS and WSS with these files (checked first: a ConfigError names the option). */
+	tls?: TlsFiles;
 }
 
 /** Methods route() registers (uWS spells DELETE `del`). */
@@ -113,9 +131,20 @@ const EMPTY = Buffer.alloc(0);
 /** Bytes read from disk per step of a streamed reply: what one connection holds at most. */
 export const STREAM_CHUNK_BYTES = 64 * 1024;
 const DEFAULT_SLOW_READER_TIMEOUT_MS = 30_000;
+/** What registers routes on a uWS app; recorded so a reloaded TLS app gets the same ones. */
+const ROUTE_METHODS = new Set<string | symbol>(['get', 'post', 'options', 'del', 'patch', 'put', 'head', 'connect', 'trace', 'any', 'ws']);
 
 export class HttpServer {
+	/** Where routes are registered (also `app.ws`): applied to the uWS app serving now and
+	 * to every app a TLS reload builds. */
 	readonly app: TemplatedApp;
+	/** The uWS app the listen socket belongs to. */
+	#current: TemplatedApp;
+	/** Apps a TLS reload replaced: no listen socket, but their connections stay until close(). */
+	readonly #retired: TemplatedApp[] = [];
+	readonly #registrations: ((app: TemplatedApp) => void)[] = [];
+	#tls: TlsCertificate | undefined;
+	#host = '';
 	readonly #log: Logger;
 	readonly #maxInFlight: number;
 	readonly #bodyTimeoutMs: number;
@@ -133,7 +162,10 @@ export class HttpServer {
 		this.#maxInFlight = limits.maxConcurrentRequests ?? Infinity;
 		this.#bodyTimeoutMs = limits.bodyTimeoutMs ?? 0;
 		this.#slowReaderTimeoutMs = limits.slowReaderTimeoutMs ?? DEFAULT_SLOW_READER_TIMEOUT_MS;
-		this.app = uWS.App();
+		this.#tls = limits.tls && loadTlsCertificate(limits.tls);
+		this.#current = this.#tls ? sslApp(this.#tls) : uWS.App();
+		if (this.#tls) this.#logCertificate(this.#tls, 'serving TLS certificate');
+		this.app = this.#recordingApp();
 		this.app.any('/*', (res, req) => {
 			this.#serve(res, req, () => errorReply('E_NOT_FOUND', `No route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`), {});
 		});
@@ -145,6 +177,73 @@ export class HttpServer {
 
 	get listening(): boolean {
 		return this.#listenSocket !== undefined;
+	}
+
+	/** The certificate served to new connections (http.tls), undefined for plain HTTP. */
+	get certificate(): TlsCertificate | undefined {
+		return this.#tls;
+	}
+
+	/** `https` with http.tls, else `http` (ws and wss follow). */
+	get scheme(): 'http' | 'https' {
+		return this.#tls ? 'https' : 'http';
+	}
+
+	/**
+	 * Re-reads the certificate and key (SIGHUP). When both check out, new connections get the
+	 * new certificate and open ones keep theirs (see the top of this file); otherwise this
+	 * throws (a ConfigError naming the option) and the old certificate stays served.
+	 */
+	async reloadTls(files: TlsFiles): Promise<TlsCertificate> {
+		if (!this.#tls) throw new Error('reloadTls: this listener serves plain HTTP (no http.tls)');
+		const old = this.#listenSocket;
+		if (!old) throw new Error('reloadTls: not listening (shutting down?)');
+		const cert = loadTlsCertificate(files);
+		const app = sslApp(cert);
+		for (const register of this.#registrations) register(app);
+		let socket: us_listen_socket;
+		try {
+			socket = await listenOn(app, this.#host, this.#port);
+		} catch (err) {
+			closeApp(app);
+			throw err;
+		}
+		// From here new connections reach only the new app; the old one keeps what it accepted.
+		uWS.us_listen_socket_close(old);
+		this.#listenSocket = socket;
+		this.#retired.push(this.#current);
+		this.#current = app;
+		this.#tls = cert;
+		this.#logCertificate(cert, 'TLS certificate reloaded');
+		return cert;
+	}
+
+	#logCertificate(cert: TlsCertificate, msg: string): void {
+		this.#log.info({ tls: describeCertificate(cert) }, msg);
+		const warning = certificateWarning(cert);
+		if (warning) this.#log.warn({ tls: describeCertificate(cert) }, warning);
+	}
+
+	/** `app` as route modules see it: a route is recorded and registered on every live app. */
+	#recordingApp(): TemplatedApp {
+		const target = this.#current;
+		const proxy: TemplatedApp = new Proxy(target, {
+			get: (_target, prop) => {
+				if (ROUTE_METHODS.has(prop)) {
+					return (...args: unknown[]) => {
+						const register = (app: TemplatedApp): void => {
+							(app[prop as keyof TemplatedApp] as (...a: unknown[]) => unknown).apply(app, args);
+						};
+						this.#registrations.push(register);
+						for (const app of [this.#current, ...this.#retired]) register(app);
+						return proxy;
+					};
+				}
+				const value: unknown = Reflect.get(this.#current, prop);
+				return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(this.#current) : value;
+			},
+		});
+		return proxy;
 	}
 
 	/** Counted requests in flight now (tests check it returns to zero), those refused, and
@@ -313,17 +412,14 @@ export class HttpServer {
 	}
 
 	async listen(host: string, port: number): Promise<number> {
-		return new Promise((resolve, reject) => {
-			this.app.listen(host, port, (socket) => {
-				if (!socket) {
-					reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
-					return;
-				}
-				this.#listenSocket = socket;
-				this.#port = uWS.us_socket_local_port(socket);
-				resolve(this.#port);
-			});
-		});
+		// uSockets sets SO_REUSEPORT only on a port it is given, not on 0, and a TLS reload binds
+		// a second socket to this port: so a TLS listener on port 0 takes a free port found here.
+		const chosen = this.#tls && port === 0 ? await freeTcpPort(host) : port;
+		const socket = await listenOn(this.#current, host, chosen);
+		this.#listenSocket = socket;
+		this.#host = host;
+		this.#port = uWS.us_socket_local_port(socket);
+		return this.#port;
 	}
 
 	/** Stops accepting new connections; open ones keep working until close(). */
@@ -334,12 +430,50 @@ export class HttpServer {
 		}
 	}
 
-	/** Stops listening and closes every open connection. */
+	/** Stops listening and closes every open connection (also those of apps a reload replaced). */
 	close(): void {
 		this.stopListening();
-		// The binding has App.close() (closes every socket); this release's typings lack it.
-		(this.app as TemplatedApp & { close(): void }).close();
+		for (const app of [...this.#retired.splice(0), this.#current]) closeApp(app);
 	}
+}
+
+function listenOn(app: TemplatedApp, host: string, port: number): Promise<us_listen_socket> {
+	return new Promise((resolve, reject) => {
+		app.listen(host, port, (socket) => {
+			if (!socket) reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
+			else resolve(socket);
+		});
+	});
+}
+
+/** Closes every socket of a uWS app. The binding has App.close(); this release's typings lack it. */
+function closeApp(app: TemplatedApp): void {
+	(app as TemplatedApp & { close(): void }).close();
+}
+
+/** An SSLApp on checked files. uWS reads them again itself; one that changed in between, or
+ * that OpenSSL refuses where node did not, fails here, still naming both options. */
+function sslApp(cert: TlsCertificate): TemplatedApp {
+	try {
+		return uWS.SSLApp({ cert_file_name: cert.certFile, key_file_name: cert.keyFile });
+	} catch (err) {
+		throw new ConfigError(
+			`options "http.tls.certFile" and "http.tls.keyFile": uWebSockets.js could not load ${cert.certFile} and ${cert.keyFile} (${(err as Error).message})`,
+			['http.tls.certFile', 'http.tls.keyFile'],
+		);
+	}
+}
+
+/** A TCP port free on `host` now (the OS picks it). */
+function freeTcpPort(host: string): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const probe = net.createServer();
+		probe.once('error', reject);
+		probe.listen(0, host, () => {
+			const { port } = probe.address() as net.AddressInfo;
+			probe.close(() => resolve(port));
+		});
+	});
 }
 
 /** Runs a handler, turning a throw or rejection into a logged 500. */
