@@ -12,11 +12,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
-import { testEnv } from '../../test/helpers/config.js';
+import { testConfig, testEnv } from '../../test/helpers/config.js';
+import { testLogger } from '../../test/helpers/logger.js';
+import { startRedis } from '../../test/helpers/redis.js';
 import { logLine, startServerProcess, type ServerProcess } from '../../test/helpers/serverProcess.js';
 import { waitUntil } from '../../test/helpers/wait.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { mintAccessToken } from '../auth/accessToken.js';
+import { ParleyServer } from '../ParleyServer.js';
 
 const SECRET = 'tls-process-test-secret-0123456789abcdef';
 
@@ -182,6 +185,18 @@ describe('native TLS (http.tls)', () => {
 		expect(server.child.exitCode).toBeNull();
 		expect(await httpsGet(port, '/healthz', second.pem)).toMatchObject({ status: 200, fingerprint256: second.fingerprint256 });
 		expect((await early.request('getTransportStats', { transportId: earlyTransportId })).ok).toBe(true);
+	});
+
+	it('with Redis and no cluster.publicUrl, the node registers https:// and wss:// URLs for redirects', async () => {
+		const redis = await startRedis();
+		let node: ParleyServer | undefined;
+		try {
+			node = await ParleyServer.create(await testConfig({ PARLEY_CLUSTER_REDIS_URL: redis.url, PARLEY_HTTP_TLS_CERT_FILE: first.certFile, PARLEY_HTTP_TLS_KEY_FILE: first.keyFile }), testLogger());
+			expect(node.cluster!.info).toMatchObject({ httpUrl: `https://127.0.0.1:${node.http.port}`, signalingUrl: `wss://127.0.0.1:${node.http.port}/ws` });
+		} finally {
+			await node?.shutdown('test end');
+			await redis.stop();
+		}
 	});
 
 	it('stops at startup with exit code 78 naming the option: missing file, not PEM, mismatched key', async () => {
