@@ -144,6 +144,7 @@ export class HttpServer {
 	readonly #retired: TemplatedApp[] = [];
 	readonly #registrations: ((app: TemplatedApp) => void)[] = [];
 	#tls: TlsCertificate | undefined;
+	#reloading: Promise<unknown> = Promise.resolve();
 	#host = '';
 	readonly #log: Logger;
 	readonly #maxInFlight: number;
@@ -194,7 +195,14 @@ export class HttpServer {
 	 * new certificate and open ones keep theirs (see the top of this file); otherwise this
 	 * throws (a ConfigError naming the option) and the old certificate stays served.
 	 */
-	async reloadTls(files: TlsFiles): Promise<TlsCertificate> {
+	reloadTls(files: TlsFiles): Promise<TlsCertificate> {
+		// One at a time: two swaps at once would both close the same old listen socket.
+		const next = this.#reloading.then(() => this.#swapTls(files));
+		this.#reloading = next.catch(() => undefined);
+		return next;
+	}
+
+	async #swapTls(files: TlsFiles): Promise<TlsCertificate> {
 		if (!this.#tls) throw new Error('reloadTls: this listener serves plain HTTP (no http.tls)');
 		const old = this.#listenSocket;
 		if (!old) throw new Error('reloadTls: not listening (shutting down?)');
