@@ -206,6 +206,7 @@ export class HttpServer {
 		if (!this.#tls) throw new Error('reloadTls: this listener serves plain HTTP (no http.tls)');
 		const old = this.#listenSocket;
 		if (!old) throw new Error('reloadTls: not listening (shutting down?)');
+		const startedMs = performance.now();
 		const cert = loadTlsCertificate(files);
 		const app = sslApp(cert);
 		for (const register of this.#registrations) register(app);
@@ -222,12 +223,12 @@ export class HttpServer {
 		this.#retired.push(this.#current);
 		this.#current = app;
 		this.#tls = cert;
-		this.#logCertificate(cert, 'TLS certificate reloaded');
+		this.#logCertificate(cert, 'TLS certificate reloaded', { durationMs: Math.round((performance.now() - startedMs) * 100) / 100, replacedApps: this.#retired.length });
 		return cert;
 	}
 
-	#logCertificate(cert: TlsCertificate, msg: string): void {
-		this.#log.info({ tls: describeCertificate(cert) }, msg);
+	#logCertificate(cert: TlsCertificate, msg: string, extra?: Record<string, unknown>): void {
+		this.#log.info({ tls: describeCertificate(cert), ...extra }, msg);
 		const warning = certificateWarning(cert);
 		if (warning) this.#log.warn({ tls: describeCertificate(cert) }, warning);
 	}

@@ -150,6 +150,8 @@ describe('native TLS (http.tls)', () => {
 		copyFileSync(second.keyFile, liveKey);
 		server.child.kill('SIGHUP');
 		await waitUntil(() => logEntries(server, (e) => e.msg === 'TLS certificate reloaded').length === 1, 5000, 'reload log line');
+		const reloaded = logEntries(server, (e) => e.msg === 'TLS certificate reloaded')[0]!;
+		console.log(`TLS reload (check both files, build the SSLApp, bind, close the old listen socket): ${String(reloaded.durationMs)} ms`);
 		const fresh = await httpsGet(port, '/healthz', second.pem);
 		expect(fresh.status).toBe(200);
 		expect(fresh.fingerprint256).toBe(second.fingerprint256);
