@@ -18,6 +18,12 @@ export interface TransportStats {
 	stats: unknown[];
 }
 
+/** The server's 0-10 scores of one remote peer's voice: server to us, and speaker to server. */
+export interface PeerScore {
+	score: number;
+	producerScore: number;
+}
+
 export interface ChannelSessionOptions {
 	signaling: SignalingConnection;
 	channel: string;
@@ -36,6 +42,7 @@ export interface ChannelSessionEvents {
 	activeSpeaker: [peerId: string | null];
 	audioLevels: [levels: AudioLevel[]];
 	producerScore: [score: number];
+	peerScore: [peerId: string, score: PeerScore];
 	/** A remote track is ready to play. */
 	track: [consumerId: string, peerId: string, track: MediaStreamTrack];
 	trackEnded: [consumerId: string];
@@ -114,6 +121,10 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 			s.on('audioLevels', ({ levels }) => this.emit('audioLevels', levels)),
 			s.on('producerScore', ({ producerId, score }) => {
 				if (producerId === this.#producer?.id) this.emit('producerScore', score);
+			}),
+			s.on('consumerScore', ({ consumerId, score, producerScore }) => {
+				const peerId = this.#consumers.get(consumerId)?.data.peerId;
+				if (peerId !== undefined) this.emit('peerScore', peerId, { score, producerScore });
 			}),
 		);
 	}
@@ -226,6 +237,28 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		// The chain only orders calls; each caller still gets its own call's error.
 		this.#pauseChain = result.catch(() => undefined);
 		return result;
+	}
+
+	/**
+	 * Sends `track` instead of the current one on the same producer (no renegotiation, the
+	 * server and listeners see no change). The track stays the caller's.
+	 */
+	async replaceTrack(track: MediaStreamTrack): Promise<void> {
+		const producer = this.#producer;
+		if (!producer || producer.closed || this.#closed) throw new ParleyError('E_INVALID_STATE', 'Not publishing.');
+		try {
+			await producer.replaceTrack({ track });
+		} catch (error) {
+			throw toParleyError(error, 'E_MEDIA_FAILED');
+		}
+		// mediasoup-client disables the new track itself when the producer is paused (muted).
+	}
+
+	/** The browser's receiver stats for what we hear from `peerId` (one report per consumer). */
+	async consumerStats(peerId: string): Promise<RTCStatsReport[]> {
+		const live: mc.Consumer[] = [];
+		for (const remote of this.#consumers.values()) if (remote.data.peerId === peerId && remote.consumer && !remote.consumer.closed) live.push(remote.consumer);
+		return Promise.all(live.map((consumer) => consumer.getStats()));
 	}
 
 	async closeProducer(): Promise<void> {

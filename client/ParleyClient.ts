@@ -9,12 +9,12 @@ import type { types as mc } from 'mediasoup-client';
 import type { Grants, PeerInfo } from '../protocol/messages.js';
 import { CHANNEL_NAME_PATTERN } from '../protocol/patterns.js';
 import type { VoiceMessageDestination, VoiceMessageInfo } from '../protocol/schemas.js';
-import { ChannelSession, voiceCodecOptions, type AudioLevel, type TransportStats } from './ChannelSession.js';
+import { ChannelSession, voiceCodecOptions, type AudioLevel, type PeerScore, type TransportStats } from './ChannelSession.js';
 import { EntryUrls } from './EntryUrls.js';
 import { openMicrophone } from './microphone.js';
 import { isConnectionLoss, isFinalError, isParleyError, ParleyError, toParleyError } from './ParleyError.js';
 import { BackoffReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
-import { RemoteAudio } from './RemoteAudio.js';
+import { RemoteAudio, type PeerPlayback } from './RemoteAudio.js';
 import { SignalingConnection, type SignalingClose, type Welcome } from './SignalingConnection.js';
 import { TypedEmitter } from './TypedEmitter.js';
 import {
@@ -100,6 +100,20 @@ export interface UploadVoiceMessageOptions {
 	fileName?: string;
 }
 
+/** How well we hear one remote peer: the server's scores and our receiver's measurements. */
+export interface PeerQuality {
+	/** The server's 0-10 score of its stream to us (null before its first report). */
+	score: number | null;
+	/** The server's 0-10 score of how it receives that peer's microphone. */
+	producerScore: number | null;
+	/** Packets lost on the way to us since the previous call (cumulative on the first), percent. */
+	lossPercent: number | null;
+	/** Interarrival jitter of that peer's packets at our receiver. */
+	jitterMs: number | null;
+	/** Round trip between us and the server on the path we receive over. */
+	roundTripMs: number | null;
+}
+
 export interface JoinResult {
 	peerId: string;
 	channel: string;
@@ -122,6 +136,8 @@ export interface ParleyClientEvents {
 	peerMuteChanged: [peerId: string, muted: boolean];
 	/** The server's 0-10 score of how it receives our microphone. */
 	producerScore: [score: number];
+	/** The server's scores for a remote peer's voice (see peerQuality() for the rest). */
+	peerScore: [peerId: string, score: PeerScore];
 	remoteStream: [peerId: string, stream: MediaStream];
 	remoteStreamRemoved: [peerId: string];
 	/**
@@ -175,6 +191,9 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	/** Remote mute as last reported, kept across sessions so a rejoin can correct it. */
 	#peerMuted = new Map<string, boolean>();
 	#activeSpeakerId: string | null = null;
+	/** Latest consumerScore per remote peer, and the receiver counters peerQuality() last saw. */
+	#peerScores = new Map<string, PeerScore>();
+	#peerPacketCounts = new Map<string, { lost: number; received: number }>();
 	#publication: Publication | null = null;
 	#muted = false;
 	#closedByUser = false;
@@ -278,7 +297,61 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		return this.#peerMuted.get(peerId) ?? false;
 	}
 
-	/** What we hear, one MediaStream per remote peer (a copy of the map). */
+	/** The microphone (or track) we publish or will republish; null when not publishing. */
+	get microphoneTrack(): MediaStreamTrack | null {
+		return this.#publication?.track ?? null;
+	}
+
+	/** How a remote peer is played for us: volume, local mute, the gain applied. */
+	peerPlayback(peerId: string): PeerPlayback {
+		return this.#remoteAudio.playback(peerId);
+	}
+
+	/** Plays a remote peer louder or quieter for us alone (0-2, 1 as received), with Web Audio. */
+	setPeerVolume(peerId: string, volume: number): void {
+		this.#remoteAudio.setPlayback(peerId, { volume });
+	}
+
+	/** Silences a remote peer for us alone (the peer and the others are not told); keeps the volume. */
+	setPeerPlaybackMuted(peerId: string, muted: boolean): void {
+		this.#remoteAudio.setPlayback(peerId, { muted });
+	}
+
+	/**
+	 * How well we hear `peerId`: the server's scores (consumerScore notifications) and, from
+	 * our receiver's stats, loss, jitter and the round trip to the server.
+	 */
+	async peerQuality(peerId: string): Promise<PeerQuality> {
+		const score = this.#peerScores.get(peerId);
+		const quality: PeerQuality = { score: score?.score ?? null, producerScore: score?.producerScore ?? null, lossPercent: null, jitterMs: null, roundTripMs: null };
+		const reports = (await this.#session?.consumerStats(peerId)) ?? [];
+		let lost = 0;
+		let received = 0;
+		let inbound = false;
+		for (const report of reports) {
+			report.forEach((stat: { type: string; kind?: string; packetsLost?: number; packetsReceived?: number; jitter?: number; state?: string; nominated?: boolean; currentRoundTripTime?: number }) => {
+				if (stat.type === 'inbound-rtp' && stat.kind !== 'video') {
+					inbound = true;
+					lost += stat.packetsLost ?? 0;
+					received += stat.packetsReceived ?? 0;
+					if (stat.jitter !== undefined) quality.jitterMs = Math.max(quality.jitterMs ?? 0, stat.jitter * 1000);
+				} else if (stat.type === 'candidate-pair' && stat.nominated && stat.state === 'succeeded' && stat.currentRoundTripTime !== undefined) {
+					quality.roundTripMs = stat.currentRoundTripTime * 1000;
+				}
+			});
+		}
+		if (inbound) {
+			const previous = this.#peerPacketCounts.get(peerId);
+			// Counters restart with a new consumer (a rejoin): then count from zero again.
+			const since = previous && previous.received <= received && previous.lost <= lost ? previous : { lost: 0, received: 0 };
+			const lostNow = lost - since.lost;
+			const total = lostNow + (received - since.received);
+			quality.lossPercent = total > 0 ? (100 * lostNow) / total : 0;
+			this.#peerPacketCounts.set(peerId, { lost, received });
+		}
+		return quality;
+	}
+
 	remoteStreams(): Map<string, MediaStream> {
 		return this.#remoteAudio.streams();
 	}
@@ -402,6 +475,32 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		if (track.kind !== 'audio') throw new TypeError('only audio tracks can be published');
 		this.#assertCanPublish();
 		await this.#publish({ track, owned: false, codecOptions: voiceCodecOptions(opusFec, opusDtx) });
+	}
+
+	/**
+	 * Speaks through another microphone without leaving or renegotiating: the producer's
+	 * track is replaced (the server, listeners and a recording in progress see the same
+	 * producer), mute is kept, and the old microphone is stopped if we opened it. Not
+	 * publishing yet: publishes that microphone. E_MIC_* when it cannot be opened.
+	 */
+	async switchMicrophone(deviceId: string): Promise<void> {
+		this.#assertCanPublish();
+		if (!this.#publication) return this.publishMicrophone({ deviceId });
+		const track = await openMicrophone({ deviceId });
+		try {
+			await this.#serially(async () => {
+				const current = this.#publication;
+				if (!current) throw new ParleyError('E_INVALID_STATE', 'Stopped publishing while the microphone was opening.');
+				const session = this.#session;
+				// Reconnecting (no producer): the rejoin publishes the new track.
+				if (session?.producerId != null) await session.replaceTrack(track);
+				this.#publication = { ...current, track, owned: true };
+				if (current.owned) current.track.stop();
+			});
+		} catch (error) {
+			if (this.#publication?.track !== track) track.stop();
+			throw error;
+		}
 	}
 
 	/** Stops publishing (and stops the microphone if we opened it). */
@@ -817,6 +916,11 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		session.on('activeSpeaker', (peerId) => this.#setActiveSpeaker(peerId));
 		session.on('audioLevels', (levels) => this.emit('audioLevels', levels));
 		session.on('producerScore', (score) => this.emit('producerScore', score));
+		session.on('peerScore', (peerId, score) => {
+			if (this.#session !== session) return;
+			this.#peerScores.set(peerId, score);
+			this.emit('peerScore', peerId, score);
+		});
 		session.on('mediaFailed', (error) => {
 			if (this.#session === session) void this.#recover(error, { needsSocket: false });
 		});
@@ -870,6 +974,9 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 			if (peers.has(peerId)) continue;
 			this.#peers.delete(peerId);
 			this.#peerMuted.delete(peerId);
+			this.#peerScores.delete(peerId);
+			this.#peerPacketCounts.delete(peerId);
+			this.#remoteAudio.forget(peerId);
 			this.emit('peerLeft', peer);
 			changed = true;
 		}

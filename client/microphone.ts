@@ -32,3 +32,14 @@ export async function openMicrophone({ deviceId }: OpenMicrophoneOptions = {}): 
 	if (!track) throw microphoneError(new DOMException('getUserMedia returned no audio track', 'NotFoundError'));
 	return track;
 }
+
+/**
+ * The microphones the browser offers, default first. Labels are empty until the page has
+ * had microphone permission once (browsers hide them before); `deviceId`s work either way.
+ */
+export async function listMicrophones(): Promise<MediaDeviceInfo[]> {
+	const unsupported = microphoneSupportError(globalThis);
+	if (unsupported) throw unsupported;
+	const devices = await navigator.mediaDevices.enumerateDevices();
+	return devices.filter((device) => device.kind === 'audioinput');
+}

@@ -116,6 +116,9 @@ export interface Notifications {
 	consumerResumed: { consumerId: string };
 	/** Transmission quality of one of your producers as the server receives it (0-10). */
 	producerScore: { producerId: string; score: number };
+	/** How well one of your consumers reaches you (`score`) and how well the server receives
+	 * the speaker behind it (`producerScore`), both 0-10: the two legs of that peer's voice. */
+	consumerScore: { consumerId: string; score: number; producerScore: number };
 	/** Dominant speaker of the channel (ActiveSpeakerObserver); null once that peer left.
 	 * It is not cleared on silence: speaking indicators should follow `audioLevels`. */
 	activeSpeaker: { peerId: string | null };

@@ -265,6 +265,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		consumer.on('producerclose', () => listener.notify('consumerClosed', { consumerId: consumer.id }));
 		consumer.on('producerpause', () => listener.notify('consumerPaused', { consumerId: consumer.id }));
 		consumer.on('producerresume', () => listener.notify('consumerResumed', { consumerId: consumer.id }));
+		// Lossy like producerScore: only the latest score matters to a quality display.
+		consumer.on('score', ({ score, producerScore }) => listener.notify('consumerScore', { consumerId: consumer.id, score, producerScore }, { lossy: true }));
 		listener.notify('newConsumer', {
 			consumerId: consumer.id,
 			producerId: producer.id,

@@ -37,6 +37,7 @@ const NOTIFICATIONS = {
 	consumerPaused: true,
 	consumerResumed: true,
 	producerScore: true,
+	consumerScore: true,
 	activeSpeaker: true,
 	audioLevels: true,
 	channelClosing: true,
