@@ -4,8 +4,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { open, readFile, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../../testkit/ports.js';
+import { s3Call } from '../voice/files/s3Errors.js';
 import { storageOperationOf } from './voiceMetrics.js';
 
 const caught = async (work: () => Promise<unknown>): Promise<unknown> => work().then(() => expect.fail('should have failed'), (err: unknown) => err);
@@ -40,5 +43,18 @@ describe('storageOperationOf', () => {
 		expect(storageOperationOf(sqliteError)).toBe('metadata');
 		expect(storageOperationOf(new TypeError('a bug'))).toBeUndefined();
 		expect(storageOperationOf(undefined)).toBeUndefined();
+	});
+
+	it('counts an S3 endpoint that cannot be reached by what the call was doing', async () => {
+		// Nothing listens on the port: the SDK's connection error, through s3Call as storage uses it.
+		const client = new S3Client({ endpoint: `http://127.0.0.1:${await freePort()}`, region: 'us-east-1', forcePathStyle: true, maxAttempts: 1, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+		try {
+			const put = await caught(() => s3Call('checkpoint put', () => client.send(new PutObjectCommand({ Bucket: 'b', Key: 'k', Body: 'x' }))));
+			expect((put as Error).name).toBe('StorageUnavailableError');
+			expect(storageOperationOf(put)).toBe('write');
+			expect(storageOperationOf(await caught(() => s3Call('download', () => client.send(new GetObjectCommand({ Bucket: 'b', Key: 'k' })))))).toBe('read');
+		} finally {
+			client.destroy();
+		}
 	});
 });

@@ -92,8 +92,11 @@ const countedErrors = new WeakSet<object>();
 /** What a Node fs error (its syscall) or a SQLite error was doing; undefined for errors that
  * are not the disk's or the database's (bugs, bad input). */
 export function storageOperationOf(err: unknown): StorageOperation | undefined {
-	const e = err as { code?: unknown; syscall?: unknown } | undefined;
+	const e = err as { code?: unknown; syscall?: unknown; operation?: unknown } | undefined;
 	if (typeof e?.code === 'string' && e.code.startsWith('SQLITE_')) return 'metadata';
+	// S3 unreachable or refusing (StorageUnavailableError): there is no syscall, the operation
+	// it names says which way the bytes went.
+	if (e?.code === 'ES3UNAVAILABLE' && typeof e.operation === 'string') return /get|download|list|head|read/.test(e.operation) ? 'read' : 'write';
 	if (typeof e?.syscall !== 'string') return undefined;
 	switch (e.syscall) {
 		case 'fsync':

@@ -14,6 +14,8 @@ export class StorageUnavailableError extends Error {
 	override readonly name = 'StorageUnavailableError';
 	/** storageFailure() maps this code to 'unavailable'. */
 	readonly code = 'ES3UNAVAILABLE';
+	/** What Parley was doing ('checkpoint put', 'download', ...), for the log and the metrics. */
+	readonly operation: string;
 	readonly kind: S3Unavailability;
 	/** The S3 error code (NoSuchBucket, SignatureDoesNotMatch, SlowDown, ...) or errno, when known. */
 	readonly s3Code: string | undefined;
@@ -22,6 +24,7 @@ export class StorageUnavailableError extends Error {
 
 	constructor(operation: string, kind: S3Unavailability, s3Code: string | undefined, httpStatus: number | undefined, cause: unknown) {
 		super(`S3 ${operation} failed: ${kind}${s3Code ? ` (${s3Code}${httpStatus ? `, HTTP ${httpStatus}` : ''})` : httpStatus ? ` (HTTP ${httpStatus})` : ''}: ${(cause as Error | undefined)?.message ?? String(cause)}`, { cause });
+		this.operation = operation;
 		this.kind = kind;
 		this.s3Code = s3Code;
 		this.httpStatus = httpStatus;
