@@ -226,6 +226,11 @@ export class ParleyServer {
 			storage: countedStorage,
 			tools: metrics ? instrumentAudioTools(this.transcoder, metrics) : this.transcoder,
 			notify: (info, reason) => this.#voiceNotifier.notify(info, reason),
+			// The readiness checks of the stores a spooled message waits for.
+			probeStores: async () => {
+				await this.storage.checkWritable();
+				await this.metadata?.ping();
+			},
 			maxDurationMs: config.voice.maxDurationMs,
 			maxConcurrentRecordings: config.voice.maxConcurrentRecordings,
 			maxRecordingsPerUser: config.voice.maxRecordingsPerUser,

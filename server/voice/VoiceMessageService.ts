@@ -47,6 +47,10 @@ export interface VoiceMessageServiceOptions {
 	tools: AudioTools | undefined;
 	/** Delivers a status change to the recipients that are connected. */
 	notify: (info: VoiceMessageInfo, reason?: string) => void;
+	/** Resolves when the object and metadata stores answer (the readiness checks). While
+	 * messages are spooled it is tried every second, and all of them are tried again as soon as
+	 * it succeeds: without it, they wait for the end of their backoff (up to 30 s). */
+	probeStores?: () => Promise<void>;
 	maxDurationMs: number;
 	maxConcurrentRecordings: number;
 	/** Recordings one user may run at once on this node; 0 or absent: no limit. */
@@ -76,6 +80,10 @@ export class VoiceMessageService {
 	readonly #processing = new Set<Promise<void>>();
 	/** Messages waiting for the object or metadata store to come back: the timer of their next try, and the try. */
 	readonly #spooled = new Map<string, { timer: NodeJS.Timeout; retry: () => void }>();
+	/** While messages are spooled: the timer that probes the stores (probeStores). */
+	#spoolProbe: NodeJS.Timeout | undefined;
+	/** The last probe failed: the next that succeeds sends the spooled messages again. */
+	#storesSeenDown = false;
 	/** startRecording calls past their checks and not yet registered, per owner: two starts
 	 * of one user at once (two connections) cannot both pass the per-user check. */
 	readonly #startingByOwner = new Map<string, number>();
@@ -349,6 +357,8 @@ export class VoiceMessageService {
 	async #spool(id: string, extra: Partial<VoiceMessage>, retry: number, err: StorageUnavailableError | VoiceStoreUnavailableError): Promise<void> {
 		const metadataAway = err instanceof VoiceStoreUnavailableError;
 		if (!metadataAway) this.#o.events?.storageFailed?.(err);
+		// A first failure: the stores' next answer to the probe sends it (and the others) again.
+		if (retry === 0) this.#storesSeenDown = true;
 		const delayMs = Math.min(SPOOL_RETRY_MAX_MS, SPOOL_RETRY_FIRST_MS * 2 ** Math.min(retry, 16));
 		this.#o.log.warn({ err, voiceMessageId: id, retry, retryInMs: delayMs }, `${metadataAway ? 'metadata store' : 'object storage'} unavailable: voice message kept in the local spool`);
 		// With the metadata store away the details cannot be stored now: the retry carries them.
@@ -371,6 +381,34 @@ export class VoiceMessageService {
 		};
 		const entry = { timer: setTimeout(retry, delayMs), retry };
 		this.#spooled.set(id, entry);
+		this.#probeWhileSpooled();
+	}
+
+	/** Probes the stores every second while anything is spooled; when they answer again after
+	 * failing, every spooled message is sent again at once (the stores come back long before a
+	 * 30 s backoff ends). Only a failure then an answer does that: stores that answer the probe
+	 * but still refuse the messages (throttling) leave them to their backoff, not to a 1 s loop. */
+	#probeWhileSpooled(): void {
+		const probe = this.#o.probeStores;
+		if (!probe || this.#spoolProbe || this.#spooled.size === 0) return;
+		this.#spoolProbe = setTimeout(() => {
+			void probe().then(
+				() => {
+					this.#spoolProbe = undefined;
+					if (this.#storesSeenDown) {
+						this.#storesSeenDown = false;
+						this.#retrySpooledNow();
+					}
+					this.#probeWhileSpooled();
+				},
+				() => {
+					this.#spoolProbe = undefined;
+					this.#storesSeenDown = true;
+					this.#probeWhileSpooled();
+				},
+			);
+		}, SPOOL_PROBE_MS);
+		this.#spoolProbe.unref();
 	}
 
 	/** A spooled message went through: the store is back, so every other one is tried now
@@ -602,6 +640,7 @@ export class VoiceMessageService {
 		// and the next start resumes them.
 		for (const { timer } of this.#spooled.values()) clearTimeout(timer);
 		this.#spooled.clear();
+		clearTimeout(this.#spoolProbe);
 	}
 
 	/** Deletes a message (owner only): file first, then the record. */
@@ -633,6 +672,8 @@ interface RecordingEntry {
 /** The local spool's retry schedule while the object store is away. */
 const SPOOL_RETRY_FIRST_MS = 1000;
 const SPOOL_RETRY_MAX_MS = 30_000;
+/** How often the stores are probed while messages are spooled (probeStores). */
+const SPOOL_PROBE_MS = 1000;
 
 /** The reason a recording stopped by voice.maxStoredBytesPerUser is sent with. */
 export const STORED_BYTES_QUOTA_REASON = 'stored bytes quota reached';
