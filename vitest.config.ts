@@ -2,6 +2,14 @@ import { defineConfig } from 'vitest/config';
 
 /** Tests that start a browser, a server process or a full WebRTC session: `system`. */
 const SYSTEM_SUFFIXES = ['**/*.browser.test.ts', '**/*.process.test.ts', '**/*.e2e.test.ts'];
+const SYSTEM_FILES = ['test/**/*.test.ts', ...SYSTEM_SUFFIXES.map((s) => s.replace('**/', '{protocol,server,client,bench,testkit}/**/'))];
+
+/**
+ * System tests that must have the machine to themselves: browsers (Chromium and Firefox
+ * decode, encode and mix audio on the CPU, and their tests time how soon a tone is heard),
+ * and the tests whose figures are latencies, lost frames or memory bands under load.
+ */
+const SERIAL_FILES = ['**/*.browser.test.ts', 'test/cluster/bridgeLatency.test.ts', 'test/reliability/soak.process.test.ts', 'test/reliability/clusterSoak.process.test.ts', 'test/scale/scaleOut.process.test.ts'];
 
 export default defineConfig({
 	test: {
@@ -31,13 +39,26 @@ export default defineConfig({
 			{
 				extends: true,
 				test: {
-					// The whole system: browsers, server processes, clusters, soaks.
+					// Server processes, clusters and real services killed and restarted: two files at a
+					// time. Most of their time is spent waiting (for a lease to expire, a node to be
+					// declared dead, a service to come back), each on its own free ports, and their
+					// deadlines are generous next to what they measure.
 					name: 'system',
-					// Browsers, server processes and clusters: one file at a time, so timings stay
-					// honest on 2 cores and nothing competes for the CPU a latency figure measures.
-					fileParallelism: false,
+					maxWorkers: 2,
 					sequence: { groupOrder: 1 },
-					include: ['test/**/*.test.ts', ...SYSTEM_SUFFIXES.map((s) => s.replace('**/', '{protocol,server,client,bench,testkit}/**/'))],
+					include: SYSTEM_FILES,
+					exclude: ['**/node_modules/**', ...SERIAL_FILES],
+				},
+			},
+			{
+				extends: true,
+				test: {
+					// Browsers, latency and soak figures: one file at a time, so timings stay honest on
+					// 2 cores and nothing competes for the CPU a figure measures.
+					name: 'serial',
+					fileParallelism: false,
+					sequence: { groupOrder: 2 },
+					include: SERIAL_FILES,
 					exclude: ['**/node_modules/**'],
 				},
 			},
