@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -186,6 +186,57 @@ describe('native TLS (http.tls)', () => {
 		expect((mismatched!.served as Record<string, unknown>).fingerprint256).toBe(second.fingerprint256);
 		expect(server.child.exitCode).toBeNull();
 		expect(await httpsGet(port, '/healthz', second.pem)).toMatchObject({ status: 200, fingerprint256: second.fingerprint256 });
+		expect((await early.request('getTransportStats', { transportId: earlyTransportId })).ok).toBe(true);
+	});
+
+	it('20 reloads under a stream of new connections: none that finished its TLS handshake fails', async () => {
+		copyFileSync(second.keyFile, liveKey);
+		const reloadsBefore = logEntries(server, (e) => e.msg === 'TLS certificate reloaded').length;
+		let stop = false;
+		let served = 0;
+		let resetBeforeHandshake = 0;
+		const failures: string[] = [];
+		/** One connection, one GET /healthz; closed once the status line is in (a half-close
+		 * after the request would make uWS drop it unanswered). */
+		const attempt = (): Promise<void> =>
+			new Promise((resolve) => {
+				let handshaken = false;
+				let reply = '';
+				const socket = tlsConnect({ host: '127.0.0.1', port, ca: second.pem }, () => {
+					handshaken = true;
+					socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+				});
+				socket.setEncoding('utf8');
+				socket.on('data', (d: string) => {
+					reply += d;
+					if (reply.includes('\r\n')) socket.destroy();
+				});
+				socket.on('close', () => {
+					if (reply.startsWith('HTTP/1.1 200')) served++;
+					else if (handshaken) failures.push(`after the handshake: ${JSON.stringify(reply.slice(0, 40))}`);
+					resolve();
+				});
+				socket.on('error', (err: NodeJS.ErrnoException) => {
+					if (!handshaken && err.code === 'ECONNRESET') resetBeforeHandshake++;
+					else if (!handshaken) failures.push(`before the handshake: ${err.code ?? err.message}`);
+				});
+			});
+		const clients = Array.from({ length: 6 }, async () => {
+			while (!stop) await attempt();
+		});
+		for (let i = 0; i < 20; i++) {
+			server.child.kill('SIGHUP');
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		await waitUntil(() => logEntries(server, (e) => e.msg === 'TLS certificate reloaded').length === reloadsBefore + 20, 5000, '20 reloads');
+		stop = true;
+		await Promise.all(clients);
+		const migrateReq = readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim();
+		console.log(`20 reloads, 6 clients connecting back to back: ${served} served, ${resetBeforeHandshake} attempts reset before their handshake (net.ipv4.tcp_migrate_req=${migrateReq}), ${failures.length} failed after it`);
+		expect(failures).toEqual([]);
+		expect(served).toBeGreaterThan(100);
+		if (migrateReq === '1') expect(resetBeforeHandshake).toBe(0);
+		// The WebSocket from the start outlived all of them (20 replaced apps hold their connections).
 		expect((await early.request('getTransportStats', { transportId: earlyTransportId })).ok).toBe(true);
 	});
 
