@@ -1,10 +1,19 @@
-// The demo page: get a dev token, connect, join a channel, speak and listen, and send and
-// play voice messages. Plain DOM, no framework; stable ids and data-testid attributes for
+// The demo page: get a dev token, connect, join a channel, speak and listen (mute,
+// push-to-talk, microphone picker and level, per-peer volume, local mute and connection
+// quality), and send and play voice messages. Plain DOM, no framework; everything goes
+// through the public library (client/index.ts); stable ids and data-testid attributes for
 // the browser tests.
-import { CHANNEL_NAME_PATTERN } from '../../protocol/patterns.js';
-import type { VoiceMessageInfo } from '../../protocol/schemas.js';
-import { ParleyClient } from '../ParleyClient.js';
-import { isParleyError, isParleyErrorCode, ParleyError } from '../ParleyError.js';
+import {
+	CHANNEL_NAME_PATTERN,
+	isParleyError,
+	isParleyErrorCode,
+	listMicrophones,
+	MAX_PEER_VOLUME,
+	ParleyClient,
+	ParleyError,
+	type PeerQuality,
+	type VoiceMessageInfo,
+} from '../index.js';
 
 declare global {
 	interface Window {
@@ -43,7 +52,13 @@ const ui = {
 	channelName: element('channel-name', HTMLElement),
 	participants: element('participants', HTMLUListElement),
 	mute: element('mute', HTMLButtonElement),
+	ptt: element('ptt', HTMLButtonElement),
 	leave: element('leave', HTMLButtonElement),
+	micSelect: element('mic-select', HTMLSelectElement),
+	micLevel: element('mic-level', HTMLMeterElement),
+	micNote: element('mic-note', HTMLElement),
+	reconnecting: element('reconnecting', HTMLElement),
+	announcer: element('announcer', HTMLElement),
 	state: element('state', HTMLElement),
 	error: element('error', HTMLElement),
 	record: element('record', HTMLButtonElement),
@@ -79,7 +94,6 @@ let recordTimer: ReturnType<typeof setInterval> | undefined;
 /** A start or stop request is in flight: the button waits for it. */
 let recordBusy = false;
 let uploadController: AbortController | null = null;
-const SVG_NS = 'http://www.w3.org/2000/svg';
 
 // ---- errors -------------------------------------------------------------------------
 
@@ -166,14 +180,25 @@ function showRoom(inRoom: boolean): void {
 	ui.form.hidden = inRoom;
 	ui.join.disabled = false;
 	ui.join.textContent = 'Join';
+	clearInterval(speakingTimer);
+	clearInterval(qualityTimer);
 	if (inRoom) {
-		clearInterval(speakingTimer);
 		speakingTimer = setInterval(renderSpeaking, SPEAKING_REFRESH_MS);
+		qualityTimer = setInterval(() => void refreshQuality(), QUALITY_REFRESH_MS);
 	} else {
-		clearInterval(speakingTimer);
 		speakingTimer = undefined;
+		qualityTimer = undefined;
 		lastLoudAtMs.clear();
 		dominantSpeaking = false;
+		rows.clear();
+		qualities.clear();
+		ownScore = null;
+		stopTalking('any');
+		stopMicLevel();
+		showMicNote(null);
+		renderBanner('disconnected');
+		ui.micSelect.replaceChildren();
+		ui.micSelect.disabled = true;
 		ui.participants.replaceChildren();
 		uploadController?.abort();
 		voiceMessages.clear();
@@ -190,6 +215,8 @@ function renderMute(): void {
 	ui.mute.textContent = muted ? 'Unmute' : 'Mute';
 	ui.mute.setAttribute('aria-pressed', String(muted));
 	ui.mute.disabled = !client?.publishing;
+	// Push-to-talk is for a muted microphone: held, it speaks; released, it is muted again.
+	ui.ptt.disabled = !client?.publishing || (!muted && pushToTalk === null);
 }
 
 interface Participant {
@@ -212,27 +239,102 @@ function participants(): Participant[] {
 	return list;
 }
 
+/** The parts of one participant row, made once so a focused slider survives re-renders. */
+interface ParticipantRow {
+	li: HTMLLIElement;
+	name: HTMLElement;
+	tags: HTMLElement;
+	quality: HTMLElement;
+	/** Remote peers only: our volume for them and our local mute. */
+	volume: HTMLInputElement | null;
+	volumeValue: HTMLOutputElement | null;
+	silence: HTMLButtonElement | null;
+}
+
+const rows = new Map<string, ParticipantRow>();
+
+function createRow(participant: Participant): ParticipantRow {
+	const li = document.createElement('li');
+	li.dataset.peerId = participant.peerId;
+	li.dataset.testid = 'participant';
+	li.dataset.self = String(participant.self);
+	const head = document.createElement('div');
+	head.className = 'who';
+	const name = document.createElement('span');
+	name.className = 'name';
+	const tags = document.createElement('span');
+	tags.className = 'tags';
+	const quality = document.createElement('span');
+	quality.className = 'quality';
+	quality.dataset.testid = 'quality';
+	head.append(name, tags, quality);
+	li.append(head);
+	const row: ParticipantRow = { li, name, tags, quality, volume: null, volumeValue: null, silence: null };
+	if (!participant.self) {
+		const controls = document.createElement('div');
+		controls.className = 'peer-controls';
+		const volume = document.createElement('input');
+		volume.type = 'range';
+		volume.min = '0';
+		volume.max = String(MAX_PEER_VOLUME * 100);
+		volume.step = '10';
+		volume.value = '100';
+		volume.dataset.testid = 'peer-volume';
+		const volumeValue = document.createElement('output');
+		volumeValue.className = 'volume-value';
+		volumeValue.textContent = '100%';
+		const silence = document.createElement('button');
+		silence.type = 'button';
+		silence.className = 'link';
+		silence.dataset.testid = 'peer-silence';
+		silence.setAttribute('aria-pressed', 'false');
+		silence.textContent = 'Silence';
+		volume.addEventListener('input', () => {
+			client?.setPeerVolume(participant.peerId, Number(volume.value) / 100);
+			volumeValue.textContent = `${volume.value}%`;
+		});
+		silence.addEventListener('click', () => {
+			if (!client) return;
+			const muted = !client.peerPlayback(participant.peerId).muted;
+			client.setPeerPlaybackMuted(participant.peerId, muted);
+			renderParticipants();
+		});
+		controls.append(volume, volumeValue, silence);
+		li.append(controls);
+		Object.assign(row, { volume, volumeValue, silence });
+	}
+	return row;
+}
+
 /** Reconciles the list by peer id so elements (and their classes) stay stable for tests. */
 function renderParticipants(): void {
 	const wanted = participants();
-	const existing = new Map<string, HTMLLIElement>();
-	for (const li of Array.from(ui.participants.querySelectorAll<HTMLLIElement>('li[data-peer-id]'))) existing.set(li.dataset.peerId ?? '', li);
+	const seen = new Set<string>();
 	const items = wanted.map((participant) => {
-		const li = existing.get(participant.peerId) ?? document.createElement('li');
-		existing.delete(participant.peerId);
-		li.dataset.peerId = participant.peerId;
-		li.dataset.testid = 'participant';
-		li.dataset.self = String(participant.self);
-		li.dataset.muted = String(participant.muted);
-		const name = document.createElement('span');
-		name.className = 'name';
-		name.textContent = participant.displayName;
+		seen.add(participant.peerId);
+		let row = rows.get(participant.peerId);
+		if (!row) {
+			row = createRow(participant);
+			rows.set(participant.peerId, row);
+		}
+		row.li.dataset.muted = String(participant.muted);
+		row.name.textContent = participant.displayName;
 		const tags: HTMLElement[] = [];
 		if (participant.self) tags.push(tag('you', 'you'));
 		if (participant.muted) tags.push(tag('muted', 'muted'));
-		li.replaceChildren(name, ...tags);
-		return li;
+		const playback = participant.self || !client ? null : client.peerPlayback(participant.peerId);
+		if (playback?.muted) tags.push(tag('silenced', 'silenced'));
+		row.tags.replaceChildren(...tags);
+		if (row.volume && row.silence) {
+			row.volume.setAttribute('aria-label', `Volume of ${participant.displayName}`);
+			row.silence.setAttribute('aria-label', `Silence ${participant.displayName} for you`);
+			row.silence.setAttribute('aria-pressed', String(playback?.muted ?? false));
+			row.silence.textContent = playback?.muted ? 'Unsilence' : 'Silence';
+		}
+		renderQuality(participant.peerId);
+		return row.li;
 	});
+	for (const peerId of [...rows.keys()]) if (!seen.has(peerId)) rows.delete(peerId);
 	ui.participants.replaceChildren(...items);
 	renderSpeaking();
 }
@@ -259,6 +361,209 @@ function renderSpeaking(): void {
 }
 
 
+// ---- connection quality -------------------------------------------------------------
+
+const QUALITY_REFRESH_MS = 2000;
+const qualities = new Map<string, PeerQuality>();
+/** The server's score of how it receives our microphone (producerScore). */
+let ownScore: number | null = null;
+let qualityTimer: ReturnType<typeof setInterval> | undefined;
+
+function qualityLevel(score: number | null): 'good' | 'fair' | 'poor' | 'unknown' {
+	if (score === null) return 'unknown';
+	return score >= 8 ? 'good' : score >= 5 ? 'fair' : 'poor';
+}
+
+function renderQuality(peerId: string): void {
+	const row = rows.get(peerId);
+	if (!row) return;
+	let score: number | null;
+	let detail: string;
+	if (row.li.dataset.self === 'true') {
+		score = ownScore;
+		detail = score === null ? '' : `sending ${score}/10`;
+	} else {
+		const quality = qualities.get(peerId);
+		const scores = [quality?.score, quality?.producerScore].filter((v): v is number => typeof v === 'number');
+		score = scores.length ? Math.min(...scores) : null;
+		const parts: string[] = [];
+		if (score !== null) parts.push(`${score}/10`);
+		if (quality?.lossPercent != null) parts.push(`${quality.lossPercent.toFixed(1)}% loss`);
+		if (quality?.jitterMs != null) parts.push(`${Math.round(quality.jitterMs)} ms jitter`);
+		if (quality?.roundTripMs != null) parts.push(`${Math.round(quality.roundTripMs)} ms RTT`);
+		detail = parts.join(' · ');
+	}
+	row.quality.dataset.level = qualityLevel(score);
+	if (score !== null) row.quality.dataset.score = String(score);
+	else delete row.quality.dataset.score;
+	row.quality.textContent = detail;
+	row.quality.title = score === null ? 'No quality report yet' : `Connection quality ${score} of 10`;
+}
+
+async function refreshQuality(): Promise<void> {
+	const parley = client;
+	if (!parley) return;
+	for (const peerId of parley.peers.keys()) {
+		try {
+			qualities.set(peerId, await parley.peerQuality(peerId));
+		} catch {
+			// Stats race a closing consumer (peer leaving, reconnect): the next round has it.
+			continue;
+		}
+		if (parley === client) renderQuality(peerId);
+	}
+}
+
+// ---- microphone: level, picker ------------------------------------------------------
+
+const LEVEL_REFRESH_MS = 100;
+let levelMeter: { context: AudioContext; track: MediaStreamTrack; timer: ReturnType<typeof setInterval> } | null = null;
+
+/** Follows the published microphone (it changes with the picker and after a rejoin). */
+function renderMicLevel(): void {
+	const track = client?.microphoneTrack ?? null;
+	if (levelMeter && levelMeter.track === track) return;
+	stopMicLevel();
+	if (!track) return;
+	const context = new AudioContext();
+	void context.resume().catch(() => undefined);
+	const analyser = context.createAnalyser();
+	analyser.fftSize = 1024;
+	context.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+	const samples = new Float32Array(analyser.fftSize);
+	const timer = setInterval(() => {
+		analyser.getFloatTimeDomainData(samples);
+		let sum = 0;
+		for (const sample of samples) sum += sample * sample;
+		// RMS on a log-ish scale: speech sits in the middle of the meter, not at the bottom.
+		const rms = Math.sqrt(sum / samples.length);
+		const level = track.enabled ? Math.min(1, Math.sqrt(rms) * 1.6) : 0;
+		ui.micLevel.value = level;
+	}, LEVEL_REFRESH_MS);
+	levelMeter = { context, track, timer };
+}
+
+function stopMicLevel(): void {
+	if (!levelMeter) return;
+	clearInterval(levelMeter.timer);
+	void levelMeter.context.close().catch(() => undefined);
+	levelMeter = null;
+	ui.micLevel.value = 0;
+}
+
+function showMicNote(text: string | null): void {
+	ui.micNote.textContent = text ?? '';
+	ui.micNote.hidden = text === null;
+}
+
+async function renderMicrophones(): Promise<void> {
+	const parley = client;
+	if (!parley?.grants?.canPublish) {
+		ui.micSelect.disabled = true;
+		return;
+	}
+	let microphones: MediaDeviceInfo[];
+	try {
+		microphones = await listMicrophones();
+	} catch (error) {
+		showMicNote(error instanceof Error ? error.message : String(error));
+		return;
+	}
+	if (parley !== client) return;
+	const currentId = parley.microphoneTrack?.getSettings().deviceId;
+	const options = microphones.map((device, i) => {
+		const option = document.createElement('option');
+		option.value = device.deviceId;
+		option.textContent = device.label || `Microphone ${i + 1}`;
+		option.selected = device.deviceId === currentId;
+		return option;
+	});
+	if (options.length === 0) {
+		const none = document.createElement('option');
+		none.textContent = 'No microphone found';
+		none.value = '';
+		options.push(none);
+	}
+	ui.micSelect.replaceChildren(...options);
+	ui.micSelect.disabled = microphones.length === 0;
+}
+
+async function chooseMicrophone(deviceId: string): Promise<void> {
+	const parley = client;
+	if (!parley || !deviceId) return;
+	ui.micSelect.disabled = true;
+	try {
+		await parley.switchMicrophone(deviceId);
+		showMicNote(null);
+	} catch (error) {
+		showMicNote(micProblem(error));
+	} finally {
+		ui.micSelect.disabled = false;
+		renderMute();
+		renderMicLevel();
+		renderParticipants();
+		renderRecord();
+		void renderMicrophones();
+	}
+}
+
+/** What to tell the user about a microphone failure, with what they can do about it. */
+function micProblem(error: unknown): string {
+	if (!isParleyError(error)) return error instanceof Error ? error.message : String(error);
+	switch (error.code) {
+		case 'E_MIC_PERMISSION_DENIED':
+			return `${error.message} You can still listen.`;
+		case 'E_MIC_ENDED':
+			return `${error.message} Choose another microphone.`;
+		case 'E_MIC_NOT_FOUND':
+			return `${error.message} Plug one in or choose another.`;
+		default:
+			return error.message;
+	}
+}
+
+// ---- push-to-talk -------------------------------------------------------------------
+
+/** Held: unmuted for the hold, muted again on release (set only when it started muted). */
+let pushToTalk: 'key' | 'button' | null = null;
+
+function startTalking(source: 'key' | 'button'): void {
+	if (!client?.publishing || !client.muted || pushToTalk !== null) return;
+	pushToTalk = source;
+	ui.ptt.setAttribute('aria-pressed', 'true');
+	void client.unmute().catch(showError);
+}
+
+function stopTalking(source: 'key' | 'button' | 'any'): void {
+	if (pushToTalk === null || (source !== 'any' && source !== pushToTalk)) return;
+	pushToTalk = null;
+	ui.ptt.setAttribute('aria-pressed', 'false');
+	void client?.mute().catch(showError);
+}
+
+/** Space means "type a space" or "press this control" there, never "talk". */
+function isTypingTarget(target: EventTarget | null): boolean {
+	return target instanceof HTMLElement && (target.isContentEditable || target.closest('input, textarea, select, button, audio, [role="slider"]') !== null);
+}
+
+// ---- reconnecting banner, announcements ----------------------------------------------
+
+function renderBanner(state: string, error?: ParleyError): void {
+	if (state === 'reconnecting') {
+		ui.reconnecting.textContent = `Reconnecting… ${error?.message ?? ''}`.trim();
+		if (error) ui.reconnecting.dataset.code = error.code;
+		ui.reconnecting.hidden = false;
+	} else {
+		ui.reconnecting.hidden = true;
+		ui.reconnecting.textContent = '';
+		delete ui.reconnecting.dataset.code;
+	}
+}
+
+function announce(text: string): void {
+	ui.announcer.textContent = text;
+}
+
 // ---- voice messages ---------------------------------------------------------------
 
 /** m:ss, whole seconds down, as the browser's audio controls show it. */
@@ -278,24 +583,135 @@ function senderName(ownerId: string): string {
 	return knownNames.get(ownerId) ?? ownerId;
 }
 
-/** A row of 100 bars (values 0-31), drawn as SVG so it scales with the layout. */
-function waveformSvg(values: readonly number[]): SVGSVGElement {
-	const svg = document.createElementNS(SVG_NS, 'svg');
-	svg.setAttribute('class', 'waveform');
-	svg.setAttribute('data-testid', 'waveform');
-	svg.setAttribute('viewBox', `0 0 ${values.length * 2} 32`);
-	svg.setAttribute('preserveAspectRatio', 'none');
-	svg.setAttribute('aria-hidden', 'true');
-	values.forEach((value, i) => {
-		const height = Math.max(1, Math.min(31, value) + 1);
-		const bar = document.createElementNS(SVG_NS, 'rect');
-		bar.setAttribute('x', String(i * 2));
-		bar.setAttribute('y', String((32 - height) / 2));
-		bar.setAttribute('width', '1.4');
-		bar.setAttribute('height', String(height));
-		svg.append(bar);
+const WAVEFORM_BARS = 100;
+
+/** A waveform on a canvas: bars of 0-1 peaks, the played part in the accent colour. */
+interface Waveform {
+	canvas: HTMLCanvasElement;
+	peaks: number[];
+	/** 0-1 of the message played. */
+	progress: number;
+}
+
+function drawWaveform(waveform: Waveform): void {
+	const { canvas, peaks, progress } = waveform;
+	const ratio = window.devicePixelRatio || 1;
+	const width = Math.max(1, Math.round((canvas.clientWidth || 300) * ratio));
+	const height = Math.max(1, Math.round((canvas.clientHeight || 32) * ratio));
+	if (canvas.width !== width) canvas.width = width;
+	if (canvas.height !== height) canvas.height = height;
+	const context = canvas.getContext('2d');
+	if (!context || peaks.length === 0) return;
+	const styles = getComputedStyle(canvas);
+	const played = styles.getPropertyValue('--accent').trim() || '#2f6fed';
+	const rest = styles.getPropertyValue('--wave-rest').trim() || '#9aa6b5';
+	context.clearRect(0, 0, width, height);
+	const step = width / peaks.length;
+	peaks.forEach((peak, i) => {
+		const bar = Math.max(ratio, peak * height);
+		context.fillStyle = (i + 0.5) / peaks.length <= progress ? played : rest;
+		context.fillRect(i * step, (height - bar) / 2, Math.max(ratio, step * 0.7), bar);
 	});
-	return svg;
+}
+
+/** The loudest sample in each of `bars` slices of the decoded audio, scaled to the loudest slice. */
+function peaksOf(buffer: AudioBuffer, bars = WAVEFORM_BARS): number[] {
+	const data = buffer.getChannelData(0);
+	const size = Math.max(1, Math.floor(data.length / bars));
+	const peaks: number[] = [];
+	for (let bar = 0; bar < bars; bar++) {
+		let peak = 0;
+		for (let i = bar * size; i < Math.min(data.length, (bar + 1) * size); i++) peak = Math.max(peak, Math.abs(data[i]!));
+		peaks.push(peak);
+	}
+	const loudest = Math.max(...peaks, 1e-6);
+	return peaks.map((peak) => peak / loudest);
+}
+
+/** Decodes the Ogg Opus file with Web Audio for the waveform (the server's 100 values are shown meanwhile). */
+async function decodePeaks(url: string): Promise<number[]> {
+	const response = await fetch(url);
+	if (!response.ok) throw new Error(`HTTP ${response.status}`);
+	const decoder = new OfflineAudioContext(1, 1, 48_000);
+	return peaksOf(await decoder.decodeAudioData(await response.arrayBuffer()));
+}
+
+function waveformCanvas(message: VoiceMessageInfo): Waveform {
+	const canvas = document.createElement('canvas');
+	canvas.className = 'waveform';
+	canvas.dataset.testid = 'waveform';
+	canvas.dataset.source = 'server';
+	canvas.setAttribute('aria-hidden', 'true');
+	const waveform: Waveform = { canvas, peaks: (message.waveform ?? []).map((v) => Math.min(31, v) / 31), progress: 0 };
+	canvas.dataset.bars = String(waveform.peaks.length);
+	// Drawn once laid out (the size comes from CSS).
+	requestAnimationFrame(() => drawWaveform(waveform));
+	return waveform;
+}
+
+/** Play/pause, the waveform (click to seek) and the time, around a hidden <audio>. */
+function voicePlayer(message: VoiceMessageInfo, parley: ParleyClient): HTMLElement {
+	const player = document.createElement('div');
+	player.className = 'player';
+	const play = document.createElement('button');
+	play.type = 'button';
+	play.className = 'play';
+	play.dataset.testid = 'play';
+	play.textContent = 'Play';
+	play.setAttribute('aria-label', `Play voice message from ${senderName(message.ownerId)}`);
+	const waveform = waveformCanvas(message);
+	const time = document.createElement('span');
+	time.className = 'time';
+	time.dataset.testid = 'play-time';
+	time.textContent = formatDuration(message.durationMs ?? 0);
+	const audio = document.createElement('audio');
+	audio.className = 'voice-message-audio';
+	audio.preload = 'metadata';
+	const redraw = (): void => {
+		waveform.progress = audio.duration > 0 ? audio.currentTime / audio.duration : 0;
+		time.textContent = audio.paused && audio.currentTime === 0 ? formatDuration(message.durationMs ?? 0) : formatDuration(audio.currentTime * 1000);
+		drawWaveform(waveform);
+	};
+	audio.addEventListener('timeupdate', redraw);
+	audio.addEventListener('play', () => {
+		play.textContent = 'Pause';
+		play.setAttribute('aria-pressed', 'true');
+	});
+	audio.addEventListener('pause', () => {
+		play.textContent = 'Play';
+		play.setAttribute('aria-pressed', 'false');
+	});
+	audio.addEventListener('ended', () => {
+		audio.currentTime = 0;
+		redraw();
+	});
+	play.addEventListener('click', () => {
+		if (audio.paused) void audio.play().catch(showError);
+		else audio.pause();
+	});
+	waveform.canvas.addEventListener('click', (event) => {
+		if (!(audio.duration > 0)) return;
+		const box = waveform.canvas.getBoundingClientRect();
+		audio.currentTime = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width)) * audio.duration;
+		redraw();
+	});
+	play.disabled = true;
+	// A signed link for this message (the token stays out of the URL).
+	void parley.voiceMessageAudioUrl(message).then(
+		(url) => {
+			audio.src = url;
+			play.disabled = false;
+			return decodePeaks(url).then((peaks) => {
+				waveform.peaks = peaks;
+				waveform.canvas.dataset.source = 'decoded';
+				waveform.canvas.dataset.bars = String(peaks.length);
+				drawWaveform(waveform);
+			});
+		},
+		() => player.classList.add('unavailable'),
+	).catch((error: unknown) => console.warn('[parley] waveform', error));
+	player.append(play, waveform.canvas, time, audio);
+	return player;
 }
 
 function statusText(message: VoiceMessageInfo): string | null {
@@ -338,24 +754,13 @@ function voiceMessageItem(message: VoiceMessageInfo, li: HTMLLIElement): void {
 		remove.className = 'link delete';
 		remove.dataset.testid = 'delete-voice-message';
 		remove.textContent = 'Delete';
+		remove.setAttribute('aria-label', `Delete your voice message (${formatDuration(message.durationMs ?? 0)})`);
 		remove.addEventListener('click', () => void deleteVoiceMessage(message.id));
 		head.append(remove);
 	}
 	const parts: Element[] = [head];
-	if (message.waveform?.length) parts.push(waveformSvg(message.waveform));
-	if (message.status === 'ready' && client) {
-		const audio = document.createElement('audio');
-		audio.className = 'voice-message-audio';
-		audio.controls = true;
-		audio.preload = 'metadata';
-		// A signed link for this message (the token stays out of the URL); the server's
-		// error shows in the audio element's own failed state if it cannot be had.
-		void client.voiceMessageAudioUrl(message).then(
-			(url) => (audio.src = url),
-			() => audio.classList.add('unavailable'),
-		);
-		parts.push(audio);
-	}
+	if (message.status === 'ready' && client) parts.push(voicePlayer(message, client));
+	else if (message.waveform?.length) parts.push(waveformCanvas(message).canvas);
 	const status = statusText(message);
 	if (status !== null) {
 		const p = document.createElement('p');
@@ -545,11 +950,16 @@ function wire(parley: ParleyClient): void {
 	parley.on('connectionState', (state, error) => {
 		if (parley !== client) return;
 		renderState();
+		renderBanner(state, error);
 		if (state === 'reconnected') {
 			clearError();
 			void loadVoiceMessages();
 		}
 		if (state === 'reconnected' || state === 'reconnecting') renderParticipants();
+		if (state === 'reconnected') {
+			renderMute();
+			renderMicLevel();
+		}
 		renderRecord();
 		if (state === 'disconnected') {
 			if (error) showError(error);
@@ -558,7 +968,24 @@ function wire(parley: ParleyClient): void {
 		}
 	});
 	parley.on('peersChanged', renderParticipants);
-	parley.on('peerMuteChanged', renderParticipants);
+	parley.on('peerJoined', (peer) => announce(`${peer.displayName} joined.`));
+	parley.on('peerLeft', (peer) => {
+		qualities.delete(peer.peerId);
+		announce(`${peer.displayName} left.`);
+	});
+	parley.on('peerMuteChanged', (peerId, muted) => {
+		renderParticipants();
+		const name = parley.peers.get(peerId)?.displayName;
+		if (name) announce(`${name} ${muted ? 'muted' : 'unmuted'}.`);
+	});
+	parley.on('peerScore', (peerId, score) => {
+		qualities.set(peerId, { ...(qualities.get(peerId) ?? { lossPercent: null, jitterMs: null, roundTripMs: null }), ...score });
+		renderQuality(peerId);
+	});
+	parley.on('producerScore', (score) => {
+		ownScore = score;
+		if (parley.peerId) renderQuality(parley.peerId);
+	});
 	wireVoice(parley);
 	parley.on('muteChanged', () => {
 		renderMute();
@@ -575,6 +1002,13 @@ function wire(parley: ParleyClient): void {
 		renderSpeaking();
 	});
 	parley.on('error', (error) => {
+		if (error.code === 'E_MIC_ENDED') {
+			// Unplugged or revoked: say so where the picker is, and offer what is left.
+			showMicNote(micProblem(error));
+			stopMicLevel();
+			void renderMicrophones();
+			return;
+		}
 		showError(error);
 		// Autoplay refused: the next click anywhere retries playback.
 		if (error.code === 'E_AUTOPLAY_BLOCKED') document.addEventListener('click', () => void parley.resumeAudio(), { once: true });
@@ -618,8 +1052,12 @@ async function join(event: SubmitEvent): Promise<void> {
 			} catch (error) {
 				// Still in the channel, listening: say why nobody hears us.
 				showError(error);
+				showMicNote(micProblem(error));
 			}
+			// After the permission prompt: only then do devices have labels.
+			await renderMicrophones();
 		}
+		renderMicLevel();
 		renderMute();
 		renderParticipants();
 		renderRecord();
@@ -659,6 +1097,40 @@ async function leave(): Promise<void> {
 
 ui.form.addEventListener('submit', (event) => void join(event));
 ui.mute.addEventListener('click', () => void toggleMute());
+ui.micSelect.addEventListener('change', () => void chooseMicrophone(ui.micSelect.value));
+// A microphone plugged in or out: the list follows (a lost current one also ends its track).
+navigator.mediaDevices?.addEventListener('devicechange', () => void renderMicrophones());
+ui.ptt.addEventListener('pointerdown', (event) => {
+	ui.ptt.setPointerCapture(event.pointerId);
+	startTalking('button');
+});
+for (const type of ['pointerup', 'pointercancel', 'lostpointercapture'] as const) ui.ptt.addEventListener(type, () => stopTalking('button'));
+ui.ptt.addEventListener('keydown', (event) => {
+	if ((event.key === ' ' || event.key === 'Enter') && !event.repeat) {
+		event.preventDefault();
+		startTalking('button');
+	}
+});
+ui.ptt.addEventListener('keyup', (event) => {
+	if (event.key === ' ' || event.key === 'Enter') {
+		event.preventDefault();
+		stopTalking('button');
+	}
+});
+document.addEventListener('keydown', (event) => {
+	if (event.key.toLowerCase() === 'm' && !event.repeat && !event.ctrlKey && !event.metaKey && !event.altKey && !isTypingTarget(event.target) && !ui.room.hidden && !ui.mute.disabled) {
+		void toggleMute();
+		return;
+	}
+	if (event.code !== 'Space' || event.repeat || event.ctrlKey || event.metaKey || event.altKey || isTypingTarget(event.target) || ui.room.hidden) return;
+	event.preventDefault();
+	startTalking('key');
+});
+document.addEventListener('keyup', (event) => {
+	if (event.code === 'Space') stopTalking('key');
+});
+// Switching windows mid-hold never delivers the keyup: stop talking then.
+window.addEventListener('blur', () => stopTalking('any'));
 ui.leave.addEventListener('click', () => void leave());
 ui.record.addEventListener('click', () => void toggleRecord());
 ui.upload.addEventListener('click', () => ui.uploadInput.click());

@@ -130,6 +130,18 @@ describe('Channel', () => {
 		expect(load()).toMatchObject({ transports: 1, producers: 1, consumers: 0 });
 	});
 
+	it('a listener gets the score of each new consumer at once (score events come only on change)', async () => {
+		const speaker = join('ada');
+		const listener = join('bob');
+		await transport(listener, 'recv');
+		await produce(speaker, 1111);
+		await waitUntil(() => listener.link.of('newConsumer').length === 1, 2000, 'the listener consumes');
+		const [consumer] = listener.link.of('newConsumer');
+		const scores = listener.link.of('consumerScore');
+		expect(scores).toHaveLength(1);
+		expect(scores[0]).toEqual({ consumerId: consumer!.consumerId, score: expect.any(Number), producerScore: expect.any(Number) });
+	});
+
 	it('closing the channel leaves no transport, producer or consumer behind', async () => {
 		const ada = join('ada');
 		const bob = join('bob');

@@ -276,6 +276,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 			rtpParameters: consumer.rtpParameters as unknown as Notifications['newConsumer']['rtpParameters'],
 			producerPaused: consumer.producerPaused,
 		});
+		// 'score' fires only on change: a speaker already at 10 would never be reported.
+		listener.notify('consumerScore', { consumerId: consumer.id, score: consumer.score.score, producerScore: consumer.score.producerScore }, { lossy: true });
 	}
 
 	broadcast<N extends NotificationName>(name: N, data: Notifications[N], options: { lossy?: boolean; except?: Peer } = {}): void {
