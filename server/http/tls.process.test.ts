@@ -231,7 +231,12 @@ describe('native TLS (http.tls)', () => {
 		await waitUntil(() => logEntries(server, (e) => e.msg === 'TLS certificate reloaded').length === reloadsBefore + 20, 5000, '20 reloads');
 		stop = true;
 		await Promise.all(clients);
-		const migrateReq = readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim();
+		let migrateReq = 'absent (kernel before 5.14)';
+		try {
+			migrateReq = readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim();
+		} catch {
+			// Older kernels reset those attempts with no way to hand them over.
+		}
 		console.log(`20 reloads, 6 clients connecting back to back: ${served} served, ${resetBeforeHandshake} attempts reset before their handshake (net.ipv4.tcp_migrate_req=${migrateReq}), ${failures.length} failed after it`);
 		expect(failures).toEqual([]);
 		expect(served).toBeGreaterThan(100);
