@@ -418,6 +418,7 @@ describe('demo page (browser)', () => {
 		expect(await page.getAttribute('#error', 'data-code')).toBe('E_BAD_REQUEST');
 		expect(await page.textContent('#error')).toMatch(/displayName/);
 		expect(await page.isVisible('#join')).toBe(true);
+		await page.close();
 	});
 
 	it('shows a clear message for an invalid channel name without asking the server', async () => {
@@ -427,6 +428,7 @@ describe('demo page (browser)', () => {
 		await page.click('#join');
 		await page.waitForSelector('#error:not([hidden])');
 		expect(await page.textContent('#error')).toMatch(/Channel names are/);
+		await page.close();
 	});
 
 	it('renders the form from file:// without errors (no server needed)', async () => {

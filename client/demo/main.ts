@@ -669,7 +669,8 @@ function voicePlayer(message: VoiceMessageInfo, parley: ParleyClient): HTMLEleme
 	audio.preload = 'metadata';
 	const redraw = (): void => {
 		waveform.progress = audio.duration > 0 ? audio.currentTime / audio.duration : 0;
-		time.textContent = audio.paused && audio.currentTime === 0 ? formatDuration(message.durationMs ?? 0) : formatDuration(audio.currentTime * 1000);
+		const total = formatDuration(message.durationMs ?? 0);
+		time.textContent = audio.paused && audio.currentTime === 0 ? total : `${formatDuration(audio.currentTime * 1000)} / ${total}`;
 		drawWaveform(waveform);
 	};
 	audio.addEventListener('timeupdate', redraw);
