@@ -239,7 +239,8 @@ describe('native TLS (http.tls)', () => {
 		}
 		console.log(`20 reloads, 6 clients connecting back to back: ${served} served, ${resetBeforeHandshake} attempts reset before their handshake (net.ipv4.tcp_migrate_req=${migrateReq}), ${failures.length} failed after it`);
 		expect(failures).toEqual([]);
-		expect(served).toBeGreaterThan(100);
+		// Connections kept coming through the reloads (a few hundred on an idle machine, fewer under load).
+		expect(served).toBeGreaterThan(20);
 		if (migrateReq === '1') expect(resetBeforeHandshake).toBe(0);
 		// The WebSocket from the start outlived all of them (20 replaced apps hold their connections).
 		expect((await early.request('getTransportStats', { transportId: earlyTransportId })).ok).toBe(true);
