@@ -30,9 +30,10 @@
 // measured with 8 clients connecting back to back (~600 connections/s) through 200 swaps,
 // 668 of 2457 attempts reset with the sysctl at 0 (about 3 per swap, a window of ~5 ms) and
 // none of 2984 with it at 1. At a voice server's rate of new connections (a few per second)
-// that comes to a few hundredths of a reset per reload, and clients retry; startup logs a hint when the sysctl is 0. A replaced app is kept until
-// close(), since uWS cannot tell whether an app still holds a connection: about 50 KiB each
-// (measured over 500 swaps), nothing at the rate certificates are renewed.
+// that comes to a few hundredths of a reset per reload, and clients retry; startup logs a
+// hint when the sysctl is 0. A replaced app is kept until close(), since uWS cannot tell
+// whether an app still holds a connection: about 50 KiB each (measured over 500 swaps),
+// nothing at the rate certificates are renewed.
 import { randomUUID } from 'node:crypto';
 import { readFile, type FileHandle } from 'node:fs/promises';
 import { STATUS_CODES } from 'node:http';
