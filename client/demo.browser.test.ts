@@ -158,6 +158,7 @@ describe('demo page (browser)', () => {
 		await ada.page.evaluate(() => window.parley!.microphoneTrack!.dispatchEvent(new Event('ended')));
 		await ada.page.waitForSelector('#mic-note:not([hidden])');
 		expect(await ada.page.textContent('#mic-note')).toMatch(/microphone stopped .*Choose another microphone/i);
+		expect(await ada.page.getAttribute('#mic-note', 'data-code')).toBe('E_MIC_ENDED');
 		await ada.page.selectOption('#mic-select', microphones.find((m) => m.id !== other.id)!.id);
 		await ada.page.waitForSelector('#mic-note', { state: 'hidden' });
 
@@ -211,7 +212,9 @@ describe('demo page (browser)', () => {
 			await page.click('#join');
 			await page.waitForSelector('#mic-note:not([hidden])');
 			expect(await page.textContent('#mic-note')).toMatch(/Microphone access was denied.*You can still listen/);
-			expect(await page.getAttribute('#error', 'data-code')).toBe('E_MIC_PERMISSION_DENIED');
+			expect(await page.getAttribute('#mic-note', 'data-code')).toBe('E_MIC_PERMISSION_DENIED');
+			// Said once, by the microphone picker, not again as a page error.
+			expect(await page.isHidden('#error')).toBe(true);
 			expect(await page.evaluate(() => window.parley?.state)).toBe('connected');
 			expect(await page.isVisible('#participants')).toBe(true);
 			expect(await page.isDisabled('#mute')).toBe(true);

@@ -451,9 +451,12 @@ function stopMicLevel(): void {
 	ui.micLevel.value = 0;
 }
 
-function showMicNote(text: string | null): void {
+function showMicNote(text: string | null, error?: unknown): void {
 	ui.micNote.textContent = text ?? '';
 	ui.micNote.hidden = text === null;
+	if (isParleyError(error)) ui.micNote.dataset.code = error.code;
+	else delete ui.micNote.dataset.code;
+	if (error !== undefined) console.warn('[parley]', error);
 }
 
 async function renderMicrophones(): Promise<void> {
@@ -496,7 +499,7 @@ async function chooseMicrophone(deviceId: string): Promise<void> {
 		await parley.switchMicrophone(deviceId);
 		showMicNote(null);
 	} catch (error) {
-		showMicNote(micProblem(error));
+		showMicNote(micProblem(error), error);
 	} finally {
 		ui.micSelect.disabled = false;
 		renderMute();
@@ -1005,7 +1008,7 @@ function wire(parley: ParleyClient): void {
 	parley.on('error', (error) => {
 		if (error.code === 'E_MIC_ENDED') {
 			// Unplugged or revoked: say so where the picker is, and offer what is left.
-			showMicNote(micProblem(error));
+			showMicNote(micProblem(error), error);
 			stopMicLevel();
 			void renderMicrophones();
 			return;
@@ -1051,9 +1054,8 @@ async function join(event: SubmitEvent): Promise<void> {
 			try {
 				await parley.publishMicrophone();
 			} catch (error) {
-				// Still in the channel, listening: say why nobody hears us.
-				showError(error);
-				showMicNote(micProblem(error));
+				// Still in the channel, listening: say why nobody hears us, by the picker.
+				showMicNote(micProblem(error), error);
 			}
 			// After the permission prompt: only then do devices have labels.
 			await renderMicrophones();
