@@ -244,13 +244,12 @@ export class ParleyServer {
 		});
 		this.#voiceRecovery = new VoiceRecovery({ service: this.voice, lostNodeGraceMs: 2 * config.cluster.nodeTtlMs, log: log.child({ component: 'voice' }) });
 		const mediaAddress = resolveAnnouncedAddress(config.media.listenIp, config.media.announcedAddress) ?? config.media.listenIp;
+		// With http.tls and no cluster.publicUrl, redirects point at https:// (nodeUrls defaults
+		// to http://); a getter, read when the cluster starts, after listen chose the port.
+		const tlsCluster = { ...config.cluster, get publicUrl(): string { return nodeUrls('', mediaAddress, http.port).httpUrl.replace(/^http:/, 'https:'); } };
 		this.#cluster = redis
 			? new ClusterNode({
-					// With http.tls and no cluster.publicUrl, redirects point at https:// (nodeUrls
-					// defaults to http://); read when the cluster starts, after listen chose the port.
-					config: http.certificate && !config.cluster.publicUrl
-						? { ...config, cluster: { ...config.cluster, get publicUrl() { return nodeUrls('', mediaAddress, http.port).httpUrl.replace(/^http:/, 'https:'); } } }
-						: config,
+					config: http.certificate && !config.cluster.publicUrl ? { ...config, cluster: tlsCluster } : config,
 					nodeId: this.nodeId,
 					redis,
 					channels: this.channels,
