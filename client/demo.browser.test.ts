@@ -316,7 +316,7 @@ describe('demo page (browser)', () => {
 		expect((await decodedWaveform(ada.page, `${uploaded}[data-status="ready"]`)).bars).toBe(100);
 
 		if (process.env.UPDATE_SCREENSHOT) {
-			await grace.page.setViewportSize({ width: 1100, height: 760 });
+			await grace.page.setViewportSize({ width: 1100, height: 480 });
 			await grace.page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
 			await grace.page.screenshot({ path: fileURLToPath(new URL('demo/screenshot.png', import.meta.url)), fullPage: true });
 		}

@@ -267,7 +267,7 @@ function createRow(participant: Participant): ParticipantRow {
 	const quality = document.createElement('span');
 	quality.className = 'quality';
 	quality.dataset.testid = 'quality';
-	head.append(name, tags, quality);
+	head.append(name, tags);
 	li.append(head);
 	const row: ParticipantRow = { li, name, tags, quality, volume: null, volumeValue: null, silence: null };
 	if (!participant.self) {
@@ -303,6 +303,8 @@ function createRow(participant: Participant): ParticipantRow {
 		li.append(controls);
 		Object.assign(row, { volume, volumeValue, silence });
 	}
+	// Its own line under the name and controls, so it never wraps between them.
+	li.append(quality);
 	return row;
 }
 
