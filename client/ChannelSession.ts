@@ -5,6 +5,7 @@
 // reconnect keeps stale ids and half-closed transports from leaking between attempts).
 import type { types as mc } from 'mediasoup-client';
 import type { Grants, Method, Notifications, PeerInfo, RequestData, ResponseData } from '../protocol/messages.js';
+import { connectionPathOf, type ConnectionPath } from './connectionPath.js';
 import { isConnectionLoss, isParleyError, ParleyError, toParleyError } from './ParleyError.js';
 import type { RequestOptions, SignalingConnection } from './SignalingConnection.js';
 import { TypedEmitter } from './TypedEmitter.js';
@@ -34,6 +35,8 @@ export interface ChannelSessionOptions {
 	iceDisconnectedGraceMs: number;
 	/** ICE restarts in a row without reaching 'connected' before giving up on the session. */
 	maxIceRestarts?: number;
+	/** 'relay': only TURN relay candidates (the server gives the TURN servers); default 'all'. */
+	iceTransportPolicy?: RTCIceTransportPolicy;
 }
 
 export interface ChannelSessionEvents {
@@ -284,6 +287,14 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		);
 	}
 
+	/** The selected ICE candidate pair of each of our transports (the browser's stats); a
+	 * transport that has not connected yet is left out. */
+	async connectionPaths(): Promise<ConnectionPath[]> {
+		const transports = [this.#sendTransport, this.#recvTransport].filter((t): t is mc.Transport => t !== null && !t.closed);
+		const paths = await Promise.all(transports.map(async (t) => connectionPathOf(t.direction, await t.getStats())));
+		return paths.filter((p): p is ConnectionPath => p !== null);
+	}
+
 	/** Tells the server we leave (when it knows us and can hear us), then closes everything. */
 	async leave(options: RequestOptions = {}): Promise<void> {
 		try {
@@ -328,8 +339,11 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 			iceParameters: info.iceParameters,
 			iceCandidates: info.iceCandidates,
 			dtlsParameters: info.dtlsParameters,
+			iceServers: info.iceServers ?? [],
+			iceTransportPolicy: this.#options.iceTransportPolicy ?? 'all',
 		};
 		const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
+		this.#watchTurnRefusal(transport);
 		transport.on('connect', ({ dtlsParameters }, callback, errback) => {
 			this.#request('connectTransport', { transportId: transport.id, dtlsParameters }).then(() => callback(), errback);
 		});
@@ -350,6 +364,22 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 	}
 
 	// ---- ICE recovery -----------------------------------------------------------------
+
+	/**
+	 * A TURN server answering 401 (RFC 8656: wrong or expired credentials) is said once per
+	 * transport as E_TURN_REFUSED, naming the server, so a misconfigured secret shows up at
+	 * once instead of as a silent relay-less call (or, relay-only, a connection that never
+	 * comes up). Other candidate errors (an unreachable server, 701) are not errors of ours.
+	 */
+	#watchTurnRefusal(transport: mc.Transport): void {
+		let said = false;
+		transport.on('icecandidateerror', (event) => {
+			if (said || this.#closed || event.errorCode !== 401 || !/^turns?:/.test(event.url ?? '')) return;
+			said = true;
+			const message = `The TURN server ${event.url} refused the credentials of the ${transport.direction} connection (${event.errorCode} ${event.errorText || 'Unauthorized'}): its secret differs from the server's turn.secret, or the credentials expired.`;
+			this.emit('error', new ParleyError('E_TURN_REFUSED', message));
+		});
+	}
 
 	/**
 	 * 'failed' restarts ICE at once; 'disconnected' gets a grace period first because it
@@ -379,8 +409,10 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		watch.restarting = true;
 		watch.restartsInARow += 1;
 		try {
-			const { iceParameters } = await this.#request('restartIce', { transportId: transport.id });
+			const { iceParameters, iceServers } = await this.#request('restartIce', { transportId: transport.id });
 			if (this.#closed || transport.closed) return;
+			// Fresh TURN credentials: the old ones may have expired during a long relayed call.
+			if (iceServers) await transport.updateIceServers({ iceServers });
 			await transport.restartIce({ iceParameters });
 		} catch (error) {
 			// Signaling is down too: the reconnect replaces this whole session.

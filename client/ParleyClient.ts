@@ -10,6 +10,7 @@ import type { Grants, PeerInfo } from '../protocol/messages.js';
 import { CHANNEL_NAME_PATTERN } from '../protocol/patterns.js';
 import type { VoiceMessageDestination, VoiceMessageInfo } from '../protocol/schemas.js';
 import { ChannelSession, voiceCodecOptions, type AudioLevel, type PeerScore, type TransportStats } from './ChannelSession.js';
+import type { ConnectionPath } from './connectionPath.js';
 import { EntryUrls } from './EntryUrls.js';
 import { openMicrophone } from './microphone.js';
 import { isConnectionLoss, isFinalError, isParleyError, ParleyError, toParleyError } from './ParleyError.js';
@@ -66,6 +67,12 @@ export interface ParleyClientOptions {
 	playAudio?: boolean;
 	/** How long ICE may stay 'disconnected' before an ICE restart (default 3000). */
 	iceDisconnectedGraceMs?: number;
+	/**
+	 * Send and receive audio only through the TURN servers the server hands out (turn.urls),
+	 * never directly (iceTransportPolicy 'relay'): hides the browser's addresses from the
+	 * media server and tests the relay. Without TURN servers configured nothing connects.
+	 */
+	relayOnly?: boolean;
 	/** Builds the mediasoup-client Device; default detects the browser. Tests pass a FakeHandler one. */
 	createDevice?: () => mc.Device | Promise<mc.Device>;
 	/** Creates the WebSocket; default the browser's. */
@@ -174,6 +181,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	readonly #token: ParleyClientOptions['token'];
 	readonly #requestTimeoutMs: number | undefined;
 	readonly #iceDisconnectedGraceMs: number;
+	readonly #relayOnly: boolean;
 	readonly #createDevice: (() => mc.Device | Promise<mc.Device>) | undefined;
 	readonly #createWebSocket: ((url: string, protocols: string[]) => WebSocket) | undefined;
 	readonly #reconnectPolicy: ReconnectPolicy;
@@ -220,6 +228,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		this.#token = options.token;
 		this.#requestTimeoutMs = options.requestTimeoutMs;
 		this.#iceDisconnectedGraceMs = options.iceDisconnectedGraceMs ?? 3000;
+		this.#relayOnly = options.relayOnly ?? false;
 		this.#createDevice = options.createDevice;
 		this.#createWebSocket = options.createWebSocket;
 		this.#reconnectPolicy = options.reconnectPolicy ?? new BackoffReconnectPolicy();
@@ -359,6 +368,15 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	/** Retries remote playback after E_AUTOPLAY_BLOCKED; call it from a user gesture. */
 	resumeAudio(): Promise<void> {
 		return this.#remoteAudio.resumePlayback();
+	}
+
+	/**
+	 * How our audio reaches the server, per transport: the selected ICE candidate pair from
+	 * the browser's stats (host/srflx/relay, udp/tcp, and the relay's own protocol). Empty
+	 * when not in a channel or before ICE connected.
+	 */
+	async connectionPath(): Promise<ConnectionPath[]> {
+		return (await this.#session?.connectionPaths()) ?? [];
 	}
 
 	/** The server's stats for each of our transports (empty when not in a channel). */
@@ -872,6 +890,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 			grants: signaling.welcome.grants,
 			loadDevice: (capabilities) => this.#loadDevice(capabilities),
 			iceDisconnectedGraceMs: this.#iceDisconnectedGraceMs,
+			iceTransportPolicy: this.#relayOnly ? 'relay' : 'all',
 		});
 		this.#session = session;
 		this.#wireSession(session);

@@ -24,6 +24,7 @@ export const CLIENT_ERROR_CODES = {
 	E_NETWORK: 'Could not reach the server.',
 	E_UPLOAD_FAILED: 'The voice message could not be uploaded.',
 	E_ABORTED: 'The operation was cancelled.',
+	E_TURN_REFUSED: 'The TURN server refused our credentials (wrong secret or expired); audio cannot be relayed.',
 } as const;
 
 export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES;

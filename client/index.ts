@@ -12,6 +12,7 @@ export type {
 	VoiceRecording,
 } from './ParleyClient.js';
 export type { AudioLevel, PeerScore, TransportStats } from './ChannelSession.js';
+export type { ConnectionPath } from './connectionPath.js';
 export { listMicrophones, openMicrophone } from './microphone.js';
 export type { OpenMicrophoneOptions } from './microphone.js';
 export { MAX_PEER_VOLUME } from './RemoteAudio.js';

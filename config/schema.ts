@@ -23,6 +23,17 @@ const port = z.number().int().min(1).max(65535);
 /** 0 lets the OS pick (useful for tests); the chosen port is logged. */
 const portOrZero = z.number().int().min(0).max(65535);
 
+/** turn:/turns: URLs as browsers take them (RTCIceServer.urls); turns: only over TCP (TLS). */
+const TURN_URL = /^(turn:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}(\?transport=(udp|tcp))?|turns:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}(\?transport=tcp)?)$/;
+
+/** The entries of the comma-separated turn.urls option. */
+export function turnUrlList(value: string): string[] {
+	return value
+		.split(',')
+		.map((u) => u.trim())
+		.filter((u) => u !== '');
+}
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const configSchema = z.strictObject({
@@ -115,6 +126,33 @@ export const configSchema = z.strictObject({
 				description:
 					'Delay before a died worker is replaced when the previous replacement failed too (doubles per failure, up to 30 s). The first replacement is immediate.',
 				unit: 'ms',
+			}),
+		})
+		.prefault({}),
+
+	turn: z
+		.strictObject({
+			urls: option(
+				z
+					.string()
+					.default('')
+					.superRefine((v, ctx) => {
+						const bad = turnUrlList(v).find((u) => !TURN_URL.test(u));
+						if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(bad)} is not turn:<host>:<port>?transport=udp|tcp or turns:<host>:<port>?transport=tcp (entries are comma-separated)` });
+					}),
+				{
+					description:
+						'TURN servers handed to every client with its transport parameters, comma-separated: `turn:<host>:<port>?transport=udp`, `turn:<host>:<port>?transport=tcp`, `turns:<host>:<port>?transport=tcp` (TLS, e.g. port 443 for clients behind firewalls that pass only TLS). Each client gets time-limited credentials for them (the TURN REST scheme of coturn\'s `use-auth-secret`). Empty: no TURN; clients reach the media port directly over UDP, or over TCP when UDP is blocked.',
+				},
+			),
+			secret: option(z.string().refine((v) => v === '' || v.length >= 32, 'must be empty or at least 32 characters').default(''), {
+				description:
+					'Shared secret of the TURN servers (coturn: `use-auth-secret` with `static-auth-secret=<this>`), at least 32 characters; required when turn.urls is set. Clients get username `<unix expiry>:<user id>` and credential base64(HMAC-SHA1(secret, username)); neither the secret nor the credentials are logged.',
+			}),
+			credentialTtlS: option(z.number().int().min(60).max(7 * 86_400).default(3600), {
+				description:
+					'Lifetime of the TURN credentials in each createTransport (and restartIce) reply. coturn checks the expiry on every request, allocation refreshes included, so a relayed call that outlives it loses its relay until the client\'s ICE restart fetches fresh ones; a reconnect or rejoin always gets fresh ones. Short limits what a leaked credential is worth.',
+				unit: 's',
 			}),
 		})
 		.prefault({}),
@@ -600,6 +638,9 @@ export const configSchema = z.strictObject({
 	}
 	if ((c.http.tls.certFile === '') !== (c.http.tls.keyFile === '')) {
 		ctx.addIssue({ code: 'custom', path: ['http', 'tls', c.http.tls.certFile === '' ? 'certFile' : 'keyFile'], message: 'http.tls.certFile and http.tls.keyFile go together (both or neither)' });
+	}
+	if (turnUrlList(c.turn.urls).length > 0 && c.turn.secret === '') {
+		ctx.addIssue({ code: 'custom', path: ['turn', 'secret'], message: 'required when turn.urls is set (the static-auth-secret of the TURN servers)' });
 	}
 	if ((c.storage.s3.accessKeyId === '') !== (c.storage.s3.secretAccessKey === '')) {
 		ctx.addIssue({ code: 'custom', path: ['storage', 's3', c.storage.s3.accessKeyId === '' ? 'accessKeyId' : 'secretAccessKey'], message: 'storage.s3.accessKeyId and storage.s3.secretAccessKey go together (both or neither)' });

@@ -52,11 +52,21 @@ export interface PeerInfo {
 	displayName: string;
 }
 
+/** A TURN server entry as RTCPeerConnection takes it (RTCIceServer), with time-limited
+ * credentials: username `<unix expiry>:<user id>`, credential an HMAC of it (turn.*). */
+export interface IceServer {
+	urls: string[];
+	username: string;
+	credential: string;
+}
+
 export interface TransportInfo {
 	transportId: string;
 	iceParameters: mc.IceParameters;
 	iceCandidates: mc.IceCandidate[];
 	dtlsParameters: mc.DtlsParameters;
+	/** TURN servers to gather relay candidates from, fresh credentials each time (empty: none configured). */
+	iceServers?: IceServer[];
 }
 
 /** Response data, by method. */
@@ -70,7 +80,8 @@ export interface ResponseData {
 	resumeProducer: Record<string, never>;
 	closeProducer: Record<string, never>;
 	resumeConsumer: Record<string, never>;
-	restartIce: { iceParameters: mc.IceParameters };
+	/** iceServers: fresh TURN credentials (the old ones may have expired during a long call). */
+	restartIce: { iceParameters: mc.IceParameters; iceServers?: IceServer[] };
 	getTransportStats: { stats: unknown[] };
 	leave: Record<string, never>;
 	startRecording: { voiceMessageId: string; maxDurationMs: number };

@@ -41,8 +41,8 @@ fi
 apt-get update -q >&2
 apt-get install -y -q --no-install-recommends -t bookworm-backports "${BACKPORTS[@]}" >&2
 apt-get install -y -q --no-install-recommends "${WORKER_BUILD[@]}" "${RUNTIME[@]}" "${SERVICES[@]}" "${BROWSERS[@]}" >&2
-# Debian starts services on install; Parley starts its own Redis where it needs one.
-for unit in redis-server mariadb postgresql; do
+# Debian starts services on install; Parley starts its own Redis (and tests their own coturn) where it needs one.
+for unit in redis-server mariadb postgresql coturn; do
 	if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
 done
 log "done"

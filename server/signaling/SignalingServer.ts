@@ -9,6 +9,7 @@ import type { ParleyConfig } from '../../config/schema.js';
 import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
 import type { HttpServer } from '../http/HttpServer.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
+import { turnCredentialIssuer } from '../media/turnCredentials.js';
 import type { VoiceMessageService } from '../voice/VoiceMessageService.js';
 import type { Logger } from '../telemetry/logger.js';
 import { inSpan, SpanKind } from '../telemetry/tracing.js';
@@ -84,6 +85,7 @@ export class SignalingServer {
 			routerRtpCapabilities: options.routerRtpCapabilities,
 			voice: options.voice,
 			voiceMaxDurationMs: options.config.voice.maxDurationMs,
+			turn: turnCredentialIssuer(options.config.turn),
 			...(options.placement && { placement: options.placement }),
 			...(options.bridge && { bridge: options.bridge }),
 		};

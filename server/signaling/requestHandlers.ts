@@ -7,6 +7,7 @@ import type { ChannelRegistry } from '../channels/ChannelRegistry.js';
 import type { ChannelBridgeHook, ChannelPlacer } from '../channels/placement.js';
 import { Peer } from '../channels/Peer.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
+import type { TurnCredentialIssuer } from '../media/turnCredentials.js';
 import { VoiceMessageService } from '../voice/VoiceMessageService.js';
 import { channelAllowed } from '../auth/accessToken.js';
 import { CLOSE_CODES, type Method, type ResponseData, type TransportInfo } from '../../protocol/messages.js';
@@ -24,6 +25,8 @@ export interface HandlerContext {
 	placement?: ChannelPlacer;
 	/** Connects a channel opened here to its home node on another node (a channel bridged across nodes). */
 	bridge?: ChannelBridgeHook;
+	/** TURN servers with fresh credentials per transport (turn.*); absent: none. */
+	turn?: TurnCredentialIssuer;
 }
 
 type Handler<M extends Method> = (session: SignalingSession, data: z.output<(typeof requestSchemas)[M]>, ctx: HandlerContext) => Promise<ResponseData[M]>;
@@ -99,6 +102,7 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 			iceParameters: transport.iceParameters,
 			iceCandidates: transport.iceCandidates as TransportInfo['iceCandidates'],
 			dtlsParameters: transport.dtlsParameters as TransportInfo['dtlsParameters'],
+			iceServers: ctx.turn?.iceServers(session.claims.userId) ?? [],
 		};
 		return info;
 	},
@@ -149,9 +153,10 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		return {};
 	},
 
-	async restartIce(session, data) {
+	async restartIce(session, data, ctx) {
 		const transport = joined(session).peer.webRtcTransport(data.transportId);
-		return { iceParameters: await onLiveObject('transport', () => transport.restartIce()) };
+		const iceParameters = await onLiveObject('transport', () => transport.restartIce());
+		return { iceParameters, iceServers: ctx.turn?.iceServers(session.claims.userId) ?? [] };
 	},
 
 	async getTransportStats(session, data) {
