@@ -16,7 +16,7 @@ import { FIREFOX_FAKE_TONE_HZ, launchFirefox, mediaAddressForFirefox } from '../
 import { makeTempFolder, removeTempFolder } from '../../testkit/services/daemon.js';
 import { startPulseAudio, type TestPulseAudio } from '../../testkit/services/pulseaudio.js';
 import { decodeFileToMono, dominantFrequency, probeDurationMs } from '../helpers/audio.js';
-import { launchBrowser, measureStreamInPage, type Spectrum } from '../helpers/browser.js';
+import { launchBrowser, measureStreamInPage, type Spectrum, trackPeerConnections } from '../helpers/browser.js';
 import { testConfig } from '../helpers/config.js';
 import { testLogger } from '../helpers/logger.js';
 import { writeToneWav } from '../helpers/wav.js';
@@ -79,6 +79,7 @@ describe('Chromium and Firefox in one voice channel', () => {
 		const page: FirefoxPage = await firefox.newPage();
 		const errors: string[] = [];
 		page.on('pageerror', (err) => errors.push(err instanceof Error ? err.message : String(err)));
+		await page.evaluateOnNewDocument(trackPeerConnections);
 		await page.goto(`${base}/`);
 		const run = <T,>(body: string) => page.evaluate(`(async () => { ${body} })()`) as Promise<T>;
 		await run(CONNECT(await token('firefox-user')));
@@ -137,7 +138,14 @@ describe('Chromium and Firefox in one voice channel', () => {
 		expect(near(foxHears.frequencyHz, CHROMIUM_TONE_HZ)).toBeLessThan(TONE_TOLERANCE);
 		expect(chromeHears.levelDb).toBeGreaterThan(-60);
 		expect(foxHears.levelDb).toBeGreaterThan(-60);
-		// Connection quality from each receiver's getStats: Firefox names its fields its own way.
+		// What Firefox sends: Opus with in-band FEC, as the library asks; it offers no RED. (Firefox
+		// throws on reading a closed connection's description: the open ones only.)
+		const sdp = await fox.run<string>('return window.__pcs.filter((pc) => pc.signalingState !== "closed").map((pc) => pc.localDescription?.sdp ?? "").join("\\n");');
+		expect(sdp).toMatch(/a=rtpmap:\d+ opus\/48000\/2/);
+		expect(sdp).toMatch(/a=fmtp:\d+ .*useinbandfec=1/);
+		expect(sdp).not.toMatch(/a=rtpmap:\d+ red\/48000/);
+		// Connection quality from each receiver's getStats: the standard fields peerQuality() reads
+		// must be filled in both browsers.
 		for (const [listener, speaker] of [[chrome, fox], [fox, chrome]] as const) {
 			const speakerPeerId = await speaker.run<string>('return window.client.peerId;');
 			const quality = await listener.run<{ lossPercent: number | null; jitterMs: number | null; roundTripMs: number | null }>(`return await window.client.peerQuality(${JSON.stringify(speakerPeerId)});`);
