@@ -152,6 +152,19 @@ describe.skipIf(unavailable !== null)('reaching Parley through firewalls (Chromi
 				`--unsafely-treat-insecure-origin-as-secure=${[server, wrongSecretServer].map((s) => `http://${ns.hostAddress}:${s.http.port}`).join(',')}`,
 			],
 		});
+		// Warm up what the first call would otherwise pay for in its join time: the fake
+		// microphone's first open and the first peer connection of the browser process.
+		const warmUp = await browser.newPage();
+		await warmUp.goto(`http://${ns.hostAddress}:${server.http.port}/healthz`);
+		await warmUp.evaluate(async () => {
+			const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+			const pc = new RTCPeerConnection();
+			pc.addTrack(stream.getAudioTracks()[0]!, stream);
+			await pc.setLocalDescription(await pc.createOffer());
+			pc.close();
+			for (const t of stream.getTracks()) t.stop();
+		});
+		await warmUp.close();
 	}, 60_000);
 
 	afterAll(async () => {
