@@ -1,4 +1,5 @@
 // Protocol tests without a browser: a real Parley server, real WebSockets, real workers.
+import { createHmac } from 'node:crypto';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -259,6 +260,28 @@ describe('signaling protocol', () => {
 		expect(errorCode(await b.client.request('getTransportStats', { transportId: send.data.transportId }))).toBe('E_NOT_FOUND');
 		expect(errorCode(await b.client.request('restartIce', { transportId: send.data.transportId }))).toBe('E_NOT_FOUND');
 		expect(errorCode(await a.client.request('getTransportStats', { transportId: send.data.transportId }))).toBe('OK');
+	});
+
+	it('hands each transport TURN servers with credentials for its user (turn.*), fresh again on restartIce', async () => {
+		const none = await (await joined()).client.request('createTransport', { direction: 'recv' });
+		if (!none.ok) throw new Error('createTransport failed');
+		expect(none.data.iceServers).toEqual([]);
+		await server.shutdown('restart');
+		const turnSecret = 'signaling-turn-secret-0123456789-abcdefgh';
+		await startServer({ PARLEY_TURN_URLS: 'turn:192.0.2.1:3478?transport=udp,turns:turn.example:443?transport=tcp', PARLEY_TURN_SECRET: turnSecret, PARLEY_TURN_CREDENTIAL_TTL_S: '600' });
+		const { client } = await joined('room', { userId: 'turn-user' });
+		const nowS = Math.floor(Date.now() / 1000);
+		const t = await client.request('createTransport', { direction: 'send' });
+		if (!t.ok) throw new Error('createTransport failed');
+		const [ice] = t.data.iceServers!;
+		expect(ice!.urls).toEqual(['turn:192.0.2.1:3478?transport=udp', 'turns:turn.example:443?transport=tcp']);
+		const [expiry, user] = ice!.username.split(':');
+		expect(user).toBe('turn-user');
+		expect(Math.abs(Number(expiry) - (nowS + 600))).toBeLessThanOrEqual(2);
+		expect(ice!.credential).toBe(createHmac('sha1', turnSecret).update(ice!.username).digest('base64'));
+		const restarted = await client.request('restartIce', { transportId: t.data.transportId });
+		if (!restarted.ok) throw new Error('restartIce failed');
+		expect(restarted.data.iceServers![0]!.username).toMatch(/^\d+:turn-user$/);
 	});
 
 	it('enforces per-peer transport and producer limits', async () => {
