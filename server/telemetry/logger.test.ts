@@ -45,6 +45,20 @@ describe('log redaction', () => {
 		expect((parsed[7]!.err as { stack: string }).stack).not.toContain(JWT);
 	});
 
+	it('redacts TURN credentials wherever a transport carries them', () => {
+		const { log, lines } = capture();
+		const iceServers = [{ urls: ['turn:turn.example:3478?transport=udp'], username: '1800000000:ada', credential: 'c2VjcmV0LWhtYWMtdmFsdWU=' }];
+		log.info({ iceServers }, 'top');
+		log.info({ data: { iceServers } }, 'nested');
+		log.info({ reply: { data: { iceServers } } }, 'deeper');
+		log.info({ credential: 'c2VjcmV0LWhtYWMtdmFsdWU=', password: 'hunter2' }, 'fields');
+		const text = lines().join('\n');
+		expect(lines()).toHaveLength(4);
+		expect(text).not.toContain('c2VjcmV0LWhtYWMtdmFsdWU=');
+		expect(text).not.toContain('hunter2');
+		expect(text).toContain('turn:turn.example:3478?transport=udp');
+	});
+
 	it('leaves text without credentials alone', () => {
 		expect(redactSecrets('/voice/messages?channel=design&limit=20&before=abc')).toBe('/voice/messages?channel=design&limit=20&before=abc');
 		expect(redactSecrets('GET /voice/messages/0b6c7a3e/audio')).toBe('GET /voice/messages/0b6c7a3e/audio');

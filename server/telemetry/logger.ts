@@ -16,12 +16,13 @@ export type { Logger };
 export const REDACTED = '[redacted]';
 
 /** Field paths whose whole value is a credential (pino redact syntax). */
-const SECRET_PATHS = ['authorization', 'token', 'accessToken', 'access_token', 'bearerToken', 'jwtSecret', 'secret'].flatMap((key) => [
-	key,
-	`*.${key}`,
-	`*.headers.${key}`,
-	`*.*.headers.${key}`,
-]);
+const SECRET_PATHS = [
+	...['authorization', 'token', 'accessToken', 'access_token', 'bearerToken', 'jwtSecret', 'secret', 'credential', 'password'].flatMap((key) => [key, `*.${key}`, `*.headers.${key}`, `*.*.headers.${key}`]),
+	// TURN credentials as transports carry them (RTCIceServer.credential).
+	'iceServers[*].credential',
+	'*.iceServers[*].credential',
+	'*.*.iceServers[*].credential',
+];
 
 /** Secrets inside text: query parameters carrying credentials, Bearer values, bare JWTs. */
 const SECRET_IN_TEXT: [RegExp, string][] = [
