@@ -1,0 +1,243 @@
+// Real Chromium reaching Parley through firewalls, for the reachability tests and the join-time
+// bench: Chromium runs in a network namespace of its own (testkit/netns.ts) behind a veth pair,
+// nftables rules inside it block what a firewall would, and Parley (in this process) and a
+// throwaway coturn listen on the host end. Nothing leaves the machine. One Chromium with a
+// fake microphone (a tone) serves every call; each call connects a fresh listener and speaker
+// page, so each join pays for its own WebSocket, ICE, DTLS and first packet.
+//
+// The paths a call can take (NetworkPath):
+//   direct-udp  no rules: host UDP to the media port
+//   ice-tcp     every UDP datagram dropped: mediasoup's TCP candidate
+//   turn-relay  UDP to the media ports dropped and relayOnly: through coturn (TURN over UDP)
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { mintAccessToken } from '../../server/auth/accessToken.js';
+import { loadConfig } from '../../server/config/loadConfig.js';
+import { ParleyServer } from '../../server/ParleyServer.js';
+import { createLogger } from '../../server/telemetry/logger.js';
+import { CHROMIUM, launchChromium } from '../browsers/chromium.js';
+import { firstNewPacketAt, hearFirstRemoteStream, trackPeerConnections } from '../browsers/pageAudio.js';
+import { createVethNamespace, type VethNamespace } from '../netns.js';
+import { freePortRange } from '../ports.js';
+import { startCoturn, type TestCoturn } from '../services/coturn.js';
+import { writeToneWav } from '../wav.js';
+
+const REPO_DIR = fileURLToPath(new URL('../..', import.meta.url));
+
+export type NetworkPath = 'direct-udp' | 'ice-tcp' | 'turn-relay';
+export const NETWORK_PATHS: readonly NetworkPath[] = ['direct-udp', 'ice-tcp', 'turn-relay'];
+
+/** One direction of a page's media, from client.connectionPath() (the selected candidate pair). */
+export interface PathInfo {
+	direction: 'send' | 'recv';
+	candidateType: string;
+	protocol: string;
+	relayProtocol: string | null;
+	/** The pair's current round trip (ICE consent checks), when the browser has one. */
+	roundTripMs?: number | null;
+}
+
+export interface CallResult {
+	path: NetworkPath;
+	/** From connect() in the speaker's page to the first RTP packet at the listener (one browser, one clock). */
+	joinMs: number;
+	/** What the listener heard (dominant frequency), when asked for. */
+	frequencyHz: number | null;
+	listener: PathInfo[];
+	speaker: PathInfo[];
+}
+
+export interface ReachabilityLabOptions {
+	/** The Parley environment to start from (log level, storage folder, limits); the lab sets
+	 * the addresses, ports and TURN options itself. */
+	env: Record<string, string>;
+	jwtSecret: string;
+	turnSecret: string;
+	toneHz: number;
+}
+
+export class ReachabilityLab {
+	readonly ns: VethNamespace;
+	readonly coturn: TestCoturn;
+	readonly server: ParleyServer;
+	readonly browser: Browser;
+	readonly rtcPort: number;
+	readonly #key: Uint8Array;
+	readonly #wavDir: string;
+	readonly #options: ReachabilityLabOptions;
+	readonly #extraServers: ParleyServer[] = [];
+	#calls = 0;
+
+	private constructor(parts: { options: ReachabilityLabOptions; ns: VethNamespace; coturn: TestCoturn; server: ParleyServer; browser: Browser; rtcPort: number; key: Uint8Array; wavDir: string }) {
+		this.#options = parts.options;
+		this.ns = parts.ns;
+		this.coturn = parts.coturn;
+		this.server = parts.server;
+		this.browser = parts.browser;
+		this.rtcPort = parts.rtcPort;
+		this.#key = parts.key;
+		this.#wavDir = parts.wavDir;
+	}
+
+	/** Needs root (see netAdminUnavailable() in testkit/netns.ts) and coturn. */
+	static async start(options: ReachabilityLabOptions): Promise<ReachabilityLab> {
+		// The pages load the library bundle the server serves (client/dist): built from the
+		// sources first, so a run never measures a stale one (about a second).
+		execFileSync(process.execPath, ['--import', 'tsx', 'client/build.ts'], { cwd: REPO_DIR, stdio: 'pipe' });
+		const ns = createVethNamespace();
+		const cleanup: (() => Promise<unknown> | void)[] = [() => ns.close()];
+		try {
+			const coturn = await startCoturn({ listenIp: ns.hostAddress, secret: options.turnSecret });
+			cleanup.unshift(() => coturn.close());
+			const rtcPort = await freePortRange(2);
+			const server = await ReachabilityLab.#startServer(options, ns, coturn, options.turnSecret, rtcPort);
+			cleanup.unshift(() => server.shutdown('reachability lab closed'));
+			const wavDir = mkdtempSync(path.join(os.tmpdir(), 'parley-lab-wav-'));
+			cleanup.push(() => rmSync(wavDir, { recursive: true, force: true }));
+			const wav = path.join(wavDir, `${options.toneHz}.wav`);
+			writeToneWav(wav, options.toneHz);
+			const browser = await launchChromium({
+				executablePath: ns.wrapper(CHROMIUM),
+				fakeMicWav: wav,
+				// getUserMedia needs a secure context; Parley is on the veth address over plain HTTP.
+				// Every port of that address is allowed, so servers started later (serverWith) are too.
+				extraArgs: [`--unsafely-treat-insecure-origin-as-secure=http://${ns.hostAddress}:${server.http.port}`],
+			});
+			const lab = new ReachabilityLab({ options, ns, coturn, server, browser, rtcPort, key: new TextEncoder().encode(options.jwtSecret), wavDir });
+			await lab.#warmUp();
+			return lab;
+		} catch (err) {
+			for (const step of cleanup) await step();
+			throw err;
+		}
+	}
+
+	static async #startServer(options: ReachabilityLabOptions, ns: VethNamespace, coturn: TestCoturn, turnSecret: string, rtcPort: number): Promise<ParleyServer> {
+		const env = {
+			...options.env,
+			PARLEY_AUTH_JWT_SECRET: options.jwtSecret,
+			PARLEY_HTTP_HOST: ns.hostAddress,
+			PARLEY_HTTP_PORT: '0',
+			PARLEY_MEDIA_WORKERS: '1',
+			PARLEY_MEDIA_LISTEN_IP: ns.hostAddress,
+			PARLEY_MEDIA_RTC_PORT: String(rtcPort),
+			PARLEY_TURN_URLS: coturn.url('udp'),
+			PARLEY_TURN_SECRET: turnSecret,
+		};
+		const config = await loadConfig({ env });
+		return ParleyServer.create(config, createLogger(config.logLevel));
+	}
+
+	/** A second Parley on the same namespace and coturn whose TURN credentials are minted under
+	 * `turnSecret` (e.g. one coturn does not share); closed with the lab. Its origin is not a
+	 * secure context in the lab's browser: open it through openClient, which loads the page
+	 * from the lab's own server. */
+	async serverWith(turnSecret: string): Promise<ParleyServer> {
+		const server = await ReachabilityLab.#startServer(this.#options, this.ns, this.coturn, turnSecret, await freePortRange(2));
+		this.#extraServers.push(server);
+		return server;
+	}
+
+	/** The rules a path needs, set in the namespace. */
+	firewallFor(path: NetworkPath): void {
+		if (path === 'direct-udp') this.ns.firewall({});
+		else if (path === 'ice-tcp') this.ns.firewall({ input: ['meta l4proto udp drop'], output: ['meta l4proto udp drop'] });
+		else {
+			const media = `${this.rtcPort}-${this.rtcPort + 1}`;
+			this.ns.firewall({ input: [`udp sport ${media} drop`], output: [`udp dport ${media} drop`] });
+		}
+	}
+
+	/**
+	 * A page with a connected, joined ParleyClient in `window.client` (errors it emits collect
+	 * in `window.errors`), served by the lab's server; `target` is the server it connects to.
+	 */
+	async openClient(name: string, options: { relayOnly: boolean; target?: ParleyServer; channel?: string }): Promise<Page> {
+		const target = options.target ?? this.server;
+		const page = await this.browser.newPage();
+		page.on('pageerror', (err) => console.error(`[${name}] page error: ${err.message}`));
+		await page.addInitScript(trackPeerConnections);
+		// The library bundle (client/dist/parley-client.js, served at /parley-client.js), loaded
+		// as a module script from the lab's own (secure-context) origin.
+		await page.goto(`http://${this.ns.hostAddress}:${this.server.http.port}/`);
+		await page.addScriptTag({ type: 'module', content: "import { ParleyClient } from '/parley-client.js'; window.ParleyClient = ParleyClient;" });
+		await page.waitForFunction(() => 'ParleyClient' in window, undefined, { timeout: 10_000 });
+		const token = await mintAccessToken({ userId: `user-${name}`, displayName: name, channels: ['*'], grants: { canPublish: true, canSubscribe: true }, ttlS: 600 }, this.#key);
+		await page.evaluate(
+			async ({ url, token, relayOnly, channel }) => {
+				const w = window as unknown as Record<string, unknown> & { ParleyClient: new (o: unknown) => { on(e: string, f: (x: { code: string; message: string }) => void): void; connect(): Promise<void>; join(c: string): Promise<unknown> } };
+				const client = new w.ParleyClient({ url, token, relayOnly });
+				w.client = client;
+				const errors: { code: string; message: string }[] = [];
+				w.errors = errors;
+				client.on('error', (e) => errors.push({ code: e.code, message: e.message }));
+				w.connectStartedAt = Date.now();
+				await client.connect();
+				await client.join(channel);
+			},
+			{ url: `ws://${this.ns.hostAddress}:${target.http.port}/ws`, token, relayOnly: options.relayOnly, channel: options.channel ?? 'room' },
+		);
+		return page;
+	}
+
+	/** The page's selected candidate pairs (client.connectionPath()). */
+	paths(page: Page): Promise<PathInfo[]> {
+		return page.evaluate('window.client.connectionPath()') as Promise<PathInfo[]>;
+	}
+
+	/**
+	 * A listener joins a channel of its own, then a speaker joins and publishes, both over
+	 * `path`: the join time, what the listener hears (when `listen`), and both pages' paths.
+	 */
+	async call(path: NetworkPath, options: { listen?: boolean; timeoutMs?: number } = {}): Promise<CallResult> {
+		const { listen = true, timeoutMs = 15_000 } = options;
+		this.firewallFor(path);
+		const relayOnly = path === 'turn-relay';
+		const channel = `room-${++this.#calls}`;
+		const listener = await this.openClient(`${path}-listener-${this.#calls}`, { relayOnly, channel });
+		try {
+			const firstPacket = firstNewPacketAt(listener, 0);
+			const speaker = await this.openClient(`${path}-speaker-${this.#calls}`, { relayOnly, channel });
+			try {
+				await speaker.evaluate('window.client.publishMicrophone()');
+				const startedAt = (await speaker.evaluate('window.connectStartedAt')) as number;
+				let timer: NodeJS.Timeout | undefined;
+				const firstAt = await Promise.race([firstPacket, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${path}: no audio at the listener within ${timeoutMs} ms`)), timeoutMs)))]).finally(() => clearTimeout(timer));
+				const frequencyHz = listen ? await hearFirstRemoteStream(listener, 20) : null;
+				return { path, joinMs: firstAt - startedAt, frequencyHz, listener: await this.paths(listener), speaker: await this.paths(speaker) };
+			} finally {
+				await speaker.close();
+			}
+		} finally {
+			await listener.close();
+		}
+	}
+
+	/** What the first call would otherwise pay for in its join time: the fake microphone's
+	 * first open and the browser process's first peer connection. */
+	async #warmUp(): Promise<void> {
+		const page = await this.browser.newPage();
+		await page.goto(`http://${this.ns.hostAddress}:${this.server.http.port}/healthz`);
+		await page.evaluate(async () => {
+			const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+			const pc = new RTCPeerConnection();
+			pc.addTrack(stream.getAudioTracks()[0]!, stream);
+			await pc.setLocalDescription(await pc.createOffer());
+			pc.close();
+			for (const t of stream.getTracks()) t.stop();
+		});
+		await page.close();
+	}
+
+	async close(): Promise<void> {
+		await this.browser.close().catch(() => {});
+		for (const s of [this.server, ...this.#extraServers]) await s.shutdown('reachability lab closed').catch(() => {});
+		await this.coturn.close();
+		this.ns.close();
+		rmSync(this.#wavDir, { recursive: true, force: true });
+	}
+}
