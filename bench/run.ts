@@ -1,4 +1,4 @@
-// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|storage|metadata|all]
+// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|storage|metadata|join|all]
 // [--smoke] [--out dir]` and the overrides listed by --help. Prints a table, and writes
 // results.json, report.md and SVG charts to bench/results/<timestamp>/ (or --out).
 import { readFileSync } from 'node:fs';
@@ -10,11 +10,12 @@ import type { types as ms } from 'mediasoup';
 import type { CapacityTarget } from './scenarios/capacity.js';
 import type { MetadataEngine } from './scenarios/metadata.js';
 import type { StorageBackend } from './scenarios/storage.js';
+import { NETWORK_PATHS, type NetworkPath } from '../testkit/reachability/ReachabilityLab.js';
 import { type CapacityTransport, defaultOutDir, runBench, SCENARIOS, type ScenarioName, SRTP_SUITES } from './runBench.js';
 
 const HELP = `Usage: npx tsx bench/run.ts [options]
 
-  --scenario NAME      loss | capacity | signaling | storage | metadata | all (default all; repeatable
+  --scenario NAME      loss | capacity | signaling | storage | metadata | join | all (default all; repeatable
                        or comma-separated)
   --smoke              a few seconds per scenario: checks the outputs, not a measurement
   --out DIR            output folder (default bench/results/<timestamp>)
@@ -53,6 +54,9 @@ Metadata (SQLite, MariaDB, PostgreSQL):
   --metadata-engines LIST  sqlite,mariadb,postgres (default all three)
   --metadata-ops N     operations per phase (create, status update, list; default 3000)
   --metadata-concurrency N operations in flight (default 8)
+Join time (Chromium in a network namespace: needs root):
+  --join-paths LIST    direct-udp,ice-tcp,turn-relay (default all three)
+  --joins N            joins measured per path (default 10)
 `;
 
 const { values } = parseArgs({
@@ -90,6 +94,8 @@ const { values } = parseArgs({
 		'metadata-engines': { type: 'string' },
 		'metadata-ops': { type: 'string' },
 		'metadata-concurrency': { type: 'string' },
+		'join-paths': { type: 'string' },
+		joins: { type: 'string' },
 	},
 	strict: true,
 });
@@ -161,6 +167,11 @@ if (metadataEngines && (metadataEngines.length === 0 || metadataEngines.some((t)
 	process.stderr.write('bench: --metadata-engines takes sqlite, mariadb and/or postgres\n');
 	process.exit(2);
 }
+const joinPaths = values['join-paths']?.split(',').map((t) => t.trim());
+if (joinPaths && (joinPaths.length === 0 || joinPaths.some((t) => !(NETWORK_PATHS as readonly string[]).includes(t)))) {
+	process.stderr.write(`bench: --join-paths takes ${NETWORK_PATHS.join(', ')}\n`);
+	process.exit(2);
+}
 const delay = number('delay', values.delay);
 const jitter = number('jitter', values.jitter);
 const hint = number('loss-hint', values['loss-hint']);
@@ -207,6 +218,10 @@ const { run } = await runBench({
 		engines: metadataEngines?.map((t) => ENGINE_NAMES[t]!),
 		ops: number('metadata-ops', values['metadata-ops']),
 		concurrency: number('metadata-concurrency', values['metadata-concurrency']),
+	}),
+	join: defined({
+		paths: joinPaths as NetworkPath[] | undefined,
+		joinsPerPath: number('joins', values.joins),
 	}),
 	log: (line) => process.stdout.write(`${line}\n`),
 });

@@ -7,14 +7,15 @@ import { REFERENCES } from './report/references.js';
 import { textSummary, writeReport } from './report/report.js';
 import { CAPACITY_DEFAULTS, type CapacityOptions, type CapacityResult, runCapacity } from './scenarios/capacity.js';
 import { LOSS_SWEEP_DEFAULTS, type LossSweepOptions, runLossSweep } from './scenarios/lossSweep.js';
+import { JOIN_DEFAULTS, type JoinTimeOptions, runJoinTime } from './scenarios/joinTime.js';
 import { METADATA_DEFAULTS, type MetadataOptions, runMetadata } from './scenarios/metadata.js';
 import { runStorage, STORAGE_DEFAULTS, type StorageOptions } from './scenarios/storage.js';
 import { runWebRtcCapacity, WEBRTC_CAPACITY_DEFAULTS } from './scenarios/webrtcCapacity.js';
 import { runSignaling, SIGNALING_DEFAULTS, type SignalingOptions } from './scenarios/signaling.js';
 
-export type ScenarioName = 'loss' | 'capacity' | 'signaling' | 'storage' | 'metadata';
+export type ScenarioName = 'loss' | 'capacity' | 'signaling' | 'storage' | 'metadata' | 'join';
 export type CapacityTransport = 'plain' | 'srtp' | 'webrtc';
-export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling', 'storage', 'metadata'];
+export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling', 'storage', 'metadata', 'join'];
 /** The suites mediasoup's PlainTransport offers (what `--srtp-suite` accepts). */
 export const SRTP_SUITES: ms.SrtpCryptoSuite[] = ['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
 
@@ -32,6 +33,7 @@ export interface BenchOptions {
 	signaling: Partial<SignalingOptions>;
 	storage?: Partial<StorageOptions>;
 	metadata?: Partial<MetadataOptions>;
+	join?: Partial<JoinTimeOptions>;
 	log: (line: string) => void;
 }
 
@@ -44,6 +46,7 @@ export const SMOKE = {
 	signaling: { clients: 20, waves: 1, channelSize: 10, mediaClients: 2, httpConnections: 8, httpDurationMs: 500 } satisfies Partial<SignalingOptions>,
 	storage: { fileMiB: 0.25, downloads: 2, recordings: 1, recordingS: 0.5 } satisfies Partial<StorageOptions>,
 	metadata: { ops: 50, destinations: 5 } satisfies Partial<MetadataOptions>,
+	join: { joinsPerPath: 1, warmUpJoins: 0 } satisfies Partial<JoinTimeOptions>,
 };
 
 /** Coarse steps, then `refineSteps` midpoints at the knee. SRTP costs about as much as the
@@ -124,6 +127,11 @@ export async function runBench(options: BenchOptions): Promise<{ run: BenchRun; 
 	if (options.scenarios.includes('metadata')) {
 		await guard('metadata', async () => {
 			run.metadata = await runMetadata({ ...METADATA_DEFAULTS, ...(options.smoke ? SMOKE.metadata : {}), ...options.metadata }, log);
+		});
+	}
+	if (options.scenarios.includes('join')) {
+		await guard('join', async () => {
+			run.join = await runJoinTime({ ...JOIN_DEFAULTS, ...(options.smoke ? SMOKE.join : {}), ...options.join }, log);
 		});
 	}
 	const finished = new Date();

@@ -1,5 +1,6 @@
 // Everything one run of the bench produced: the JSON file is this object.
 import type { CapacityResult } from '../scenarios/capacity.js';
+import type { JoinTimeResult } from '../scenarios/joinTime.js';
 import type { LossSweepResult } from '../scenarios/lossSweep.js';
 import type { MetadataResult } from '../scenarios/metadata.js';
 import type { SignalingResult } from '../scenarios/signaling.js';
@@ -25,6 +26,8 @@ export interface BenchRun {
 	storage?: StorageResult;
 	/** Voice-message metadata: SQLite, MariaDB, PostgreSQL. */
 	metadata?: MetadataResult;
+	/** Join time over direct UDP, ICE-TCP and TURN relay (Chromium). */
+	join?: JoinTimeResult;
 	references: typeof REFERENCES;
 	/** Errors of scenarios that failed (the others still report). */
 	errors: { scenario: string; message: string }[];

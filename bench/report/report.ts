@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { CapacityResult } from '../scenarios/capacity.js';
 import type { LossConditionResult, LossSweepResult } from '../scenarios/lossSweep.js';
 import type { BenchRun, Headline } from './BenchRun.js';
+import { joinHeadlines, joinMarkdown, joinTextParts } from './joinReport.js';
 import { storageHeadlines, storageMarkdown, storageTextParts } from './storageReport.js';
 import { lineChart, PALETTE, type Series } from './svg.js';
 import { type Cell, markdownTable, ms, num, pct, textTable } from './table.js';
@@ -86,6 +87,7 @@ export function headlines(run: BenchRun): Headline[] {
 		for (const h of s.http) for (const [label, f] of Object.entries(h.requests)) out.push({ label: `HTTP ${label}`, value: `${num(f.requestsPerSecond)} req/s, p99 ${ms(f.latencyMs.p99)}`, path: `${h.connections} keep-alive connections` });
 	}
 	out.push(...storageHeadlines(run.storage, run.metadata));
+	out.push(...joinHeadlines(run.join));
 	return out;
 }
 
@@ -157,6 +159,7 @@ export function textSummary(run: BenchRun): string {
 		);
 	}
 	parts.push(...storageTextParts(run.storage, run.metadata));
+	parts.push(...joinTextParts(run.join));
 	parts.push(`Headline\n${textTable(['figure', 'value'], headlines(run).map((h) => [h.label, h.value]))}`);
 	for (const e of run.errors) parts.push(`ERROR in ${e.scenario}: ${e.message}`);
 	return parts.join('\n\n');
@@ -382,5 +385,6 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 		);
 	}
 	lines.push(...storageMarkdown(run.storage, run.metadata));
+	lines.push(...joinMarkdown(run.join));
 	return lines.join('\n');
 }

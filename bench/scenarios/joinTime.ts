@@ -1,0 +1,129 @@
+// Scenario `join`: how soon a person who joins a channel is heard, over each network path a
+// browser may be left with (testkit/reachability/ReachabilityLab.ts): direct UDP to the media
+// port, mediasoup's ICE-TCP candidate with every UDP datagram dropped, and relay-only through
+// coturn (TURN over UDP) with UDP to the media port dropped. Real Chromium in a network
+// namespace of the bench's own (root needed), Parley and coturn on the host end of a veth pair;
+// nothing leaves the machine.
+// - join time: from connect() in the speaker's page (WebSocket open, join, transports, ICE,
+//   DTLS, produce) to the first RTP packet at a listener already in the channel (both pages in
+//   one browser: one clock). Each join is a fresh listener and speaker in a channel of its own.
+// - round trip of the selected candidate pair (the browser's ICE consent checks), per path: the
+//   relay's added latency is its round trip minus the direct one. On a veth pair both are
+//   well under a millisecond, so this is coturn's own cost per packet, not a network's.
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { netAdminUnavailable } from '../../testkit/netns.js';
+import { NETWORK_PATHS, ReachabilityLab, type NetworkPath, type PathInfo } from '../../testkit/reachability/ReachabilityLab.js';
+import { type LatencySummary, summarize } from '../metrics/stats.js';
+
+export interface JoinTimeOptions {
+	paths: NetworkPath[];
+	/** Joins measured per path. */
+	joinsPerPath: number;
+	/** Joins per path made first and not counted. */
+	warmUpJoins: number;
+}
+
+export const JOIN_DEFAULTS: JoinTimeOptions = { paths: [...NETWORK_PATHS], joinsPerPath: 10, warmUpJoins: 1 };
+
+export interface JoinPathResult {
+	path: NetworkPath;
+	joins: number;
+	failed: number;
+	errors: string[];
+	joinMs: LatencySummary;
+	/** The pair the speaker's send transport selected, e.g. `relay/udp (relay over udp)`. */
+	selectedPair: string;
+	/** Round trip of the speaker's selected pair (ms), over the joins that had one. */
+	roundTripMs: LatencySummary | null;
+	/** Dominant frequency the listeners heard (Hz, median). */
+	heardHz: number | null;
+}
+
+export interface JoinTimeResult {
+	options: JoinTimeOptions;
+	path: string;
+	toneHz: number;
+	paths: JoinPathResult[];
+	/** Median round trip through the relay minus the direct one (ms). */
+	relayAddedRoundTripMs: number | null;
+}
+
+const TONE_HZ = 1000;
+
+function pairLabel(p: PathInfo | undefined): string {
+	if (!p) return 'none';
+	return `${p.candidateType}/${p.protocol}${p.relayProtocol ? ` (relay over ${p.relayProtocol})` : ''}`;
+}
+
+export async function runJoinTime(options: JoinTimeOptions, log: (line: string) => void): Promise<JoinTimeResult> {
+	const why = netAdminUnavailable();
+	if (why) throw new Error(`join: ${why}`);
+	const dataDir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-join-'));
+	const lab = await ReachabilityLab.start({
+		env: {
+			PARLEY_LOG_LEVEL: process.env.BENCH_SERVER_LOG_LEVEL ?? 'silent',
+			PARLEY_STORAGE_DIR: path.join(dataDir, 'storage'),
+			PARLEY_VOICE_DATABASE_PATH: path.join(dataDir, 'parley.db'),
+			PARLEY_SHUTDOWN_DEADLINE_MS: '3000',
+			PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '0',
+			PARLEY_SIGNALING_MAX_CONNECTIONS_PER_USER: '0',
+			PARLEY_CHANNELS_MAX_CHANNELS_PER_USER: '0',
+			PARLEY_CHANNELS_EMPTY_CLOSE_DELAY_MS: '0',
+		},
+		jwtSecret: `bench-join-${process.pid}-0123456789abcdef0123456789`,
+		turnSecret: `bench-turn-${process.pid}-0123456789abcdef0123456789`,
+		toneHz: TONE_HZ,
+	});
+	try {
+		const results: JoinPathResult[] = [];
+		for (const p of options.paths) {
+			const joins: number[] = [];
+			const roundTrips: number[] = [];
+			const heard: number[] = [];
+			const errors: string[] = [];
+			let selected: PathInfo | undefined;
+			// Joins first that are not counted: the first over a path pays for what the browser and
+			// the server set up once (a TCP listener's first accept, coturn's first allocation).
+			for (let i = -options.warmUpJoins; i < options.joinsPerPath; i++) {
+				try {
+					const r = await lab.call(p);
+					if (i < 0) continue;
+					joins.push(r.joinMs);
+					if (r.frequencyHz !== null) heard.push(r.frequencyHz);
+					const send = r.speaker.find((x) => x.direction === 'send');
+					selected ??= send;
+					if (typeof send?.roundTripMs === 'number') roundTrips.push(send.roundTripMs);
+				} catch (err) {
+					if (i >= 0) errors.push((err as Error).message);
+				}
+			}
+			const result: JoinPathResult = {
+				path: p,
+				joins: joins.length,
+				failed: errors.length,
+				errors: [...new Set(errors)],
+				joinMs: summarize(joins),
+				selectedPair: pairLabel(selected),
+				roundTripMs: roundTrips.length ? summarize(roundTrips) : null,
+				heardHz: heard.length ? summarize(heard).p50 : null,
+			};
+			results.push(result);
+			log(`join ${p}: ${result.joins} joins, p50 ${result.joinMs.p50.toFixed(0)} ms, p95 ${result.joinMs.p95.toFixed(0)} ms, pair ${result.selectedPair}, round trip p50 ${result.roundTripMs?.p50.toFixed(2) ?? '-'} ms${result.failed ? `, ${result.failed} failed` : ''}`);
+		}
+		const rtt = (p: NetworkPath) => results.find((r) => r.path === p)?.roundTripMs?.p50;
+		const relay = rtt('turn-relay');
+		const direct = rtt('direct-udp');
+		return {
+			options,
+			path: 'Chromium (network namespace, veth) -> Parley (1 worker) -> Chromium; TURN: coturn 4.6 over UDP on the host end',
+			toneHz: TONE_HZ,
+			paths: results,
+			relayAddedRoundTripMs: relay !== undefined && direct !== undefined ? relay - direct : null,
+		};
+	} finally {
+		await lab.close();
+		rmSync(dataDir, { recursive: true, force: true });
+	}
+}
