@@ -7,10 +7,19 @@ const SYSTEM_FILES = ['test/**/*.test.ts', ...SYSTEM_SUFFIXES.map((s) => s.repla
 /**
  * System tests that must have the machine to themselves: browsers (Chromium and Firefox
  * decode, encode and mix audio on the CPU, and their tests time how soon a tone is heard),
- * and the tests whose figures are latencies or lost frames. (The soaks are not among them:
+ * and the tests whose figures are latencies, lost frames or packets per window. (The soaks are not among them:
  * what they check is counts and memory after the churn, which a busy CPU only slows.)
  */
-const SERIAL_FILES = ['**/*.browser.test.ts', 'test/cluster/bridgeLatency.test.ts', 'test/scale/scaleOut.process.test.ts'];
+const SERIAL_FILES = [
+	'**/*.browser.test.ts',
+	'test/cluster/bridgeLatency.test.ts',
+	'test/scale/scaleOut.process.test.ts',
+	// Their victims must keep talking (packets per window) or their slow clients hold slots for
+	// a set time while the test counts: a neighbour's CPU changes what they see.
+	'test/reliability/signalingFuzz.test.ts',
+	'test/reliability/workerCrash.test.ts',
+	'test/reliability/httpLimits.test.ts',
+];
 
 export default defineConfig({
 	test: {
