@@ -23,10 +23,10 @@ describe.skipIf(unavailable !== null)('bench smoke run (join time)', () => {
 
 	afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
-	it('joins over direct UDP, ICE-TCP and the TURN relay, each on its own kind of candidate pair, and reports them', () => {
+	it('joins over direct UDP, ICE-TCP and the TURN relay (UDP and TCP), each on its own kind of candidate pair, and reports them', () => {
 		expect(run.errors).toEqual([]);
 		const j = run.join!;
-		expect(j.paths.map((p) => p.path)).toEqual(['direct-udp', 'ice-tcp', 'turn-relay']);
+		expect(j.paths.map((p) => p.path)).toEqual(['direct-udp', 'ice-tcp', 'turn-relay', 'turn-tcp']);
 		for (const p of j.paths) {
 			expect(p.failed, p.errors.join('; ')).toBe(0);
 			expect(p.joins).toBe(j.options.joinsPerPath);
@@ -36,6 +36,7 @@ describe.skipIf(unavailable !== null)('bench smoke run (join time)', () => {
 		expect(j.paths[0]!.selectedPair).toBe('host/udp');
 		expect(j.paths[1]!.selectedPair).toMatch(/\/tcp$/);
 		expect(j.paths[2]!.selectedPair).toBe('relay/udp (relay over udp)');
+		expect(j.paths[3]!.selectedPair).toBe('relay/udp (relay over tcp)');
 		const md = readFileSync(path.join(outDir, 'report.md'), 'utf8');
 		expect(md).toContain('## Join time: direct UDP, ICE-TCP, TURN relay');
 	});

@@ -55,7 +55,7 @@ Metadata (SQLite, MariaDB, PostgreSQL):
   --metadata-ops N     operations per phase (create, status update, list; default 3000)
   --metadata-concurrency N operations in flight (default 8)
 Join time (Chromium in a network namespace: needs root):
-  --join-paths LIST    direct-udp,ice-tcp,turn-relay (default all three)
+  --join-paths LIST    direct-udp,ice-tcp,turn-relay,turn-tcp (default all four)
   --joins N            joins measured per path (default 10)
 `;
 

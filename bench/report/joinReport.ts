@@ -12,7 +12,7 @@ function rows(j: JoinTimeResult): Cell[][] {
 export function joinHeadlines(j: JoinTimeResult | undefined): Headline[] {
 	if (!j) return [];
 	return [
-		{ label: 'Join time (connect() to first audio at a listener), Chromium: direct UDP / ICE-TCP / TURN relay', value: j.paths.map((p) => `${p.path} p50 ${ms(p.joinMs.p50, 0)}`).join(' / '), path: j.path },
+		{ label: 'Join time (connect() to first audio at a listener), Chromium: direct UDP / ICE-TCP / TURN relay over UDP / over TCP', value: j.paths.map((p) => `${p.path} p50 ${ms(p.joinMs.p50, 0)}`).join(' / '), path: j.path },
 		{ label: 'Round trip added by the TURN relay (relay minus direct, median)', value: ms(j.relayAddedRoundTripMs, 2), path: j.path },
 	];
 }
@@ -27,7 +27,7 @@ export function joinMarkdown(j: JoinTimeResult | undefined): string[] {
 	return [
 		'## Join time: direct UDP, ICE-TCP, TURN relay',
 		'',
-		`Path: ${j.path}. Per path, ${j.options.joinsPerPath} joins after ${j.options.warmUpJoins} not counted; each join is a fresh listener page, then a fresh speaker page (fake microphone: a ${j.toneHz} Hz tone) in a channel of their own. *join* = from connect() in the speaker's page (WebSocket, join, transports, ICE, DTLS, produce) to the first RTP packet at the listener, both pages in one browser (one clock). The paths: *direct-udp* no firewall; *ice-tcp* every UDP datagram dropped in the namespace (nftables), so ICE settles on mediasoup's TCP candidate; *turn-relay* UDP to the media ports dropped and relayOnly (iceTransportPolicy relay), through coturn with credentials Parley minted. *round trip* = currentRoundTripTime of the speaker's selected candidate pair (ICE consent checks); the relay's added round trip is the relay's median minus the direct one's.`,
+		`Path: ${j.path}. Per path, ${j.options.joinsPerPath} joins after ${j.options.warmUpJoins} not counted; each join is a fresh listener page, then a fresh speaker page (fake microphone: a ${j.toneHz} Hz tone) in a channel of their own. *join* = from connect() in the speaker's page (WebSocket, join, transports, ICE, DTLS, produce) to the first RTP packet at the listener, both pages in one browser (one clock). The paths: *direct-udp* no firewall; *ice-tcp* every UDP datagram dropped in the namespace (nftables), so ICE settles on mediasoup's TCP candidate; *turn-relay* UDP to the media ports dropped and relayOnly (iceTransportPolicy relay), through coturn over UDP with credentials Parley minted; *turn-tcp* every UDP datagram dropped and relayOnly, through coturn over TCP. *round trip* = currentRoundTripTime of the speaker's selected candidate pair (ICE consent checks); the relay's added round trip is the relay's median minus the direct one's.`,
 		'',
 		markdownTable(HEADERS, rows(j)),
 		'',

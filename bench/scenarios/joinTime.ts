@@ -1,7 +1,8 @@
 // Scenario `join`: how soon a person who joins a channel is heard, over each network path a
 // browser may be left with (testkit/reachability/ReachabilityLab.ts): direct UDP to the media
-// port, mediasoup's ICE-TCP candidate with every UDP datagram dropped, and relay-only through
-// coturn (TURN over UDP) with UDP to the media port dropped. Real Chromium in a network
+// port, mediasoup's ICE-TCP candidate with every UDP datagram dropped, relay-only through
+// coturn (TURN over UDP) with UDP to the media port dropped, and relay-only through coturn over
+// TCP with every UDP datagram dropped. Real Chromium in a network
 // namespace of the bench's own (root needed), Parley and coturn on the host end of a veth pair;
 // nothing leaves the machine.
 // - join time: from connect() in the speaker's page (WebSocket open, join, transports, ICE,
@@ -117,7 +118,7 @@ export async function runJoinTime(options: JoinTimeOptions, log: (line: string) 
 		const direct = rtt('direct-udp');
 		return {
 			options,
-			path: 'Chromium (network namespace, veth) -> Parley (1 worker) -> Chromium; TURN: coturn 4.6 over UDP on the host end',
+			path: 'Chromium (network namespace, veth) -> Parley (1 worker) -> Chromium; TURN: coturn 4.6 (UDP and TCP) on the host end',
 			toneHz: TONE_HZ,
 			paths: results,
 			relayAddedRoundTripMs: relay !== undefined && direct !== undefined ? relay - direct : null,

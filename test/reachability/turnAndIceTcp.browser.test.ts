@@ -7,8 +7,9 @@
 // listener hears the tone and, from the browser's stats (client.connectionPath()), which
 // path the audio took:
 //   direct     no rules: host UDP
-//   ICE-TCP    all UDP dropped: mediasoup's TCP candidate
-//   relay      UDP to the media port dropped and relayOnly: through coturn
+//   ICE-TCP    all UDP dropped, TURN unreachable: mediasoup's TCP candidate
+//   relay      UDP to the media port dropped and relayOnly: through coturn over UDP
+//   TURN/TCP   all UDP dropped and relayOnly: through coturn over TCP
 //   refused    a server whose turn.secret coturn does not share: E_TURN_REFUSED, not a hang;
 //              and coturn refuses expired credentials while it accepts fresh ones.
 // Each case prints its join time: from connect() in the speaker's page to the first RTP
@@ -59,7 +60,7 @@ describe.skipIf(unavailable !== null)('reaching Parley through firewalls (Chromi
 		expect(result.speaker.map((p) => p.direction)).toContain('send');
 	}, 30_000);
 
-	it('ICE-TCP: with every UDP datagram dropped, audio flows over mediasoup\u2019s TCP candidate', async () => {
+	it('ICE-TCP: with every UDP datagram dropped and TURN out of reach, audio flows over mediasoup\u2019s TCP candidate', async () => {
 		const result = await call('ice-tcp');
 		expect(Math.abs(result.frequencyHz! - TONE_HZ)).toBeLessThan(30);
 		expect(result.speaker.length).toBeGreaterThan(0);
@@ -75,6 +76,13 @@ describe.skipIf(unavailable !== null)('reaching Parley through firewalls (Chromi
 		expect(Math.abs(result.frequencyHz! - TONE_HZ)).toBeLessThan(30);
 		expect(result.speaker.length).toBeGreaterThan(0);
 		for (const p of [...result.listener, ...result.speaker]) expect(p).toMatchObject({ candidateType: 'relay', relayProtocol: 'udp' });
+	}, 30_000);
+
+	it('TURN over TCP: relay-only, with every UDP datagram dropped, audio flows through coturn over TCP', async () => {
+		const result = await call('turn-tcp');
+		expect(Math.abs(result.frequencyHz! - TONE_HZ)).toBeLessThan(30);
+		expect(result.speaker.length).toBeGreaterThan(0);
+		for (const p of [...result.listener, ...result.speaker]) expect(p).toMatchObject({ candidateType: 'relay', relayProtocol: 'tcp' });
 	}, 30_000);
 
 	it('refused: coturn refuses a wrong secret (the client says E_TURN_REFUSED) and expired credentials', async () => {

@@ -7,8 +7,10 @@
 //
 // The paths a call can take (NetworkPath):
 //   direct-udp  no rules: host UDP to the media port
-//   ice-tcp     every UDP datagram dropped: mediasoup's TCP candidate
+//   ice-tcp     every UDP datagram dropped, and coturn unreachable: mediasoup's TCP candidate
 //   turn-relay  UDP to the media ports dropped and relayOnly: through coturn (TURN over UDP)
+//   turn-tcp    every UDP datagram dropped and relayOnly: through coturn over TCP (a firewall
+//               that passes only TCP)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -28,8 +30,8 @@ import { writeToneWav } from '../wav.js';
 
 const REPO_DIR = fileURLToPath(new URL('../..', import.meta.url));
 
-export type NetworkPath = 'direct-udp' | 'ice-tcp' | 'turn-relay';
-export const NETWORK_PATHS: readonly NetworkPath[] = ['direct-udp', 'ice-tcp', 'turn-relay'];
+export type NetworkPath = 'direct-udp' | 'ice-tcp' | 'turn-relay' | 'turn-tcp';
+export const NETWORK_PATHS: readonly NetworkPath[] = ['direct-udp', 'ice-tcp', 'turn-relay', 'turn-tcp'];
 
 /** One direction of a page's media, from client.connectionPath() (the selected candidate pair). */
 export interface PathInfo {
@@ -125,7 +127,7 @@ export class ReachabilityLab {
 			PARLEY_MEDIA_WORKERS: '1',
 			PARLEY_MEDIA_LISTEN_IP: ns.hostAddress,
 			PARLEY_MEDIA_RTC_PORT: String(rtcPort),
-			PARLEY_TURN_URLS: coturn.url('udp'),
+			PARLEY_TURN_URLS: `${coturn.url('udp')},${coturn.url('tcp')}`,
 			PARLEY_TURN_SECRET: turnSecret,
 		};
 		const config = await loadConfig({ env });
@@ -145,7 +147,9 @@ export class ReachabilityLab {
 	/** The rules a path needs, set in the namespace. */
 	firewallFor(path: NetworkPath): void {
 		if (path === 'direct-udp') this.ns.firewall({});
-		else if (path === 'ice-tcp') this.ns.firewall({ input: ['meta l4proto udp drop'], output: ['meta l4proto udp drop'] });
+		// ICE-TCP: TURN out of reach as well (it is offered over TCP too), so the pair must be mediasoup's own TCP candidate.
+		else if (path === 'ice-tcp') this.ns.firewall({ input: ['meta l4proto udp drop'], output: ['meta l4proto udp drop', `tcp dport ${this.coturn.port} drop`] });
+		else if (path === 'turn-tcp') this.ns.firewall({ input: ['meta l4proto udp drop'], output: ['meta l4proto udp drop'] });
 		else {
 			const media = `${this.rtcPort}-${this.rtcPort + 1}`;
 			this.ns.firewall({ input: [`udp sport ${media} drop`], output: [`udp dport ${media} drop`] });
@@ -196,7 +200,7 @@ export class ReachabilityLab {
 	async call(path: NetworkPath, options: { listen?: boolean; timeoutMs?: number } = {}): Promise<CallResult> {
 		const { listen = true, timeoutMs = 15_000 } = options;
 		this.firewallFor(path);
-		const relayOnly = path === 'turn-relay';
+		const relayOnly = path === 'turn-relay' || path === 'turn-tcp';
 		const channel = `room-${++this.#calls}`;
 		const listener = await this.openClient(`${path}-listener-${this.#calls}`, { relayOnly, channel });
 		try {
