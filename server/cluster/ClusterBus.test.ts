@@ -151,6 +151,8 @@ describe('RedisClusterBus', () => {
 			// A node with another secret is not part of this cluster: its requests go unanswered.
 			const stranger = await makeBus(ctx, ctx.redis.url, 'node-x', 300, other);
 			try {
+				// Connected first (until then a request fails 'unavailable', not what this checks).
+				await waitFor('the stranger connected', () => stranger.available);
 				await expect(stranger.request('node-b', 'echo', 'hi')).rejects.toEqual(busError('timeout'));
 			} finally {
 				await stranger.close();

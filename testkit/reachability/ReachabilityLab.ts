@@ -8,7 +8,7 @@
 // The paths a call can take (NetworkPath):
 //   direct-udp  no rules: host UDP to the media port
 //   ice-tcp     every UDP datagram dropped, and coturn unreachable: mediasoup's TCP candidate
-//   turn-relay  UDP to the media ports dropped and relayOnly: through coturn (TURN over UDP)
+//   turn-relay  UDP to the media ports and TCP to coturn dropped, relayOnly: through coturn (TURN over UDP)
 //   turn-tcp    every UDP datagram dropped and relayOnly: through coturn over TCP (a firewall
 //               that passes only TCP)
 import { execFileSync } from 'node:child_process';
@@ -151,8 +151,9 @@ export class ReachabilityLab {
 		else if (path === 'ice-tcp') this.ns.firewall({ input: ['meta l4proto udp drop'], output: ['meta l4proto udp drop', `tcp dport ${this.coturn.port} drop`] });
 		else if (path === 'turn-tcp') this.ns.firewall({ input: ['meta l4proto udp drop'], output: ['meta l4proto udp drop'] });
 		else {
+			// TURN over UDP only: coturn's TCP port closed too, else the browser may settle on either.
 			const media = `${this.rtcPort}-${this.rtcPort + 1}`;
-			this.ns.firewall({ input: [`udp sport ${media} drop`], output: [`udp dport ${media} drop`] });
+			this.ns.firewall({ input: [`udp sport ${media} drop`], output: [`udp dport ${media} drop`, `tcp dport ${this.coturn.port} drop`] });
 		}
 	}
 
