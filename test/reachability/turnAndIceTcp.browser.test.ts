@@ -71,18 +71,14 @@ describe.skipIf(unavailable !== null)('reaching Parley through firewalls (Chromi
 		}
 	}, 30_000);
 
-	it('relay: relay-only, with UDP to the media port dropped, audio flows through coturn', async () => {
-		const result = await call('turn-relay');
+	it.each([
+		{ path: 'turn-relay' as const, transport: 'udp', what: 'UDP to the media port and TCP to coturn dropped' },
+		{ path: 'turn-tcp' as const, transport: 'tcp', what: 'every UDP datagram dropped' },
+	])('relay: relay-only, with $what, audio flows through coturn over $transport', async ({ path, transport }) => {
+		const result = await call(path);
 		expect(Math.abs(result.frequencyHz! - TONE_HZ)).toBeLessThan(30);
 		expect(result.speaker.length).toBeGreaterThan(0);
-		for (const p of [...result.listener, ...result.speaker]) expect(p).toMatchObject({ candidateType: 'relay', relayProtocol: 'udp' });
-	}, 30_000);
-
-	it('TURN over TCP: relay-only, with every UDP datagram dropped, audio flows through coturn over TCP', async () => {
-		const result = await call('turn-tcp');
-		expect(Math.abs(result.frequencyHz! - TONE_HZ)).toBeLessThan(30);
-		expect(result.speaker.length).toBeGreaterThan(0);
-		for (const p of [...result.listener, ...result.speaker]) expect(p).toMatchObject({ candidateType: 'relay', relayProtocol: 'tcp' });
+		for (const p of [...result.listener, ...result.speaker]) expect(p).toMatchObject({ candidateType: 'relay', relayProtocol: transport });
 	}, 30_000);
 
 	it('refused: coturn refuses a wrong secret (the client says E_TURN_REFUSED) and expired credentials', async () => {
