@@ -14,6 +14,7 @@ import { launchBrowser, measureStreamInPage, type Spectrum, trackPeerConnections
 import { testConfig } from './helpers/config.js';
 import { testLogger } from './helpers/logger.js';
 import { writeToneWav } from './helpers/wav.js';
+import { loadClientLibrary } from '../testkit/browsers/chromium.js';
 
 const SECRET = 'browser-test-secret-0123456789-abcdefghij';
 
@@ -43,10 +44,7 @@ describe('voice channel in real browsers', () => {
 		await page.goto(`${base}/`);
 		const userId = `user-${name.toLowerCase()}`;
 		const token = await mintAccessToken({ userId, displayName: name, channels, grants, ttlS: 600 }, key);
-		// The library bundle, loaded as a module script (page.evaluate code is rewritten by
-		// vitest, so a dynamic import() cannot live there).
-		await page.addScriptTag({ type: 'module', content: "import { ParleyClient } from '/parley-client.js'; window.ParleyClient = ParleyClient;" });
-		await page.waitForFunction(() => 'ParleyClient' in window);
+		await loadClientLibrary(page);
 		await page.evaluate(
 			async ({ token, url }) => {
 				const { ParleyClient } = window as unknown as typeof import('../client/index.js');

@@ -15,6 +15,7 @@ import { launchBrowser } from './helpers/browser.js';
 import { testConfig } from './helpers/config.js';
 import { testLogger } from './helpers/logger.js';
 import { writeToneWav } from './helpers/wav.js';
+import { loadClientLibrary } from '../testkit/browsers/chromium.js';
 
 const SECRET = 'browser-recording-secret-0123456789-abcdef';
 
@@ -39,8 +40,7 @@ describe('recording a voice message from Chromium', () => {
 		const token = await mintAccessToken({ userId: 'ada', displayName: 'Ada', channels: ['room'], grants: { canPublish: true, canRecord: true }, ttlS: 600 }, new TextEncoder().encode(SECRET));
 		const page = await browser.newPage();
 		await page.goto(`http://127.0.0.1:${server.http.port}/`);
-		await page.addScriptTag({ type: 'module', content: "import { ParleyClient } from '/parley-client.js'; window.ParleyClient = ParleyClient;" });
-		await page.waitForFunction(() => 'ParleyClient' in window);
+		await loadClientLibrary(page);
 		const recorded = await page.evaluate(
 			async ({ token, url }) => {
 				const { ParleyClient } = window as unknown as typeof import('../client/index.js');

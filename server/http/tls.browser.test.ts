@@ -9,10 +9,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
-import { CHROMIUM } from '../../test/helpers/browser.js';
+import { launchChromium } from '../../testkit/browsers/chromium.js';
 import { testEnv } from '../../test/helpers/config.js';
 import { logLine, startServerProcess, type ServerProcess } from '../../test/helpers/serverProcess.js';
 import { mintAccessToken } from '../auth/accessToken.js';
@@ -37,11 +37,8 @@ describe('the demo page over native HTTPS in Chromium', () => {
 		plain = http.createServer((_req, res) => res.end('<!doctype html><title>plain</title>'));
 		await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
 		port = Number(new URL(String((await logLine(server, 'parley listening')).http)).port);
-		browser = await chromium.launch({
-			executablePath: CHROMIUM,
-			// The self-signed certificate is not trusted by this profile; the host name maps to loopback.
-			args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--host-resolver-rules=MAP ${HOST} 127.0.0.1`],
-		});
+		// The self-signed certificate is not trusted by this profile; the host name maps to loopback.
+		browser = await launchChromium({ extraArgs: [`--host-resolver-rules=MAP ${HOST} 127.0.0.1`] });
 	});
 
 	afterAll(async () => {

@@ -12,6 +12,7 @@ import { firstNewPacketAt, hearFirstRemoteStream, launchBrowser, trackPeerConnec
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startNode, token, type NodeProcess } from './helpers/nodes.js';
 import { VoiceBot } from './helpers/voiceBot.js';
+import { loadClientLibrary } from '../../testkit/browsers/chromium.js';
 
 const repoDir = fileURLToPath(new URL('../..', import.meta.url));
 const SPEAKER_HZ = 800;
@@ -52,8 +53,7 @@ describe('ParleyClient in Chromium fails over between nodes', () => {
 		page.on('pageerror', (err) => console.error(`page error: ${err.message}`));
 		await page.addInitScript(trackPeerConnections);
 		await page.goto(`${b.httpBase}/`);
-		await page.addScriptTag({ type: 'module', content: "import { ParleyClient } from '/parley-client.js'; window.ParleyClient = ParleyClient;" });
-		await page.waitForFunction(() => 'ParleyClient' in window);
+		await loadClientLibrary(page);
 		const serverUrl = await page.evaluate(
 			async ({ token, urls }) => {
 				const { ParleyClient } = window as unknown as typeof import('../../client/index.js');

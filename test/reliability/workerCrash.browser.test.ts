@@ -12,6 +12,7 @@ import type { ParleyClient } from '../../client/index.js';
 import { firstNewPacketAt, hearFirstRemoteStream, launchBrowser, trackPeerConnections } from '../helpers/browser.js';
 import { writeToneWav } from '../helpers/wav.js';
 import { startHarness, type Harness } from './helpers/harness.js';
+import { loadClientLibrary } from '../../testkit/browsers/chromium.js';
 
 const RECOVERY_TARGET_MS = 3000;
 
@@ -45,8 +46,7 @@ describe('worker crash with the browser client', () => {
 		page.on('pageerror', (err) => console.error(`[${name}] page error: ${err.message}`));
 		await page.addInitScript(trackPeerConnections);
 		await page.goto(`${h.base}/`);
-		await page.addScriptTag({ type: 'module', content: "import { ParleyClient } from '/parley-client.js'; window.ParleyClient = ParleyClient;" });
-		await page.waitForFunction(() => 'ParleyClient' in window);
+		await loadClientLibrary(page);
 		const token = await h.token({ userId: `user-${name}`, displayName: name, channels: ['room'] });
 		const states: string[] = [];
 		await page.exposeFunction('recordState', (s: string) => states.push(s));

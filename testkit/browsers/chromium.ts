@@ -1,7 +1,7 @@
 // Headless Debian Chromium through playwright-core, as the tests and the bench start it: one
 // process per fake microphone (the WAV file is a per-process flag), media permission granted,
 // autoplay allowed.
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -31,4 +31,14 @@ export function launchChromium({ fakeMicWav, executablePath = CHROMIUM, extraArg
 			...extraArgs,
 		],
 	});
+}
+
+/**
+ * Loads the client library the server serves (client/dist/parley-client.js at /parley-client.js)
+ * into `page` as `window.ParleyClient`. A module script: page.evaluate code is rewritten by
+ * vitest, so a dynamic import() cannot live there.
+ */
+export async function loadClientLibrary(page: Page): Promise<void> {
+	await page.addScriptTag({ type: 'module', content: "import { ParleyClient } from '/parley-client.js'; window.ParleyClient = ParleyClient;" });
+	await page.waitForFunction(() => 'ParleyClient' in window, undefined, { timeout: 10_000 });
 }

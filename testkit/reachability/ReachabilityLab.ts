@@ -21,7 +21,7 @@ import { mintAccessToken } from '../../server/auth/accessToken.js';
 import { loadConfig } from '../../server/config/loadConfig.js';
 import { ParleyServer } from '../../server/ParleyServer.js';
 import { createLogger } from '../../server/telemetry/logger.js';
-import { CHROMIUM, launchChromium } from '../browsers/chromium.js';
+import { CHROMIUM, launchChromium, loadClientLibrary } from '../browsers/chromium.js';
 import { firstNewPacketAt, hearFirstRemoteStream, trackPeerConnections } from '../browsers/pageAudio.js';
 import { createVethNamespace, type VethNamespace } from '../netns.js';
 import { freePortRange } from '../ports.js';
@@ -166,11 +166,9 @@ export class ReachabilityLab {
 		const page = await this.browser.newPage();
 		page.on('pageerror', (err) => console.error(`[${name}] page error: ${err.message}`));
 		await page.addInitScript(trackPeerConnections);
-		// The library bundle (client/dist/parley-client.js, served at /parley-client.js), loaded
-		// as a module script from the lab's own (secure-context) origin.
+		// The library bundle, from the lab's own (secure-context) origin.
 		await page.goto(`http://${this.ns.hostAddress}:${this.server.http.port}/`);
-		await page.addScriptTag({ type: 'module', content: "import { ParleyClient } from '/parley-client.js'; window.ParleyClient = ParleyClient;" });
-		await page.waitForFunction(() => 'ParleyClient' in window, undefined, { timeout: 10_000 });
+		await loadClientLibrary(page);
 		const token = await mintAccessToken({ userId: `user-${name}`, displayName: name, channels: ['*'], grants: { canPublish: true, canSubscribe: true }, ttlS: 600 }, this.#key);
 		await page.evaluate(
 			async ({ url, token, relayOnly, channel }) => {
