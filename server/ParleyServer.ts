@@ -11,7 +11,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { ParleyConfig } from '../config/schema.js';
 import { ConfigError } from './config/loadConfig.js';
 import { closeRedis, connectRedis, pingRedis, redactUrl } from './redis/redisConnection.js';
-import { ClusterNode, nodeUrls } from './cluster/ClusterNode.js';
+import { ClusterNode } from './cluster/ClusterNode.js';
 import { RedisVoiceMessageStore } from './voice/store/RedisVoiceMessageStore.js';
 import { VoiceEventStream } from './voice/store/VoiceEventStream.js';
 import { VoiceMessageNotifier } from './voice/VoiceMessageNotifier.js';
@@ -243,18 +243,16 @@ export class ParleyServer {
 			...(metrics && { events: voiceMessageEvents(metrics) }),
 		});
 		this.#voiceRecovery = new VoiceRecovery({ service: this.voice, lostNodeGraceMs: 2 * config.cluster.nodeTtlMs, log: log.child({ component: 'voice' }) });
-		const mediaAddress = resolveAnnouncedAddress(config.media.listenIp, config.media.announcedAddress) ?? config.media.listenIp;
-		// With http.tls and no cluster.publicUrl, redirects point at https:// (nodeUrls defaults
-		// to http://); a getter, read when the cluster starts, after listen chose the port.
-		const tlsCluster = { ...config.cluster, get publicUrl(): string { return nodeUrls('', mediaAddress, http.port).httpUrl.replace(/^http:/, 'https:'); } };
 		this.#cluster = redis
 			? new ClusterNode({
-					config: http.certificate && !config.cluster.publicUrl ? { ...config, cluster: tlsCluster } : config,
+					config,
 					nodeId: this.nodeId,
 					redis,
 					channels: this.channels,
 					workers,
-					mediaAddress,
+					mediaAddress: resolveAnnouncedAddress(config.media.listenIp, config.media.announcedAddress) ?? config.media.listenIp,
+					// With http.tls and no cluster.publicUrl, redirects point at https://.
+					scheme: http.scheme,
 					log: log.child({ component: 'cluster' }),
 				})
 			: undefined;

@@ -27,13 +27,15 @@ export interface ClusterNodeOptions {
 	workers: WorkerPool;
 	/** Address announced to clients for media (media.announcedAddress resolved). */
 	mediaAddress: string;
+	/** What the HTTP listener speaks (https with http.tls): the default URL's scheme. */
+	scheme?: 'http' | 'https';
 	log: Logger;
 }
 
-/** URLs other clients use to reach this node: cluster.publicUrl, else http://<media address>:<port>. */
-export function nodeUrls(publicUrl: string, mediaAddress: string, httpPort: number): { httpUrl: string; signalingUrl: string } {
+/** URLs other clients use to reach this node: cluster.publicUrl, else <scheme>://<media address>:<port>. */
+export function nodeUrls(publicUrl: string, mediaAddress: string, httpPort: number, scheme: 'http' | 'https' = 'http'): { httpUrl: string; signalingUrl: string } {
 	const host = mediaAddress.includes(':') ? `[${mediaAddress}]` : mediaAddress;
-	const base = (publicUrl || `http://${host}:${httpPort}`).replace(/\/$/, '');
+	const base = (publicUrl || `${scheme}://${host}:${httpPort}`).replace(/\/$/, '');
 	const httpUrl = base.replace(/^ws(s?):/, 'http$1:');
 	return { httpUrl, signalingUrl: `${httpUrl.replace(/^http(s?):/, 'ws$1:')}/ws` };
 }
@@ -130,7 +132,7 @@ export class ClusterNode {
 			secret: this.#secret,
 			log: options.log.child({ part: 'bus' }),
 		});
-		const urls = nodeUrls(c.publicUrl, options.mediaAddress, httpPort);
+		const urls = nodeUrls(c.publicUrl, options.mediaAddress, httpPort, options.scheme);
 		const pipe = pipeSettings(options.config);
 		const info = {
 			nodeId: options.nodeId,
