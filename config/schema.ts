@@ -119,6 +119,10 @@ export const configSchema = z.strictObject({
 			opusDtx: option(z.boolean().default(true), {
 				description: 'Offer Opus DTX (usedtx=1): senders stop sending during silence.',
 			}),
+			opusRed: option(z.boolean().default(true), {
+				description:
+					'Offer Opus RED (RFC 2198, audio/red with Opus blocks): a publisher that supports it (Chromium) sends each frame again in the next one or two packets, chosen by the publisher. Listeners that negotiated RED get it as sent; the others (Firefox, plain RTP) get the primary Opus frame, and a frame lost on the way in is rebuilt from the next packet\'s copy. Recordings use the copies too. DTX silence is not redundancy: a publisher in DTX sends nothing to repeat.',
+			}),
 			opusNack: option(z.boolean().default(false), {
 				description: 'Offer NACK retransmission for Opus (audio RTX); off by default since FEC covers loss without the extra round trip. For bench comparisons.',
 			}),

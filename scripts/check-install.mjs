@@ -15,6 +15,12 @@ if (sqlite.prepare('select 1 as one').get().one !== 1) {
 }
 sqlite.close();
 const worker = await mediasoup.createWorker({ logLevel: 'error' });
-const router = await worker.createRouter({ mediaCodecs: [{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 }] });
+// audio/red exists only with patches/mediasoup+*.patch applied (npm's postinstall runs it).
+const router = await worker.createRouter({
+	mediaCodecs: [
+		{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
+		{ kind: 'audio', mimeType: 'audio/red', clockRate: 48000, channels: 2 },
+	],
+});
 console.error(`[setup] mediasoup ${mediasoup.version} worker pid ${worker.pid} runs (router ${router.id.slice(0, 8)}), uWebSockets.js native, better-sqlite3 loads`);
 worker.close();

@@ -131,7 +131,7 @@ export class ParleyServer {
 		this.http = http;
 		this.redis = redis;
 		this.storageDir = path.resolve(config.storage.dir);
-		const mediaCodecs = routerMediaCodecs({ inbandFec: config.media.opusInbandFec, dtx: config.media.opusDtx, nack: config.media.opusNack });
+		const mediaCodecs = routerMediaCodecs({ inbandFec: config.media.opusInbandFec, dtx: config.media.opusDtx, nack: config.media.opusNack, red: config.media.opusRed });
 		this.channels = new ChannelRegistry(
 			workers,
 			{ ...config.channels, enableRtx: config.media.opusNack, mediaCodecs },

@@ -11,6 +11,7 @@ import type { types as ms } from 'mediasoup';
 import { RequestError } from '../../protocol/RequestError.js';
 import type { NotificationName, Notifications, PeerInfo } from '../../protocol/messages.js';
 import type { Logger } from '../telemetry/logger.js';
+import { usesOpusRed } from '../media/mediaCodecs.js';
 import type { Peer, TransportAppData, TransportDirection } from './Peer.js';
 import { safeEmit } from './safeEmit.js';
 
@@ -183,8 +184,13 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		const transport = peer.transport(transportId);
 		if (transport.appData.direction !== 'send') throw new RequestError('E_INVALID_STATE', 'Produce on a send transport.');
 		if (kind !== 'audio') throw new RequestError('E_UNSUPPORTED_MEDIA', `Only audio can be produced (got "${kind}").`);
-		const foreign = rtpParameters.codecs.find((c) => !/^audio\/(opus|rtx)$/i.test(c.mimeType));
+		// Opus, optionally inside RED (RFC 2198), whose blocks must be Opus of this producer:
+		// RED without its Opus codec could not be stripped for listeners that lack RED.
+		const foreign = rtpParameters.codecs.find((c) => !/^audio\/(opus|rtx|red)$/i.test(c.mimeType));
 		if (foreign) throw new RequestError('E_UNSUPPORTED_MEDIA', `Only Opus audio can be produced (got "${foreign.mimeType}").`);
+		if (usesOpusRed(rtpParameters) && !rtpParameters.codecs.some((c) => /^audio\/opus$/i.test(c.mimeType))) {
+			throw new RequestError('E_UNSUPPORTED_MEDIA', 'audio/red is produced with the Opus codec its blocks carry.');
+		}
 		if (peer.producers.size >= this.#options.maxProducersPerPeer) {
 			throw new RequestError('E_TOO_MANY_PRODUCERS', `At most ${this.#options.maxProducersPerPeer} producers per peer.`);
 		}
