@@ -1,8 +1,11 @@
 // A synthetic publisher: sends pre-encoded Opus frames as RTP from its own UDP socket, one
 // frame per call to `sendNext()` (a FramePacer calls it every 20 ms), remembers when each
 // frame left (for added-latency figures) and answers generic NACKs from its recent history.
+// With `red`, every packet is RFC 2198 RED as Chromium sends it: the previous `distance`
+// frames as redundant blocks (oldest first), then the frame itself as the primary.
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { buildRedPayload, RED_MAX_BLOCK_LENGTH, type RedundantBlock } from '../../server/media/redPayload.js';
 import { FRAME_SAMPLES } from '../audio/speech.js';
 import { buildRtp, isRtcp, parseNacks } from '../rtp/rtp.js';
 
@@ -18,6 +21,14 @@ export interface RtpPublisherOptions {
 	historyPackets?: number;
 	/** First RTP timestamp (random by default, as real senders do). */
 	initialTimestamp?: number;
+	/** Send RED: the RTP payload type is `red.payloadType`, the blocks carry `payloadType` (Opus). */
+	red?: RedOptions;
+}
+
+export interface RedOptions {
+	payloadType: number;
+	/** Previous frames carried in each packet (1 or 2 as browsers do; up to 32). */
+	distance: number;
 }
 
 const DEFAULT_SLOTS = 1 << 15; // ~11 minutes of 20 ms frames
@@ -33,6 +44,7 @@ export class RtpPublisher {
 	readonly #sendFrame: Int32Array;
 	readonly #history: (Buffer | undefined)[];
 	readonly #baseSeq: number;
+	readonly #red: RedOptions | undefined;
 	#next = 0;
 	/** Packets resent on NACK. */
 	retransmitted = 0;
@@ -51,6 +63,7 @@ export class RtpPublisher {
 		this.#history = new Array(options.historyPackets ?? 512);
 		this.baseTimestamp = (options.initialTimestamp ?? Math.floor(Math.random() * 2 ** 31)) >>> 0;
 		this.#baseSeq = Math.floor(Math.random() * 30_000);
+		this.#red = options.red;
 		socket.on('message', (msg) => {
 			if (isRtcp(msg)) this.#onRtcp(msg);
 		});
@@ -76,8 +89,8 @@ export class RtpPublisher {
 	sendNext(): void {
 		const i = this.#next++;
 		const packet = buildRtp(
-			{ payloadType: this.payloadType, sequenceNumber: this.#baseSeq + i, timestamp: this.baseTimestamp + i * FRAME_SAMPLES, ssrc: this.ssrc, marker: i === 0 },
-			this.#frames[i % this.#frames.length]!,
+			{ payloadType: this.#red ? this.#red.payloadType : this.payloadType, sequenceNumber: this.#baseSeq + i, timestamp: this.baseTimestamp + i * FRAME_SAMPLES, ssrc: this.ssrc, marker: i === 0 },
+			this.#red ? this.#redPayload(i, this.#red.distance) : this.#frames[i % this.#frames.length]!,
 		);
 		this.#history[i % this.#history.length] = packet;
 		const slot = i % this.#sendTimes.length;
@@ -85,6 +98,17 @@ export class RtpPublisher {
 		// Stamped right before the send: Node tries a synchronous sendmsg first.
 		this.#sendTimes[slot] = performance.now();
 		this.#socket.send(packet, this.#target.port, this.#target.address);
+	}
+
+	/** Frame `i` with up to `distance` previous frames as redundancy (none before the first
+	 * frame; a block too large for RFC 2198's 10-bit length is left out, as Chromium does). */
+	#redPayload(i: number, distance: number): Uint8Array {
+		const redundant: RedundantBlock[] = [];
+		for (let d = Math.min(distance, i); d >= 1; d--) {
+			const data = this.#frames[(i - d) % this.#frames.length]!;
+			if (data.length <= RED_MAX_BLOCK_LENGTH) redundant.push({ payloadType: this.payloadType, timestampOffset: d * FRAME_SAMPLES, data });
+		}
+		return buildRedPayload({ payloadType: this.payloadType, data: this.#frames[i % this.#frames.length]! }, redundant);
 	}
 
 	/** performance.now() at which frame `i` left, if still remembered. */
