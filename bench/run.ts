@@ -29,6 +29,12 @@ Loss sweep:
   --delay MS --jitter MS   extra one-way delay and uniform jitter in the proxies (default 0)
   --bitrate BPS        Opus bitrate (default 32000)
   --loss-hint PCT      encoder packet-loss hint (default: match the condition)
+  --red MODES          modes of the RED grid, comma-separated: fec (FEC only), red1, red1+fec, red2,
+                       red2+fec, ... (default all five; none: no RED grid)
+  --red-loss-at LIST   placements of the RED grid's loss: up,down,both (default all three)
+  --red-loss-rates LIST    loss rates of the RED grid in percent (default 0,5,10,20,30)
+  --no-stripped        no listener without RED beside the RED listener on uplink loss
+  --loss-parallel N    streams at once; more run in batches (default 64)
 Capacity:
   --transport LIST     plain,srtp,webrtc (default all three)
   --srtp-suite LIST    SRTP suites of the srtp ramp, one ramp each: AEAD_AES_256_GCM (default),
@@ -74,6 +80,11 @@ const { values } = parseArgs({
 		jitter: { type: 'string' },
 		bitrate: { type: 'string' },
 		'loss-hint': { type: 'string' },
+		red: { type: 'string' },
+		'red-loss-at': { type: 'string' },
+		'red-loss-rates': { type: 'string' },
+		'no-stripped': { type: 'boolean', default: false },
+		'loss-parallel': { type: 'string' },
 		transport: { type: 'string' },
 		'srtp-suite': { type: 'string' },
 		targets: { type: 'string' },
@@ -172,6 +183,25 @@ if (joinPaths && (joinPaths.length === 0 || joinPaths.some((t) => !(NETWORK_PATH
 	process.stderr.write(`bench: --join-paths takes ${NETWORK_PATHS.join(', ')}\n`);
 	process.exit(2);
 }
+const redModes = values.red === undefined ? undefined : values.red === 'none' ? [] : values.red.split(',').map((t) => {
+	const m = /^(?:fec|red(\d+)(\+fec)?)$/.exec(t.trim());
+	const distance = m?.[1] === undefined ? 0 : Number(m[1]);
+	if (!m || distance > 32 || (m[1] !== undefined && distance < 1)) {
+		process.stderr.write(`bench: --red takes fec, redN and redN+fec (N = 1..32), or none (got "${t}")\n`);
+		process.exit(2);
+	}
+	return { redDistance: distance, fec: m[1] === undefined || m[2] !== undefined };
+});
+const redLossAt = values['red-loss-at']?.split(',').map((t) => t.trim());
+if (redLossAt && (redLossAt.length === 0 || redLossAt.some((t) => !['up', 'down', 'both'].includes(t)))) {
+	process.stderr.write('bench: --red-loss-at takes up, down and/or both\n');
+	process.exit(2);
+}
+const redLossRates = values['red-loss-rates']?.split(',').map((t) => number('red-loss-rates', t)! / 100);
+if (redLossRates?.some((r) => r >= 1)) {
+	process.stderr.write('bench: --red-loss-rates are percentages below 100\n');
+	process.exit(2);
+}
 const delay = number('delay', values.delay);
 const jitter = number('jitter', values.jitter);
 const hint = number('loss-hint', values['loss-hint']);
@@ -189,6 +219,11 @@ const { run } = await runBench({
 		playoutDelayMs: number('playout-delay', values['playout-delay']),
 		bitrateBps: number('bitrate', values.bitrate),
 		packetLossHint: hint,
+		redModes,
+		redLossAt: redLossAt as ('up' | 'down' | 'both')[] | undefined,
+		redLossRates,
+		strippedListener: values['no-stripped'] ? false : undefined,
+		maxParallelStreams: number('loss-parallel', values['loss-parallel']),
 		delay: delay !== undefined || jitter !== undefined ? { delayMs: delay ?? 0, jitterMs: jitter ?? 0 } : undefined,
 	}),
 	capacity: defined({

@@ -39,7 +39,8 @@ export interface BenchOptions {
 
 /** Settings that run each scenario in a few seconds (CI): outputs and sanity, not figures. */
 export const SMOKE = {
-	loss: { lossRates: [0, 0.1], models: ['random'], nack: [false], durationS: 4 } satisfies Partial<LossSweepOptions>,
+	// One RED condition: RED d=2 beside FEC only at 20% uplink loss, with a listener without RED.
+	loss: { lossRates: [0, 0.1], models: ['random'], nack: [false], durationS: 4, redModes: [{ redDistance: 0, fec: true }, { redDistance: 2, fec: false }], redLossAt: ['up'], redLossRates: [0.2] } satisfies Partial<LossSweepOptions>,
 	capacity: { steps: [40, 200], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, quietWaitMs: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
 	webrtcCapacity: { steps: [40], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, quietWaitMs: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
 	capacityTransports: ['plain', 'webrtc'] as CapacityTransport[],
@@ -90,6 +91,7 @@ export async function runBench(options: BenchOptions): Promise<{ run: BenchRun; 
 	if (options.scenarios.includes('loss')) {
 		await guard('loss', async () => {
 			run.loss = await runLossSweep({ ...LOSS_SWEEP_DEFAULTS, ...(options.smoke ? SMOKE.loss : {}), ...options.loss }, log);
+			for (const message of run.loss.errors) run.errors.push({ scenario: 'loss', message });
 		});
 	}
 	if (options.scenarios.includes('capacity')) {

@@ -3,8 +3,12 @@
 // - 'record': every frame's first arrival with its payload, for decoding (loss sweep);
 // - 'sample': only counts and added-latency samples, for the capacity ramp's sampled listeners.
 // Optionally sends generic NACKs for sequence gaps, back to where the RTP came from.
+// A stream can be RED (RFC 2198): packets of its RED payload type are split into their
+// blocks, the primary one being the packet's own frame and the others redundant copies of
+// earlier frames, each kept apart so the playout model can tell which copy played.
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { isRedParseError, parseRedPayload } from '../../server/media/redPayload.js';
 import { buildNack, isRtcp, rtpSequence, rtpSsrc, rtpTimestamp, parseRtp } from '../rtp/rtp.js';
 
 /** What the subscriber needs from the publisher of a stream. */
@@ -21,21 +25,40 @@ export interface Arrival {
 	afterNack: boolean;
 }
 
+/** Payload types a stream's consumer negotiated. */
+export interface StreamPayloadTypes {
+	/** Opus: the plain packets' payload type and, in RED, every block's. */
+	opus: number;
+	/** RED, when the consumer has it. */
+	red?: number;
+}
+
 export class ReceivedStream {
 	readonly ssrc: number;
 	readonly source: StreamSource;
-	/** First arrival per frame index ('record' mode). */
+	readonly payloadTypes: StreamPayloadTypes | undefined;
+	/** First arrival per frame index of the frame's own packet (RED: its primary block; 'record' mode). */
 	readonly arrivals = new Map<number, Arrival>();
+	/** First arrival per frame index of a redundant copy (a RED block of a later packet). */
+	readonly redundantArrivals = new Map<number, Arrival>();
 	packets = 0;
+	/** Packets of the RED payload type. */
+	redPackets = 0;
+	/** RED packets that did not parse, or with blocks of another payload type than Opus:
+	 * a listener must never get blocks it cannot map (should stay 0). */
+	invalidRedPackets = 0;
+	/** Packets of a payload type the consumer did not negotiate (should stay 0). */
+	unexpectedPayloadType = 0;
 	duplicates = 0;
 	nacksSent = 0;
 	nackedPackets = 0;
 	#highestSeq = -1;
 	readonly #nacked = new Set<number>();
 
-	constructor(ssrc: number, source: StreamSource) {
+	constructor(ssrc: number, source: StreamSource, payloadTypes?: StreamPayloadTypes) {
 		this.ssrc = ssrc;
 		this.source = source;
+		this.payloadTypes = payloadTypes;
 	}
 
 	/** Returns the sequence numbers newly missing (a gap before `seq`), updating the highest seen. */
@@ -103,8 +126,9 @@ export class RtpSubscriber {
 		return this.#socket.address().port;
 	}
 
-	addStream(ssrc: number, source: StreamSource): ReceivedStream {
-		const stream = new ReceivedStream(ssrc >>> 0, source);
+	/** `payloadTypes`: checked in 'record' mode; with `red`, RED packets are split into blocks. */
+	addStream(ssrc: number, source: StreamSource, payloadTypes?: StreamPayloadTypes): ReceivedStream {
+		const stream = new ReceivedStream(ssrc >>> 0, source, payloadTypes);
 		this.#streams.set(stream.ssrc, stream);
 		return stream;
 	}
@@ -175,6 +199,26 @@ export class RtpSubscriber {
 			stream.markNacked(missing);
 			this.#socket.send(buildNack(this.#ssrc, stream.ssrc, missing), rinfo.port, rinfo.address);
 		}
+		const pts = stream.payloadTypes;
+		let primary: Uint8Array = rtp.payload;
+		if (pts && pts.red !== undefined && rtp.payloadType === pts.red) {
+			stream.redPackets++;
+			const red = parseRedPayload(rtp.payload);
+			if (isRedParseError(red) || red.primary.payloadType !== pts.opus || red.redundant.some((b) => b.payloadType !== pts.opus)) {
+				stream.invalidRedPackets++;
+				return;
+			}
+			const afterNack = stream.wasNacked(seq);
+			for (const block of red.redundant) {
+				const earlier = stream.source.frameIndexOf((rtp.timestamp - block.timestampOffset) >>> 0);
+				// Empty blocks carry no frame (a sender with nothing to repeat yet).
+				if (Number.isInteger(earlier) && block.data.length > 0 && !stream.redundantArrivals.has(earlier)) stream.redundantArrivals.set(earlier, { atMs: at, payload: Buffer.from(block.data), afterNack });
+			}
+			primary = red.primary.data;
+		} else if (pts && rtp.payloadType !== pts.opus) {
+			stream.unexpectedPayloadType++;
+			return;
+		}
 		const frame = stream.source.frameIndexOf(rtp.timestamp);
 		if (!Number.isInteger(frame)) {
 			this.unknown++;
@@ -184,7 +228,7 @@ export class RtpSubscriber {
 			stream.duplicates++;
 			return;
 		}
-		stream.arrivals.set(frame, { atMs: at, payload: Buffer.from(rtp.payload), afterNack: stream.wasNacked(seq) });
+		stream.arrivals.set(frame, { atMs: at, payload: Buffer.from(primary), afterNack: stream.wasNacked(seq) });
 	};
 
 	close(): void {

@@ -6,6 +6,7 @@ import type { CapacityResult } from '../scenarios/capacity.js';
 import type { LossConditionResult, LossSweepResult } from '../scenarios/lossSweep.js';
 import type { BenchRun, Headline } from './BenchRun.js';
 import { joinHeadlines, joinMarkdown, joinTextParts } from './joinReport.js';
+import { isFecNackRow, redCharts, redHeadlines, redMarkdown, redTextParts } from './lossReport.js';
 import { storageHeadlines, storageMarkdown, storageTextParts } from './storageReport.js';
 import { lineChart, PALETTE, type Series } from './svg.js';
 import { type Cell, markdownTable, ms, num, pct, textTable } from './table.js';
@@ -86,17 +87,18 @@ export function headlines(run: BenchRun): Headline[] {
 		});
 		for (const h of s.http) for (const [label, f] of Object.entries(h.requests)) out.push({ label: `HTTP ${label}`, value: `${num(f.requestsPerSecond)} req/s, p99 ${ms(f.latencyMs.p99)}`, path: `${h.connections} keep-alive connections` });
 	}
+	out.push(...redHeadlines(run.loss));
 	out.push(...storageHeadlines(run.storage, run.metadata));
 	out.push(...joinHeadlines(run.join));
 	return out;
 }
 
 function findCondition(loss: LossSweepResult, model: string, rate: number, fec: boolean, nack: boolean): LossConditionResult | undefined {
-	return loss.conditions.find((c) => c.model === model && Math.abs(c.lossRate - rate) < 1e-9 && c.fec === fec && c.nack === nack);
+	return loss.conditions.find((c) => isFecNackRow(c) && c.model === model && Math.abs(c.lossRate - rate) < 1e-9 && c.fec === fec && c.nack === nack);
 }
 
 function lossRows(loss: LossSweepResult): Cell[][] {
-	return loss.conditions.map((c) => [
+	return loss.conditions.filter(isFecNackRow).map((c) => [
 		c.model,
 		pct(c.lossRate, 0),
 		pct(c.measuredNetworkLoss),
@@ -146,7 +148,7 @@ const CAPACITY_HEADERS = ['target', 'consumers', 'listeners', 'fwd pkt/s', 'p50'
 /** The summary printed on stdout at the end of a run. */
 export function textSummary(run: BenchRun): string {
 	const parts: string[] = [];
-	if (run.loss) parts.push(`Loss sweep (${run.loss.path})\n${textTable(LOSS_HEADERS.slice(0, 15), lossRows(run.loss).map((r) => r.slice(0, 15)))}`);
+	if (run.loss) parts.push(`Loss sweep (${run.loss.path})\n${textTable(LOSS_HEADERS.slice(0, 15), lossRows(run.loss).map((r) => r.slice(0, 15)))}`, ...redTextParts(run.loss));
 	for (const cap of run.capacity ?? []) parts.push(`Capacity: ${cap.path}\n${textTable(CAPACITY_HEADERS, capacityRows(cap))}`);
 	if (run.capacity?.length) parts.push(`Capacity overview (worker ${run.versions.mediasoupWorker?.srtp ?? '?'})\n${textTable(CAPACITY_OVERVIEW_HEADERS, capacityOverviewRows(run))}`);
 	if (run.signaling) {
@@ -167,21 +169,22 @@ export function textSummary(run: BenchRun): string {
 
 function lossChart(loss: LossSweepResult, nack: boolean, metric: 'playable' | 'segsnr'): string {
 	const series: Series[] = [];
-	const models = [...new Set(loss.conditions.map((c) => c.model))];
+	const rows = loss.conditions.filter(isFecNackRow);
+	const models = [...new Set(rows.map((c) => c.model))];
 	let color = 0;
 	for (const model of models) {
 		for (const fec of [true, false]) {
-			const pts = loss.conditions
+			const pts = rows
 				.filter((c) => c.model === model && c.fec === fec && c.nack === nack)
 				.map((c): [number, number] => [c.lossRate * 100, metric === 'playable' ? c.playout.playableShare * 100 : c.playout.quality.segmentalSnrDb])
 				.sort((a, b) => a[0] - b[0]);
 			// Bursty 0% is not run: it is the random 0% point.
-			const zero = loss.conditions.find((c) => c.lossRate === 0 && c.fec === fec && c.nack === nack);
+			const zero = rows.find((c) => c.lossRate === 0 && c.fec === fec && c.nack === nack);
 			if (model === 'bursty' && zero) pts.unshift([0, metric === 'playable' ? zero.playout.playableShare * 100 : zero.playout.quality.segmentalSnrDb]);
 			series.push({ name: `${model}, FEC ${fec ? 'on' : 'off'}`, points: pts, color: PALETTE[color++]!, markers: true, dashed: model === 'bursty' });
 		}
 		if (metric === 'playable') {
-			const rates = [...new Set(loss.conditions.map((c) => c.lossRate))].sort((a, b) => a - b);
+			const rates = [...new Set(rows.map((c) => c.lossRate))].sort((a, b) => a - b);
 			const burst = loss.options.meanBurstLength;
 			series.push({
 				name: model === 'random' ? 'ceiling 1 - p^2' : `ceiling bursty (L=${burst})`,
@@ -257,10 +260,11 @@ export function writeReport(run: BenchRun, outDir: string): string[] {
 	write('results.json', JSON.stringify(run, null, 1));
 	const charts: Record<string, string> = {};
 	if (run.loss) {
-		for (const nack of [...new Set(run.loss.conditions.map((c) => c.nack))]) {
+		for (const nack of [...new Set(run.loss.conditions.filter(isFecNackRow).map((c) => c.nack))]) {
 			charts[`loss-playable-nack-${nack ? 'on' : 'off'}`] = write(`loss-playable-nack-${nack ? 'on' : 'off'}.svg`, lossChart(run.loss, nack, 'playable'));
 			charts[`loss-segsnr-nack-${nack ? 'on' : 'off'}`] = write(`loss-segsnr-nack-${nack ? 'on' : 'off'}.svg`, lossChart(run.loss, nack, 'segsnr'));
 		}
+		for (const [name, svg] of Object.entries(redCharts(run.loss))) charts[name] = write(`${name}.svg`, svg);
 	}
 	const cdf = latencyCdfChart(run);
 	if (cdf) charts.cdf = write('latency-cdf.svg', cdf);
@@ -310,7 +314,7 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 		const o = run.loss.options;
 		lines.push('## Loss sweep', '');
 		lines.push(
-			`Path: ${run.loss.path}. Speech (espeak-ng, 48 kHz) as Opus ${o.bitrateBps / 1000} kb/s, 20 ms frames, ${o.durationS} s per condition, all conditions streaming at once; loss on the ${o.lossAt === 'both' ? 'uplink and downlink (split so the end-to-end rate is the one shown)' : `${o.lossAt}link`}; bursty = Gilbert-Elliott with mean burst ${o.meanBurstLength} packets; playout deadline ${o.playoutDelayMs} ms after sending (a fixed jitter buffer: later packets, retransmissions included, count as late). Encoder loss hint: ${o.packetLossHint === 'match' ? 'the condition\'s loss (at least 1%) with FEC on, 0 with FEC off' : `${o.packetLossHint}%`}. Seed ${o.seed}: FEC on and off see the same loss pattern.`,
+			`Path: ${run.loss.path}. Speech (espeak-ng, 48 kHz) as Opus ${o.bitrateBps / 1000} kb/s, 20 ms frames, ${o.durationS} s per condition, ${(run.loss.batches ?? 1) > 1 ? `${run.loss.batches} batches of conditions streaming at once` : 'all conditions streaming at once'}; FEC/NACK grid: loss on the ${o.lossAt === 'both' ? 'uplink and downlink (split so the end-to-end rate is the one shown)' : `${o.lossAt}link`}; bursty = Gilbert-Elliott with mean burst ${o.meanBurstLength} packets; playout deadline ${o.playoutDelayMs} ms after sending (a fixed jitter buffer: later packets, retransmissions included, count as late). Encoder loss hint: ${o.packetLossHint === 'match' ? 'the condition\'s loss (at least 1%) with FEC on, 0 with FEC off' : `${o.packetLossHint}%`}. Seed ${o.seed}: FEC on and off see the same loss pattern.`,
 			'',
 			'Frames: *delivered* = played from their own packet in time (*via NACK* = of those, thanks to a retransmission); *FEC-rebuilt* = from the next packet\'s in-band FEC (decode_fec=1, only when that packet carries LBRR data; Opus adds none to silent frames, so some losses in pauses are concealed even with FEC on); *concealed* = packet-loss concealment. *Playable* = delivered + rebuilt; *playable (speech)* = the same over frames with speech in the lossless decode (losses in pauses are not heard; Opus puts no FEC data in them). Quality against the lossless decode of the same packets: segmental SNR (20 ms segments, clamped to [-10, 35] dB, speech segments only: every syllable weighs the same), plain SNR, and SNR over rebuilt and over concealed frames only. Latency includes the two in-process loss proxies.',
 			'',
@@ -320,6 +324,7 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 			lines.push(img(`loss-playable-nack-${nack}`, `playable share, NACK ${nack}`));
 			lines.push(img(`loss-segsnr-nack-${nack}`, `segmental SNR, NACK ${nack}`));
 		}
+		lines.push(...redMarkdown(run.loss, img));
 	}
 	if (run.capacity?.length) {
 		lines.push('## Capacity overview', '', `Worker binary: ${run.versions.mediasoupWorker?.path ?? '?'} (SRTP: ${run.versions.mediasoupWorker?.srtp ?? '?'}).`, '');

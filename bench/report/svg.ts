@@ -1,5 +1,5 @@
 // Line charts as standalone SVG, written by hand (no charting dependency in the repository):
-// axes with ticks, a legend, optional log-scale x, dashed series and markers.
+// axes with ticks, a legend, optional log-scale x and y, dashed series and markers.
 
 export interface Series {
 	name: string;
@@ -19,6 +19,8 @@ export interface ChartOptions {
 	xDomain?: [number, number];
 	yDomain?: [number, number];
 	logX?: boolean;
+	/** Log-scale y (points at y <= 0 are left out). */
+	logY?: boolean;
 	/** Horizontal reference lines (limits). */
 	hLines?: { y: number; label: string; color: string }[];
 	width?: number;
@@ -71,18 +73,20 @@ export function lineChart(o: ChartOptions): string {
 	const legendRows = Math.ceil(o.series.length / 3);
 	const plotH = H - m.top - m.bottom - legendRows * 18;
 	const plotW = W - m.left - m.right;
-	const all = o.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!o.logX || x > 0));
+	const drawable = ([x, y]: [number, number]): boolean => Number.isFinite(x) && Number.isFinite(y) && (!o.logX || x > 0) && (!o.logY || y > 0);
+	const all = o.series.flatMap((s) => s.points).filter(drawable);
 	const xs = all.map((p) => p[0]);
 	const ys = all.map((p) => p[1]);
 	let [x0, x1] = o.xDomain ?? [Math.min(...xs, Infinity), Math.max(...xs, -Infinity)];
-	let [y0, y1] = o.yDomain ?? [Math.min(0, ...ys), Math.max(...ys, ...(o.hLines ?? []).map((h) => h.y * 1.1), -Infinity)];
+	let [y0, y1] = o.yDomain ?? [o.logY ? Math.min(...ys, Infinity) : Math.min(0, ...ys), Math.max(...ys, ...(o.hLines ?? []).map((h) => h.y * 1.1), -Infinity)];
 	if (!Number.isFinite(x0) || !Number.isFinite(x1)) [x0, x1] = o.logX ? [1, 10] : [0, 1];
-	if (!Number.isFinite(y0) || !Number.isFinite(y1)) [y0, y1] = [0, 1];
+	if (!Number.isFinite(y0) || !Number.isFinite(y1)) [y0, y1] = o.logY ? [1, 10] : [0, 1];
 	if (x1 === x0) x1 = x0 + (o.logX ? x0 : 1);
-	if (y1 === y0) y1 = y0 + 1;
+	if (y1 === y0) y1 = y0 + (o.logY ? y0 : 1);
 	const lx = (x: number): number => (o.logX ? Math.log10(Math.max(x, 1e-9)) : x);
+	const ly = (y: number): number => (o.logY ? Math.log10(Math.max(y, 1e-9)) : y);
 	const sx = (x: number): number => m.left + ((lx(x) - lx(x0)) / (lx(x1) - lx(x0))) * plotW;
-	const sy = (y: number): number => m.top + plotH - ((Math.min(Math.max(y, y0), y1) - y0) / (y1 - y0)) * plotH;
+	const sy = (y: number): number => m.top + plotH - ((ly(Math.min(Math.max(y, y0), y1)) - ly(y0)) / (ly(y1) - ly(y0))) * plotH;
 	const xf = o.xFormat ?? fmt;
 	const yf = o.yFormat ?? fmt;
 	const out: string[] = [];
@@ -91,7 +95,7 @@ export function lineChart(o: ChartOptions): string {
 	out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(o.title)}</text>`);
 	// Grid and ticks.
 	const xt = o.logX ? logTicks(x0, x1) : niceTicks(x0, x1);
-	const yt = niceTicks(y0, y1);
+	const yt = o.logY ? logTicks(y0, y1) : niceTicks(y0, y1);
 	for (const t of xt) {
 		const x = sx(t).toFixed(1);
 		out.push(`<line x1="${x}" y1="${m.top}" x2="${x}" y2="${m.top + plotH}" stroke="#e5e5e5"/>`);
@@ -115,7 +119,7 @@ export function lineChart(o: ChartOptions): string {
 	out.push(`<g clip-path="url(#plot)">`);
 	out.push(`<clipPath id="plot"><rect x="${m.left}" y="${m.top}" width="${plotW}" height="${plotH}"/></clipPath>`);
 	for (const s of o.series) {
-		const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!o.logX || x > 0));
+		const pts = s.points.filter(drawable);
 		if (pts.length === 0) continue;
 		let d = '';
 		pts.forEach(([x, y], i) => {

@@ -4,6 +4,8 @@ import type { types as ms } from 'mediasoup';
 
 /** Payload type the bench's publishers use for Opus. */
 export const OPUS_PAYLOAD_TYPE = 100;
+/** ... and for RED (Chromium's choice). */
+export const RED_PAYLOAD_TYPE = 63;
 
 export interface RoomSpec {
 	/** A unique name (a Parley channel name). */
@@ -16,11 +18,31 @@ export interface RoomSpec {
 	nack: boolean;
 	/** Encrypt what listeners receive (SRTP on the plain transport), as WebRTC listeners get. */
 	srtpCryptoSuite?: ms.SrtpCryptoSuite;
+	/** Publishers send Opus in RED (RFC 2198): their RTP parameters add audio/red. */
+	red?: boolean;
+	/** Listeners (by index) whose capabilities lack audio/red: they get plain Opus, the
+	 * worker stripping RED for them. The others have the router's capabilities. */
+	listenersWithoutRed?: number[];
 }
 
 export interface RoomConsumer {
 	ssrc: number;
 	publisherIndex: number;
+	/** What the consumer negotiated: Opus, and RED's payload type when it has RED. */
+	payloadTypes: { opus: number; red?: number };
+}
+
+/** The consumer's Opus and (if any) RED payload types. */
+export function consumerPayloadTypes(rtpParameters: ms.RtpParameters): RoomConsumer['payloadTypes'] {
+	const opus = rtpParameters.codecs.find((c) => c.mimeType.toLowerCase() === 'audio/opus');
+	const red = rtpParameters.codecs.find((c) => c.mimeType.toLowerCase() === 'audio/red');
+	if (!opus) throw new Error('consumer without Opus');
+	return red ? { opus: opus.payloadType, red: red.payloadType } : { opus: opus.payloadType };
+}
+
+/** Capabilities without audio/red: a listener that did not negotiate RED (Firefox, say). */
+export function withoutRed(caps: ms.RtpCapabilities): ms.RtpCapabilities {
+	return { ...caps, codecs: (caps.codecs ?? []).filter((c) => c.mimeType.toLowerCase() !== 'audio/red') };
 }
 
 export interface Room {
@@ -42,20 +64,13 @@ export interface ForwardingTarget {
 
 export const LOOPBACK = '127.0.0.1';
 
-export function opusRtpParameters(ssrc: number, nack: boolean): ms.RtpParameters {
-	return {
-		codecs: [
-			{
-				mimeType: 'audio/opus',
-				payloadType: OPUS_PAYLOAD_TYPE,
-				clockRate: 48000,
-				channels: 2,
-				parameters: { useinbandfec: 1 },
-				rtcpFeedback: nack ? [{ type: 'nack' }] : [],
-			},
-		],
-		encodings: [{ ssrc }],
-	};
+/** A publisher's parameters: Opus, and with `red` also audio/red carrying that Opus (after
+ * it, so Opus stays the media codec the encoding refers to, as a browser's offer maps). */
+export function opusRtpParameters(ssrc: number, nack: boolean, red = false): ms.RtpParameters {
+	const rtcpFeedback: ms.RtcpFeedback[] = nack ? [{ type: 'nack' }] : [];
+	const codecs: ms.RtpCodecParameters[] = [{ mimeType: 'audio/opus', payloadType: OPUS_PAYLOAD_TYPE, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1 }, rtcpFeedback }];
+	if (red) codecs.push({ mimeType: 'audio/red', payloadType: RED_PAYLOAD_TYPE, clockRate: 48000, channels: 2, parameters: {}, rtcpFeedback });
+	return { codecs, encodings: [{ ssrc }] };
 }
 
 /** A remote SRTP key for `connect()` (the bench never sends SRTP back, but mediasoup wants one). */

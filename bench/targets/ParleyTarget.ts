@@ -17,7 +17,7 @@ import { loadConfig } from '../../server/config/loadConfig.js';
 import { ParleyServer } from '../../server/ParleyServer.js';
 import { createLogger } from '../../server/telemetry/logger.js';
 import { freePortRange } from '../../testkit/ports.js';
-import { type ForwardingTarget, LOOPBACK, mapLimit, opusRtpParameters, plainListenOptions, remoteSrtpParameters, type Room, type RoomSpec } from './ForwardingTarget.js';
+import { consumerPayloadTypes, type ForwardingTarget, LOOPBACK, mapLimit, opusRtpParameters, plainListenOptions, remoteSrtpParameters, type Room, type RoomSpec, withoutRed } from './ForwardingTarget.js';
 
 export interface ParleyTargetOptions {
 	workers: number;
@@ -93,12 +93,15 @@ export class ParleyTarget implements ForwardingTarget {
 		const channel = await this.server.channels.open(spec.name);
 		try {
 			const caps = channel.router.rtpCapabilities;
+			if (spec.red && !caps.codecs?.some((c) => c.mimeType.toLowerCase() === 'audio/red')) throw new Error('RED publishers, but this Parley does not offer audio/red (media.opusRed off)');
+			const plainCaps = withoutRed(caps);
+			const noRed = new Set(spec.listenersWithoutRed ?? []);
 			const addPeer = async (role: 'listener' | 'publisher', i: number, transportOptions: ms.PlainTransportOptions<TransportAppData>): Promise<{ peer: Peer; transport: ms.PlainTransport<TransportAppData> }> => {
 				const peer = new Peer({
 					userId: `bench-${role}-${i}`,
 					displayName: `bench ${role} ${i}`,
 					grants: { canPublish: role === 'publisher', canSubscribe: role === 'listener', canRecord: false },
-					rtpCapabilities: caps,
+					rtpCapabilities: role === 'listener' && noRed.has(i) ? plainCaps : caps,
 					link: SILENT_LINK,
 				});
 				channel.addPeer(peer);
@@ -119,7 +122,7 @@ export class ParleyTarget implements ForwardingTarget {
 			const publisherPorts = await mapLimit(spec.publisherSsrcs, 4, async (ssrc, i) => {
 				const { peer, transport } = await addPeer('publisher', i, { ...plainListenOptions(undefined, true), appData: { peerId: '', direction: 'send' } });
 				transport.appData.peerId = peer.id;
-				const producer = await channel.produce(peer, transport.id, 'audio', opusRtpParameters(ssrc, spec.nack), false);
+				const producer = await channel.produce(peer, transport.id, 'audio', opusRtpParameters(ssrc, spec.nack, spec.red), false);
 				producerIndex.set(producer.id, i);
 				return transport.tuple.localPort;
 			});
@@ -137,7 +140,7 @@ export class ParleyTarget implements ForwardingTarget {
 			return {
 				publisherPorts,
 				listeners: listeners.map((p) => ({
-					consumers: [...p.consumers.values()].map((c) => ({ ssrc: c.rtpParameters.encodings![0]!.ssrc!, publisherIndex: producerIndex.get(c.producerId)! })),
+					consumers: [...p.consumers.values()].map((c) => ({ ssrc: c.rtpParameters.encodings![0]!.ssrc!, publisherIndex: producerIndex.get(c.producerId)!, payloadTypes: consumerPayloadTypes(c.rtpParameters) })),
 				})),
 				close: () => channel.close('bench room done'),
 			};

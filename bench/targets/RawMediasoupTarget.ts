@@ -1,10 +1,11 @@
-// The baseline: a bare mediasoup worker and router (Opus only, nothing else), the same
+// The baseline: a bare mediasoup worker and router (Opus only, nothing else; audio/red beside
+// it for rooms of RED publishers), the same
 // worker binary Parley uses, no Parley code in the path. Parley's figures are reported as a
 // ratio of this one, measured in the same run on the same machine.
 import * as mediasoup from 'mediasoup';
 import type { types as ms } from 'mediasoup';
 import { resolveWorkerBin } from '../../server/media/workerSettings.js';
-import { type ForwardingTarget, LOOPBACK, mapLimit, opusRtpParameters, plainListenOptions, remoteSrtpParameters, type Room, type RoomSpec } from './ForwardingTarget.js';
+import { consumerPayloadTypes, type ForwardingTarget, LOOPBACK, mapLimit, opusRtpParameters, plainListenOptions, remoteSrtpParameters, type Room, type RoomSpec, withoutRed } from './ForwardingTarget.js';
 
 export class RawMediasoupTarget implements ForwardingTarget {
 	readonly kind = 'raw-mediasoup' as const;
@@ -24,25 +25,27 @@ export class RawMediasoupTarget implements ForwardingTarget {
 	}
 
 	async buildRoom(spec: RoomSpec): Promise<Room> {
-		const router = await this.#worker.createRouter({
-			mediaCodecs: [{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, rtcpFeedback: spec.nack ? [{ type: 'nack' }] : [] }],
-		});
+		const rtcpFeedback: ms.RtcpFeedback[] = spec.nack ? [{ type: 'nack' }] : [];
+		const mediaCodecs: ms.RouterRtpCodecCapability[] = [{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, rtcpFeedback }];
+		if (spec.red) mediaCodecs.push({ kind: 'audio', mimeType: 'audio/red', clockRate: 48000, channels: 2, rtcpFeedback });
+		const router = await this.#worker.createRouter({ mediaCodecs });
+		const noRed = new Set(spec.listenersWithoutRed ?? []);
 		try {
-			const outbound = await mapLimit(spec.listenerDestinations, 32, async (port) => {
+			const outbound = await mapLimit(spec.listenerDestinations, 32, async (port, i) => {
 				const t = await router.createPlainTransport(plainListenOptions(spec.srtpCryptoSuite, false));
 				await t.connect({ ip: LOOPBACK, port, ...(spec.srtpCryptoSuite ? { srtpParameters: remoteSrtpParameters(spec.srtpCryptoSuite) } : {}) });
-				return t;
+				return { t, caps: noRed.has(i) ? withoutRed(router.rtpCapabilities) : router.rtpCapabilities };
 			});
 			const inbound = await mapLimit(spec.publisherSsrcs, 8, async (ssrc) => {
 				const t = await router.createPlainTransport(plainListenOptions(undefined, true));
-				const producer = await t.produce({ kind: 'audio', rtpParameters: opusRtpParameters(ssrc, spec.nack) });
+				const producer = await t.produce({ kind: 'audio', rtpParameters: opusRtpParameters(ssrc, spec.nack, spec.red) });
 				return { port: t.tuple.localPort, producer };
 			});
-			const listeners = await mapLimit(outbound, 16, async (t) => ({
+			const listeners = await mapLimit(outbound, 16, async ({ t, caps }) => ({
 				consumers: await Promise.all(
 					inbound.map(async ({ producer }, publisherIndex) => {
-						const c = await t.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities, enableRtx: spec.nack });
-						return { ssrc: c.rtpParameters.encodings![0]!.ssrc!, publisherIndex };
+						const c = await t.consume({ producerId: producer.id, rtpCapabilities: caps, enableRtx: spec.nack });
+						return { ssrc: c.rtpParameters.encodings![0]!.ssrc!, publisherIndex, payloadTypes: consumerPayloadTypes(c.rtpParameters) };
 					}),
 				),
 			}));
