@@ -81,6 +81,7 @@ export class ParleyMetrics {
 	readonly rtpPacketsLost: Counter<'direction'>;
 	readonly rtpNacks: Counter<'direction'>;
 	readonly rtpNackPackets: Counter<'direction'>;
+	readonly rtpRedPackets: Counter<'direction'>;
 	readonly rtpFractionLost: Histogram<'direction'>;
 	readonly rtpJitter: Histogram<'direction'>;
 	readonly producerScore: Histogram;
@@ -97,6 +98,8 @@ export class ParleyMetrics {
 	readonly recordingsStarted: Counter;
 	readonly recordingsFinished: Counter<'reason'>;
 	readonly recordingDuration: Histogram;
+	readonly recordingFramesRepaired: Counter<'source'>;
+	readonly recordingFramesMissing: Counter;
 	readonly uploadsStarted: Counter;
 	readonly uploadsCompleted: Counter;
 	readonly uploadsResumed: Counter;
@@ -246,6 +249,10 @@ export class ParleyMetrics {
 		);
 		this.rtpNacks = rtpCounter('parley_rtp_nacks_total', 'RTCP NACK messages (retransmission requests): "in" sent by the server, "out" received from listeners.');
 		this.rtpNackPackets = rtpCounter('parley_rtp_nack_packets_total', 'RTP packets asked for again in NACKs.');
+		this.rtpRedPackets = rtpCounter(
+			'parley_rtp_red_packets_total',
+			'RTP packets of streams that carry Opus RED (RFC 2198): "in" of producers sending audio/red, "out" of consumers that negotiated it. Part of parley_rtp_packets_total.',
+		);
 		const perStream = 'One observation per stream each time its stats are polled.';
 		this.rtpFractionLost = new Histogram({
 			name: 'parley_rtp_fraction_lost',
@@ -343,6 +350,18 @@ export class ParleyMetrics {
 			name: 'parley_voice_recording_duration_seconds',
 			help: 'Length of the audio of finished recordings.',
 			buckets: RECORDING_SECONDS_BUCKETS,
+			registers,
+		});
+		this.recordingFramesRepaired = new Counter({
+			name: 'parley_voice_recording_frames_repaired_total',
+			help: 'Frames of finished recordings whose packet was lost before the server and that were restored anyway, by source: red (a copy in a later RED packet), retransmission (a NACK retransmission, or a reordered packet).',
+			labelNames: ['source'],
+			registers,
+		});
+		for (const source of ['red', 'retransmission'] as const) this.recordingFramesRepaired.inc({ source }, 0);
+		this.recordingFramesMissing = new Counter({
+			name: 'parley_voice_recording_frames_missing_total',
+			help: 'Frames of finished recordings lost before the server and not restored (no RED copy or retransmission within the 500 ms hold): concealment in the file.',
 			registers,
 		});
 		this.uploadsStarted = new Counter({ name: 'parley_voice_uploads_started_total', help: 'tus uploads created.', registers });

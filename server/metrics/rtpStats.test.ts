@@ -12,6 +12,8 @@ interface FakeStream {
 	polls: number;
 	packets: number;
 	fail?: boolean;
+	/** Negotiated Opus RED (audio/red before its Opus). */
+	red?: boolean;
 }
 
 function fakeSources(): MetricSources {
@@ -20,7 +22,7 @@ function fakeSources(): MetricSources {
 	return { pool, channels, signalingConnections: () => 0, activeRecordings: () => 0, transcodeJobs: () => ({ running: 0, queued: 0 }) };
 }
 
-function asProducer(s: FakeStream): PolledStream {
+function asProducer(s: FakeStream, direction: 'in' | 'out' = 'in'): PolledStream {
 	const source = {
 		get id() {
 			return s.id;
@@ -28,16 +30,16 @@ function asProducer(s: FakeStream): PolledStream {
 		get closed() {
 			return s.closed;
 		},
-		rtpParameters: { codecs: [{ clockRate: 48_000 }] },
+		rtpParameters: { codecs: [...(s.red ? [{ mimeType: 'audio/red', clockRate: 48_000 }] : []), { mimeType: 'audio/opus', clockRate: 48_000 }] },
 		getStats: async () => {
 			s.polls++;
 			if (s.fail) throw new Error('closed meanwhile');
 			return [
-				{ type: 'inbound-rtp', packetCount: s.packets, byteCount: s.packets * 100, packetsLost: 2, fractionLost: 64, jitter: 480, nackCount: 0, nackPacketCount: 0, score: 9 },
+				{ type: direction === 'in' ? 'inbound-rtp' : 'outbound-rtp', packetCount: s.packets, byteCount: s.packets * 100, packetsLost: 2, fractionLost: 64, jitter: 480, nackCount: 0, nackPacketCount: 0, score: 9 },
 			];
 		},
 	};
-	return { direction: 'in', source: source as unknown as ms.Producer };
+	return direction === 'in' ? { direction, source: source as unknown as ms.Producer } : { direction, source: source as unknown as ms.Consumer };
 }
 
 async function metricsText(metrics: ParleyMetrics) {
@@ -48,7 +50,7 @@ describe('RtpStatsPoller', () => {
 	it('polls at most maxPerRound streams a round, taking turns so every stream is seen', async () => {
 		const metrics = new ParleyMetrics(fakeSources());
 		const streams: FakeStream[] = Array.from({ length: 5 }, (_, i) => ({ id: `p${i}`, closed: false, polls: 0, packets: 10 }));
-		const poller = new RtpStatsPoller(metrics, { intervalMs: 0, maxPerRound: 2, streams: () => streams.map(asProducer) });
+		const poller = new RtpStatsPoller(metrics, { intervalMs: 0, maxPerRound: 2, streams: () => streams.map((s) => asProducer(s)) });
 		await poller.poll();
 		expect(streams.map((s) => s.polls)).toEqual([1, 1, 0, 0, 0]);
 		await poller.poll();
@@ -64,7 +66,7 @@ describe('RtpStatsPoller', () => {
 		const a: FakeStream = { id: 'a', closed: false, polls: 0, packets: 100 };
 		const b: FakeStream = { id: 'b', closed: false, polls: 0, packets: 50, fail: true };
 		const c: FakeStream = { id: 'c', closed: true, polls: 0, packets: 70 };
-		const poller = new RtpStatsPoller(metrics, { intervalMs: 0, maxPerRound: 100, streams: () => [a, b, c].map(asProducer) });
+		const poller = new RtpStatsPoller(metrics, { intervalMs: 0, maxPerRound: 100, streams: () => [a, b, c].map((s) => asProducer(s)) });
 		await poller.poll();
 		a.packets = 160;
 		await poller.poll();
@@ -80,6 +82,23 @@ describe('RtpStatsPoller', () => {
 		expect(total(samples, 'parley_rtp_jitter_seconds_sum', { direction: 'in' })).toBeCloseTo(0.02);
 		expect(total(samples, 'parley_producer_score_count')).toBe(2);
 		expect(total(samples, 'parley_producer_score_sum')).toBe(18);
+	});
+
+	it('counts the packets of streams that negotiated RED as RED, in and out', async () => {
+		const metrics = new ParleyMetrics(fakeSources());
+		const redIn: FakeStream = { id: 'red-in', closed: false, polls: 0, packets: 40, red: true };
+		const plainIn: FakeStream = { id: 'plain-in', closed: false, polls: 0, packets: 30 };
+		const redOut: FakeStream = { id: 'red-out', closed: false, polls: 0, packets: 20, red: true };
+		const plainOut: FakeStream = { id: 'plain-out', closed: false, polls: 0, packets: 10 };
+		const poller = new RtpStatsPoller(metrics, { intervalMs: 0, maxPerRound: 100, streams: () => [asProducer(redIn), asProducer(plainIn), asProducer(redOut, 'out'), asProducer(plainOut, 'out')] });
+		await poller.poll();
+		redIn.packets += 5;
+		await poller.poll();
+		const samples = await metricsText(metrics);
+		expect(total(samples, 'parley_rtp_red_packets_total', { direction: 'in' })).toBe(45);
+		expect(total(samples, 'parley_rtp_red_packets_total', { direction: 'out' })).toBe(20);
+		expect(total(samples, 'parley_rtp_packets_total', { direction: 'in' })).toBe(75);
+		expect(total(samples, 'parley_rtp_packets_total', { direction: 'out' })).toBe(30);
 	});
 
 	it('polls on its interval until stop()', async () => {

@@ -11,6 +11,7 @@
 // counters get the difference since the stream's previous poll. What a stream carried after
 // its last poll and before it closed is not counted (at most one interval of it).
 import type { types as ms } from 'mediasoup';
+import { usesOpusRed } from '../media/mediaCodecs.js';
 import type { ParleyMetrics, RtpDirection } from './metrics.js';
 
 /** A producer (audio coming in) or a consumer (audio going out to a listener). */
@@ -140,6 +141,8 @@ export class RtpStatsPoller {
 		add(m.rtpPacketsLost, 'lost', direction);
 		add(m.rtpNacks, 'nacks', direction);
 		add(m.rtpNackPackets, 'nackPackets', direction);
+		// A stream that negotiated RED carries every packet as RED (Chromium sends them all so).
+		if (usesOpusRed(source.rtpParameters)) add(m.rtpRedPackets, 'packets', direction);
 	}
 }
 

@@ -9,7 +9,9 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../testkit/ports.js';
 import { s3Call } from '../voice/files/s3Errors.js';
-import { storageOperationOf } from './voiceMetrics.js';
+import { parsePrometheusText, total } from '../../test/helpers/prometheusText.js';
+import { ParleyMetrics, type MetricSources } from './metrics.js';
+import { storageOperationOf, voiceMessageEvents } from './voiceMetrics.js';
 
 const caught = async (work: () => Promise<unknown>): Promise<unknown> => work().then(() => expect.fail('should have failed'), (err: unknown) => err);
 
@@ -56,5 +58,22 @@ describe('storageOperationOf', () => {
 		} finally {
 			client.destroy();
 		}
+	});
+});
+
+describe('recording metrics', () => {
+	it('adds each finished recording’s repaired and missing frames', async () => {
+		const pool = { size: 0, info: () => [], liveWorkers: () => [], on: () => pool } as unknown as MetricSources['pool'];
+		const channels = { size: 0, channels: () => [] } as unknown as MetricSources['channels'];
+		const metrics = new ParleyMetrics({ pool, channels, signalingConnections: () => 0, activeRecordings: () => 0, transcodeJobs: () => ({ running: 0, queued: 0 }) });
+		const events = voiceMessageEvents(metrics);
+		const counts = { packetsReceived: 900, packetsWritten: 995, gaps: 2, packetsMissing: 5, duplicates: 30, late: 1 };
+		const result = { reason: 'stopped' as const, durationMs: 20_000, sizeBytes: 80_000, consumerPacketCount: 900, finalizeMs: 5 };
+		events.recordingFinished!({ ...result, counts: { ...counts, framesFromRed: 80, framesFromRetransmission: 15 } });
+		events.recordingFinished!({ ...result, counts }); // stored before RED: no such counts
+		const samples = parsePrometheusText((await metrics.exposition()).body);
+		expect(total(samples, 'parley_voice_recording_frames_repaired_total', { source: 'red' })).toBe(80);
+		expect(total(samples, 'parley_voice_recording_frames_repaired_total', { source: 'retransmission' })).toBe(15);
+		expect(total(samples, 'parley_voice_recording_frames_missing_total')).toBe(10);
 	});
 });

@@ -13,6 +13,9 @@ export function voiceMessageEvents(metrics: ParleyMetrics): VoiceMessageEvents {
 		recordingFinished: (result) => {
 			metrics.recordingsFinished.inc({ reason: recordingEndReason(result.reason) });
 			metrics.recordingDuration.observe(result.durationMs / 1000);
+			metrics.recordingFramesRepaired.inc({ source: 'red' }, result.counts.framesFromRed ?? 0);
+			metrics.recordingFramesRepaired.inc({ source: 'retransmission' }, result.counts.framesFromRetransmission ?? 0);
+			metrics.recordingFramesMissing.inc(result.counts.packetsMissing);
 			if (result.error) countStorageFailure(metrics, result.error);
 		},
 		messageFinished: (message) => {

@@ -21,7 +21,8 @@ export function formatDestination(d: Destination): string {
 export interface RecordingCounts {
 	packetsReceived: number;
 	packetsWritten: number;
-	/** Sequence-number gaps (packets lost before the server) and the packets they miss. */
+	/** Sequence-number gaps (packets lost before the server) that repair could not close,
+	 * and the frames they miss: truly missing from the file (concealed at playback). */
 	gaps: number;
 	packetsMissing: number;
 	/** Dropped: retransmitted copies, and packets that arrived after their place was written. */
@@ -33,6 +34,14 @@ export interface RecordingCounts {
 	packetsAhead?: number;
 	/** What mediasoup's recording consumer counted as sent to us (the cross-check). */
 	packetsForwarded?: number;
+	/** Frames of packets lost before the server, restored from RED copies in later packets. */
+	framesFromRed?: number;
+	/** Frames whose packet arrived behind later ones and filled its hole: NACK
+	 * retransmissions (and reordered packets, which look the same without RTX). */
+	framesFromRetransmission?: number;
+	/** RED packets that did not parse or carried blocks that are not this stream's Opus:
+	 * skipped, never written. */
+	redInvalid?: number;
 }
 
 export interface VoiceMessage {

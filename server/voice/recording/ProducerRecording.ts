@@ -1,6 +1,12 @@
 // Records one live producer into an Ogg Opus file, in-process: a DirectTransport consumer
-// hands every forwarded RTP packet to Node, a short reorder window puts them in sequence,
-// and OggOpusWriter writes them with the RTP timeline. No ffmpeg per recording.
+// hands every forwarded RTP packet to Node, RecordingRepairBuffer puts them in sequence and
+// repairs holes from RED copies and NACK retransmissions (waiting up to REPAIR_HOLD_MS), and
+// OggOpusWriter writes them with the RTP timeline. No ffmpeg per recording.
+//
+// The consumer takes the router's capabilities, so a producer sending RED (RFC 2198) reaches
+// us as RED: the primary block is the packet's frame, the redundant blocks are copies of
+// earlier ones. A RED payload that does not parse, or whose blocks are not this stream's
+// Opus, is counted (redInvalid) and skipped, never written as Opus.
 //
 // It stops (and finalizes the file) when asked, at the duration limit, when the producer
 // closes (the speaker left) or when its router goes away (channel closed, worker died).
@@ -12,12 +18,20 @@
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
 import { inSpan } from '../../telemetry/tracing.js';
+import { isRedParseError, parseRedPayload } from '../../media/redPayload.js';
 import { OggOpusWriter, OPUS_SAMPLE_RATE, opusPacketSamples } from '../ogg/OggOpusWriter.js';
 import type { RecordingCounts } from '../voiceMessage.js';
-import { RtpReorderBuffer } from './RtpReorderBuffer.js';
+import { type RecordedPacket, RecordingRepairBuffer, type RepairBounds } from './RecordingRepairBuffer.js';
 
-/** Packets the reorder window holds (20 ms each): reordering beyond 100 ms counts as late. */
-const REORDER_WINDOW_PACKETS = 5;
+/**
+ * How long a sequence hole is waited for before its frames count as missing: a RED copy
+ * comes with the next packet or two, a NACK retransmission one round trip after the hole is
+ * seen (retried while the first is lost too), so 500 ms covers several round trips of a
+ * mobile uplink. The packet bound holds the wait (and memory) when packets come faster than
+ * real time; 128 copies cover 64 packets of RED distance 2. Fixed, like the bounds below: a
+ * recording's only cost of waiting is that much more audio held in memory.
+ */
+export const REPAIR_BOUNDS: RepairBounds = { holdMs: 500, maxHeldPackets: 64, maxCopies: 128 };
 
 export interface RecordingBounds {
 	/** Longest timestamp gap filled with silence. DTX pauses are legitimate and last a few
@@ -69,13 +83,45 @@ export function rtpPayload(packet: Buffer): Buffer | undefined {
 	return off <= end ? packet.subarray(off, end) : undefined;
 }
 
+export interface RecordedPayloadTypes {
+	/** The consumer's RED payload type (none: the stream is plain Opus). */
+	red: number | undefined;
+	/** Payload types that RED blocks may carry for this stream's Opus. */
+	opus: ReadonlySet<number>;
+}
+
+/**
+ * One forwarded RTP packet as the repair buffer takes it (its bytes copied: the buffer
+ * belongs to mediasoup's channel reader). Untrusted: a RED payload that does not parse, has
+ * an empty primary, or blocks of another payload type is 'invalid red', never Opus.
+ */
+export function recordedPacketOf(packet: Buffer, payloadTypes: RecordedPayloadTypes): RecordedPacket | 'invalid red' | undefined {
+	const payload = rtpPayload(packet);
+	if (!payload || payload.length === 0) return undefined;
+	const seq = packet.readUInt16BE(2);
+	const timestamp = packet.readUInt32BE(4);
+	if ((packet[1]! & 0x7f) !== payloadTypes.red) return { seq, timestamp, frame: Buffer.from(payload) };
+	const red = parseRedPayload(payload);
+	if (isRedParseError(red) || red.primary.data.length === 0) return 'invalid red';
+	if (!payloadTypes.opus.has(red.primary.payloadType) || red.redundant.some((b) => !payloadTypes.opus.has(b.payloadType))) return 'invalid red';
+	return {
+		seq,
+		timestamp,
+		frame: Buffer.from(red.primary.data),
+		// Empty blocks carry nothing to restore (RFC 2198 allows them).
+		copies: red.redundant.filter((b) => b.data.length > 0).map((b) => ({ timestamp: (timestamp - b.timestampOffset) >>> 0, frame: Buffer.from(b.data) })),
+	};
+}
+
 export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 	readonly producerId: string;
 	readonly startedAt = Date.now();
 	readonly #transport: ms.DirectTransport;
 	readonly #consumer: ms.Consumer;
 	readonly #writer: OggOpusWriter;
-	readonly #reorder: RtpReorderBuffer<{ payload: Buffer; timestamp: number }>;
+	readonly #repair: RecordingRepairBuffer;
+	readonly #payloadTypes: RecordedPayloadTypes;
+	#redInvalid = 0;
 	readonly #limitTimer: NodeJS.Timeout;
 	#result: RecordingResult | undefined;
 	#stopping: Promise<RecordingResult> | undefined;
@@ -91,21 +137,27 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 	#full = false;
 	#packetsAhead = 0;
 
-	private constructor(producerId: string, transport: ms.DirectTransport, consumer: ms.Consumer, writer: OggOpusWriter, maxDurationMs: number, bounds: RecordingBounds) {
+	private constructor(producer: ms.Producer, transport: ms.DirectTransport, consumer: ms.Consumer, writer: OggOpusWriter, maxDurationMs: number, bounds: RecordingBounds) {
 		super();
-		this.producerId = producerId;
+		this.producerId = producer.id;
 		this.#transport = transport;
 		this.#consumer = consumer;
 		this.#writer = writer;
 		this.#maxSamples = samplesOf(maxDurationMs);
 		this.#bounds = bounds;
-		this.#reorder = new RtpReorderBuffer(REORDER_WINDOW_PACKETS, ({ payload, timestamp }) => this.#write(payload, timestamp));
+		const isMime = (mime: string) => (c: { mimeType: string }) => c.mimeType.toLowerCase() === mime;
+		this.#payloadTypes = {
+			red: consumer.rtpParameters.codecs.find(isMime('audio/red'))?.payloadType,
+			// The worker maps block types to the router's Opus; the producer's is accepted too.
+			opus: new Set([...consumer.rtpParameters.codecs, ...producer.rtpParameters.codecs].filter(isMime('audio/opus')).map((c) => c.payloadType)),
+		};
+		this.#repair = new RecordingRepairBuffer(REPAIR_BOUNDS, (frame, timestamp) => this.#write(frame, timestamp));
 		consumer.on('rtp', (packet) => {
-			const payload = rtpPayload(packet);
-			if (!payload || payload.length === 0) return;
-			// Copy: the buffer belongs to mediasoup's channel reader.
+			const recorded = recordedPacketOf(packet, this.#payloadTypes);
+			if (recorded === 'invalid red') this.#redInvalid++;
+			if (typeof recorded !== 'object') return;
 			try {
-				this.#reorder.push(packet.readUInt16BE(2), { payload: Buffer.from(payload), timestamp: packet.readUInt32BE(4) });
+				this.#repair.push(recorded, performance.now());
 			} catch (err) {
 				// A page write failed (disk full, read-only): the file cannot be completed.
 				this.#writeError ??= err as Error;
@@ -129,7 +181,7 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 		try {
 			const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities, paused: false });
 			const writer = new OggOpusWriter(path, { channels: 1, tags: { ENCODER: 'Parley' }, maxGapMs: b.maxGapMs });
-			return new ProducerRecording(producer.id, transport, consumer, writer, maxDurationMs, b);
+			return new ProducerRecording(producer, transport, consumer, writer, maxDurationMs, b);
 		} catch (err) {
 			transport.close();
 			throw err;
@@ -150,7 +202,7 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 	}
 
 	/**
-	 * For a checkpoint: writes the audio received so far (what the reorder window released) as
+	 * For a checkpoint: writes the audio received so far (what the repair buffer released) as
 	 * a page and returns the bytes of whole pages in the file; everything below is final. A
 	 * failed write stops the recording as one in the RTP path does. Once finishing, the bytes
 	 * as they are (finalize owns the last page).
@@ -158,6 +210,8 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 	checkpointBoundary(): number {
 		if (this.#finishing || this.#writeError) return this.#writer.flushedBytes;
 		try {
+			// Holes that waited their time are given up now, even if no packet came since.
+			this.#repair.release(performance.now());
 			return this.#writer.flush();
 		} catch (err) {
 			this.#writeError ??= err as Error;
@@ -166,8 +220,8 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 		}
 	}
 
-	/** Writes one packet in sequence order, within the duration limit and the wall clock. */
-	#write(payload: Buffer, timestamp: number): void {
+	/** Writes one frame in sequence order, within the duration limit and the wall clock. */
+	#write(payload: Uint8Array, timestamp: number): void {
 		if (this.#full) return;
 		const now = performance.now();
 		const samples = opusPacketSamples(payload);
@@ -201,6 +255,8 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 				'parley.size_bytes': result.sizeBytes,
 				'parley.packets_written': result.counts.packetsWritten,
 				'parley.packets_missing': result.counts.packetsMissing,
+				'parley.frames_from_red': result.counts.framesFromRed ?? 0,
+				'parley.frames_from_retransmission': result.counts.framesFromRetransmission ?? 0,
 			});
 			return result;
 		});
@@ -227,7 +283,7 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 		let summary: { durationMs: number; sizeBytes: number; packetsWritten: number };
 		try {
 			if (this.#writeError) throw this.#writeError;
-			this.#reorder.flush();
+			this.#repair.flush();
 			summary = this.#writer.finalize();
 		} catch (err) {
 			this.#writeError ??= err as Error;
@@ -235,12 +291,24 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 			summary = { durationMs: this.#writer.durationMs, sizeBytes: 0, packetsWritten: this.#writer.packetsWritten };
 		}
 		this.#transport.close();
-		const c = this.#reorder.counts;
+		const c = this.#repair.counts;
 		this.#result = {
 			reason,
 			durationMs: summary.durationMs,
 			sizeBytes: summary.sizeBytes,
-			counts: { packetsReceived: c.received, packetsWritten: summary.packetsWritten, gaps: c.gaps, packetsMissing: c.missing, duplicates: c.duplicates, late: c.late, timestampJumps: this.#writer.timestampJumps, packetsAhead: this.#packetsAhead },
+			counts: {
+				packetsReceived: c.received + this.#redInvalid,
+				packetsWritten: summary.packetsWritten,
+				gaps: c.gaps,
+				packetsMissing: c.missing,
+				duplicates: c.duplicates,
+				late: c.late,
+				timestampJumps: this.#writer.timestampJumps,
+				packetsAhead: this.#packetsAhead,
+				framesFromRed: c.fromRed,
+				framesFromRetransmission: c.fromRetransmission,
+				redInvalid: this.#redInvalid,
+			},
 			consumerPacketCount,
 			finalizeMs: Math.round((performance.now() - started) * 100) / 100,
 			...(this.#writeError && { error: this.#writeError }),

@@ -3,7 +3,7 @@
 // finalizes the message (VoiceMessageService.recoverUnfinished -> VoiceStorage.fetchToWorkPath).
 //
 // Every `intervalMs` the recording writes the page in progress (ProducerRecording
-// .checkpointBoundary, so a checkpoint carries everything the reorder window released, cut at
+// .checkpointBoundary, so a checkpoint carries everything the repair buffer released, cut at
 // a page boundary) and the bytes written since the last checkpoint are read back from the
 // work file and stored as checkpoint `index` (0, 1, ...; each [offset, offset + length),
 // contiguous). Concatenated in order they are a prefix of the file made of whole pages.
