@@ -36,7 +36,8 @@ Loss sweep:
   --no-stripped        no listener without RED beside the RED listener on uplink loss
   --loss-parallel N    streams at once; more run in batches (default 64)
 Capacity:
-  --transport LIST     plain,srtp,webrtc (default all three)
+  --transport LIST     plain,srtp,webrtc (default all three); red, red-stripped: plain RTP listeners
+                       of RED d=2 publishers, with audio/red (forwarded) and without (stripped)
   --srtp-suite LIST    SRTP suites of the srtp ramp, one ramp each: AEAD_AES_256_GCM (default),
                        AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32
   --targets LIST       raw-mediasoup,parley (default both; plain and srtp ramps)
@@ -152,8 +153,8 @@ if (lossAt !== undefined && !['up', 'down', 'both'].includes(lossAt)) {
 	process.exit(2);
 }
 const transports = values.transport?.split(',').map((t) => t.trim());
-if (transports?.some((t) => !['plain', 'srtp', 'webrtc'].includes(t))) {
-	process.stderr.write('bench: --transport takes plain, srtp and/or webrtc\n');
+if (transports?.some((t) => !['plain', 'srtp', 'webrtc', 'red', 'red-stripped'].includes(t))) {
+	process.stderr.write('bench: --transport takes plain, srtp, webrtc, red and/or red-stripped\n');
 	process.exit(2);
 }
 const srtpSuites = values['srtp-suite']?.split(',').map((t) => t.trim());

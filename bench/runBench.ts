@@ -14,8 +14,9 @@ import { runWebRtcCapacity, WEBRTC_CAPACITY_DEFAULTS } from './scenarios/webrtcC
 import { runSignaling, SIGNALING_DEFAULTS, type SignalingOptions } from './scenarios/signaling.js';
 
 export type ScenarioName = 'loss' | 'capacity' | 'signaling' | 'storage' | 'metadata' | 'join';
-export type CapacityTransport = 'plain' | 'srtp' | 'webrtc';
 export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling', 'storage', 'metadata', 'join'];
+/** red / red-stripped: plain RTP listeners of RED d=2 publishers, with and without audio/red. */
+export type CapacityTransport = 'plain' | 'srtp' | 'webrtc' | 'red' | 'red-stripped';
 /** The suites mediasoup's PlainTransport offers (what `--srtp-suite` accepts). */
 export const SRTP_SUITES: ms.SrtpCryptoSuite[] = ['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
 
@@ -57,6 +58,8 @@ const STEPS: Record<CapacityTransport, number[]> = {
 	srtp: [500, 1000, 1500, 2000, 2500, 3000, 4000],
 	// Each WebRTC listener costs the bench a DTLS handshake: fewer, coarser steps.
 	webrtc: [1000, 2000, 2500, 3000, 4000],
+	red: [1000, 2000, 3000, 4000, 5000, 6000, 8000],
+	'red-stripped': [1000, 2000, 3000, 4000, 5000, 6000, 8000],
 };
 
 export function defaultOutDir(now = new Date()): string {
@@ -109,7 +112,8 @@ export async function runBench(options: BenchOptions): Promise<{ run: BenchRun; 
 					const o: CapacityOptions = { ...WEBRTC_CAPACITY_DEFAULTS, steps: STEPS.webrtc, refineSteps: 0, ...(options.smoke ? SMOKE.webrtcCapacity : {}), ...options.capacity, transport, targets: ['parley'] };
 					result = await runWebRtcCapacity(o, log);
 				} else {
-					const o: CapacityOptions = { ...CAPACITY_DEFAULTS, steps: STEPS[transport], refineSteps: transport === 'plain' ? 2 : 1, ...(options.smoke ? SMOKE.capacity : {}), ...options.capacity, transport, srtpCryptoSuite: suite };
+					const red = transport === 'red' || transport === 'red-stripped' ? { distance: 2, listenersWithRed: transport === 'red' } : null;
+					const o: CapacityOptions = { ...CAPACITY_DEFAULTS, steps: STEPS[transport], refineSteps: transport === 'srtp' ? 1 : 2, ...(options.smoke ? SMOKE.capacity : {}), ...options.capacity, transport: transport === 'srtp' ? 'srtp' : 'plain', srtpCryptoSuite: suite, red };
 					result = await runCapacity(o, log);
 				}
 				run.capacity!.push(result);

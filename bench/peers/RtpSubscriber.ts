@@ -103,6 +103,7 @@ export class RtpSubscriber {
 	#latencies: Float64Array;
 	#arrivedAt: Float64Array;
 	#latencyCount = 0;
+	readonly #payloadTypes = new Set<number>();
 	/** Packets whose SSRC or frame was unknown (should stay 0). */
 	unknown = 0;
 	rtcpReceived = 0;
@@ -153,9 +154,15 @@ export class RtpSubscriber {
 		for (const s of this.#streams.values()) s.packets = 0;
 	}
 
+	/** Payload types of the RTP packets seen in 'sample' mode. */
+	payloadTypesSeen(): number[] {
+		return [...this.#payloadTypes];
+	}
+
 	#onSample = (msg: Buffer): void => {
 		const at = performance.now();
 		if (msg.length < 12 || isRtcp(msg)) return;
+		this.#payloadTypes.add(msg[1]! & 0x7f);
 		const stream = this.#streams.get(rtpSsrc(msg));
 		if (!stream) {
 			this.unknown++;

@@ -12,6 +12,8 @@ import { lineChart, PALETTE, type Series } from './svg.js';
 import { type Cell, markdownTable, ms, num, pct, textTable } from './table.js';
 
 function transportLabel(cap: CapacityResult): string {
+	const red = cap.options.red;
+	if (red) return `plain RTP, RED d=${red.distance} publishers, ${red.listenersWithRed ? 'listeners with RED' : 'listeners without RED (stripped)'}`;
 	if (cap.options.transport === 'plain') return 'plain RTP';
 	if (cap.options.transport === 'srtp') return `SRTP ${cap.options.srtpCryptoSuite}, plain transport`;
 	return 'WebRTC through signaling';
@@ -19,6 +21,7 @@ function transportLabel(cap: CapacityResult): string {
 
 /** File and chart key of a ramp: one per transport, and per suite for SRTP. */
 function capacityKey(cap: CapacityResult): string {
+	if (cap.options.red) return cap.options.red.listenersWithRed ? 'red' : 'red-stripped';
 	return cap.options.transport === 'srtp' ? `srtp-${cap.options.srtpCryptoSuite}` : cap.options.transport;
 }
 
@@ -63,6 +66,7 @@ export function headlines(run: BenchRun): Headline[] {
 			path: `${cap.path}; median over steps that kept the worker at least 20% busy without loss`,
 		});
 	}
+	out.push(...redCapacityHeadlines(run.capacity ?? []));
 	if (run.loss) {
 		for (const model of ['random', 'bursty'] as const) {
 			for (const rate of [0.05, 0.1, 0.2]) {
@@ -90,6 +94,33 @@ export function headlines(run: BenchRun): Headline[] {
 	out.push(...redHeadlines(run.loss));
 	out.push(...storageHeadlines(run.storage, run.metadata));
 	out.push(...joinHeadlines(run.join));
+	return out;
+}
+
+/** What stripping RED costs: consumers per core with listeners without RED (the worker
+ * strips) against listeners with RED (forwarded as is) and against plain Opus, per target. */
+function redCapacityHeadlines(caps: CapacityResult[]): Headline[] {
+	const plain = caps.find((c) => c.options.transport === 'plain' && !c.options.red);
+	const red = caps.find((c) => c.options.red?.listenersWithRed === true);
+	const stripped = caps.find((c) => c.options.red?.listenersWithRed === false);
+	if (!stripped) return [];
+	const out: Headline[] = [];
+	for (const target of stripped.options.targets) {
+		const of = (cap: CapacityResult | undefined) => cap?.summary.find((s) => s.target === target);
+		const s = of(stripped);
+		const ratio = (base: CapacityResult | undefined, pick: (x: NonNullable<ReturnType<typeof of>>) => number | null): string => {
+			const b = of(base);
+			const num = s ? pick(s) : null;
+			const den = b ? pick(b) : null;
+			return num && den ? `${((num / den) * 100).toFixed(0)}%` : '-';
+		};
+		const name = target === 'parley' ? 'Parley' : 'raw mediasoup';
+		out.push({
+			label: `RED stripping, ${name}: consumers per core, stripped / RED forwarded / plain Opus (CPU-bound; latency knee)`,
+			value: `${num(s?.cpuBoundConsumersPerCore)} / ${num(of(red)?.cpuBoundConsumersPerCore)} / ${num(of(plain)?.cpuBoundConsumersPerCore)}; stripped at ${ratio(red, (x) => x.cpuBoundConsumersPerCore)} of RED forwarded, ${ratio(plain, (x) => x.cpuBoundConsumersPerCore)} of plain Opus by CPU; knees ${num(s?.maxConsumersPerCore)} / ${num(of(red)?.maxConsumersPerCore)} / ${num(of(plain)?.maxConsumersPerCore)}`,
+			path: stripped.path,
+		});
+	}
 	return out;
 }
 
@@ -204,7 +235,7 @@ function lossChart(loss: LossSweepResult, nack: boolean, metric: 'playable' | 's
 }
 
 function latencyCdfChart(run: BenchRun): string | undefined {
-	const cap = run.capacity?.find((c) => c.options.transport === 'plain') ?? run.capacity?.[0];
+	const cap = run.capacity?.find((c) => c.options.transport === 'plain' && !c.options.red) ?? run.capacity?.[0];
 	const series: Series[] = [];
 	if (cap) {
 		const counts = [...new Set(cap.steps.map((s) => s.consumers))].sort((a, b) => a - b);

@@ -9,6 +9,9 @@
 // sockets nobody reads, whose kernel drop counters tally every arrival (udpDrops.ts). The
 // worker is pinned to the last core and the bench to the others; both CPU shares come from
 // /proc. Raw mediasoup (the baseline) and Parley are measured alternately at each step.
+// With `red`, publishers send Opus in RED (RFC 2198, the previous frames repeated: larger
+// packets), to listeners that have audio/red (forwarded as is) or to listeners without it
+// (the worker strips each packet to its primary block), which is what RED costs a server.
 import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { speechPcm } from '../audio/speech.js';
 import { allCores, canPin, pin } from '../metrics/affinity.js';
@@ -19,9 +22,10 @@ import { FramePacer } from '../peers/FramePacer.js';
 import { RtpPublisher } from '../peers/RtpPublisher.js';
 import { RtpSubscriber } from '../peers/RtpSubscriber.js';
 import type { types as ms } from 'mediasoup';
-import { type ForwardingTarget, LOOPBACK, OPUS_PAYLOAD_TYPE } from '../targets/ForwardingTarget.js';
+import { type ForwardingTarget, LOOPBACK, OPUS_PAYLOAD_TYPE, RED_PAYLOAD_TYPE } from '../targets/ForwardingTarget.js';
 import { ParleyTarget } from '../targets/ParleyTarget.js';
 import { RawMediasoupTarget } from '../targets/RawMediasoupTarget.js';
+import { probeRedSupport } from '../targets/redSupport.js';
 
 export interface CapacityLimits {
 	p99Ms: number;
@@ -44,6 +48,9 @@ export interface CapacityOptions {
 	/** Listener transports: plain RTP, or SRTP (the per-packet work a WebRTC listener costs). */
 	transport: 'plain' | 'srtp' | 'webrtc';
 	srtpCryptoSuite: ms.SrtpCryptoSuite;
+	/** Publishers send RED with `distance` previous frames; listeners with audio/red get it as
+	 * is, the others (listenersWithRed false) get plain Opus stripped by the worker. */
+	red: { distance: number; listenersWithRed: boolean } | null;
 	targets: CapacityTarget[];
 	limits: CapacityLimits;
 	bitrateBps: number;
@@ -66,6 +73,7 @@ export const CAPACITY_DEFAULTS: CapacityOptions = {
 	windowMs: 4000,
 	transport: 'plain',
 	srtpCryptoSuite: 'AEAD_AES_256_GCM',
+	red: null,
 	targets: ['raw-mediasoup', 'parley'],
 	limits: { p99Ms: 5, lossRate: 0.001, cpuShare: 0.9 },
 	bitrateBps: 32_000,
@@ -165,6 +173,13 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 	const workerCore = cores[cores.length - 1]!;
 	const benchCores = cores.slice(0, -1);
 	const targets = new Map<string, ForwardingTarget>();
+	if (o.red) {
+		// A worker without the RED patch aborts on a RED producer or discards RED: no step
+		// would be a measurement, so the ramp fails here rather than report zeros.
+		const support = await probeRedSupport();
+		log(`capacity: RED through this worker: ${support.detail}`);
+		if (!support.forwardsRed) throw new Error(`RED capacity ramp not measured: this mediasoup worker does not forward RED (${support.detail}); build it with scripts/mediasoup's RED patch`);
+	}
 	try {
 		if (pinned) pin(process.pid, benchCores);
 		if (o.targets.includes('raw-mediasoup')) targets.set('raw-mediasoup', await RawMediasoupTarget.start());
@@ -186,10 +201,11 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 		const parley = conclusive('parley');
 		const parleyTarget = targets.get('parley') as ParleyTarget | undefined;
 		return {
-			path:
+			path: `${
 				o.transport === 'plain'
 					? 'plain RTP (PlainTransport) listeners'
-					: `SRTP listeners (PlainTransport with ${o.srtpCryptoSuite}; no DTLS/ICE): the per-packet encryption WebRTC listeners cost`,
+					: `SRTP listeners (PlainTransport with ${o.srtpCryptoSuite}; no DTLS/ICE): the per-packet encryption WebRTC listeners cost`
+			}${o.red ? `; publishers send RED d=${o.red.distance}${o.red.listenersWithRed ? ', listeners have audio/red (forwarded as is)' : ', listeners without audio/red (the worker strips RED to plain Opus)'}` : ''}`,
 			options: o,
 			pinned,
 			benchFloorLatencyMs,
@@ -375,9 +391,11 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 		listenerDestinations: destinations,
 		nack: false,
 		...(o.transport === 'srtp' ? { srtpCryptoSuite: o.srtpCryptoSuite } : {}),
+		...(o.red ? { red: true, listenersWithoutRed: o.red.listenersWithRed ? [] : destinations.map((_, i) => i) } : {}),
 	});
+	const red = o.red ? { payloadType: RED_PAYLOAD_TYPE, distance: o.red.distance } : undefined;
 	const publishers = await Promise.all(
-		ssrcs.map((ssrc, i) => RtpPublisher.create({ ssrc, payloadType: OPUS_PAYLOAD_TYPE, frames: frames[i]!, target: { address: LOOPBACK, port: room.publisherPorts[i]! } })),
+		ssrcs.map((ssrc, i) => RtpPublisher.create({ ssrc, payloadType: OPUS_PAYLOAD_TYPE, frames: frames[i]!, target: { address: LOOPBACK, port: room.publisherPorts[i]! }, ...(red ? { red } : {}) })),
 	);
 	try {
 		s = 0;
@@ -409,6 +427,8 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 
 		const sentPerListener = publishers.reduce((n, p, i) => n + p.sent - sentBefore[i]!, 0);
 		const sampledArrived = subscribers.reduce((n, sub) => n + sub.streams().reduce((m, st) => m + st.packets, 0), 0);
+		if (o.red && sampledArrived === 0) throw new Error(`RED capacity step: no packet reached a sampled listener (${target.kind}); the worker does not forward RED`);
+		if (o.red && wrongPayloadType(subscribers, room.listeners, sampledIdx, o.red.listenersWithRed)) throw new Error(`RED capacity step: a sampled listener got a payload type its consumer did not negotiate (${target.kind})`);
 		return judgeWindow(
 			{
 				target: target.kind,
@@ -439,6 +459,18 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 		// Let the worker finish closing the room before the next step measures it.
 		await sleep(100);
 	}
+}
+
+/** Whether any sampled listener's packets carried another payload type than its consumer's
+ * RED (listeners with RED) or Opus (listeners without). */
+function wrongPayloadType(subscribers: RtpSubscriber[], listeners: { consumers: { payloadTypes: { opus: number; red?: number } }[] }[], sampledIdx: Set<number>, withRed: boolean): boolean {
+	const sampled = [...sampledIdx].sort((a, b) => a - b);
+	return subscribers.some((sub, k) => {
+		const consumer = listeners[sampled[k]!]?.consumers[0];
+		if (!consumer) return false;
+		const expected = withRed ? consumer.payloadTypes.red : consumer.payloadTypes.opus;
+		return expected === undefined || sub.payloadTypesSeen().some((pt) => pt !== expected);
+	});
 }
 
 /** Publishers straight to sampled subscribers: what the bench itself adds to latency. */
