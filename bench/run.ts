@@ -1,4 +1,4 @@
-// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|storage|metadata|join|all]
+// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|storage|metadata|join|recording|all]
 // [--smoke] [--out dir]` and the overrides listed by --help. Prints a table, and writes
 // results.json, report.md and SVG charts to bench/results/<timestamp>/ (or --out).
 import { readFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { type CapacityTransport, defaultOutDir, runBench, SCENARIOS, type Scenar
 
 const HELP = `Usage: npx tsx bench/run.ts [options]
 
-  --scenario NAME      loss | capacity | signaling | storage | metadata | join | all (default all; repeatable
+  --scenario NAME      loss | capacity | signaling | storage | metadata | join | recording | all (default all; repeatable
                        or comma-separated)
   --smoke              a few seconds per scenario: checks the outputs, not a measurement
   --out DIR            output folder (default bench/results/<timestamp>)
@@ -64,6 +64,9 @@ Metadata (SQLite, MariaDB, PostgreSQL):
 Join time (Chromium in a network namespace: needs root):
   --join-paths LIST    direct-udp,ice-tcp,turn-relay,turn-tcp (default all four)
   --joins N            joins measured per path (default 10)
+Recording repair (RED and NACK behind uplink loss):
+  --recording-duration S   seconds of speech per recording (default 60)
+  --recording-loss P   random uplink loss, 0-1 (default 0.2)
 `;
 
 const { values } = parseArgs({
@@ -108,6 +111,8 @@ const { values } = parseArgs({
 		'metadata-concurrency': { type: 'string' },
 		'join-paths': { type: 'string' },
 		joins: { type: 'string' },
+		'recording-duration': { type: 'string' },
+		'recording-loss': { type: 'string' },
 	},
 	strict: true,
 });
@@ -258,6 +263,10 @@ const { run } = await runBench({
 	join: defined({
 		paths: joinPaths as NetworkPath[] | undefined,
 		joinsPerPath: number('joins', values.joins),
+	}),
+	recording: defined({
+		durationS: number('recording-duration', values['recording-duration']),
+		lossRate: number('recording-loss', values['recording-loss']),
 	}),
 	log: (line) => process.stdout.write(`${line}\n`),
 });

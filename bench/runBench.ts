@@ -9,14 +9,15 @@ import { CAPACITY_DEFAULTS, type CapacityOptions, type CapacityResult, runCapaci
 import { LOSS_SWEEP_DEFAULTS, type LossSweepOptions, runLossSweep } from './scenarios/lossSweep.js';
 import { JOIN_DEFAULTS, type JoinTimeOptions, runJoinTime } from './scenarios/joinTime.js';
 import { METADATA_DEFAULTS, type MetadataOptions, runMetadata } from './scenarios/metadata.js';
+import { RECORDING_REPAIR_DEFAULTS, type RecordingRepairOptions, runRecordingRepair } from './scenarios/recordingRepair.js';
 import { runStorage, STORAGE_DEFAULTS, type StorageOptions } from './scenarios/storage.js';
 import { runWebRtcCapacity, WEBRTC_CAPACITY_DEFAULTS } from './scenarios/webrtcCapacity.js';
 import { runSignaling, SIGNALING_DEFAULTS, type SignalingOptions } from './scenarios/signaling.js';
 
-export type ScenarioName = 'loss' | 'capacity' | 'signaling' | 'storage' | 'metadata' | 'join';
-export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling', 'storage', 'metadata', 'join'];
+export type ScenarioName = 'loss' | 'capacity' | 'signaling' | 'storage' | 'metadata' | 'join' | 'recording';
 /** red / red-stripped: plain RTP listeners of RED d=2 publishers, with and without audio/red. */
 export type CapacityTransport = 'plain' | 'srtp' | 'webrtc' | 'red' | 'red-stripped';
+export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling', 'storage', 'metadata', 'join', 'recording'];
 /** The suites mediasoup's PlainTransport offers (what `--srtp-suite` accepts). */
 export const SRTP_SUITES: ms.SrtpCryptoSuite[] = ['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
 
@@ -35,6 +36,7 @@ export interface BenchOptions {
 	storage?: Partial<StorageOptions>;
 	metadata?: Partial<MetadataOptions>;
 	join?: Partial<JoinTimeOptions>;
+	recording?: Partial<RecordingRepairOptions>;
 	log: (line: string) => void;
 }
 
@@ -49,6 +51,7 @@ export const SMOKE = {
 	storage: { fileMiB: 0.25, downloads: 2, recordings: 1, recordingS: 0.5 } satisfies Partial<StorageOptions>,
 	metadata: { ops: 50, destinations: 5 } satisfies Partial<MetadataOptions>,
 	join: { joinsPerPath: 1, warmUpJoins: 0 } satisfies Partial<JoinTimeOptions>,
+	recording: { durationS: 4, modes: [{ red: 2, nack: true }, { red: 0, nack: false }] } satisfies Partial<RecordingRepairOptions>,
 };
 
 /** Coarse steps, then `refineSteps` midpoints at the knee. SRTP costs about as much as the
@@ -138,6 +141,11 @@ export async function runBench(options: BenchOptions): Promise<{ run: BenchRun; 
 	if (options.scenarios.includes('join')) {
 		await guard('join', async () => {
 			run.join = await runJoinTime({ ...JOIN_DEFAULTS, ...(options.smoke ? SMOKE.join : {}), ...options.join }, log);
+		});
+	}
+	if (options.scenarios.includes('recording')) {
+		await guard('recording', async () => {
+			run.recording = await runRecordingRepair({ ...RECORDING_REPAIR_DEFAULTS, ...(options.smoke ? SMOKE.recording : {}), ...options.recording }, log);
 		});
 	}
 	const finished = new Date();

@@ -3,6 +3,7 @@ import type { CapacityResult } from '../scenarios/capacity.js';
 import type { JoinTimeResult } from '../scenarios/joinTime.js';
 import type { LossSweepResult } from '../scenarios/lossSweep.js';
 import type { MetadataResult } from '../scenarios/metadata.js';
+import type { RecordingRepairResult } from '../scenarios/recordingRepair.js';
 import type { SignalingResult } from '../scenarios/signaling.js';
 import type { StorageResult } from '../scenarios/storage.js';
 import type { MachineInfo, Versions } from './machine.js';
@@ -28,6 +29,8 @@ export interface BenchRun {
 	metadata?: MetadataResult;
 	/** Join time over direct UDP, ICE-TCP and TURN relay (Chromium). */
 	join?: JoinTimeResult;
+	/** Recordings behind a lossy uplink, repaired with RED and NACK. */
+	recording?: RecordingRepairResult;
 	references: typeof REFERENCES;
 	/** Errors of scenarios that failed (the others still report). */
 	errors: { scenario: string; message: string }[];

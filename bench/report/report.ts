@@ -6,6 +6,7 @@ import type { CapacityResult } from '../scenarios/capacity.js';
 import type { LossConditionResult, LossSweepResult } from '../scenarios/lossSweep.js';
 import type { BenchRun, Headline } from './BenchRun.js';
 import { joinHeadlines, joinMarkdown, joinTextParts } from './joinReport.js';
+import { recordingHeadlines, recordingMarkdown, recordingTextParts } from './recordingReport.js';
 import { isFecNackRow, redCharts, redHeadlines, redMarkdown, redTextParts } from './lossReport.js';
 import { storageHeadlines, storageMarkdown, storageTextParts } from './storageReport.js';
 import { lineChart, PALETTE, type Series } from './svg.js';
@@ -94,6 +95,7 @@ export function headlines(run: BenchRun): Headline[] {
 	out.push(...redHeadlines(run.loss));
 	out.push(...storageHeadlines(run.storage, run.metadata));
 	out.push(...joinHeadlines(run.join));
+	out.push(...recordingHeadlines(run.recording));
 	return out;
 }
 
@@ -193,6 +195,7 @@ export function textSummary(run: BenchRun): string {
 	}
 	parts.push(...storageTextParts(run.storage, run.metadata));
 	parts.push(...joinTextParts(run.join));
+	parts.push(...recordingTextParts(run.recording));
 	parts.push(`Headline\n${textTable(['figure', 'value'], headlines(run).map((h) => [h.label, h.value]))}`);
 	for (const e of run.errors) parts.push(`ERROR in ${e.scenario}: ${e.message}`);
 	return parts.join('\n\n');
@@ -422,5 +425,6 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 	}
 	lines.push(...storageMarkdown(run.storage, run.metadata));
 	lines.push(...joinMarkdown(run.join));
+	lines.push(...recordingMarkdown(run.recording));
 	return lines.join('\n');
 }
