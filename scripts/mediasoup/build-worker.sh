@@ -16,7 +16,7 @@
 # and checked against the sha256 in Debian's (signed) Sources index.
 #
 # Cache: $PARLEY_CACHE_DIR (default ~/.cache/parley)/mediasoup-worker/<version>-<build key>/,
-# the key hashing the patch, the libsrtp tarball's hash and its build options. A second run
+# the key hashing the patches, the libsrtp tarball's hash and its build options. A second run
 # with the same inputs only re-verifies the binary.
 #
 # Env:
@@ -45,9 +45,12 @@ LIBSRTP_SHA256=54facb1727a557c2a76b91194dcb2d0a453aaf8e2d0cbbf1e3c2848c323e28ad
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PATCH="$HERE/mediasoup-$MEDIASOUP_VERSION-debian12.patch"
-# Every input of the binary is in the key, so changing the patch or the libsrtp source
+# Opus RED (RFC 2198), applied after the Debian one: kept apart because it changes what the
+# worker forwards (README.md, "RED"), where the other one only makes it build here.
+RED_PATCH="$HERE/mediasoup-$MEDIASOUP_VERSION-opus-red.patch"
+# Every input of the binary is in the key, so changing a patch or the libsrtp source
 # builds a new worker in a new folder (the old one stays usable for comparisons).
-BUILD_KEY="$( { sha256sum < "$PATCH"; echo "libsrtp $LIBSRTP_VERSION $LIBSRTP_SHA256"; } | sha256sum | cut -c1-16)"
+BUILD_KEY="$( { sha256sum < "$PATCH"; sha256sum < "$RED_PATCH"; echo "libsrtp $LIBSRTP_VERSION $LIBSRTP_SHA256"; } | sha256sum | cut -c1-16)"
 CACHE_ROOT="${PARLEY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/parley}"
 WORK="$CACHE_ROOT/mediasoup-worker/$MEDIASOUP_VERSION-$BUILD_KEY"
 BIN="$WORK/bin/mediasoup-worker"
@@ -126,6 +129,9 @@ tar xzf "$LIBSRTP_TGZ" -C src/worker/subprojects/libsrtp2 --strip-components=1
 # ankerl::unordered_dense (not packaged); and the DTLS BIO callback fix without which
 # Debian's kTLS-enabled OpenSSL crashes the worker at the first DTLS handshake.
 patch -d src -p1 --forward --quiet < "$PATCH"
+# RED: producers may send Opus in RED payloads; consumers with RED get them as they are,
+# the others the primary block as plain Opus, frames lost upstream rebuilt from redundancy.
+patch -d src -p1 --forward --quiet < "$RED_PATCH"
 
 cd src/worker
 meson setup --wrap-mode=nodownload --buildtype release -Db_ndebug=true build >&2
