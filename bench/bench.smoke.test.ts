@@ -69,6 +69,29 @@ describe('bench smoke run (all scenarios)', () => {
 		expect(on.playout.quality.segmentalSnrDb).toBeGreaterThan(off.playout.quality.segmentalSnrDb);
 	});
 
+	it('plays more with RED d=2 than with FEC only at 20% uplink loss, at a RED listener and at one without RED', () => {
+		const at20 = run.loss!.conditions.filter((c) => c.model === 'random' && c.lossRate === 0.2 && c.lossAt === 'up');
+		const fecOnly = at20.find((c) => c.redDistance === 0 && c.fec)!;
+		const red = at20.find((c) => c.redDistance === 2 && c.listener === 'red');
+		const stripped = at20.find((c) => c.redDistance === 2 && c.listener === 'stripped');
+		// Missing when the worker does not forward RED (built without scripts/mediasoup's RED patch).
+		expect(red, run.loss!.errors.join('; ')).toBeDefined();
+		expect(stripped).toBeDefined();
+		expect(red!.measuredNetworkLoss).toBeGreaterThan(0.1);
+		expect(red!.received.redPackets).toBeGreaterThan(100);
+		expect(red!.received.invalidRedPackets + red!.received.unexpectedPayloadType).toBe(0);
+		expect(red!.playout.fromRedundancy).toBeGreaterThan(0);
+		// The same loss pattern for both modes: RED's copies cover what FEC covers and more.
+		expect(red!.playout.playableShare).toBeGreaterThan(fecOnly.playout.playableShare);
+		expect(red!.playout.playableShare).toBeLessThanOrEqual(1);
+		// The worker strips RED for the plain listener and rebuilds frames lost upstream.
+		expect(stripped!.received.redPackets).toBe(0);
+		expect(stripped!.received.unexpectedPayloadType).toBe(0);
+		expect(stripped!.playout.fromRedundancy).toBeGreaterThan(0);
+		expect(stripped!.playout.playableShare).toBeGreaterThan(fecOnly.playout.playableShare);
+		expect(existsSync(path.join(outDir, 'loss-red-up-random.svg'))).toBe(true);
+	});
+
 	it('measures both capacity targets with finite latency and CPU', () => {
 		const cap = run.capacity!.find((c) => c.options.transport === 'plain')!;
 		for (const target of ['raw-mediasoup', 'parley'] as const) {
