@@ -102,12 +102,14 @@ describe('Opus RED through the worker', () => {
 	let plain: Listener;
 	let routerOpusPt: number;
 	let routerRedPt: number;
+	let producer: ms.Producer;
+	let otherPool: WorkerPool | undefined;
 	const sockets: dgram.Socket[] = [];
 
-	async function listen(rtpCapabilities: ms.RtpCapabilities, producerId: string): Promise<Listener> {
+	async function listen(rtpCapabilities: ms.RtpCapabilities, producerId: string, on: ms.Router = router): Promise<Listener> {
 		const sock = await udpSocket();
 		sockets.push(sock);
-		const transport = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1' }, rtcpMux: true, comedia: false });
+		const transport = await on.createPlainTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1' }, rtcpMux: true, comedia: false });
 		await transport.connect({ ip: '127.0.0.1', port: sock.address().port });
 		const consumer = await transport.consume({ producerId, rtpCapabilities });
 		const received: ReceivedRtp[] = [];
@@ -152,7 +154,7 @@ describe('Opus RED through the worker', () => {
 		routerOpusPt = caps.find((c) => c.mimeType.toLowerCase() === 'audio/opus')!.preferredPayloadType!;
 		routerRedPt = caps.find((c) => c.mimeType.toLowerCase() === 'audio/red')!.preferredPayloadType!;
 		producerTransport = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1' }, rtcpMux: true, comedia: true });
-		const producer = await producerTransport.produce({
+		producer = await producerTransport.produce({
 			kind: 'audio',
 			rtpParameters: {
 				// RED first, as Chromium offers it when the remote side does.
@@ -166,13 +168,18 @@ describe('Opus RED through the worker', () => {
 		sender = await udpSocket();
 		sockets.push(sender);
 		red = await listen(router.rtpCapabilities, producer.id);
-		const opusOnly = caps.filter((c) => c.mimeType.toLowerCase() === 'audio/opus');
-		plain = await listen({ codecs: opusOnly, headerExtensions: router.rtpCapabilities.headerExtensions }, producer.id);
+		plain = await listen(opusOnlyCapabilities(router), producer.id);
 	});
+
+	function opusOnlyCapabilities(r: ms.Router): ms.RtpCapabilities {
+		return { codecs: r.rtpCapabilities.codecs!.filter((c) => c.mimeType.toLowerCase() === 'audio/opus'), headerExtensions: r.rtpCapabilities.headerExtensions };
+	}
 
 	afterEach(async () => {
 		for (const s of sockets.splice(0)) s.close();
 		await pool.close();
+		await otherPool?.close();
+		otherPool = undefined;
 	});
 
 	it('negotiates RED only with the listener that has it', () => {
@@ -237,6 +244,41 @@ describe('Opus RED through the worker', () => {
 		await waitFor(() => plain.received.length >= COUNT, 10_000);
 
 		expect(plainFrames()).toEqual([...Array(COUNT).keys()]);
+	});
+
+	it('pipes RED to another router as is; its listeners get RED, or plain Opus with lost frames recovered', async () => {
+		// As between Parley nodes: a PipeTransport consumer on this router, a pipe producer on
+		// a router of another worker (a pipe within one worker would reuse the producer's id).
+		otherPool = await WorkerPool.create(workerPoolOptions(await testConfig()), testLogger());
+		const otherRouter = await otherPool.createRouter({ mediaCodecs: routerMediaCodecs({ red: true }) });
+		const { pipeProducer } = await router.pipeToRouter({ producerId: producer.id, router: otherRouter });
+		const otherOpusPt = otherRouter.rtpCapabilities.codecs!.find((c) => c.mimeType.toLowerCase() === 'audio/opus')!.preferredPayloadType!;
+		const redThere = await listen(otherRouter.rtpCapabilities, pipeProducer!.id, otherRouter);
+		const plainThere = await listen(opusOnlyCapabilities(otherRouter), pipeProducer!.id, otherRouter);
+
+		const COUNT = 20;
+		const dropped = [7, 14, 15];
+		await sendRed(COUNT, dropped);
+		await waitFor(() => plainThere.received.length >= COUNT && redThere.received.length >= COUNT - dropped.length, 10_000);
+		await new Promise((r) => setTimeout(r, 200));
+
+		// The pipe carried RED unchanged (no recovery on the way): the far RED listener sees the gaps.
+		const redPrimaries = redThere.received.map((p) => {
+			const parsed = parseRedPayload(p.payload);
+			if (isRedParseError(parsed)) throw new Error(`invalid RED payload: ${parsed.error}`);
+			expect([...parsed.redundant.map((b) => b.payloadType), parsed.primary.payloadType].every((pt) => pt === otherOpusPt)).toBe(true);
+			return frameNumber(parsed.primary.data);
+		});
+		expect(redPrimaries).toEqual([...Array(COUNT).keys()].filter((n) => !dropped.includes(n)));
+		// The far plain listener: every frame, the lost ones from the redundant blocks.
+		const frames = plainThere.received.map((p) => frameNumber(p.payload));
+		expect(frames).toEqual([...Array(COUNT).keys()]);
+		expect(new Set(plainThere.received.map((p) => p.payloadType))).toEqual(new Set([otherOpusPt]));
+		const first = plainThere.received[0]!;
+		for (const [i, p] of plainThere.received.entries()) {
+			expect((p.seq - first.seq) & 0xffff).toBe(i);
+			expect((p.timestamp - first.timestamp) >>> 0).toBe((i * FRAME_TS) >>> 0);
+		}
 	});
 
 	it('drops malformed RED packets for every listener; the next good packet goes through', async () => {
