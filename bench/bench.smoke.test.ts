@@ -207,3 +207,30 @@ describe('bench smoke run (storage and metadata)', () => {
 		}
 	});
 });
+
+describe('bench smoke run (recording repair)', () => {
+	const outDir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-smoke-recording-'));
+	let run: BenchRun;
+
+	beforeAll(async () => {
+		({ run } = await runBench({ scenarios: ['recording'], smoke: true, outDir, command: 'vitest bench smoke', loss: {}, capacity: {}, capacityTransports: [], signaling: {}, log: () => {} }));
+	}, 90_000);
+
+	afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+	it('records behind 20% uplink loss: RED d=2 + NACK stores the exact frames, plain Opus without NACK misses about a fifth', () => {
+		expect(run.errors).toEqual([]);
+		const r = run.recording!;
+		expect(r.errors).toEqual([]);
+		const [repaired, plain] = r.modes;
+		for (const m of r.modes) {
+			expect(m.framesSent).toBeGreaterThan(180);
+			expect(m.framesWrong).toBe(0);
+			expect(m.counts?.packetsReceived).toBeGreaterThan(0);
+		}
+		expect(repaired!.missingPer1000).toBeLessThan(20);
+		expect(repaired!.counts!.framesFromRed).toBeGreaterThan(0);
+		expect(plain!.missingPer1000).toBeGreaterThan(80);
+		expect(readFileSync(path.join(outDir, 'report.md'), 'utf8')).toContain('## Recordings repaired');
+	});
+});

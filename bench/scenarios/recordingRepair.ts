@@ -175,7 +175,9 @@ export async function runRecordingRepair(options: RecordingRepairOptions, log: (
 			const producer = await channel.produce(peer, transport.id, 'audio', producerParameters(ssrc, mode), false);
 			const up = await UdpLossProxy.create({
 				target: { address: LOOPBACK, port: transport.tuple.localPort },
-				forward: createLossModel({ kind: 'random', lossRate: o.lossRate }, seedFrom(`recording-${i}`, o.seed)),
+				// One seed for every mode: the same packets are lost in each (until retransmissions,
+				// which draw from the same sequence, shift it in the NACK modes).
+				forward: createLossModel({ kind: 'random', lossRate: o.lossRate }, seedFrom('recording', o.seed)),
 				seed: i,
 			});
 			const publisher = await RtpPublisher.create({
