@@ -71,12 +71,38 @@ interface IceWatch {
 	restarting: boolean;
 }
 
-/** Voice-tuned Opus: mono, 20 ms frames, in-band FEC and DTX as asked. */
-export function voiceCodecOptions(opusFec: boolean, opusDtx: boolean): mc.ProducerCodecOptions {
-	return { opusStereo: false, opusFec, opusDtx, opusPtime: 20 };
+/**
+ * Voice-tuned Opus: mono, 20 ms frames, in-band FEC, DTX and NACK as asked. Without opusNack
+ * mediasoup-client takes NACK out of the answer (the router always lists it), so the server
+ * never asks for a lost packet again.
+ */
+export function voiceCodecOptions(opusFec: boolean, opusDtx: boolean, opusNack = false): mc.ProducerCodecOptions {
+	return { opusStereo: false, opusFec, opusDtx, opusPtime: 20, opusNack };
+}
+
+/**
+ * The codec to produce with for Opus RED (RFC 2198), or undefined for plain Opus. The Device's
+ * capabilities are what the router offers and the browser can send alike, so audio/red is
+ * there only when both have it (Chromium; Firefox 153 offers none). Opus must be there too:
+ * RED's blocks are Opus frames, and mediasoup-client (as patched) answers with both.
+ */
+export function opusRedCodec(capabilities: mc.RtpCapabilities): mc.RtpCodecCapability | undefined {
+	const codecs = capabilities.codecs ?? [];
+	const red = codecs.find((c) => c.kind === 'audio' && c.mimeType.toLowerCase() === 'audio/red');
+	const opus = codecs.find((c) => c.kind === 'audio' && c.mimeType.toLowerCase() === 'audio/opus');
+	return red && opus && red.clockRate === opus.clockRate ? red : undefined;
 }
 
 const DEFAULT_MAX_ICE_RESTARTS = 2;
+
+/**
+ * The RED codec's fmtp ("111/111") lists its blocks in this browser's payload types, which the
+ * server renumbers for each listener: it is left out of what the server is told, and each
+ * listener's SDP gets one in its own numbers (patches/mediasoup-client+*.patch).
+ */
+function withoutRedBlockList(rtpParameters: mc.RtpParameters): mc.RtpParameters {
+	return { ...rtpParameters, codecs: rtpParameters.codecs.map((c) => (c.mimeType.toLowerCase() === 'audio/red' ? { ...c, parameters: {} } : c)) };
+}
 
 /**
  * mediasoup-client types codec `parameters` as Record<string, unknown>; the protocol's
@@ -101,6 +127,8 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 	#closed = false;
 	#sendTransport: mc.Transport | null = null;
 	#recvTransport: mc.Transport | null = null;
+	/** The router capabilities as this browser can use them (set by join()). */
+	#device: mc.Device | null = null;
 	#producer: mc.Producer | null = null;
 	/** What the server was last told (pauseProducer/resumeProducer succeeded). */
 	#serverPaused = false;
@@ -155,6 +183,25 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		return this.#producer?.id ?? null;
 	}
 
+	/**
+	 * The codecs our producer sends, as negotiated (mimeTypes, the sent one first):
+	 * ['audio/red', 'audio/opus'] with RED, ['audio/opus'] without; null when not publishing.
+	 */
+	get producerCodecs(): string[] | null {
+		return this.#producer ? this.#producer.rtpParameters.codecs.filter((c) => !/\/rtx$/i.test(c.mimeType)).map((c) => c.mimeType) : null;
+	}
+
+	/** The codecs of what we receive from `peerId` (one list per live consumer), as above. */
+	peerCodecs(peerId: string): string[][] {
+		const lists: string[][] = [];
+		for (const remote of this.#consumers.values()) {
+			const consumer = remote.consumer;
+			if (remote.data.peerId !== peerId || !consumer || consumer.closed) continue;
+			lists.push(consumer.rtpParameters.codecs.filter((c) => !/\/rtx$/i.test(c.mimeType)).map((c) => c.mimeType));
+		}
+		return lists;
+	}
+
 	/** Local pause state of our producer (null when not publishing). */
 	get producerPaused(): boolean | null {
 		return this.#producer ? this.#producer.paused : null;
@@ -180,6 +227,7 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		const { rtpCapabilities } = await this.#request('getRouterRtpCapabilities', {});
 		const device = await this.#options.loadDevice(rtpCapabilities);
 		this.#assertOpen();
+		this.#device = device;
 		const joined = await this.#request('join', { channel: this.channel, rtpCapabilities: asProtocolValue<'join', 'rtpCapabilities'>(device.rtpCapabilities) });
 		this.#assertOpen();
 		this.#peerId = joined.peerId;
@@ -192,19 +240,24 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		this.#joined = true;
 	}
 
-	/** Publishes `track` on the send transport. The track stays the caller's (stopTracks: false). */
-	async produce(track: MediaStreamTrack, { codecOptions, paused }: { codecOptions: mc.ProducerCodecOptions; paused: boolean }): Promise<void> {
+	/**
+	 * Publishes `track` on the send transport. The track stays the caller's (stopTracks: false).
+	 * With `opusRed`, Opus goes out inside RED when the router and the browser both can
+	 * (opusRedCodec), plain Opus otherwise.
+	 */
+	async produce(track: MediaStreamTrack, { codecOptions, paused, opusRed = false }: { codecOptions: mc.ProducerCodecOptions; paused: boolean; opusRed?: boolean }): Promise<void> {
 		this.#assertOpen();
 		const transport = this.#sendTransport;
 		if (!transport) {
 			throw this.#options.grants.canPublish ? new ParleyError('E_NOT_JOINED') : new ParleyError('E_FORBIDDEN', 'This access token does not allow speaking.');
 		}
 		if (this.#producer) throw new ParleyError('E_INVALID_STATE', 'Already publishing; unpublish first.');
+		const codec = opusRed && this.#device ? opusRedCodec(this.#device.rtpCapabilities) : undefined;
 		let producer: mc.Producer;
 		try {
 			// `paused` travels in appData to the 'produce' handler so the server creates the
 			// producer paused: a muted user is never forwarded, not even for one round trip.
-			producer = await transport.produce({ track, codecOptions, stopTracks: false, appData: { paused } });
+			producer = await transport.produce({ track, codecOptions, ...(codec && { codec }), stopTracks: false, appData: { paused } });
 		} catch (error) {
 			throw toParleyError(error, 'E_MEDIA_FAILED');
 		}
@@ -350,7 +403,7 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		if (direction === 'send') {
 			this.#sendTransport = transport;
 			transport.on('produce', ({ kind, rtpParameters, appData }, callback, errback) => {
-				const data = { transportId: transport.id, kind, rtpParameters: asProtocolValue<'produce', 'rtpParameters'>(rtpParameters), paused: appData.paused === true };
+				const data = { transportId: transport.id, kind, rtpParameters: asProtocolValue<'produce', 'rtpParameters'>(withoutRedBlockList(rtpParameters)), paused: appData.paused === true };
 				this.#request('produce', data).then(
 					({ producerId }) => callback({ id: producerId }),
 					errback,

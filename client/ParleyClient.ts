@@ -73,6 +73,13 @@ export interface ParleyClientOptions {
 	 * media server and tests the relay. Without TURN servers configured nothing connects.
 	 */
 	relayOnly?: boolean;
+	/**
+	 * Send Opus inside RED (RFC 2198: each packet carries the previous frames again, so a lost
+	 * packet is rebuilt from the next one) when the server offers audio/red and the browser can
+	 * send it (Chromium; Firefox sends plain Opus). Default true; false always sends plain
+	 * Opus. Listening is unaffected: the server hands RED only to browsers that accept it.
+	 */
+	opusRed?: boolean;
 	/** Builds the mediasoup-client Device; default detects the browser. Tests pass a FakeHandler one. */
 	createDevice?: () => mc.Device | Promise<mc.Device>;
 	/** Creates the WebSocket; default the browser's. */
@@ -90,6 +97,12 @@ export interface PublishTrackOptions {
 	opusFec?: boolean;
 	/** Opus discontinuous transmission: almost no packets while silent (default true). */
 	opusDtx?: boolean;
+	/**
+	 * Retransmit lost packets when the server asks (RTCP NACK; default false). Costs a round
+	 * trip, so it rarely saves live audio, but a recording can wait for it: with RED at
+	 * distance 2 it closes the last holes of a recording made through heavy loss.
+	 */
+	opusNack?: boolean;
 }
 
 export interface PublishMicrophoneOptions extends PublishTrackOptions {
@@ -182,6 +195,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	readonly #requestTimeoutMs: number | undefined;
 	readonly #iceDisconnectedGraceMs: number;
 	readonly #relayOnly: boolean;
+	readonly #opusRed: boolean;
 	readonly #createDevice: (() => mc.Device | Promise<mc.Device>) | undefined;
 	readonly #createWebSocket: ((url: string, protocols: string[]) => WebSocket) | undefined;
 	readonly #reconnectPolicy: ReconnectPolicy;
@@ -229,6 +243,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		this.#requestTimeoutMs = options.requestTimeoutMs;
 		this.#iceDisconnectedGraceMs = options.iceDisconnectedGraceMs ?? 3000;
 		this.#relayOnly = options.relayOnly ?? false;
+		this.#opusRed = options.opusRed ?? true;
 		this.#createDevice = options.createDevice;
 		this.#createWebSocket = options.createWebSocket;
 		this.#reconnectPolicy = options.reconnectPolicy ?? new BackoffReconnectPolicy();
@@ -281,6 +296,20 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 
 	get producerId(): string | null {
 		return this.#session?.producerId ?? null;
+	}
+
+	/**
+	 * What our microphone is sent as (codec mimeTypes, the sent one first): ['audio/red',
+	 * 'audio/opus'] with RED (see the opusRed option), ['audio/opus'] without; null when no
+	 * producer is live.
+	 */
+	get producerCodecs(): string[] | null {
+		return this.#session?.producerCodecs ?? null;
+	}
+
+	/** What we receive from `peerId` as (codec mimeTypes per consumer, as producerCodecs). */
+	peerCodecs(peerId: string): string[][] {
+		return this.#session?.peerCodecs(peerId) ?? [];
 	}
 
 	/** Whether the user muted; applies to the current and any later publication. */
@@ -473,12 +502,12 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	 * publishes it as Opus. Needs the canPublish grant (E_FORBIDDEN otherwise). Errors from
 	 * the browser come as E_MIC_* / E_INSECURE_CONTEXT. Publishing again replaces the mic.
 	 */
-	async publishMicrophone({ opusFec = true, opusDtx = true, deviceId }: PublishMicrophoneOptions = {}): Promise<void> {
+	async publishMicrophone({ opusFec = true, opusDtx = true, opusNack = false, deviceId }: PublishMicrophoneOptions = {}): Promise<void> {
 		this.#assertCanPublish();
 		// Outside the operation queue: a permission prompt must not hold up a rejoin.
 		const track = await openMicrophone(deviceId === undefined ? {} : { deviceId });
 		try {
-			await this.#publish({ track, owned: true, codecOptions: voiceCodecOptions(opusFec, opusDtx) });
+			await this.#publish({ track, owned: true, codecOptions: voiceCodecOptions(opusFec, opusDtx, opusNack) });
 		} catch (error) {
 			if (this.#publication?.track !== track) track.stop();
 			throw error;
@@ -489,10 +518,10 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	 * Publishes a track the caller owns (a synthetic source, a processed stream). The client
 	 * never stops it.
 	 */
-	async publishTrack(track: MediaStreamTrack, { opusFec = true, opusDtx = true }: PublishTrackOptions = {}): Promise<void> {
+	async publishTrack(track: MediaStreamTrack, { opusFec = true, opusDtx = true, opusNack = false }: PublishTrackOptions = {}): Promise<void> {
 		if (track.kind !== 'audio') throw new TypeError('only audio tracks can be published');
 		this.#assertCanPublish();
-		await this.#publish({ track, owned: false, codecOptions: voiceCodecOptions(opusFec, opusDtx) });
+		await this.#publish({ track, owned: false, codecOptions: voiceCodecOptions(opusFec, opusDtx, opusNack) });
 	}
 
 	/**
@@ -1056,7 +1085,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	}
 
 	async #produce(session: ChannelSession, publication: Publication): Promise<void> {
-		await session.produce(publication.track, { codecOptions: publication.codecOptions, paused: this.#muted });
+		await session.produce(publication.track, { codecOptions: publication.codecOptions, paused: this.#muted, opusRed: this.#opusRed });
 		// mute() may have been called while the producer was being created.
 		if (session.producerPaused !== this.#muted) await session.setProducerPaused(this.#muted);
 	}
