@@ -74,6 +74,8 @@ describe('playout with RED', () => {
 		const s = playout({ sent: packets, sendTimeOf, arrivals: slow, redundantArrivals: d2.copies, playoutDelayMs: DELAY_MS, useFec: false });
 		const onTime = playout({ sent: packets, sendTimeOf, arrivals: d2.own, redundantArrivals: d2.copies, playoutDelayMs: DELAY_MS, useFec: false });
 		expect(s.late).toBe(1);
+		expect(s.playableWithoutDeadline).toBe(onTime.playableWithoutDeadline);
+		expect(r.playableWithoutDeadline).toBeGreaterThan(r.playableShare);
 		// Frame 50 plays from its copy in packet 51 instead.
 		expect(s.fromRedundancy).toBe(onTime.fromRedundancy + 1);
 		expect(s.playableShare).toBe(onTime.playableShare);

@@ -39,6 +39,10 @@ export interface PlayoutResult {
 	concealed: number;
 	/** (delivered + fromRedundancy + recovered) / frames. */
 	playableShare: number;
+	/** The share that would play with no deadline: some copy of the frame (or of the next
+	 * one, with LBRR) arrived at all. What loss alone leaves; the difference to
+	 * playableShare is lateness (on a busy machine, mostly the bench's own event loop). */
+	playableWithoutDeadline: number;
 	/** Frames whose lossless decode has speech in it (not a pause). */
 	speechFrames: number;
 	/** The playable share over speech frames only. Opus adds no FEC data to frames in pauses,
@@ -95,6 +99,7 @@ export function playout(input: PlayoutInput): PlayoutResult {
 	let deliveredAfterNack = 0;
 	let late = 0;
 	let recoveredFromRedundantCopy = 0;
+	let reachable = 0;
 	let run = 0;
 	let longestConcealedRun = 0;
 	let speechFrames = 0;
@@ -107,6 +112,8 @@ export function playout(input: PlayoutInput): PlayoutResult {
 			const own = inTime(arrived, deadline);
 			if (!own && arrived) late++;
 			const copy = own ? undefined : inTime(input.redundantArrivals?.get(i), deadline);
+			const nextAny = [input.arrivals.get(i + 1), input.redundantArrivals?.get(i + 1)].some((a) => a && hasLbrr(a.payload));
+			if (arrived || input.redundantArrivals?.has(i) || (input.useFec && nextAny)) reachable++;
 			let kind: FrameOutcome;
 			if (own) {
 				outFrames.push(listener.decode(own.payload));
@@ -154,6 +161,7 @@ export function playout(input: PlayoutInput): PlayoutResult {
 		recoveredFromRedundantCopy,
 		concealed: count('concealed'),
 		playableShare: n ? (delivered + fromRedundancy + recovered) / n : 0,
+		playableWithoutDeadline: n ? reachable / n : 0,
 		speechFrames,
 		speechPlayableShare: speechFrames ? speechPlayable / speechFrames : 1,
 		quality: qualityScores(concatFrames(reference.frames.slice(0, n)), concatFrames(outFrames), kinds),

@@ -35,6 +35,7 @@ function syntheticSweep(errors: string[] = []): LossSweepResult {
 				recoveredFromRedundantCopy: 0,
 				concealed: 10,
 				playableShare: ceiling - 0.001,
+				playableWithoutDeadline: ceiling,
 				speechFrames: 1500,
 				speechPlayableShare: ceiling,
 				quality: { snrDb: 20, segmentalSnrDb: 25, recoveredSnrDb: null, concealedSnrDb: null },

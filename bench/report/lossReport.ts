@@ -66,7 +66,7 @@ function matrix(loss: LossSweepResult): { headers: string[]; rows: Cell[][] } {
 	return { headers, rows };
 }
 
-const DETAIL_HEADERS = ['placement', 'model', 'loss', 'measured', 'mode', 'listener', 'frames', 'own packet', 'redundant copy', 'FEC', 'FEC via copy', 'concealed', 'late', 'playable', 'ceiling', 'gap (pp)', 'k', 'playable (speech)', 'segSNR dB', 'RED pkts', 'bad RED', 'lat p50', 'lat p99'];
+const DETAIL_HEADERS = ['placement', 'model', 'loss', 'measured', 'mode', 'listener', 'frames', 'own packet', 'redundant copy', 'FEC', 'FEC via copy', 'concealed', 'late', 'playable', 'ceiling', 'gap (pp)', 'no deadline', 'k', 'playable (speech)', 'segSNR dB', 'RED pkts', 'bad RED', 'lat p50', 'lat p99'];
 const LISTENER: Record<ListenerKind, string> = { opus: 'Opus', red: 'RED', stripped: 'no RED (stripped)' };
 
 function detailRows(loss: LossSweepResult): Cell[][] {
@@ -94,6 +94,7 @@ function detailRows(loss: LossSweepResult): Cell[][] {
 					pct(p.playableShare, 2),
 					pct(c.ceiling, 2),
 					gapPp(c),
+					pct(p.playableWithoutDeadline, 2),
 					c.coveringPackets,
 					pct(p.speechPlayableShare, 2),
 					num(p.quality.segmentalSnrDb, 1),
@@ -207,7 +208,7 @@ export function redHeadlines(loss: LossSweepResult | undefined): Headline[] {
 			if (!red && !fec) continue;
 			out.push({
 				label: `Playable share at ${lossRate * 100}% random ${PLACEMENT[lossAt]} loss: RED d=2 + FEC / FEC only${stripped ? ' / RED d=2 + FEC to a listener without RED' : ''}`,
-				value: `${pct(red?.playout.playableShare, 2)} (ceiling ${pct(red?.ceiling, 2)}, ${red ? gapPp(red) : '-'} pp below) / ${pct(fec?.playout.playableShare, 2)} (ceiling ${pct(fec?.ceiling, 2)})${stripped ? ` / ${pct(stripped.playout.playableShare, 2)}` : ''}`,
+				value: `${pct(red?.playout.playableShare, 2)} (ceiling ${pct(red?.ceiling, 2)}, ${red ? gapPp(red) : '-'} pp below; ${pct(red?.playout.playableWithoutDeadline, 2)} with no deadline) / ${pct(fec?.playout.playableShare, 2)} (ceiling ${pct(fec?.ceiling, 2)})${stripped ? ` / ${pct(stripped.playout.playableShare, 2)}` : ''}`,
 				path: loss.path,
 			});
 		}
@@ -231,7 +232,7 @@ export function redMarkdown(loss: LossSweepResult | undefined, img: (key: string
 	lines.push(
 		`Modes: ${o.redModes.map(modeLabel).join(', ')}; loss on ${o.redLossAt.map((p) => PLACEMENT[p]).join(', ')} (*both*: each leg at 1 - sqrt(1 - p), so p end to end); NACK off; the same loss pattern for every mode of a condition. A RED publisher sends each packet as RED with the previous d frames as redundant blocks (as Chromium does) and encodes with or without FEC as the mode says; *FEC only* is plain Opus with FEC. The RED listener's consumer has audio/red: it gets RED as sent and uses the blocks. On uplink loss a second listener of the same stream has no audio/red in its capabilities: the worker strips RED to plain Opus for it, and rebuilds a frame lost upstream from the next packet's redundant copy (its row is *no RED (stripped)*; it should match the RED listener, since no loss sits between the worker and it).`,
 		'',
-		`A frame plays from its own packet if it arrived by its deadline (${o.playoutDelayMs} ms after sending), else from a redundant copy that did (*redundant copy*: a RED block, or for the listener without RED a frame the worker rebuilt), else from the next frame's in-band FEC taken from any copy of it in time (*FEC*; *FEC via copy*: from a redundant copy of the next frame), else it is concealed. *k* = later packets that can stand in for a lost frame in time: RED d puts it in the next d packets, FEC puts its LBRR in the next frame, which travels in up to d + 1 packets, and packet i + j leaves j x 20 ms after frame i, so only j < ${o.playoutDelayMs} / 20 can make the deadline. *Ceiling* = the probability that not all of the k + 1 packets are lost: 1 - p^(k+1) for random loss (k=1: 1 - p^2 for FEC only and RED d=1; k=2: 1 - p^3 for RED d=2, and also for RED d=1 + FEC, whose next frame's copy carries the FEC); for Gilbert bursts of mean length L on one leg 1 - p (1 - 1/L)^k; on two independent legs computed exactly on the product chain. FEC can fall short of its ceiling (Opus adds no LBRR to some frames, pauses in particular); a redundant copy cannot, except for a late arrival. *RED pkts* = RED packets the listener got; *bad RED* = RED blocks or payload types it did not negotiate (must be 0).`,
+		`A frame plays from its own packet if it arrived by its deadline (${o.playoutDelayMs} ms after sending), else from a redundant copy that did (*redundant copy*: a RED block, or for the listener without RED a frame the worker rebuilt), else from the next frame's in-band FEC taken from any copy of it in time (*FEC*; *FEC via copy*: from a redundant copy of the next frame), else it is concealed. *No deadline*: the share some copy (or the next frame's FEC) reached at any time, what loss alone leaves; below it, frames were late (on a busy machine mostly the bench's own event loop, which stamps arrivals; the 0% row shows that floor). *k* = later packets that can stand in for a lost frame in time: RED d puts it in the next d packets, FEC puts its LBRR in the next frame, which travels in up to d + 1 packets, and packet i + j leaves j x 20 ms after frame i, so only j < ${o.playoutDelayMs} / 20 can make the deadline. *Ceiling* = the probability that not all of the k + 1 packets are lost: 1 - p^(k+1) for random loss (k=1: 1 - p^2 for FEC only and RED d=1; k=2: 1 - p^3 for RED d=2, and also for RED d=1 + FEC, whose next frame's copy carries the FEC); for Gilbert bursts of mean length L on one leg 1 - p (1 - 1/L)^k; on two independent legs computed exactly on the product chain. FEC can fall short of its ceiling (Opus adds no LBRR to some frames, pauses in particular); a redundant copy cannot, except for a late arrival. *RED pkts* = RED packets the listener got; *bad RED* = RED blocks or payload types it did not negotiate (must be 0).`,
 		'',
 	);
 	const m = matrix(loss);
