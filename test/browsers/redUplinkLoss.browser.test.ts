@@ -4,7 +4,7 @@
 // negotiates RED) and a Firefox ESR listener (which has no RED: the worker hands it the
 // primary Opus frames, rebuilding the ones lost upstream from later packets' copies) sit on
 // the host side without loss. Both must hear the tone continuously, and a recording of the
-// producer (on a server that also offers NACK) must come out whole.
+// producer (publishing with NACK as well) must hold every frame any copy of reached the server.
 //
 // Chromium 156 sends RED with one redundant block (distance 1) whatever the answer's fmtp
 // lists; the field trial WebRTC-Audio-Red-For-Opus/Enabled-2/ makes it two (see
@@ -330,7 +330,7 @@ describe.skipIf(skip)('Opus RED through 20% random uplink loss (Chromium publish
 		}
 	}, 120_000);
 
-	it('a recording of that producer through the same loss (RED + NACK) decodes to its length with no frame missing', async () => {
+	it('a recording of that producer through the same loss (RED + NACK) decodes to its length, missing no frame that reached the server', async () => {
 		const publisher = await chromiumTab(publisherBrowser, 'publisher');
 		const userId = 'recording-publisher';
 		const publisherToken = await token(userId, { canPublish: true, canRecord: true });
