@@ -34,7 +34,7 @@ Loss sweep:
   --red-loss-at LIST   placements of the RED grid's loss: up,down,both (default all three)
   --red-loss-rates LIST    loss rates of the RED grid in percent (default 0,5,10,20,30)
   --no-stripped        no listener without RED beside the RED listener on uplink loss
-  --loss-parallel N    streams at once; more run in batches (default 64)
+  --loss-parallel N    streams at once; more run in batches (default 24)
 Capacity:
   --transport LIST     plain,srtp,webrtc (default all three); red, red-stripped: plain RTP listeners
                        of RED d=2 publishers, with audio/red (forwarded) and without (stripped)

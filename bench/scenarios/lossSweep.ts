@@ -86,7 +86,7 @@ export const LOSS_SWEEP_DEFAULTS: LossSweepOptions = {
 	redLossAt: ['up', 'down', 'both'],
 	redLossRates: [0, 0.05, 0.1, 0.2, 0.3],
 	strippedListener: true,
-	maxParallelStreams: 64,
+	maxParallelStreams: 24,
 	playoutDelayMs: 60,
 	bitrateBps: 32_000,
 	packetLossHint: 'match',
