@@ -281,6 +281,34 @@ describe('Opus RED through the worker', () => {
 		}
 	});
 
+	it('passes padding-only packets on the RED payload type to consumers, which drop them without a gap in their sequence numbers', async () => {
+		// Chromium probes bandwidth with padding-only packets on its audio SSRC, in the send
+		// codec's payload type (RED). Were they discarded before the consumers, each would be a
+		// hole in every listener's sequence numbers (counted as loss, NACKed, never filled).
+		const COUNT = 20;
+		const PADDING_AFTER = 9;
+		const padding = (seq: number, timestamp: number) => {
+			const p = rtpPacket(seq, timestamp, SSRC, PUBLISHER_RED_PT, Uint8Array.from([0, 0, 0, 4]));
+			p[0]! |= 0x20; // P: the last byte counts the padding bytes
+			return p;
+		};
+		for (let n = 0; n < COUNT; n++) {
+			const seq = FIRST_SEQ + n + (n > PADDING_AFTER ? 2 : 0);
+			send(seq, FIRST_TS + n * FRAME_TS, PUBLISHER_RED_PT, redPayloadOf(n, 2));
+			if (n === PADDING_AFTER) {
+				for (const extra of [1, 2]) sender.send(padding(seq + extra, FIRST_TS + n * FRAME_TS), producerTransport.tuple.localPort, '127.0.0.1');
+			}
+			await new Promise((r) => setTimeout(r, 3));
+		}
+		await waitFor(() => red.received.length >= COUNT && plain.received.length >= COUNT, 10_000);
+		await new Promise((r) => setTimeout(r, 200));
+
+		expect(plainFrames()).toEqual([...Array(COUNT).keys()]);
+		expect(red.received).toHaveLength(COUNT);
+		const seqs = red.received.map((p) => p.seq);
+		for (let i = 1; i < seqs.length; i++) expect((seqs[i]! - seqs[i - 1]!) & 0xffff, `RED listener seq step at ${i}`).toBe(1);
+	});
+
 	it('drops malformed RED packets for every listener; the next good packet goes through', async () => {
 		const malformed: [string, Uint8Array][] = [
 			// F=1 header cut short.
