@@ -183,6 +183,21 @@ describe('Channel', () => {
 		expect(ctx.channel.peers.size).toBe(0);
 	});
 
+	it('produces Opus RED with its Opus codec, without the publisher-numbered block list, and refuses RED alone', async () => {
+		const ada = join('ada');
+		const send = await transport(ada, 'send');
+		const opus = opusParams(1).codecs[0]!;
+		// As Chromium's SDP gives it: fmtp "111/111" read as a parameter named "111/111".
+		const red = { mimeType: 'audio/red', payloadType: 63, clockRate: 48000, channels: 2, parameters: { '111/111': '' } };
+		const producer = await ctx.channel.produce(ada.peer, send.id, 'audio', { ...opusParams(1), codecs: [red, opus] }, false);
+		expect(producer.rtpParameters.codecs.map((c) => [c.mimeType.toLowerCase(), c.parameters])).toEqual([
+			['audio/red', {}],
+			['audio/opus', opus.parameters],
+		]);
+		const alone = ctx.channel.produce(ada.peer, send.id, 'audio', { ...opusParams(2), mid: '1', codecs: [red] }, false);
+		await expect(alone).rejects.toMatchObject({ code: 'E_UNSUPPORTED_MEDIA' });
+	});
+
 	it('produce on an unknown transport id throws E_NOT_FOUND', async () => {
 		const ada = join('ada');
 		const produced = ctx.channel.produce(ada.peer, 'no-such-transport', 'audio', opusParams(1), false);

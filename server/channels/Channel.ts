@@ -194,6 +194,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		if (peer.producers.size >= this.#options.maxProducersPerPeer) {
 			throw new RequestError('E_TOO_MANY_PRODUCERS', `At most ${this.#options.maxProducersPerPeer} producers per peer.`);
 		}
+		// RED's fmtp is its block list in the publisher's payload types ("111/111"); handed on,
+		// it would reach listeners' SDPs as a list of payload types they do not use, and a
+		// Chromium listener then decodes nothing. Their own SDPs get one in their numbering.
+		rtpParameters = { ...rtpParameters, codecs: rtpParameters.codecs.map((c) => (/^audio\/red$/i.test(c.mimeType) ? { ...c, parameters: {} } : c)) };
 		let producer: ms.Producer<ProducerAppData>;
 		try {
 			producer = await transport.produce<ProducerAppData>({ kind: 'audio', rtpParameters, paused, appData: { peerId: peer.id } });
