@@ -77,13 +77,15 @@ describe('signaling protocol', () => {
 		expect(welcome.limits.maxMessageBytes).toBe(16_384);
 	});
 
-	it('offers Opus only, with in-band FEC and DTX', async () => {
+	it('offers Opus with in-band FEC and DTX first, then Opus RED (media.opusRed, on by default)', async () => {
 		const { client } = await connect();
 		const caps = await client.request('getRouterRtpCapabilities', {});
 		if (!caps.ok) throw new Error('no caps');
 		const codecs = caps.data.rtpCapabilities.codecs ?? [];
-		expect(codecs.map((c) => c.mimeType.toLowerCase())).toEqual(['audio/opus']);
+		// Opus first: a client that does not ask for RED sends plain Opus.
+		expect(codecs.map((c) => c.mimeType.toLowerCase())).toEqual(['audio/opus', 'audio/red']);
 		expect(codecs[0]!.parameters).toMatchObject({ useinbandfec: 1, usedtx: 1 });
+		expect(codecs[1]).toMatchObject({ clockRate: 48000, channels: 2 });
 	});
 
 	it('takes the token from the subprotocol parley.token.<JWT>, selects "parley" and never echoes the token', async () => {
