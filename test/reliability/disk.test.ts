@@ -193,7 +193,8 @@ describe('disk problems', () => {
 			expect(stopped.ok && stopped.data.voiceMessage.status).toBe('failed');
 			// Full to the last byte: refused at the start, with the reason.
 			const last = fill(mnt, 0);
-			expect((await fetch(`${h.base}/readyz`)).status).toBe(503);
+			// /readyz answers from its cache for readiness.cacheMs: the next run of its checks sees the full disk.
+			await waitUntil(async () => (await fetch(`${harness.base}/readyz`)).status === 503, 5000, '/readyz 503 on a full disk', 100);
 			const refused = await ada.client.request('startRecording', { producerId: ada.publisher.producerId, destination: { kind: 'channel', channel: 'room' } });
 			expect(refused.ok ? 'OK' : refused.error.code).toBe('E_STORAGE_UNAVAILABLE');
 			// The page write that stopped the recording, and the refused start.
