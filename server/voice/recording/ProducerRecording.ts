@@ -95,21 +95,27 @@ export interface RecordedPayloadTypes {
  * belongs to mediasoup's channel reader). Untrusted: a RED payload that does not parse, has
  * an empty primary, or blocks of another payload type is 'invalid red', never Opus.
  */
+/** A Buffer view of the same bytes (no copy). */
+const asBuffer = (view: Uint8Array): Buffer => Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+
 export function recordedPacketOf(packet: Buffer, payloadTypes: RecordedPayloadTypes): RecordedPacket | 'invalid red' | undefined {
 	const payload = rtpPayload(packet);
 	if (!payload || payload.length === 0) return undefined;
 	const seq = packet.readUInt16BE(2);
 	const timestamp = packet.readUInt32BE(4);
-	if ((packet[1]! & 0x7f) !== payloadTypes.red) return { seq, timestamp, frame: Buffer.from(payload) };
-	const red = parseRedPayload(payload);
+	// One copy of the payload per packet (the buffer belongs to mediasoup's channel reader);
+	// the frame and RED's copies are views into it.
+	const owned = Buffer.from(payload);
+	if ((packet[1]! & 0x7f) !== payloadTypes.red) return { seq, timestamp, frame: owned };
+	const red = parseRedPayload(owned);
 	if (isRedParseError(red) || red.primary.data.length === 0) return 'invalid red';
 	if (!payloadTypes.opus.has(red.primary.payloadType) || red.redundant.some((b) => !payloadTypes.opus.has(b.payloadType))) return 'invalid red';
 	return {
 		seq,
 		timestamp,
-		frame: Buffer.from(red.primary.data),
+		frame: asBuffer(red.primary.data),
 		// Empty blocks carry nothing to restore (RFC 2198 allows them).
-		copies: red.redundant.filter((b) => b.data.length > 0).map((b) => ({ timestamp: (timestamp - b.timestampOffset) >>> 0, frame: Buffer.from(b.data) })),
+		copies: red.redundant.filter((b) => b.data.length > 0).map((b) => ({ timestamp: (timestamp - b.timestampOffset) >>> 0, frame: asBuffer(b.data) })),
 	};
 }
 
