@@ -5,6 +5,7 @@
 // publisher's redundancy distance and exactly which frames no copy of reached the server.
 import type { types as ms } from 'mediasoup';
 import { isRedParseError, parseRedPayload } from '../server/media/redPayload.js';
+import { rtpPayload } from '../server/voice/recording/ProducerRecording.js';
 
 export interface TappedPacket {
 	/** Sequence number, unwrapped (keeps counting past 65535). */
@@ -45,17 +46,10 @@ interface RtpHeader {
 
 /** Parses an RTP packet's fixed header, CSRCs, extension and padding; null for anything malformed. */
 export function parseRtp(packet: Uint8Array): RtpHeader | null {
-	if (packet.length < 12 || packet[0]! >> 6 !== 2) return null;
-	const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
-	let offset = 12 + 4 * (packet[0]! & 0x0f);
-	if ((packet[0]! & 0x10) !== 0) {
-		if (offset + 4 > packet.length) return null;
-		offset += 4 + 4 * view.getUint16(offset + 2);
-	}
-	let end = packet.length;
-	if ((packet[0]! & 0x20) !== 0) end -= packet[packet.length - 1]!;
-	if (offset > end) return null;
-	return { payloadType: packet[1]! & 0x7f, seq: view.getUint16(2), timestamp: view.getUint32(4), payload: packet.subarray(offset, end) };
+	const bytes = Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength);
+	const payload = rtpPayload(bytes);
+	if (!payload) return null;
+	return { payloadType: bytes[1]! & 0x7f, seq: bytes.readUInt16BE(2), timestamp: bytes.readUInt32BE(4), payload };
 }
 
 export class RtpTap {
