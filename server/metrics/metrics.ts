@@ -67,6 +67,16 @@ const RECORDING_SECONDS_BUCKETS = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800,
 const TRANSCODE_SECONDS_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];
 const POLL_SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
+/** One round of the RTP stats poller; times are performance.now() milliseconds. */
+export interface StatsRound {
+	startedAtMs: number;
+	endedAtMs: number;
+	/** Streams polled (getStats requests sent to the workers). */
+	streams: number;
+}
+
+export const RECENT_STATS_ROUNDS = 64;
+
 export class ParleyMetrics {
 	readonly registry = new Registry();
 
@@ -87,6 +97,9 @@ export class ParleyMetrics {
 	readonly producerScore: Histogram;
 	readonly consumerScore: Histogram;
 	readonly statsPollDuration: Histogram;
+	/** The latest stats rounds, newest last (at most RECENT_STATS_ROUNDS): read in-process by
+	 * the bench to line latency up with what the poller did in the same second. */
+	readonly recentStatsRounds: StatsRound[] = [];
 	// ---- signaling
 	readonly signalingRequests: Counter<'method' | 'code'>;
 	readonly signalingRequestDuration: Histogram<'method'>;
@@ -286,7 +299,7 @@ export class ParleyMetrics {
 		});
 		this.statsPollDuration = new Histogram({
 			name: 'parley_rtp_stats_poll_duration_seconds',
-			help: 'Time one round of producer and consumer stats polling took.',
+			help: 'Time the getStats requests of one round of producer and consumer stats polling were in flight (a round spreads them over metrics.statsIntervalMs: this is their sum, not the spread).',
 			buckets: POLL_SECONDS_BUCKETS,
 			registers,
 		});

@@ -113,4 +113,34 @@ describe('RtpStatsPoller', () => {
 		await new Promise((r) => setTimeout(r, 80));
 		expect(s.polls).toBe(after);
 	});
+
+	it('spreads a round on the timer over its interval instead of sending every request at once', async () => {
+		const metrics = new ParleyMetrics(fakeSources());
+		const streams: FakeStream[] = Array.from({ length: 10 }, (_, i) => ({ id: `s${i}`, closed: false, polls: 0, packets: 1 }));
+		const polledAt: number[] = [];
+		const poller = new RtpStatsPoller(metrics, {
+			intervalMs: 400,
+			maxPerRound: 100,
+			streams: () =>
+				streams.map((s) => {
+					const p = asProducer(s);
+					const getStats = p.source.getStats.bind(p.source);
+					(p.source as { getStats: () => Promise<unknown> }).getStats = () => {
+						polledAt.push(performance.now());
+						return getStats();
+					};
+					return p;
+				}),
+		});
+		poller.start();
+		await expect.poll(() => metrics.recentStatsRounds.length, { timeout: 10_000, interval: 50 }).toBeGreaterThanOrEqual(1);
+		poller.stop();
+		const first = polledAt.slice(0, 10);
+		expect(first).toHaveLength(10);
+		// 10 requests over 0.9 x 400 ms: one every 36 ms, so the first and last are far apart.
+		expect(first[9]! - first[0]!).toBeGreaterThan(200);
+		const round = metrics.recentStatsRounds[0]!;
+		expect(round.streams).toBe(10);
+		expect(round.endedAtMs - round.startedAtMs).toBeGreaterThan(200);
+	});
 });
