@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Parley needs, from the machine's configured Debian mirror.
 # Idempotent and fast when everything is present (no `apt-get update` then).
+#
+# Usage: scripts/apt-packages.sh [all|worker|rest]
+#   all     everything (the default);
+#   worker  only what the mediasoup worker's compile needs (toolchain, its libraries, meson from
+#           bookworm-backports), which also covers npm's native builds (g++, make, python3);
+#   rest    everything else (services, browsers, tools).
+# scripts/setup installs `worker` first, then starts the worker's compile and `npm ci` and
+# installs `rest` while they run (the compile needs no dpkg lock).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 log() { echo "[apt] $*" >&2; }
+phase="${1:-all}"
 
 # The mediasoup worker: toolchain and the libraries it links against (libsrtp is built from
 # source on OpenSSL by scripts/mediasoup/build-worker.sh: Debian's libsrtp2 uses NSS).
@@ -21,16 +30,23 @@ SERVICES=(swift-proxy swift-object swift-container swift-account mariadb-server 
 # sink so its AudioContext runs headless.
 BROWSERS=(firefox-esr pulseaudio)
 
-missing=()
-for pkg in "${WORKER_BUILD[@]}" "${BACKPORTS[@]}" "${RUNTIME[@]}" "${SERVICES[@]}" "${BROWSERS[@]}"; do
-	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-# meson from bookworm itself is too old: treat it as missing.
-if command -v meson >/dev/null && ! dpkg --compare-versions "$(meson --version)" ge 1.1; then missing+=(meson); fi
-if [ ${#missing[@]} = 0 ]; then log "all Debian packages present"; exit 0; fi
-log "installing: ${missing[*]}"
+case "$phase" in
+all) wanted=("${WORKER_BUILD[@]}" "${RUNTIME[@]}" "${SERVICES[@]}" "${BROWSERS[@]}"); backports=("${BACKPORTS[@]}") ;;
+worker) wanted=("${WORKER_BUILD[@]}"); backports=("${BACKPORTS[@]}") ;;
+rest) wanted=("${RUNTIME[@]}" "${SERVICES[@]}" "${BROWSERS[@]}"); backports=() ;;
+*) log "unknown set '$phase' (all, worker or rest)"; exit 2 ;;
+esac
 
-if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+need=0
+for pkg in "${wanted[@]}" ${backports[@]+"${backports[@]}"}; do installed "$pkg" || { need=1; break; }; done
+# meson from bookworm itself is too old: treat it as missing.
+if [ ${#backports[@]} != 0 ] && command -v meson >/dev/null && ! dpkg --compare-versions "$(meson --version)" ge 1.1; then need=1; fi
+if [ "$need" = 0 ]; then log "$phase: all Debian packages present"; exit 0; fi
+# The whole set, as before the split: what is installed already is brought up to date with it.
+log "$phase: installing ${wanted[*]} ${backports[*]+${backports[*]}}"
+
+if [ ${#backports[@]} != 0 ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
 	# Reuse the Debian mirror this machine is already configured with.
 	mirror="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
 	[ -n "$mirror" ] || mirror="$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
@@ -38,11 +54,18 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.
 	printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$mirror" \
 		> /etc/apt/sources.list.d/bookworm-backports.sources
 fi
-apt-get update -q >&2
-apt-get install -y -q --no-install-recommends -t bookworm-backports "${BACKPORTS[@]}" >&2
-apt-get install -y -q --no-install-recommends "${WORKER_BUILD[@]}" "${RUNTIME[@]}" "${SERVICES[@]}" "${BROWSERS[@]}" >&2
+# Another apt (or the other set, run by hand) may hold the dpkg lock: wait for it instead of failing.
+APT=(apt-get -o DPkg::Lock::Timeout=600)
+"${APT[@]}" update -q >&2
+# One apt run for both origins (`pkg/bookworm-backports` takes that package from backports, its
+# dependencies from bookworm): dpkg's triggers (man-db, ldconfig) run once.
+from_backports=()
+for pkg in ${backports[@]+"${backports[@]}"}; do from_backports+=("$pkg/bookworm-backports"); done
+"${APT[@]}" install -y -q --no-install-recommends "${wanted[@]}" ${from_backports[@]+"${from_backports[@]}"} >&2
 # Debian starts services on install; Parley starts its own Redis (and tests their own coturn) where it needs one.
-for unit in redis-server mariadb postgresql coturn; do
-	if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
-done
-log "done"
+if [ "$phase" != worker ]; then
+	for unit in redis-server mariadb postgresql coturn; do
+		if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
+	done
+fi
+log "$phase: done"
