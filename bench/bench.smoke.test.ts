@@ -106,6 +106,40 @@ describe('bench smoke run (all scenarios)', () => {
 		}
 	});
 
+	it('reports beside the knee the whole window, the worst second with what Parley did in it, a timeline and memory', () => {
+		const cap = run.capacity!.find((c) => c.options.transport === 'plain')!;
+		for (const target of ['raw-mediasoup', 'parley'] as const) {
+			const step = cap.steps.find((s) => s.target === target)!;
+			expect(step.latencyMs.max).toBeGreaterThanOrEqual(step.latencyMs.p99);
+			expect(step.seconds.length).toBeGreaterThan(0);
+			const worst = step.worstSecond!;
+			expect(worst.p99Ms).toBe(Math.max(...step.seconds.map((x) => x.p99Ms)));
+			expect(worst.p99Ms).toBeLessThanOrEqual(worst.maxMs);
+			expect(worst.maxMs).toBeLessThanOrEqual(step.latencyMs.max + 0.01);
+			expect(Number.isFinite(worst.eventLoopMaxMs) && worst.eventLoopMaxMs >= 0).toBe(true);
+			expect(Array.isArray(worst.statsRounds)).toBe(true);
+			// 100 ms slices over a 1 s window.
+			expect(step.timeline.length).toBeGreaterThanOrEqual(5);
+			for (const t of step.timeline) expect(t.atMs).toBeLessThan(cap.options.windowMs);
+			expect(step.memory!.workerRssBytes).toBeGreaterThan(1024 * 1024);
+			expect(step.memory!.nodeRssBytes).toBeGreaterThan(1024 * 1024);
+			const memory = cap.summary.find((x) => x.target === target)!.memory!;
+			const largest = cap.steps.filter((s) => s.target === target).sort((a, b) => b.consumers - a.consumers)[0]!;
+			expect(memory.atConsumers).toBe(largest.consumers);
+			expect(memory.peers).toBe(largest.listeners + cap.options.publishers);
+			expect(Number.isFinite(memory.workerMiBPer1000Consumers) && memory.workerMiBPer1000Consumers >= 0).toBe(true);
+			expect(Number.isFinite(memory.nodeMiBPer1000Peers) && memory.nodeMiBPer1000Peers >= 0).toBe(true);
+		}
+		const webrtc = run.capacity!.find((c) => c.options.transport === 'webrtc')!;
+		expect(webrtc.steps[0]!.memory!.nodeRssBytes).toBeGreaterThan(1024 * 1024);
+		expect(webrtc.steps[0]!.worstSecond).not.toBeNull();
+		expect(files).toContain('capacity-plain-timeline.svg');
+		expect(readFileSync(path.join(outDir, 'capacity-plain-timeline.svg'), 'utf8')).not.toContain('NaN');
+		const md = readFileSync(path.join(outDir, 'report.md'), 'utf8');
+		expect(md).toContain('worst second');
+		expect(md).toContain('MiB / 1,000 consumers');
+	});
+
 	it('carries WebRTC through signaling in the WebRTC capacity ramp', () => {
 		const cap = run.capacity!.find((c) => c.options.transport === 'webrtc')!;
 		const first = cap.steps[0]!;

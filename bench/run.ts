@@ -3,9 +3,11 @@
 // results.json, report.md and SVG charts to bench/results/<timestamp>/ (or --out).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { BenchRun } from './report/BenchRun.js';
 import { textSummary, writeReport } from './report/report.js';
+import { writeResultsPage } from './report/resultsPage.js';
 import type { types as ms } from 'mediasoup';
 import type { CapacityTarget } from './scenarios/capacity.js';
 import type { MetadataEngine } from './scenarios/metadata.js';
@@ -20,6 +22,8 @@ const HELP = `Usage: npx tsx bench/run.ts [options]
   --smoke              a few seconds per scenario: checks the outputs, not a measurement
   --out DIR            output folder (default bench/results/<timestamp>)
   --from FILE          render the report and charts again from a results.json (no measuring)
+  --results-page       with --from: write the published page bench/RESULTS.md, its charts and the
+                       run's JSON (per-packet arrays stripped) in bench/results-page/
 
 Loss sweep:
   --loss-duration S    seconds of speech per condition (default 40)
@@ -75,6 +79,7 @@ const { values } = parseArgs({
 		smoke: { type: 'boolean', default: false },
 		out: { type: 'string' },
 		from: { type: 'string' },
+		'results-page': { type: 'boolean' },
 		help: { type: 'boolean', short: 'h', default: false },
 		'loss-duration': { type: 'string' },
 		'loss-at': { type: 'string' },
@@ -119,6 +124,13 @@ const { values } = parseArgs({
 
 if (values.help) {
 	process.stdout.write(HELP);
+	process.exit(0);
+}
+
+if (values.from && values['results-page']) {
+	const run = JSON.parse(readFileSync(values.from, 'utf8')) as BenchRun;
+	const written = writeResultsPage(run, fileURLToPath(new URL('..', import.meta.url)));
+	process.stdout.write(`Results page: ${written.join(', ')}\n`);
 	process.exit(0);
 }
 

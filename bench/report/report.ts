@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { CapacityResult } from '../scenarios/capacity.js';
 import type { LossConditionResult, LossSweepResult } from '../scenarios/lossSweep.js';
 import type { BenchRun, Headline } from './BenchRun.js';
+import { HICCUP_HEADERS, HICCUP_RATIO_LIMIT, hiccupRows, hiccupVerdict, MEMORY_HEADERS, memoryRows, timelineChart } from './capacityReport.js';
 import { joinHeadlines, joinMarkdown, joinTextParts } from './joinReport.js';
 import { recordingHeadlines, recordingMarkdown, recordingTextParts } from './recordingReport.js';
 import { isFecNackRow, redCharts, redHeadlines, redMarkdown, redTextParts } from './lossReport.js';
@@ -66,6 +67,12 @@ export function headlines(run: BenchRun): Headline[] {
 			value: shown.map((s) => (s.workerUsPerPacket === null ? '-' : `${s.workerUsPerPacket.toFixed(2)} us`)).join(' / '),
 			path: `${cap.path}; median over steps that kept the worker at least 20% busy without loss`,
 		});
+	}
+	for (const cap of run.capacity ?? []) {
+		const v = hiccupVerdict(cap);
+		if (v) out.push({ label: `Parley / raw mediasoup, whole-window p99 and max, worst step below the knee (${transportLabel(cap)})`, value: `p99 ${v.worstP99Ratio.toFixed(2)}x, max ${v.worstMaxRatio.toFixed(2)}x (goal <= ${HICCUP_RATIO_LIMIT}x: ${v.withinGoal ? 'met' : 'not met'})`, path: cap.path });
+		const parleyMemory = cap.summary.find((x) => x.target === 'parley')?.memory;
+		if (parleyMemory) out.push({ label: `Memory per 1,000 consumers, Parley (${transportLabel(cap)}): Node / worker RSS`, value: `${parleyMemory.nodeMiBPer1000Consumers.toFixed(1)} / ${parleyMemory.workerMiBPer1000Consumers.toFixed(1)} MiB (per 1,000 peers: ${parleyMemory.nodeMiBPer1000Peers.toFixed(1)} / ${parleyMemory.workerMiBPer1000Peers.toFixed(1)} MiB)`, path: cap.path });
 	}
 	out.push(...redCapacityHeadlines(run.capacity ?? []));
 	if (run.loss) {
@@ -182,7 +189,12 @@ const CAPACITY_HEADERS = ['target', 'consumers', 'listeners', 'fwd pkt/s', 'p50'
 export function textSummary(run: BenchRun): string {
 	const parts: string[] = [];
 	if (run.loss) parts.push(`Loss sweep (${run.loss.path})\n${textTable(LOSS_HEADERS.slice(0, 15), lossRows(run.loss).map((r) => r.slice(0, 15)))}`, ...redTextParts(run.loss));
-	for (const cap of run.capacity ?? []) parts.push(`Capacity: ${cap.path}\n${textTable(CAPACITY_HEADERS, capacityRows(cap))}`);
+	for (const cap of run.capacity ?? []) {
+		parts.push(`Capacity: ${cap.path}\n${textTable(CAPACITY_HEADERS, capacityRows(cap))}`);
+		parts.push(`Hiccups (${transportLabel(cap)}): whole window and worst second\n${textTable(HICCUP_HEADERS, hiccupRows(cap))}`);
+		const memory = memoryRows(cap);
+		if (memory.length) parts.push(`Memory (${transportLabel(cap)})\n${textTable(MEMORY_HEADERS, memory)}`);
+	}
 	if (run.capacity?.length) parts.push(`Capacity overview (worker ${run.versions.mediasoupWorker?.srtp ?? '?'})\n${textTable(CAPACITY_OVERVIEW_HEADERS, capacityOverviewRows(run))}`);
 	if (run.signaling) {
 		const s = run.signaling;
@@ -283,12 +295,12 @@ function capacityChart(cap: CapacityResult, metric: 'p99' | 'cpu'): string {
 	});
 }
 
-export function writeReport(run: BenchRun, outDir: string): string[] {
-	mkdirSync(outDir, { recursive: true });
-	const files: string[] = [];
+/** Every file of a report (results.json, report.md, the SVG charts) by name, and the chart
+ * files by key; `chartPrefix` goes in front of each chart's path in the Markdown. */
+export function renderReport(run: BenchRun, chartPrefix = ''): { files: Map<string, string>; charts: Record<string, string> } {
+	const files = new Map<string, string>();
 	const write = (name: string, content: string): string => {
-		writeFileSync(path.join(outDir, name), content);
-		files.push(name);
+		files.set(name, content);
 		return name;
 	};
 	write('results.json', JSON.stringify(run, null, 1));
@@ -305,9 +317,44 @@ export function writeReport(run: BenchRun, outDir: string): string[] {
 	for (const cap of run.capacity ?? []) {
 		charts[`cap-${capacityKey(cap)}-p99`] = write(`capacity-${capacityKey(cap)}-p99.svg`, capacityChart(cap, 'p99'));
 		charts[`cap-${capacityKey(cap)}-cpu`] = write(`capacity-${capacityKey(cap)}-cpu.svg`, capacityChart(cap, 'cpu'));
+		const timeline = timelineChart(cap, transportLabel(cap));
+		if (timeline) charts[`cap-${capacityKey(cap)}-timeline`] = write(`capacity-${capacityKey(cap)}-timeline.svg`, timeline);
 	}
-	write('report.md', markdownReport(run, charts));
-	return files;
+	const linked = Object.fromEntries(Object.entries(charts).map(([k, v]) => [k, `${chartPrefix}${v}`]));
+	write('report.md', markdownReport(run, linked));
+	return { files, charts };
+}
+
+export function writeReport(run: BenchRun, outDir: string): string[] {
+	mkdirSync(outDir, { recursive: true });
+	const { files } = renderReport(run);
+	for (const [name, content] of files) writeFileSync(path.join(outDir, name), content);
+	return [...files.keys()];
+}
+
+/** Whole-window latency and the worst second beside the knee, memory, and one step's timeline. */
+export function hiccupMarkdown(cap: CapacityResult, img: (key: string, alt: string) => string): string[] {
+	const lines: string[] = [];
+	if (!cap.steps.some((s) => s.worstSecond !== undefined)) return lines;
+	lines.push(
+		`Hiccups: the knee criterion (the median of the 1-second p99s) hides single bad seconds; a listener hears them. Per step, the whole-window p99 and max, Parley's as a multiple of raw mediasoup's at the same load (goal: within ${HICCUP_RATIO_LIMIT}x below the knee), and the worst 1-second slice with what the process running Parley's JavaScript did in it: its longest event-loop stall (a 5 ms timer in that process; for the plain and SRTP ramps it is the bench process, so a stall also delays the sampled listeners' receive stamps) and Parley's RTP stats rounds (getStats over the worker channel) that started, finished or ran in that second.`,
+		'',
+		markdownTable(HICCUP_HEADERS, hiccupRows(cap)),
+		'',
+	);
+	const v = hiccupVerdict(cap);
+	if (v) lines.push(`Worst Parley / raw ratio over the steps both passed (${v.atConsumers.join(', ')} consumers): whole-window p99 **${v.worstP99Ratio.toFixed(2)}x**, max **${v.worstMaxRatio.toFixed(2)}x** (${v.withinGoal ? 'within' : 'not within'} the ${HICCUP_RATIO_LIMIT}x goal).`, '');
+	lines.push(img(`cap-${capacityKey(cap)}-timeline`, 'latency over one window'));
+	const memory = memoryRows(cap);
+	if (memory.length) {
+		lines.push(
+			`Memory: resident set (VmRSS) with the largest step's room built and warmed up, minus the same before any room, scaled per 1,000 consumers and per 1,000 peers (each listener consumes every publisher here, so both scale together: the two columns are one measurement). *Node* is the process running Parley's JavaScript${cap.options.transport === 'webrtc' ? ' (Parley as a child process)' : ' (the bench process, after a full GC, so the raw-mediasoup row is the bench\'s own and mediasoup\'s Node objects: Parley\'s cost is the difference)'}; *worker* is the mediasoup worker.`,
+			'',
+			markdownTable(MEMORY_HEADERS, memory),
+			'',
+		);
+	}
+	return lines;
 }
 
 function markdownReport(run: BenchRun, charts: Record<string, string>): string {
@@ -386,6 +433,7 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 		if (cap.parleyToBaselineCpu !== null) lines.push(`By worker CPU per forwarded packet, Parley reaches **${(cap.parleyToBaselineCpu * 100).toFixed(0)}%** of the baseline (*CPU-bound consumers per core*: the worker's measured CPU per packet, extrapolated to a fully busy core, median over steps that kept it at least 20% busy without loss; other processes move the latency knee much more than this figure).`, '');
 		lines.push(markdownTable(CAPACITY_HEADERS, capacityRows(cap)), '');
 		lines.push(img(`cap-${capacityKey(cap)}-p99`, 'p99 vs consumers'), img(`cap-${capacityKey(cap)}-cpu`, 'worker CPU vs consumers'));
+		lines.push(...hiccupMarkdown(cap, img));
 		lines.push('Parley server settings in this path:', '', '```json', JSON.stringify(cap.server, null, 1), '```', '');
 	}
 	if (charts.cdf) lines.push('## Latency distribution', '', img('cdf', 'latency CDF'));

@@ -16,6 +16,9 @@ import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { speechPcm } from '../audio/speech.js';
 import { allCores, canPin, pin } from '../metrics/affinity.js';
 import { CpuMeter, waitForQuietMachine } from '../metrics/cpu.js';
+import { type EventLoopStall, EventLoopProbe, maxStallIn } from '../metrics/eventLoop.js';
+import { processRssBytes, settledOwnRssBytes } from '../metrics/memory.js';
+import type { StatsRound } from '../../server/metrics/metrics.js';
 import { cdfPoints, type LatencySummary, summarize } from '../metrics/stats.js';
 import { totalUdpDrops, UdpSink } from '../metrics/udpDrops.js';
 import { FramePacer } from '../peers/FramePacer.js';
@@ -122,6 +125,56 @@ export interface CapacityStep {
 	pass: boolean;
 	failed: string[];
 	latencyCdf: [number, number][];
+	/** Each 1 s slice of the window: latency beside what the server process did in it. */
+	seconds: SliceFigures[];
+	/** The slice with the highest p99: a listener hears it even when the median hides it. */
+	worstSecond: WorstSecond | null;
+	/** 100 ms slices of the window (p99, max, event-loop stall): the time-resolved chart. */
+	timeline: SliceFigures[];
+	/** Resident memory with this step's room built and warmed up, and before any room. */
+	memory: StepMemory | null;
+}
+
+export interface SliceFigures {
+	/** Start of the slice, from the window start. */
+	atMs: number;
+	samples: number;
+	p99Ms: number;
+	maxMs: number;
+	/** Longest event-loop stall of the bench process in the slice (Parley's JS runs in it for
+	 * the plain and SRTP ramps; for raw mediasoup it is the bench's own). */
+	eventLoopMaxMs: number;
+	/** Parley's RTP stats rounds that started / finished in the slice. */
+	statsRoundsStarted: number;
+	statsRoundsFinished: number;
+	/** Rounds running at some point of the slice (started before its end, not finished before its start). */
+	statsRoundsRunning: number;
+}
+
+export interface WorstSecond extends SliceFigures {
+	/** Stats rounds overlapping the second (times from the window start; null: still running). */
+	statsRounds: { startMs: number; durationMs: number | null; streams: number }[];
+}
+
+export interface StepMemory {
+	/** The Node process that runs Parley's JS (the bench process for in-process targets). */
+	nodeRssBytes: number;
+	nodeIdleRssBytes: number;
+	/** The mediasoup worker(s), summed. */
+	workerRssBytes: number;
+	workerIdleRssBytes: number;
+	/** Peers in the room: listeners + publishers. */
+	peers: number;
+}
+
+/** Memory per 1,000 consumers and per 1,000 peers (step RSS minus idle, scaled), from the largest step measured. */
+export interface MemoryCost {
+	atConsumers: number;
+	peers: number;
+	nodeMiBPer1000Consumers: number;
+	workerMiBPer1000Consumers: number;
+	nodeMiBPer1000Peers: number;
+	workerMiBPer1000Peers: number;
 }
 
 export interface CapacityTargetSummary {
@@ -141,6 +194,7 @@ export interface CapacityTargetSummary {
 	workerUsPerPacket: number | null;
 	ppsPerCoreAtMax: number | null;
 	firstFailure: { consumers: number; failed: string[] } | null;
+	memory: MemoryCost | null;
 }
 
 export interface CapacityResult {
@@ -189,8 +243,12 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 		const benchFloorLatencyMs = await measureBenchFloor(o, frames);
 		log(`capacity: bench latency floor (no server) p50 ${benchFloorLatencyMs.p50.toFixed(2)} ms, p99 ${benchFloorLatencyMs.p99.toFixed(2)} ms`);
 
+		// Idle memory, both targets started and no room yet. Steps grow, so memory an allocator
+		// keeps after a room closes is reused by the next (larger) one rather than added to it.
+		const nodeIdle = settledOwnRssBytes();
+		const idle = new Map([...targets].map(([name, t]) => [name, { nodeRssBytes: nodeIdle, workerRssBytes: t.workerPids().reduce((n, pid) => n + processRssBytes(pid), 0) }]));
 		const budget = { remainingMs: o.quietBudgetMs };
-		const { steps, summary } = await rampCapacity([...targets.keys()] as CapacityStep['target'][], o, (name, consumers, index) => measureStep(targets.get(name)!, o, frames, consumers, index, budget), log);
+		const { steps, summary } = await rampCapacity([...targets.keys()] as CapacityStep['target'][], o, (name, consumers, index) => measureStep(targets.get(name)!, o, frames, consumers, index, budget, idle.get(name)!), log);
 		// A ratio only when both knees are conclusive: a real failure right above the last pass.
 		const conclusive = (t: string): number | null => {
 			const s = summary.find((x) => x.target === t);
@@ -287,9 +345,29 @@ export async function rampCapacity(
 			workerUsPerPacket: usPerPacket(steps.filter((s) => s.target === name)),
 			ppsPerCoreAtMax: atMax ? Math.round(atMax.ppsPerCore) : null,
 			firstFailure: fail ? { consumers: fail.consumers, failed: fail.failed } : null,
+			memory: memoryCost(steps.filter((s) => s.target === name)),
 		};
 	});
 	return { steps, summary };
+}
+
+const MIB = 1024 * 1024;
+
+export function memoryCost(steps: CapacityStep[]): MemoryCost | null {
+	const largest = steps.filter((s) => s.memory && s.consumers > 0).sort((a, b) => b.consumers - a.consumers)[0];
+	if (!largest?.memory) return null;
+	const m = largest.memory;
+	const node = Math.max(0, m.nodeRssBytes - m.nodeIdleRssBytes) / MIB;
+	const worker = Math.max(0, m.workerRssBytes - m.workerIdleRssBytes) / MIB;
+	const r = (v: number) => Math.round(v * 100) / 100;
+	return {
+		atConsumers: largest.consumers,
+		peers: m.peers,
+		nodeMiBPer1000Consumers: r((node * 1000) / largest.consumers),
+		workerMiBPer1000Consumers: r((worker * 1000) / largest.consumers),
+		nodeMiBPer1000Peers: r((node * 1000) / m.peers),
+		workerMiBPer1000Peers: r((worker * 1000) / m.peers),
+	};
 }
 
 function cpuRatio(summary: CapacityTargetSummary[]): number | null {
@@ -332,6 +410,11 @@ export interface WindowFigures {
 	cores: number[];
 	nicedCpu: number;
 	quietWaitMs: number;
+	windowMs?: number;
+	/** Event-loop stalls of the process running Parley's JS during the window, if probed. */
+	stalls?: EventLoopStall[];
+	statsRounds?: StatsRound[];
+	memory?: StepMemory;
 }
 
 /** Turns a window's figures into a step, checked against the limits. */
@@ -370,10 +453,75 @@ export function judgeWindow(f: WindowFigures, limits: CapacityLimits): CapacityS
 		pass: failed.length === 0,
 		failed,
 		latencyCdf: cdfPoints(f.latencies, 150),
+		...activityFigures(f),
+		memory: f.memory ?? null,
 	};
 }
 
-async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames: Uint8Array[][], consumers: number, stepIndex: number, quietBudget: { remainingMs: number }): Promise<CapacityStep> {
+function activityFigures(f: WindowFigures): Pick<CapacityStep, 'seconds' | 'worstSecond' | 'timeline'> {
+	const windowMs = f.windowMs ?? Math.round(f.wallS * 1000);
+	const stalls = f.stalls ?? [];
+	const rounds = f.statsRounds ?? [];
+	const seconds = slices(f.arrivalTimes, f.latencies, f.windowStart, windowMs, 1000, 100, stalls, rounds);
+	const timeline = slices(f.arrivalTimes, f.latencies, f.windowStart, windowMs, 100, 10, stalls, rounds);
+	const worst = seconds.reduce<SliceFigures | null>((w, x) => (w === null || x.p99Ms > w.p99Ms ? x : w), null);
+	const worstSecond: WorstSecond | null = worst && {
+		...worst,
+		statsRounds: rounds
+			.filter((r) => r.startedAtMs < f.windowStart + worst.atMs + 1000 && (r.endedAtMs ?? Infinity) > f.windowStart + worst.atMs)
+			.map((r) => ({ startMs: round2(r.startedAtMs - f.windowStart), durationMs: r.endedAtMs === null ? null : round2(r.endedAtMs - r.startedAtMs), streams: r.streams })),
+	};
+	return { seconds, worstSecond, timeline };
+}
+
+const round2 = (v: number) => Math.round(v * 100) / 100;
+
+/** Latency per slice of the window (slices with fewer than minSamples left out), with the
+ * longest event-loop stall and the stats rounds started and finished in each. */
+export function slices(arrivals: Float64Array, latencies: Float64Array, windowStart: number, windowMs: number, sliceMs: number, minSamples: number, stalls: EventLoopStall[], rounds: StatsRound[]): SliceFigures[] {
+	const buckets: number[][] = [];
+	for (let i = 0; i < latencies.length; i++) {
+		const b = Math.floor((arrivals[i]! - windowStart) / sliceMs);
+		if (b >= 0) (buckets[b] ??= []).push(latencies[i]!);
+	}
+	const out: SliceFigures[] = [];
+	const count = Math.ceil(windowMs / sliceMs);
+	for (let b = 0; b < count; b++) {
+		const samples = buckets[b] ?? [];
+		if (samples.length < minSamples) continue;
+		const summary = summarize(samples);
+		const from = windowStart + b * sliceMs;
+		const to = from + sliceMs;
+		const within = (t: number | null) => t !== null && t >= from && t < to;
+		out.push({
+			atMs: b * sliceMs,
+			samples: samples.length,
+			p99Ms: round2(summary.p99),
+			maxMs: round2(summary.max),
+			eventLoopMaxMs: round2(maxStallIn(stalls, from, to)),
+			statsRoundsStarted: rounds.filter((r) => within(r.startedAtMs)).length,
+			statsRoundsFinished: rounds.filter((r) => within(r.endedAtMs)).length,
+			statsRoundsRunning: rounds.filter((r) => r.startedAtMs < to && (r.endedAtMs ?? Infinity) >= from).length,
+		});
+	}
+	return out;
+}
+
+/** RSS before any room: what a step's memory is measured against. */
+export interface IdleMemory {
+	nodeRssBytes: number;
+	workerRssBytes: number;
+}
+
+async function measureStep(
+	target: ForwardingTarget,
+	o: CapacityOptions,
+	frames: Uint8Array[][],
+	consumers: number,
+	stepIndex: number,
+	quietBudget: { remainingMs: number },
+	idle: IdleMemory,
+): Promise<CapacityStep> {
 	const listeners = Math.max(1, Math.round(consumers / o.publishers));
 	const sampled = Math.min(o.sampledListeners, listeners);
 	// Sampled listeners spread over creation order (first, ..., last): forwarding order matters.
@@ -409,6 +557,13 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 		await sleep(o.warmupMs);
 		pacer.stop();
 		await sleep(DRAIN_MS);
+		const memory: StepMemory = {
+			nodeRssBytes: settledOwnRssBytes(),
+			nodeIdleRssBytes: idle.nodeRssBytes,
+			workerRssBytes: target.workerPids().reduce((n, pid) => n + processRssBytes(pid), 0),
+			workerIdleRssBytes: idle.workerRssBytes,
+			peers: listeners + o.publishers,
+		};
 
 		const quiet = await waitForQuietMachine(target.workerPids(), o.maxOtherCpu, o.quietWaitMs, quietBudget);
 		const sinkPorts = sinks.map((x) => x.port);
@@ -416,6 +571,8 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 		const sentBefore = publishers.map((p) => p.sent);
 		for (const sub of subscribers) sub.resetWindow();
 		const cpu = new CpuMeter(target.workerPids());
+		const probe = new EventLoopProbe();
+		probe.start();
 		cpu.start();
 		const windowStart = performance.now();
 		pacer.start();
@@ -423,6 +580,7 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 		pacer.stop();
 		const usage = cpu.stop();
 		await sleep(DRAIN_MS);
+		const stalls = probe.stop();
 		const arrivedAtSinks = totalUdpDrops(sinkPorts) - dropsBefore;
 
 		const sentPerListener = publishers.reduce((n, p, i) => n + p.sent - sentBefore[i]!, 0);
@@ -448,6 +606,10 @@ async function measureStep(target: ForwardingTarget, o: CapacityOptions, frames:
 				cores: usage.cores,
 				nicedCpu: usage.niced,
 				quietWaitMs: quiet.waitedMs,
+				windowMs: o.windowMs,
+				stalls,
+				statsRounds: target.statsRounds().map((r) => ({ ...r })),
+				memory,
 			},
 			o.limits,
 		);

@@ -15,11 +15,12 @@ import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { speechPcm } from '../audio/speech.js';
 import { allCores, canPin, pin } from '../metrics/affinity.js';
 import { CpuMeter, waitForQuietMachine } from '../metrics/cpu.js';
+import { processRssBytes } from '../metrics/memory.js';
 import { totalUdpDrops, udpDropsByPort } from '../metrics/udpDrops.js';
 import { FramePacer } from '../peers/FramePacer.js';
 import { ParleyProcess } from '../signaling/ParleyProcess.js';
 import { WebRtcListener, WebRtcPublisher } from '../signaling/WebRtcPeers.js';
-import { CAPACITY_DEFAULTS, type CapacityOptions, type CapacityResult, type CapacityStep, judgeWindow, rampCapacity } from './capacity.js';
+import { CAPACITY_DEFAULTS, type CapacityOptions, type CapacityResult, type CapacityStep, type IdleMemory, judgeWindow, rampCapacity } from './capacity.js';
 import { mapLimit } from '../targets/ForwardingTarget.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -59,10 +60,12 @@ export async function runWebRtcCapacity(options: CapacityOptions, log: (line: st
 		const token = (user: string, channel: string, publish: boolean): Promise<string> =>
 			mintAccessToken({ userId: user, channels: [channel], grants: { canPublish: publish, canSubscribe: !publish }, ttlS: 3600 }, key);
 		const budget = { remainingMs: o.quietBudgetMs };
+		// Parley's own process here (no GC forced: its RSS includes whatever garbage it holds).
+		const idle: IdleMemory = { nodeRssBytes: processRssBytes(server.pid), workerRssBytes: processRssBytes(workerPids[0]!) };
 		const { steps, summary } = await rampCapacity(
 			['parley'],
 			o,
-			(_name, consumers, index) => measureWebRtcStep(server, workerPids[0]!, base, token, o, frames, consumers, index, budget),
+			(_name, consumers, index) => measureWebRtcStep(server, workerPids[0]!, base, token, o, frames, consumers, index, budget, idle),
 			log,
 		);
 		return {
@@ -92,6 +95,7 @@ async function measureWebRtcStep(
 	consumers: number,
 	index: number,
 	quietBudget: { remainingMs: number },
+	idle: IdleMemory,
 ): Promise<CapacityStep> {
 	const channel = `webrtc-capacity-${index}`;
 	const listenersWanted = Math.max(1, Math.round(consumers / o.publishers));
@@ -154,6 +158,7 @@ async function measureWebRtcStep(
 		await sleep(o.warmupMs);
 		pacer.stop();
 		await sleep(DRAIN_MS);
+		const memory = { nodeRssBytes: processRssBytes(server.pid), nodeIdleRssBytes: idle.nodeRssBytes, workerRssBytes: processRssBytes(workerPid), workerIdleRssBytes: idle.workerRssBytes, peers: listenersWanted + o.publishers };
 		const warmupDrops = udpDropsByPort(sinkPorts);
 		const silentPorts = sinkPorts.filter((p) => !((warmupDrops.get(p) ?? 0) > 0)).length;
 		if (silentPorts > 0) throw new Error(`${silentPorts} WebRTC listeners received nothing during the warm-up`);
@@ -194,6 +199,8 @@ async function measureWebRtcStep(
 				cores: usage.cores,
 				nicedCpu: usage.niced,
 				quietWaitMs: quiet.waitedMs,
+				windowMs: o.windowMs,
+				memory,
 			},
 			o.limits,
 		);

@@ -1,6 +1,7 @@
 // What a capacity or loss run drives: a forwarding server (Parley, or raw mediasoup as the
 // baseline) on which the bench builds rooms of plain-RTP publishers and listeners.
 import type { types as ms } from 'mediasoup';
+import type { StatsRound } from '../../server/metrics/metrics.js';
 
 /** Payload type the bench's publishers use for Opus. */
 export const OPUS_PAYLOAD_TYPE = 100;
@@ -57,6 +58,8 @@ export interface ForwardingTarget {
 	readonly kind: 'parley' | 'raw-mediasoup';
 	/** Process ids of the mediasoup workers (for CPU accounting and pinning). */
 	workerPids(): number[];
+	/** Parley's latest RTP stats rounds (performance.now() times, this process); none for raw mediasoup. */
+	statsRounds(): StatsRound[];
 	/** Builds a room: listeners first, then publishers, then every listener consumes every publisher. */
 	buildRoom(spec: RoomSpec): Promise<Room>;
 	close(): Promise<void>;

@@ -14,6 +14,7 @@ import type { types as ms } from 'mediasoup';
 import type { ParleyConfig } from '../../config/schema.js';
 import { Peer, SILENT_LINK, type TransportAppData } from '../../server/channels/Peer.js';
 import { loadConfig } from '../../server/config/loadConfig.js';
+import type { StatsRound } from '../../server/metrics/metrics.js';
 import { ParleyServer } from '../../server/ParleyServer.js';
 import { createLogger } from '../../server/telemetry/logger.js';
 import { freePortRange } from '../../testkit/ports.js';
@@ -87,6 +88,10 @@ export class ParleyTarget implements ForwardingTarget {
 
 	workerPids(): number[] {
 		return this.server.workers.liveWorkers().map((w) => w.worker.pid);
+	}
+
+	statsRounds(): StatsRound[] {
+		return this.server.metrics?.recentStatsRounds ?? [];
 	}
 
 	async buildRoom(spec: RoomSpec): Promise<Room> {

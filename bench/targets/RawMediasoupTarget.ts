@@ -24,6 +24,10 @@ export class RawMediasoupTarget implements ForwardingTarget {
 		return [this.#worker.pid];
 	}
 
+	statsRounds(): [] {
+		return [];
+	}
+
 	async buildRoom(spec: RoomSpec): Promise<Room> {
 		const rtcpFeedback: ms.RtcpFeedback[] = spec.nack ? [{ type: 'nack' }] : [];
 		const mediaCodecs: ms.RouterRtpCodecCapability[] = [{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, rtcpFeedback }];

@@ -70,7 +70,8 @@ const POLL_SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 /** One round of the RTP stats poller; times are performance.now() milliseconds. */
 export interface StatsRound {
 	startedAtMs: number;
-	endedAtMs: number;
+	/** null while the round runs (or when stop() cut it short). */
+	endedAtMs: number | null;
 	/** Streams polled (getStats requests sent to the workers). */
 	streams: number;
 }

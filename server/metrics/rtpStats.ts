@@ -18,7 +18,7 @@
 // its last poll and before it closed is not counted (at most one interval of it).
 import type { types as ms } from 'mediasoup';
 import { usesOpusRed } from '../media/mediaCodecs.js';
-import { type ParleyMetrics, RECENT_STATS_ROUNDS, type RtpDirection } from './metrics.js';
+import { type ParleyMetrics, RECENT_STATS_ROUNDS, type RtpDirection, type StatsRound } from './metrics.js';
 
 /** A producer (audio coming in) or a consumer (audio going out to a listener). */
 export type PolledStream = { direction: 'in'; source: ms.Producer } | { direction: 'out'; source: ms.Consumer };
@@ -110,6 +110,10 @@ export class RtpStatsPoller {
 		} else {
 			this.#cursor = 0;
 		}
+		const round: StatsRound = { startedAtMs: started, endedAtMs: null, streams: batch.length };
+		const rounds = this.#metrics.recentStatsRounds;
+		rounds.push(round);
+		if (rounds.length > RECENT_STATS_ROUNDS) rounds.splice(0, rounds.length - RECENT_STATS_ROUNDS);
 		// Slot k starts at started + k * slotMs; requests of a slot that starts late (the
 		// previous one was slow) go at once, so a round never takes much longer than spreadMs.
 		const slots = Math.max(1, Math.min(batch.length, Math.floor(spreadMs / SLOT_GAP_MS)));
@@ -129,9 +133,7 @@ export class RtpStatsPoller {
 			busyMs += performance.now() - slotStarted;
 		}
 		this.#metrics.statsPollDuration.observe(busyMs / 1000);
-		const rounds = this.#metrics.recentStatsRounds;
-		rounds.push({ startedAtMs: started, endedAtMs: performance.now(), streams: batch.length });
-		if (rounds.length > RECENT_STATS_ROUNDS) rounds.splice(0, rounds.length - RECENT_STATS_ROUNDS);
+		round.endedAtMs = performance.now();
 	}
 
 	async #pollStream(stream: PolledStream): Promise<void> {

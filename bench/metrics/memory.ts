@@ -1,0 +1,28 @@
+// Resident memory from /proc: VmRSS of any process (the mediasoup workers), and of this one.
+import { readFileSync } from 'node:fs';
+import { runInNewContext } from 'node:vm';
+import v8 from 'node:v8';
+
+/** VmRSS of a process in bytes (0 when it is gone). */
+export function processRssBytes(pid: number): number {
+	try {
+		const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+		return m ? Number(m[1]) * 1024 : 0;
+	} catch {
+		return 0;
+	}
+}
+
+let collect: (() => void) | undefined;
+
+/** This process's RSS after a full garbage collection, so garbage of earlier steps does not
+ * count as the cost of this one. The collector is reached without --expose-gc on the command
+ * line (the bench runs through tsx). */
+export function settledOwnRssBytes(): number {
+	if (!collect) {
+		v8.setFlagsFromString('--expose-gc');
+		collect = runInNewContext('gc') as () => void;
+	}
+	collect();
+	return process.memoryUsage.rss();
+}
