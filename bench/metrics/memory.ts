@@ -15,14 +15,17 @@ export function processRssBytes(pid: number): number {
 
 let collect: (() => void) | undefined;
 
-/** This process's RSS after a full garbage collection, so garbage of earlier steps does not
- * count as the cost of this one. The collector is reached without --expose-gc on the command
- * line (the bench runs through tsx). */
-export function settledOwnRssBytes(): number {
+/** What this process's JavaScript holds after a full garbage collection: V8 heap in use plus
+ * memory outside it owned by JS objects (Buffers). Not RSS: V8 and the allocator keep freed
+ * pages, so in one long-lived process RSS after a step says more about earlier steps (here it
+ * fell below its idle figure) than about this one. The collector is reached without
+ * --expose-gc on the command line (the bench runs through tsx). */
+export function settledOwnHeapBytes(): number {
 	if (!collect) {
 		v8.setFlagsFromString('--expose-gc');
 		collect = runInNewContext('gc') as () => void;
 	}
 	collect();
-	return process.memoryUsage.rss();
+	const m = process.memoryUsage();
+	return m.heapUsed + m.external;
 }

@@ -64,7 +64,7 @@ export function memoryRows(cap: CapacityResult): Cell[][] {
 				s.target,
 				m.atConsumers,
 				m.peers,
-				step?.memory ? `${mib(step.memory.nodeIdleRssBytes)} -> ${mib(step.memory.nodeRssBytes)}` : '-',
+				step?.memory ? `${mib(step.memory.nodeIdleRssBytes)} -> ${mib(step.memory.nodeRssBytes)}${step.memory.nodeMeasure === 'heap+external' ? ' (heap + external)' : ' (RSS)'}` : '-',
 				step?.memory ? `${mib(step.memory.workerIdleRssBytes)} -> ${mib(step.memory.workerRssBytes)}` : '-',
 				m.nodeMiBPer1000Consumers.toFixed(2),
 				m.workerMiBPer1000Consumers.toFixed(2),
@@ -73,7 +73,7 @@ export function memoryRows(cap: CapacityResult): Cell[][] {
 			];
 		});
 }
-export const MEMORY_HEADERS = ['target', 'at consumers', 'peers', 'Node RSS MiB (idle -> step)', 'worker RSS MiB (idle -> step)', 'Node MiB / 1,000 consumers', 'worker MiB / 1,000 consumers', 'Node MiB / 1,000 peers', 'worker MiB / 1,000 peers'];
+export const MEMORY_HEADERS = ['target', 'at consumers', 'peers', 'Node MiB (idle -> step)', 'worker RSS MiB (idle -> step)', 'Node MiB / 1,000 consumers', 'worker MiB / 1,000 consumers', 'Node MiB / 1,000 peers', 'worker MiB / 1,000 peers'];
 
 /** Steps of both targets at the same load that passed the knee: where the hiccup goal applies. */
 export function hiccupVerdict(cap: CapacityResult): { worstP99Ratio: number; worstMaxRatio: number; atConsumers: number[]; withinGoal: boolean } | null {

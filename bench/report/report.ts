@@ -72,7 +72,7 @@ export function headlines(run: BenchRun): Headline[] {
 		const v = hiccupVerdict(cap);
 		if (v) out.push({ label: `Parley / raw mediasoup, whole-window p99 and max, worst step below the knee (${transportLabel(cap)})`, value: `p99 ${v.worstP99Ratio.toFixed(2)}x, max ${v.worstMaxRatio.toFixed(2)}x (goal <= ${HICCUP_RATIO_LIMIT}x: ${v.withinGoal ? 'met' : 'not met'})`, path: cap.path });
 		const parleyMemory = cap.summary.find((x) => x.target === 'parley')?.memory;
-		if (parleyMemory) out.push({ label: `Memory per 1,000 consumers, Parley (${transportLabel(cap)}): Node / worker RSS`, value: `${parleyMemory.nodeMiBPer1000Consumers.toFixed(1)} / ${parleyMemory.workerMiBPer1000Consumers.toFixed(1)} MiB (per 1,000 peers: ${parleyMemory.nodeMiBPer1000Peers.toFixed(1)} / ${parleyMemory.workerMiBPer1000Peers.toFixed(1)} MiB)`, path: cap.path });
+		if (parleyMemory) out.push({ label: `Memory per 1,000 consumers, Parley (${transportLabel(cap)}): Node / worker`, value: `${parleyMemory.nodeMiBPer1000Consumers.toFixed(1)} / ${parleyMemory.workerMiBPer1000Consumers.toFixed(1)} MiB (per 1,000 peers: ${parleyMemory.nodeMiBPer1000Peers.toFixed(1)} / ${parleyMemory.workerMiBPer1000Peers.toFixed(1)} MiB)`, path: cap.path });
 	}
 	out.push(...redCapacityHeadlines(run.capacity ?? []));
 	if (run.loss) {
@@ -348,7 +348,7 @@ export function hiccupMarkdown(cap: CapacityResult, img: (key: string, alt: stri
 	const memory = memoryRows(cap);
 	if (memory.length) {
 		lines.push(
-			`Memory: resident set (VmRSS) with the largest step's room built and warmed up, minus the same before any room, scaled per 1,000 consumers and per 1,000 peers (each listener consumes every publisher here, so both scale together: the two columns are one measurement). *Node* is the process running Parley's JavaScript${cap.options.transport === 'webrtc' ? ' (Parley as a child process)' : ' (the bench process, after a full GC, so the raw-mediasoup row is the bench\'s own and mediasoup\'s Node objects: Parley\'s cost is the difference)'}; *worker* is the mediasoup worker.`,
+			`Memory: resident set (VmRSS) with the largest step's room built and warmed up, minus the same before any room, scaled per 1,000 consumers and per 1,000 peers (each listener consumes every publisher here, so both scale together: the two columns are one measurement). *Node* is the process running Parley's JavaScript${cap.options.transport === 'webrtc' ? ' (Parley as a child process: its RSS)' : ' (the bench process: V8 heap in use + external memory after a full GC, since its RSS keeps pages freed by earlier steps; the raw-mediasoup row is the bench\'s own and mediasoup\'s Node objects, so Parley\'s cost is the difference)'}; *worker* is the mediasoup worker (VmRSS).`,
 			'',
 			markdownTable(MEMORY_HEADERS, memory),
 			'',

@@ -17,7 +17,7 @@ import { speechPcm } from '../audio/speech.js';
 import { allCores, canPin, pin } from '../metrics/affinity.js';
 import { CpuMeter, waitForQuietMachine } from '../metrics/cpu.js';
 import { type EventLoopStall, EventLoopProbe, maxStallIn } from '../metrics/eventLoop.js';
-import { processRssBytes, settledOwnRssBytes } from '../metrics/memory.js';
+import { processRssBytes, settledOwnHeapBytes } from '../metrics/memory.js';
 import type { StatsRound } from '../../server/metrics/metrics.js';
 import { cdfPoints, type LatencySummary, summarize } from '../metrics/stats.js';
 import { totalUdpDrops, UdpSink } from '../metrics/udpDrops.js';
@@ -157,8 +157,11 @@ export interface WorstSecond extends SliceFigures {
 }
 
 export interface StepMemory {
-	/** The Node process that runs Parley's JS (the bench process for in-process targets). */
+	/** The Node process that runs Parley's JS: for in-process targets the bench process's V8
+	 * heap in use + external after a full GC (its RSS keeps freed pages), for Parley as a child
+	 * process its RSS. */
 	nodeRssBytes: number;
+	nodeMeasure?: 'heap+external' | 'rss';
 	nodeIdleRssBytes: number;
 	/** The mediasoup worker(s), summed. */
 	workerRssBytes: number;
@@ -245,7 +248,7 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 
 		// Idle memory, both targets started and no room yet. Steps grow, so memory an allocator
 		// keeps after a room closes is reused by the next (larger) one rather than added to it.
-		const nodeIdle = settledOwnRssBytes();
+		const nodeIdle = settledOwnHeapBytes();
 		const idle = new Map([...targets].map(([name, t]) => [name, { nodeRssBytes: nodeIdle, workerRssBytes: t.workerPids().reduce((n, pid) => n + processRssBytes(pid), 0) }]));
 		const budget = { remainingMs: o.quietBudgetMs };
 		const { steps, summary } = await rampCapacity([...targets.keys()] as CapacityStep['target'][], o, (name, consumers, index) => measureStep(targets.get(name)!, o, frames, consumers, index, budget, idle.get(name)!), log);
@@ -558,8 +561,9 @@ async function measureStep(
 		pacer.stop();
 		await sleep(DRAIN_MS);
 		const memory: StepMemory = {
-			nodeRssBytes: settledOwnRssBytes(),
+			nodeRssBytes: settledOwnHeapBytes(),
 			nodeIdleRssBytes: idle.nodeRssBytes,
+			nodeMeasure: 'heap+external',
 			workerRssBytes: target.workerPids().reduce((n, pid) => n + processRssBytes(pid), 0),
 			workerIdleRssBytes: idle.workerRssBytes,
 			peers: listeners + o.publishers,

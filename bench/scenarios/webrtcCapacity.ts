@@ -158,7 +158,7 @@ async function measureWebRtcStep(
 		await sleep(o.warmupMs);
 		pacer.stop();
 		await sleep(DRAIN_MS);
-		const memory = { nodeRssBytes: processRssBytes(server.pid), nodeIdleRssBytes: idle.nodeRssBytes, workerRssBytes: processRssBytes(workerPid), workerIdleRssBytes: idle.workerRssBytes, peers: listenersWanted + o.publishers };
+		const memory = { nodeRssBytes: processRssBytes(server.pid), nodeIdleRssBytes: idle.nodeRssBytes, nodeMeasure: 'rss' as const, workerRssBytes: processRssBytes(workerPid), workerIdleRssBytes: idle.workerRssBytes, peers: listenersWanted + o.publishers };
 		const warmupDrops = udpDropsByPort(sinkPorts);
 		const silentPorts = sinkPorts.filter((p) => !((warmupDrops.get(p) ?? 0) > 0)).length;
 		if (silentPorts > 0) throw new Error(`${silentPorts} WebRTC listeners received nothing during the warm-up`);

@@ -116,9 +116,9 @@ export class RtpStatsPoller {
 		if (rounds.length > RECENT_STATS_ROUNDS) rounds.splice(0, rounds.length - RECENT_STATS_ROUNDS);
 		// Slot k starts at started + k * slotMs; requests of a slot that starts late (the
 		// previous one was slow) go at once, so a round never takes much longer than spreadMs.
-		const slots = Math.max(1, Math.min(batch.length, Math.floor(spreadMs / SLOT_GAP_MS)));
-		const slotMs = spreadMs / slots;
-		const perSlot = Math.ceil(batch.length / slots);
+		const perSlot = Math.ceil(batch.length / Math.max(1, Math.min(batch.length, Math.floor(spreadMs / SLOT_GAP_MS))));
+		// The slots actually used (rounding perSlot up may leave some empty) share the whole spread.
+		const slotMs = spreadMs / Math.max(1, Math.ceil(batch.length / perSlot));
 		let busyMs = 0;
 		for (let k = 0; k * perSlot < batch.length; k++) {
 			const waitMs = started + k * slotMs - performance.now();
