@@ -34,6 +34,22 @@ export function turnUrlList(value: string): string[] {
 		.filter((u) => u !== '');
 }
 
+/** The entries of api.keys (`<id>:<secret>,...`); an entry that does not parse is undefined
+ * (a repeated id too), so validation can name the option. */
+export function apiKeyList(value: string): ({ id: string; secret: string } | undefined)[] {
+	const seen = new Set<string>();
+	return value
+		.split(',')
+		.map((entry) => entry.trim())
+		.filter((entry) => entry !== '')
+		.map((entry) => {
+			const m = /^([A-Za-z0-9._-]{1,64}):(.{32,})$/.exec(entry);
+			if (!m || seen.has(m[1]!)) return undefined;
+			seen.add(m[1]!);
+			return { id: m[1]!, secret: m[2]! };
+		});
+}
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const configSchema = z.strictObject({
@@ -597,6 +613,61 @@ export const configSchema = z.strictObject({
 		})
 		.prefault({}),
 
+	api: z
+		.strictObject({
+			grpc: z
+				.strictObject({
+					enabled: option(z.boolean().default(false), {
+						description: 'Serve the gRPC backend API (parley.v1 services, health, reflection) on api.grpc.host:api.grpc.port. Off by default: turn it on only with api.keys set.',
+					}),
+					host: option(z.string().min(1).default('127.0.0.1'), {
+						description: 'Address the gRPC listener binds to. Loopback by default: the API is for the app\'s own backend, not for browsers; bind wider (with api.grpc.tls) when that backend runs elsewhere.',
+					}),
+					port: option(portOrZero.default(50051), {
+						description: 'TCP port of the gRPC listener (HTTP/2). 0 picks a free port.',
+						unit: 'port',
+					}),
+					maxMessageBytes: option(z.number().int().min(1024).max(64 * 1_048_576).default(1_048_576), {
+						description: 'Largest gRPC message received or sent; a larger one fails the call with RESOURCE_EXHAUSTED.',
+						unit: 'bytes',
+					}),
+					tls: z
+						.strictObject({
+							certFile: option(z.string().default(''), {
+								description: 'PEM certificate chain of the gRPC listener (with api.grpc.tls.keyFile). Empty: plaintext HTTP/2 (h2c).',
+							}),
+							keyFile: option(z.string().default(''), {
+								description: 'PEM private key of api.grpc.tls.certFile.',
+							}),
+						})
+						.prefault({}),
+				})
+				.prefault({}),
+			keys: option(
+				z
+					.string()
+					.default('')
+					.refine((v) => apiKeyList(v).every((k) => k !== undefined), 'must be comma-separated <id>:<secret> pairs, ids of letters, digits, . _ - (up to 64), secrets at least 32 characters, no id twice'),
+				{
+					description:
+						'API keys of the backend API, comma-separated `<id>:<secret>` (id: up to 64 letters, digits, `.`, `_`, `-`; secret: at least 32 characters, e.g. `openssl rand -hex 32`). A backend signs each call\'s token (HS256) with a secret and names its key in `iss` (or the `kid` header). Several keys let a key be rotated: add the new one, move the backends, remove the old one. Set it through PARLEY_API_KEYS rather than the config file.',
+				},
+			),
+			maxTokenLifetimeS: option(z.number().int().min(10).max(86_400).default(600), {
+				description: 'Longest lifetime an API token may have (exp - iat, or exp - now without iat); longer ones are refused with UNAUTHENTICATED. API tokens are minted per call or per minute by a backend: keep them short.',
+				unit: 's',
+			}),
+			requestsPerSecond: option(z.number().min(0.1).max(100_000).default(50), {
+				description: 'Calls per second each API key may make on this node (token bucket, refilled at this rate); over it: RESOURCE_EXHAUSTED with google.rpc.RetryInfo and a retry-after-ms trailer.',
+				unit: 'calls/s',
+			}),
+			requestBurst: option(z.number().int().min(1).max(100_000).default(100), {
+				description: 'Calls an API key may make at once before api.requestsPerSecond applies.',
+				unit: 'calls',
+			}),
+		})
+		.prefault({}),
+
 	telemetry: z
 		.strictObject({
 			// The OTEL_* fallbacks are read by server/telemetry/tracing.ts, after this option, so a
@@ -642,6 +713,9 @@ export const configSchema = z.strictObject({
 	}
 	if ((c.http.tls.certFile === '') !== (c.http.tls.keyFile === '')) {
 		ctx.addIssue({ code: 'custom', path: ['http', 'tls', c.http.tls.certFile === '' ? 'certFile' : 'keyFile'], message: 'http.tls.certFile and http.tls.keyFile go together (both or neither)' });
+	}
+	if ((c.api.grpc.tls.certFile === '') !== (c.api.grpc.tls.keyFile === '')) {
+		ctx.addIssue({ code: 'custom', path: ['api', 'grpc', 'tls', c.api.grpc.tls.certFile === '' ? 'certFile' : 'keyFile'], message: 'api.grpc.tls.certFile and api.grpc.tls.keyFile go together (both or neither)' });
 	}
 	if (turnUrlList(c.turn.urls).length > 0 && c.turn.secret === '') {
 		ctx.addIssue({ code: 'custom', path: ['turn', 'secret'], message: 'required when turn.urls is set (the static-auth-secret of the TURN servers)' });

@@ -1,0 +1,8 @@
+// Original file: /work/main/protocol/proto/parley/v1/channels.proto
+
+
+export interface RemoveParticipantResponse {
+}
+
+export interface RemoveParticipantResponse__Output {
+}
