@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchRun } from './report/BenchRun.js';
 import { runBench } from './runBench.js';
+import { WERIFT_LISTENER_PHASES } from './signaling/WebRtcPeers.js';
 
 describe('bench smoke run (all scenarios)', () => {
 	const outDir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-smoke-'));
@@ -156,6 +157,17 @@ describe('bench smoke run (all scenarios)', () => {
 		expect(s.joinsPerSecond).toBeGreaterThan(0);
 		expect(s.firstAudio.succeeded).toBe(s.firstAudio.clients);
 		expect(Number.isFinite(s.firstAudio.firstAudioMs.p50)).toBe(true);
+		// Every join phase reached by every listener, in the order a join passes them.
+		const phases = s.firstAudio.phases;
+		expect(phases.map((p) => p.phase)).toEqual(WERIFT_LISTENER_PHASES.map(([name]) => name));
+		for (const p of phases) expect(p.count, p.phase).toBe(s.firstAudio.succeeded);
+		const maxOf = (name: string) => phases.find((p) => p.phase === name)!.fromConnectMs.max;
+		const p50Of = (name: string) => phases.find((p) => p.phase === name)!.fromConnectMs.p50;
+		const sequential = ['wsOpen', 'welcome', 'joined', 'consumerAnnounced', 'answerSet', 'connectReplied', 'consumeDone'];
+		for (let i = 1; i < sequential.length; i++) expect(p50Of(sequential[i]!), sequential[i]).toBeGreaterThanOrEqual(p50Of(sequential[i - 1]!));
+		expect(p50Of('iceConnected')).toBeLessThanOrEqual(p50Of('dtlsConnected'));
+		expect(p50Of('dtlsConnected')).toBeLessThanOrEqual(p50Of('firstRtpIn'));
+		expect(maxOf('firstRtpIn')).toBe(s.firstAudio.firstAudioMs.max);
 		const healthz = s.http.find((h) => h.name === 'healthz')!.requests['GET /healthz']!;
 		expect(healthz.statuses['200']).toBeGreaterThan(0);
 		const tus = s.http.find((h) => h.name === 'tus upload')!;

@@ -4,7 +4,7 @@
 // emits `mediaFailed`, and ParleyClient replaces the whole session (a new one per rejoin or
 // reconnect keeps stale ids and half-closed transports from leaking between attempts).
 import type { types as mc } from 'mediasoup-client';
-import type { Grants, Method, Notifications, PeerInfo, RequestData, ResponseData } from '../protocol/messages.js';
+import type { Grants, Method, Notifications, PeerInfo, RequestData, ResponseData, TransportInfo } from '../protocol/messages.js';
 import { connectionPathOf, type ConnectionPath } from './connectionPath.js';
 import { isConnectionLoss, isParleyError, ParleyError, toParleyError } from './ParleyError.js';
 import type { RequestOptions, SignalingConnection } from './SignalingConnection.js';
@@ -133,6 +133,7 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 	/** What the server was last told (pauseProducer/resumeProducer succeeded). */
 	#serverPaused = false;
 	#pauseChain: Promise<void> = Promise.resolve();
+	readonly #joinTimings: Record<string, number> = {};
 
 	/** Listens to the connection at once so no notification is missed during join(). */
 	constructor(options: ChannelSessionOptions) {
@@ -219,25 +220,46 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 	}
 
 	/**
-	 * getRouterRtpCapabilities -> Device.load -> join -> createTransport (recv if the token
-	 * may listen, send if it may speak). Consumers announced meanwhile wait for the recv
-	 * transport.
+	 * Device.load (with the welcome's router capabilities) -> join, which creates the
+	 * transports (recv if the token may listen, send if it may speak) and returns them: one
+	 * round trip. A server that sends no capabilities in its welcome, or no transports in its
+	 * join reply, gets getRouterRtpCapabilities and createTransport requests instead.
+	 * Consumers announced meanwhile wait for the recv transport.
 	 */
 	async join(): Promise<void> {
-		const { rtpCapabilities } = await this.#request('getRouterRtpCapabilities', {});
+		this.#mark('joinStarted');
+		const rtpCapabilities = this.#signaling.welcome.routerRtpCapabilities ?? (await this.#request('getRouterRtpCapabilities', {})).rtpCapabilities;
 		const device = await this.#options.loadDevice(rtpCapabilities);
 		this.#assertOpen();
 		this.#device = device;
-		const joined = await this.#request('join', { channel: this.channel, rtpCapabilities: asProtocolValue<'join', 'rtpCapabilities'>(device.rtpCapabilities) });
+		this.#mark('deviceLoaded');
+		const { canSubscribe, canPublish } = this.#options.grants;
+		const directions = [...(canSubscribe ? (['recv'] as const) : []), ...(canPublish ? (['send'] as const) : [])];
+		const joined = await this.#request('join', { channel: this.channel, rtpCapabilities: asProtocolValue<'join', 'rtpCapabilities'>(device.rtpCapabilities), transports: directions });
 		this.#assertOpen();
+		this.#mark('joinReplied');
 		this.#peerId = joined.peerId;
 		for (const peer of joined.peers) this.#peers.set(peer.peerId, peer);
 		// The server lists only the others; stay correct even if that ever changes.
 		this.#peers.delete(joined.peerId);
-		const { canSubscribe, canPublish } = this.#options.grants;
-		await Promise.all([canSubscribe ? this.#createTransport(device, 'recv') : null, canPublish ? this.#createTransport(device, 'send') : null]);
+		await Promise.all(directions.map((direction) => this.#createTransport(device, direction, joined.transports?.[direction])));
 		this.#assertOpen();
+		this.#mark('transportsCreated');
 		this.#joined = true;
+	}
+
+	/**
+	 * performance.now() at each step of the join and of the first publish and track, once
+	 * reached (the bench's join phases): joinStarted, deviceLoaded, joinReplied,
+	 * transportsCreated, sendConnected / recvConnected (ICE and DTLS up: the transport's
+	 * connection state), produced, firstTrack, firstConsumerResumed.
+	 */
+	get joinTimings(): Readonly<Record<string, number>> {
+		return this.#joinTimings;
+	}
+
+	#mark(step: string): void {
+		this.#joinTimings[step] ??= performance.now();
 	}
 
 	/**
@@ -268,6 +290,7 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		this.#serverPaused = paused;
 		if (paused) producer.pause();
 		this.#producer = producer;
+		this.#mark('produced');
 		producer.on('trackended', () => this.emit('error', new ParleyError('E_MIC_ENDED')));
 		producer.on('transportclose', () => {
 			if (this.#producer === producer) this.#producer = null;
@@ -384,8 +407,9 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		if (this.#closed) throw new ParleyError('E_CONNECTION_CLOSED', 'The channel session was closed.');
 	}
 
-	async #createTransport(device: mc.Device, direction: 'send' | 'recv'): Promise<void> {
-		const info = await this.#request('createTransport', { direction });
+	/** `info`: the transport the join reply carried; without one, it is asked for. */
+	async #createTransport(device: mc.Device, direction: 'send' | 'recv', info?: TransportInfo): Promise<void> {
+		info ??= await this.#request('createTransport', { direction });
 		this.#assertOpen();
 		const options: mc.TransportOptions = {
 			id: info.transportId,
@@ -445,7 +469,10 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 			if (this.#closed) return;
 			clearTimeout(watch.timer);
 			watch.timer = undefined;
-			if (state === 'connected') watch.restartsInARow = 0;
+			if (state === 'connected') {
+				watch.restartsInARow = 0;
+				this.#mark(`${transport.direction}Connected`);
+			}
 			else if (state === 'failed') void this.#restartIce(transport, watch);
 			else if (state === 'disconnected') {
 				watch.timer = setTimeout(() => void this.#restartIce(transport, watch), this.#options.iceDisconnectedGraceMs);
@@ -524,9 +551,11 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 			remote.consumer = consumer;
 			remote.state = 'live';
 			if (remote.paused) consumer.pause();
+			this.#mark('firstTrack');
 			this.emit('track', consumerId, peerId, consumer.track);
 			// Server-side consumers start paused so no packet is lost before we can decode.
 			await this.#request('resumeConsumer', { consumerId });
+			this.#mark('firstConsumerResumed');
 		} catch (error) {
 			if (this.#isGone(remote) || isConnectionLoss(error)) return;
 			this.emit('error', new ParleyError('E_MEDIA_FAILED', `Could not receive audio from a peer: ${toParleyError(error, 'E_MEDIA_FAILED').message}`, { cause: error }));

@@ -390,6 +390,16 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		return quality;
 	}
 
+	/**
+	 * When each step of connecting and joining was reached, performance.now() of this page:
+	 * the socket's (created, wsOpen, welcome) and the channel session's (ChannelSession.joinTimings).
+	 * For measuring where a join's time goes; empty before connect().
+	 */
+	get joinTimings(): Record<string, number> {
+		const open = this.#signaling?.openTimings;
+		return { ...(open && { socketCreated: open.created, ...(open.wsOpen !== undefined && { wsOpen: open.wsOpen }), ...(open.welcome !== undefined && { welcome: open.welcome }) }), ...this.#session?.joinTimings };
+	}
+
 	remoteStreams(): Map<string, MediaStream> {
 		return this.#remoteAudio.streams();
 	}

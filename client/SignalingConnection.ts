@@ -145,10 +145,14 @@ export class SignalingConnection extends TypedEmitter<SignalingEvents> {
 		});
 	}
 
+	/** performance.now() when the socket was created, opened, and the welcome arrived (the bench's join phases). */
+	readonly openTimings: { created: number; wsOpen?: number; welcome?: number } = { created: performance.now() };
+
 	private constructor(socket: WebSocket, requestTimeoutMs: number) {
 		super();
 		this.#socket = socket;
 		this.#requestTimeoutMs = requestTimeoutMs;
+		socket.addEventListener?.('open', () => (this.openTimings.wsOpen = performance.now()));
 		// 'error' carries no information and is always followed by 'close'.
 		socket.onmessage = (event: MessageEvent) => this.#onMessage(event.data);
 		socket.onclose = (event: CloseEvent) => this.#onSocketClose(event.code, event.reason);
@@ -262,6 +266,7 @@ export class SignalingConnection extends TypedEmitter<SignalingEvents> {
 			return false;
 		}
 		this.#welcome = welcome;
+		this.openTimings.welcome = performance.now();
 		const { requestsPerSecond, requestBurst, maxMessageBytes } = welcome.limits;
 		// A little under the server's limit: requests paced exactly at the rate can arrive
 		// bunched up after network jitter and be refused.

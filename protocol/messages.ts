@@ -72,7 +72,8 @@ export interface TransportInfo {
 /** Response data, by method. */
 export interface ResponseData {
 	getRouterRtpCapabilities: { rtpCapabilities: mc.RtpCapabilities };
-	join: { peerId: string; channel: string; peers: PeerInfo[] };
+	/** transports: those the request asked for, by direction (absent when it asked for none). */
+	join: { peerId: string; channel: string; peers: PeerInfo[]; transports?: { send?: TransportInfo; recv?: TransportInfo } };
 	createTransport: TransportInfo;
 	connectTransport: Record<string, never>;
 	produce: { producerId: string };
@@ -109,6 +110,9 @@ export interface Notifications {
 		channels: string[];
 		/** Limits the client should respect. */
 		limits: { maxMessageBytes: number; requestsPerSecond: number; requestBurst: number };
+		/** The router's RTP capabilities (the same for every channel, what
+		 * getRouterRtpCapabilities answers): a client can load its Device without asking. */
+		routerRtpCapabilities?: mc.RtpCapabilities;
 	};
 	peerJoined: PeerInfo;
 	peerLeft: { peerId: string };

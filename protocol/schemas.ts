@@ -117,8 +117,18 @@ const producerRef = z.strictObject({ producerId: objectId });
 export const requestSchemas = {
 	/** Router capabilities (the same for every channel): load the mediasoup-client Device. */
 	getRouterRtpCapabilities: empty,
-	/** Enter a channel (allowed by the token). `rtpCapabilities` are the Device's. */
-	join: z.strictObject({ channel: channelNameSchema, rtpCapabilities: rtpCapabilitiesSchema }),
+	/** Enter a channel (allowed by the token). `rtpCapabilities` are the Device's.
+	 * `transports`: create these WebRTC transports too (each needs its grant, as with
+	 * createTransport), in parallel, and return them in the reply: no createTransport round trips. */
+	join: z.strictObject({
+		channel: channelNameSchema,
+		rtpCapabilities: rtpCapabilitiesSchema,
+		transports: z
+			.array(z.enum(['send', 'recv']))
+			.max(2)
+			.refine((d) => new Set(d).size === d.length, 'directions must not repeat')
+			.optional(),
+	}),
 	/** A WebRTC transport: `send` to publish (needs canPublish), `recv` to listen (canSubscribe). */
 	createTransport: z.strictObject({ direction: z.enum(['send', 'recv']) }),
 	connectTransport: z.strictObject({ transportId: objectId, dtlsParameters: dtlsParametersSchema }),

@@ -18,8 +18,26 @@ export interface ReceivedPacket {
 	payload: Buffer;
 }
 
+/** performance.now() at each step of the listener's set-up (the bench's join phases). */
+export interface ListenerSetupTimes {
+	/** The receive transport's parameters were at hand (createTransport reply, or given). */
+	transportAt: number;
+	/** The expected consumers were announced (newConsumer). */
+	consumersAt: number;
+	/** werift's answer is set (its ICE agent starts checking). */
+	answerAt: number;
+	/** The connectTransport reply. */
+	connectRepliedAt: number;
+	/** The last resumeConsumer reply. */
+	resumedAt: number;
+	/** ICE, then ICE + DTLS (the peer connection's state), once reached. */
+	iceConnectedAt?: number;
+	dtlsConnectedAt?: number;
+}
+
 export interface WeriftListener {
 	transportId: string;
+	times: ListenerSetupTimes;
 	consumers: NewConsumer[];
 	packets: ReceivedPacket[];
 	/** RTP packets received so far, from any consumer. */
@@ -65,16 +83,25 @@ interface ListenerSocket {
 export async function listenWithWerift(
 	client: TestSignalingClient,
 	expectedProducers: number,
-	/** iceFirst: connectTransport only once ICE is up (mediasoup-client does it the other way round). */
-	options: { since?: number; timeoutMs?: number; iceFirst?: boolean } = {},
+	/**
+	 * iceFirst: connectTransport only once ICE is up (mediasoup-client does it the other way round).
+	 * transport: the receive transport the join reply already carried (no createTransport then).
+	 */
+	options: { since?: number; timeoutMs?: number; iceFirst?: boolean; transport?: TransportInfo } = {},
 ): Promise<WeriftListener> {
 	const since = options.since ?? client.notifications.length;
-	const reply = await client.request('createTransport', { direction: 'recv' });
-	if (!reply.ok) throw new Error(`createTransport recv: ${reply.error.code}`);
-	const t: TransportInfo = reply.data;
+	let t: TransportInfo;
+	if (options.transport) t = options.transport;
+	else {
+		const reply = await client.request('createTransport', { direction: 'recv' });
+		if (!reply.ok) throw new Error(`createTransport recv: ${reply.error.code}`);
+		t = reply.data;
+	}
+	const transportAt = performance.now();
 	const announced = () => client.notifications.slice(since).filter((n) => n.method === 'newConsumer').map((n) => n.data as NewConsumer);
 	await client.until(() => announced().length >= expectedProducers, options.timeoutMs ?? 5000, `${expectedProducers} newConsumer`);
 	const consumers = announced().slice(0, expectedProducers);
+	const consumersAt = performance.now();
 	const pt = consumers[0]!.rtpParameters.codecs[0]!.payloadType;
 	const pc = new RTCPeerConnection({
 		iceServers: [],
@@ -83,6 +110,13 @@ export async function listenWithWerift(
 		iceAdditionalHostAddresses: ['127.0.0.1'],
 		codecs: { audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: pt })], video: [] },
 		headerExtensions: { audio: [], video: [] },
+	});
+	const times: ListenerSetupTimes = { transportAt, consumersAt, answerAt: NaN, connectRepliedAt: NaN, resumedAt: NaN };
+	pc.iceConnectionStateChange.subscribe((state) => {
+		if ((state === 'connected' || state === 'completed') && times.iceConnectedAt === undefined) times.iceConnectedAt = performance.now();
+	});
+	pc.connectionStateChange.subscribe((state) => {
+		if (state === 'connected' && times.dtlsConnectedAt === undefined) times.dtlsConnectedAt = performance.now();
 	});
 	try {
 		const packets: ReceivedPacket[] = [];
@@ -124,17 +158,22 @@ export async function listenWithWerift(
 		await pc.setRemoteDescription({ type: 'offer', sdp: [...sdp, ''].join('\r\n') });
 		await pc.setLocalDescription(await pc.createAnswer());
 		const answer = pc.localDescription!.sdp;
+		times.answerAt = performance.now();
 		if (options.iceFirst) for (let i = 0; i < 100 && pc.iceConnectionState !== 'connected' && pc.iceConnectionState !== 'completed'; i++) await sleep(20);
 		const m = /a=fingerprint:(\S+) (\S+)/.exec(answer)!;
-		const connected = await client.request('connectTransport', {
+		// The connect and every resume sent together: the server runs them in order, one
+		// round trip for all of them.
+		const connecting = client.request('connectTransport', {
 			transportId: t.transportId,
 			dtlsParameters: { role: 'client', fingerprints: [{ algorithm: m[1] as 'sha-256', value: m[2]! }] },
 		});
+		const resuming = Promise.all(consumers.map((c) => client.request('resumeConsumer', { consumerId: c.consumerId })));
+		const connected = await connecting;
 		if (!connected.ok) throw new Error(`connectTransport recv: ${connected.error.code}`);
-		for (const c of consumers) {
-			const resumed = await client.request('resumeConsumer', { consumerId: c.consumerId });
-			if (!resumed.ok) throw new Error(`resumeConsumer: ${resumed.error.code}`);
-		}
+		times.connectRepliedAt = performance.now();
+		const refused = (await resuming).find((r) => !r.ok);
+		if (refused && !refused.ok) throw new Error(`resumeConsumer: ${refused.error.code}`);
+		times.resumedAt = performance.now();
 		for (let i = 0; i < 100 && pc.connectionState !== 'connected'; i++) await sleep(20);
 
 		/** The UDP socket of the nominated ICE pair (werift internals, checked at runtime). */
@@ -146,6 +185,7 @@ export async function listenWithWerift(
 		};
 		return {
 			transportId: t.transportId,
+			times,
 			consumers,
 			packets,
 			get packetsReceived() {

@@ -29,10 +29,15 @@ const AUDIO_LEVEL_EXT_ID = 1;
 /** `audioLevelDbov`: send the ssrc-audio-level header extension (RFC 6464) with this level
  * (0 loudest .. 127 silence) on every packet, so the server's speaker detection sees it.
  * Read per packet: change it on the same options object to change the level. */
-export async function publishWithWerift(client: TestSignalingClient, options: { audioLevelDbov?: number } = {}): Promise<WeriftPublisher> {
-	const reply = await client.request('createTransport', { direction: 'send' });
-	if (!reply.ok) throw new Error(`createTransport: ${reply.error.code}`);
-	const t: TransportInfo = reply.data;
+/** `transport`: the send transport the join reply already carried (no createTransport then). */
+export async function publishWithWerift(client: TestSignalingClient, options: { audioLevelDbov?: number; transport?: TransportInfo } = {}): Promise<WeriftPublisher> {
+	let t: TransportInfo;
+	if (options.transport) t = options.transport;
+	else {
+		const reply = await client.request('createTransport', { direction: 'send' });
+		if (!reply.ok) throw new Error(`createTransport: ${reply.error.code}`);
+		t = reply.data;
+	}
 	const pc = new RTCPeerConnection({
 		iceServers: [],
 		iceUseIpv6: false,
@@ -44,17 +49,18 @@ export async function publishWithWerift(client: TestSignalingClient, options: { 
 	const track = new MediaStreamTrack({ kind: 'audio' });
 	pc.addTransceiver(track, { direction: 'sendonly' });
 	await pc.setLocalDescription(await pc.createOffer());
-	for (let i = 0; i < 50 && pc.iceGatheringState !== 'complete'; i++) await sleep(100);
+	// Host candidates on loopback only: gathering completes within milliseconds.
+	for (let i = 0; i < 500 && pc.iceGatheringState !== 'complete'; i++) await sleep(10);
 	const offer = pc.localDescription!.sdp;
 	const mid = /a=mid:(\S+)/.exec(offer)![1]!;
 	const ssrc = Number(/a=ssrc:(\d+) /.exec(offer)![1]);
 	const fp = /a=fingerprint:(\S+) (\S+)/.exec(offer)!;
-	const connected = await client.request('connectTransport', {
+	// Sent together: the server runs them in order, one round trip for both.
+	const connecting = client.request('connectTransport', {
 		transportId: t.transportId,
 		dtlsParameters: { role: 'client', fingerprints: [{ algorithm: fp[1] as 'sha-256', value: fp[2]! }] },
 	});
-	if (!connected.ok) throw new Error(`connectTransport: ${connected.error.code}`);
-	const produced = await client.request('produce', {
+	const producing = client.request('produce', {
 		transportId: t.transportId,
 		kind: 'audio',
 		rtpParameters: {
@@ -64,6 +70,9 @@ export async function publishWithWerift(client: TestSignalingClient, options: { 
 			...(options.audioLevelDbov !== undefined && { headerExtensions: [{ uri: 'urn:ietf:params:rtp-hdrext:ssrc-audio-level', id: AUDIO_LEVEL_EXT_ID }] }),
 		},
 	});
+	const connected = await connecting;
+	if (!connected.ok) throw new Error(`connectTransport: ${connected.error.code}`);
+	const produced = await producing;
 	if (!produced.ok) throw new Error(`produce: ${produced.error.code}`);
 	const cand = t.iceCandidates.find((c) => c.protocol === 'udp')!;
 	const msFp = t.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256')!;
@@ -81,7 +90,7 @@ export async function publishWithWerift(client: TestSignalingClient, options: { 
 	// ICE + DTLS take ~150 ms here (the cluster soak prints the distribution); the wait leaves
 	// room for retransmitted checks and DTLS flights on a loaded machine.
 	const connectStarted = performance.now();
-	for (let i = 0; i < CONNECT_WAIT_MS / 50 && pc.connectionState !== 'connected'; i++) await sleep(50);
+	for (let i = 0; i < CONNECT_WAIT_MS / 10 && pc.connectionState !== 'connected'; i++) await sleep(10);
 	if (pc.connectionState !== 'connected') {
 		const state = `${pc.connectionState} after ${CONNECT_WAIT_MS} ms; ICE ${pc.iceConnectionState}`;
 		await pc.close();

@@ -1,5 +1,7 @@
 // Tables, headlines and report sections of the join-time scenario.
+import type { JoinPhaseSummary } from '../metrics/joinPhases.js';
 import type { JoinTimeResult } from '../scenarios/joinTime.js';
+import type { SignalingResult } from '../scenarios/signaling.js';
 import type { Headline } from './BenchRun.js';
 import { type Cell, markdownTable, ms, num, textTable } from './table.js';
 
@@ -18,7 +20,11 @@ export function joinHeadlines(j: JoinTimeResult | undefined): Headline[] {
 }
 
 export function joinTextParts(j: JoinTimeResult | undefined): string[] {
-	return j ? [`Join time (${j.path}; ${j.options.joinsPerPath} joins per path)\n${textTable(HEADERS, rows(j))}\nrelay added round trip: ${ms(j.relayAddedRoundTripMs, 2)}`] : [];
+	if (!j) return [];
+	return [
+		`Join time (${j.path}; ${j.options.joinsPerPath} joins per path)\n${textTable(HEADERS, rows(j))}\nrelay added round trip: ${ms(j.relayAddedRoundTripMs, 2)}`,
+		...j.paths.filter((p) => p.phases?.length).map((p) => `Join phases, Chromium, ${p.path}\n${textTable(PHASE_HEADERS, phaseRows(p.phases))}`),
+	];
 }
 
 export function joinMarkdown(j: JoinTimeResult | undefined): string[] {
@@ -33,6 +39,29 @@ export function joinMarkdown(j: JoinTimeResult | undefined): string[] {
 		'',
 		`Relay added round trip (median): ${ms(j.relayAddedRoundTripMs, 2)}.`,
 		'',
+		...j.paths.filter((p) => p.phases?.length).flatMap((p) => [`Join phases, ${p.path}: from the speaker's connect() (its WebSocket created), both pages' clocks made one. ${PHASE_NOTE}`, '', markdownTable(PHASE_HEADERS, phaseRows(p.phases)), '']),
 		...(errors.length ? [`Errors: ${errors.join('; ')}`, ''] : []),
 	];
+}
+
+// ---- join phases (where a join's time goes) ---------------------------------------------
+
+const PHASE_HEADERS = ['phase', 'what', 'joins', 'from connect p50', 'from connect p99', 'increment p50', 'increment p99'];
+
+function phaseRows(phases: JoinPhaseSummary[]): Cell[][] {
+	return phases.map((p): Cell[] => [p.phase, p.description, p.count, ms(p.fromConnectMs.p50, 1), ms(p.fromConnectMs.p99, 1), ms(p.incrementMs.p50, 1), ms(p.incrementMs.p99, 1)]);
+}
+
+const PHASE_NOTE =
+	'*from connect* = from starting to open the WebSocket to the phase; *increment* = what the phase added after the latest earlier phase of the same join (0 when it finished while an earlier one was still running: ICE beside a signaling round trip).';
+
+export function signalingPhaseTextParts(s: SignalingResult | undefined): string[] {
+	const phases = s?.firstAudio.phases;
+	return phases?.length ? [`First audio, join phases of ${s!.firstAudio.succeeded} werift listeners joining at once\n${textTable(PHASE_HEADERS, phaseRows(phases))}`] : [];
+}
+
+export function signalingPhaseMarkdown(s: SignalingResult | undefined): string[] {
+	const phases = s?.firstAudio.phases;
+	if (!phases?.length) return [];
+	return [`First audio, join phases of the ${s!.firstAudio.succeeded} werift listeners (joining at once). ${PHASE_NOTE}`, '', markdownTable(PHASE_HEADERS, phaseRows(phases)), ''];
 }

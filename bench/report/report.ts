@@ -6,7 +6,7 @@ import type { CapacityResult } from '../scenarios/capacity.js';
 import type { LossConditionResult, LossSweepResult } from '../scenarios/lossSweep.js';
 import type { BenchRun, Headline } from './BenchRun.js';
 import { HICCUP_HEADERS, HICCUP_RATIO_LIMIT, hiccupRows, hiccupVerdict, MEMORY_HEADERS, memoryRows, timelineChart } from './capacityReport.js';
-import { joinHeadlines, joinMarkdown, joinTextParts } from './joinReport.js';
+import { joinHeadlines, joinMarkdown, joinTextParts, signalingPhaseMarkdown, signalingPhaseTextParts } from './joinReport.js';
 import { recordingHeadlines, recordingMarkdown, recordingTextParts } from './recordingReport.js';
 import { isFecNackRow, redCharts, redHeadlines, redMarkdown, redTextParts } from './lossReport.js';
 import { storageHeadlines, storageMarkdown, storageTextParts } from './storageReport.js';
@@ -205,6 +205,7 @@ export function textSummary(run: BenchRun): string {
 			)}`,
 		);
 	}
+	parts.push(...signalingPhaseTextParts(run.signaling));
 	parts.push(...storageTextParts(run.storage, run.metadata));
 	parts.push(...joinTextParts(run.join));
 	parts.push(...recordingTextParts(run.recording));
@@ -460,6 +461,7 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 			),
 			'',
 		);
+		lines.push(...signalingPhaseMarkdown(s));
 		if (f.errors.length) lines.push(`First-audio errors: ${f.errors.join('; ')}`, '');
 		lines.push(
 			markdownTable(

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { netAdminUnavailable } from '../../testkit/netns.js';
 import { NETWORK_PATHS, ReachabilityLab, type NetworkPath, type PathInfo } from '../../testkit/reachability/ReachabilityLab.js';
+import { type JoinPhaseSample, type JoinPhaseSummary, summarizeJoinPhases } from '../metrics/joinPhases.js';
 import { type LatencySummary, summarize } from '../metrics/stats.js';
 
 export interface JoinTimeOptions {
@@ -40,7 +41,24 @@ export interface JoinPathResult {
 	roundTripMs: LatencySummary | null;
 	/** Dominant frequency the listeners heard (Hz, median). */
 	heardHz: number | null;
+	/** Where the joins' time went (CHROMIUM_JOIN_PHASES), in order. */
+	phases: JoinPhaseSummary[];
 }
+
+/** A Chromium join's phases (the speaker's client.joinTimings, the listener's first packet). */
+export const CHROMIUM_JOIN_PHASES = [
+	['socketCreated', 'speaker: WebSocket created (connect())'],
+	['wsOpen', 'speaker: WebSocket open'],
+	['welcome', 'speaker: welcome (router capabilities)'],
+	['deviceLoaded', 'speaker: mediasoup-client Device loaded'],
+	['joinReplied', 'speaker: join reply (with both transports)'],
+	['transportsCreated', 'speaker: transports set up in the browser'],
+	['produced', 'speaker: produce reply (microphone published)'],
+	['sendConnected', 'speaker: send transport ICE + DTLS connected'],
+	['listener.firstTrack', "listener: consumer created in the browser"],
+	['listener.firstConsumerResumed', 'listener: resumeConsumer reply'],
+	['firstRtpIn', 'listener: first RTP packet in (getStats, polled every 20 ms)'],
+] as const;
 
 export interface JoinTimeResult {
 	options: JoinTimeOptions;
@@ -83,6 +101,7 @@ export async function runJoinTime(options: JoinTimeOptions, log: (line: string) 
 			const joins: number[] = [];
 			const roundTrips: number[] = [];
 			const heard: number[] = [];
+			const phaseSamples: JoinPhaseSample[] = [];
 			const errors: string[] = [];
 			let selected: PathInfo | undefined;
 			// Joins first that are not counted: the first over a path pays for what the browser and
@@ -92,6 +111,7 @@ export async function runJoinTime(options: JoinTimeOptions, log: (line: string) 
 					const r = await lab.call(p);
 					if (i < 0) continue;
 					joins.push(r.joinMs);
+					phaseSamples.push(r.phases);
 					if (r.frequencyHz !== null) heard.push(r.frequencyHz);
 					const send = r.speaker.find((x) => x.direction === 'send');
 					selected ??= send;
@@ -109,6 +129,7 @@ export async function runJoinTime(options: JoinTimeOptions, log: (line: string) 
 				selectedPair: pairLabel(selected),
 				roundTripMs: roundTrips.length ? summarize(roundTrips) : null,
 				heardHz: heard.length ? summarize(heard).p50 : null,
+				phases: summarizeJoinPhases(CHROMIUM_JOIN_PHASES, phaseSamples),
 			};
 			results.push(result);
 			log(`join ${p}: ${result.joins} joins, p50 ${result.joinMs.p50.toFixed(0)} ms, p95 ${result.joinMs.p95.toFixed(0)} ms, pair ${result.selectedPair}, round trip p50 ${result.roundTripMs?.p50.toFixed(2) ?? '-'} ms${result.failed ? `, ${result.failed} failed` : ''}`);

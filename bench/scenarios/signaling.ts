@@ -1,10 +1,10 @@
 // Scenario 3, signaling and HTTP load against Parley running as its own process:
-// - join/leave storms: N WebSocket clients connect, join (channels of `channelSize`), create
-//   their receive transport, all at once; then all leave at once. Joins/s and per-client
+// - join/leave storms: N WebSocket clients connect, join (channels of `channelSize`) with
+//   their receive transport created by the join, as the client does, all at once; then all leave at once. Joins/s and per-client
 //   join latency (from starting to open the WebSocket to the transport reply).
 // - time to first audio: M WebRTC listeners (werift: ICE + DTLS + SRTP) join a channel where a
 //   WebRTC publisher is talking, all at once; time from starting to open the WebSocket to
-//   the first audio packet.
+//   the first audio packet, and each phase of the join on the way (WERIFT_LISTENER_PHASES).
 // - HTTP: keep-alive load on GET /healthz, and tus upload creation + a 16 KiB chunk.
 import { mintAccessToken } from '../../server/auth/accessToken.js';
 import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
@@ -16,7 +16,8 @@ import { type LatencySummary, summarize } from '../metrics/stats.js';
 import { type HttpLoadResult, httpLoad } from '../signaling/HttpLoad.js';
 import { FramePacer } from '../peers/FramePacer.js';
 import { ParleyProcess } from '../signaling/ParleyProcess.js';
-import { listenOnce, WebRtcPublisher } from '../signaling/WebRtcPeers.js';
+import { listenOnce, WebRtcPublisher, WERIFT_LISTENER_PHASES } from '../signaling/WebRtcPeers.js';
+import { type JoinPhaseSummary, summarizeJoinPhases } from '../metrics/joinPhases.js';
 
 export interface SignalingOptions {
 	clients: number;
@@ -70,6 +71,8 @@ export interface SignalingResult {
 		welcomeMs: LatencySummary;
 		joinedMs: LatencySummary;
 		firstAudioMs: LatencySummary;
+		/** Every phase of the listeners' joins (WERIFT_LISTENER_PHASES), in order. */
+		phases: JoinPhaseSummary[];
 		benchCpu: number;
 		serverCpu: number;
 	};
@@ -121,13 +124,15 @@ export async function runSignaling(options: SignalingOptions, log: (line: string
 			clients: o.mediaClients,
 			succeeded: ok.length,
 			errors: [...new Set(errors)],
-			welcomeMs: summarize(ok.map((x) => x.timings.welcomeMs)),
-			joinedMs: summarize(ok.map((x) => x.timings.joinedMs)),
-			firstAudioMs: summarize(ok.map((x) => x.timings.firstAudioMs)),
+			welcomeMs: summarize(ok.map((x) => x.timings.welcome)),
+			joinedMs: summarize(ok.map((x) => x.timings.joined)),
+			firstAudioMs: summarize(ok.map((x) => x.timings.firstRtpIn)),
+			phases: summarizeJoinPhases(WERIFT_LISTENER_PHASES, ok.map((x) => x.timings)),
 			benchCpu: mediaCpu.bench,
 			serverCpu: mediaCpu.processes[0]!,
 		};
 		log(`signaling first audio: ${ok.length}/${o.mediaClients} WebRTC listeners, p50 ${firstAudio.firstAudioMs.p50.toFixed(0)} ms p99 ${firstAudio.firstAudioMs.p99.toFixed(0)} ms`);
+		log(`signaling first audio phases (from connect p50/p99): ${firstAudio.phases.map((p) => `${p.phase} ${p.fromConnectMs.p50.toFixed(0)}/${p.fromConnectMs.p99.toFixed(0)}`).join(', ')}`);
 
 		// HTTP load.
 		const http: SignalingResult['http'] = [];
@@ -200,15 +205,23 @@ async function joinLeaveStorm(server: ParleyProcess, base: string, tokens: strin
 		tokens.map(async (token, i) => {
 			const t0 = performance.now();
 			try {
-				const { client } = await TestSignalingClient.connect(`${base}?token=${token}&v=${PROTOCOL_VERSION}`);
+				// As the client joins: the welcome's router capabilities, one join that creates the
+				// receive transport (a server without them is asked as before).
+				const { client, welcome } = await TestSignalingClient.connect(`${base}?token=${token}&v=${PROTOCOL_VERSION}`);
 				clients.push(client);
-				const caps = await client.request('getRouterRtpCapabilities', {});
-				if (!caps.ok) throw new Error(caps.error.code);
-				const joined = await client.request('join', { channel: `storm-${wave}-${Math.floor(i / channelSize)}`, rtpCapabilities: caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] });
+				let rtpCapabilities = welcome.routerRtpCapabilities;
+				if (!rtpCapabilities) {
+					const caps = await client.request('getRouterRtpCapabilities', {});
+					if (!caps.ok) throw new Error(caps.error.code);
+					rtpCapabilities = caps.data.rtpCapabilities;
+				}
+				const joined = await client.request('join', { channel: `storm-${wave}-${Math.floor(i / channelSize)}`, rtpCapabilities: rtpCapabilities as RequestData<'join'>['rtpCapabilities'], transports: ['recv'] });
 				if (!joined.ok) throw new Error(joined.error.code);
 				joinLatencies.push(performance.now() - t0);
-				const transport = await client.request('createTransport', { direction: 'recv' });
-				if (!transport.ok) throw new Error(transport.error.code);
+				if (!joined.data.transports?.recv) {
+					const transport = await client.request('createTransport', { direction: 'recv' });
+					if (!transport.ok) throw new Error(transport.error.code);
+				}
 				const done = performance.now();
 				fullLatencies.push(done - t0);
 				lastJoined = Math.max(lastJoined, done);

@@ -2,7 +2,7 @@
 // in TypeScript through Parley's real signaling protocol), each on its own signaling
 // connection, plus what the figures need: when each frame left, and when a listener got its
 // welcome, its join reply and its first audio packet.
-import type { RequestData } from '../../protocol/messages.js';
+import type { RequestData, ResponseData } from '../../protocol/messages.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { listenWithWerift, type WeriftListener } from '../../testkit/weriftListener.js';
 import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPublisher.js';
@@ -14,19 +14,35 @@ async function ok<T>(reply: Promise<{ ok: true; data: T } | { ok: false; error: 
 	return r.data;
 }
 
-/** Connects, joins `channel` (with the router's capabilities as its own); notes when the
- * welcome and the join reply arrived (performance.now()). */
-export async function connectAndJoin(url: string, channel: string): Promise<{ client: TestSignalingClient; welcomeAt: number; joinedAt: number }> {
-	const { client } = await TestSignalingClient.connect(url);
-	const welcomeAt = performance.now();
+export interface JoinedClient {
+	client: TestSignalingClient;
+	/** performance.now() when the socket opened, the welcome arrived and the join reply arrived. */
+	wsOpenAt: number;
+	welcomeAt: number;
+	joinedAt: number;
+	/** The transports the join reply carried, by direction. */
+	transports: NonNullable<ResponseData['join']['transports']>;
+	/** Notifications before the join (a listener looks for newConsumer from here). */
+	notificationsBeforeJoin: number;
+}
+
+/** Connects, joins `channel` (with the router's capabilities, from the welcome, as its own)
+ * asking for `transports` in the join; notes when each step was done (performance.now()). */
+export async function connectAndJoin(url: string, channel: string, transports: ('send' | 'recv')[] = []): Promise<JoinedClient> {
+	const client = await TestSignalingClient.open(url);
+	const wsOpenAt = performance.now();
 	try {
-		const caps = await ok(client.request('getRouterRtpCapabilities', {}), 'getRouterRtpCapabilities');
-		await ok(client.request('join', { channel, rtpCapabilities: caps.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] }), 'join');
+		const welcome = await client.waitFor('welcome');
+		const welcomeAt = performance.now();
+		// A server whose welcome carries no capabilities is asked for them.
+		const rtpCapabilities = welcome.routerRtpCapabilities ?? (await ok(client.request('getRouterRtpCapabilities', {}), 'getRouterRtpCapabilities')).rtpCapabilities;
+		const notificationsBeforeJoin = client.notifications.length;
+		const joined = await ok(client.request('join', { channel, rtpCapabilities: rtpCapabilities as RequestData<'join'>['rtpCapabilities'], transports }), 'join');
+		return { client, wsOpenAt, welcomeAt, joinedAt: performance.now(), transports: joined.transports ?? {}, notificationsBeforeJoin };
 	} catch (err) {
 		client.close();
 		throw err;
 	}
-	return { client, welcomeAt, joinedAt: performance.now() };
 }
 
 /**
@@ -52,9 +68,9 @@ export class WebRtcPublisher {
 
 	/** Joins `channel` and publishes; sends nothing until sendNext() is called. */
 	static async start(url: string, channel: string, frames: Uint8Array[]): Promise<WebRtcPublisher> {
-		const { client } = await connectAndJoin(url, channel);
+		const { client, transports } = await connectAndJoin(url, channel, ['send']);
 		try {
-			return new WebRtcPublisher(client, await publishWithWerift(client), frames);
+			return new WebRtcPublisher(client, await publishWithWerift(client, { ...(transports.send && { transport: transports.send }) }), frames);
 		} catch (err) {
 			client.close();
 			throw err;
@@ -90,27 +106,26 @@ export class WebRtcPublisher {
 }
 
 /**
- * A WebRTC listener through signaling: joins, then `media` receives one consumer per expected
- * producer on one BUNDLEd transport (see testkit's listenWithWerift).
+ * A WebRTC listener through signaling: joins (the receive transport created by the join),
+ * then `media` receives one consumer per expected producer on one BUNDLEd transport (see
+ * testkit's listenWithWerift).
  */
 export class WebRtcListener {
 	readonly client: TestSignalingClient;
 	readonly media: WeriftListener;
-	/** performance.now() when the welcome and the join reply arrived. */
-	readonly welcomeAt: number;
-	readonly joinedAt: number;
+	readonly joined: JoinedClient;
 
-	private constructor(joined: { client: TestSignalingClient; welcomeAt: number; joinedAt: number }, media: WeriftListener) {
+	private constructor(joined: JoinedClient, media: WeriftListener) {
 		this.client = joined.client;
-		this.welcomeAt = joined.welcomeAt;
-		this.joinedAt = joined.joinedAt;
+		this.joined = joined;
 		this.media = media;
 	}
 
 	static async join(url: string, channel: string, expectedConsumers: number, timeoutMs = 15_000): Promise<WebRtcListener> {
-		const joined = await connectAndJoin(url, channel);
+		const joined = await connectAndJoin(url, channel, ['recv']);
 		try {
-			return new WebRtcListener(joined, await listenWithWerift(joined.client, expectedConsumers, { timeoutMs }));
+			const media = await listenWithWerift(joined.client, expectedConsumers, { timeoutMs, since: joined.notificationsBeforeJoin, ...(joined.transports.recv && { transport: joined.transports.recv }) });
+			return new WebRtcListener(joined, media);
 		} catch (err) {
 			joined.client.close();
 			throw err;
@@ -123,14 +138,25 @@ export class WebRtcListener {
 	}
 }
 
-export interface ListenerTimings {
-	/** From starting to open the WebSocket, in ms. */
-	welcomeMs: number;
-	joinedMs: number;
-	firstAudioMs: number;
-}
+/** A werift listener's join phases, in the order a join passes them. */
+export const WERIFT_LISTENER_PHASES = [
+	['wsOpen', 'WebSocket open'],
+	['welcome', 'welcome notification'],
+	['joined', 'join reply (with the receive transport)'],
+	['transportCreated', 'receive transport parameters at hand'],
+	['consumerAnnounced', 'newConsumer for the talking producer'],
+	['answerSet', "werift's answer set (ICE checks start)"],
+	['connectReplied', 'connectTransport reply'],
+	['consumeDone', 'resumeConsumer reply'],
+	['iceConnected', 'ICE connected (werift)'],
+	['dtlsConnected', 'DTLS connected (werift)'],
+	['firstRtpIn', 'first RTP packet in (listener)'],
+] as const;
 
-/** A listener that joins a channel with one publisher and waits for the first audio packet. */
+export type ListenerTimings = Record<(typeof WERIFT_LISTENER_PHASES)[number][0], number>;
+
+/** A listener that joins a channel with one publisher and waits for the first audio packet;
+ * its timings are ms from starting to open the WebSocket. */
 export async function listenOnce(url: string, channel: string, timeoutMs = 15_000): Promise<{ timings: ListenerTimings; close: () => Promise<void> }> {
 	const t0 = performance.now();
 	const listener = await WebRtcListener.join(url, channel, 1, timeoutMs);
@@ -142,8 +168,26 @@ export async function listenOnce(url: string, channel: string, timeoutMs = 15_00
 				timer = setTimeout(() => reject(new Error('no audio packet in time')), timeoutMs);
 			}),
 		]);
+		// The first packet needs DTLS: both states are known once it arrived, but their
+		// events may still be on their way through werift; a missing one stays NaN.
+		await listener.media.connected(1000).catch(() => {});
+		const j = listener.joined;
+		const m = listener.media.times;
+		const at = (t: number | undefined) => (t === undefined ? NaN : t - t0);
 		return {
-			timings: { welcomeMs: listener.welcomeAt - t0, joinedMs: listener.joinedAt - t0, firstAudioMs: firstAudioAt - t0 },
+			timings: {
+				wsOpen: at(j.wsOpenAt),
+				welcome: at(j.welcomeAt),
+				joined: at(j.joinedAt),
+				transportCreated: at(m.transportAt),
+				consumerAnnounced: at(m.consumersAt),
+				answerSet: at(m.answerAt),
+				connectReplied: at(m.connectRepliedAt),
+				consumeDone: at(m.resumedAt),
+				iceConnected: at(m.iceConnectedAt),
+				dtlsConnected: at(m.dtlsConnectedAt),
+				firstRtpIn: at(firstAudioAt),
+			},
 			close: () => listener.close(),
 		};
 	} catch (err) {

@@ -15,7 +15,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { inSpan, SpanKind } from '../telemetry/tracing.js';
 import { tokenPolicy, type TokenPolicy } from '../auth/accessToken.js';
 import { authenticate, WEBSOCKET_TOKEN } from '../auth/httpAuth.js';
-import { CLOSE_CODES, PROTOCOL_VERSION, SIGNALING_SUBPROTOCOL, type Method } from '../../protocol/messages.js';
+import { CLOSE_CODES, PROTOCOL_VERSION, SIGNALING_SUBPROTOCOL, type Method, type Notifications } from '../../protocol/messages.js';
 import { protocolError, type ErrorCode, type ProtocolError } from '../../protocol/errors.js';
 import type { VoiceMessageInfo } from '../../protocol/schemas.js';
 import { RequestError } from '../../protocol/RequestError.js';
@@ -263,6 +263,8 @@ export class SignalingServer {
 			grants: claims.grants,
 			channels: claims.channels,
 			limits: { maxMessageBytes: s.maxMessageBytes, ...this.#pacing() },
+			// mediasoup and mediasoup-client type the same JSON differently.
+			routerRtpCapabilities: this.#context.routerRtpCapabilities as unknown as Notifications['welcome']['routerRtpCapabilities'],
 		});
 		for (const frame of data.early.splice(0)) session.onMessage(frame.text, frame.byteLength);
 	}

@@ -59,6 +59,17 @@ function requireGrant(session: SignalingSession, grant: 'canPublish' | 'canSubsc
 	if (!session.claims.grants[grant]) throw new RequestError('E_FORBIDDEN', `The access token does not grant ${grant}.`);
 }
 
+async function createTransportInfo(session: SignalingSession, peer: Peer, channel: Channel, direction: 'send' | 'recv', ctx: HandlerContext): Promise<TransportInfo> {
+	const transport = await channel.createTransport(peer, direction, ctx.pool.webRtcServerFor(channel.router));
+	return {
+		transportId: transport.id,
+		iceParameters: transport.iceParameters,
+		iceCandidates: transport.iceCandidates as TransportInfo['iceCandidates'],
+		dtlsParameters: transport.dtlsParameters as TransportInfo['dtlsParameters'],
+		iceServers: ctx.turn?.iceServers(session.claims.userId) ?? [],
+	};
+}
+
 export const requestHandlers: { [M in Method]: Handler<M> } = {
 	async getRouterRtpCapabilities(_session, _data, ctx) {
 		// mediasoup and mediasoup-client type the same JSON differently.
@@ -70,6 +81,9 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		if (!channelAllowed(session.claims.channels, data.channel)) {
 			throw new RequestError('E_FORBIDDEN', `The access token does not allow channel "${data.channel}".`);
 		}
+		// Before joining: a refused transport must not leave a half-done join behind.
+		const directions = data.transports ?? [];
+		for (const direction of directions) requireGrant(session, direction === 'send' ? 'canPublish' : 'canSubscribe');
 		const placed = (await ctx.placement?.place(data.channel)) ?? { kind: 'local' };
 		if (placed.kind === 'redirect') {
 			throw new RequestError('E_REDIRECT', `Channel "${data.channel}" is served by node ${placed.nodeId}; join it there.`, { redirect: { nodeId: placed.nodeId, url: placed.url } });
@@ -90,21 +104,28 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		session.peer = peer;
 		session.channel = channel;
 		session.log.info({ channel: channel.name, peerId: peer.id, replaced: replaced?.id }, 'peer joined');
-		return { peerId: peer.id, channel: channel.name, peers: others };
+		if (directions.length === 0) return { peerId: peer.id, channel: channel.name, peers: others };
+		// Both at once (the worker creates them concurrently), and the recv transport's
+		// consumers of producers already here start on their way before the client answers.
+		try {
+			const created = await Promise.all(directions.map(async (direction) => [direction, await createTransportInfo(session, peer, channel, direction, ctx)] as const));
+			return { peerId: peer.id, channel: channel.name, peers: others, transports: Object.fromEntries(created) };
+		} catch (err) {
+			// All or nothing: the client retries the join as a whole.
+			channel.removePeer(peer);
+			if (session.peer === peer) {
+				session.peer = undefined;
+				session.channel = undefined;
+			}
+			session.log.info({ channel: channel.name, peerId: peer.id }, 'join undone: its transports could not be created');
+			throw err;
+		}
 	},
 
 	async createTransport(session, data, ctx) {
 		const { peer, channel } = joined(session);
 		requireGrant(session, data.direction === 'send' ? 'canPublish' : 'canSubscribe');
-		const transport = await channel.createTransport(peer, data.direction, ctx.pool.webRtcServerFor(channel.router));
-		const info: TransportInfo = {
-			transportId: transport.id,
-			iceParameters: transport.iceParameters,
-			iceCandidates: transport.iceCandidates as TransportInfo['iceCandidates'],
-			dtlsParameters: transport.dtlsParameters as TransportInfo['dtlsParameters'],
-			iceServers: ctx.turn?.iceServers(session.claims.userId) ?? [],
-		};
-		return info;
+		return createTransportInfo(session, peer, channel, data.direction, ctx);
 	},
 
 	async connectTransport(session, data) {

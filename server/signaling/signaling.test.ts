@@ -228,6 +228,32 @@ describe('signaling protocol', () => {
 		expect(errorCode(await client.request('join', { channel: 'room', rtpCapabilities }))).toBe('E_ALREADY_JOINED');
 	});
 
+	it('welcomes with the router capabilities and joins with both transports in one request', async () => {
+		const { client, welcome } = await connect();
+		const caps = await client.request('getRouterRtpCapabilities', {});
+		if (!caps.ok) throw new Error('no caps');
+		expect(welcome.routerRtpCapabilities).toEqual(caps.data.rtpCapabilities);
+		const join = await client.request('join', { channel: 'room', rtpCapabilities: welcome.routerRtpCapabilities as RequestData<'join'>['rtpCapabilities'], transports: ['recv', 'send'] });
+		if (!join.ok) throw new Error(`join failed: ${join.error.code}`);
+		const { send, recv } = join.data.transports ?? {};
+		expect(send?.iceCandidates.length).toBeGreaterThan(0);
+		expect(recv?.dtlsParameters.fingerprints.length).toBeGreaterThan(0);
+		expect(send!.transportId).not.toBe(recv!.transportId);
+		// They are the peer's: usable as if createTransport had made them, and counted against its limits.
+		expect(errorCode(await client.request('getTransportStats', { transportId: send!.transportId }))).toBe('OK');
+		expect(errorCode(await client.request('createTransport', { direction: 'recv' }))).toBe('E_INVALID_STATE');
+		expect(errorCode(await client.request('produce', { transportId: send!.transportId, kind: 'audio', rtpParameters: OPUS_RTP }))).toBe('OK');
+	});
+
+	it('refuses a join whose transports the token does not grant, leaving the client outside', async () => {
+		const { client, welcome } = await connect({ grants: { canPublish: false, canSubscribe: true } });
+		const rtpCapabilities = welcome.routerRtpCapabilities as RequestData<'join'>['rtpCapabilities'];
+		expect(errorCode(await client.request('join', { channel: 'room', rtpCapabilities, transports: ['recv', 'send'] }))).toBe('E_FORBIDDEN');
+		expect(errorCode(await client.request('createTransport', { direction: 'recv' }))).toBe('E_NOT_JOINED');
+		expect(errorCode(await client.request('join', { channel: 'room', rtpCapabilities, transports: ['recv', 'recv'] }))).toBe('E_BAD_REQUEST');
+		expect(errorCode(await client.request('join', { channel: 'room', rtpCapabilities, transports: ['recv'] }))).toBe('OK');
+	});
+
 	it('refuses publishing without canPublish, and non-Opus media', async () => {
 		const listener = await joined('room', { grants: { canPublish: false, canSubscribe: true } });
 		expect(errorCode(await listener.client.request('createTransport', { direction: 'send' }))).toBe('E_FORBIDDEN');

@@ -51,6 +51,12 @@ export interface CallResult {
 	frequencyHz: number | null;
 	listener: PathInfo[];
 	speaker: PathInfo[];
+	/**
+	 * The join's steps in ms from the speaker's socket being created (both pages' clocks made
+	 * one through performance.timeOrigin): the speaker's client.joinTimings as they are, the
+	 * listener's prefixed `listener.`, and `firstRtpIn` (the listener's first packet).
+	 */
+	phases: Record<string, number>;
 }
 
 export interface ReachabilityLabOptions {
@@ -211,7 +217,13 @@ export class ReachabilityLab {
 				let timer: NodeJS.Timeout | undefined;
 				const firstAt = await Promise.race([firstPacket, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${path}: no audio at the listener within ${timeoutMs} ms`)), timeoutMs)))]).finally(() => clearTimeout(timer));
 				const frequencyHz = listen ? await hearFirstRemoteStream(listener, 20) : null;
-				return { path, joinMs: firstAt - startedAt, frequencyHz, listener: await this.paths(listener), speaker: await this.paths(speaker) };
+				const timingsOf = (page: Page) => page.evaluate('({ origin: performance.timeOrigin, timings: window.client.joinTimings })') as Promise<{ origin: number; timings: Record<string, number> }>;
+				const [own, other] = await Promise.all([timingsOf(speaker), timingsOf(listener)]);
+				const zero = own.origin + (own.timings.socketCreated ?? 0);
+				const phases: Record<string, number> = { firstRtpIn: firstAt - zero };
+				for (const [step, t] of Object.entries(own.timings)) phases[step] = own.origin + t - zero;
+				for (const [step, t] of Object.entries(other.timings)) phases[`listener.${step}`] = other.origin + t - zero;
+				return { path, joinMs: firstAt - startedAt, frequencyHz, listener: await this.paths(listener), speaker: await this.paths(speaker), phases };
 			} finally {
 				await speaker.close();
 			}
