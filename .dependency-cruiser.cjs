@@ -9,7 +9,8 @@ const LAYERS = [
 	['server/ParleyServer\\.ts$'],
 	['server/Teardown\\.ts$'],
 	['server/metrics/'],
-	['server/signaling/'],
+	// The two endpoints: the browsers' signaling and the backends' gRPC API.
+	['server/signaling/', 'server/api/'],
 	['server/cluster/', 'server/voice/'],
 	['server/channels/', 'server/auth/', 'server/ratelimit/'],
 	['server/media/', 'server/redis/', 'server/http/'],
