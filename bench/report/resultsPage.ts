@@ -8,6 +8,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CAPACITY_DEFAULTS } from '../scenarios/capacity.js';
 import type { BenchRun } from './BenchRun.js';
+import { timelineStep } from './capacityReport.js';
 import { renderReport } from './report.js';
 
 export const RESULTS_PAGE = 'bench/RESULTS.md';
@@ -19,24 +20,35 @@ const REGENERATE = `npx tsx bench/run.ts --from ${RESULTS_ASSETS}/${JSON_NAME} -
  * they would make the committed JSON large. */
 const MAX_KEPT_ARRAY = 1000;
 
-/** The run without per-packet sample arrays (what is committed beside the page). */
+/** The run without per-packet sample arrays, numbers to four decimals (what is committed beside the page). */
 export function compactRun(run: BenchRun): BenchRun {
 	const strip = (v: unknown): unknown => {
 		if (Array.isArray(v)) return v.length > MAX_KEPT_ARRAY && v.every((x) => typeof x === 'number') ? [] : v.map(strip);
 		if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, strip(x)]));
+		// Four decimals are more than any figure on the page shows (latency in ms: 0.1 us).
+		if (typeof v === 'number' && !Number.isInteger(v) && Number.isFinite(v)) return Math.round(v * 1e4) / 1e4;
 		return v;
 	};
-	return strip(run) as BenchRun;
+	const compact = strip(run) as BenchRun;
+	// 100 ms slices are kept for the steps the timeline charts show (Parley's worst step and its raw twin) only.
+	for (const cap of compact.capacity ?? []) {
+		const shown = timelineStep(cap);
+		for (const step of cap.steps) if (!shown || step.consumers !== shown.consumers) step.timeline = [];
+	}
+	return compact;
 }
 
-/** Why the page's figures may not be final: a smoke run, or a run with fewer scenarios or
- * capacity steps than the full bench. */
+/** Why the page's figures may not be final: a smoke run, a run with fewer scenarios or
+ * capacity steps than the full bench, or one that shared the machine with other work. */
 export function shortRunNote(run: BenchRun): string | null {
 	if (run.smoke) return 'This page comes from a smoke run (a few seconds per scenario): it shows what the bench reports, not real figures.';
 	const missing = (['loss', 'capacity', 'signaling', 'storage', 'metadata', 'join', 'recording'] as const).filter((k) => run[k] === undefined);
 	const shortRamps = (run.capacity ?? []).filter((c) => c.options.steps.length < CAPACITY_DEFAULTS.steps.length || c.options.windowMs < CAPACITY_DEFAULTS.windowMs);
-	if (missing.length === 0 && shortRamps.length === 0) return null;
+	const busiest = Math.max(0, ...(run.capacity ?? []).flatMap((c) => c.steps.map((st) => st.otherCpu)));
+	const busy = busiest > Math.min(...(run.capacity ?? []).map((c) => c.options.maxOtherCpu), Infinity);
+	if (missing.length === 0 && shortRamps.length === 0 && !busy) return null;
 	const parts: string[] = [];
+	if (busy) parts.push(`the machine was shared: other processes used up to ${busiest.toFixed(2)} cores during capacity steps (*other CPU*; steps that failed that way are marked inconclusive)`);
 	if (missing.length) parts.push(`scenarios not in this run: ${missing.join(', ')}`);
 	if (shortRamps.length) parts.push(`capacity ramps cut short (steps ${[...new Set(shortRamps.map((c) => c.options.steps.join(', ')))].join('; ')} instead of ${CAPACITY_DEFAULTS.steps.join(', ')}), so no knee is found`);
 	return `**This is a short run** (${parts.join('; ')}). The page will be regenerated from a full run on a quiet machine; until then, read the figures as Parley against raw mediasoup in the same run, not as capacity.`;
@@ -47,7 +59,8 @@ export function renderResultsPage(run: BenchRun): Map<string, string> {
 	const { files, charts } = renderReport(run, `${path.basename(RESULTS_ASSETS)}/`);
 	const out = new Map<string, string>();
 	for (const name of Object.values(charts)) out.set(`${RESULTS_ASSETS}/${name}`, files.get(name)!);
-	out.set(`${RESULTS_ASSETS}/${JSON_NAME}`, `${JSON.stringify(run, null, 1)}\n`);
+	// One line: the file is regenerated whole, never edited, and stays small.
+	out.set(`${RESULTS_ASSETS}/${JSON_NAME}`, `${JSON.stringify(run)}\n`);
 	const report = files.get('report.md')!;
 	// The report's own title line gives way to the page's.
 	const body = report.slice(report.indexOf('\n') + 1).trimStart();
