@@ -21,7 +21,22 @@ const SERIAL_FILES = [
 	'test/reliability/httpLimits.test.ts',
 ];
 
+/**
+ * Unit and system files at a time, in one group (the serial files after it, alone). Both kinds
+ * spend most of their time waiting on what they started (Redis, Swift, SQL servers, ffmpeg,
+ * workers, server processes, a lease or a node TTL to run out), each on free ports: two unit
+ * files at a time kept the 2 cores about 40% busy (CPU time over wall time, 158 s wall), and
+ * each group ended on its last long file while the next waited. Three side by side, with no
+ * barrier between the two kinds, keep the cores busier; the files whose figures a neighbour's
+ * CPU changes are in SERIAL_FILES. PARLEY_TEST_FILES overrides it (1 runs every file alone).
+ */
+const PARALLEL_FILES = Number(process.env.PARLEY_TEST_FILES ?? 3);
+
 export default defineConfig({
+	// PARLEY_VITEST_CACHE_DIR (.ci/run sets it under ~/.cache/parley) keeps vitest's per-file
+	// durations between CI's clean clones, so each group starts its longest files first instead
+	// of its largest, and does not end on one long file alone.
+	...(process.env.PARLEY_VITEST_CACHE_DIR && { cacheDir: process.env.PARLEY_VITEST_CACHE_DIR }),
 	test: {
 		pool: 'forks',
 		testTimeout: 30_000,
@@ -33,10 +48,9 @@ export default defineConfig({
 					// `npm run test:unit`: one module or class at a time (real mediasoup workers,
 					// ffmpeg and Redis where the module uses them), seconds per file.
 					name: 'unit',
-					// Two unit files at a time (these machines have 2 cores): each waits on its
-					// own services (Redis, Swift, SQL, ffmpeg, a worker) much of the time, on free
-					// ports, so two side by side take about half as long and measure nothing.
-					maxWorkers: 2,
+					// Unit and system files run side by side, PARALLEL_FILES at a time (one group:
+					// vitest needs the same maxWorkers for both).
+					maxWorkers: PARALLEL_FILES,
 					sequence: { groupOrder: 0 },
 					// Unit files share one worker process instead of a fresh one each: about 1.3 s of
 					// start-up per file (28 s over the project). Each file closes what it opened
@@ -54,8 +68,8 @@ export default defineConfig({
 					// declared dead, a service to come back), each on its own free ports, and their
 					// deadlines are generous next to what they measure.
 					name: 'system',
-					maxWorkers: 2,
-					sequence: { groupOrder: 1 },
+					maxWorkers: PARALLEL_FILES,
+					sequence: { groupOrder: 0 },
 					include: SYSTEM_FILES,
 					exclude: ['**/node_modules/**', ...SERIAL_FILES],
 				},
@@ -67,7 +81,7 @@ export default defineConfig({
 					// 2 cores and nothing competes for the CPU a figure measures.
 					name: 'serial',
 					fileParallelism: false,
-					sequence: { groupOrder: 2 },
+					sequence: { groupOrder: 1 },
 					include: SERIAL_FILES,
 					exclude: ['**/node_modules/**'],
 				},
