@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netAdminUnavailable } from '../testkit/netns.js';
 import type { BenchRun } from './report/BenchRun.js';
+import { CHROMIUM_JOIN_PHASES } from './scenarios/joinTime.js';
 import { runBench } from './runBench.js';
 
 const unavailable = netAdminUnavailable();
@@ -39,5 +40,20 @@ describe.skipIf(unavailable !== null)('bench smoke run (join time)', () => {
 		expect(j.paths[3]!.selectedPair).toBe('relay/udp (relay over tcp)');
 		const md = readFileSync(path.join(outDir, 'report.md'), 'utf8');
 		expect(md).toContain('## Join time: direct UDP, ICE-TCP, TURN relay');
+		expect(md).toContain('Join phases, direct-udp');
+	});
+
+	it("breaks each path's joins into phases, every one reached and in the order a join passes them", () => {
+		for (const p of run.join!.paths) {
+			expect(p.phases.map((x) => x.phase)).toEqual(CHROMIUM_JOIN_PHASES.map(([name]) => name));
+			for (const x of p.phases) expect(x.count, `${p.path} ${x.phase}`).toBe(p.joins);
+			const p50 = (name: string) => p.phases.find((x) => x.phase === name)!.fromConnectMs.p50;
+			const speaker = ['socketCreated', 'wsOpen', 'welcome', 'deviceLoaded', 'joinReplied', 'transportsCreated', 'produced'];
+			for (let i = 1; i < speaker.length; i++) expect(p50(speaker[i]!), `${p.path} ${speaker[i]}`).toBeGreaterThanOrEqual(p50(speaker[i - 1]!));
+			// ICE and DTLS run beside the produce round trip: after the transports, in either order with it.
+			expect(p50('sendConnected')).toBeGreaterThanOrEqual(p50('transportsCreated'));
+			expect(p50('listener.firstTrack')).toBeGreaterThanOrEqual(p50('produced'));
+			expect(p50('firstRtpIn')).toBeGreaterThanOrEqual(p50('listener.firstTrack'));
+		}
 	});
 });
