@@ -410,6 +410,11 @@ export const configSchema = z.strictObject({
 				description: 'How long a node holds the outbox events it is publishing; a node that dies holding them leaves them to the others after this.',
 				unit: 'ms',
 			}),
+			eventRetentionS: option(z.number().int().min(60).max(90 * 86_400).default(86_400), {
+				description:
+					'How long voice-message events stay in the outbox once delivered to every target: the event log that status subscriptions (the backend API\'s SubscribeStatus) read and resume from. A subscriber resuming from an older event gets OUT_OF_RANGE. With the Redis store the log is the stream, bounded by cluster.eventStreamMaxLen instead.',
+				unit: 's',
+			}),
 		})
 		.prefault({}),
 

@@ -46,6 +46,7 @@ import { lifecycleEvent } from '../server/voice/voiceEvents.js';
 import { formatDestination, type VoiceMessage } from '../server/voice/voiceMessage.js';
 import { connectSql, isDuplicateKey, isSqlUnavailable, sqlDialectOf } from '../server/voice/store/sql/connect.js';
 import { migrateToLatest } from '../server/voice/store/sql/migrations.js';
+import { lockEventLog } from '../server/voice/store/SqlVoiceMessageStore.js';
 import type { MetadataDatabase } from '../server/voice/store/sql/schema.js';
 import type { Kysely } from 'kysely';
 
@@ -267,6 +268,8 @@ async function insertIfAbsent(db: Db, m: VoiceMessage, sequence: number, emit: {
 			// The created event is a new one: numbered after the events the message had.
 			const event = { ...lifecycleEvent(undefined, m, emit.nodeId, sequence + 1)!, at: Date.now() };
 			await trx.insertInto('voice_messages').values(rowOf(m, event.sequence)).execute();
+			// In the event log's order, as the store writes its rows (status subscriptions read it).
+			await lockEventLog(trx);
 			await trx
 				.insertInto('voice_outbox')
 				.values({ event_id: event.eventId, voice_message_id: m.id, sequence: event.sequence, event: JSON.stringify(event), created_at: event.at })

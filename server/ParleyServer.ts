@@ -42,6 +42,7 @@ import { VoiceRecovery } from './voice/VoiceRecovery.js';
 import { Teardown } from './Teardown.js';
 import { type VoiceMessageStore } from './voice/store/VoiceMessageStore.js';
 import { SqlVoiceMessageStore } from './voice/store/SqlVoiceMessageStore.js';
+import { VoiceStatusFeed } from './voice/VoiceStatusFeed.js';
 import { VoiceMessageService } from './voice/VoiceMessageService.js';
 import { TusUploadServer } from './voice/upload/TusUploadServer.js';
 import { S3UploadStore } from './voice/upload/S3UploadStore.js';
@@ -95,6 +96,8 @@ export class ParleyServer {
 	readonly voiceStore: VoiceMessageStore;
 	/** The SQL metadata store and its outbox (metadata.url, or SQLite alone); undefined with the Redis store. */
 	readonly metadata: SqlVoiceMessageStore | undefined;
+	/** Status subscriptions over the durable event log (the backend API's SubscribeStatus). */
+	readonly voiceStatusFeed: VoiceStatusFeed;
 	readonly voice: VoiceMessageService;
 	readonly uploads: TusUploadServer;
 	/** Where voice-message files live (storage.backend): the directory, or the bucket. */
@@ -193,8 +196,20 @@ export class ParleyServer {
 				...(metrics && { onWebhookOutcome: (outcome) => metrics.webhookDeliveries.inc({ outcome }) }),
 			});
 		const relay = this.#outboxRelay;
-		// A commit of this node wakes its relay at once (others' commits are found by polling).
-		metadata.events.listener = relay ? () => relay.wake() : onEvent;
+		// The Redis store appends to the stream in the script that commits (no relay); it is also
+		// that store's event log.
+		const eventStream = metadata.store ? undefined : new VoiceEventStream(redis!, { maxLen: config.cluster.eventStreamMaxLen });
+		// Status subscriptions (backend API) read the durable event log: the outbox, or the stream.
+		const statusFeed = new VoiceStatusFeed({ log: metadata.store ?? eventStream!, pollMs: config.metadata.outboxPollMs, logger: log.child({ component: 'voice-status' }) });
+		this.voiceStatusFeed = statusFeed;
+		// A commit of this node wakes its relay and its subscribers at once (others' commits are
+		// found by polling).
+		metadata.events.listener = relay
+			? () => {
+					relay.wake();
+					statusFeed.notify();
+				}
+			: onEvent;
 		if (relay) {
 			relay.start();
 			// Closed after everything pushed later (uploads, HTTP, transcoder, recovery: what
@@ -202,7 +217,15 @@ export class ParleyServer {
 			teardown.push('outbox relay', (deadline) => relay.close(deadline));
 		}
 		this.voiceStore =
-			metadata.store ?? new RedisVoiceMessageStore(redis!, { nodeId: this.nodeId, onEvent, events: new VoiceEventStream(redis!, { maxLen: config.cluster.eventStreamMaxLen }) });
+			metadata.store ??
+			new RedisVoiceMessageStore(redis!, {
+				nodeId: this.nodeId,
+				onEvent: (event) => {
+					onEvent?.(event);
+					statusFeed.notify();
+				},
+				events: eventStream!,
+			});
 		this.#voiceNotifier = new VoiceMessageNotifier((info, reason) => this.signaling.deliverVoiceMessage(info, reason), log.child({ component: 'voice' }));
 		const storage = createVoiceStorage(config.storage, log.child({ component: 'storage' }));
 		this.storage = storage;
@@ -217,6 +240,8 @@ export class ParleyServer {
 		teardown.push('transcoder', () => this.transcoder.close());
 		// Closed after what serves requests through it (uploads), before the transcoder.
 		teardown.push('http', () => http.close());
+		// Ends status subscriptions before the servers that carry them close.
+		teardown.push('voice status feed', async () => statusFeed.close());
 		// Failed disk and metadata operations of voice messages are counted
 		// (parley_storage_failures_total).
 		if (metrics) this.voiceStore = instrumentVoiceMessageStore(this.voiceStore, metrics);

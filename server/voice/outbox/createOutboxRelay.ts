@@ -42,6 +42,8 @@ export function createOutboxRelay(config: Pick<ParleyConfig, 'metadata' | 'voice
 		nodeId: deps.nodeId,
 		pollMs,
 		leaseMs,
+		// Done entries are the status subscriptions' event log: kept for its retention.
+		keepDoneMs: config.metadata.eventRetentionS * 1000,
 		sinks: { ...(stream && { stream }), ...(webhook && { webhook }) },
 		log: deps.log,
 	});

@@ -193,6 +193,17 @@ export class RedisVoiceMessageStore implements VoiceMessageStore {
 		return pageOf(all, limit);
 	}
 
+	/** From the owner's id set (kept for the quotas), sorted here: an owner's messages are
+	 * bounded by voice.maxStoredMessagesPerUser, so this reads at most that many records. */
+	async listByOwner(ownerId: string, { limit, before }: ListOptions): Promise<VoiceMessagePage> {
+		const cursor = pageCursor(before);
+		const newestFirst = (await this.#messagesIn(ownerKey(ownerId)))
+			.filter((m) => m.ownerId === ownerId)
+			.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+		const older = cursor ? newestFirst.filter((m) => m.createdAt < cursor.createdAt || (m.createdAt === cursor.createdAt && m.id < cursor.id)) : newestFirst;
+		return pageOf(older.slice(0, limit + 1), limit);
+	}
+
 	async listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]> {
 		// The set and the hash change together, but a change may land between the two reads.
 		return (await this.#messagesIn(statusKey(status))).filter((m) => m.status === status);

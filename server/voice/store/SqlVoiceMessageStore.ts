@@ -32,7 +32,7 @@
 // VoiceStoreUnavailableError (503 E_STORAGE_UNAVAILABLE); SQLite's own errors keep their
 // SQLITE_* codes, which storageFailure() already classifies.
 import { randomBytes } from 'node:crypto';
-import { sql, type Kysely, type Transaction, type Updateable } from 'kysely';
+import { sql, type Kysely, type SelectQueryBuilder, type Transaction, type Updateable } from 'kysely';
 import { lifecycleEvent, type VoiceMessageEvent } from '../voiceEvents.js';
 import { formatDestination, type Destination, type VoiceMessage } from '../voiceMessage.js';
 import { VOICE_MESSAGE_ID_PATTERN } from '../../../protocol/patterns.js';
@@ -52,6 +52,15 @@ import {
 	type VoiceMessageStoreOptions,
 } from './VoiceMessageStore.js';
 import { OUTBOX_TARGETS, type OutboxEntry, type OutboxTarget, type VoiceOutbox } from './VoiceOutbox.js';
+import {
+	EventLogOutOfRangeError,
+	InvalidEventPositionError,
+	matchesFilter,
+	type LoggedVoiceEvent,
+	type VoiceEventBatch,
+	type VoiceEventFilter,
+	type VoiceEventLog,
+} from './VoiceEventLog.js';
 import { connectSql, isDuplicateKey, isSqlUnavailable, type SqlConnectOptions } from './sql/connect.js';
 import { migrateToLatest } from './sql/migrations.js';
 import type { MetadataDatabase, SqlDialectName, VoiceOutboxTable } from './sql/schema.js';
@@ -62,6 +71,7 @@ const MAX_CAS_ATTEMPTS = 50;
 export interface SqlVoiceMessageStoreOptions extends VoiceMessageStoreOptions, SqlConnectOptions {}
 
 type Db = Kysely<MetadataDatabase>;
+type PageQuery = SelectQueryBuilder<MetadataDatabase, 'voice_messages', { record: string }>;
 
 function columnsOf(target: OutboxTarget) {
 	return {
@@ -73,7 +83,7 @@ function columnsOf(target: OutboxTarget) {
 	} as const;
 }
 
-export class SqlVoiceMessageStore implements VoiceMessageStore, VoiceOutbox {
+export class SqlVoiceMessageStore implements VoiceMessageStore, VoiceOutbox, VoiceEventLog {
 	readonly dialect: SqlDialectName;
 	/** The URL without its password, for logs. */
 	readonly url: string;
@@ -179,17 +189,24 @@ export class SqlVoiceMessageStore implements VoiceMessageStore, VoiceOutbox {
 		const cursor = pageCursor(before);
 		const rows = await this.#reach(() => {
 			let q = this.#db.selectFrom('voice_messages').select('record').where('destination', '=', formatDestination(destination));
-			if (cursor) {
-				const { createdAt, id } = cursor;
-				q =
-					this.dialect === 'postgres'
-						? q.where(sql<boolean>`(created_at, id) < (${createdAt}, ${id})`)
-						: q.where('created_at', '<=', createdAt).where((eb) => eb.or([eb('created_at', '<', createdAt), eb('id', '<', id)]));
-			}
+			if (cursor) q = this.#olderThan(q, cursor);
 			return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
 		});
 		const all = rows.map((r) => JSON.parse(r.record) as VoiceMessage);
 		return pageOf(all, limit);
+	}
+
+	async listByOwner(ownerId: string, { limit, before }: ListOptions): Promise<VoiceMessagePage> {
+		const cursor = pageCursor(before);
+		const rows = await this.#reach(() => {
+			let q = this.#db.selectFrom('voice_messages').select('record').where('owner_id', '=', ownerId);
+			if (cursor) q = this.#olderThan(q, cursor);
+			return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+		});
+		return pageOf(
+			rows.map((r) => JSON.parse(r.record) as VoiceMessage),
+			limit,
+		);
 	}
 
 	async listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]> {
@@ -328,12 +345,27 @@ export class SqlVoiceMessageStore implements VoiceMessageStore, VoiceOutbox {
 	}
 
 	async prune(before: number): Promise<number> {
-		const result = await this.#reach(() => {
-			let q = this.#db.deleteFrom('voice_outbox').where('created_at', '<', before);
-			for (const target of OUTBOX_TARGETS) q = q.where(columnsOf(target).doneAt, 'is not', null);
-			return q.executeTakeFirst();
-		});
-		return Number(result.numDeletedRows);
+		return this.#reach(() =>
+			this.#db.transaction().execute(async (trx) => {
+				// Done on every target and older than `before`: the same condition for the select and the delete.
+				const doneBefore = sql<boolean>`created_at < ${before}${sql.join(
+					OUTBOX_TARGETS.map((target) => sql` and ${sql.ref(columnsOf(target).doneAt)} is not null`),
+					sql``,
+				)}`;
+				const top = await trx.selectFrom('voice_outbox').select((eb) => eb.fn.max('position').as('top')).where(doneBefore).executeTakeFirst();
+				if (top?.top === null || top?.top === undefined) return 0;
+				const through = Number(top.top);
+				// The mark first: it takes the log row's lock, so no append interleaves.
+				await trx
+					.updateTable('voice_event_log')
+					.set({ pruned_through: through })
+					.where('id', '=', 1)
+					.where('pruned_through', '<', through)
+					.execute();
+				const result = await trx.deleteFrom('voice_outbox').where('position', '<=', through).where(doneBefore).executeTakeFirst();
+				return Number(result.numDeletedRows);
+			}),
+		);
 	}
 
 	/** The entries of one message, oldest first (tests, the import's checks). */
@@ -344,9 +376,64 @@ export class SqlVoiceMessageStore implements VoiceMessageStore, VoiceOutbox {
 		return rows.map((r) => ({ position: Number(r.position), sequence: Number(r.sequence), event: JSON.parse(r.event) as VoiceMessageEvent }));
 	}
 
+	// --- VoiceEventLog ---
+
+	async readEvents(after: string, filter: VoiceEventFilter, scanLimit: number): Promise<VoiceEventBatch> {
+		const from = parsePosition(after);
+		// Rows first, then the prune mark: a prune that removed rows after `from` before this read
+		// raised the mark in the same transaction, so it is seen here.
+		const rows = await this.#reach(() =>
+			this.#db.selectFrom('voice_outbox').select(['position', 'event']).where('position', '>', from).orderBy('position').limit(scanLimit).execute(),
+		);
+		const log = await this.#logRow();
+		if (from < log.pruned_through) {
+			throw new EventLogOutOfRangeError(`events after ${from} are no longer kept (kept from ${log.pruned_through}: metadata.eventRetentionS)`, String(log.pruned_through));
+		}
+		if (rows.length === 0) {
+			const head = await this.#headPosition(log.pruned_through);
+			if (from > head) throw new InvalidEventPositionError(`event ${from} is ahead of the log (newest ${head})`);
+			return { events: [], readThrough: String(from) };
+		}
+		const events: LoggedVoiceEvent[] = [];
+		for (const r of rows) {
+			const event = JSON.parse(r.event) as VoiceMessageEvent;
+			if (matchesFilter(event, filter)) events.push({ position: String(r.position), event });
+		}
+		return { events, readThrough: String(rows.at(-1)!.position) };
+	}
+
+	async headPosition(): Promise<string> {
+		return String(await this.#headPosition((await this.#logRow()).pruned_through));
+	}
+
+	async #headPosition(prunedThrough: number): Promise<number> {
+		const row = await this.#reach(() => this.#db.selectFrom('voice_outbox').select((eb) => eb.fn.max('position').as('head')).executeTakeFirst());
+		return Math.max(Number(row?.head ?? 0), prunedThrough);
+	}
+
+	async #logRow(): Promise<{ pruned_through: number }> {
+		const row = await this.#reach(() => this.#db.selectFrom('voice_event_log').select('pruned_through').where('id', '=', 1).executeTakeFirstOrThrow());
+		return { pruned_through: Number(row.pruned_through) };
+	}
+
 	// --- internals ---
 
+	/** Rows strictly older than the cursor in (created_at, id) order. PostgreSQL turns its
+	 * row-value comparison into an index range; the others get the equivalent whose first term
+	 * bounds the range of the page index. */
+	#olderThan(q: PageQuery, cursor: { createdAt: number; id: string }): PageQuery {
+		const { createdAt, id } = cursor;
+		return this.dialect === 'postgres'
+			? q.where(sql<boolean>`(created_at, id) < (${createdAt}, ${id})`)
+			: q.where('created_at', '<=', createdAt).where((eb) => eb.or([eb('created_at', '<', createdAt), eb('id', '<', id)]));
+	}
+
 	async #appendEvent(trx: Transaction<MetadataDatabase>, event: VoiceMessageEvent): Promise<void> {
+		// The log row's lock, held until this transaction ends, makes event-writing transactions
+		// take their positions one after the other and commit in that order: without it a
+		// position handed out earlier could commit later, and a subscriber already past it would
+		// never see it. SQLite's single writer orders them anyway; this row costs it nothing.
+		await lockEventLog(trx);
 		await trx
 			.insertInto('voice_outbox')
 			.values({ event_id: event.eventId, voice_message_id: event.voiceMessageId, sequence: event.sequence, event: JSON.stringify(event), created_at: event.at })
@@ -373,6 +460,21 @@ export class SqlVoiceMessageStore implements VoiceMessageStore, VoiceOutbox {
 			throw err;
 		}
 	}
+}
+
+/**
+ * Takes the event log row's lock for the rest of `trx`: call it right before inserting an
+ * outbox row, in every transaction that does (the store, the import), so positions are handed
+ * out in commit order and a status subscriber already past one never misses it.
+ */
+export async function lockEventLog(trx: Transaction<MetadataDatabase>): Promise<void> {
+	await trx.updateTable('voice_event_log').set((eb) => ({ appended: eb('appended', '+', 1) })).where('id', '=', 1).execute();
+}
+
+/** A SQL log position: the outbox row's position, in decimal. */
+function parsePosition(position: string): number {
+	if (!/^\d{1,15}$/.test(position)) throw new InvalidEventPositionError(`"${position.slice(0, 40)}" is not an event id of this log`);
+	return Number(position);
 }
 
 /** How long a SQLite write waits for another connection's transaction before SQLITE_BUSY. */

@@ -33,6 +33,9 @@ export class SqliteVoiceMessageStore implements VoiceMessageStore {
 	async listFor(destination: Destination, options: ListOptions): Promise<VoiceMessagePage> {
 		return (await this.#store).listFor(destination, options);
 	}
+	async listByOwner(ownerId: string, options: ListOptions): Promise<VoiceMessagePage> {
+		return (await this.#store).listByOwner(ownerId, options);
+	}
 	async listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]> {
 		return (await this.#store).listByStatus(status);
 	}

@@ -10,6 +10,24 @@
 // nodeId, at (ms since the epoch), message (JSON of the public VoiceMessageInfo).
 import type { Redis } from 'ioredis';
 import { voiceMessageEventSchema, type VoiceMessageEvent } from '../voiceEvents.js';
+import { EventLogOutOfRangeError, InvalidEventPositionError, matchesFilter, type LoggedVoiceEvent, type VoiceEventBatch, type VoiceEventFilter, type VoiceEventLog } from './VoiceEventLog.js';
+
+const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
+
+/** The greatest stream id below `id` ('0-0' stays). */
+function streamIdBefore(id: string): string {
+	const [, ms, seq] = STREAM_ID.exec(id)!;
+	if (BigInt(seq!) > 0n) return `${ms}-${BigInt(seq!) - 1n}`;
+	return BigInt(ms!) > 0n ? `${BigInt(ms!) - 1n}-18446744073709551615` : '0-0';
+}
+
+/** Stream ids compare by (ms, seq) as numbers. */
+function compareStreamIds(a: string, b: string): number {
+	const [, am, as] = STREAM_ID.exec(a)!;
+	const [, bm, bs] = STREAM_ID.exec(b)!;
+	const ms = BigInt(am!) - BigInt(bm!);
+	return ms !== 0n ? (ms < 0n ? -1 : 1) : Number(BigInt(as!) - BigInt(bs!));
+}
 
 export const VOICE_EVENT_STREAM_KEY = 'parley:voice-meta';
 
@@ -33,7 +51,8 @@ export interface MalformedVoiceEventEntry {
 	error: string;
 }
 
-export class VoiceEventStream {
+/** Also the event log of the Redis store (VoiceEventLog): positions are stream ids. */
+export class VoiceEventStream implements VoiceEventLog {
 	readonly key: string;
 	readonly maxLen: number;
 	readonly #redis: Redis;
@@ -100,6 +119,57 @@ export class VoiceEventStream {
 			const event = VoiceEventStream.parse(fields);
 			return event instanceof Error ? { streamId, error: event.message } : { streamId, event };
 		});
+	}
+
+	async readEvents(after: string, filter: VoiceEventFilter, scanLimit: number): Promise<VoiceEventBatch> {
+		const from = after === '0' ? '0-0' : after;
+		if (!STREAM_ID.test(from)) throw new InvalidEventPositionError(`"${after.slice(0, 40)}" is not an event id of this log`);
+		const entries = (await this.#redis.xrange(this.key, `(${from}`, '+', 'COUNT', scanLimit)) as [string, string[]][];
+		// Trimmed (MAXLEN) past `from`: entries after it may be gone. Checked after the read, so
+		// a trim between the two is seen.
+		const info = await this.#streamInfo();
+		if (info.oldest && compareStreamIds(from, info.oldest) < 0) {
+			throw new EventLogOutOfRangeError(`events after ${after} are no longer kept (the stream is trimmed at cluster.eventStreamMaxLen)`, info.oldest);
+		}
+		if (entries.length === 0) {
+			if (compareStreamIds(from, info.lastId) > 0) throw new InvalidEventPositionError(`event ${after} is ahead of the log (newest ${info.lastId})`);
+			return { events: [], readThrough: after };
+		}
+		const events: LoggedVoiceEvent[] = [];
+		for (const [streamId, fields] of entries) {
+			const event = VoiceEventStream.parse(fields);
+			// An entry that is not an event (written by something else) is skipped, not delivered.
+			if (!(event instanceof Error) && matchesFilter(event, filter)) events.push({ position: streamId, event });
+		}
+		return { events, readThrough: entries.at(-1)![0] };
+	}
+
+	async headPosition(): Promise<string> {
+		return (await this.#streamInfo()).lastId;
+	}
+
+	/**
+	 * The stream's last id, and when entries have been removed (trimmed or deleted), the oldest
+	 * position one can resume from without a gap: the id just before the first entry kept
+	 * (nothing can lie between the two), or the last id when none is kept. XTRIM does not record
+	 * what it removed (max-deleted-entry-id counts XDEL only), so this is told from
+	 * entries-added against length (Redis 7).
+	 */
+	async #streamInfo(): Promise<{ lastId: string; oldest: string | undefined }> {
+		let reply: unknown[];
+		try {
+			reply = (await this.#redis.xinfo('STREAM', this.key)) as unknown[];
+		} catch (err) {
+			if (err instanceof Error && /no such key/i.test(err.message)) return { lastId: '0-0', oldest: undefined };
+			throw err;
+		}
+		const info = new Map<string, unknown>();
+		for (let i = 0; i + 1 < reply.length; i += 2) info.set(String(reply[i]), reply[i + 1]);
+		const lastId = String(info.get('last-generated-id') ?? '0-0');
+		const removed = Number(info.get('entries-added') ?? 0) - Number(info.get('length') ?? 0);
+		if (removed <= 0) return { lastId, oldest: undefined };
+		const first = info.get('first-entry') as [string, string[]] | null | undefined;
+		return { lastId, oldest: first ? streamIdBefore(first[0]) : lastId };
 	}
 
 	/** Acknowledges entries of `group` (they leave its pending list). */

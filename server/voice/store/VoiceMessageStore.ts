@@ -38,6 +38,8 @@ export interface VoiceMessageStore {
 	get(id: string): Promise<VoiceMessage | undefined>;
 	/** Newest first. Rejects with InvalidCursorError for a malformed cursor. */
 	listFor(destination: Destination, options: ListOptions): Promise<VoiceMessagePage>;
+	/** One owner's messages (every destination), newest first, same cursor as listFor. */
+	listByOwner(ownerId: string, options: ListOptions): Promise<VoiceMessagePage>;
 	listByStatus(status: VoiceMessageStatus): Promise<VoiceMessage[]>;
 	/** What `ownerId` stores now (the per-user quotas): see usageOfMessages. */
 	usageOf(ownerId: string): Promise<StoredUsage>;

@@ -7,7 +7,8 @@
 // 0001 creates voice_messages in the shape the older SqliteVoiceMessageStore used (IF NOT
 // EXISTS: an existing SQLite file of a node being upgraded is taken as it is, rows and all);
 // 0002 adds what the SQL store needs on top (updated_at, node_id, event_sequence, revision,
-// the indexes of the API's queries) and the outbox table. New columns of old rows are filled
+// the indexes of the API's queries) and the outbox table; 0003 adds the owner page index and
+// the event log's head row (voice_event_log). New columns of old rows are filled
 // from their JSON record. MySQL/MariaDB cannot roll DDL back: a migration that fails half-way
 // there has to be finished by hand (the error names the statement).
 import { sql, type Kysely } from 'kysely';
@@ -105,6 +106,24 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
 				await db.schema.createIndex('voice_outbox_message').on('voice_outbox').columns(['voice_message_id', 'position']).execute();
 				// prune(): done entries by age.
 				await db.schema.createIndex('voice_outbox_created').on('voice_outbox').columns(['created_at']).execute();
+			},
+		},
+		'0003_owner_pages_event_log': {
+			async up(db: AnyDb) {
+				// Pages of one owner's messages, newest first (the backend API's List by owner).
+				await db.schema.createIndex('voice_messages_owner_page').on('voice_messages').columns(['owner_id', 'created_at', 'id']).execute();
+				// The outbox is also the event log that status subscriptions read (VoiceEventLog):
+				// one row whose lock every event-writing transaction takes before its outbox row,
+				// so positions are handed out in commit order (see SqlVoiceMessageStore), and the
+				// highest position pruned so far (resuming before it is out of range).
+				await db.schema
+					.createTable('voice_event_log')
+					.addColumn('id', t.int, (c) => c.primaryKey().notNull())
+					.addColumn('appended', t.ms, (c) => c.notNull().defaultTo(0))
+					.addColumn('pruned_through', t.ms, (c) => c.notNull().defaultTo(0))
+					.modifyEnd(tableOptions(dialect))
+					.execute();
+				await db.insertInto('voice_event_log').values({ id: 1, appended: 0, pruned_through: 0 }).execute();
 			},
 		},
 	};

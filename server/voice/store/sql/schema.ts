@@ -37,9 +37,19 @@ export type VoiceOutboxTable = {
 } & TargetColumns<'stream'> &
 	TargetColumns<'webhook'>;
 
+/** One row (id 1): its lock orders the event log's appends; pruned_through is the highest
+ * outbox position pruned so far. */
+export interface VoiceEventLogTable {
+	id: number;
+	/** Events appended so far (counted under the row's lock). */
+	appended: number;
+	pruned_through: number;
+}
+
 export interface MetadataDatabase {
 	voice_messages: VoiceMessagesTable;
 	voice_outbox: VoiceOutboxTable;
+	voice_event_log: VoiceEventLogTable;
 }
 
 /** Which SQL engine a URL names; the few statements that differ look at it. */
