@@ -69,6 +69,10 @@ export default defineConfig({
 					// deadlines are generous next to what they measure.
 					name: 'system',
 					maxWorkers: PARALLEL_FILES,
+					// Beside two other files a server process takes longer to start and stop: the
+					// default deadlines are generous (tests with their own keep them).
+					testTimeout: 60_000,
+					hookTimeout: 60_000,
 					sequence: { groupOrder: 0 },
 					include: SYSTEM_FILES,
 					exclude: ['**/node_modules/**', ...SERIAL_FILES],
