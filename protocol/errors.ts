@@ -115,6 +115,11 @@ export const ERROR_CODES = {
 		when: '`startRecording` while voice-message storage is full or not writable; HTTP: the voice API while the store or the disk cannot be reached, an upload while the disk is not writable (`Retry-After`)',
 	},
 	E_SHUTTING_DOWN: { message: 'The server is shutting down.', httpStatus: 503, when: 'node draining' },
+	E_EVENT_OUT_OF_RANGE: {
+		message: 'The event log no longer keeps events that old.',
+		httpStatus: 410,
+		when: 'backend API SubscribeStatus resuming after an event older than the log keeps (metadata.eventRetentionS; the Redis stream\'s cap): the message names the oldest event id to resume from',
+	},
 	E_REPLACED: { message: 'The same user joined this channel from another connection.', httpStatus: 409, when: 'superseded by a newer connection of the same user (close 4409)' },
 	E_INTERNAL: {
 		message: 'Internal server error.',

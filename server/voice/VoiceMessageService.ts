@@ -648,13 +648,25 @@ export class VoiceMessageService {
 		const m = await this.#o.store.get(id);
 		if (!m || !VoiceMessageService.canRead(claims, m)) return false;
 		if (m.ownerId !== claims.userId) throw new RequestError('E_FORBIDDEN', 'Only the sender can delete a voice message.');
-		const entry = this.#recordings.get(id);
+		return this.#remove(m);
+	}
+
+	/** Deletes a message whoever sent it (the backend API, which has checked its grants); false
+	 * when there is none. Its `deleted` event commits with the record's removal. */
+	async removeById(id: string): Promise<boolean> {
+		const m = await this.#o.store.get(id);
+		return m ? this.#remove(m) : false;
+	}
+
+	/** A recording in progress is stopped first, then the file, then the record. */
+	async #remove(m: VoiceMessage): Promise<boolean> {
+		const entry = this.#recordings.get(m.id);
 		if (entry) {
 			await entry.recording.stop('stopped');
 			await entry.committed;
 		}
 		await this.#o.storage.remove(m);
-		return this.#o.store.delete(id);
+		return this.#o.store.delete(m.id);
 	}
 }
 

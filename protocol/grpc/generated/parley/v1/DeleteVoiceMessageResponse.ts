@@ -1,0 +1,8 @@
+// Original file: /work/main/protocol/proto/parley/v1/voice_messages.proto
+
+
+export interface DeleteVoiceMessageResponse {
+}
+
+export interface DeleteVoiceMessageResponse__Output {
+}
