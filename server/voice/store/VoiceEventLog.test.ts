@@ -12,11 +12,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startRedis, type TestRedis } from '../../../test/helpers/redis.js';
 import { startMariaDb, type TestMariaDb } from '../../../testkit/services/mariadb.js';
 import { startPostgres, type TestPostgres } from '../../../testkit/services/postgres.js';
-import type { VoiceMessageEvent } from '../voiceEvents.js';
+import { lifecycleEvent, type VoiceMessageEvent } from '../voiceEvents.js';
+import { connectSql } from './sql/connect.js';
 import type { Destination, VoiceMessage } from '../voiceMessage.js';
 import { VoiceStatusFeed } from '../VoiceStatusFeed.js';
 import { RedisVoiceMessageStore } from './RedisVoiceMessageStore.js';
-import { SqlVoiceMessageStore } from './SqlVoiceMessageStore.js';
+import { lockEventLog, SqlVoiceMessageStore } from './SqlVoiceMessageStore.js';
 import { EventLogOutOfRangeError, InvalidEventPositionError, type LoggedVoiceEvent, type VoiceEventLog } from './VoiceEventLog.js';
 import { VoiceEventStream } from './VoiceEventStream.js';
 import type { VoiceMessageStore } from './VoiceMessageStore.js';
@@ -60,6 +61,8 @@ interface Subject {
 	forget(): Promise<void>;
 	close(): Promise<void>;
 	events: VoiceMessageEvent[];
+	/** The SQL stores' URL (another connection's transactions). */
+	url?: string;
 }
 
 async function sqlSubject(url: string): Promise<Subject> {
@@ -71,6 +74,7 @@ async function sqlSubject(url: string): Promise<Subject> {
 		other,
 		log: store,
 		events,
+		url,
 		async forget() {
 			// A message's next entry is offered once its previous one is done: claim until none is left.
 			for (const target of ['stream', 'webhook'] as const) {
@@ -250,6 +254,39 @@ describe.each(kinds)('%s event log', (_kind, create) => {
 		expect(all).toHaveLength(36);
 		expect(seen.map((e) => e.position)).toEqual(all.map((e) => e.position));
 	}, 60_000);
+
+	it('holds back a later event while an earlier position is still uncommitted (SQL: the log row lock)', async (ctx) => {
+		if (!s.url) return ctx.skip();
+		const start = await s.log.headPosition();
+		const { db } = connectSql(s.url, { poolSize: 2 });
+		let release!: () => void;
+		const gate = new Promise<void>((r) => (release = r));
+		let taken!: () => void;
+		const positionTaken = new Promise<void>((r) => (taken = r));
+		const early = message(1000);
+		const earlyEvent = lifecycleEvent(undefined, early, 'raw')!;
+		// Another writer takes its position first and commits late.
+		const slow = db.transaction().execute(async (trx) => {
+			await lockEventLog(trx);
+			await trx
+				.insertInto('voice_outbox')
+				.values({ event_id: earlyEvent.eventId, voice_message_id: early.id, sequence: 1, event: JSON.stringify(earlyEvent), created_at: earlyEvent.at })
+				.execute();
+			taken();
+			await gate;
+		});
+		await positionTaken;
+		const late = message(1001);
+		const inserting = s.store.insert(late);
+		await new Promise((r) => setTimeout(r, 500));
+		// Had the later event committed first, a reader here would pass the earlier position for good.
+		expect((await s.log.readEvents(start, {}, 10)).events).toEqual([]);
+		release();
+		await slow;
+		await inserting;
+		expect((await readAll(s.log, start)).map((e) => e.event.voiceMessageId)).toEqual([early.id, late.id]);
+		await db.destroy();
+	}, 30_000);
 
 	it('feeds a subscriber this node\'s and the other node\'s events live, in order, and ends it on abort', async () => {
 		const feed = new VoiceStatusFeed({ log: s.log, pollMs: 50 });
