@@ -152,6 +152,11 @@ export interface ParleyClientEvents {
 	/** Peers above the speaking threshold (dBov), throttled by the server. */
 	audioLevels: [levels: AudioLevel[]];
 	muteChanged: [muted: boolean];
+	/** A moderator muted or unmuted `peerId` on the server (our own peer id: we cannot unmute
+	 * ourselves until they unmute us). */
+	mutedByModerator: [peerId: string, muted: boolean];
+	/** A moderator changed our grants (without canPublish our microphone was unpublished). */
+	grantsChanged: [grants: Grants];
 	/** A remote peer muted or unmuted. */
 	peerMuteChanged: [peerId: string, muted: boolean];
 	/** The server's 0-10 score of how it receives our microphone. */
@@ -732,6 +737,12 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		signaling.on('error', (error) => this.emit('error', error));
 		signaling.on('channelClosing', ({ reason }) => this.#onChannelClosing(signaling, reason));
 		signaling.on('serverShuttingDown', ({ reconnectAfterMs }) => this.#onServerShuttingDown(signaling, reconnectAfterMs));
+		signaling.on('participantMuted', ({ peerId, muted }) => {
+			if (signaling === this.#signaling) this.emit('mutedByModerator', peerId, muted);
+		});
+		signaling.on('grantsChanged', ({ grants }) => {
+			if (signaling === this.#signaling) this.emit('grantsChanged', grants);
+		});
 		signaling.on('voiceMessage', ({ message, reason }) => {
 			if (signaling === this.#signaling) this.#onVoiceMessage(message, reason);
 		});

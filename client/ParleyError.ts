@@ -102,6 +102,7 @@ const FINAL_CODES: ReadonlySet<ParleyErrorCode> = new Set<ParleyErrorCode>([
 	'E_AUTH',
 	'E_PROTOCOL_VERSION',
 	'E_REPLACED',
+	'E_REMOVED',
 	'E_FORBIDDEN',
 	'E_BAD_REQUEST',
 	'E_UNSUPPORTED_MEDIA',

@@ -57,7 +57,7 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
 
 /** Close codes after which the same token and client version will be refused again. */
-const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CLOSE_CODES.AUTH, CLOSE_CODES.PROTOCOL_VERSION, CLOSE_CODES.REPLACED]);
+const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CLOSE_CODES.AUTH, CLOSE_CODES.PROTOCOL_VERSION, CLOSE_CODES.REPLACED, CLOSE_CODES.REMOVED]);
 
 export function isFinalCloseCode(code: number): boolean {
 	return FINAL_CLOSE_CODES.has(code);
@@ -67,6 +67,7 @@ const CLOSE_CODE_ERRORS: Readonly<Record<number, { code: ParleyErrorCode; messag
 	[CLOSE_CODES.AUTH]: { code: 'E_AUTH' },
 	[CLOSE_CODES.PROTOCOL_VERSION]: { code: 'E_PROTOCOL_VERSION' },
 	[CLOSE_CODES.REPLACED]: { code: 'E_REPLACED' },
+	[CLOSE_CODES.REMOVED]: { code: 'E_REMOVED' },
 	[CLOSE_CODES.SHUTTING_DOWN]: { code: 'E_SHUTTING_DOWN' },
 	[CLOSE_CODES.SLOW_CONSUMER]: { code: 'E_CONNECTION_CLOSED', message: 'The server dropped the connection: messages were not read fast enough.' },
 	[CLOSE_CODES.OVERLOADED]: { code: 'E_CONNECTION_CLOSED', message: 'The server has too many connections right now.' },

@@ -120,6 +120,16 @@ export const ERROR_CODES = {
 		httpStatus: 410,
 		when: 'backend API SubscribeStatus resuming after an event older than the log keeps (metadata.eventRetentionS; the Redis stream\'s cap): the message names the oldest event id to resume from',
 	},
+	E_REMOVED: {
+		message: 'A moderator removed you from the channel.',
+		httpStatus: 403,
+		when: 'removed by the backend API (RemoveParticipant, CloseChannel does not use it) (close 4403; do not reconnect on your own)',
+	},
+	E_MUTED_BY_MODERATOR: {
+		message: 'A moderator muted you; you cannot unmute yourself.',
+		httpStatus: 403,
+		when: '`resumeProducer` while a moderator has muted you (the backend API\'s MuteParticipant)',
+	},
 	E_REPLACED: { message: 'The same user joined this channel from another connection.', httpStatus: 409, when: 'superseded by a newer connection of the same user (close 4409)' },
 	E_INTERNAL: {
 		message: 'Internal server error.',

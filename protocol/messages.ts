@@ -41,6 +41,9 @@ export const CLOSE_CODES = {
 	SLOW_CONSUMER: 4508,
 	/** Too many connections on this node, or too many new ones from this address. */
 	OVERLOADED: 4429,
+	/** Removed from the channel by a moderator (the backend API's RemoveParticipant): do not
+	 * reconnect on your own; the close reason says why. */
+	REMOVED: 4403,
 } as const;
 
 export type { Method };
@@ -141,6 +144,12 @@ export interface Notifications {
 	audioLevels: { levels: { peerId: string; volumeDb: number }[] };
 	/** The channel is going away (worker lost, server draining): rejoin. */
 	channelClosing: { reason: string };
+	/** A moderator muted (or unmuted) `peerId`'s audio on the server; sent to everyone in the
+	 * channel, that peer included. While muted, that peer's resumeProducer is refused
+	 * (E_FORBIDDEN) and new producers start paused. */
+	participantMuted: { peerId: string; muted: boolean };
+	/** A moderator changed your grants; without canPublish your producers were closed. */
+	grantsChanged: { grants: Grants };
 	/** The server is shutting down: reconnect, preferably after `reconnectAfterMs`. */
 	serverShuttingDown: { reconnectAfterMs: number };
 	/** A voice message you sent or may hear changed status (recording, processing, ready, failed). */

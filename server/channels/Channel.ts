@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
 import { RequestError } from '../../protocol/RequestError.js';
-import type { NotificationName, Notifications, PeerInfo } from '../../protocol/messages.js';
+import { CLOSE_CODES, type Grants, type NotificationName, type Notifications, type PeerInfo } from '../../protocol/messages.js';
 import type { Logger } from '../telemetry/logger.js';
 import { usesOpusRed } from '../media/mediaCodecs.js';
 import type { Peer, TransportAppData, TransportDirection } from './Peer.js';
@@ -200,7 +200,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		rtpParameters = { ...rtpParameters, codecs: rtpParameters.codecs.map((c) => (/^audio\/red$/i.test(c.mimeType) ? { ...c, parameters: {} } : c)) };
 		let producer: ms.Producer<ProducerAppData>;
 		try {
-			producer = await transport.produce<ProducerAppData>({ kind: 'audio', rtpParameters, paused, appData: { peerId: peer.id } });
+			producer = await transport.produce<ProducerAppData>({ kind: 'audio', rtpParameters, paused: paused || peer.mutedByModerator, appData: { peerId: peer.id } });
 		} catch (err) {
 			// mediasoup validates the RTP parameters against the router's codecs; the worker
 			// refuses a MID or SSRC this transport already receives.
@@ -212,8 +212,78 @@ export class Channel extends EventEmitter<ChannelEvents> {
 			producer.close();
 			throw new RequestError('E_NOT_JOINED', 'Left the channel while producing.');
 		}
+		if (peer.mutedByModerator && !paused) peer.setMutedByModerator(true, [producer.id]);
 		await this.#addProducer(peer, producer);
 		return producer;
+	}
+
+	/** A peer of this channel by id (NOT_FOUND otherwise). */
+	peer(peerId: string): Peer {
+		const peer = this.#peers.get(peerId);
+		if (!peer) throw new RequestError('E_NOT_FOUND', `No participant ${peerId} in channel ${this.name}.`);
+		return peer;
+	}
+
+	/**
+	 * A moderator mutes (pauses every producer of) a local peer on the server, or unmutes it
+	 * (resumes the producers the mute paused). Everyone, the peer included, hears
+	 * participantMuted; listeners' consumers also report consumerPaused/Resumed. While muted the
+	 * peer cannot resume its producers (signaling refuses) and new ones start paused.
+	 */
+	async muteParticipant(peer: Peer, muted: boolean): Promise<void> {
+		this.#assertMember(peer);
+		if (peer.remote) throw new RequestError('E_INVALID_STATE', `Participant ${peer.id} is connected to node ${peer.remoteNodeId}; mute them there.`);
+		if (muted) {
+			const playing = [...peer.producers.values()].filter((p) => !p.paused);
+			peer.setMutedByModerator(true, playing.map((p) => p.id));
+			await Promise.all(playing.map((p) => p.pause().catch((err: unknown) => this.#ignoreClosed(err, p))));
+		} else {
+			if (!peer.mutedByModerator) return;
+			const resume = peer.setMutedByModerator(false);
+			await Promise.all(resume.map((id) => peer.producers.get(id)?.resume().catch((err: unknown) => this.#ignoreClosed(err))));
+		}
+		this.broadcast('participantMuted', { peerId: peer.id, muted });
+	}
+
+	/**
+	 * A moderator changes a local peer's grants. Revoking canPublish closes its producers at
+	 * once (listeners get consumerClosed); revoking canSubscribe closes its consumers. The peer
+	 * hears grantsChanged; later requests are checked against the new grants.
+	 */
+	updateGrants(peer: Peer, grants: Grants): void {
+		this.#assertMember(peer);
+		if (peer.remote) throw new RequestError('E_INVALID_STATE', `Participant ${peer.id} is connected to node ${peer.remoteNodeId}; update them there.`);
+		peer.setGrants(grants);
+		if (!grants.canPublish) for (const p of [...peer.producers.values()]) p.close();
+		if (!grants.canSubscribe) for (const c of [...peer.consumers.values()]) c.close();
+		peer.notify('grantsChanged', { grants: { ...grants } });
+	}
+
+	/** A moderator removes a local peer: it leaves the channel (the others hear peerLeft) and its
+	 * connection closes with CLOSE_CODES.REMOVED (the client does not reconnect by itself). */
+	removeParticipant(peer: Peer, reason: string): void {
+		this.#assertMember(peer);
+		if (peer.remote) throw new RequestError('E_INVALID_STATE', `Participant ${peer.id} is connected to node ${peer.remoteNodeId}; remove them there.`);
+		const link = peer.link;
+		this.removePeer(peer);
+		link.disconnect(CLOSE_CODES.REMOVED, `E_REMOVED: ${reason}`);
+	}
+
+	/** A moderator closes the channel: everyone hears channelClosing, then their connections
+	 * close with CLOSE_CODES.REMOVED (so they do not rejoin at once). Returns how many local
+	 * peers were disconnected. */
+	closeByModerator(reason: string): number {
+		const local = [...this.#peers.values()].filter((p) => !p.remote).map((p) => p.link);
+		this.close(reason);
+		for (const link of local) link.disconnect(CLOSE_CODES.REMOVED, `E_REMOVED: ${reason}`);
+		return local.length;
+	}
+
+	#ignoreClosed(err: unknown, producer?: ms.Producer): void {
+		// A producer that closed meanwhile has nothing left to pause or resume.
+		if (producer?.closed) return;
+		const name = (err as Error).name;
+		if (name !== 'InvalidStateError' && name !== 'NotFoundError') this.#log.warn({ err, channel: this.name }, 'moderator mute: producer pause/resume failed');
 	}
 
 	/** A remote peer's producer, piped into this router by the bridge (appData.peerId set). */

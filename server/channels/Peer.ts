@@ -43,12 +43,16 @@ export class Peer {
 	readonly remoteNodeId: string | undefined;
 	readonly userId: string;
 	readonly displayName: string;
-	readonly grants: Grants;
 	readonly rtpCapabilities: ms.RtpCapabilities;
 	readonly link: PeerLink;
 	readonly #transports = new Map<string, PeerTransport>();
 	readonly #producers = new Map<string, ms.Producer>();
 	readonly #consumers = new Map<string, ms.Consumer>();
+	#grants: Grants;
+	/** Producers a moderator paused (Channel.muteParticipant): resumed on unmute, not the ones
+	 * the peer paused itself. Non-empty or flagged while muted. */
+	#mutedByModerator = false;
+	readonly #moderatorPaused = new Set<string>();
 	#closed = false;
 
 	constructor(options: {
@@ -65,13 +69,40 @@ export class Peer {
 		this.remoteNodeId = options.remoteNodeId;
 		this.userId = options.userId;
 		this.displayName = options.displayName;
-		this.grants = options.grants;
+		this.#grants = { ...options.grants };
 		this.rtpCapabilities = options.rtpCapabilities;
 		this.link = options.link;
 	}
 
 	get closed(): boolean {
 		return this.#closed;
+	}
+
+	/** What the peer may do: its token's grants, as a moderator may have changed them since. */
+	get grants(): Readonly<Grants> {
+		return this.#grants;
+	}
+
+	/** Channel.updateGrants is the one caller (it also closes what a revoked grant covered). */
+	setGrants(grants: Grants): void {
+		this.#grants = { ...grants };
+	}
+
+	get mutedByModerator(): boolean {
+		return this.#mutedByModerator;
+	}
+
+	/** Marks the peer muted or not by a moderator and returns, on unmute, the producers the
+	 * moderator paused (to resume); Channel.muteParticipant does the pausing. */
+	setMutedByModerator(muted: boolean, paused: Iterable<string> = []): string[] {
+		this.#mutedByModerator = muted;
+		if (muted) {
+			for (const id of paused) this.#moderatorPaused.add(id);
+			return [];
+		}
+		const resume = [...this.#moderatorPaused];
+		this.#moderatorPaused.clear();
+		return resume;
 	}
 
 	get remote(): boolean {

@@ -56,7 +56,9 @@ async function onLiveObject<T>(what: string, work: () => Promise<T>): Promise<T>
 const connectCalled = new WeakSet<ms.Transport>();
 
 function requireGrant(session: SignalingSession, grant: 'canPublish' | 'canSubscribe' | 'canRecord'): void {
-	if (!session.claims.grants[grant]) throw new RequestError('E_FORBIDDEN', `The access token does not grant ${grant}.`);
+	// Once joined, the peer's grants: a moderator may have changed them since the token.
+	const grants = session.joinedPeer?.grants ?? session.claims.grants;
+	if (!grants[grant]) throw new RequestError('E_FORBIDDEN', `The access token does not grant ${grant}.`);
 }
 
 async function createTransportInfo(session: SignalingSession, peer: Peer, channel: Channel, direction: 'send' | 'recv', ctx: HandlerContext): Promise<TransportInfo> {
@@ -158,7 +160,9 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 	},
 
 	async resumeProducer(session, data) {
-		const producer = joined(session).peer.producer(data.producerId);
+		const { peer } = joined(session);
+		const producer = peer.producer(data.producerId);
+		if (peer.mutedByModerator) throw new RequestError('E_MUTED_BY_MODERATOR');
 		await onLiveObject('producer', () => producer.resume());
 		return {};
 	},

@@ -43,6 +43,8 @@ const NOTIFICATIONS = {
 	channelClosing: true,
 	serverShuttingDown: true,
 	voiceMessage: true,
+	participantMuted: true,
+	grantsChanged: true,
 } satisfies Record<NotificationName, true>;
 
 interface Tally {
