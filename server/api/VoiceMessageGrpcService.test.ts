@@ -163,6 +163,25 @@ describe('VoiceMessageService over gRPC', () => {
 		expect(c.feed.subscribers).toBe(0); // cancelled streams end their subscriptions
 	}, 30_000);
 
+	it('ends open streams at shutdown with UNAVAILABLE (resume elsewhere): the feed closes, the server closes before its deadline', async () => {
+		const md = await auth();
+		const call = (c.client.SubscribeStatus as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<StatusEvent>).call(c.client, {}, md);
+		const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+		call.on('data', () => {});
+		call.on('error', () => {});
+		await new Promise((r) => setTimeout(r, 300));
+		expect(c.feed.subscribers).toBe(1);
+		const deadline = AbortSignal.timeout(10_000);
+		const started = Date.now();
+		// What the node's teardown does: the feed first, then the server waits for calls in flight.
+		c.feed.close();
+		await c.server.close(deadline);
+		expect(deadline.aborted).toBe(false);
+		expect(Date.now() - started).toBeLessThan(10_000);
+		expect((await status).code).toBe(grpc.status.UNAVAILABLE);
+		expect(c.feed.subscribers).toBe(0);
+	}, 30_000);
+
 	it('ends a stream resuming before what the log keeps with OUT_OF_RANGE', async () => {
 		const md = await auth();
 		const m = message(1000);

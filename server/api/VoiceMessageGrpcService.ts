@@ -155,6 +155,9 @@ export function voiceMessageGrpcService(deps: VoiceMessageGrpcDeps): ApiService 
 						// send() waits while the client is not reading; the feed reads the next batch
 						// only then, so a slow subscriber costs one batch of memory, not a queue.
 						for await (const e of subscription) await send(toEvent(e));
+						// The feed ends only when the node shuts down (a cancelled call aborts instead):
+						// UNAVAILABLE tells the client to resume, here after a restart or on another node.
+						if (!ctx.signal.aborted) throw new RequestError('E_SHUTTING_DOWN', 'The server is shutting down: subscribe again with after_event_id set to the last event id received.');
 					} catch (err) {
 						if (err instanceof EventLogOutOfRangeError) throw new RequestError('E_EVENT_OUT_OF_RANGE', `${err.message}; resume from event ${err.oldestPosition} or later.`);
 						if (err instanceof InvalidEventPositionError) throw new RequestError('E_BAD_REQUEST', `after_event_id: ${err.message}`);
