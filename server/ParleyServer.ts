@@ -32,6 +32,9 @@ import { signingKey, tokenPolicy } from './auth/accessToken.js';
 import { AudioUrlSigner } from './auth/audioUrl.js';
 import { registerDevTokenRoute } from './auth/devTokenRoute.js';
 import { SignalingServer } from './signaling/SignalingServer.js';
+import { GrpcApiServer } from './api/GrpcApiServer.js';
+import { createChannelService } from './api/ChannelGrpcService.js';
+import { apiKeyList } from '../config/schema.js';
 import { createRateLimits } from './ratelimit/rateLimits.js';
 import { registerStaticFiles } from './http/staticFiles.js';
 import type { LocalVoiceStorage } from './voice/files/VoiceStorage.js';
@@ -108,6 +111,8 @@ export class ParleyServer {
 	/** Undefined when metrics.enabled is false. */
 	readonly metrics: ParleyMetrics | undefined;
 	readonly #statsPoller: RtpStatsPoller | undefined;
+	/** The backend API (api.grpc.enabled); undefined when off. */
+	readonly api: GrpcApiServer | undefined;
 	/** The separate /metrics listener (metrics.port), if any. */
 	#metricsHttp: HttpServer | undefined;
 	/** Everything this node holds, in the order it was acquired. */
@@ -303,6 +308,19 @@ export class ParleyServer {
 			},
 			log.child({ component: 'signaling' }),
 		);
+		this.api = config.api.grpc.enabled
+			? new GrpcApiServer({
+					host: config.api.grpc.host,
+					port: config.api.grpc.port,
+					maxMessageBytes: config.api.grpc.maxMessageBytes,
+					...(config.api.grpc.tls.certFile && { tls: config.api.grpc.tls }),
+					keys: apiKeyList(config.api.keys).filter((k) => k !== undefined),
+					maxTokenLifetimeS: config.api.maxTokenLifetimeS,
+					rateLimit: { ratePerSecond: config.api.requestsPerSecond, burst: config.api.requestBurst },
+					services: [createChannelService({ channels: this.channels, nodeId: this.nodeId })],
+					log: log.child({ component: 'api' }),
+				})
+			: undefined;
 		registerVoiceRoutes(http, { store: this.voiceStore, storage: countedStorage, service: this.voice, signingKey: key, tokenPolicy: policy, rateLimits: rateLimits.http, audioUrls: new AudioUrlSigner(key, config.auth.audioUrlTtlS) });
 		// storage.backend s3: partial uploads are staged in the bucket, so any node resumes them.
 		const uploadsS3 = config.storage.backend === 's3' ? createS3Location(config.storage.s3) : undefined;
@@ -404,6 +422,12 @@ export class ParleyServer {
 		if (cluster) this.#voiceRecovery.startShared((nodeId) => cluster.isNodeRegistered(nodeId));
 		else await this.#voiceRecovery.recoverLocal();
 		await http.listen(config.http.host, config.http.port);
+		const api = this.api;
+		if (api) {
+			// Closed before the channels and voice it serves (pushed after them).
+			this.#teardown.push('grpc api', (deadline) => api.close(deadline));
+			await api.listen();
+		}
 		if (this.metrics && config.metrics.port !== 0) {
 			const host = config.metrics.host || config.http.host;
 			const metricsHttp = await startMetricsListener(host, config.metrics.port, this.metrics, config.metrics.bearerToken, log.child({ component: 'metrics' }));
@@ -543,6 +567,7 @@ export class ParleyServer {
 		const deadlineMs = this.config.shutdown.deadlineMs;
 		this.log.info({ reason, deadlineMs, tasks: [...this.#shutdownTasks.keys()] }, 'shutting down');
 		this.#accepting = false;
+		this.api?.drain();
 		this.#statsPoller?.stop();
 		this.http.stopListening();
 		// First, so other nodes take this node's channels over while its clients reconnect.
