@@ -96,3 +96,12 @@ it('health turns NOT_SERVING, overall and per service, once draining', async () 
 	expect(await check('')).toBe('NOT_SERVING');
 	expect(await check('parley.v1.ChannelService')).toBe('NOT_SERVING');
 });
+
+it('a request over api.grpc.maxMessageBytes fails with RESOURCE_EXHAUSTED and the server keeps serving', async () => {
+	const client = await start(async () => ({ channels: [] }));
+	const md = new grpc.Metadata();
+	md.set('authorization', `Bearer ${await mintApiToken({ keyId: 'k', secret: SECRET, grant: { channels: ['*'], operations: ['*'] }, ttlS: 60 })}`);
+	const err = await new Promise<grpc.ServiceError | null>((resolve) => client.ListParticipants({ channel: 'x'.repeat(100_000) }, md, (e: grpc.ServiceError | null) => resolve(e)));
+	expect(err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+	expect(await list(client)).toBeNull();
+});
