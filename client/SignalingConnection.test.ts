@@ -211,8 +211,8 @@ describe('signaling helpers', () => {
 		expect(() => signalingUrl('ftp://h/ws')).toThrow(TypeError);
 	});
 
-	it('isFinalCloseCode: auth, version and replaced only', () => {
-		expect([4401, 4400, 4409].map(isFinalCloseCode)).toEqual([true, true, true]);
+	it('isFinalCloseCode: auth, version, replaced and removed by a moderator only', () => {
+		expect([4401, 4400, 4409, 4403].map(isFinalCloseCode)).toEqual([true, true, true, true]);
 		expect([1000, 1006, 4503, 4508, 4429].map(isFinalCloseCode)).toEqual([false, false, false, false, false]);
 	});
 
