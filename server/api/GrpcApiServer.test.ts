@@ -1,5 +1,9 @@
 // The gRPC server's own rules with a real client: rate limit with retry info, deadlines that
 // stop the handler's work, drain turning health NOT_SERVING.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProto } from 'grpc-health-check';
@@ -38,7 +42,7 @@ function service(listChannels: UnaryApiMethod['handle']): ApiService {
 	};
 }
 
-async function start(listChannels: UnaryApiMethod['handle'], burst = 100): Promise<any> {
+async function start(listChannels: UnaryApiMethod['handle'], burst = 100, tls?: { certFile: string; keyFile: string }): Promise<any> {
 	server = new GrpcApiServer({
 		host: '127.0.0.1',
 		port: 0,
@@ -48,9 +52,11 @@ async function start(listChannels: UnaryApiMethod['handle'], burst = 100): Promi
 		rateLimit: { ratePerSecond: 0.5, burst },
 		services: [service(listChannels)],
 		log: testLogger(),
+		...(tls && { tls }),
 	});
 	await server.listen();
-	const client = new pkg.parley.v1.ChannelService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+	const credentials = tls ? grpc.credentials.createSsl(readFileSync(tls.certFile)) : grpc.credentials.createInsecure();
+	const client = new pkg.parley.v1.ChannelService(`${tls ? 'localhost' : '127.0.0.1'}:${server.port}`, credentials);
 	clients.push(client);
 	return client;
 }
@@ -104,4 +110,15 @@ it('a request over api.grpc.maxMessageBytes fails with RESOURCE_EXHAUSTED and th
 	const err = await new Promise<grpc.ServiceError | null>((resolve) => client.ListParticipants({ channel: 'x'.repeat(100_000) }, md, (e: grpc.ServiceError | null) => resolve(e)));
 	expect(err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
 	expect(await list(client)).toBeNull();
+});
+
+it('serves over TLS with api.grpc.tls (a plaintext client is refused)', async () => {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-grpc-tls-'));
+	const tls = { certFile: path.join(dir, 'cert.pem'), keyFile: path.join(dir, 'key.pem') };
+	execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', tls.keyFile, '-out', tls.certFile], { stdio: 'ignore' });
+	const client = await start(async () => ({ channels: [] }), 100, tls);
+	expect(await list(client)).toBeNull();
+	const plain = new pkg.parley.v1.ChannelService(`localhost:${server!.port}`, grpc.credentials.createInsecure());
+	clients.push(plain);
+	expect((await list(plain, { deadline: Date.now() + 3000 }))?.code).toBeOneOf([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.INTERNAL]);
 });
