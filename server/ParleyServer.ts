@@ -33,6 +33,7 @@ import { AudioUrlSigner } from './auth/audioUrl.js';
 import { registerDevTokenRoute } from './auth/devTokenRoute.js';
 import { SignalingServer } from './signaling/SignalingServer.js';
 import { GrpcApiServer } from './api/GrpcApiServer.js';
+import { voiceMessageGrpcService } from './api/VoiceMessageGrpcService.js';
 import { createChannelService } from './api/ChannelGrpcService.js';
 import { apiKeyList } from '../config/schema.js';
 import { createRateLimits } from './ratelimit/rateLimits.js';
@@ -317,7 +318,10 @@ export class ParleyServer {
 					keys: apiKeyList(config.api.keys).filter((k) => k !== undefined),
 					maxTokenLifetimeS: config.api.maxTokenLifetimeS,
 					rateLimit: { ratePerSecond: config.api.requestsPerSecond, burst: config.api.requestBurst },
-					services: [createChannelService({ channels: this.channels, nodeId: this.nodeId })],
+					services: [
+						createChannelService({ channels: this.channels, nodeId: this.nodeId }),
+						voiceMessageGrpcService({ store: this.voiceStore, feed: statusFeed, remove: (id) => this.voice.removeById(id) }),
+					],
 					log: log.child({ component: 'api' }),
 				})
 			: undefined;
@@ -424,8 +428,14 @@ export class ParleyServer {
 		await http.listen(config.http.host, config.http.port);
 		const api = this.api;
 		if (api) {
-			// Closed before the channels and voice it serves (pushed after them).
-			this.#teardown.push('grpc api', (deadline) => api.close(deadline));
+			// Closed before the channels and voice it serves (pushed after them). The status feed
+			// closes first, so open SubscribeStatus streams end at once (UNAVAILABLE, resumable)
+			// instead of holding the close until its deadline.
+			const feed = this.voiceStatusFeed;
+			this.#teardown.push('grpc api', (deadline) => {
+				feed.close();
+				return api.close(deadline);
+			});
 			await api.listen();
 		}
 		if (this.metrics && config.metrics.port !== 0) {

@@ -78,7 +78,7 @@ describe('gRPC backend API', () => {
 
 	it('answers health (overall and per service) and lists services through reflection', async () => {
 		const health = new std.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
-		for (const service of ['', 'parley.v1.ChannelService']) {
+		for (const service of ['', 'parley.v1.ChannelService', 'parley.v1.VoiceMessageService']) {
 			const res = await new Promise<any>((resolve, reject) => health.Check({ service }, (err: Error | null, r: unknown) => (err ? reject(err) : resolve(r))));
 			expect(res.status).toBe('SERVING');
 		}
@@ -91,6 +91,7 @@ describe('gRPC backend API', () => {
 		stream.end();
 		reflection.close();
 		expect(names).toContain('parley.v1.ChannelService');
+		expect(names).toContain('parley.v1.VoiceMessageService');
 	});
 
 	it('refuses missing, malformed, badly signed, expired and unknown-key tokens with UNAUTHENTICATED and E_AUTH', async () => {
