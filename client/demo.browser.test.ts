@@ -291,6 +291,8 @@ describe('demo page (browser)', () => {
 		await grace.page.waitForSelector(`${ready} [data-testid="play"][aria-pressed="true"]`);
 		await grace.page.waitForFunction((sel) => (document.querySelector(sel) as HTMLAudioElement).currentTime > 0.3, `${ready} audio`, { timeout: 5000 });
 		await grace.page.click(`${ready} [data-testid="play"]`);
+		// The button follows the element's 'pause' event, which the browser fires in a later task.
+		await grace.page.waitForSelector(`${ready} [data-testid="play"][aria-pressed="false"]`, { timeout: 5000 });
 		expect(await grace.page.textContent(`${ready} [data-testid="play"]`)).toBe('Play');
 
 		// Upload a file: tus in 256 KiB chunks, progress to 100%, then ready with its waveform.

@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/google/rpc/error_details.proto
+// Original file: protocol/proto/google/rpc/error_details.proto
 
 
 export interface ErrorInfo {

@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/google/rpc/error_details.proto
+// Original file: protocol/proto/google/rpc/error_details.proto
 
 import type { Duration as _google_protobuf_Duration, Duration__Output as _google_protobuf_Duration__Output } from '../../google/protobuf/Duration.js';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/channels.proto
+// Original file: protocol/proto/parley/v1/channels.proto
 
 
 export interface ChannelInfo {

@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/voice_messages.proto
+// Original file: protocol/proto/parley/v1/voice_messages.proto
 
 
 export interface GetVoiceMessageRequest {

@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/channels.proto
+// Original file: protocol/proto/parley/v1/channels.proto
 
 import type { PageRequest as _parley_v1_PageRequest, PageRequest__Output as _parley_v1_PageRequest__Output } from '../../parley/v1/PageRequest.js';
 

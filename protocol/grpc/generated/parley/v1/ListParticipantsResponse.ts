@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/channels.proto
+// Original file: protocol/proto/parley/v1/channels.proto
 
 import type { Participant as _parley_v1_Participant, Participant__Output as _parley_v1_Participant__Output } from '../../parley/v1/Participant.js';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/channels.proto
+// Original file: protocol/proto/parley/v1/channels.proto
 
 import type { ParticipantRef as _parley_v1_ParticipantRef, ParticipantRef__Output as _parley_v1_ParticipantRef__Output } from '../../parley/v1/ParticipantRef.js';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/common.proto
+// Original file: protocol/proto/parley/v1/common.proto
 
 
 export interface PageResponse {

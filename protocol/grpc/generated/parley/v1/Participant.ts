@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/channels.proto
+// Original file: protocol/proto/parley/v1/channels.proto
 
 import type { ParticipantGrants as _parley_v1_ParticipantGrants, ParticipantGrants__Output as _parley_v1_ParticipantGrants__Output } from '../../parley/v1/ParticipantGrants.js';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/voice_messages.proto
+// Original file: protocol/proto/parley/v1/voice_messages.proto
 
 import type { VoiceMessageFilter as _parley_v1_VoiceMessageFilter, VoiceMessageFilter__Output as _parley_v1_VoiceMessageFilter__Output } from '../../parley/v1/VoiceMessageFilter.js';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/voice_messages.proto
+// Original file: protocol/proto/parley/v1/voice_messages.proto
 
 import type { Long } from '@grpc/proto-loader';
 

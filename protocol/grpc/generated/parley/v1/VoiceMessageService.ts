@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/voice_messages.proto
+// Original file: protocol/proto/parley/v1/voice_messages.proto
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'

@@ -1,4 +1,4 @@
-// Original file: /work/main/protocol/proto/parley/v1/voice_messages.proto
+// Original file: protocol/proto/parley/v1/voice_messages.proto
 
 import type { VoiceMessage as _parley_v1_VoiceMessage, VoiceMessage__Output as _parley_v1_VoiceMessage__Output } from '../../parley/v1/VoiceMessage.js';
 import type { Long } from '@grpc/proto-loader';
