@@ -74,6 +74,9 @@ export async function startMariaDb(): Promise<TestMariaDb> {
 					[
 						'--no-defaults',
 						`--datadir=${data}`,
+						// Its own folder for temporary tables: in the shared /tmp one has vanished
+						// mid-query while other tests ran beside it (EE_DELETE on '/tmp/#sql-temptable-...').
+						`--tmpdir=${base}`,
 						'--user=root',
 						'--bind-address=127.0.0.1',
 						`--port=${port}`,
