@@ -16,6 +16,8 @@ export interface TestMariaDb {
 	/** mysql://root@127.0.0.1:<port>/parley */
 	url: string;
 	port: number;
+	/** A new, empty database named `name` on this server; its URL. */
+	createDatabase(name: string): Promise<string>;
 	/** Clean shutdown (SIGTERM), waits for the exit; data kept for start(). */
 	stop(): Promise<void>;
 	/** SIGKILL, as a crash; data kept (InnoDB recovers at start). */
@@ -117,6 +119,12 @@ export async function startMariaDb(): Promise<TestMariaDb> {
 	return {
 		url: `mysql://root@127.0.0.1:${port}/parley`,
 		port,
+		createDatabase: async (name) => {
+			const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root' });
+			await c.query(`CREATE DATABASE ${name}`);
+			await c.end();
+			return `mysql://root@127.0.0.1:${port}/${name}`;
+		},
 		stop,
 		kill: async () => {
 			await daemon?.stop('SIGKILL');

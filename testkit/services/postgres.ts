@@ -17,6 +17,8 @@ export interface TestPostgres {
 	/** postgres://postgres@127.0.0.1:<port>/parley */
 	url: string;
 	port: number;
+	/** A new, empty database named `name` on this server; its URL. */
+	createDatabase(name: string): Promise<string>;
 	/** Fast shutdown (SIGINT), waits for the exit; data kept for start(). */
 	stop(): Promise<void>;
 	/** Immediate shutdown (SIGQUIT), as close to a crash as PostgreSQL allows; data kept. */
@@ -133,6 +135,13 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Test
 	return {
 		url: `postgres://postgres@127.0.0.1:${port}/parley`,
 		port,
+		createDatabase: async (name) => {
+			const c = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/parley` });
+			await c.connect();
+			await c.query(`CREATE DATABASE ${name}`);
+			await c.end();
+			return `postgres://postgres@127.0.0.1:${port}/${name}`;
+		},
 		stop,
 		kill: async () => {
 			await daemon?.stop('SIGQUIT');

@@ -35,17 +35,7 @@ afterAll(async () => {
 async function freshDatabase(kind: Kind): Promise<string> {
 	const name = `t${process.pid}_${++databases}`;
 	if (kind === 'SQLite') return `sqlite:${path.join(mkdtempSync(path.join(os.tmpdir(), 'parley-sql-')), 'parley.db')}`;
-	if (kind === 'MariaDB') {
-		const c = await mysql.createConnection(maria.url);
-		await c.query(`CREATE DATABASE ${name}`);
-		await c.end();
-		return maria.url.replace(/\/parley$/, `/${name}`);
-	}
-	const c = new pg.Client({ connectionString: postgres.url });
-	await c.connect();
-	await c.query(`CREATE DATABASE ${name}`);
-	await c.end();
-	return postgres.url.replace(/\/parley$/, `/${name}`);
+	return (kind === 'MariaDB' ? maria : postgres).createDatabase(name);
 }
 
 type Kind = 'SQLite' | 'MariaDB' | 'PostgreSQL';

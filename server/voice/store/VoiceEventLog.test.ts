@@ -38,17 +38,7 @@ afterAll(async () => {
 
 async function freshDatabase(server: 'mariadb' | 'postgres'): Promise<string> {
 	const name = `l${process.pid}_${++databases}`;
-	if (server === 'mariadb') {
-		const c = await mysql.createConnection(maria.url);
-		await c.query(`CREATE DATABASE ${name}`);
-		await c.end();
-		return maria.url.replace(/\/parley$/, `/${name}`);
-	}
-	const c = new pg.Client({ connectionString: postgres.url });
-	await c.connect();
-	await c.query(`CREATE DATABASE ${name}`);
-	await c.end();
-	return postgres.url.replace(/\/parley$/, `/${name}`);
+	return (server === 'mariadb' ? maria : postgres).createDatabase(name);
 }
 
 interface Subject {

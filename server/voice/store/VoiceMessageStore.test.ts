@@ -36,17 +36,7 @@ afterAll(async () => {
 /** A new, empty database on a server, for one test. */
 async function freshDatabase(server: 'mariadb' | 'postgres'): Promise<string> {
 	const name = `c${process.pid}_${++databases}`;
-	if (server === 'mariadb') {
-		const c = await mysql.createConnection(maria.url);
-		await c.query(`CREATE DATABASE ${name}`);
-		await c.end();
-		return maria.url.replace(/\/parley$/, `/${name}`);
-	}
-	const c = new pg.Client({ connectionString: postgres.url });
-	await c.connect();
-	await c.query(`CREATE DATABASE ${name}`);
-	await c.end();
-	return postgres.url.replace(/\/parley$/, `/${name}`);
+	return (server === 'mariadb' ? maria : postgres).createDatabase(name);
 }
 
 /** Two stores on one database: two nodes of a cluster. */
