@@ -28,6 +28,9 @@ export interface RecordingCounts {
 	/** Dropped: retransmitted copies, and packets that arrived after their place was written. */
 	duplicates: number;
 	late: number;
+	/** Received while a stop waited for open holes to be repaired, but newer than the stop:
+	 * not written (received, and forwarded by mediasoup, so the cross-check still adds up). */
+	packetsAfterStop?: number;
 	/** Timestamp jumps beyond the longest gap filled with silence (taken as a new position). */
 	timestampJumps?: number;
 	/** Dropped: the media timeline ran ahead of the wall clock (packets faster than real time). */

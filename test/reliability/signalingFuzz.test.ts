@@ -67,7 +67,11 @@ class FuzzConnection {
 	readonly #fuzzer: SignalingFuzzer;
 	readonly #expected = new Map<string, number>();
 	readonly #methodOf = new Map<number, string>();
-	readonly #opened: Promise<void>;
+	/** Resolves on the welcome: fuzzing starts once admitted. Frames sent before it are held
+	 * and bounded (16 frames, 2x maxMessageBytes; asyncUpgrade.test.ts covers that), and a
+	 * welcome delayed by a busy machine must not turn a fuzz run into that limit's test. */
+	readonly #welcomed: Promise<void>;
+	#onWelcome: (() => void) | undefined;
 	/** Sent frames by id (FUZZ_DEBUG only). */
 	readonly #sent = new Map<string, string>();
 	#waiting: (() => void) | undefined;
@@ -76,9 +80,10 @@ class FuzzConnection {
 
 	constructor(url: string, fuzzer: SignalingFuzzer, tally: Tally) {
 		this.ws = new WebSocket(url);
-		this.#opened = new Promise<void>((resolve, reject) => {
-			this.ws.once('open', () => resolve());
+		this.#welcomed = new Promise<void>((resolve, reject) => {
+			this.#onWelcome = resolve;
 			this.ws.once('error', reject);
+			this.ws.once('close', (code, reason) => reject(new Error(`closed before the welcome: ${code} ${reason.toString()}`)));
 		});
 		this.#fuzzer = fuzzer;
 		this.tally = tally;
@@ -90,7 +95,7 @@ class FuzzConnection {
 	}
 
 	async run(frames: number): Promise<void> {
-		await this.#opened;
+		await this.#welcomed;
 		// FUZZ_DEBUG=1: frames still unanswered after 15 s (a hang) or at the end are printed.
 		const unanswered = () => [...this.#expected].filter(([k, n]) => n > 0 && k !== 'null').map(([k]) => this.#sent.get(k));
 		const watchdog = DEBUG ? setTimeout(() => console.log('unanswered after 15 s', unanswered()), 15_000) : undefined;
@@ -160,6 +165,7 @@ class FuzzConnection {
 		if (typeof msg.method !== 'string' || !Object.hasOwn(NOTIFICATIONS, msg.method) || typeof msg.data !== 'object' || msg.data === null || Object.keys(msg).sort().join(',') !== 'data,method') {
 			return bad('bad notification');
 		}
+		if (msg.method === 'welcome') this.#onWelcome?.();
 		this.#fuzzer.learn(msg.data);
 	}
 }

@@ -33,6 +33,10 @@ import { type RecordedPacket, RecordingRepairBuffer, type RepairBounds } from '.
  */
 export const REPAIR_BOUNDS: RepairBounds = { holdMs: 500, maxHeldPackets: 64, maxCopies: 128 };
 
+/** Stops after which the media is still up, so open holes can still be repaired. */
+const TAIL_WAIT_REASONS: ReadonlySet<StopReason> = new Set<StopReason>(['stopped', 'server shutting down']);
+const TAIL_POLL_MS = 10;
+
 export interface RecordingBounds {
 	/** Longest timestamp gap filled with silence. DTX pauses are legitimate and last a few
 	 * seconds; a longer jump (a resumed producer, a broken or forged timestamp) adds only this. */
@@ -278,6 +282,18 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 		// order, so every packet forwarded before the pause has reached us when it resolves,
 		// and the count matches what we received exactly.
 		let consumerPacketCount: number | undefined;
+		// A stop while a hole waits for its repair (a retransmission one round trip away, a RED
+		// copy in the next packet) would lose frames that reached the server just after it.
+		// So a stop that leaves the media up first waits, up to the hold bound, for the holes
+		// open now, taking no audio newer than the stop.
+		if (TAIL_WAIT_REASONS.has(reason) && !this.#consumer.closed && !this.#writeError) {
+			this.#repair.seal();
+			const deadline = performance.now() + REPAIR_BOUNDS.holdMs;
+			while (this.#repair.holeOpen && !this.#consumer.closed && performance.now() < deadline) {
+				await new Promise((r) => setTimeout(r, TAIL_POLL_MS));
+				this.#repair.release(performance.now());
+			}
+		}
 		if (!this.#consumer.closed) {
 			await this.#consumer.pause().catch(() => undefined);
 			consumerPacketCount = await this.#consumer.getStats().then(
@@ -309,6 +325,7 @@ export class ProducerRecording extends EventEmitter<ProducerRecordingEvents> {
 				packetsMissing: c.missing,
 				duplicates: c.duplicates,
 				late: c.late,
+				packetsAfterStop: c.afterSeal,
 				timestampJumps: this.#writer.timestampJumps,
 				packetsAhead: this.#packetsAhead,
 				framesFromRed: c.fromRed,

@@ -118,6 +118,21 @@ describe('RecordingRepairBuffer', () => {
 		expect(r.buffer.counts).toMatchObject({ missing: 0 });
 	});
 
+	it('after seal(), still fills the open holes (a retransmission, late copies) but takes no newer packet', () => {
+		const r = rig();
+		const p = stream(30, () => false, 2);
+		// 10..12 lost, 13 has copies of 11 and 12: 10 waits for its retransmission. The stop
+		// comes here; 10 arrives after it, and so do 14.. (audio after the stop).
+		r.send([...p.slice(0, 10), p[13]]);
+		expect(r.buffer.holeOpen).toBe(true);
+		r.buffer.seal();
+		r.send([p[14], p[10], p[15]]);
+		expect(r.buffer.holeOpen).toBe(false);
+		r.buffer.flush();
+		expect(numbers(r.out)).toEqual(range(0, 14));
+		expect(r.buffer.counts).toMatchObject({ fromRetransmission: 1, fromRed: 2, missing: 0, afterSeal: 2, received: 14 });
+	});
+
 	it('treats a timestamp jump without a sequence gap as DTX: a copy inside the silence is not written', () => {
 		const r = rig();
 		// Frames 0-9, then 1 s of silence (DTX), then 10-19; frame 10 carries a forged copy of a

@@ -43,6 +43,8 @@ export interface RepairCounts {
 	/** Holes given up with frames still missing, and those frames (truly missing). */
 	gaps: number;
 	missing: number;
+	/** Packets newer than the last one before seal(): audio after the stop, not written. */
+	afterSeal: number;
 }
 
 export interface RepairBounds {
@@ -90,7 +92,9 @@ export class RecordingRepairBuffer {
 	#emittedEnd: number | undefined;
 	/** When the hole at #next was first seen (wall ms). */
 	#holeSince: number | undefined;
-	readonly counts: RepairCounts = { received: 0, emitted: 0, duplicates: 0, late: 0, fromRed: 0, fromRetransmission: 0, gaps: 0, missing: 0 };
+	/** Set by seal(): the newest packet that may still be written. */
+	#sealedAt: number | undefined;
+	readonly counts: RepairCounts = { received: 0, emitted: 0, duplicates: 0, late: 0, fromRed: 0, fromRetransmission: 0, gaps: 0, missing: 0, afterSeal: 0 };
 
 	constructor(bounds: RepairBounds, emit: (frame: Uint8Array, timestamp: number, source: FrameSource) => void) {
 		this.#bounds = bounds;
@@ -111,6 +115,10 @@ export class RecordingRepairBuffer {
 	push(packet: RecordedPacket, nowMs: number): void {
 		this.counts.received++;
 		const ext = this.#extend(packet.seq & 0xffff);
+		if (this.#sealedAt !== undefined && ext > this.#sealedAt) {
+			this.counts.afterSeal++;
+			return;
+		}
 		this.#next ??= ext;
 		if (ext < this.#next) {
 			// Already emitted (a second copy), or its hole was given up (late).
@@ -134,6 +142,20 @@ export class RecordingRepairBuffer {
 	/** Gives up the holes that waited long enough (call when no packets come, e.g. before a checkpoint). */
 	release(nowMs: number): void {
 		this.#drain(false, nowMs);
+	}
+
+	/**
+	 * End of the recording, in two steps: from here on only packets up to the newest one seen
+	 * so far are taken (what fills the holes still open: late RED copies, retransmissions),
+	 * newer ones are audio after the stop and are dropped. Then flush().
+	 */
+	seal(): void {
+		this.#sealedAt = this.#highest;
+	}
+
+	/** Some hole is still waited for (packets are held behind it). */
+	get holeOpen(): boolean {
+		return this.#held.size > 0;
 	}
 
 	/** Emits everything still held, giving up every hole (end of recording). */
