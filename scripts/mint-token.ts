@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { ParleyConfig } from '../config/schema.js';
 import { ConfigError, loadConfig } from '../server/config/loadConfig.js';
-import { mintAccessToken } from '../server/auth/accessToken.js';
+import { mintAccessToken } from '../protocol/tokens.js';
 
 const USAGE = `usage: npm run -s token -- --user ID [--name NAME] --channel NAME|PREFIX* [--channel ...]
                   [--publish] [--no-subscribe] [--record] [--ttl SECONDS]`;
@@ -59,7 +59,7 @@ try {
 			audience: auth.audience,
 			issuer: auth.issuer,
 		},
-		new TextEncoder().encode(secret),
+		secret,
 	);
 	process.stdout.write(`${token}\n`);
 } catch (err) {

@@ -3,12 +3,13 @@
 // `kid` header). Its `api` claim grants operations (protocol/apiOperations.ts) on channels
 // (exact names or `prefix*`, as in browser tokens). Tokens are short-lived
 // (api.maxTokenLifetimeS): a leaked one is useful for minutes, not days.
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
-import { z } from 'zod';
-import { API_OPERATIONS, type ApiOperation } from '../../protocol/apiOperations.js';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
+import type { ApiOperation } from '../../protocol/apiOperations.js';
 import { RequestError } from '../../protocol/RequestError.js';
-import { channelNameSchema } from '../../protocol/schemas.js';
-import { channelAllowed } from '../auth/accessToken.js';
+import { apiTokenPayloadSchema as payloadSchema, channelAllowed } from '../../protocol/tokens.js';
+
+// The claims and the minting live in protocol/tokens.ts (the SDK mints the same tokens).
+export { mintApiToken, type ApiGrant, type ApiTokenOptions as MintApiTokenOptions } from '../../protocol/tokens.js';
 
 export interface ApiKey {
 	id: string;
@@ -25,21 +26,6 @@ export interface ApiPrincipal {
 	/** Seconds since the epoch. */
 	expiresAt: number;
 }
-
-const channelPattern = z.union([channelNameSchema, z.string().regex(/^[A-Za-z0-9._:-]{0,63}\*$/, 'a channel prefix ends with *')]);
-
-const apiClaimSchema = z.strictObject({
-	channels: z.array(channelPattern).min(1).max(64),
-	operations: z.array(z.enum([...API_OPERATIONS, '*'])).min(1).max(API_OPERATIONS.length + 1),
-});
-
-const payloadSchema = z.object({
-	exp: z.number().int(),
-	iat: z.number().int().optional(),
-	api: apiClaimSchema,
-});
-
-export type ApiGrant = z.input<typeof apiClaimSchema>;
 
 function unauthenticated(reason: string): RequestError {
 	return new RequestError('E_AUTH', `API token refused: ${reason}.`);
@@ -106,22 +92,4 @@ export function authorize(principal: ApiPrincipal, operation: ApiOperation, chan
 /** Whether the principal's channels cover `channel` (filters lists rather than failing them). */
 export function coversChannel(principal: ApiPrincipal, channel: string): boolean {
 	return channelAllowed(principal.channels, channel);
-}
-
-export interface MintApiTokenOptions {
-	keyId: string;
-	secret: string;
-	grant: ApiGrant;
-	ttlS: number;
-}
-
-/** An API token as backends mint them (tests, `npm run token`, the SDK's token builder). */
-export async function mintApiToken({ keyId, secret, grant, ttlS }: MintApiTokenOptions): Promise<string> {
-	const now = Math.floor(Date.now() / 1000);
-	return new SignJWT({ api: apiClaimSchema.parse(grant) })
-		.setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-		.setIssuer(keyId)
-		.setIssuedAt(now)
-		.setExpirationTime(now + ttlS)
-		.sign(new TextEncoder().encode(secret));
 }

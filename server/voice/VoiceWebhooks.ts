@@ -20,12 +20,18 @@
 // (server/voice/outbox) delivers from the database instead, through the same single attempt
 // (deliverOnce) and the same schedule (RetrySchedule), so both paths sign, classify and back
 // off alike; only where the pending events live differs.
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '../telemetry/logger.js';
 import type { VoiceMessageEvent } from './voiceEvents.js';
+import { signWebhook } from '../../protocol/webhookSignature.js';
 
 export type WebhookOutcome = 'delivered' | 'retried' | 'refused' | 'failed' | 'dropped';
+
+/** What a webhook carries, at the least: its name (X-Parley-Event) and id (X-Parley-Delivery). */
+export interface WebhookEvent {
+	eventId: string;
+	event: string;
+}
 
 export interface VoiceWebhooksOptions {
 	url: string;
@@ -45,19 +51,26 @@ export interface VoiceWebhooksOptions {
 	concurrency?: number;
 }
 
-interface Delivery {
-	event: VoiceMessageEvent;
+interface Delivery<E extends WebhookEvent> {
+	event: E;
 	body: string;
+}
+
+export interface WebhookQueueOptions<E extends WebhookEvent> extends VoiceWebhooksOptions {
+	/** Events of one lane go out in order; lanes go in parallel (voice: the message id). */
+	laneOf: (event: E) => string;
 }
 
 const DEFAULT_BASE_DELAY_MS = 500;
 const DEFAULT_MAX_DELAY_MS = 30_000;
 const DEFAULT_CONCURRENCY = 4;
 
-export class VoiceWebhooks {
-	readonly #o: VoiceWebhooksOptions & { baseDelayMs: number; maxDelayMs: number; concurrency: number };
-	/** Per voice message, its events in order; a lane is running or waiting for a slot. */
-	readonly #lanes = new Map<string, Delivery[]>();
+/** The in-memory delivery queue of signed webhooks (voice messages here, room events in
+ * server/events): lanes in order, a few at a time, with the retry schedule. */
+export class WebhookQueue<E extends WebhookEvent> {
+	readonly #o: WebhookQueueOptions<E> & { baseDelayMs: number; maxDelayMs: number; concurrency: number };
+	/** Per lane (voice message), its events in order; a lane is running or waiting for a slot. */
+	readonly #lanes = new Map<string, Delivery<E>[]>();
 	readonly #waiting: string[] = [];
 	#running = 0;
 	#queued = 0;
@@ -68,7 +81,7 @@ export class VoiceWebhooks {
 
 	readonly #schedule: RetrySchedule;
 
-	constructor(options: VoiceWebhooksOptions) {
+	constructor(options: WebhookQueueOptions<E>) {
 		checkWebhookEndpoint(options);
 		this.#o = {
 			baseDelayMs: DEFAULT_BASE_DELAY_MS,
@@ -85,21 +98,22 @@ export class VoiceWebhooks {
 	}
 
 	/** Queues an event; false when it was dropped (queue full or shutting down). */
-	enqueue(event: VoiceMessageEvent): boolean {
+	enqueue(event: E): boolean {
+		const laneId = this.#o.laneOf(event);
 		if (this.#closed || this.#queued >= this.#o.maxQueued) {
 			this.#o.onOutcome?.('dropped');
-			this.#o.log.warn({ eventId: event.eventId, event: event.event, voiceMessageId: event.voiceMessageId, queued: this.#queued }, 'webhook queue full: event dropped');
+			this.#o.log.warn({ eventId: event.eventId, event: event.event, lane: laneId, queued: this.#queued }, 'webhook queue full: event dropped');
 			return false;
 		}
 		this.#queued++;
 		const delivery = { event, body: JSON.stringify(event) };
-		const lane = this.#lanes.get(event.voiceMessageId);
+		const lane = this.#lanes.get(laneId);
 		if (lane) {
 			lane.push(delivery);
 			return true;
 		}
-		this.#lanes.set(event.voiceMessageId, [delivery]);
-		this.#waiting.push(event.voiceMessageId);
+		this.#lanes.set(laneId, [delivery]);
+		this.#waiting.push(laneId);
 		this.#pump();
 		return true;
 	}
@@ -127,7 +141,7 @@ export class VoiceWebhooks {
 		this.#lanes.delete(id);
 	}
 
-	async #deliver({ event, body }: Delivery): Promise<void> {
+	async #deliver({ event, body }: Delivery<E>): Promise<void> {
 		const signal = this.#abort.signal;
 		for (let attempt = 1; ; attempt++) {
 			if (signal.aborted) return;
@@ -180,6 +194,13 @@ export class VoiceWebhooks {
 	}
 }
 
+/** Voice-message webhooks: one lane per message. */
+export class VoiceWebhooks extends WebhookQueue<VoiceMessageEvent> {
+	constructor(options: VoiceWebhooksOptions) {
+		super({ ...options, laneOf: (e) => e.voiceMessageId });
+	}
+}
+
 /** Where and how events are POSTed: voice.webhookUrl, voice.webhookSecret, voice.webhookTimeoutMs. */
 export interface WebhookEndpoint {
 	url: string;
@@ -203,7 +224,7 @@ export type WebhookAttemptResult = { kind: 'delivered' } | { kind: 'refused'; st
  * event's JSON; pass the same bytes on every attempt. `signal` aborts the request (shutdown);
  * an aborted attempt reports `retry`.
  */
-export async function deliverOnce(endpoint: WebhookEndpoint, event: VoiceMessageEvent, options: { body?: string; signal?: AbortSignal } = {}): Promise<WebhookAttemptResult> {
+export async function deliverOnce(endpoint: WebhookEndpoint, event: WebhookEvent, options: { body?: string; signal?: AbortSignal } = {}): Promise<WebhookAttemptResult> {
 	const body = options.body ?? JSON.stringify(event);
 	const t = Math.floor(Date.now() / 1000);
 	const timeout = AbortSignal.timeout(endpoint.timeoutMs);
@@ -260,32 +281,5 @@ export class RetrySchedule {
 	}
 }
 
-/** Hex HMAC-SHA256 of "<t>.<body>": what X-Parley-Signature's v1 carries. */
-export function signWebhook(body: string | Buffer, timestampS: number, secret: string): string {
-	return createHmac('sha256', secret).update(`${timestampS}.`).update(body).digest('hex');
-}
-
-export interface VerifyWebhookOptions {
-	/** Oldest accepted signature timestamp, in seconds before now (default 300). */
-	toleranceS?: number;
-	/** Now, ms since the epoch (tests). */
-	nowMs?: number;
-}
-
-/**
- * For receivers: true when `signatureHeader` (X-Parley-Signature) signs exactly `rawBody` with
- * `secret` and its timestamp is within `toleranceS` of now. Pass the body bytes as received,
- * before any JSON parsing. Several v1 values are accepted (secret rotation).
- */
-export function verifyWebhookSignature(rawBody: string | Buffer, signatureHeader: string, secret: string, options: VerifyWebhookOptions = {}): boolean {
-	const parts = signatureHeader.split(',').map((p) => p.trim().split('='));
-	const t = Number(parts.find(([k]) => k === 't')?.[1]);
-	if (!Number.isSafeInteger(t)) return false;
-	const nowS = (options.nowMs ?? Date.now()) / 1000;
-	if (Math.abs(nowS - t) > (options.toleranceS ?? 300)) return false;
-	const expected = Buffer.from(signWebhook(rawBody, t, secret), 'hex');
-	return parts.some(([k, v]) => {
-		if (k !== 'v1' || !v || !/^[0-9a-f]{64}$/.test(v)) return false;
-		return timingSafeEqual(Buffer.from(v, 'hex'), expected);
-	});
-}
+// The signature scheme is shared with receivers (the SDK): protocol/webhookSignature.ts.
+export { signWebhook, verifyWebhookSignature, type VerifyWebhookOptions } from '../../protocol/webhookSignature.js';
