@@ -122,7 +122,7 @@ describe('SubscribeStatus across a subscriber reconnect and a node restart (serv
 		const token = await mintAccessToken({ userId: OWNER, channels: ['room'], grants: { canPublish: true, canRecord: true }, ttlS: 600 }, new TextEncoder().encode(JWT_SECRET));
 		const pkg = grpc.loadPackageDefinition(loadApiPackage()) as unknown as { parley: { v1: { VoiceMessageService: grpc.ServiceClientConstructor } } };
 		// One channel for the whole test, as a backend keeps it: grpc-js reconnects it after the restart.
-		const client = new pkg.parley.v1.VoiceMessageService(`127.0.0.1:${apiPort}`, grpc.credentials.createInsecure()) as StatusClient;
+		const client = new pkg.parley.v1.VoiceMessageService(`127.0.0.1:${apiPort}`, grpc.credentials.createInsecure()) as unknown as StatusClient;
 		cleanups.push(() => client.close());
 		const metadata = async () => {
 			const m = new grpc.Metadata();
