@@ -146,6 +146,11 @@ export const ERROR_CODES = {
 		httpStatus: 503,
 		when: '`join` that needs cluster coordination while Redis is unreachable (a channel not already open on this node), or that would bridge the channel to a home node that does not answer or refuses: try again',
 	},
+	E_NODE_UNAVAILABLE: {
+		message: 'The node serving this channel does not answer; try again.',
+		httpStatus: 503,
+		when: 'backend API call for a channel served by another node of the cluster whose process is gone (off the cluster bus, or no answer within `cluster.requestTimeoutMs`); the message names the channel and the node. Once its home claim expires (`cluster.nodeTtlMs`) the channel is NOT_FOUND until someone joins it again',
+	},
 	// HTTP only: tus uploads (the statuses tus 1.0.0 prescribes) and the listener itself.
 	E_GONE: { message: 'The upload expired.', httpStatus: 410, when: 'tus: HEAD or PATCH of an unfinished upload past its `Upload-Expires`' },
 	E_CONFLICT: {

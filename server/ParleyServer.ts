@@ -35,6 +35,9 @@ import { SignalingServer } from './signaling/SignalingServer.js';
 import { GrpcApiServer } from './api/GrpcApiServer.js';
 import { voiceMessageGrpcService } from './api/VoiceMessageGrpcService.js';
 import { createChannelService } from './api/ChannelGrpcService.js';
+import { ChannelOperations } from './api/ChannelOperations.js';
+import { CHANNEL_HOME_PREFIX } from './cluster/ChannelPlacement.js';
+import { channelAllowed } from './auth/accessToken.js';
 import { apiKeyList } from '../config/schema.js';
 import { createRateLimits } from './ratelimit/rateLimits.js';
 import { registerStaticFiles } from './http/staticFiles.js';
@@ -123,6 +126,8 @@ export class ParleyServer {
 	#shutdown: Promise<ShutdownResult> | undefined;
 	/** This node's part in the cluster (with Redis). */
 	readonly #cluster: ClusterNode | undefined;
+	/** The API's channel operations; serves other nodes' forwarded calls once the cluster is up. */
+	readonly #channelOperations: ChannelOperations;
 	/** Voice-message notifications: this node's sessions, or every node's over the cluster bus. */
 	readonly #voiceNotifier: VoiceMessageNotifier;
 	/** Signed webhooks of voice-message lifecycle events (voice.webhookUrl). */
@@ -309,6 +314,26 @@ export class ParleyServer {
 			},
 			log.child({ component: 'signaling' }),
 		);
+		// The API's channel calls run where the channel is: here, or on its home over the bus.
+		const channelOperations = new ChannelOperations({
+			channels: this.channels,
+			nodeId: this.nodeId,
+			covers: channelAllowed,
+			log: log.child({ component: 'api' }),
+			...(cluster &&
+				redis && {
+					cluster: {
+						get bus() {
+							return cluster.bus;
+						},
+						homeOf: async (channel: string) => (await redis.get(CHANNEL_HOME_PREFIX + channel)) ?? undefined,
+						homesOf: async (channels: string[]) => (await redis.mget(...channels.map((c) => CHANNEL_HOME_PREFIX + c))).map((h) => h ?? undefined),
+						liveNodeIds: async () => (await cluster.registry.liveNodes()).map((n) => n.nodeId),
+						requestTimeoutMs: config.cluster.requestTimeoutMs,
+					},
+				}),
+		});
+		this.#channelOperations = channelOperations;
 		this.api = config.api.grpc.enabled
 			? new GrpcApiServer({
 					host: config.api.grpc.host,
@@ -319,7 +344,7 @@ export class ParleyServer {
 					maxTokenLifetimeS: config.api.maxTokenLifetimeS,
 					rateLimit: { ratePerSecond: config.api.requestsPerSecond, burst: config.api.requestBurst },
 					services: [
-						createChannelService({ channels: this.channels, nodeId: this.nodeId }),
+						createChannelService({ operations: channelOperations }),
 						voiceMessageGrpcService({ store: this.voiceStore, feed: statusFeed, remove: (id) => this.voice.removeById(id) }),
 					],
 					log: log.child({ component: 'api' }),
@@ -447,6 +472,7 @@ export class ParleyServer {
 		if (cluster) {
 			this.#teardown.push('cluster', () => cluster.close());
 			await cluster.start(http.port);
+			this.#channelOperations.serve(cluster.bus);
 			await this.#voiceNotifier.attach(cluster.bus);
 			this.#voiceRecovery.watch(cluster.registry);
 		}

@@ -1,0 +1,153 @@
+// Issue 19: "Channel service ... works from any node for a channel homed on another
+// (through the cluster), with a clear error when the home is gone."
+// Two Parley nodes (processes) sharing a real redis-server, the gRPC API on both. A channel
+// homed on A with a signaling peer; a real grpc-js client connected to B lists, mutes,
+// updates, removes and closes; then A is SIGKILLed and a call at B answers UNAVAILABLE with
+// E_NODE_UNAVAILABLE, naming the channel and A.
+import * as grpc from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { freePort } from '../../testkit/ports.js';
+import { mintApiToken, type ApiGrant } from '../../server/api/apiAuth.js';
+import { loadApiPackage } from '../../server/api/GrpcApiServer.js';
+import { CLOSE_CODES, type RequestData } from '../../protocol/messages.js';
+import { startNode, type NodeProcess } from './helpers/nodes.js';
+import { joinVia, type JoinedClient } from './bridgeNodes.js';
+
+const API_SECRET = 'api-secret-that-is-long-enough-0123456789';
+const ALL: ApiGrant = { channels: ['*'], operations: ['*'] };
+/** Long enough that A's home claim outlives the checks after the kill (the claim expires with the TTL). */
+const NODE_TTL_MS = 6000;
+/** Generous (shared 2-core machine): the kill is seen at once (A's bus subscription closes with its process). */
+const UNAVAILABLE_BOUND_MS = 5000;
+const OPUS_RTP: RequestData<'produce'>['rtpParameters'] = {
+	mid: '0',
+	codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1 } }],
+	encodings: [{ ssrc: 33333333 }],
+};
+
+type Unary = (req: object, md: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void;
+
+describe('the channel API at a node that is not the channel home', () => {
+	let redis: TestRedis;
+	let raw: Redis;
+	let a: NodeProcess;
+	let b: NodeProcess;
+	let atB: grpc.Client & Record<string, Unary>;
+	const clients: JoinedClient[] = [];
+	const pkg = grpc.loadPackageDefinition(loadApiPackage()) as any;
+
+	const start = async (id: string) => {
+		const grpcPort = await freePort();
+		const node = await startNode(redis.url, id, {
+			PARLEY_CLUSTER_NODE_TTL_MS: String(NODE_TTL_MS),
+			PARLEY_API_GRPC_ENABLED: 'true',
+			PARLEY_API_GRPC_PORT: String(grpcPort),
+			PARLEY_API_KEYS: `backend:${API_SECRET}`,
+		});
+		return { node, grpcPort };
+	};
+
+	beforeAll(async () => {
+		redis = await startRedis();
+		raw = new Redis(redis.url);
+		const [na, nb] = await Promise.all([start('api-a'), start('api-b')]);
+		a = na.node;
+		b = nb.node;
+		atB = new pkg.parley.v1.ChannelService(`127.0.0.1:${nb.grpcPort}`, grpc.credentials.createInsecure());
+	}, 60_000);
+
+	afterAll(async () => {
+		for (const c of clients) c.client.close();
+		atB?.close();
+		await Promise.all([a?.stop(), b?.stop()]);
+		raw?.disconnect();
+		await redis?.stop();
+	});
+
+	async function call(method: string, req: object, deadlineMs = 10_000): Promise<{ err: grpc.ServiceError | null; res: any }> {
+		const md = new grpc.Metadata();
+		md.set('authorization', `Bearer ${await mintApiToken({ keyId: 'backend', secret: API_SECRET, grant: ALL, ttlS: 60 })}`);
+		return new Promise((resolve) => atB[method]!.call(atB, req, md, { deadline: Date.now() + deadlineMs }, (err, res) => resolve({ err, res })));
+	}
+	async function joinA(channel: string, userId: string, produce = false): Promise<JoinedClient & { producerId: string }> {
+		const joined = await joinVia(a, channel, userId);
+		clients.push(joined);
+		let producerId = '';
+		if (produce) {
+			const tr = await joined.client.request('createTransport', { direction: 'send' });
+			if (!tr.ok) throw new Error(tr.error.code);
+			const p = await joined.client.request('produce', { transportId: tr.data.transportId, kind: 'audio', rtpParameters: OPUS_RTP });
+			if (!p.ok) throw new Error(p.error.code);
+			producerId = p.data.producerId;
+		}
+		return { ...joined, producerId };
+	}
+
+	it('lists, mutes, updates, removes and closes a channel homed on the other node', async () => {
+		const speaker = await joinA('far-room', 'far-speaker', true);
+		const listener = await joinA('far-room', 'far-listener');
+		expect(await raw.get('parley:channel-home:far-room')).toBe(a.nodeId);
+
+		const channels = await call('ListChannels', {});
+		expect(channels.err).toBeNull();
+		expect(channels.res.channels.find((c: { name: string }) => c.name === 'far-room')).toMatchObject({ peers: 2, speakers: 1, homeNodeId: a.nodeId });
+
+		const list = await call('ListParticipants', { channel: 'far-room' });
+		expect(list.err).toBeNull();
+		expect(list.res.participants.map((p: { userId: string; nodeId: string }) => `${p.userId}@${p.nodeId}`).sort()).toEqual([`far-listener@${a.nodeId}`, `far-speaker@${a.nodeId}`]);
+
+		const muted = await call('MuteParticipant', { channel: 'far-room', participant: { userId: 'far-speaker' }, muted: true });
+		expect(muted.err).toBeNull();
+		expect(muted.res.participant).toMatchObject({ peerId: speaker.peerId, mutedByModerator: true, speaking: false });
+		expect(await speaker.client.waitFor('participantMuted')).toEqual({ peerId: speaker.peerId, muted: true });
+		await listener.client.waitFor('participantMuted');
+		const resume = await speaker.client.request('resumeProducer', { producerId: speaker.producerId });
+		expect(resume.ok ? 'OK' : resume.error.code).toBe('E_MUTED_BY_MODERATOR');
+
+		const updated = await call('UpdateParticipant', { channel: 'far-room', participant: { peerId: speaker.peerId }, canPublish: false });
+		expect(updated.err).toBeNull();
+		expect(updated.res.participant.grants).toMatchObject({ canPublish: false, canSubscribe: true });
+		expect((await speaker.client.waitFor('grantsChanged')).grants.canPublish).toBe(false);
+
+		// An error at the home keeps its code: the same status as a local call.
+		const nobody = await call('MuteParticipant', { channel: 'far-room', participant: { userId: 'nobody' }, muted: true });
+		expect(nobody.err?.code).toBe(grpc.status.NOT_FOUND);
+		expect(nobody.err?.metadata.get('parley-error-code')).toEqual(['E_NOT_FOUND']);
+
+		expect((await call('RemoveParticipant', { channel: 'far-room', participant: { peerId: speaker.peerId }, reason: 'spam' })).err).toBeNull();
+		const removed = await speaker.client.closed;
+		expect(removed.code).toBe(CLOSE_CODES.REMOVED);
+		expect(removed.reason).toMatch(/^E_REMOVED: spam/);
+
+		const close = await call('CloseChannel', { channel: 'far-room' });
+		expect(close.err).toBeNull();
+		expect(close.res.participantsRemoved).toBe(1);
+		expect((await listener.client.closed).code).toBe(CLOSE_CODES.REMOVED);
+		const gone = await call('ListParticipants', { channel: 'far-room' });
+		expect(gone.err?.code).toBe(grpc.status.NOT_FOUND);
+		expect(gone.err?.metadata.get('parley-error-code')).toEqual(['E_NOT_FOUND']);
+	}, 30_000);
+
+	it('answers UNAVAILABLE with E_NODE_UNAVAILABLE, naming channel and node, once the home is killed', async () => {
+		await joinA('doomed-room', 'doomed-user');
+		expect((await call('ListParticipants', { channel: 'doomed-room' })).err).toBeNull();
+		await a.kill();
+		const killedAt = performance.now();
+		const res = await call('MuteParticipant', { channel: 'doomed-room', participant: { userId: 'doomed-user' }, muted: true }, UNAVAILABLE_BOUND_MS);
+		const answeredMs = Math.round(performance.now() - killedAt);
+		expect(res.err?.code).toBe(grpc.status.UNAVAILABLE);
+		expect(res.err?.metadata.get('parley-error-code')).toEqual(['E_NODE_UNAVAILABLE']);
+		expect(res.err?.details).toContain('doomed-room');
+		expect(res.err?.details).toContain(a.nodeId);
+		expect(answeredMs).toBeLessThan(UNAVAILABLE_BOUND_MS);
+		// The claim is still there (it expires with the TTL): the error is about the node, not the channel.
+		expect(await raw.get('parley:channel-home:doomed-room')).toBe(a.nodeId);
+		// B itself keeps serving: its own list answers (A's channels are gone with A).
+		const channels = await call('ListChannels', {});
+		expect(channels.err).toBeNull();
+		expect(channels.res.channels.map((c: { name: string }) => c.name)).not.toContain('doomed-room');
+		console.log(`home killed -> UNAVAILABLE at the other node: ${answeredMs} ms`);
+	}, 20_000);
+});
