@@ -65,7 +65,7 @@ module.exports = {
 			comment: 'protocol/ is the shared vocabulary: it imports nothing of server/, client/, bench/, testkit/ or test/.',
 			severity: 'error',
 			from: { path: '^protocol/' },
-			to: { path: '^(server|client|bench|testkit|test|config)/' },
+			to: { path: '^(server|client|bench|testkit|test|config|sdk)/' },
 		},
 		{
 			name: 'client-imports-only-protocol',
@@ -75,11 +75,18 @@ module.exports = {
 			to: { path: '^(server|bench|testkit|test|config)/' },
 		},
 		{
+			name: 'sdk-imports-only-protocol',
+			comment: 'The Node backend SDK ships without the server: it shares only the protocol (tokens, protos, error codes).',
+			severity: 'error',
+			from: { path: '^sdk/', pathNot: TESTS },
+			to: { path: '^(server|client|bench|testkit|test|config)/' },
+		},
+		{
 			name: 'server-not-into-tools',
 			comment: 'Production code does not import the bench, the test kit or tests.',
 			severity: 'error',
 			from: { path: '^(server|config)/', pathNot: TESTS },
-			to: { path: '^(bench|testkit|test|client)/' },
+			to: { path: '^(bench|testkit|test|client|sdk)/' },
 		},
 		{
 			name: 'bench-not-into-tests',
