@@ -34,6 +34,7 @@ describe('the channel API at a node that is not the channel home', () => {
 	let raw: Redis;
 	let a: NodeProcess;
 	let b: NodeProcess;
+	let atA: grpc.Client & Record<string, Unary>;
 	let atB: grpc.Client & Record<string, Unary>;
 	const clients: JoinedClient[] = [];
 	const pkg = grpc.loadPackageDefinition(loadApiPackage()) as any;
@@ -45,6 +46,10 @@ describe('the channel API at a node that is not the channel home', () => {
 			PARLEY_API_GRPC_ENABLED: 'true',
 			PARLEY_API_GRPC_PORT: String(grpcPort),
 			PARLEY_API_KEYS: `backend:${API_SECRET}`,
+			// A join at a node other than the home bridges (for the bridged channel case);
+			// peers joining the home directly are not affected.
+			PARLEY_CLUSTER_BRIDGE_ABOVE_PEERS: '0',
+			PARLEY_CLUSTER_PIPE_LISTEN_IP: '127.0.0.1',
 		});
 		return { node, grpcPort };
 	};
@@ -55,22 +60,25 @@ describe('the channel API at a node that is not the channel home', () => {
 		const [na, nb] = await Promise.all([start('api-a'), start('api-b')]);
 		a = na.node;
 		b = nb.node;
+		atA = new pkg.parley.v1.ChannelService(`127.0.0.1:${na.grpcPort}`, grpc.credentials.createInsecure());
 		atB = new pkg.parley.v1.ChannelService(`127.0.0.1:${nb.grpcPort}`, grpc.credentials.createInsecure());
 	}, 60_000);
 
 	afterAll(async () => {
 		for (const c of clients) c.client.close();
+		atA?.close();
 		atB?.close();
 		await Promise.all([a?.stop(), b?.stop()]);
 		raw?.disconnect();
 		await redis?.stop();
 	});
 
-	async function call(method: string, req: object, deadlineMs = 10_000): Promise<{ err: grpc.ServiceError | null; res: any }> {
+	async function callAt(client: grpc.Client & Record<string, Unary>, method: string, req: object, deadlineMs = 10_000): Promise<{ err: grpc.ServiceError | null; res: any }> {
 		const md = new grpc.Metadata();
 		md.set('authorization', `Bearer ${await mintApiToken({ keyId: 'backend', secret: API_SECRET, grant: ALL, ttlS: 60 })}`);
-		return new Promise((resolve) => atB[method]!.call(atB, req, md, { deadline: Date.now() + deadlineMs }, (err, res) => resolve({ err, res })));
+		return new Promise((resolve) => client[method]!.call(client, req, md, { deadline: Date.now() + deadlineMs }, (err, res) => resolve({ err, res })));
 	}
+	const call = (method: string, req: object, deadlineMs?: number) => callAt(atB, method, req, deadlineMs);
 	async function joinA(channel: string, userId: string, produce = false): Promise<JoinedClient & { producerId: string }> {
 		const joined = await joinVia(a, channel, userId);
 		clients.push(joined);
@@ -128,6 +136,42 @@ describe('the channel API at a node that is not the channel home', () => {
 		const gone = await call('ListParticipants', { channel: 'far-room' });
 		expect(gone.err?.code).toBe(grpc.status.NOT_FOUND);
 		expect(gone.err?.metadata.get('parley-error-code')).toEqual(['E_NOT_FOUND']);
+	}, 30_000);
+
+	it('in a channel bridged across the nodes: lists every peer with its node, acts where the participant is connected, closes everywhere', async () => {
+		const home = await joinA('bridged-room', 'at-home');
+		const satellite = await joinVia(b, 'bridged-room', 'at-satellite');
+		clients.push(satellite);
+		expect(await raw.get('parley:channel-home:bridged-room')).toBe(a.nodeId);
+		await home.client.waitFor('peerJoined', (p) => p.peerId === satellite.peerId);
+
+		for (const client of [atA, atB]) {
+			const list = await callAt(client, 'ListParticipants', { channel: 'bridged-room' });
+			expect(list.err).toBeNull();
+			expect(list.res.participants.map((p: { userId: string; nodeId: string }) => `${p.userId}@${p.nodeId}`).sort()).toEqual([`at-home@${a.nodeId}`, `at-satellite@${b.nodeId}`]);
+		}
+		const listed = await callAt(atA, 'ListChannels', {});
+		expect(listed.res.channels.filter((c: { name: string }) => c.name === 'bridged-room')).toEqual([expect.objectContaining({ peers: 2, homeNodeId: a.nodeId })]);
+
+		// A peer of the satellite muted through the home, a peer of the home muted through the satellite.
+		const m1 = await callAt(atA, 'MuteParticipant', { channel: 'bridged-room', participant: { userId: 'at-satellite' }, muted: true });
+		expect(m1.err).toBeNull();
+		expect(m1.res.participant).toMatchObject({ peerId: satellite.peerId, mutedByModerator: true });
+		expect(await satellite.client.waitFor('participantMuted', (d) => d.peerId === satellite.peerId)).toEqual({ peerId: satellite.peerId, muted: true });
+		const m2 = await callAt(atB, 'MuteParticipant', { channel: 'bridged-room', participant: { userId: 'at-home' }, muted: true });
+		expect(m2.err).toBeNull();
+		expect(await home.client.waitFor('participantMuted', (d) => d.peerId === home.peerId)).toEqual({ peerId: home.peerId, muted: true });
+
+		expect((await callAt(atB, 'RemoveParticipant', { channel: 'bridged-room', participant: { peerId: home.peerId }, reason: 'off' })).err).toBeNull();
+		expect((await home.client.closed).code).toBe(CLOSE_CODES.REMOVED);
+
+		// Closed at the home: the satellite's peer is removed (4403), not told to rejoin.
+		const close = await callAt(atA, 'CloseChannel', { channel: 'bridged-room', reason: 'done' });
+		expect(close.err).toBeNull();
+		expect(close.res.participantsRemoved).toBe(1);
+		const closed = await satellite.client.closed;
+		expect(closed.code).toBe(CLOSE_CODES.REMOVED);
+		expect(closed.reason).toMatch(/^E_REMOVED: done/);
 	}, 30_000);
 
 	it('answers UNAVAILABLE with E_NODE_UNAVAILABLE, naming channel and node, once the home is killed', async () => {
