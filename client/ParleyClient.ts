@@ -741,7 +741,10 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 			if (signaling === this.#signaling) this.emit('mutedByModerator', peerId, muted);
 		});
 		signaling.on('grantsChanged', ({ grants }) => {
-			if (signaling === this.#signaling) this.emit('grantsChanged', grants);
+			if (signaling !== this.#signaling) return;
+			// `grants` (and the checks before a publish) read what the server now allows, not the welcome's.
+			if (this.#welcome) this.#welcome = { ...this.#welcome, grants };
+			this.emit('grantsChanged', grants);
 		});
 		signaling.on('voiceMessage', ({ message, reason }) => {
 			if (signaling === this.#signaling) this.#onVoiceMessage(message, reason);

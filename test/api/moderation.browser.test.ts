@@ -194,6 +194,7 @@ describe('moderating Chromium participants through the backend API', () => {
 		expect([...room.peers.values()].flatMap((p) => [...p.producers.values()])).toEqual([]);
 		await expect.poll(async () => (await logOf(speaker)).events.filter((e) => e.name === 'grantsChanged').map((e) => (e.args[0] as { canPublish: boolean }).canPublish), { timeout: HEARD_WITHIN_MS }).toEqual([false]);
 
+		expect(await speaker.evaluate(() => (window as unknown as { client: { grants: { canPublish: boolean } } }).client.grants.canPublish)).toBe(false);
 		const again = await speaker.evaluate(async () => {
 			try {
 				await (window as unknown as { client: { publishMicrophone(): Promise<void> } }).client.publishMicrophone();
