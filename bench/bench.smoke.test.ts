@@ -280,3 +280,45 @@ describe('bench smoke run (recording repair)', () => {
 		expect(readFileSync(path.join(outDir, 'report.md'), 'utf8')).toContain('## Recordings repaired');
 	});
 });
+
+describe('bench smoke run (backend API)', () => {
+	const outDir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-smoke-api-'));
+	let run: BenchRun;
+
+	beforeAll(async () => {
+		({ run } = await runBench({ scenarios: ['api'], smoke: true, outDir, command: 'vitest bench smoke (api)', loss: {}, capacity: {}, capacityTransports: [], signaling: {}, log: () => {} }));
+	}, 60_000);
+
+	afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+	it('delivers every committed status change to every SubscribeStatus stream once, with finite latencies', () => {
+		expect(run.errors).toEqual([]);
+		const f = run.api!.fanOut;
+		expect(f.streamErrors).toEqual([]);
+		expect(f.events).toBe(run.api!.options.events);
+		expect(f.expectedDeliveries).toBe(f.events * f.subscribers);
+		expect(f.delivered).toBe(f.expectedDeliveries);
+		expect(f.missing).toBe(0);
+		expect(f.duplicates).toBe(0);
+		expect(f.deliveryMs.count).toBe(f.delivered);
+		expect(f.deliveryMs.p50).toBeGreaterThanOrEqual(0);
+		expect(f.deliveryMs.p99).toBeLessThanOrEqual(f.deliveryMs.max);
+		expect(f.lastSubscriberMs.count).toBe(f.events);
+		expect(f.deliveriesPerSecond).toBeGreaterThan(0);
+		expect(readFileSync(path.join(outDir, 'report.md'), 'utf8')).toContain('## Backend API (gRPC)');
+	});
+
+	it('answers ListParticipants and MuteParticipant without errors while the channel carries audio', () => {
+		const m = run.api!.moderation;
+		expect(m.participantsListed).toBe(m.peers + m.listeners);
+		for (const f of m.methods) {
+			expect(f.calls).toBeGreaterThan(10);
+			expect(f.errors).toEqual({});
+			expect(f.succeeded).toBe(f.calls);
+			expect(f.latencyMs.p99).toBeGreaterThan(0);
+			expect(f.latencyMs.p99).toBeLessThanOrEqual(f.latencyMs.max);
+		}
+		expect(m.audio.packetsSent).toBeGreaterThan(0);
+		expect(m.audio.packetsArrived).toBeGreaterThan(0);
+	});
+});

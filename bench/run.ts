@@ -1,4 +1,4 @@
-// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|storage|metadata|join|recording|all]
+// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|storage|metadata|join|recording|api|all]
 // [--smoke] [--out dir]` and the overrides listed by --help. Prints a table, and writes
 // results.json, report.md and SVG charts to bench/results/<timestamp>/ (or --out).
 import { readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { type CapacityTransport, defaultOutDir, runBench, SCENARIOS, type Scenar
 
 const HELP = `Usage: npx tsx bench/run.ts [options]
 
-  --scenario NAME      loss | capacity | signaling | storage | metadata | join | recording | all (default all; repeatable
+  --scenario NAME      loss | capacity | signaling | storage | metadata | join | recording | api | all (default all; repeatable
                        or comma-separated)
   --smoke              a few seconds per scenario: checks the outputs, not a measurement
   --out DIR            output folder (default bench/results/<timestamp>)
@@ -71,6 +71,15 @@ Join time (Chromium in a network namespace: needs root):
 Recording repair (RED and NACK behind uplink loss):
   --recording-duration S   seconds of speech per recording (default 60)
   --recording-loss P   random uplink loss, 0-1 (default 0.2)
+Backend API (gRPC):
+  --api-subscribers N  SubscribeStatus streams held at once (default 1000)
+  --api-connections N  grpc-js connections the streams are spread over (default 4)
+  --api-events N       status changes committed, created and ready alternately (default 200)
+  --api-event-rate N   status changes per second (default 20)
+  --api-peers N        publishers in the moderated channel (default 50)
+  --api-listeners N    listeners consuming every publisher there (default 5)
+  --api-call-rate N    ListParticipants + MuteParticipant calls per second, half each (default 200)
+  --api-duration S     seconds of calls (default 10)
 `;
 
 const { values } = parseArgs({
@@ -118,6 +127,14 @@ const { values } = parseArgs({
 		joins: { type: 'string' },
 		'recording-duration': { type: 'string' },
 		'recording-loss': { type: 'string' },
+		'api-subscribers': { type: 'string' },
+		'api-connections': { type: 'string' },
+		'api-events': { type: 'string' },
+		'api-event-rate': { type: 'string' },
+		'api-peers': { type: 'string' },
+		'api-listeners': { type: 'string' },
+		'api-call-rate': { type: 'string' },
+		'api-duration': { type: 'string' },
 	},
 	strict: true,
 });
@@ -279,6 +296,16 @@ const { run } = await runBench({
 	recording: defined({
 		durationS: number('recording-duration', values['recording-duration']),
 		lossRate: number('recording-loss', values['recording-loss']),
+	}),
+	api: defined({
+		subscribers: number('api-subscribers', values['api-subscribers']),
+		connections: number('api-connections', values['api-connections']),
+		events: number('api-events', values['api-events']),
+		eventRate: number('api-event-rate', values['api-event-rate']),
+		peers: number('api-peers', values['api-peers']),
+		listeners: number('api-listeners', values['api-listeners']),
+		callRate: number('api-call-rate', values['api-call-rate']),
+		durationS: number('api-duration', values['api-duration']),
 	}),
 	log: (line) => process.stdout.write(`${line}\n`),
 });

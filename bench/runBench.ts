@@ -5,6 +5,7 @@ import type { BenchRun } from './report/BenchRun.js';
 import { machineInfo, versions } from './report/machine.js';
 import { REFERENCES } from './report/references.js';
 import { textSummary, writeReport } from './report/report.js';
+import { API_DEFAULTS, type ApiOptions, runApi } from './scenarios/api.js';
 import { CAPACITY_DEFAULTS, type CapacityOptions, type CapacityResult, runCapacity } from './scenarios/capacity.js';
 import { LOSS_SWEEP_DEFAULTS, type LossSweepOptions, runLossSweep } from './scenarios/lossSweep.js';
 import { JOIN_DEFAULTS, type JoinTimeOptions, runJoinTime } from './scenarios/joinTime.js';
@@ -14,10 +15,10 @@ import { runStorage, STORAGE_DEFAULTS, type StorageOptions } from './scenarios/s
 import { runWebRtcCapacity, WEBRTC_CAPACITY_DEFAULTS } from './scenarios/webrtcCapacity.js';
 import { runSignaling, SIGNALING_DEFAULTS, type SignalingOptions } from './scenarios/signaling.js';
 
-export type ScenarioName = 'loss' | 'capacity' | 'signaling' | 'storage' | 'metadata' | 'join' | 'recording';
+export type ScenarioName = 'loss' | 'capacity' | 'signaling' | 'storage' | 'metadata' | 'join' | 'recording' | 'api';
 /** red / red-stripped: plain RTP listeners of RED d=2 publishers, with and without audio/red. */
 export type CapacityTransport = 'plain' | 'srtp' | 'webrtc' | 'red' | 'red-stripped';
-export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling', 'storage', 'metadata', 'join', 'recording'];
+export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling', 'storage', 'metadata', 'join', 'recording', 'api'];
 /** The suites mediasoup's PlainTransport offers (what `--srtp-suite` accepts). */
 export const SRTP_SUITES: ms.SrtpCryptoSuite[] = ['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
 
@@ -37,6 +38,7 @@ export interface BenchOptions {
 	metadata?: Partial<MetadataOptions>;
 	join?: Partial<JoinTimeOptions>;
 	recording?: Partial<RecordingRepairOptions>;
+	api?: Partial<ApiOptions>;
 	log: (line: string) => void;
 }
 
@@ -52,6 +54,7 @@ export const SMOKE = {
 	metadata: { ops: 50, destinations: 5 } satisfies Partial<MetadataOptions>,
 	join: { joinsPerPath: 1, warmUpJoins: 0 } satisfies Partial<JoinTimeOptions>,
 	recording: { durationS: 4, modes: [{ red: 2, nack: true }, { red: 0, nack: false }] } satisfies Partial<RecordingRepairOptions>,
+	api: { subscribers: 20, connections: 2, events: 10, drainTimeoutMs: 5000, peers: 4, listeners: 1, callRate: 50, durationS: 1.5 } satisfies Partial<ApiOptions>,
 };
 
 /** Coarse steps, then `refineSteps` midpoints at the knee. SRTP costs about as much as the
@@ -146,6 +149,11 @@ export async function runBench(options: BenchOptions): Promise<{ run: BenchRun; 
 	if (options.scenarios.includes('recording')) {
 		await guard('recording', async () => {
 			run.recording = await runRecordingRepair({ ...RECORDING_REPAIR_DEFAULTS, ...(options.smoke ? SMOKE.recording : {}), ...options.recording }, log);
+		});
+	}
+	if (options.scenarios.includes('api')) {
+		await guard('api', async () => {
+			run.api = await runApi({ ...API_DEFAULTS, ...(options.smoke ? SMOKE.api : {}), ...options.api }, log);
 		});
 	}
 	const finished = new Date();

@@ -1,4 +1,5 @@
 // Everything one run of the bench produced: the JSON file is this object.
+import type { ApiResult } from '../scenarios/api.js';
 import type { CapacityResult } from '../scenarios/capacity.js';
 import type { JoinTimeResult } from '../scenarios/joinTime.js';
 import type { LossSweepResult } from '../scenarios/lossSweep.js';
@@ -31,6 +32,8 @@ export interface BenchRun {
 	join?: JoinTimeResult;
 	/** Recordings behind a lossy uplink, repaired with RED and NACK. */
 	recording?: RecordingRepairResult;
+	/** The gRPC backend API: SubscribeStatus fan-out, moderation calls under load. */
+	api?: ApiResult;
 	references: typeof REFERENCES;
 	/** Errors of scenarios that failed (the others still report). */
 	errors: { scenario: string; message: string }[];

@@ -7,6 +7,7 @@ import type { LossConditionResult, LossSweepResult } from '../scenarios/lossSwee
 import type { BenchRun, Headline } from './BenchRun.js';
 import { HICCUP_HEADERS, HICCUP_RATIO_LIMIT, hiccupRows, hiccupVerdict, MEMORY_HEADERS, memoryRows, timelineChart } from './capacityReport.js';
 import { joinHeadlines, joinMarkdown, joinTextParts, signalingPhaseMarkdown, signalingPhaseTextParts } from './joinReport.js';
+import { apiHeadlines, apiMarkdown, apiTextParts } from './apiReport.js';
 import { recordingHeadlines, recordingMarkdown, recordingTextParts } from './recordingReport.js';
 import { isFecNackRow, redCharts, redHeadlines, redMarkdown, redTextParts } from './lossReport.js';
 import { storageHeadlines, storageMarkdown, storageTextParts } from './storageReport.js';
@@ -103,6 +104,7 @@ export function headlines(run: BenchRun): Headline[] {
 	out.push(...storageHeadlines(run.storage, run.metadata));
 	out.push(...joinHeadlines(run.join));
 	out.push(...recordingHeadlines(run.recording));
+	out.push(...apiHeadlines(run.api));
 	return out;
 }
 
@@ -209,6 +211,7 @@ export function textSummary(run: BenchRun): string {
 	parts.push(...storageTextParts(run.storage, run.metadata));
 	parts.push(...joinTextParts(run.join));
 	parts.push(...recordingTextParts(run.recording));
+	parts.push(...apiTextParts(run.api));
 	parts.push(`Headline\n${textTable(['figure', 'value'], headlines(run).map((h) => [h.label, h.value]))}`);
 	for (const e of run.errors) parts.push(`ERROR in ${e.scenario}: ${e.message}`);
 	return parts.join('\n\n');
@@ -476,5 +479,6 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 	lines.push(...storageMarkdown(run.storage, run.metadata));
 	lines.push(...joinMarkdown(run.join));
 	lines.push(...recordingMarkdown(run.recording));
+	lines.push(...apiMarkdown(run.api));
 	return lines.join('\n');
 }
