@@ -2,8 +2,10 @@
 // (through the cluster), with a clear error when the home is gone."
 // Two Parley nodes (processes) sharing a real redis-server, the gRPC API on both. A channel
 // homed on A with a signaling peer; a real grpc-js client connected to B lists, mutes,
-// updates, removes and closes; then A is SIGKILLed and a call at B answers UNAVAILABLE with
-// E_NODE_UNAVAILABLE, naming the channel and A.
+// updates, removes and closes, also in a channel bridged across A and B; a stopped A (SIGSTOP)
+// answers E_NODE_UNAVAILABLE after cluster.requestTimeoutMs, or DEADLINE_EXCEEDED at a shorter
+// deadline; then A is SIGKILLed and a call at B answers UNAVAILABLE with E_NODE_UNAVAILABLE
+// at once, naming the channel and A.
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -177,6 +179,25 @@ describe('the channel API at a node that is not the channel home', () => {
 	it('answers UNAVAILABLE with E_NODE_UNAVAILABLE, naming channel and node, once the home is killed', async () => {
 		await joinA('doomed-room', 'doomed-user');
 		expect((await call('ListParticipants', { channel: 'doomed-room' })).err).toBeNull();
+
+		// A home that hangs (stopped: still subscribed, never answers): the call's deadline ends
+		// the wait when it comes first, else cluster.requestTimeoutMs (2 s) gives E_NODE_UNAVAILABLE.
+		a.proc.child.kill('SIGSTOP');
+		try {
+			const short = await call('ListParticipants', { channel: 'doomed-room' }, 300);
+			expect(short.err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+			const stoppedAt = performance.now();
+			const hung = await call('ListParticipants', { channel: 'doomed-room' }, 10_000);
+			const hungMs = Math.round(performance.now() - stoppedAt);
+			expect(hung.err?.code).toBe(grpc.status.UNAVAILABLE);
+			expect(hung.err?.metadata.get('parley-error-code')).toEqual(['E_NODE_UNAVAILABLE']);
+			expect(hung.err?.details).toMatch(/no answer within 2000 ms/);
+			expect(hungMs).toBeGreaterThanOrEqual(1900);
+			console.log(`hung home -> UNAVAILABLE at the other node: ${hungMs} ms`);
+		} finally {
+			a.proc.child.kill('SIGCONT');
+		}
+
 		await a.kill();
 		const killedAt = performance.now();
 		const res = await call('MuteParticipant', { channel: 'doomed-room', participant: { userId: 'doomed-user' }, muted: true }, UNAVAILABLE_BOUND_MS);
