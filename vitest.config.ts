@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /** Tests that start a browser, a server process or a full WebRTC session: `system`. */
 const SYSTEM_SUFFIXES = ['**/*.browser.test.ts', '**/*.process.test.ts', '**/*.e2e.test.ts'];
-const SYSTEM_FILES = ['test/**/*.test.ts', ...SYSTEM_SUFFIXES.map((s) => s.replace('**/', '{protocol,server,client,bench,testkit}/**/'))];
+const SYSTEM_FILES = ['test/**/*.test.ts', ...SYSTEM_SUFFIXES.map((s) => s.replace('**/', '{protocol,server,client,bench,testkit,sdk}/**/'))];
 
 /**
  * System tests that must have the machine to themselves: browsers (Chromium and Firefox
@@ -56,7 +56,7 @@ export default defineConfig({
 					// start-up per file (28 s over the project). Each file closes what it opened
 					// (workers, servers, Redis), so nothing carries over; system tests stay isolated.
 					isolate: false,
-					include: ['protocol/**/*.test.ts', 'server/**/*.test.ts', 'client/**/*.test.ts', 'bench/**/*.test.ts', 'testkit/**/*.test.ts'],
+					include: ['protocol/**/*.test.ts', 'server/**/*.test.ts', 'client/**/*.test.ts', 'bench/**/*.test.ts', 'testkit/**/*.test.ts', 'sdk/**/*.test.ts'],
 					exclude: ['**/node_modules/**', ...SYSTEM_SUFFIXES],
 				},
 			},
