@@ -744,6 +744,8 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 			if (signaling !== this.#signaling) return;
 			// `grants` (and the checks before a publish) read what the server now allows, not the welcome's.
 			if (this.#welcome) this.#welcome = { ...this.#welcome, grants };
+			// The server closed our producer; let go of the microphone too (and do not republish it on a rejoin).
+			if (!grants.canPublish && this.#publication) this.unpublish().catch((error: unknown) => this.emit('error', toParleyError(error, 'E_MEDIA_FAILED')));
 			this.emit('grantsChanged', grants);
 		});
 		signaling.on('voiceMessage', ({ message, reason }) => {

@@ -195,6 +195,9 @@ describe('moderating Chromium participants through the backend API', () => {
 		await expect.poll(async () => (await logOf(speaker)).events.filter((e) => e.name === 'grantsChanged').map((e) => (e.args[0] as { canPublish: boolean }).canPublish), { timeout: HEARD_WITHIN_MS }).toEqual([false]);
 
 		expect(await speaker.evaluate(() => (window as unknown as { client: { grants: { canPublish: boolean } } }).client.grants.canPublish)).toBe(false);
+		// The page let go of its microphone (not republished on a rejoin), with no error.
+		await expect.poll(() => speaker.evaluate(() => (window as unknown as { client: { microphoneTrack: MediaStreamTrack | null } }).client.microphoneTrack), { timeout: HEARD_WITHIN_MS }).toBeNull();
+		expect((await logOf(speaker)).events.filter((e) => e.name === 'error')).toEqual([]);
 		const again = await speaker.evaluate(async () => {
 			try {
 				await (window as unknown as { client: { publishMicrophone(): Promise<void> } }).client.publishMicrophone();
