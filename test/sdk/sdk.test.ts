@@ -9,11 +9,12 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../helpers/config.js';
 import { testLogger } from '../helpers/logger.js';
+import { freePort } from '../../testkit/ports.js';
 import { TestSignalingClient } from '../../testkit/signalingClient.js';
 import { ParleyServer } from '../../server/ParleyServer.js';
 import { CLOSE_CODES, PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
 import { signWebhook } from '../../protocol/webhookSignature.js';
-import { mintAccessToken, ParleyApi, SdkError, WebhookReceiver, type WebhookDelivery } from '../../sdk/index.js';
+import { mintAccessToken, ParleyApi, ReconnectPolicy, SdkError, WebhookReceiver, type WebhookDelivery } from '../../sdk/index.js';
 
 const JWT_SECRET = 'sdk-test-secret-that-is-long-enough-0123';
 const API_KEY = { id: 'backend', secret: 'sdk-api-secret-that-is-long-enough-012' };
@@ -179,7 +180,7 @@ describe('server SDK against a running Parley', () => {
 		const countBefore = delivered.length;
 
 		const post = async (body: Buffer | string, headers: Record<string, string>): Promise<{ status: number; text: string }> => {
-			const res = await fetch(hookUrl, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+			const res = await fetch(hookUrl, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : new Uint8Array(body) });
 			return { status: res.status, text: await res.text() };
 		};
 		const headersOf = (r: Received) => ({
@@ -213,5 +214,51 @@ describe('server SDK against a running Parley', () => {
 		expect((await post(oldBody, fresh)).status).toBe(409);
 		expect(delivered.length).toBe(countBefore + 1);
 		expect(delivered.at(-1)!.deliveryId).toBe(freshId);
+	}, 60_000);
+});
+
+describe('SDK subscribeStatus across a node restart', () => {
+	it('resubscribes after its last event when the node goes away and comes back: nothing missed, nothing twice', async () => {
+		const port = await freePort();
+		const config = await testConfig({
+			PARLEY_AUTH_JWT_SECRET: JWT_SECRET,
+			PARLEY_API_GRPC_ENABLED: 'true',
+			PARLEY_API_GRPC_PORT: String(port),
+			PARLEY_API_KEYS: `${API_KEY.id}:${API_KEY.secret}`,
+		});
+		let node = await ParleyServer.create(config, testLogger());
+		const api = new ParleyApi({ address: `127.0.0.1:${port}`, key: API_KEY });
+		const stop = new AbortController();
+		try {
+			const ownerId = `restart-${randomUUID().slice(0, 8)}`;
+			const id = randomUUID();
+			const events: { event: string; sequence: number; eventId: string }[] = [];
+			let resolveFirst!: () => void;
+			const firstSeen = new Promise<void>((resolve) => (resolveFirst = resolve));
+			const following = (async () => {
+				const iterator = api.voiceMessages.subscribeStatus({ filter: { ownerId } }, { signal: stop.signal, reconnectPolicy: new ReconnectPolicy({ delaysMs: [100, 200, 400] }) });
+				for await (const e of iterator) {
+					events.push(e);
+					if (events.length === 1) resolveFirst();
+					if (events.length === 2) break;
+				}
+			})();
+			await new Promise((r) => setTimeout(r, 300)); // the stream has taken its start position
+			const now = Date.now();
+			await node.voiceStore.insert({ id, ownerId, destination: { kind: 'channel', channel: 'room' }, source: 'upload', status: 'processing', createdAt: now, updatedAt: now });
+			await firstSeen;
+			await node.shutdown('restart'); // the open stream ends with UNAVAILABLE
+			node = await ParleyServer.create(config, testLogger());
+			await node.voiceStore.update(id, { status: 'failed', failureReason: 'test' }); // committed after the restart
+			await following;
+			expect(events.map((e) => [e.event, e.sequence])).toEqual([
+				['voiceMessage.created', 1],
+				['voiceMessage.failed', 2],
+			]);
+		} finally {
+			stop.abort();
+			api.close();
+			await node.shutdown('test over');
+		}
 	}, 60_000);
 });
