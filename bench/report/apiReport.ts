@@ -3,12 +3,12 @@ import type { ApiResult } from '../scenarios/api.js';
 import type { Headline } from './BenchRun.js';
 import { type Cell, markdownTable, ms, num, textTable } from './table.js';
 
-const FAN_OUT_HEADERS = ['subscribers', 'connections', 'events', 'commits/s', 'commit p50', 'delivery p50', 'p99', 'max', 'last subscriber p99', 'deliveries/s', 'missing', 'duplicates'];
+const FAN_OUT_HEADERS = ['subscribers', 'connections', 'events', 'commits/s', 'commit p50', 'delivery p50', 'p99', 'max', 'last subscriber p99', 'deliveries/s', 'missing', 'duplicates', 'longest event-loop stall'];
 const CALL_HEADERS = ['method', 'calls', 'ok', 'errors', 'p50', 'p99', 'max'];
 
 function fanOutRow(a: ApiResult): Cell[] {
 	const f = a.fanOut;
-	return [f.subscribers, f.connections, f.events, num(f.commitsPerSecond, 1), ms(f.commitMs.p50), ms(f.deliveryMs.p50, 1), ms(f.deliveryMs.p99, 1), ms(f.deliveryMs.max, 1), ms(f.lastSubscriberMs.p99, 1), num(f.deliveriesPerSecond), f.missing, f.duplicates];
+	return [f.subscribers, f.connections, f.events, num(f.commitsPerSecond, 1), ms(f.commitMs.p50), ms(f.deliveryMs.p50, 1), ms(f.deliveryMs.p99, 1), ms(f.deliveryMs.max, 1), ms(f.lastSubscriberMs.p99, 1), num(f.deliveriesPerSecond), f.missing, f.duplicates, ms(f.eventLoopMaxStallMs, 0)];
 }
 
 function callRows(a: ApiResult): Cell[][] {
@@ -17,7 +17,7 @@ function callRows(a: ApiResult): Cell[][] {
 
 function loadLine(a: ApiResult): string {
 	const m = a.moderation;
-	return `${m.peers} publishers + ${m.listeners} listeners (${m.audio.consumers} consumers), ${num(m.issuedPerSecond)} calls/s issued (asked ${m.callRate}) for ${m.durationS} s; audio meanwhile: ${m.audio.packetsSent} RTP packets sent, ${m.audio.packetsArrived} arrived at the listeners (muted publishers send nothing on)`;
+	return `${m.peers} publishers + ${m.listeners} listeners (${m.audio.consumers} consumers), ${num(m.issuedPerSecond)} calls/s issued (asked ${m.callRate}) for ${m.durationS} s; audio meanwhile: ${m.audio.packetsSent} RTP packets sent by the publishers, ${m.audio.packetsArrived} arrived at the ${m.listeners} listeners (the worker forwards nothing of a muted producer); longest event-loop stall of the bench process ${ms(m.eventLoopMaxStallMs, 0)}`;
 }
 
 export function apiHeadlines(a: ApiResult | undefined): Headline[] {

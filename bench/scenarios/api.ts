@@ -33,6 +33,7 @@ import { loadApiPackage } from '../../server/api/GrpcApiServer.js';
 import type { VoiceMessage } from '../../server/voice/voiceMessage.js';
 import { encodeOpusFrames } from '../audio/opusEncoding.js';
 import { speechPcm } from '../audio/speech.js';
+import { EventLoopProbe } from '../metrics/eventLoop.js';
 import { type LatencySummary, summarize } from '../metrics/stats.js';
 import { totalUdpDrops, UdpSink } from '../metrics/udpDrops.js';
 import { FramePacer } from '../peers/FramePacer.js';
@@ -94,6 +95,8 @@ export interface FanOutResult {
 	streamErrors: string[];
 	/** Time to open every stream and see the warm-up event on all of them. */
 	setupMs: number;
+	/** The bench process's (server and clients) longest event-loop stall while measuring. */
+	eventLoopMaxStallMs: number;
 }
 
 export interface CallFigure {
@@ -115,7 +118,9 @@ export interface ModerationResult {
 	methods: CallFigure[];
 	/** Participants ListParticipants returned (median). */
 	participantsListed: number;
-	/** RTP packets the publishers sent and the listeners' sockets got during the window. */
+	/** The bench process's (server and clients) longest event-loop stall over the window. */
+	eventLoopMaxStallMs: number;
+	/** RTP packets the publishers sent (each forwarded to every listener unless muted) and the listeners' sockets got during the window. */
 	audio: { packetsSent: number; packetsArrived: number; consumers: number };
 }
 
@@ -221,6 +226,8 @@ async function measureFanOut(target: ParleyTarget, o: ApiOptions, newClient: () 
 		// The commits: create, then ready, per message; paced against the clock.
 		const committed = new Map<string, number>();
 		const commitTimes: number[] = [];
+		const probe = new EventLoopProbe();
+		probe.start();
 		const intervalMs = 1000 / o.eventRate;
 		const started = performance.now();
 		let current = '';
@@ -249,6 +256,7 @@ async function measureFanOut(target: ParleyTarget, o: ApiOptions, newClient: () 
 			// Reported as missing deliveries below.
 		}
 		await sleep(200); // a duplicate arriving late is counted too
+		const eventLoopMaxStallMs = Math.max(0, ...probe.stop().map((x) => x.delayMs));
 
 		const latencies: number[] = [];
 		const lastPerEvent: number[] = [];
@@ -284,6 +292,7 @@ async function measureFanOut(target: ParleyTarget, o: ApiOptions, newClient: () 
 			deliveriesPerSecond: delivered / ((lastArrival - firstCommit) / 1000),
 			streamErrors: streamErrors.slice(0, 5),
 			setupMs,
+			eventLoopMaxStallMs,
 		};
 	} finally {
 		for (const c of calls) c.cancel();
@@ -321,6 +330,8 @@ async function measureModeration(target: ParleyTarget, o: ApiOptions, client: Ch
 		const pending: Promise<void>[] = [];
 		const total = Math.round(o.callRate * o.durationS);
 		const intervalMs = 1000 / o.callRate;
+		const probe = new EventLoopProbe();
+		probe.start();
 		const started = performance.now();
 		let nextMute = 0;
 		for (let i = 0; i < total; i++) {
@@ -354,6 +365,7 @@ async function measureModeration(target: ParleyTarget, o: ApiOptions, client: Ch
 		}
 		const issuedS = (performance.now() - started) / 1000;
 		await Promise.all(pending);
+		const eventLoopMaxStallMs = Math.max(0, ...probe.stop().map((x) => x.delayMs));
 		const packetsSent = publishers.reduce((n, p) => n + p.sent, 0) - sentBefore;
 		const packetsArrived = totalUdpDrops(sinkPorts) - arrivedBefore;
 		listed.sort((a, b) => a - b);
@@ -365,6 +377,7 @@ async function measureModeration(target: ParleyTarget, o: ApiOptions, client: Ch
 			durationS: o.durationS,
 			methods: (['ListParticipants', 'MuteParticipant'] as const).map((m) => ({ ...figures[m], latencyMs: summarize(samples[m]) })),
 			participantsListed: listed[listed.length >> 1] ?? 0,
+			eventLoopMaxStallMs,
 			audio: { packetsSent, packetsArrived, consumers: room.listeners.reduce((n, l) => n + l.consumers.length, 0) },
 		};
 	} finally {
