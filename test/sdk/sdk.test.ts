@@ -262,3 +262,36 @@ describe('SDK subscribeStatus across a node restart', () => {
 		}
 	}, 60_000);
 });
+
+describe('SDK errors of the rate limit and the deadline', () => {
+	it('over the per-key rate: SdkError RESOURCE_EXHAUSTED E_RATE_LIMIT with retryAfterMs; a past deadline: DEADLINE_EXCEEDED without a Parley code', async () => {
+		const node = await ParleyServer.create(
+			await testConfig({
+				PARLEY_AUTH_JWT_SECRET: JWT_SECRET,
+				PARLEY_API_GRPC_ENABLED: 'true',
+				PARLEY_API_GRPC_PORT: '0',
+				PARLEY_API_KEYS: `${API_KEY.id}:${API_KEY.secret}`,
+				PARLEY_API_REQUESTS_PER_SECOND: '0.1',
+				PARLEY_API_REQUEST_BURST: '1',
+			}),
+			testLogger(),
+		);
+		const api = new ParleyApi({ address: `127.0.0.1:${node.api!.port}`, key: API_KEY });
+		try {
+			await api.channels.listChannels();
+			const limited = await api.channels.listChannels().catch((e: unknown) => e);
+			expect(limited).toBeInstanceOf(SdkError);
+			expect((limited as SdkError).grpcStatus).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
+			expect((limited as SdkError).code).toBe('E_RATE_LIMIT');
+			// 0.1 calls/s: the next token is seconds away.
+			expect((limited as SdkError).retryAfterMs).toBeGreaterThan(1000);
+			const late = await api.channels.listChannels({}, { deadlineMs: -1 }).catch((e: unknown) => e);
+			expect((late as SdkError).grpcStatus).toBe(GrpcStatus.DEADLINE_EXCEEDED);
+			expect((late as SdkError).code).toBeUndefined();
+			expect((late as SdkError).retryAfterMs).toBeUndefined();
+		} finally {
+			api.close();
+			await node.shutdown('test over');
+		}
+	});
+});
