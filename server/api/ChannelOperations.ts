@@ -297,7 +297,8 @@ export class ChannelOperations {
 		if (err instanceof RequestError) return err;
 		if (err instanceof ClusterBusError) {
 			if (err.code === 'no_handler' || err.code === 'timeout') {
-				const why = err.code === 'timeout' ? `no answer within ${this.#cluster?.requestTimeoutMs} ms` : 'it is not on the cluster bus';
+				// no_handler: off the bus (its process is gone), or a node without this request type.
+				const why = err.code === 'timeout' ? `no answer within ${this.#cluster?.requestTimeoutMs} ms` : err.message;
 				return new RequestError('E_NODE_UNAVAILABLE', `Node ${nodeId}, serving ${what}, does not answer (${why}); try again.`);
 			}
 			if (err.code === 'unavailable') return new RequestError('E_CLUSTER_UNAVAILABLE', `Cannot reach node ${nodeId} for ${what}: Redis does not answer; try again.`);

@@ -14,7 +14,7 @@ import { freePort } from '../../testkit/ports.js';
 import { mintApiToken, type ApiGrant } from '../../server/api/apiAuth.js';
 import { loadApiPackage } from '../../server/api/GrpcApiServer.js';
 import { CLOSE_CODES, type RequestData } from '../../protocol/messages.js';
-import { startNode, type NodeProcess } from './helpers/nodes.js';
+import { startNode, type NodeProcess, waitUntil } from './helpers/nodes.js';
 import { joinVia, type JoinedClient } from './bridgeNodes.js';
 
 const API_SECRET = 'api-secret-that-is-long-enough-0123456789';
@@ -214,5 +214,10 @@ describe('the channel API at a node that is not the channel home', () => {
 		expect(channels.err).toBeNull();
 		expect(channels.res.channels.map((c: { name: string }) => c.name)).not.toContain('doomed-room');
 		console.log(`home killed -> UNAVAILABLE at the other node: ${answeredMs} ms`);
-	}, 20_000);
+		// Once the claim expires nobody serves the channel: NOT_FOUND (a join anywhere homes it anew).
+		await waitUntil(async () => (await raw.get('parley:channel-home:doomed-room')) === null, NODE_TTL_MS * 2, 'home claim expiry', 100);
+		const expired = await call('ListParticipants', { channel: 'doomed-room' });
+		expect(expired.err?.code).toBe(grpc.status.NOT_FOUND);
+		expect(expired.err?.metadata.get('parley-error-code')).toEqual(['E_NOT_FOUND']);
+	}, 30_000);
 });
