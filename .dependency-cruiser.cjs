@@ -11,6 +11,8 @@ const LAYERS = [
 	['server/metrics/'],
 	// The two endpoints: the browsers' signaling and the backends' gRPC API.
 	['server/signaling/', 'server/api/'],
+	// Room events: told by channels, voice and the cluster; read by the API.
+	['server/events/'],
 	['server/cluster/', 'server/voice/'],
 	['server/channels/', 'server/auth/', 'server/ratelimit/'],
 	['server/media/', 'server/redis/', 'server/http/'],

@@ -5,6 +5,7 @@
 // config/README.md from it (a test fails when that file is stale). Option `a.bC` is
 // overridden by the environment variable `PARLEY_A_B_C`.
 import { z } from 'zod';
+import { isRoomEventType, ROOM_EVENT_TYPES } from '../protocol/roomEvents.js';
 
 /** Extra documentation carried by each option (rendered into config/README.md). */
 export interface OptionMeta {
@@ -509,6 +510,16 @@ export const configSchema = z.strictObject({
 				description: 'Webhook events waiting for delivery on this node (in memory); when full, new events are dropped (logged and counted).',
 				unit: 'events',
 			}),
+			webhookRoomEvents: option(
+				z
+					.string()
+					.default('*')
+					.refine((v) => v === '*' || v === '' || v.split(',').every((t) => isRoomEventType(t.trim())), `must be *, empty, or comma-separated event types (${ROOM_EVENT_TYPES.join(', ')})`),
+				{
+					description:
+						'Room and participant events also POSTed to voice.webhookUrl (same secret and signature; X-Parley-Delivery is the event id): * for all, empty for none, or comma-separated types such as participant.joined,participant.left. Delivered once, by the node where the event happened, from an in-memory queue (voice.webhookQueue, at-least-once while that node runs).',
+				},
+			),
 			userRequestsPerSecond: option(z.number().min(0).max(100_000).default(20), {
 				description:
 					'Sustained rate of HTTP requests per user to the voice-message API and tus uploads (/voice/...), on every node when Redis is set. Excess requests get 429 with Retry-After and code E_RATE_LIMIT. 0 turns the limit off.',
@@ -669,6 +680,10 @@ export const configSchema = z.strictObject({
 			requestBurst: option(z.number().int().min(1).max(100_000).default(100), {
 				description: 'Calls an API key may make at once before api.requestsPerSecond applies.',
 				unit: 'calls',
+			}),
+			eventRetention: option(z.number().int().min(1).max(1_000_000).default(10_000), {
+				description: 'Room events each node keeps in memory (the events of every node, in arrival order) for EventService.SubscribeEvents to resume from after_event_id; an older id answers OUT_OF_RANGE (E_EVENT_OUT_OF_RANGE).',
+				unit: 'events',
 			}),
 		})
 		.prefault({}),

@@ -34,6 +34,9 @@ import { registerDevTokenRoute } from './auth/devTokenRoute.js';
 import { SignalingServer } from './signaling/SignalingServer.js';
 import { GrpcApiServer } from './api/GrpcApiServer.js';
 import { voiceMessageGrpcService } from './api/VoiceMessageGrpcService.js';
+import { eventGrpcService } from './api/EventGrpcService.js';
+import { RoomEventLog, withRecordingEvents } from './events/RoomEventLog.js';
+import { roomEventWebhooks } from './events/roomEventWebhooks.js';
 import { createChannelService } from './api/ChannelGrpcService.js';
 import { ChannelOperations } from './api/ChannelOperations.js';
 import { CHANNEL_HOME_PREFIX } from './cluster/ChannelPlacement.js';
@@ -132,6 +135,8 @@ export class ParleyServer {
 	readonly #voiceNotifier: VoiceMessageNotifier;
 	/** Signed webhooks of voice-message lifecycle events (voice.webhookUrl). */
 	readonly #webhooks: VoiceWebhooks | undefined;
+	/** Room and participant events of the cluster (EventService, webhooks). */
+	readonly roomEvents: RoomEventLog;
 	/** With the SQL store: publishes its outbox to the stream and the webhook. */
 	readonly #outboxRelay: OutboxRelay | undefined;
 	/** Finishing the voice messages a crash left unfinished (this node's, a lost node's). */
@@ -193,6 +198,11 @@ export class ParleyServer {
 				})
 			: undefined;
 		const webhooks = this.#webhooks;
+		// Room events: the webhook of the node where they happen (its own queue; voice.webhookRoomEvents).
+		const roomHooks = roomEventWebhooks(config, log.child({ component: 'webhooks' }), metrics && ((outcome) => metrics.webhookDeliveries.inc({ outcome })));
+		this.roomEvents = new RoomEventLog({ nodeId: this.nodeId, retention: config.api.eventRetention, log: log.child({ component: 'events' }), ...(roomHooks && { onLocalEvent: (e) => roomHooks.enqueue(e) }) });
+		this.roomEvents.observe(this.channels);
+		const roomEvents = this.roomEvents;
 		const onEvent: VoiceEventListener | undefined = webhooks && ((event) => void webhooks.enqueue(event));
 		// SQL (metadata.url, or SQLite alone), opened by create(); with Redis and no
 		// metadata.url, the Redis store (each change lands on parley:voice-meta in the same step).
@@ -276,7 +286,8 @@ export class ParleyServer {
 			uploadsDir: uploadFilesDir(config, this.storageDir),
 			nodeId: this.nodeId,
 			log: log.child({ component: 'voice' }),
-			...(metrics && { events: voiceMessageEvents(metrics) }),
+			// Metrics count recordings; room events tell backends of them.
+			events: withRecordingEvents(metrics && voiceMessageEvents(metrics), roomEvents),
 		});
 		this.#voiceRecovery = new VoiceRecovery({ service: this.voice, lostNodeGraceMs: 2 * config.cluster.nodeTtlMs, log: log.child({ component: 'voice' }) });
 		this.#cluster = redis
@@ -346,6 +357,7 @@ export class ParleyServer {
 					services: [
 						createChannelService({ operations: channelOperations }),
 						voiceMessageGrpcService({ store: this.voiceStore, feed: statusFeed, remove: (id) => this.voice.removeById(id) }),
+						eventGrpcService({ events: roomEvents }),
 					],
 					log: log.child({ component: 'api' }),
 				})
@@ -376,6 +388,7 @@ export class ParleyServer {
 		const hooks = this.#webhooks;
 		// After the shutdown tasks (finishing recordings produce events), within what is left of the deadline.
 		if (hooks) teardown.push('webhooks', (deadline) => hooks.close(deadline));
+		if (roomHooks) teardown.push('room event webhooks', (deadline) => roomHooks.close(deadline));
 		if (metrics && config.metrics.port === 0) registerMetricsRoute(http, metrics, { bearerToken: config.metrics.bearerToken, anonymous: config.metrics.public });
 		registerDevTokenRoute(
 			http,
@@ -457,8 +470,10 @@ export class ParleyServer {
 			// closes first, so open SubscribeStatus streams end at once (UNAVAILABLE, resumable)
 			// instead of holding the close until its deadline.
 			const feed = this.voiceStatusFeed;
+			const roomEvents = this.roomEvents;
 			this.#teardown.push('grpc api', (deadline) => {
 				feed.close();
+				void roomEvents.close();
 				return api.close(deadline);
 			});
 			await api.listen();
@@ -474,6 +489,7 @@ export class ParleyServer {
 			await cluster.start(http.port);
 			this.#channelOperations.serve(cluster.bus);
 			await this.#voiceNotifier.attach(cluster.bus);
+			await this.roomEvents.attachBus(cluster.bus);
 			this.#voiceRecovery.watch(cluster.registry);
 		}
 		const poller = this.#statsPoller;

@@ -30,6 +30,11 @@ export interface ChannelOptions {
  * closed first). Peers hear the same channelClosing either way. */
 export type ChannelCloseKind = 'requested' | 'routerClosed';
 
+/** Why a peer left: `left` (it left or its connection closed), `replaced` (the same user joined
+ * again), `removed` (by a moderator, removeParticipant), `channelClosed` (the channel closed
+ * under it). */
+export type PeerLeaveKind = 'left' | 'replaced' | 'removed' | 'channelClosed';
+
 export interface ChannelEvents {
 	/** The last peer left. */
 	empty: [];
@@ -37,8 +42,11 @@ export interface ChannelEvents {
 	closed: [kind: ChannelCloseKind, reason: string];
 	/** A peer joined (metrics count these). */
 	peerJoined: [Peer];
-	/** A peer left: removed, replaced, or the channel closed under it. */
-	peerLeft: [Peer];
+	/** A peer left: removed, replaced, or the channel closed under it. `reason`: the moderator's
+	 * (removed) or the channel's close reason (channelClosed), else the kind again. */
+	peerLeft: [Peer, kind: PeerLeaveKind, reason: string];
+	/** A moderator muted or unmuted a local peer (muteParticipant). */
+	participantMuted: [Peer, muted: boolean];
 	/** A producer (a local peer's, or a remote peer's piped copy) is ready to be consumed. */
 	producerAdded: [Peer, ms.Producer];
 }
@@ -124,7 +132,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		if (!peer.remote && !replaced && this.localPeerCount >= this.#options.maxPeers) {
 			throw new RequestError('E_CHANNEL_FULL', `Channel ${this.name} is full (${this.#options.maxPeers} peers).`);
 		}
-		if (replaced) this.removePeer(replaced);
+		if (replaced) this.removePeer(replaced, 'replaced');
 		const others = [...this.#peers.values()].map((p) => p.info());
 		this.#peers.set(peer.id, peer);
 		safeEmit(this, this.#log, 'peerJoined', peer);
@@ -133,10 +141,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
 	}
 
 	/** Removes a peer, closing everything it owns; tells the others. */
-	removePeer(peer: Peer): void {
+	removePeer(peer: Peer, kind: PeerLeaveKind = 'left', reason: string = kind): void {
 		if (!this.#peers.delete(peer.id)) return;
 		peer.close();
-		safeEmit(this, this.#log, 'peerLeft', peer);
+		safeEmit(this, this.#log, 'peerLeft', peer, kind, reason);
 		this.broadcast('peerLeft', { peerId: peer.id });
 		if (this.#dominantPeerId === peer.id) {
 			this.#dominantPeerId = null;
@@ -243,6 +251,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 			await Promise.all(resume.map((id) => peer.producers.get(id)?.resume().catch((err: unknown) => this.#ignoreClosed(err))));
 		}
 		this.broadcast('participantMuted', { peerId: peer.id, muted });
+		safeEmit(this, this.#log, 'participantMuted', peer, muted);
 	}
 
 	/**
@@ -265,7 +274,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		this.#assertMember(peer);
 		if (peer.remote) throw new RequestError('E_INVALID_STATE', `Participant ${peer.id} is connected to node ${peer.remoteNodeId}; remove them there.`);
 		const link = peer.link;
-		this.removePeer(peer);
+		this.removePeer(peer, 'removed', reason);
 		link.disconnect(CLOSE_CODES.REMOVED, `E_REMOVED: ${reason}`);
 	}
 
@@ -385,7 +394,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		for (const p of peers) {
 			p.notify('channelClosing', { reason });
 			p.close();
-			safeEmit(this, this.#log, 'peerLeft', p);
+			safeEmit(this, this.#log, 'peerLeft', p, 'channelClosed', reason);
 		}
 		// Already closed on the routerClosed path (a no-op then).
 		this.router.close();

@@ -6,7 +6,7 @@ import type { types as ms } from 'mediasoup';
 import type { WorkerPool } from '../media/WorkerPool.js';
 import { RequestError } from '../../protocol/RequestError.js';
 import type { Logger } from '../telemetry/logger.js';
-import { Channel, type ChannelOptions } from './Channel.js';
+import { Channel, type ChannelCloseKind, type ChannelOptions, type PeerLeaveKind } from './Channel.js';
 import type { Peer } from './Peer.js';
 import { safeEmit } from './safeEmit.js';
 
@@ -18,10 +18,15 @@ export interface ChannelRegistryOptions extends ChannelOptions {
 	mediaCodecs: ms.RouterRtpCodecCapability[];
 }
 
-/** What happens in any channel of the registry (for metrics): local peers only. */
+/** What happens in any channel of the registry (metrics, room events): local peers only. */
 export interface ChannelRegistryEvents {
 	peerJoined: [Peer, Channel];
-	peerLeft: [Peer, Channel];
+	peerLeft: [Peer, Channel, kind: PeerLeaveKind, reason: string];
+	participantMuted: [Peer, Channel, muted: boolean];
+	/** A channel (its router) was created on this node. */
+	channelOpened: [Channel];
+	/** A channel of this node closed (after its peers' peerLeft). */
+	channelClosed: [Channel, kind: ChannelCloseKind, reason: string];
 }
 
 export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
@@ -100,18 +105,21 @@ export class ChannelRegistry extends EventEmitter<ChannelRegistryEvents> {
 		channel.on('peerJoined', (peer) => {
 			if (!peer.remote) safeEmit(this, this.#log, 'peerJoined', peer, channel);
 		});
-		channel.on('peerLeft', (peer) => {
-			if (!peer.remote) safeEmit(this, this.#log, 'peerLeft', peer, channel);
+		channel.on('peerLeft', (peer, kind, reason) => {
+			if (!peer.remote) safeEmit(this, this.#log, 'peerLeft', peer, channel, kind, reason);
 		});
-		channel.once('closed', () => {
+		channel.on('participantMuted', (peer, muted) => safeEmit(this, this.#log, 'participantMuted', peer, channel, muted));
+		channel.once('closed', (kind, reason) => {
 			if (this.#channels.get(name) === channel) {
 				this.#channels.delete(name);
 				if (!this.#creating.has(name)) this.#openedBy.delete(name);
 			}
 			clearTimeout(this.#emptyTimers.get(name));
 			this.#emptyTimers.delete(name);
+			safeEmit(this, this.#log, 'channelClosed', channel, kind, reason);
 		});
 		this.#log.info({ channel: name, worker: this.#pool.workerIndexOf(router) }, 'channel opened');
+		safeEmit(this, this.#log, 'channelOpened', channel);
 		return channel;
 	}
 

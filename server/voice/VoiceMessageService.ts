@@ -31,10 +31,17 @@ export interface AudioTools {
  * repeated hand-over is harmless; its file stays the upload server's (we take a hard link). */
 export type ReceivedUpload = CompletedUpload;
 
-/** What metrics count; every hook is optional. */
+/** Where a recording is taken from: the channel of its router and the peer of its producer
+ * (the appData the channel layer sets), for room events. */
+export interface RecordingSource {
+	channel?: string;
+	peerId?: string;
+}
+
+/** What metrics and room events count; every hook is optional. */
 export interface VoiceMessageEvents {
-	recordingStarted?(): void;
-	recordingFinished?(result: RecordingResult): void;
+	recordingStarted?(message?: VoiceMessage, source?: RecordingSource): void;
+	recordingFinished?(result: RecordingResult, message?: VoiceMessage, source?: RecordingSource): void;
 	/** A message reached a final status (ready or failed). */
 	messageFinished?(message: VoiceMessage): void;
 	/** A disk or metadata operation failed (the error says which). */
@@ -209,7 +216,11 @@ export class VoiceMessageService {
 			await rm(path, { force: true }).catch(() => undefined);
 			return refused(err);
 		}
-		const entry: RecordingEntry = { recording, ownerId, committed: undefined, discarded: false, quotaReached: false };
+		const source: RecordingSource = {
+			...(typeof router.appData.channel === 'string' && { channel: router.appData.channel }),
+			...(typeof producer.appData.peerId === 'string' && { peerId: producer.appData.peerId }),
+		};
+		const entry: RecordingEntry = { recording, ownerId, message, source, committed: undefined, discarded: false, quotaReached: false };
 		this.#recordings.set(message.id, entry);
 		const quotaWatch = Number.isFinite(quota.bytesLeft) ? this.#watchStoredBytes(entry, path, quota.bytesLeft) : undefined;
 		const checkpoints = RecordingCheckpointer.forRecording(this.#o.storage, message, recording, {
@@ -228,7 +239,7 @@ export class VoiceMessageService {
 			});
 			this.#track(entry.committed);
 		});
-		this.#o.events?.recordingStarted?.();
+		this.#o.events?.recordingStarted?.(message, source);
 		this.#publish(message);
 		this.#o.log.info({ voiceMessageId: message.id, producerId: producer.id }, 'recording started');
 		return message;
@@ -268,7 +279,7 @@ export class VoiceMessageService {
 	async #onRecordingFinished(id: string, result: RecordingResult, entry: RecordingEntry): Promise<void> {
 		const { discarded } = entry;
 		this.#recordings.delete(id);
-		this.#o.events?.recordingFinished?.(result);
+		this.#o.events?.recordingFinished?.(result, entry.message, entry.source);
 		const recording = { ...result.counts, ...(result.consumerPacketCount !== undefined && { packetsForwarded: result.consumerPacketCount }) };
 		const base = { durationMs: Math.round(result.durationMs), sizeBytes: result.sizeBytes, recording, codec: { codec: 'opus', sampleRate: 48_000, channels: 1 } };
 		this.#o.log.info({ voiceMessageId: id, reason: result.reason, finalizeMs: result.finalizeMs, discarded, ...result.counts, consumerPacketCount: result.consumerPacketCount }, 'recording finished');
@@ -673,6 +684,8 @@ export class VoiceMessageService {
 interface RecordingEntry {
 	recording: ProducerRecording;
 	ownerId: string;
+	message: VoiceMessage;
+	source: RecordingSource;
 	/** The store update after the recording finished (set when it finishes). */
 	committed: Promise<void> | undefined;
 	/** Started for a request whose client was told it failed: failed, not kept, when it ends. */

@@ -27,6 +27,12 @@ import { signWebhook } from '../../protocol/webhookSignature.js';
 
 export type WebhookOutcome = 'delivered' | 'retried' | 'refused' | 'failed' | 'dropped';
 
+/** What a webhook carries, at the least: its name (X-Parley-Event) and id (X-Parley-Delivery). */
+export interface WebhookEvent {
+	eventId: string;
+	event: string;
+}
+
 export interface VoiceWebhooksOptions {
 	url: string;
 	secret: string;
@@ -45,19 +51,26 @@ export interface VoiceWebhooksOptions {
 	concurrency?: number;
 }
 
-interface Delivery {
-	event: VoiceMessageEvent;
+interface Delivery<E extends WebhookEvent> {
+	event: E;
 	body: string;
+}
+
+export interface WebhookQueueOptions<E extends WebhookEvent> extends VoiceWebhooksOptions {
+	/** Events of one lane go out in order; lanes go in parallel (voice: the message id). */
+	laneOf: (event: E) => string;
 }
 
 const DEFAULT_BASE_DELAY_MS = 500;
 const DEFAULT_MAX_DELAY_MS = 30_000;
 const DEFAULT_CONCURRENCY = 4;
 
-export class VoiceWebhooks {
-	readonly #o: VoiceWebhooksOptions & { baseDelayMs: number; maxDelayMs: number; concurrency: number };
-	/** Per voice message, its events in order; a lane is running or waiting for a slot. */
-	readonly #lanes = new Map<string, Delivery[]>();
+/** The in-memory delivery queue of signed webhooks (voice messages here, room events in
+ * server/events): lanes in order, a few at a time, with the retry schedule. */
+export class WebhookQueue<E extends WebhookEvent> {
+	readonly #o: WebhookQueueOptions<E> & { baseDelayMs: number; maxDelayMs: number; concurrency: number };
+	/** Per lane (voice message), its events in order; a lane is running or waiting for a slot. */
+	readonly #lanes = new Map<string, Delivery<E>[]>();
 	readonly #waiting: string[] = [];
 	#running = 0;
 	#queued = 0;
@@ -68,7 +81,7 @@ export class VoiceWebhooks {
 
 	readonly #schedule: RetrySchedule;
 
-	constructor(options: VoiceWebhooksOptions) {
+	constructor(options: WebhookQueueOptions<E>) {
 		checkWebhookEndpoint(options);
 		this.#o = {
 			baseDelayMs: DEFAULT_BASE_DELAY_MS,
@@ -85,21 +98,22 @@ export class VoiceWebhooks {
 	}
 
 	/** Queues an event; false when it was dropped (queue full or shutting down). */
-	enqueue(event: VoiceMessageEvent): boolean {
+	enqueue(event: E): boolean {
+		const laneId = this.#o.laneOf(event);
 		if (this.#closed || this.#queued >= this.#o.maxQueued) {
 			this.#o.onOutcome?.('dropped');
-			this.#o.log.warn({ eventId: event.eventId, event: event.event, voiceMessageId: event.voiceMessageId, queued: this.#queued }, 'webhook queue full: event dropped');
+			this.#o.log.warn({ eventId: event.eventId, event: event.event, lane: laneId, queued: this.#queued }, 'webhook queue full: event dropped');
 			return false;
 		}
 		this.#queued++;
 		const delivery = { event, body: JSON.stringify(event) };
-		const lane = this.#lanes.get(event.voiceMessageId);
+		const lane = this.#lanes.get(laneId);
 		if (lane) {
 			lane.push(delivery);
 			return true;
 		}
-		this.#lanes.set(event.voiceMessageId, [delivery]);
-		this.#waiting.push(event.voiceMessageId);
+		this.#lanes.set(laneId, [delivery]);
+		this.#waiting.push(laneId);
 		this.#pump();
 		return true;
 	}
@@ -127,7 +141,7 @@ export class VoiceWebhooks {
 		this.#lanes.delete(id);
 	}
 
-	async #deliver({ event, body }: Delivery): Promise<void> {
+	async #deliver({ event, body }: Delivery<E>): Promise<void> {
 		const signal = this.#abort.signal;
 		for (let attempt = 1; ; attempt++) {
 			if (signal.aborted) return;
@@ -180,6 +194,13 @@ export class VoiceWebhooks {
 	}
 }
 
+/** Voice-message webhooks: one lane per message. */
+export class VoiceWebhooks extends WebhookQueue<VoiceMessageEvent> {
+	constructor(options: VoiceWebhooksOptions) {
+		super({ ...options, laneOf: (e) => e.voiceMessageId });
+	}
+}
+
 /** Where and how events are POSTed: voice.webhookUrl, voice.webhookSecret, voice.webhookTimeoutMs. */
 export interface WebhookEndpoint {
 	url: string;
@@ -203,7 +224,7 @@ export type WebhookAttemptResult = { kind: 'delivered' } | { kind: 'refused'; st
  * event's JSON; pass the same bytes on every attempt. `signal` aborts the request (shutdown);
  * an aborted attempt reports `retry`.
  */
-export async function deliverOnce(endpoint: WebhookEndpoint, event: VoiceMessageEvent, options: { body?: string; signal?: AbortSignal } = {}): Promise<WebhookAttemptResult> {
+export async function deliverOnce(endpoint: WebhookEndpoint, event: WebhookEvent, options: { body?: string; signal?: AbortSignal } = {}): Promise<WebhookAttemptResult> {
 	const body = options.body ?? JSON.stringify(event);
 	const t = Math.floor(Date.now() / 1000);
 	const timeout = AbortSignal.timeout(endpoint.timeoutMs);
