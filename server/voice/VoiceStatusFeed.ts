@@ -10,7 +10,14 @@
 // onEvent), and for other nodes' commits when the log's head moves. One watcher reads the head
 // every pollMs while anyone is subscribed and is idle otherwise, so idle subscribers cost one
 // query per poll in all, not one each.
-import type { LoggedVoiceEvent, VoiceEventFilter, VoiceEventLog } from './store/VoiceEventLog.js';
+//
+// Shared reads: subscribers at the same position share one unfiltered read of the log and
+// filter it in memory (both logs filter in memory anyway). A commit wakes every subscriber at
+// once and most are at the head, so 1,000 subscribers cost one read per commit, not 1,000:
+// one read each kept the event loop busy for seconds on SQLite (a synchronous driver). A read
+// is shared while in flight and until the next commit (notify()), never after: a batch read
+// before a commit may miss it, and one read after is needed to see it.
+import { matchesFilter, type LoggedVoiceEvent, type VoiceEventBatch, type VoiceEventFilter, type VoiceEventLog } from './store/VoiceEventLog.js';
 import type { Logger } from '../telemetry/logger.js';
 
 export interface VoiceStatusFeedOptions {
@@ -33,6 +40,9 @@ export interface SubscribeOptions {
 }
 
 const DEFAULT_SCAN_LIMIT = 200;
+/** Distinct positions whose reads are kept between two commits (subscribers far behind each
+ * have their own); past it the oldest are dropped, which only costs a read again. */
+const MAX_SHARED_READS = 1024;
 
 export class VoiceStatusFeed {
 	readonly #o: VoiceStatusFeedOptions & { scanLimit: number };
@@ -42,6 +52,8 @@ export class VoiceStatusFeed {
 	#headTimer: NodeJS.Timeout | undefined;
 	#lastHead: string | undefined;
 	#closed = false;
+	/** Reads by position, shared by the subscribers there, cleared on every commit. */
+	readonly #reads = new Map<string, Promise<VoiceEventBatch>>();
 
 	constructor(options: VoiceStatusFeedOptions) {
 		if (!(options.pollMs > 0)) throw new TypeError('pollMs must be positive');
@@ -55,6 +67,7 @@ export class VoiceStatusFeed {
 
 	/** Something was committed (an event of this node): every subscriber reads again. */
 	notify(): void {
+		this.#reads.clear();
 		const waiting = [...this.#waiting];
 		this.#waiting.clear();
 		for (const wake of waiting) wake();
@@ -80,10 +93,10 @@ export class VoiceStatusFeed {
 					woken = true;
 				};
 				this.#waiting.add(wake);
-				const batch = await this.#o.log.readEvents(cursor, filter, this.#o.scanLimit);
+				const batch = await this.#read(cursor);
 				for (const e of batch.events) {
 					if (signal.aborted || this.#closed) return;
-					if (!visible || visible(e)) yield e;
+					if (matchesFilter(e.event, filter) && (!visible || visible(e))) yield e;
 				}
 				const moved = batch.readThrough !== cursor;
 				cursor = batch.readThrough;
@@ -101,6 +114,22 @@ export class VoiceStatusFeed {
 			this.#subscribers--;
 			if (this.#subscribers === 0) this.#stopWatchingHead();
 		}
+	}
+
+	/** The log after `cursor`, unfiltered: one read for every subscriber at that position. */
+	#read(cursor: string): Promise<VoiceEventBatch> {
+		let read = this.#reads.get(cursor);
+		if (!read) {
+			read = this.#o.log.readEvents(cursor, {}, this.#o.scanLimit);
+			const shared = read;
+			// A failed read is not shared beyond the subscribers already waiting on it.
+			shared.catch(() => {
+				if (this.#reads.get(cursor) === shared) this.#reads.delete(cursor);
+			});
+			if (this.#reads.size >= MAX_SHARED_READS) this.#reads.delete(this.#reads.keys().next().value!);
+			this.#reads.set(cursor, shared);
+		}
+		return read;
 	}
 
 	/** Ends every subscription (at their next step) and stops the head watcher. */
