@@ -97,8 +97,8 @@ describe('room events on the EventService stream and the webhook', () => {
 		return { done, ready };
 	}
 
-	async function join(channel: string, userId: string) {
-		const t = await mintAccessToken({ userId, channels: ['*'], grants: { canPublish: true, canSubscribe: true }, ttlS: 600 }, new TextEncoder().encode(JWT_SECRET));
+	async function join(channel: string, userId: string, canRecord = false) {
+		const t = await mintAccessToken({ userId, channels: ['*'], grants: { canPublish: true, canSubscribe: true, canRecord }, ttlS: 600 }, new TextEncoder().encode(JWT_SECRET));
 		const { client } = await TestSignalingClient.connect(`ws://127.0.0.1:${server.http.port}/ws?token=${t}&v=${PROTOCOL_VERSION}`);
 		clients.push(client);
 		const caps = await client.request('getRouterRtpCapabilities', {});
@@ -183,6 +183,27 @@ describe('room events on the EventService stream and the webhook', () => {
 		const joined = await byType.done;
 		expect(joined.map((e) => [e.channel, e.event, e.participant?.userId])).toEqual([['ev-a', 'participant.joined', 'carol']]);
 		a.client.close();
+	}, 30_000);
+
+	it('a recording in a channel gives recording.started and recording.finished with its voice message id', async () => {
+		const sub = follow({ filter: { channels: ['ev-rec'], types: ['recording.started', 'recording.finished'] } }, await md(), (got) => got.length >= 2);
+		await sub.ready;
+		const { client, peerId } = await join('ev-rec', 'erin', true);
+		const tr = await client.request('createTransport', { direction: 'send' });
+		if (!tr.ok) throw new Error(tr.error.code);
+		const rtpParameters: RequestData<'produce'>['rtpParameters'] = {
+			mid: '0',
+			codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1 } }],
+			encodings: [{ ssrc: 44444444 }],
+		};
+		const produced = await client.request('produce', { transportId: tr.data.transportId, kind: 'audio', rtpParameters });
+		if (!produced.ok) throw new Error(produced.error.code);
+		const started = await client.request('startRecording', { producerId: produced.data.producerId, destination: { kind: 'channel', channel: 'ev-rec' } } as RequestData<'startRecording'>);
+		if (!started.ok) throw new Error(started.error.code);
+		await client.request('stopRecording', { voiceMessageId: started.data.voiceMessageId });
+		const got = await sub.done;
+		expect(got.map((e) => e.event)).toEqual(['recording.started', 'recording.finished']);
+		for (const e of got) expect(e).toMatchObject({ channel: 'ev-rec', participant: { peerId, userId: 'erin' }, details: { voiceMessageId: started.data.voiceMessageId, destination: 'channel:ev-rec' } });
 	}, 30_000);
 
 	it('answers PERMISSION_DENIED for a channel the token does not cover, OUT_OF_RANGE for an id it does not keep', async () => {
