@@ -120,7 +120,7 @@ export class GrpcApiServer {
 				if ((impl.kind === 'serverStream') !== (method.responseStream && !method.requestStream)) throw new TypeError(`${service.name}.${methodName} is not a ${impl.kind} method in the protos`);
 				implementation[method.originalName ?? methodName] = impl.kind === 'unary' ? this.#unary(service.name, methodName, impl) : this.#serverStream(service.name, methodName, impl);
 			}
-			this.#server.addService(definition as grpc.ServiceDefinition, implementation);
+			this.#server.addService(withSharedStreamEncoding(definition) as grpc.ServiceDefinition, implementation);
 			initial[service.name] = 'SERVING';
 		}
 		this.#health = new HealthImplementation(initial);
@@ -271,4 +271,37 @@ class InvalidRequest extends Error {
 		super('invalid request');
 		this.zodError = zodError;
 	}
+}
+
+/**
+ * The service's methods with server-stream responses encoded once per response object: a
+ * status event that goes to 1,000 subscribers is one object written to 1,000 streams (the
+ * status feed shares its reads, the services their converted events), and protobuf encoding
+ * it once each was most of the fan-out's cost. By identity (WeakMap), so a response is never
+ * confused with another and the cache lives as long as the object. A copy of the definition:
+ * the loaded package is shared by every server in the process.
+ */
+function withSharedStreamEncoding(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+	const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+	for (const [name, method] of Object.entries(definition as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+		if (!method.responseStream) {
+			out[name] = method;
+			continue;
+		}
+		const encoded = new WeakMap<object, Buffer>();
+		const serialize = method.responseSerialize;
+		out[name] = {
+			...method,
+			responseSerialize: (value: unknown) => {
+				if (typeof value !== 'object' || value === null) return serialize(value);
+				let bytes = encoded.get(value);
+				if (!bytes) {
+					bytes = serialize(value);
+					encoded.set(value, bytes);
+				}
+				return bytes;
+			},
+		};
+	}
+	return out as grpc.ServiceDefinition;
 }

@@ -72,8 +72,17 @@ function toProto(m: VoiceMessageInfo): VoiceMessageProto {
 	};
 }
 
-function toEvent({ position, event }: LoggedVoiceEvent): VoiceMessageStatusEvent {
-	return { eventId: position, deliveryId: event.eventId, event: event.event, sequence: event.sequence, atMs: String(event.at), message: toProto(event.message) };
+/** Converted once per logged event: the feed hands the same object to every subscriber, so
+ * they get the same response object, which the server then encodes once (GrpcApiServer). */
+const converted = new WeakMap<LoggedVoiceEvent, VoiceMessageStatusEvent>();
+function toEvent(logged: LoggedVoiceEvent): VoiceMessageStatusEvent {
+	let out = converted.get(logged);
+	if (!out) {
+		const { position, event } = logged;
+		out = { eventId: position, deliveryId: event.eventId, event: event.event, sequence: event.sequence, atMs: String(event.at), message: toProto(event.message) };
+		converted.set(logged, out);
+	}
+	return out;
 }
 
 /** The store's cursor, opaque to clients (base64url of "<createdAt>:<id>"). */
