@@ -1,7 +1,5 @@
 // parley.v1.VoiceMessageService: read, list, delete voice messages and follow their statuses
 // (protocol/proto/parley/v1/voice_messages.proto).
-import { setTimeout as delay } from 'node:timers/promises';
-import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { DeleteVoiceMessageRequest } from '../protocol/grpc/generated/parley/v1/DeleteVoiceMessageRequest.js';
 import type { DeleteVoiceMessageResponse__Output } from '../protocol/grpc/generated/parley/v1/DeleteVoiceMessageResponse.js';
 import type { GetVoiceMessageRequest } from '../protocol/grpc/generated/parley/v1/GetVoiceMessageRequest.js';
@@ -12,16 +10,9 @@ import type { VoiceMessage__Output } from '../protocol/grpc/generated/parley/v1/
 import type { VoiceMessageServiceClient } from '../protocol/grpc/generated/parley/v1/VoiceMessageService.js';
 import type { VoiceMessageStatusEvent__Output } from '../protocol/grpc/generated/parley/v1/VoiceMessageStatusEvent.js';
 import type { ApiConnection, CallOptions } from './ApiConnection.js';
-import { ReconnectPolicy } from './ReconnectPolicy.js';
-import { SdkError } from './SdkError.js';
+import { resumingStream, type ResumingStreamOptions } from './resumingStream.js';
 
-export interface SubscribeStatusOptions extends Pick<CallOptions, 'signal'> {
-	/** Resubscribe after the last event received when the stream breaks (UNAVAILABLE: a node
-	 * restart, a lost connection). Default true; false: the iterator throws the SdkError. */
-	reconnect?: boolean;
-	/** Delays between resubscriptions (default: ReconnectPolicy's). */
-	reconnectPolicy?: ReconnectPolicy;
-}
+export type SubscribeStatusOptions = ResumingStreamOptions;
 
 export class VoiceMessageClient {
 	static readonly SERVICE = 'parley.v1.VoiceMessageService';
@@ -55,30 +46,7 @@ export class VoiceMessageClient {
 	 * resubscribes from the request's afterEventId, or from then on). Ends when the signal aborts or
 	 * the loop breaks; other failures (OUT_OF_RANGE, PERMISSION_DENIED, ...) throw SdkError.
 	 */
-	async *subscribeStatus(request: SubscribeStatusRequest = {}, options: SubscribeStatusOptions = {}): AsyncGenerator<VoiceMessageStatusEvent__Output, void, undefined> {
-		const policy = options.reconnectPolicy ?? new ReconnectPolicy();
-		let afterEventId = request.afterEventId ?? '';
-		let failures = 0;
-		for (;;) {
-			try {
-				for await (const event of this.#api.serverStream((md) => this.#client.subscribeStatus({ ...request, afterEventId }, md), options)) {
-					afterEventId = event.eventId;
-					failures = 0;
-					yield event;
-				}
-				if (options.signal?.aborted) return;
-				// The server ended the stream without a status error: resubscribe as after UNAVAILABLE.
-			} catch (err) {
-				if (!(options.reconnect ?? true) || !(err instanceof SdkError) || err.grpcStatus !== GrpcStatus.UNAVAILABLE) throw err;
-			}
-			if (options.reconnect === false) return;
-			const waitMs = policy.delayMs(failures++);
-			if (waitMs === undefined) throw new SdkError(`SubscribeStatus: gave up after ${failures} reconnect attempts`, GrpcStatus.UNAVAILABLE);
-			try {
-				await delay(waitMs, undefined, { signal: options.signal });
-			} catch {
-				return; // aborted while waiting
-			}
-		}
+	subscribeStatus(request: SubscribeStatusRequest = {}, options: SubscribeStatusOptions = {}): AsyncGenerator<VoiceMessageStatusEvent__Output, void, undefined> {
+		return resumingStream('SubscribeStatus', request.afterEventId ?? '', (afterEventId) => this.#api.serverStream<VoiceMessageStatusEvent__Output>((md) => this.#client.subscribeStatus({ ...request, afterEventId }, md), options), options);
 	}
 }

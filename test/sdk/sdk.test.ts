@@ -107,6 +107,43 @@ describe('server SDK against a running Parley', () => {
 		expect(after.participants.map((p) => p.userId)).toEqual(['speaker']);
 	});
 
+	it('follows room events through the SubscribeEvents iterator, filtered by channel, and resumes after an event id', async () => {
+		const abort = new AbortController();
+		const got: { event: string; userId: string | undefined; eventId: string }[] = [];
+		const following = (async () => {
+			for await (const e of api.events.subscribeEvents({ filter: { channels: ['sdk-events'] } }, { signal: abort.signal })) {
+				got.push({ event: e.event, userId: e.participant?.userId, eventId: e.eventId });
+			}
+		})();
+		// The stream is open once the server has it; a join before that would be missed (no id yet).
+		await new Promise((r) => setTimeout(r, 300));
+		const ada = await joinedPeer('sdk-events', 'ada');
+		await joinedPeer('sdk-elsewhere', 'bob');
+		await api.channels.removeParticipant({ channel: 'sdk-events', participant: { peerId: ada.peerId }, reason: 'sdk test' });
+		const deadline = Date.now() + 10_000;
+		while (!got.some((e) => e.event === 'participant.removed') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+		abort.abort();
+		await following;
+		const kinds = got.map((e) => `${e.event}:${e.userId ?? ''}`);
+		expect(kinds).toEqual(expect.arrayContaining(['channel.started:', 'participant.joined:ada', 'participant.removed:ada']));
+		expect(kinds.indexOf('participant.joined:ada')).toBeLessThan(kinds.indexOf('participant.removed:ada'));
+		expect(kinds.some((k) => k.endsWith(':bob'))).toBe(false);
+
+		// Resumed after the join: the events after it, the join not again.
+		const joined = got.find((e) => e.event === 'participant.joined')!;
+		const again: string[] = [];
+		const resumeAbort = new AbortController();
+		const resumed = (async () => {
+			for await (const e of api.events.subscribeEvents({ filter: { channels: ['sdk-events'] }, afterEventId: joined.eventId }, { signal: resumeAbort.signal })) {
+				again.push(e.eventId);
+				if (e.event === 'participant.removed') resumeAbort.abort();
+			}
+		})();
+		await resumed;
+		const removedAt = got.findIndex((e) => e.event === 'participant.removed');
+		expect(again).toEqual(got.slice(got.indexOf(joined) + 1, removedAt + 1).map((e) => e.eventId));
+	});
+
 	it('maps failures to SdkError: a wrong key is UNAUTHENTICATED with E_AUTH, an empty channel NOT_FOUND with E_NOT_FOUND', async () => {
 		const wrong = new ParleyApi({ address: `127.0.0.1:${server.api!.port}`, key: { id: API_KEY.id, secret: 'not-the-secret-of-this-key-0123456' } });
 		try {
