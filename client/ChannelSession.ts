@@ -4,7 +4,7 @@
 // emits `mediaFailed`, and ParleyClient replaces the whole session (a new one per rejoin or
 // reconnect keeps stale ids and half-closed transports from leaking between attempts).
 import type { types as mc } from 'mediasoup-client';
-import type { Grants, Method, Notifications, PeerInfo, RequestData, ResponseData, TransportInfo } from '../protocol/messages.js';
+import type { Grants, JoinModeration, Method, Notifications, PeerInfo, RequestData, ResponseData, TransportInfo } from '../protocol/messages.js';
 import { connectionPathOf, type ConnectionPath } from './connectionPath.js';
 import { isConnectionLoss, isParleyError, ParleyError, toParleyError } from './ParleyError.js';
 import type { RequestOptions, SignalingConnection } from './SignalingConnection.js';
@@ -123,6 +123,7 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 	readonly #consumers = new Map<string, RemoteConsumer>();
 	readonly #iceWatches = new Map<string, IceWatch>();
 	#peerId: string | null = null;
+	#moderation: JoinModeration | undefined;
 	#joined = false;
 	#closed = false;
 	#sendTransport: mc.Transport | null = null;
@@ -162,6 +163,11 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 	}
 
 	/** Our peer id in the channel (set once the server accepted the join). */
+	/** A moderator's standing decision for us in this channel (from the join), if any. */
+	get moderation(): JoinModeration | undefined {
+		return this.#moderation;
+	}
+
 	get peerId(): string | null {
 		return this.#peerId;
 	}
@@ -239,6 +245,7 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		this.#assertOpen();
 		this.#mark('joinReplied');
 		this.#peerId = joined.peerId;
+		this.#moderation = joined.moderation;
 		for (const peer of joined.peers) this.#peers.set(peer.peerId, peer);
 		// The server lists only the others; stay correct even if that ever changes.
 		this.#peers.delete(joined.peerId);

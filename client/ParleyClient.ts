@@ -742,16 +742,20 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		});
 		signaling.on('grantsChanged', ({ grants }) => {
 			if (signaling !== this.#signaling) return;
-			// `grants` (and the checks before a publish) read what the server now allows, not the welcome's.
-			if (this.#welcome) this.#welcome = { ...this.#welcome, grants };
 			// The server closed our producer; let go of the microphone too (and do not republish it on a rejoin).
 			if (!grants.canPublish && this.#publication) this.unpublish().catch((error: unknown) => this.emit('error', toParleyError(error, 'E_MEDIA_FAILED')));
-			this.emit('grantsChanged', grants);
+			this.#takeGrants(grants);
 		});
 		signaling.on('voiceMessage', ({ message, reason }) => {
 			if (signaling === this.#signaling) this.#onVoiceMessage(message, reason);
 		});
 		return signaling;
+	}
+
+	/** `grants` (and the checks before a publish) read what the server now allows, not the welcome's. */
+	#takeGrants(grants: Grants): void {
+		if (this.#welcome) this.#welcome = { ...this.#welcome, grants };
+		this.emit('grantsChanged', grants);
 	}
 
 	#assertNotClosedByUser(): void {
@@ -959,6 +963,13 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		this.#syncPeers(session.peers);
 		// A peer may have unmuted while we were away: the new session is the truth.
 		for (const peerId of [...this.#peerMuted.keys()]) this.#setPeerMuted(peerId, session.isPeerMuted(peerId));
+		// A moderator's decision from before this join (a reload, a reconnect) still holds.
+		const moderation = session.moderation;
+		if (moderation?.grants) {
+			if (!moderation.grants.canPublish && this.#publication) this.#releasePublication();
+			this.#takeGrants(moderation.grants);
+		}
+		if (moderation?.muted && session.peerId) this.emit('mutedByModerator', session.peerId, true);
 		if (this.#publication) {
 			try {
 				await this.#produce(session, this.#publication);

@@ -513,11 +513,11 @@ export const configSchema = z.strictObject({
 			webhookRoomEvents: option(
 				z
 					.string()
-					.default('*')
+					.default('')
 					.refine((v) => v === '*' || v === '' || v.split(',').every((t) => isRoomEventType(t.trim())), `must be *, empty, or comma-separated event types (${ROOM_EVENT_TYPES.join(', ')})`),
 				{
 					description:
-						'Room and participant events also POSTed to voice.webhookUrl (same secret and signature; X-Parley-Delivery is the event id): * for all, empty for none, or comma-separated types such as participant.joined,participant.left. Delivered once, by the node where the event happened, from an in-memory queue (voice.webhookQueue, at-least-once while that node runs).',
+						'Room and participant events also POSTed to voice.webhookUrl (same secret and signature; X-Parley-Delivery is the event id): * for all, empty for none (the default: a receiver built for the voice-message events does not get new ones unasked), or comma-separated types such as participant.joined,participant.left. Delivered once, by the node where the event happened, from an in-memory queue (voice.webhookQueue, at-least-once while that node runs).',
 				},
 			),
 			userRequestsPerSecond: option(z.number().min(0).max(100_000).default(20), {

@@ -76,7 +76,9 @@ export interface TransportInfo {
 export interface ResponseData {
 	getRouterRtpCapabilities: { rtpCapabilities: mc.RtpCapabilities };
 	/** transports: those the request asked for, by direction (absent when it asked for none). */
-	join: { peerId: string; channel: string; peers: PeerInfo[]; transports?: { send?: TransportInfo; recv?: TransportInfo } };
+	/** `moderation`: what a moderator decided for this user earlier in the channel's life (a
+	 * mute, changed grants); it holds over the token's grants on every rejoin. */
+	join: { peerId: string; channel: string; peers: PeerInfo[]; transports?: { send?: TransportInfo; recv?: TransportInfo }; moderation?: JoinModeration };
 	createTransport: TransportInfo;
 	connectTransport: Record<string, never>;
 	produce: { producerId: string };
@@ -93,6 +95,12 @@ export interface ResponseData {
 }
 
 // ---- notifications --------------------------------------------------------------------
+
+/** A moderator's standing decision for a user in a channel, told at join. */
+export interface JoinModeration {
+	muted?: boolean;
+	grants?: Grants;
+}
 
 export interface Grants {
 	canPublish: boolean;

@@ -8,7 +8,6 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { Upload } from 'tus-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../../test/helpers/config.js';
 import { testLogger } from '../../test/helpers/logger.js';
@@ -19,6 +18,7 @@ import type { VoiceMessage } from '../voice/voiceMessage.js';
 import { mintApiToken } from './apiAuth.js';
 import { GrpcApiServer, loadApiPackage } from './GrpcApiServer.js';
 import { voiceMessageGrpcService } from './VoiceMessageGrpcService.js';
+import { tusUpload } from '../../testkit/tusUpload.js';
 
 const SECRET = 'grpc-voice-integration-secret-0123456789';
 const KEY = { id: 'backend', secret: 'a-secret-of-enough-length-for-tests' };
@@ -97,18 +97,7 @@ describe('VoiceMessageService against a running Parley', () => {
 		let id = '';
 		const statuses = follow({ filter: { destination: 'channel:room' } }, metadata, (got) => got.some((e) => e.message.id === id && ['ready', 'failed'].includes(e.message.status)));
 		await new Promise((r) => setTimeout(r, 300)); // the stream has taken its start position
-		const url = await new Promise<string>((resolve, reject) => {
-			const u = new Upload(readFileSync(wav), {
-				endpoint: `http://127.0.0.1:${server.http.port}/voice/uploads`,
-				chunkSize: 32 * 1024,
-				headers: { authorization: `Bearer ${token}` },
-				metadata: { destination: 'channel:room', filename: 'memo.wav', filetype: 'audio/wav' },
-				retryDelays: [],
-				onSuccess: () => resolve(u.url!),
-				onError: reject,
-			});
-			u.start();
-		});
+		const url = await tusUpload(readFileSync(wav), { endpoint: `http://127.0.0.1:${server.http.port}/voice/uploads`, token, metadata: { destination: 'channel:room', filename: 'memo.wav', filetype: 'audio/wav' } });
 		id = url.split('/').pop()!;
 		const got = (await statuses).filter((e) => e.message.id === id);
 		expect(got.map((e) => e.sequence)).toEqual(got.map((_, i) => i + 1)); // every event, in order

@@ -51,6 +51,13 @@ export interface ChannelEvents {
 	producerAdded: [Peer, ms.Producer];
 }
 
+/** What a moderator decided for a user in a channel. */
+export interface Moderation {
+	muted?: boolean;
+	/** Replace the token's grants. */
+	grants?: Grants;
+}
+
 interface ProducerAppData extends ms.AppData {
 	peerId: string;
 }
@@ -59,6 +66,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
 	readonly name: string;
 	readonly router: ms.Router;
 	readonly #peers = new Map<string, Peer>();
+	/** Moderators' mutes and grant changes by user id, for as long as the channel lives (a
+	 * user's peers come and go; one entry per moderated user). */
+	readonly #moderation = new Map<string, Moderation>();
 	readonly #options: ChannelOptions;
 	readonly #log: Logger;
 	readonly #audioLevels: ms.AudioLevelObserver;
@@ -128,6 +138,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
 	addPeer(peer: Peer): { replaced: Peer | undefined; others: PeerInfo[] } {
 		this.#assertOpen();
 		if (this.#peers.has(peer.id)) throw new RequestError('E_INVALID_STATE', `Peer ${peer.id} is already in channel ${this.name}.`);
+		// What a moderator decided for this user holds over the token for the channel's life:
+		// reconnecting (or reloading the page) must not undo a mute or a revoked grant.
+		const moderated = peer.remote ? undefined : this.#moderation.get(peer.userId);
+		if (moderated?.grants) peer.setGrants(moderated.grants);
+		if (moderated?.muted) peer.setMutedByModerator(true);
 		const replaced = peer.remote ? undefined : [...this.#peers.values()].find((p) => !p.remote && p.userId === peer.userId);
 		if (!peer.remote && !replaced && this.localPeerCount >= this.#options.maxPeers) {
 			throw new RequestError('E_CHANNEL_FULL', `Channel ${this.name} is full (${this.#options.maxPeers} peers).`);
@@ -225,6 +240,18 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		return producer;
 	}
 
+	/** Records a moderator's decision for a user, applied again when they rejoin (addPeer). */
+	#moderate(userId: string, change: Moderation): void {
+		const next = { ...this.#moderation.get(userId), ...change };
+		if (!next.muted && !next.grants) this.#moderation.delete(userId);
+		else this.#moderation.set(userId, next);
+	}
+
+	/** Moderation of one user, as this channel's peers see it. */
+	moderationOf(userId: string): Readonly<Moderation> | undefined {
+		return this.#moderation.get(userId);
+	}
+
 	/** A peer of this channel by id (NOT_FOUND otherwise). */
 	peer(peerId: string): Peer {
 		const peer = this.#peers.get(peerId);
@@ -241,6 +268,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 	async muteParticipant(peer: Peer, muted: boolean): Promise<void> {
 		this.#assertMember(peer);
 		if (peer.remote) throw new RequestError('E_INVALID_STATE', `Participant ${peer.id} is connected to node ${peer.remoteNodeId}; mute them there.`);
+		this.#moderate(peer.userId, { muted });
 		if (muted) {
 			const playing = [...peer.producers.values()].filter((p) => !p.paused);
 			peer.setMutedByModerator(true, playing.map((p) => p.id));
@@ -263,6 +291,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		this.#assertMember(peer);
 		if (peer.remote) throw new RequestError('E_INVALID_STATE', `Participant ${peer.id} is connected to node ${peer.remoteNodeId}; update them there.`);
 		peer.setGrants(grants);
+		this.#moderate(peer.userId, { grants: { ...grants } });
 		if (!grants.canPublish) for (const p of [...peer.producers.values()]) p.close();
 		if (!grants.canSubscribe) for (const c of [...peer.consumers.values()]) c.close();
 		peer.notify('grantsChanged', { grants: { ...grants } });

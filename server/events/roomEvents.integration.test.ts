@@ -52,6 +52,7 @@ describe('room events on the EventService stream and the webhook', () => {
 				PARLEY_API_EVENT_RETENTION: '1000',
 				PARLEY_VOICE_WEBHOOK_URL: receiver.url,
 				PARLEY_VOICE_WEBHOOK_SECRET: HOOK_SECRET,
+				PARLEY_VOICE_WEBHOOK_ROOM_EVENTS: '*',
 				// A channel left empty closes at once (channel.ended without waiting).
 				PARLEY_CHANNELS_EMPTY_CLOSE_DELAY_MS: '0',
 			}),

@@ -106,12 +106,14 @@ export const requestHandlers: { [M in Method]: Handler<M> } = {
 		session.peer = peer;
 		session.channel = channel;
 		session.log.info({ channel: channel.name, peerId: peer.id, replaced: replaced?.id }, 'peer joined');
-		if (directions.length === 0) return { peerId: peer.id, channel: channel.name, peers: others };
+		const moderated = channel.moderationOf(peer.userId);
+		const moderation = moderated && { moderation: { ...moderated } };
+		if (directions.length === 0) return { peerId: peer.id, channel: channel.name, peers: others, ...moderation };
 		// Both at once (the worker creates them concurrently), and the recv transport's
 		// consumers of producers already here start on their way before the client answers.
 		try {
 			const created = await Promise.all(directions.map(async (direction) => [direction, await createTransportInfo(session, peer, channel, direction, ctx)] as const));
-			return { peerId: peer.id, channel: channel.name, peers: others, transports: Object.fromEntries(created) };
+			return { peerId: peer.id, channel: channel.name, peers: others, transports: Object.fromEntries(created), ...moderation };
 		} catch (err) {
 			// All or nothing: the client retries the join as a whole.
 			channel.removePeer(peer);

@@ -154,6 +154,35 @@ describe('gRPC backend API', () => {
 		expect(tr.ok ? 'OK' : tr.error.code).toBe('E_FORBIDDEN');
 	});
 
+	it("a moderator's mute and revoked grant hold when the user reconnects with the same token, for the channel's life", async () => {
+		const speaker = await joinedPeer('sticky-room', 'sticky-speaker', true);
+		await joinedPeer('sticky-room', 'sticky-listener'); // keeps the channel open across the rejoin
+		expect((await call('MuteParticipant', { channel: 'sticky-room', participant: { userId: 'sticky-speaker' }, muted: true }, await token())).err).toBeNull();
+		expect((await call('UpdateParticipant', { channel: 'sticky-room', participant: { userId: 'sticky-speaker' }, canPublish: false }, await token())).err).toBeNull();
+		speaker.client.close();
+		// Same user, a token that still grants publishing: the moderator's decision wins.
+		const t = await mintAccessToken({ userId: 'sticky-speaker', channels: ['*'], grants: { canPublish: true, canSubscribe: true }, ttlS: 600 }, new TextEncoder().encode(JWT_SECRET));
+		const { client } = await TestSignalingClient.connect(`ws://127.0.0.1:${server.http.port}/ws?token=${t}&v=${PROTOCOL_VERSION}`);
+		clients.push(client);
+		const caps = await client.request('getRouterRtpCapabilities', {});
+		if (!caps.ok) throw new Error('caps');
+		const join = await client.request('join', { channel: 'sticky-room', rtpCapabilities: caps.data.rtpCapabilities as RequestData<'join'>['rtpCapabilities'] });
+		if (!join.ok) throw new Error(join.error.code);
+		expect(join.data.moderation).toEqual({ muted: true, grants: { canPublish: false, canSubscribe: true, canRecord: false } });
+		const tr = await client.request('createTransport', { direction: 'send' });
+		expect(tr.ok ? 'OK' : tr.error.code).toBe('E_FORBIDDEN');
+		const listed = await call('ListParticipants', { channel: 'sticky-room' }, await token());
+		expect(listed.res.participants.find((p: { userId: string }) => p.userId === 'sticky-speaker')).toMatchObject({ mutedByModerator: true, grants: { canPublish: false } });
+		// Given back: the next join carries no moderation (unmuted, the grants a moderator set).
+		expect((await call('MuteParticipant', { channel: 'sticky-room', participant: { userId: 'sticky-speaker' }, muted: false }, await token())).err).toBeNull();
+		expect((await call('UpdateParticipant', { channel: 'sticky-room', participant: { userId: 'sticky-speaker' }, canPublish: true }, await token())).err).toBeNull();
+		const tr2 = await client.request('createTransport', { direction: 'send' });
+		expect(tr2.ok).toBe(true);
+		// Another user in the same channel is not affected.
+		const other = await joinedPeer('sticky-room', 'sticky-other', true);
+		expect(other.producerId).not.toBe('');
+	});
+
 	it('RemoveParticipant closes their connection with 4403; CloseChannel empties the channel', async () => {
 		const victim = await joinedPeer('remove-room', 'victim');
 		const stays = await joinedPeer('remove-room', 'stays');

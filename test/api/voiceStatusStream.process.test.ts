@@ -6,7 +6,6 @@
 // stream after stream, is exactly the event log read once from the start: no gap, no duplicate.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { Upload } from 'tus-js-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type RequestData } from '../../protocol/messages.js';
 import { mintAccessToken } from '../../server/auth/accessToken.js';
@@ -20,6 +19,7 @@ import { publishWithWerift, type WeriftPublisher } from '../../testkit/weriftPub
 import { encodeTone } from '../helpers/audio.js';
 import { testEnv } from '../helpers/config.js';
 import { logLine, startServerProcess, type ServerProcess } from '../helpers/serverProcess.js';
+import { tusUpload } from '../../testkit/tusUpload.js';
 
 const JWT_SECRET = 'status-stream-process-secret-0123456789';
 const API_KEY = { id: 'backend', secret: 'status-stream-api-secret-0123456789-abc' };
@@ -135,18 +135,7 @@ describe('SubscribeStatus across a subscriber reconnect and a node restart (serv
 		// An uploaded message, followed live.
 		const wav = `${dir}/memo.wav`;
 		writeToneWav(wav, 600, 2);
-		const uploadUrl = await new Promise<string>((resolve, reject) => {
-			const u = new Upload(readFileSync(wav), {
-				endpoint: `http://127.0.0.1:${httpPort}/voice/uploads`,
-				chunkSize: 32 * 1024,
-				headers: { authorization: `Bearer ${token}` },
-				metadata: { destination: 'channel:room', filename: 'memo.wav', filetype: 'audio/wav' },
-				retryDelays: [],
-				onSuccess: () => resolve(u.url!),
-				onError: reject,
-			});
-			u.start();
-		});
+		const uploadUrl = await tusUpload(readFileSync(wav), { endpoint: `http://127.0.0.1:${httpPort}/voice/uploads`, token, metadata: { destination: 'channel:room', filename: 'memo.wav', filetype: 'audio/wav' } });
 		const uploaded = uploadUrl.split('/').pop()!;
 		await subscriber.waitFor(uploaded, 'ready');
 
