@@ -19,7 +19,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from '../ports.js';
 import { acceptsTcp, makeTempFolder, removeTempFolder, spawnDaemon, waitUntil, type Daemon } from './daemon.js';
 
@@ -245,6 +245,18 @@ default = yes
 			const s3 = client();
 			try {
 				await s3.send(new CreateBucketCommand({ Bucket: name }));
+				// Swift may answer the PUT before the container is visible to the next request
+				// (seen once in CI: NoSuchBucket right after): resolve only once it is.
+				const deadline = Date.now() + 10_000;
+				for (;;) {
+					try {
+						await s3.send(new HeadBucketCommand({ Bucket: name }));
+						break;
+					} catch (err) {
+						if (Date.now() > deadline) throw err;
+						await new Promise((r) => setTimeout(r, 50));
+					}
+				}
 			} finally {
 				s3.destroy();
 			}
