@@ -17,6 +17,7 @@ import { mintAccessToken } from '../auth/accessToken.js';
 import { mintApiToken, type ApiGrant } from '../api/apiAuth.js';
 import { loadApiPackage } from '../api/GrpcApiServer.js';
 import { ParleyServer } from '../ParleyServer.js';
+import { collectStream } from '../../testkit/grpcStream.js';
 
 const JWT_SECRET = 'room-events-test-secret-0123456789abcdef';
 const API_SECRET = 'api-secret-that-is-long-enough-0123456789';
@@ -80,18 +81,7 @@ describe('room events on the EventService stream and the webhook', () => {
 	/** A SubscribeEvents call; `until` says when to stop (then it is cancelled). */
 	function follow(request: object, metadata: grpc.Metadata, until: (got: StreamEvent[]) => boolean): { done: Promise<StreamEvent[]>; ready: Promise<void> } {
 		const call = (events as any).SubscribeEvents(request, metadata) as grpc.ClientReadableStream<StreamEvent>;
-		const got: StreamEvent[] = [];
-		const done = new Promise<StreamEvent[]>((resolve, reject) => {
-			call.on('data', (e: StreamEvent) => {
-				got.push(e);
-				if (until(got)) {
-					call.cancel();
-					resolve(got);
-				}
-			});
-			call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED ? resolve(got) : reject(err)));
-			call.on('end', () => resolve(got));
-		});
+		const done = collectStream(call, until);
 		// A stream sends no headers before its first event: a generous wait lets the server
 		// register the subscription, so "from now on" includes what the test does next.
 		const ready = new Promise<void>((resolve) => setTimeout(resolve, 1500));

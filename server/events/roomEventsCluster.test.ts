@@ -9,6 +9,7 @@ import { joinVia, type JoinedClient } from '../../test/cluster/bridgeNodes.js';
 import { freePort } from '../../testkit/ports.js';
 import { mintApiToken } from '../api/apiAuth.js';
 import { loadApiPackage } from '../api/GrpcApiServer.js';
+import { collectStream } from '../../testkit/grpcStream.js';
 
 const API_SECRET = 'api-secret-that-is-long-enough-0123456789';
 
@@ -56,17 +57,7 @@ describe('room events of every node at every node', () => {
 		const md = new grpc.Metadata();
 		md.set('authorization', `Bearer ${await mintApiToken({ keyId: 'backend', secret: API_SECRET, grant: { channels: ['*'], operations: ['events.subscribe'] }, ttlS: 60 })}`);
 		const call = (client as any).SubscribeEvents({ filter: { channels: ['cluster-room'] } }, md) as grpc.ClientReadableStream<StreamEvent>;
-		const got: StreamEvent[] = [];
-		const done = new Promise<StreamEvent[]>((resolve, reject) => {
-			call.on('data', (e: StreamEvent) => {
-				got.push(e);
-				if (until(got)) {
-					call.cancel();
-					resolve(got);
-				}
-			});
-			call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED ? resolve(got) : reject(err)));
-		});
+		const done = collectStream(call, until);
 		return { done };
 	}
 
