@@ -1,4 +1,4 @@
-// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|storage|metadata|join|recording|api|all]
+// The bench's command line: `npx tsx bench/run.ts [--scenario loss|capacity|signaling|storage|metadata|join|recording|api|mouth-to-ear|all]
 // [--smoke] [--out dir]` and the overrides listed by --help. Prints a table, and writes
 // results.json, report.md and SVG charts to bench/results/<timestamp>/ (or --out).
 import { readFileSync } from 'node:fs';
@@ -11,14 +11,15 @@ import { writeResultsPage } from './report/resultsPage.js';
 import type { types as ms } from 'mediasoup';
 import type { CapacityTarget } from './scenarios/capacity.js';
 import type { MetadataEngine } from './scenarios/metadata.js';
+import { MOUTH_TO_EAR_PATHS, type MouthToEarPath } from './scenarios/mouthToEar.js';
 import type { StorageBackend } from './scenarios/storage.js';
 import { NETWORK_PATHS, type NetworkPath } from '../testkit/reachability/ReachabilityLab.js';
-import { type CapacityTransport, defaultOutDir, runBench, SCENARIOS, type ScenarioName, SRTP_SUITES } from './runBench.js';
+import { type CapacityTransport, defaultOutDir, OPT_IN_SCENARIOS, runBench, SCENARIOS, type ScenarioName, SRTP_SUITES } from './runBench.js';
 
 const HELP = `Usage: npx tsx bench/run.ts [options]
 
-  --scenario NAME      loss | capacity | signaling | storage | metadata | join | recording | api | all (default all; repeatable
-                       or comma-separated)
+  --scenario NAME      loss | capacity | signaling | storage | metadata | join | recording | api | mouth-to-ear | all
+                       (default all; repeatable or comma-separated; all leaves out mouth-to-ear, ~7 min at its defaults)
   --smoke              a few seconds per scenario: checks the outputs, not a measurement
   --out DIR            output folder (default bench/results/<timestamp>)
   --from FILE          render the report and charts again from a results.json (no measuring)
@@ -49,6 +50,8 @@ Capacity:
   --publishers N       publishers in the room (default 10)
   --window MS          measuring window per step (default 4000)
   --no-pin             do not pin the worker and the bench to separate cores
+  --raw-worker-bin PATH    mediasoup-worker binary of the raw-mediasoup twin (default: the one Parley
+                       runs, MEDIASOUP_WORKER_BIN), e.g. a build without a worker patch Parley's has
 Signaling:
   --clients N          WebSocket clients per storm wave (default 200)
   --waves N            storm waves (default 3)
@@ -68,6 +71,10 @@ Metadata (SQLite, MariaDB, PostgreSQL):
 Join time (Chromium in a network namespace: needs root):
   --join-paths LIST    direct-udp,ice-tcp,turn-relay,turn-tcp (default all four)
   --joins N            joins measured per path (default 10)
+Mouth-to-ear (two Chromium processes, the speaker in a network namespace: needs root):
+  --m2e-loss LIST      uplink loss levels in percent, each measured through Parley and direct (default 0,5,20)
+  --m2e-duration S     measuring window per path and loss level (default 60)
+  --m2e-paths LIST     parley,direct (default both)
 Recording repair (RED and NACK behind uplink loss):
   --recording-duration S   seconds of speech per recording (default 60)
   --recording-loss P   random uplink loss, 0-1 (default 0.2)
@@ -110,6 +117,7 @@ const { values } = parseArgs({
 		publishers: { type: 'string' },
 		window: { type: 'string' },
 		'no-pin': { type: 'boolean', default: false },
+		'raw-worker-bin': { type: 'string' },
 		clients: { type: 'string' },
 		waves: { type: 'string' },
 		'media-clients': { type: 'string' },
@@ -125,6 +133,9 @@ const { values } = parseArgs({
 		'metadata-concurrency': { type: 'string' },
 		'join-paths': { type: 'string' },
 		joins: { type: 'string' },
+		'm2e-loss': { type: 'string' },
+		'm2e-duration': { type: 'string' },
+		'm2e-paths': { type: 'string' },
 		'recording-duration': { type: 'string' },
 		'recording-loss': { type: 'string' },
 		'api-subscribers': { type: 'string' },
@@ -143,6 +154,10 @@ if (values.help) {
 	process.stdout.write(HELP);
 	process.exit(0);
 }
+
+// The raw twin reads it when it starts its worker (RawMediasoupTarget): a before/after
+// comparison of a worker change in one run, Parley on the new build, raw on the old one.
+if (values['raw-worker-bin']) process.env.BENCH_RAW_WORKER_BIN = path.resolve(values['raw-worker-bin']);
 
 if (values.from && values['results-page']) {
 	const run = JSON.parse(readFileSync(values.from, 'utf8')) as BenchRun;
@@ -176,8 +191,8 @@ function defined<T extends object>(o: T): Partial<T> {
 const requested = (values.scenario ?? ['all']).flatMap((s) => s.split(',')).map((s) => s.trim());
 const scenarios: ScenarioName[] = requested.includes('all') ? SCENARIOS : (requested as ScenarioName[]);
 for (const s of scenarios) {
-	if (!SCENARIOS.includes(s)) {
-		process.stderr.write(`bench: unknown scenario "${s}" (${SCENARIOS.join(', ')}, all)\n`);
+	if (!SCENARIOS.includes(s) && !OPT_IN_SCENARIOS.includes(s)) {
+		process.stderr.write(`bench: unknown scenario "${s}" (${[...SCENARIOS, ...OPT_IN_SCENARIOS].join(', ')}, all)\n`);
 		process.exit(2);
 	}
 }
@@ -237,6 +252,16 @@ if (redLossRates?.some((r) => r >= 1)) {
 	process.stderr.write('bench: --red-loss-rates are percentages below 100\n');
 	process.exit(2);
 }
+const m2eLoss = values['m2e-loss']?.split(',').map((t) => number('m2e-loss', t.trim())!);
+if (m2eLoss && (m2eLoss.length === 0 || m2eLoss.some((r) => r >= 100))) {
+	process.stderr.write('bench: --m2e-loss takes percentages below 100\n');
+	process.exit(2);
+}
+const m2ePaths = values['m2e-paths']?.split(',').map((t) => t.trim());
+if (m2ePaths && (m2ePaths.length === 0 || m2ePaths.some((t) => !(MOUTH_TO_EAR_PATHS as readonly string[]).includes(t)))) {
+	process.stderr.write(`bench: --m2e-paths takes ${MOUTH_TO_EAR_PATHS.join(', ')}\n`);
+	process.exit(2);
+}
 const delay = number('delay', values.delay);
 const jitter = number('jitter', values.jitter);
 const hint = number('loss-hint', values['loss-hint']);
@@ -292,6 +317,11 @@ const { run } = await runBench({
 	join: defined({
 		paths: joinPaths as NetworkPath[] | undefined,
 		joinsPerPath: number('joins', values.joins),
+	}),
+	mouthToEar: defined({
+		lossPercents: m2eLoss,
+		durationS: number('m2e-duration', values['m2e-duration']),
+		paths: m2ePaths as MouthToEarPath[] | undefined,
 	}),
 	recording: defined({
 		durationS: number('recording-duration', values['recording-duration']),

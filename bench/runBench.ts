@@ -10,15 +10,19 @@ import { CAPACITY_DEFAULTS, type CapacityOptions, type CapacityResult, runCapaci
 import { LOSS_SWEEP_DEFAULTS, type LossSweepOptions, runLossSweep } from './scenarios/lossSweep.js';
 import { JOIN_DEFAULTS, type JoinTimeOptions, runJoinTime } from './scenarios/joinTime.js';
 import { METADATA_DEFAULTS, type MetadataOptions, runMetadata } from './scenarios/metadata.js';
+import { MOUTH_TO_EAR_DEFAULTS, type MouthToEarOptions, runMouthToEar } from './scenarios/mouthToEar.js';
 import { RECORDING_REPAIR_DEFAULTS, type RecordingRepairOptions, runRecordingRepair } from './scenarios/recordingRepair.js';
 import { runStorage, STORAGE_DEFAULTS, type StorageOptions } from './scenarios/storage.js';
 import { runWebRtcCapacity, WEBRTC_CAPACITY_DEFAULTS } from './scenarios/webrtcCapacity.js';
 import { runSignaling, SIGNALING_DEFAULTS, type SignalingOptions } from './scenarios/signaling.js';
 
-export type ScenarioName = 'loss' | 'capacity' | 'signaling' | 'storage' | 'metadata' | 'join' | 'recording' | 'api';
+export type ScenarioName = 'loss' | 'capacity' | 'signaling' | 'storage' | 'metadata' | 'join' | 'recording' | 'api' | 'mouth-to-ear';
 /** red / red-stripped: plain RTP listeners of RED d=2 publishers, with and without audio/red. */
 export type CapacityTransport = 'plain' | 'srtp' | 'webrtc' | 'red' | 'red-stripped';
+/** What `all` runs. */
 export const SCENARIOS: ScenarioName[] = ['loss', 'capacity', 'signaling', 'storage', 'metadata', 'join', 'recording', 'api'];
+/** Run only when named: mouth-to-ear takes about 7 minutes at its defaults (60 s per path and loss level). */
+export const OPT_IN_SCENARIOS: ScenarioName[] = ['mouth-to-ear'];
 /** The suites mediasoup's PlainTransport offers (what `--srtp-suite` accepts). */
 export const SRTP_SUITES: ms.SrtpCryptoSuite[] = ['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
 
@@ -39,6 +43,7 @@ export interface BenchOptions {
 	join?: Partial<JoinTimeOptions>;
 	recording?: Partial<RecordingRepairOptions>;
 	api?: Partial<ApiOptions>;
+	mouthToEar?: Partial<MouthToEarOptions>;
 	log: (line: string) => void;
 }
 
@@ -54,6 +59,7 @@ export const SMOKE = {
 	metadata: { ops: 50, destinations: 5 } satisfies Partial<MetadataOptions>,
 	join: { joinsPerPath: 1, warmUpJoins: 0 } satisfies Partial<JoinTimeOptions>,
 	recording: { durationS: 4, modes: [{ red: 2, nack: true }, { red: 0, nack: false }] } satisfies Partial<RecordingRepairOptions>,
+	mouthToEar: { lossPercents: [5], durationS: 5, warmUpS: 1.5 } satisfies Partial<MouthToEarOptions>,
 	api: { subscribers: 20, connections: 2, events: 10, drainTimeoutMs: 5000, peers: 4, listeners: 1, callRate: 50, durationS: 1.5 } satisfies Partial<ApiOptions>,
 };
 
@@ -154,6 +160,12 @@ export async function runBench(options: BenchOptions): Promise<{ run: BenchRun; 
 	if (options.scenarios.includes('api')) {
 		await guard('api', async () => {
 			run.api = await runApi({ ...API_DEFAULTS, ...(options.smoke ? SMOKE.api : {}), ...options.api }, log);
+		});
+	}
+	if (options.scenarios.includes('mouth-to-ear')) {
+		await guard('mouth-to-ear', async () => {
+			run.mouthToEar = await runMouthToEar({ ...MOUTH_TO_EAR_DEFAULTS, ...(options.smoke ? SMOKE.mouthToEar : {}), ...options.mouthToEar }, log);
+			for (const c of run.mouthToEar.conditions) if (c.error) run.errors.push({ scenario: 'mouth-to-ear', message: `${c.path} ${c.lossPercent}%: ${c.error}` });
 		});
 	}
 	const finished = new Date();

@@ -4,6 +4,7 @@ import type { CapacityResult } from '../scenarios/capacity.js';
 import type { JoinTimeResult } from '../scenarios/joinTime.js';
 import type { LossSweepResult } from '../scenarios/lossSweep.js';
 import type { MetadataResult } from '../scenarios/metadata.js';
+import type { MouthToEarResult } from '../scenarios/mouthToEar.js';
 import type { RecordingRepairResult } from '../scenarios/recordingRepair.js';
 import type { SignalingResult } from '../scenarios/signaling.js';
 import type { StorageResult } from '../scenarios/storage.js';
@@ -30,6 +31,8 @@ export interface BenchRun {
 	metadata?: MetadataResult;
 	/** Join time over direct UDP, ICE-TCP and TURN relay (Chromium). */
 	join?: JoinTimeResult;
+	/** Mouth-to-ear latency, Chromium to Chromium, through Parley and direct, under uplink loss. */
+	mouthToEar?: MouthToEarResult;
 	/** Recordings behind a lossy uplink, repaired with RED and NACK. */
 	recording?: RecordingRepairResult;
 	/** The gRPC backend API: SubscribeStatus fan-out, moderation calls under load. */

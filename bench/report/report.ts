@@ -9,6 +9,7 @@ import { HICCUP_HEADERS, HICCUP_RATIO_LIMIT, hiccupRows, hiccupVerdict, MEMORY_H
 import { joinHeadlines, joinMarkdown, joinTextParts, signalingPhaseMarkdown, signalingPhaseTextParts } from './joinReport.js';
 import { apiHeadlines, apiMarkdown, apiTextParts } from './apiReport.js';
 import { recordingHeadlines, recordingMarkdown, recordingTextParts } from './recordingReport.js';
+import { mouthToEarHeadlines, mouthToEarMarkdown, mouthToEarTextParts } from './mouthToEarReport.js';
 import { isFecNackRow, redCharts, redHeadlines, redMarkdown, redTextParts } from './lossReport.js';
 import { storageHeadlines, storageMarkdown, storageTextParts } from './storageReport.js';
 import { lineChart, PALETTE, type Series } from './svg.js';
@@ -103,6 +104,7 @@ export function headlines(run: BenchRun): Headline[] {
 	out.push(...redHeadlines(run.loss));
 	out.push(...storageHeadlines(run.storage, run.metadata));
 	out.push(...joinHeadlines(run.join));
+	out.push(...mouthToEarHeadlines(run.mouthToEar));
 	out.push(...recordingHeadlines(run.recording));
 	out.push(...apiHeadlines(run.api));
 	return out;
@@ -210,6 +212,7 @@ export function textSummary(run: BenchRun): string {
 	parts.push(...signalingPhaseTextParts(run.signaling));
 	parts.push(...storageTextParts(run.storage, run.metadata));
 	parts.push(...joinTextParts(run.join));
+	parts.push(...mouthToEarTextParts(run.mouthToEar));
 	parts.push(...recordingTextParts(run.recording));
 	parts.push(...apiTextParts(run.api));
 	parts.push(`Headline\n${textTable(['figure', 'value'], headlines(run).map((h) => [h.label, h.value]))}`);
@@ -478,6 +481,7 @@ function markdownReport(run: BenchRun, charts: Record<string, string>): string {
 	}
 	lines.push(...storageMarkdown(run.storage, run.metadata));
 	lines.push(...joinMarkdown(run.join));
+	lines.push(...mouthToEarMarkdown(run.mouthToEar));
 	lines.push(...recordingMarkdown(run.recording));
 	lines.push(...apiMarkdown(run.api));
 	return lines.join('\n');
