@@ -269,6 +269,12 @@ function namespaceDevice(ns: VethNamespace): string {
 	return names[0]!;
 }
 
+/** What Parley's speaker was told and sent, once its path has run: the direct path copies it. */
+interface ParleySpeakerSettings {
+	opusFmtp: string | null;
+	codec: string | null;
+}
+
 interface Rig {
 	ns: VethNamespace;
 	device: string;
@@ -303,7 +309,7 @@ async function parleyClient(rig: Rig, page: Page, name: string, channel: string)
 }
 
 /** Sets up one path's pair of pages; resolves once audio flows to the listener. */
-async function connectPath(rig: Rig, p: MouthToEarPath, n: number, parleyFmtp: string | null): Promise<{ speaker: Page; listener: Page }> {
+async function connectPath(rig: Rig, p: MouthToEarPath, n: number, parley: ParleySpeakerSettings): Promise<{ speaker: Page; listener: Page }> {
 	const speaker = await openPage(rig.speakerBrowser, rig.origin, `${p}-speaker`);
 	const listener = await openPage(rig.listenerBrowser, rig.origin, `${p}-listener`);
 	if (p === 'parley') {
@@ -313,10 +319,11 @@ async function connectPath(rig: Rig, p: MouthToEarPath, n: number, parleyFmtp: s
 		await speaker.evaluate('window.client.publishMicrophone()');
 		await listener.waitForFunction('window.client.remoteStreams().size > 0', undefined, { timeout: 15_000 });
 	} else {
-		const red = (await speaker.evaluate("RTCRtpSender.getCapabilities('audio').codecs.some((c) => c.mimeType.toLowerCase() === 'audio/red')")) as boolean;
+		// RED as Parley's speaker sent it; before that path has run, as its client would choose.
+		const red = parley.codec !== null ? parley.codec.toLowerCase().startsWith('audio/red') : ((await speaker.evaluate("RTCRtpSender.getCapabilities('audio').codecs.some((c) => c.mimeType.toLowerCase() === 'audio/red')")) as boolean);
 		const offer = (await speaker.evaluate('window.__m2e.directOffer()')) as string;
 		const answer = (await listener.evaluate((o) => (window as unknown as { __m2e: { directAnswer(o: string): Promise<string> } }).__m2e.directAnswer(o), offer)) as string;
-		const rewritten = rewriteDirectAnswer(answer, { red, opusFmtp: parleyFmtp ?? FALLBACK_OPUS_FMTP });
+		const rewritten = rewriteDirectAnswer(answer, { red, opusFmtp: parley.opusFmtp ?? FALLBACK_OPUS_FMTP });
 		await speaker.evaluate(({ a, t }) => (window as unknown as { __m2e: { directAccept(a: string, t: number): Promise<void> } }).__m2e.directAccept(a, t), { a: rewritten, t: 15_000 });
 		await listener.evaluate('window.__m2e.directConnected(15000)');
 		await listener.waitForFunction('window.__m2e.remoteStream() !== null', undefined, { timeout: 15_000 });
@@ -324,12 +331,12 @@ async function connectPath(rig: Rig, p: MouthToEarPath, n: number, parleyFmtp: s
 	return { speaker, listener };
 }
 
-async function measureCondition(rig: Rig, options: MouthToEarOptions, p: MouthToEarPath, lossPercent: number, n: number, parleyFmtp: string | null, log: (line: string) => void): Promise<MouthToEarCondition> {
+async function measureCondition(rig: Rig, options: MouthToEarOptions, p: MouthToEarPath, lossPercent: number, n: number, parley: ParleySpeakerSettings, log: (line: string) => void): Promise<MouthToEarCondition> {
 	const empty: MouthToEarCondition = { path: p, lossPercent, burstsSent: 0, burstsDetected: 0, unmatchedOnsets: 0, mouthToEarMs: null, samplesMs: [], listener: null, speaker: null, onsetLevel: { speaker: null, listener: null }, detectorLagMs: { speaker: null, listener: null }, error: null };
 	setUplinkLoss(rig.ns, rig.device, 0);
 	let pages: { speaker: Page; listener: Page } | undefined;
 	try {
-		pages = await connectPath(rig, p, n, parleyFmtp);
+		pages = await connectPath(rig, p, n, parley);
 		const { speaker, listener } = pages;
 		const localStream = p === 'parley' ? 'new MediaStream([window.client.microphoneTrack])' : 'new MediaStream([window.__m2e.localTrack()])';
 		const remoteStream = p === 'parley' ? '[...window.client.remoteStreams().values()][0]' : 'window.__m2e.remoteStream()';
@@ -425,14 +432,17 @@ export async function runMouthToEar(options: MouthToEarOptions, log: (line: stri
 		const listenerBrowser = await launchChromium({ extraArgs });
 		cleanup.unshift(() => listenerBrowser.close());
 		const rig: Rig = { ns, device: namespaceDevice(ns), server, speakerBrowser, listenerBrowser, origin, key: new TextEncoder().encode(jwtSecret) };
-		let parleyFmtp: string | null = null;
+		const parley: ParleySpeakerSettings = { opusFmtp: null, codec: null };
 		let n = 0;
 		for (const [i, loss] of options.lossPercents.entries()) {
 			// Alternating which path goes first spreads a drift of the machine's load over both.
 			const order = i % 2 === 0 ? options.paths : [...options.paths].reverse();
 			for (const p of order) {
-				const c = await measureCondition(rig, options, p, loss, ++n, parleyFmtp, log);
-				if (p === 'parley' && c.speaker?.opusFmtp) parleyFmtp = c.speaker.opusFmtp;
+				const c = await measureCondition(rig, options, p, loss, ++n, parley, log);
+				if (p === 'parley' && c.speaker) {
+					parley.opusFmtp = c.speaker.opusFmtp ?? parley.opusFmtp;
+					parley.codec = c.speaker.codec ?? parley.codec;
+				}
 				conditions.push(c);
 			}
 		}
