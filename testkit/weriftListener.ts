@@ -5,6 +5,7 @@
 import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import type { Notifications, TransportInfo } from '../protocol/messages.js';
 import type { TestSignalingClient } from './signalingClient.js';
+import { skipStunGathering } from './weriftInternals.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -156,16 +157,42 @@ export async function listenWithWerift(
 			);
 		});
 		await pc.setRemoteDescription({ type: 'offer', sdp: [...sdp, ''].join('\r\n') });
+		skipStunGathering(pc);
+		// werift is the DTLS server here (mediasoup the client): as a DTLS client, werift waits
+		// a fixed 100 ms before its ClientHello (RTCDtlsTransport.start in werift), which would
+		// be most of a loopback join. The role is werift internals (checked at runtime); the
+		// offer's setup:actpass lets either side take it.
+		// mediasoup then sends its ClientHello the moment it has both the connect and ICE, and
+		// a hello that arrives before werift's DTLS server exists is dropped and waits out
+		// mediasoup's 100 ms retransmission timer: so the connect goes out once werift's DTLS
+		// transport is 'connecting' (its server is created in the same tick).
+		type WeriftDtls = { role: string; state: string; onStateChange: { subscribe(f: (state: string) => void): { unSubscribe(): void } } };
+		const dtlsTransports = (pc as unknown as { dtlsTransports?: WeriftDtls[] }).dtlsTransports;
+		if (!dtlsTransports?.length || typeof dtlsTransports[0]!.onStateChange?.subscribe !== 'function') {
+			throw new Error('werift internals changed: no dtlsTransports with onStateChange on the peer connection');
+		}
+		const dtls = dtlsTransports[0]!;
+		for (const d of dtlsTransports) d.role = 'server';
+		const dtlsStarted = new Promise<void>((resolve) => {
+			if (dtls.state !== 'new') return resolve();
+			const sub = dtls.onStateChange.subscribe((state) => {
+				if (state !== 'new') {
+					sub.unSubscribe();
+					resolve();
+				}
+			});
+		});
 		await pc.setLocalDescription(await pc.createAnswer());
 		const answer = pc.localDescription!.sdp;
 		times.answerAt = performance.now();
 		if (options.iceFirst) for (let i = 0; i < 100 && pc.iceConnectionState !== 'connected' && pc.iceConnectionState !== 'completed'; i++) await sleep(20);
 		const m = /a=fingerprint:(\S+) (\S+)/.exec(answer)!;
+		await Promise.race([dtlsStarted, sleep(options.iceFirst ? 0 : 5000)]);
 		// The connect and every resume sent together: the server runs them in order, one
 		// round trip for all of them.
 		const connecting = client.request('connectTransport', {
 			transportId: t.transportId,
-			dtlsParameters: { role: 'client', fingerprints: [{ algorithm: m[1] as 'sha-256', value: m[2]! }] },
+			dtlsParameters: { role: 'server', fingerprints: [{ algorithm: m[1] as 'sha-256', value: m[2]! }] },
 		});
 		const resuming = Promise.all(consumers.map((c) => client.request('resumeConsumer', { consumerId: c.consumerId })));
 		const connected = await connecting;

@@ -4,6 +4,7 @@
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket } from 'werift';
 import type { TransportInfo } from '../protocol/messages.js';
 import type { TestSignalingClient } from './signalingClient.js';
+import { skipStunGathering } from './weriftInternals.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CONNECT_WAIT_MS = 12_000;
@@ -48,6 +49,7 @@ export async function publishWithWerift(client: TestSignalingClient, options: { 
 	});
 	const track = new MediaStreamTrack({ kind: 'audio' });
 	pc.addTransceiver(track, { direction: 'sendonly' });
+	skipStunGathering(pc);
 	await pc.setLocalDescription(await pc.createOffer());
 	// Host candidates on loopback only: gathering completes within milliseconds.
 	for (let i = 0; i < 500 && pc.iceGatheringState !== 'complete'; i++) await sleep(10);
