@@ -33,7 +33,10 @@ export class ParleyProcess {
 			...(await benchParleyEnv({ workers: 1, opusNack: false, dataDir, jwtSecret: options.jwtSecret, env: options.env })),
 			PARLEY_HTTP_PORT: String(port),
 		};
-		const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+		// BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"): Node flags for the
+		// server process, to profile what the signaling figures cost it.
+		const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+		const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'server/main.ts'], {
 			cwd: REPO_ROOT,
 			env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
 			stdio: ['ignore', 'ignore', 'pipe'],
