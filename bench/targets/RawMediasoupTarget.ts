@@ -1,7 +1,8 @@
 // The baseline: a bare mediasoup worker and router (Opus only, nothing else; audio/red beside
 // it for rooms of RED publishers), the same
-// worker binary Parley uses, no Parley code in the path. Parley's figures are reported as a
-// ratio of this one, measured in the same run on the same machine.
+// worker binary Parley uses (unless --raw-worker-bin names another), no Parley code in the
+// path. Parley's figures are reported as a ratio of this one, measured in the same run on the
+// same machine.
 import * as mediasoup from 'mediasoup';
 import type { types as ms } from 'mediasoup';
 import { resolveWorkerBin } from '../../server/media/workerSettings.js';
@@ -16,7 +17,9 @@ export class RawMediasoupTarget implements ForwardingTarget {
 	}
 
 	static async start(): Promise<RawMediasoupTarget> {
-		const worker = await mediasoup.createWorker({ logLevel: 'warn', workerBin: resolveWorkerBin(process.env.MEDIASOUP_WORKER_BIN ?? '') });
+		// BENCH_RAW_WORKER_BIN (--raw-worker-bin) runs the twin on another build than Parley's.
+		const workerBin = process.env.BENCH_RAW_WORKER_BIN || process.env.MEDIASOUP_WORKER_BIN || '';
+		const worker = await mediasoup.createWorker({ logLevel: 'warn', workerBin: resolveWorkerBin(workerBin) });
 		return new RawMediasoupTarget(worker);
 	}
 
