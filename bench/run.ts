@@ -55,7 +55,8 @@ Capacity:
 Signaling:
   --clients N          WebSocket clients per storm wave (default 200)
   --waves N            storm waves (default 3)
-  --media-clients N    WebRTC listeners for time-to-first-audio (default 20)
+  --media-clients N    WebRTC listeners for time-to-first-audio, joining at once (default 20)
+  --media-joins N      then N listeners joining one after another (default 20)
   --http-duration MS   per HTTP endpoint (default 5000)
 Storage (disk and s3):
   --storage-backends LIST  disk,s3 (default both)
@@ -75,6 +76,8 @@ Mouth-to-ear (two Chromium processes, the speaker in a network namespace: needs 
   --m2e-loss LIST      uplink loss levels in percent, each measured through Parley and direct (default 0,5,20)
   --m2e-duration S     measuring window per path and loss level (default 60)
   --m2e-paths LIST     parley,direct (default both)
+  --m2e-together       both paths at once from one capture track (each burst timed on both under the same
+                       load) instead of one after the other
 Recording repair (RED and NACK behind uplink loss):
   --recording-duration S   seconds of speech per recording (default 60)
   --recording-loss P   random uplink loss, 0-1 (default 0.2)
@@ -121,6 +124,7 @@ const { values } = parseArgs({
 		clients: { type: 'string' },
 		waves: { type: 'string' },
 		'media-clients': { type: 'string' },
+		'media-joins': { type: 'string' },
 		'http-duration': { type: 'string' },
 		'storage-backends': { type: 'string' },
 		'storage-mib': { type: 'string' },
@@ -136,6 +140,7 @@ const { values } = parseArgs({
 		'm2e-loss': { type: 'string' },
 		'm2e-duration': { type: 'string' },
 		'm2e-paths': { type: 'string' },
+		'm2e-together': { type: 'boolean' },
 		'recording-duration': { type: 'string' },
 		'recording-loss': { type: 'string' },
 		'api-subscribers': { type: 'string' },
@@ -299,6 +304,7 @@ const { run } = await runBench({
 		clients: number('clients', values.clients),
 		waves: number('waves', values.waves),
 		mediaClients: number('media-clients', values['media-clients']),
+		sequentialMediaJoins: number('media-joins', values['media-joins']),
 		httpDurationMs: number('http-duration', values['http-duration']),
 	}),
 	storage: defined({
@@ -322,6 +328,7 @@ const { run } = await runBench({
 		lossPercents: m2eLoss,
 		durationS: number('m2e-duration', values['m2e-duration']),
 		paths: m2ePaths as MouthToEarPath[] | undefined,
+		together: values['m2e-together'],
 	}),
 	recording: defined({
 		durationS: number('recording-duration', values['recording-duration']),

@@ -54,12 +54,12 @@ export const SMOKE = {
 	capacity: { steps: [40, 200], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, quietWaitMs: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
 	webrtcCapacity: { steps: [40], warmupMs: 300, windowMs: 1000, refineSteps: 0, contentionRetries: 0, quietWaitMs: 0, sampledListeners: 2 } satisfies Partial<CapacityOptions>,
 	capacityTransports: ['plain', 'webrtc'] as CapacityTransport[],
-	signaling: { clients: 20, waves: 1, channelSize: 10, mediaClients: 2, httpConnections: 8, httpDurationMs: 500 } satisfies Partial<SignalingOptions>,
+	signaling: { clients: 20, waves: 1, channelSize: 10, mediaClients: 2, sequentialMediaJoins: 2, httpConnections: 8, httpDurationMs: 500 } satisfies Partial<SignalingOptions>,
 	storage: { fileMiB: 0.25, downloads: 2, recordings: 1, recordingS: 0.5 } satisfies Partial<StorageOptions>,
 	metadata: { ops: 50, destinations: 5 } satisfies Partial<MetadataOptions>,
 	join: { joinsPerPath: 1, warmUpJoins: 0 } satisfies Partial<JoinTimeOptions>,
 	recording: { durationS: 4, modes: [{ red: 2, nack: true }, { red: 0, nack: false }] } satisfies Partial<RecordingRepairOptions>,
-	mouthToEar: { lossPercents: [5], durationS: 5, warmUpS: 1.5 } satisfies Partial<MouthToEarOptions>,
+	mouthToEar: { lossPercents: [5], durationS: 4, warmUpS: 1 } satisfies Partial<MouthToEarOptions>,
 	api: { subscribers: 20, connections: 2, events: 10, drainTimeoutMs: 5000, peers: 4, listeners: 1, callRate: 50, durationS: 1.5 } satisfies Partial<ApiOptions>,
 };
 

@@ -3,7 +3,7 @@ import type { MouthToEarCondition, MouthToEarResult } from '../scenarios/mouthTo
 import type { Headline } from './BenchRun.js';
 import { type Cell, markdownTable, ms, num, pct, textTable } from './table.js';
 
-const HEADERS = ['path', 'loss', 'bursts heard/sent', 'unmatched', 'm2e p50', 'm2e p99', 'm2e max', 'jitter buffer', 'JB target', 'lost (listener)', 'concealed', 'FEC packets', 'codec (speaker)'];
+const HEADERS = ['path', 'loss', 'bursts heard/sent', 'unmatched', 'm2e p50', 'm2e p99', 'm2e max', 'jitter buffer', 'JB target', 'lost', 'concealed', 'FEC packets', 'codec (speaker)'];
 
 function rows(m: MouthToEarResult): Cell[][] {
 	return m.conditions.map((c): Cell[] => [
@@ -23,7 +23,7 @@ function rows(m: MouthToEarResult): Cell[][] {
 	]);
 }
 
-const COMPARISON_HEADERS = ['loss', 'Parley p50', 'direct p50', 'Parley - direct p50', 'Parley p99', 'direct p99', 'Parley - direct p99', `goal: <= ${'+'}5 ms p99`];
+const COMPARISON_HEADERS = ['loss', 'Parley p50', 'direct p50', 'Parley - direct p50', 'Parley p99', 'direct p99', 'Parley - direct p99', 'goal: <= +5 ms p99', 'per burst Parley - direct p50 / p99'];
 
 function find(m: MouthToEarResult, path: MouthToEarCondition['path'], loss: number): MouthToEarCondition | undefined {
 	return m.conditions.find((c) => c.path === path && c.lossPercent === loss);
@@ -37,7 +37,8 @@ function comparisonRows(m: MouthToEarResult): Cell[][] {
 	return m.comparisons.map((x): Cell[] => {
 		const a = find(m, 'parley', x.lossPercent)?.mouthToEarMs;
 		const b = find(m, 'direct', x.lossPercent)?.mouthToEarMs;
-		return [`${x.lossPercent}%`, ms(a?.p50, 1), ms(b?.p50, 1), signed(x.addedP50Ms), ms(a?.p99, 1), ms(b?.p99, 1), signed(x.addedP99Ms), x.withinAddedGoal === null ? '-' : x.withinAddedGoal ? 'yes' : 'NO'];
+		const perBurst = x.perBurstAddedMs ? `${signed(x.perBurstAddedMs.p50)} / ${signed(x.perBurstAddedMs.p99)}` : '-';
+		return [`${x.lossPercent}%`, ms(a?.p50, 1), ms(b?.p50, 1), signed(x.addedP50Ms), ms(a?.p99, 1), ms(b?.p99, 1), signed(x.addedP99Ms), x.withinAddedGoal === null ? '-' : x.withinAddedGoal ? 'yes' : 'NO', perBurst];
 	});
 }
 
@@ -76,9 +77,9 @@ export function mouthToEarMarkdown(m: MouthToEarResult | undefined): string[] {
 	return [
 		'## Mouth-to-ear: Chromium to Chromium, through Parley and direct, under uplink loss',
 		'',
-		`Path: ${m.path}. Per loss level (${o.lossPercents.map((l) => `${l}%`).join(', ')}), both paths one after the other (the order alternates from one level to the next), each with fresh pages: connect at 0% loss, the loss rule on, ${o.warmUpS} s warm-up (the jitter buffer adapts), then a ${o.durationS} s window. The speaker's fake microphone loops ${m.burst.burstMs} ms voiced bursts (a ${m.burst.fundamentalHz} Hz harmonic complex up to 3 kHz, 1 ms rise) every ${m.burst.gapsMs} ms, silence between. Each onset is detected in the speaker's page on its capture track and in the listener's page on the decoded remote track by the same detector: ${m.detector.method}; threshold ${m.detector.thresholdRms} RMS. *m2e* = listener onset - speaker onset (both performance.timeOrigin + performance.now(), one machine clock), per burst; a burst the listener does not hear within 450 ms is counted as missed (*heard/sent*), a listener onset that matches no burst as *unmatched*. What the two pages' AudioContexts add (their input FIFOs, output latency) is in both stamps and cancels.`,
+		`Path: ${m.path}. Per loss level (${o.lossPercents.map((l) => `${l}%`).join(', ')}), ${o.together ? "both paths at once from one capture track (Parley's client publishes it and the direct connection sends the same track; the listener page hears both, a detector each), so each burst is timed on both paths under the same machine load (*per burst* = Parley's latency minus direct's for the bursts heard on both), with fresh pages" : 'both paths one after the other (the order alternates from one level to the next), each with fresh pages'}: connect at 0% loss, the loss rule on, ${o.warmUpS} s warm-up (the jitter buffer adapts), then a ${o.durationS} s window. The speaker's fake microphone loops ${m.burst.burstMs} ms voiced bursts (a ${m.burst.fundamentalHz} Hz harmonic complex up to 3 kHz, 1 ms rise) every ${m.burst.gapsMs} ms, silence between. Each onset is detected in the speaker's page on its capture track and in the listener's page on the decoded remote track by the same detector: ${m.detector.method}; threshold ${m.detector.thresholdRms} RMS. *m2e* = listener onset - speaker onset (both performance.timeOrigin + performance.now(), one machine clock), per burst; a burst the listener does not hear within 450 ms is counted as missed (*heard/sent*), a listener onset that matches no burst as *unmatched*. What the two pages' AudioContexts add (their input FIFOs, output latency) is in both stamps and cancels.`,
 		'',
-		'Loss: an nftables netdev table on the egress hook of the namespace end of the veth drops that share of the UDP datagrams the speaker sends, at random: the uplink (speaker -> Parley; speaker -> listener on the direct path), the same leg on both paths; TCP (signaling) untouched; on from after the connection is up (ICE and DTLS at 0%). *lost (listener)* is what the listener\'s getStats counted (packetsLost over packetsLost + packetsReceived). *jitter buffer* = ΔjitterBufferDelay / ΔjitterBufferEmittedCount over the window, *JB target* the same of jitterBufferTargetDelay; *concealed* = ΔconcealedSamples / ΔtotalSamplesReceived; *FEC packets* = ΔfecPacketsReceived.',
+		'Loss: an nftables netdev table on the egress hook of the namespace end of the veth drops that share of the UDP datagrams the speaker sends, at random: the uplink (speaker -> Parley; speaker -> listener on the direct path), the same leg on both paths; TCP (signaling) untouched; on from after the connection is up (ICE and DTLS at 0%). *lost* = the listener\'s ΔpacketsLost over the speaker\'s ΔpacketsSent (getStats at both ends): the share of the speaker\'s packets that never arrived (Chromium sends mostly padding-only probing packets on the audio stream here, which mediasoup does not forward; one lost upstream is still a sequence gap at the listener, so packetsLost over packetsLost + packetsReceived would overstate the Parley path\'s loss). *jitter buffer* = ΔjitterBufferDelay / ΔjitterBufferEmittedCount over the window, *JB target* the same of jitterBufferTargetDelay; *concealed* = ΔconcealedSamples / ΔtotalSamplesReceived; *FEC packets* = ΔfecPacketsReceived.',
 		'',
 		`Codecs: Parley's client publishes Opus with voiceCodecOptions (mono, in-band FEC, DTX, 20 ms, no NACK; RED when both the router and the browser offer it); the direct path's answer is rewritten to ask the speaker's encoder for what Parley's speaker was told. Opus fmtp the speakers' remote descriptions carried: ${fmtps.map((f) => `\`${f}\``).join(', ') || '-'}.`,
 		'',

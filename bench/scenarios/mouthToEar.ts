@@ -59,10 +59,16 @@ export interface MouthToEarOptions {
 	/** Under loss, after connecting and before the window (the jitter buffer adapts), seconds. */
 	warmUpS: number;
 	paths: MouthToEarPath[];
+	/**
+	 * Both paths at once instead of one after the other: the speaker's one capture track is
+	 * published through Parley and sent over the direct connection, the listener page hears
+	 * both (a detector each), so every burst is timed on both paths under the same machine load.
+	 */
+	together: boolean;
 	burstMs: number;
 }
 
-export const MOUTH_TO_EAR_DEFAULTS: MouthToEarOptions = { lossPercents: [0, 5, 20], durationS: 60, warmUpS: 4, paths: [...MOUTH_TO_EAR_PATHS], burstMs: 60 };
+export const MOUTH_TO_EAR_DEFAULTS: MouthToEarOptions = { lossPercents: [0, 5, 20], durationS: 60, warmUpS: 4, paths: [...MOUTH_TO_EAR_PATHS], together: false, burstMs: 60 };
 
 /** The detector's settings (mouthToEarPage.ts). */
 export const DETECTOR = { windowFrames: 48, thresholdRms: 0.02, rearmMs: 150 } as const;
@@ -76,7 +82,13 @@ export const MOUTH_TO_EAR_GOALS = { addedP99Ms: 5, p99At5PctMs: 100 } as const;
 export interface ListenerStats {
 	packetsReceived: number;
 	packetsLost: number;
-	/** packetsLost / (packetsLost + packetsReceived): the loss the listener saw. */
+	/**
+	 * The listener's packetsLost over the speaker's packetsSent (both Δ over the window): the
+	 * share of the speaker's packets that never arrived. Not packetsLost / (packetsLost +
+	 * packetsReceived): most of what Chromium sends here is padding-only probing packets on the
+	 * audio SSRC, which mediasoup does not forward, but one lost upstream is a sequence gap at
+	 * the listener all the same, so on the Parley path that ratio overstates the loss (41% at 5%).
+	 */
 	lossShare: number | null;
 	/** Mean jitter buffer delay per emitted sample: ΔjitterBufferDelay / ΔjitterBufferEmittedCount. */
 	jitterBufferMs: number | null;
@@ -102,6 +114,8 @@ export interface SpeakerStats {
 export interface MouthToEarCondition {
 	path: MouthToEarPath;
 	lossPercent: number;
+	/** Measured at the same time as the other path, from the same bursts (options.together). */
+	together: boolean;
 	/** Onsets the speaker's page detected in the window (bursts sent). */
 	burstsSent: number;
 	/** Of those, heard by the listener within MAX_MOUTH_TO_EAR_MS. */
@@ -127,6 +141,8 @@ export interface MouthToEarComparison {
 	addedP99Ms: number | null;
 	/** addedP99Ms <= MOUTH_TO_EAR_GOALS.addedP99Ms. */
 	withinAddedGoal: boolean | null;
+	/** Together only: per burst heard on both paths, Parley's latency minus direct's. */
+	perBurstAddedMs: LatencySummary | null;
 }
 
 export interface MouthToEarResult {
@@ -172,7 +188,7 @@ function codecLabel(s: RawStats['inbound']): string | null {
 	return c ? `${c.mimeType}${c.sdpFmtpLine ? ` ${c.sdpFmtpLine}` : ''}` : null;
 }
 
-function listenerDelta(a: RawStats, b: RawStats): ListenerStats | null {
+function listenerDelta(a: RawStats, b: RawStats, packetsSent: number | null): ListenerStats | null {
 	if (!b.inbound) return null;
 	const d = (k: string): number => Number(b.inbound?.[k] ?? 0) - Number(a.inbound?.[k] ?? 0);
 	const has = (k: string): boolean => typeof b.inbound?.[k] === 'number';
@@ -184,7 +200,7 @@ function listenerDelta(a: RawStats, b: RawStats): ListenerStats | null {
 	return {
 		packetsReceived: received,
 		packetsLost: lost,
-		lossShare: received + lost > 0 ? lost / (received + lost) : null,
+		lossShare: packetsSent ? lost / packetsSent : null,
 		jitterBufferMs: perSampleMs('jitterBufferDelay'),
 		jitterBufferTargetMs: perSampleMs('jitterBufferTargetDelay'),
 		jitterBufferMinimumMs: perSampleMs('jitterBufferMinimumDelay'),
@@ -308,20 +324,25 @@ async function parleyClient(rig: Rig, page: Page, name: string, channel: string)
 	);
 }
 
-/** Sets up one path's pair of pages; resolves once audio flows to the listener. */
-async function connectPath(rig: Rig, p: MouthToEarPath, n: number, parley: ParleySpeakerSettings): Promise<{ speaker: Page; listener: Page }> {
-	const speaker = await openPage(rig.speakerBrowser, rig.origin, `${p}-speaker`);
-	const listener = await openPage(rig.listenerBrowser, rig.origin, `${p}-listener`);
-	if (p === 'parley') {
+/**
+ * Sets up the speaker's and the listener's page for `paths` (one, or both at once: then the
+ * direct connection sends the track Parley's client published); resolves once each path's
+ * remote track is at the listener.
+ */
+async function connectPaths(rig: Rig, paths: readonly MouthToEarPath[], n: number, parley: ParleySpeakerSettings): Promise<{ speaker: Page; listener: Page }> {
+	const speaker = await openPage(rig.speakerBrowser, rig.origin, `${paths.join('+')}-speaker`);
+	const listener = await openPage(rig.listenerBrowser, rig.origin, `${paths.join('+')}-listener`);
+	if (paths.includes('parley')) {
 		const channel = `m2e-${n}`;
 		await parleyClient(rig, listener, 'listener', channel);
 		await parleyClient(rig, speaker, 'speaker', channel);
 		await speaker.evaluate('window.client.publishMicrophone()');
 		await listener.waitForFunction('window.client.remoteStreams().size > 0', undefined, { timeout: 15_000 });
-	} else {
+	}
+	if (paths.includes('direct')) {
 		// RED as Parley's speaker sent it; before that path has run, as its client would choose.
 		const red = parley.codec !== null ? parley.codec.toLowerCase().startsWith('audio/red') : ((await speaker.evaluate("RTCRtpSender.getCapabilities('audio').codecs.some((c) => c.mimeType.toLowerCase() === 'audio/red')")) as boolean);
-		const offer = (await speaker.evaluate('window.__m2e.directOffer()')) as string;
+		const offer = (await speaker.evaluate(paths.includes('parley') ? 'window.__m2e.directOffer(window.client.microphoneTrack)' : 'window.__m2e.directOffer(null)')) as string;
 		const answer = (await listener.evaluate((o) => (window as unknown as { __m2e: { directAnswer(o: string): Promise<string> } }).__m2e.directAnswer(o), offer)) as string;
 		const rewritten = rewriteDirectAnswer(answer, { red, opusFmtp: parley.opusFmtp ?? FALLBACK_OPUS_FMTP });
 		await speaker.evaluate(({ a, t }) => (window as unknown as { __m2e: { directAccept(a: string, t: number): Promise<void> } }).__m2e.directAccept(a, t), { a: rewritten, t: 15_000 });
@@ -331,21 +352,26 @@ async function connectPath(rig: Rig, p: MouthToEarPath, n: number, parley: Parle
 	return { speaker, listener };
 }
 
-async function measureCondition(rig: Rig, options: MouthToEarOptions, p: MouthToEarPath, lossPercent: number, n: number, parley: ParleySpeakerSettings, log: (line: string) => void): Promise<MouthToEarCondition> {
-	const empty: MouthToEarCondition = { path: p, lossPercent, burstsSent: 0, burstsDetected: 0, unmatchedOnsets: 0, mouthToEarMs: null, samplesMs: [], listener: null, speaker: null, onsetLevel: { speaker: null, listener: null }, detectorLagMs: { speaker: null, listener: null }, error: null };
+function emptyCondition(path: MouthToEarPath, lossPercent: number, together: boolean, error: string | null = null): MouthToEarCondition {
+	return { path, lossPercent, together, burstsSent: 0, burstsDetected: 0, unmatchedOnsets: 0, mouthToEarMs: null, samplesMs: [], listener: null, speaker: null, onsetLevel: { speaker: null, listener: null }, detectorLagMs: { speaker: null, listener: null }, error };
+}
+
+/** One loss level over `paths`: each path alone, or both at once from one capture track. */
+async function measureCondition(rig: Rig, options: MouthToEarOptions, paths: readonly MouthToEarPath[], lossPercent: number, n: number, parley: ParleySpeakerSettings, log: (line: string) => void): Promise<MouthToEarCondition[]> {
+	const together = paths.length > 1;
 	setUplinkLoss(rig.ns, rig.device, 0);
 	let pages: { speaker: Page; listener: Page } | undefined;
 	try {
-		pages = await connectPath(rig, p, n, parley);
+		pages = await connectPaths(rig, paths, n, parley);
 		const { speaker, listener } = pages;
-		const localStream = p === 'parley' ? 'new MediaStream([window.client.microphoneTrack])' : 'new MediaStream([window.__m2e.localTrack()])';
-		const remoteStream = p === 'parley' ? '[...window.client.remoteStreams().values()][0]' : 'window.__m2e.remoteStream()';
+		const localStream = paths.includes('parley') ? 'new MediaStream([window.client.microphoneTrack])' : 'new MediaStream([window.__m2e.localTrack()])';
+		const remoteStream = (p: MouthToEarPath) => (p === 'parley' ? '[...window.client.remoteStreams().values()][0]' : 'window.__m2e.remoteStream()');
 		const detector = JSON.stringify(DETECTOR);
 		await speaker.evaluate(`window.__m2e.startDetector('speaker', ${localStream}, ${detector})`);
-		await listener.evaluate(`window.__m2e.startDetector('listener', ${remoteStream}, ${detector})`);
+		for (const p of paths) await listener.evaluate(`window.__m2e.startDetector('${p}', ${remoteStream(p)}, ${detector})`);
 		setUplinkLoss(rig.ns, rig.device, lossPercent);
 		await new Promise((r) => setTimeout(r, options.warmUpS * 1000));
-		const stats = (page: Page) => page.evaluate('window.__m2e.stats()') as Promise<RawStats>;
+		const stats = (page: Page) => Promise.all(paths.map((p) => page.evaluate(`window.__m2e.stats('${p}')`) as Promise<RawStats>));
 		const [s0, l0] = await Promise.all([stats(speaker), stats(listener)]);
 		const windowStart = Date.now();
 		await new Promise((r) => setTimeout(r, options.durationS * 1000));
@@ -355,30 +381,35 @@ async function measureCondition(rig: Rig, options: MouthToEarOptions, p: MouthTo
 		const [s1, l1] = await Promise.all([stats(speaker), stats(listener)]);
 		setUplinkLoss(rig.ns, rig.device, 0);
 		type Onsets = { onsets: number[]; levels: number[]; arrivalLagMs: number[] };
-		const [so, lo] = (await Promise.all([speaker.evaluate("window.__m2e.onsets('speaker')"), listener.evaluate("window.__m2e.onsets('listener')")])) as [Onsets, Onsets];
+		const so = (await speaker.evaluate("window.__m2e.onsets('speaker')")) as Onsets;
 		const sent = so.onsets.filter((t) => t >= windowStart && t < windowEnd - MAX_MOUTH_TO_EAR_MS);
-		// What the listener heard of those bursts: from the first sent onset to the last one's reach.
-		const heard = sent.length ? lo.onsets.filter((t) => t > sent[0]! && t <= sent[sent.length - 1]! + MAX_MOUTH_TO_EAR_MS) : [];
-		const { latenciesMs, unmatched } = matchOnsets(sent, heard);
-		const found = latenciesMs.filter((x): x is number => x !== null);
-		const result: MouthToEarCondition = {
-			...empty,
-			burstsSent: sent.length,
-			burstsDetected: found.length,
-			unmatchedOnsets: unmatched,
-			mouthToEarMs: found.length ? summarize(found) : null,
-			samplesMs: latenciesMs.map((x) => (x === null ? null : Math.round(x * 100) / 100)),
-			listener: listenerDelta(l0, l1),
-			speaker: speakerDelta(s0, s1),
-			onsetLevel: { speaker: median(so.levels), listener: median(lo.levels) },
-			detectorLagMs: { speaker: median(so.arrivalLagMs), listener: median(lo.arrivalLagMs) },
-		};
-		const m = result.mouthToEarMs;
-		log(`mouth-to-ear ${p} ${lossPercent}%: ${result.burstsDetected}/${result.burstsSent} bursts, p50 ${m?.p50.toFixed(1) ?? '-'} ms, p99 ${m?.p99.toFixed(1) ?? '-'} ms, max ${m?.max.toFixed(1) ?? '-'} ms; jitter buffer ${result.listener?.jitterBufferMs?.toFixed(1) ?? '-'} ms; listener saw ${((result.listener?.lossShare ?? NaN) * 100).toFixed(1)}% lost`);
-		return result;
+		const results: MouthToEarCondition[] = [];
+		for (const [i, p] of paths.entries()) {
+			const lo = (await listener.evaluate(`window.__m2e.onsets('${p}')`)) as Onsets;
+			// What the listener heard of those bursts: from the first sent onset to the last one's reach.
+			const heard = sent.length ? lo.onsets.filter((t) => t > sent[0]! && t <= sent[sent.length - 1]! + MAX_MOUTH_TO_EAR_MS) : [];
+			const { latenciesMs, unmatched } = matchOnsets(sent, heard);
+			const found = latenciesMs.filter((x): x is number => x !== null);
+			const result: MouthToEarCondition = {
+				...emptyCondition(p, lossPercent, together),
+				burstsSent: sent.length,
+				burstsDetected: found.length,
+				unmatchedOnsets: unmatched,
+				mouthToEarMs: found.length ? summarize(found) : null,
+				samplesMs: latenciesMs.map((x) => (x === null ? null : Math.round(x * 100) / 100)),
+				speaker: speakerDelta(s0[i]!, s1[i]!),
+				listener: listenerDelta(l0[i]!, l1[i]!, speakerDelta(s0[i]!, s1[i]!)?.packetsSent ?? null),
+				onsetLevel: { speaker: median(so.levels), listener: median(lo.levels) },
+				detectorLagMs: { speaker: median(so.arrivalLagMs), listener: median(lo.arrivalLagMs) },
+			};
+			const m = result.mouthToEarMs;
+			log(`mouth-to-ear ${p}${together ? ' (together)' : ''} ${lossPercent}%: ${result.burstsDetected}/${result.burstsSent} bursts, p50 ${m?.p50.toFixed(1) ?? '-'} ms, p99 ${m?.p99.toFixed(1) ?? '-'} ms, max ${m?.max.toFixed(1) ?? '-'} ms; jitter buffer ${result.listener?.jitterBufferMs?.toFixed(1) ?? '-'} ms; listener saw ${((result.listener?.lossShare ?? NaN) * 100).toFixed(1)}% lost`);
+			results.push(result);
+		}
+		return results;
 	} catch (err) {
-		log(`mouth-to-ear ${p} ${lossPercent}% failed: ${(err as Error).message}`);
-		return { ...empty, error: (err as Error).message.split('\n')[0]! };
+		log(`mouth-to-ear ${paths.join('+')} ${lossPercent}% failed: ${(err as Error).message}`);
+		return paths.map((p) => emptyCondition(p, lossPercent, together, (err as Error).message.split('\n')[0]!));
 	} finally {
 		setUplinkLoss(rig.ns, rig.device, 0);
 		if (pages) {
@@ -437,24 +468,31 @@ export async function runMouthToEar(options: MouthToEarOptions, log: (line: stri
 		for (const [i, loss] of options.lossPercents.entries()) {
 			// Alternating which path goes first spreads a drift of the machine's load over both.
 			const order = i % 2 === 0 ? options.paths : [...options.paths].reverse();
-			for (const p of order) {
-				const c = await measureCondition(rig, options, p, loss, ++n, parley, log);
-				if (p === 'parley' && c.speaker) {
-					parley.opusFmtp = c.speaker.opusFmtp ?? parley.opusFmtp;
-					parley.codec = c.speaker.codec ?? parley.codec;
+			const runs = options.together ? [options.paths] : order.map((p) => [p]);
+			for (const paths of runs) {
+				for (const c of await measureCondition(rig, options, paths, loss, ++n, parley, log)) {
+					if (c.path === 'parley' && c.speaker) {
+						parley.opusFmtp = c.speaker.opusFmtp ?? parley.opusFmtp;
+						parley.codec = c.speaker.codec ?? parley.codec;
+					}
+					conditions.push(c);
 				}
-				conditions.push(c);
 			}
 		}
 	} finally {
 		for (const step of cleanup) await Promise.resolve(step()).catch(() => {});
 	}
-	const byPath = (p: MouthToEarPath, loss: number) => conditions.find((c) => c.path === p && c.lossPercent === loss)?.mouthToEarMs;
+	const condition = (p: MouthToEarPath, loss: number) => conditions.find((c) => c.path === p && c.lossPercent === loss);
+	const byPath = (p: MouthToEarPath, loss: number) => condition(p, loss)?.mouthToEarMs;
 	const comparisons = options.lossPercents.map((loss): MouthToEarComparison => {
 		const a = byPath('parley', loss);
 		const b = byPath('direct', loss);
 		const addedP99Ms = a && b ? a.p99 - b.p99 : null;
-		return { lossPercent: loss, addedP50Ms: a && b ? a.p50 - b.p50 : null, addedP99Ms, withinAddedGoal: addedP99Ms === null ? null : addedP99Ms <= MOUTH_TO_EAR_GOALS.addedP99Ms };
+		const pa = condition('parley', loss);
+		const pb = condition('direct', loss);
+		const paired: number[] = [];
+		if (pa?.together && pb?.together) pa.samplesMs.forEach((x, i) => x !== null && typeof pb.samplesMs[i] === 'number' && paired.push(x - pb.samplesMs[i]!));
+		return { lossPercent: loss, addedP50Ms: a && b ? a.p50 - b.p50 : null, addedP99Ms, withinAddedGoal: addedP99Ms === null ? null : addedP99Ms <= MOUTH_TO_EAR_GOALS.addedP99Ms, perBurstAddedMs: paired.length ? summarize(paired) : null };
 	});
 	const at5 = byPath('parley', 5);
 	return {

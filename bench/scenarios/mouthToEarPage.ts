@@ -13,12 +13,13 @@
 //   stamps and cancels in the difference. Resolution: one sample (1/48 ms); the window delays
 //   the crossing by well under a millisecond at the levels heard here, the same at both ends.
 // - onsets(key): the onsets so far (ms since the epoch); stopDetectors().
-// - stats(): the page's peer connections' audio RTP stats and
+// - stats(path): the audio RTP stats of the page's peer connections of that path and
 //   the Opus fmtp of the sending connection's remote description (what the encoder was told).
-// - directOffer() / directAnswer(offer) / directAccept(answer): the direct path, a plain
+// - directOffer(track) / directAnswer(offer) / directAccept(answer): the direct path, a plain
 //   RTCPeerConnection per page, the SDP carried by the bench (no trickle: each side's
-//   candidates are all in its description). The speaker opens its microphone with the
-//   constraints of client/microphone.ts; the listener plays what it receives through a
+//   candidates are all in its description). The speaker sends `track` (the one Parley's client
+//   published, when both paths run at once) or opens its microphone with the constraints of
+//   client/microphone.ts; the listener plays what it receives through a
 //   hidden <audio autoplay> element as client/RemoteAudio.ts does (Chromium hands remote
 //   WebRTC audio to Web Audio only while a media element plays it).
 export const MOUTH_TO_EAR_PAGE_SCRIPT = String.raw`(() => {
@@ -131,12 +132,14 @@ export const MOUTH_TO_EAR_PAGE_SCRIPT = String.raw`(() => {
 			for (const d of detectors.values()) await d.ctx.close();
 			detectors.clear();
 		},
-		async stats() {
+		async stats(path) {
 			let inbound = null;
 			let outbound = null;
 			let fmtp = null;
 			for (const pc of window.__pcs || []) {
 				if (pc.connectionState === 'closed') continue;
+				// With both paths in one page: the direct connection is ours, the others the client's.
+				if ((path === 'direct') !== (pc === direct.pc)) continue;
 				const report = await pc.getStats();
 				report.forEach((s) => {
 					if (s.kind !== 'audio') return;
@@ -153,8 +156,8 @@ export const MOUTH_TO_EAR_PAGE_SCRIPT = String.raw`(() => {
 		},
 		localTrack() { return direct.stream ? direct.stream.getAudioTracks()[0] : null; },
 		remoteStream() { return direct.stream; },
-		async directOffer() {
-			const stream = await navigator.mediaDevices.getUserMedia(constraints);
+		async directOffer(track) {
+			const stream = track ? new MediaStream([track]) : await navigator.mediaDevices.getUserMedia(constraints);
 			const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
 			pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly', streams: [stream] });
 			direct.pc = pc;
