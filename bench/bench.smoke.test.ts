@@ -168,6 +168,11 @@ describe('bench smoke run (all scenarios)', () => {
 		expect(p50Of('iceConnected')).toBeLessThanOrEqual(p50Of('dtlsConnected'));
 		expect(p50Of('dtlsConnected')).toBeLessThanOrEqual(p50Of('firstRtpIn'));
 		expect(maxOf('firstRtpIn')).toBe(s.firstAudio.firstAudioMs.max);
+		const one = s.firstAudioOneAtATime!;
+		expect(one.succeeded).toBe(one.joins);
+		expect(one.phases.map((p) => p.phase)).toEqual(WERIFT_LISTENER_PHASES.map(([name]) => name));
+		for (const p of one.phases) expect(p.count, p.phase).toBe(one.succeeded);
+		expect(one.firstAudioMs.max).toBe(one.phases.find((p) => p.phase === 'firstRtpIn')!.fromConnectMs.max);
 		const healthz = s.http.find((h) => h.name === 'healthz')!.requests['GET /healthz']!;
 		expect(healthz.statuses['200']).toBeGreaterThan(0);
 		const tus = s.http.find((h) => h.name === 'tus upload')!;

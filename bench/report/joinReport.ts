@@ -57,11 +57,25 @@ const PHASE_NOTE =
 
 export function signalingPhaseTextParts(s: SignalingResult | undefined): string[] {
 	const phases = s?.firstAudio.phases;
-	return phases?.length ? [`First audio, join phases of ${s!.firstAudio.succeeded} werift listeners joining at once\n${textTable(PHASE_HEADERS, phaseRows(phases))}`] : [];
+	const one = s?.firstAudioOneAtATime;
+	return [
+		...(phases?.length ? [`First audio, join phases of ${s!.firstAudio.succeeded} werift listeners joining at once\n${textTable(PHASE_HEADERS, phaseRows(phases))}`] : []),
+		...(one?.phases.length ? [`First audio, join phases of ${one.succeeded} werift listeners joining one at a time\n${textTable(PHASE_HEADERS, phaseRows(one.phases))}`] : []),
+	];
 }
 
 export function signalingPhaseMarkdown(s: SignalingResult | undefined): string[] {
 	const phases = s?.firstAudio.phases;
-	if (!phases?.length) return [];
-	return [`First audio, join phases of the ${s!.firstAudio.succeeded} werift listeners (joining at once). ${PHASE_NOTE}`, '', markdownTable(PHASE_HEADERS, phaseRows(phases)), ''];
+	const one = s?.firstAudioOneAtATime;
+	return [
+		...(phases?.length ? [`First audio, join phases of the ${s!.firstAudio.succeeded} werift listeners (joining at once). ${PHASE_NOTE}`, '', markdownTable(PHASE_HEADERS, phaseRows(phases)), ''] : []),
+		...(one?.phases.length
+			? [
+					`First audio, join phases of ${one.succeeded} werift listeners joining one at a time (each after the previous one heard audio and left): what one person joining waits, without the bench's own werift peers (JavaScript ICE, DTLS and SRTP on one event loop) queueing behind each other.`,
+					'',
+					markdownTable(PHASE_HEADERS, phaseRows(one.phases)),
+					'',
+				]
+			: []),
+	];
 }

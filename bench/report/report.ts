@@ -99,6 +99,14 @@ export function headlines(run: BenchRun): Headline[] {
 			value: `p50 ${ms(s.firstAudio.firstAudioMs.p50, 0)}, p99 ${ms(s.firstAudio.firstAudioMs.p99, 0)} (${s.firstAudio.succeeded}/${s.firstAudio.clients})`,
 			path: s.path,
 		});
+		const one = s.firstAudioOneAtATime;
+		if (one) {
+			out.push({
+				label: 'WebSocket open to first audio packet (WebRTC listeners joining one at a time)',
+				value: `p50 ${ms(one.firstAudioMs.p50, 0)}, p99 ${ms(one.firstAudioMs.p99, 0)} (${one.succeeded}/${one.joins})`,
+				path: s.path,
+			});
+		}
 		for (const h of s.http) for (const [label, f] of Object.entries(h.requests)) out.push({ label: `HTTP ${label}`, value: `${num(f.requestsPerSecond)} req/s, p99 ${ms(f.latencyMs.p99)}`, path: `${h.connections} keep-alive connections` });
 	}
 	out.push(...redHeadlines(run.loss));

@@ -16,7 +16,7 @@ import { type LatencySummary, summarize } from '../metrics/stats.js';
 import { type HttpLoadResult, httpLoad } from '../signaling/HttpLoad.js';
 import { FramePacer } from '../peers/FramePacer.js';
 import { ParleyProcess } from '../signaling/ParleyProcess.js';
-import { listenOnce, WebRtcPublisher, WERIFT_LISTENER_PHASES } from '../signaling/WebRtcPeers.js';
+import { type ListenerTimings, listenOnce, WebRtcPublisher, WERIFT_LISTENER_PHASES } from '../signaling/WebRtcPeers.js';
 import { type JoinPhaseSummary, summarizeJoinPhases } from '../metrics/joinPhases.js';
 
 export interface SignalingOptions {
@@ -24,6 +24,8 @@ export interface SignalingOptions {
 	channelSize: number;
 	waves: number;
 	mediaClients: number;
+	/** Listeners joining one after another (each waits for the previous one's first audio). */
+	sequentialMediaJoins: number;
 	httpConnections: number;
 	httpDurationMs: number;
 	uploadChunkBytes: number;
@@ -34,6 +36,7 @@ export const SIGNALING_DEFAULTS: SignalingOptions = {
 	channelSize: 50,
 	waves: 3,
 	mediaClients: 20,
+	sequentialMediaJoins: 20,
 	httpConnections: 32,
 	httpDurationMs: 5000,
 	uploadChunkBytes: 16 * 1024,
@@ -75,6 +78,18 @@ export interface SignalingResult {
 		phases: JoinPhaseSummary[];
 		benchCpu: number;
 		serverCpu: number;
+	};
+	/**
+	 * The same join, one listener at a time: what one person joining a talking channel waits,
+	 * without the bench's own werift peers (ICE, DTLS and SRTP in JavaScript, one event loop)
+	 * queueing behind each other as they do when all join at once. Absent in older results.
+	 */
+	firstAudioOneAtATime?: {
+		joins: number;
+		succeeded: number;
+		errors: string[];
+		firstAudioMs: LatencySummary;
+		phases: JoinPhaseSummary[];
 	};
 	http: (HttpLoadResult & { serverCpu: number; benchCpu: number })[];
 }
@@ -118,8 +133,27 @@ export async function runSignaling(options: SignalingOptions, log: (line: string
 		const ok = outcomes.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
 		const errors = outcomes.flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error).message ?? r.reason)] : []));
 		await Promise.all(ok.map((x) => x.close()));
+		const sequential: ListenerTimings[] = [];
+		const sequentialErrors: string[] = [];
+		for (let i = 0; i < o.sequentialMediaJoins; i++) {
+			const token = await mintAccessToken({ userId: `stage-sequential-${i}`, channels: ['stage'], grants: { canSubscribe: true }, ttlS: 3600 }, key);
+			try {
+				const joined = await listenOnce(`${base}?token=${token}&v=${PROTOCOL_VERSION}`, 'stage');
+				sequential.push(joined.timings);
+				await joined.close();
+			} catch (err) {
+				sequentialErrors.push(String((err as Error).message ?? err));
+			}
+		}
 		pacer.stop();
 		await publisher.close();
+		const firstAudioOneAtATime = {
+			joins: o.sequentialMediaJoins,
+			succeeded: sequential.length,
+			errors: [...new Set(sequentialErrors)],
+			firstAudioMs: summarize(sequential.map((t) => t.firstRtpIn)),
+			phases: summarizeJoinPhases(WERIFT_LISTENER_PHASES, sequential),
+		};
 		const firstAudio = {
 			clients: o.mediaClients,
 			succeeded: ok.length,
@@ -133,6 +167,9 @@ export async function runSignaling(options: SignalingOptions, log: (line: string
 		};
 		log(`signaling first audio: ${ok.length}/${o.mediaClients} WebRTC listeners, p50 ${firstAudio.firstAudioMs.p50.toFixed(0)} ms p99 ${firstAudio.firstAudioMs.p99.toFixed(0)} ms`);
 		log(`signaling first audio phases (from connect p50/p99): ${firstAudio.phases.map((p) => `${p.phase} ${p.fromConnectMs.p50.toFixed(0)}/${p.fromConnectMs.p99.toFixed(0)}`).join(', ')}`);
+		log(
+			`signaling first audio, one listener at a time: ${sequential.length}/${o.sequentialMediaJoins}, p50 ${firstAudioOneAtATime.firstAudioMs.p50.toFixed(0)} ms p99 ${firstAudioOneAtATime.firstAudioMs.p99.toFixed(0)} ms`,
+		);
 
 		// HTTP load.
 		const http: SignalingResult['http'] = [];
@@ -185,6 +222,7 @@ export async function runSignaling(options: SignalingOptions, log: (line: string
 			joinsPerSecond: median(waves.map((w) => w.joinsPerSecond)),
 			joinLatencyMs: summarize(joinSamples),
 			firstAudio,
+			firstAudioOneAtATime,
 			http,
 		};
 	} finally {
