@@ -48,11 +48,15 @@ describe.skipIf(unavailable !== null)('bench smoke run (join time)', () => {
 			expect(p.phases.map((x) => x.phase)).toEqual(CHROMIUM_JOIN_PHASES.map(([name]) => name));
 			for (const x of p.phases) expect(x.count, `${p.path} ${x.phase}`).toBe(p.joins);
 			const p50 = (name: string) => p.phases.find((x) => x.phase === name)!.fromConnectMs.p50;
-			const speaker = ['socketCreated', 'wsOpen', 'welcome', 'deviceLoaded', 'joinReplied', 'transportsCreated', 'produced'];
+			const speaker = ['socketCreated', 'wsOpen', 'welcome', 'deviceLoaded', 'joinReplied', 'transportsCreated', 'sendConnectRequested', 'produceRequested'];
 			for (let i = 1; i < speaker.length; i++) expect(p50(speaker[i]!), `${p.path} ${speaker[i]}`).toBeGreaterThanOrEqual(p50(speaker[i - 1]!));
+			// The listener's receive connection is up before the speaker connects (set up at its join).
+			expect(p50('listener.recv.dtlsConnected')).toBeLessThan(0);
 			// ICE and DTLS run beside the produce round trip: after the transports, in either order with it.
-			expect(p50('sendConnected')).toBeGreaterThanOrEqual(p50('transportsCreated'));
-			expect(p50('listener.firstTrack')).toBeGreaterThanOrEqual(p50('produced'));
+			expect(p50('send.dtlsConnected')).toBeGreaterThanOrEqual(p50('send.iceConnected'));
+			expect(p50('send.iceConnected')).toBeGreaterThanOrEqual(p50('transportsCreated'));
+			expect(p50('listener.newConsumer')).toBeGreaterThanOrEqual(p50('produceRequested'));
+			expect(p50('listener.firstTrack')).toBeGreaterThanOrEqual(p50('listener.newConsumer'));
 			expect(p50('firstRtpIn')).toBeGreaterThanOrEqual(p50('listener.firstTrack'));
 		}
 	});

@@ -258,8 +258,10 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 	/**
 	 * performance.now() at each step of the join and of the first publish and track, once
 	 * reached (the bench's join phases): joinStarted, deviceLoaded, joinReplied,
-	 * transportsCreated, sendConnected / recvConnected (ICE and DTLS up: the transport's
-	 * connection state), produced, firstTrack, firstConsumerResumed.
+	 * transportsCreated, sendConnectRequested / recvConnectRequested and ...ConnectReplied
+	 * (connectTransport), sendConnected / recvConnected (ICE and DTLS up: the transport's
+	 * connection state), produceRequested, produced, newConsumer, firstTrack,
+	 * firstConsumerResumed.
 	 */
 	get joinTimings(): Readonly<Record<string, number>> {
 		return this.#joinTimings;
@@ -428,12 +430,24 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		};
 		const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
 		this.#watchTurnRefusal(transport);
-		transport.on('connect', ({ dtlsParameters }, callback, errback) => {
-			this.#request('connectTransport', { transportId: transport.id, dtlsParameters }).then(() => callback(), errback);
+		// The browser may go on at once (set its description, start ICE and DTLS) rather than
+		// wait a round trip for the reply: the server's transport answers ICE checks and runs
+		// DTLS as the server from the first check (mediasoup: role 'auto' becomes 'server'),
+		// so a ClientHello that arrives before connectTransport is not lost; the handshake
+		// completes once the server has our fingerprint. Produce and consume requests follow
+		// this one on the same socket, and the server's worker takes them in order.
+		transport.on('connect', ({ dtlsParameters }, callback) => {
+			this.#mark(`${direction}ConnectRequested`);
+			this.#request('connectTransport', { transportId: transport.id, dtlsParameters }).then(
+				() => this.#mark(`${direction}ConnectReplied`),
+				(error: unknown) => this.#connectFailed(transport, error),
+			);
+			callback();
 		});
 		if (direction === 'send') {
 			this.#sendTransport = transport;
 			transport.on('produce', ({ kind, rtpParameters, appData }, callback, errback) => {
+				this.#mark('produceRequested');
 				const data = { transportId: transport.id, kind, rtpParameters: asProtocolValue<'produce', 'rtpParameters'>(withoutRedBlockList(rtpParameters)), paused: appData.paused === true };
 				this.#request('produce', data).then(
 					({ producerId }) => callback({ id: producerId }),
@@ -442,9 +456,49 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 			});
 		} else {
 			this.#recvTransport = transport;
-			for (const remote of this.#consumers.values()) if (remote.state === 'pending') void this.#consume(remote);
+			let pending = false;
+			for (const remote of this.#consumers.values()) {
+				if (remote.state !== 'pending') continue;
+				pending = true;
+				void this.#consume(remote);
+			}
+			if (!pending) void this.#connectRecvEarly(transport, device);
 		}
 		this.#watchIce(transport);
+	}
+
+	/** A connectTransport that failed leaves a transport the server cannot key: the owner rejoins. */
+	#connectFailed(transport: mc.Transport, error: unknown): void {
+		if (this.#closed || transport.closed || isConnectionLoss(error)) return;
+		this.emit('mediaFailed', new ParleyError('E_MEDIA_FAILED', `The ${transport.direction} connection could not be set up: ${toParleyError(error, 'E_MEDIA_FAILED').message}`, { cause: error }));
+	}
+
+	/**
+	 * A receive transport connects (ICE, DTLS) only once it has something to receive, so the
+	 * first voice a listener hears would wait for both after the speaker's producer appeared.
+	 * With nothing to hear yet, a placeholder receiver sets the connection up now: an Opus
+	 * m-section of its own (mid `warmup`, an SSRC nobody sends), closed again at once (its
+	 * m-section stays, disabled, as the first of the bundle). The server is never told of it.
+	 */
+	async #connectRecvEarly(transport: mc.Transport, device: mc.Device): Promise<void> {
+		const opus = device.rtpCapabilities.codecs?.find((c) => c.kind === 'audio' && c.mimeType.toLowerCase() === 'audio/opus');
+		if (!opus || opus.preferredPayloadType === undefined) return;
+		const rtpParameters: mc.RtpParameters = {
+			mid: 'warmup',
+			codecs: [{ mimeType: opus.mimeType, payloadType: opus.preferredPayloadType, clockRate: opus.clockRate, ...(opus.channels !== undefined && { channels: opus.channels }), parameters: {}, rtcpFeedback: [] }],
+			headerExtensions: [],
+			encodings: [{ ssrc: 1 + Math.floor(Math.random() * 0xfffffffe) }],
+			rtcp: { cname: 'parley-warmup', reducedSize: true },
+		};
+		try {
+			const placeholder = await transport.consume({ id: 'warmup', producerId: 'warmup', kind: 'audio', rtpParameters });
+			placeholder.close();
+			this.#mark('recvWarmedUp');
+		} catch (error) {
+			// Nothing is lost: the first real consumer sets the connection up instead.
+			if (this.#closed || transport.closed) return;
+			this.emit('error', new ParleyError('E_MEDIA_FAILED', `Could not set up the receive connection ahead: ${toParleyError(error, 'E_MEDIA_FAILED').message}`, { cause: error }));
+		}
 	}
 
 	// ---- ICE recovery -----------------------------------------------------------------
@@ -535,6 +589,7 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 
 	#onNewConsumer(data: NewConsumer): void {
 		if (this.#consumers.has(data.consumerId)) return;
+		this.#mark('newConsumer');
 		const wasMuted = this.isPeerMuted(data.peerId);
 		const remote: RemoteConsumer = { data, paused: data.producerPaused, state: 'pending', consumer: null };
 		this.#consumers.set(data.consumerId, remote);
@@ -549,6 +604,12 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 		if (!transport || remote.state !== 'pending') return;
 		remote.state = 'consuming';
 		const { consumerId, producerId, peerId, kind, rtpParameters } = remote.data;
+		// Server-side consumers start paused; resumed while the browser sets its receiver up
+		// rather than after, so the round trip is not added to the time to first audio. The
+		// cost: on a receive connection that is already up, a packet that arrives before the
+		// receiver exists (its m-section) is dropped, at most the first one or two.
+		const resumed = this.#request('resumeConsumer', { consumerId }).then(() => this.#mark('firstConsumerResumed'));
+		resumed.catch(() => undefined);
 		try {
 			const consumer = await transport.consume({ id: consumerId, producerId, kind, rtpParameters, appData: { peerId } });
 			if (this.#isGone(remote)) {
@@ -560,9 +621,7 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 			if (remote.paused) consumer.pause();
 			this.#mark('firstTrack');
 			this.emit('track', consumerId, peerId, consumer.track);
-			// Server-side consumers start paused so no packet is lost before we can decode.
-			await this.#request('resumeConsumer', { consumerId });
-			this.#mark('firstConsumerResumed');
+			await resumed;
 		} catch (error) {
 			if (this.#isGone(remote) || isConnectionLoss(error)) return;
 			this.emit('error', new ParleyError('E_MEDIA_FAILED', `Could not receive audio from a peer: ${toParleyError(error, 'E_MEDIA_FAILED').message}`, { cause: error }));

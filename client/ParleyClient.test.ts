@@ -85,7 +85,7 @@ describe('ParleyClient', () => {
 		ctx.client.on('peerJoined', (peer) => joinedPeers.push(peer.displayName));
 		await ctx.client.connect();
 		const result = await ctx.client.join('lobby');
-		expect(ctx.server.methods()).toEqual(['getRouterRtpCapabilities', 'join', 'createTransport', 'createTransport']);
+		expect(ctx.server.methods().filter((m) => m !== 'connectTransport')).toEqual(['getRouterRtpCapabilities', 'join', 'createTransport', 'createTransport']);
 		expect(ctx.server.requestsOf('createTransport').map((d) => d.direction).sort()).toEqual(['recv', 'send']);
 		expect(ctx.server.requestsOf('join')[0]?.rtpCapabilities.codecs?.length).toBeGreaterThan(0);
 		expect(result.peers.map((p) => p.peerId)).toEqual(['p-grace']);
@@ -135,6 +135,35 @@ describe('ParleyClient', () => {
 		expect(streams).toEqual(['p-grace']);
 		expect([...ctx.client.remoteStreams().keys()]).toEqual(['p-grace']);
 		expect(ctx.server.methods()).toContain('connectTransport');
+	});
+
+	it('connects the recv transport at join, before anyone is heard, and not again for the first consumer', async () => {
+		ctx.server.welcome = { ...ctx.server.welcome, grants: { canPublish: false, canSubscribe: true, canRecord: false } };
+		await joined();
+		// Only a placeholder receiver of our own: the server is asked for nothing but the connect.
+		await vi.waitFor(() => expect(ctx.server.requestsOf('connectTransport')).toHaveLength(1));
+		expect(ctx.server.methods()).toEqual(['getRouterRtpCapabilities', 'join', 'createTransport', 'connectTransport']);
+		const streams: string[] = [];
+		ctx.client.on('remoteStream', (peerId) => streams.push(peerId));
+		ctx.server.notify('newConsumer', consumerParameters('c1', 'p-grace'));
+		await vi.waitFor(() => expect(streams).toEqual(['p-grace']));
+		await vi.waitFor(() => expect(ctx.server.requestsOf('resumeConsumer')).toEqual([{ consumerId: 'c1' }]));
+		expect(ctx.server.requestsOf('connectTransport')).toHaveLength(1);
+		expect(ctx.client.remoteStreams().size).toBe(1);
+		expect(ctx.errors).toEqual([]);
+	});
+
+	it('a connectTransport the server refuses makes the session rejoin (media could not flow)', async () => {
+		ctx.server.welcome = { ...ctx.server.welcome, grants: { canPublish: false, canSubscribe: true, canRecord: false } };
+		let refusals = 1;
+		ctx.server.on('connectTransport', () => {
+			if (refusals-- > 0) throw new FakeProtocolError('E_NOT_FOUND');
+			return {};
+		});
+		await joined();
+		await vi.waitFor(() => expect(ctx.server.requestsOf('join')).toHaveLength(2));
+		await vi.waitFor(() => expect(ctx.client.state).toBe('reconnected'));
+		expect(ctx.client.channel).toBe('lobby');
 	});
 
 	it('follows remote mute and consumer close', async () => {

@@ -4,7 +4,6 @@
 // after a lost connection or a closing channel it can rebuild the latter from the former
 // without the application doing anything. Voice messages ride along: recordings of our own
 // live producer (signaling), the HTTP API to list, play and delete them, and tus uploads.
-import { Device } from 'mediasoup-client';
 import type { types as mc } from 'mediasoup-client';
 import type { Grants, PeerInfo } from '../protocol/messages.js';
 import { CHANNEL_NAME_PATTERN } from '../protocol/patterns.js';
@@ -13,6 +12,7 @@ import { ChannelSession, voiceCodecOptions, type AudioLevel, type PeerScore, typ
 import type { ConnectionPath } from './connectionPath.js';
 import { EntryUrls } from './EntryUrls.js';
 import { openMicrophone } from './microphone.js';
+import { createDevice, prepareHandlerFactory } from './nativeCapabilities.js';
 import { isConnectionLoss, isFinalError, isParleyError, ParleyError, toParleyError } from './ParleyError.js';
 import { BackoffReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
 import { RemoteAudio, type PeerPlayback } from './RemoteAudio.js';
@@ -231,6 +231,8 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	#lifetime = new AbortController();
 	#shutdownReconnectAtMs: number | null = null;
 	#shutdownTimer: ReturnType<typeof setTimeout> | undefined;
+	/** performance.now() when the latest publishMicrophone asked for and got the microphone. */
+	#microphoneTimings: Record<string, number> = {};
 	/** The token last obtained (audio URLs carry it). */
 	#lastToken: string | null = null;
 	readonly #voiceApi: VoiceMessageApi;
@@ -397,12 +399,13 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 
 	/**
 	 * When each step of connecting and joining was reached, performance.now() of this page:
-	 * the socket's (created, wsOpen, welcome) and the channel session's (ChannelSession.joinTimings).
+	 * the socket's (created, wsOpen, welcome), the latest publishMicrophone's (micRequested,
+	 * micOpened: getUserMedia) and the channel session's (ChannelSession.joinTimings).
 	 * For measuring where a join's time goes; empty before connect().
 	 */
 	get joinTimings(): Record<string, number> {
 		const open = this.#signaling?.openTimings;
-		return { ...(open && { socketCreated: open.created, ...(open.wsOpen !== undefined && { wsOpen: open.wsOpen }), ...(open.welcome !== undefined && { welcome: open.welcome }) }), ...this.#session?.joinTimings };
+		return { ...(open && { socketCreated: open.created, ...(open.wsOpen !== undefined && { wsOpen: open.wsOpen }), ...(open.welcome !== undefined && { welcome: open.welcome }) }), ...this.#microphoneTimings, ...this.#session?.joinTimings };
 	}
 
 	remoteStreams(): Map<string, MediaStream> {
@@ -437,6 +440,8 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		if (this.#recovery) return Promise.reject(new ParleyError('E_INVALID_STATE', 'Already reconnecting.'));
 		this.#closedByUser = false;
 		if (this.#lifetime.signal.aborted) this.#lifetime = new AbortController();
+		// The browser's own capabilities, asked for while the socket opens (nativeCapabilities.ts).
+		if (!this.#createDevice) void prepareHandlerFactory();
 		const connecting = (async (): Promise<Welcome> => {
 			this.#setState('connecting');
 			try {
@@ -519,8 +524,10 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	 */
 	async publishMicrophone({ opusFec = true, opusDtx = true, opusNack = false, deviceId }: PublishMicrophoneOptions = {}): Promise<void> {
 		this.#assertCanPublish();
+		this.#microphoneTimings = { micRequested: performance.now() };
 		// Outside the operation queue: a permission prompt must not hold up a rejoin.
 		const track = await openMicrophone(deviceId === undefined ? {} : { deviceId });
+		this.#microphoneTimings.micOpened = performance.now();
 		try {
 			await this.#publish({ track, owned: true, codecOptions: voiceCodecOptions(opusFec, opusDtx, opusNack) });
 		} catch (error) {
@@ -1043,7 +1050,7 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		if (this.#device && this.#deviceCapabilitiesKey === key) return this.#device;
 		let device: mc.Device;
 		try {
-			device = await (this.#createDevice ? this.#createDevice() : Device.factory());
+			device = await (this.#createDevice ? this.#createDevice() : createDevice());
 			await device.load({ routerRtpCapabilities });
 		} catch (error) {
 			throw toParleyError(error, 'E_UNSUPPORTED_BROWSER');

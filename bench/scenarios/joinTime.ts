@@ -45,19 +45,35 @@ export interface JoinPathResult {
 	phases: JoinPhaseSummary[];
 }
 
-/** A Chromium join's phases (the speaker's client.joinTimings, the listener's first packet). */
+/**
+ * A Chromium join's phases (the speaker's client.joinTimings and send connection, the
+ * listener's joinTimings and recv connection, the first packet in), from the speaker's
+ * connect(). The listener's receive connection comes up when it joins, before the speaker
+ * connects (its phases are negative), so the speaker's join is what the time is spent on.
+ */
 export const CHROMIUM_JOIN_PHASES = [
+	['listener.recvConnectRequested', "listener, ahead: recv transport 'connect' (placeholder receiver)"],
+	['listener.recv.iceConnected', 'listener, ahead: recv connection ICE connected'],
+	['listener.recv.dtlsConnected', 'listener, ahead: recv connection DTLS connected'],
 	['socketCreated', 'speaker: WebSocket created (connect())'],
 	['wsOpen', 'speaker: WebSocket open'],
 	['welcome', 'speaker: welcome (router capabilities)'],
+	['micRequested', 'speaker: publishMicrophone() called (getUserMedia)'],
 	['deviceLoaded', 'speaker: mediasoup-client Device loaded'],
+	['micOpened', 'speaker: microphone track (getUserMedia resolved)'],
 	['joinReplied', 'speaker: join reply (with both transports)'],
 	['transportsCreated', 'speaker: transports set up in the browser'],
+	['sendConnectRequested', "speaker: send transport 'connect' (connectTransport sent, not waited for)"],
+	['produceRequested', "speaker: send transport 'produce' (produce sent)"],
+	['send.iceConnected', 'speaker: send connection ICE connected'],
+	['send.dtlsConnected', 'speaker: send connection DTLS connected'],
+	['sendConnectReplied', 'speaker: connectTransport reply'],
+	['listener.newConsumer', 'listener: newConsumer notification'],
 	['produced', 'speaker: produce reply (microphone published)'],
-	['sendConnected', 'speaker: send transport ICE + DTLS connected'],
-	['listener.firstTrack', "listener: consumer created in the browser"],
+	['listener.firstTrack', 'listener: consumer created in the browser (resumeConsumer sent with it)'],
 	['listener.firstConsumerResumed', 'listener: resumeConsumer reply'],
-	['firstRtpIn', 'listener: first RTP packet in (getStats, polled every 20 ms)'],
+	['firstRtpIn', "listener: first RTP packet in (remote track 'unmute', or the getStats poll if earlier)"],
+	['firstRtpInPolled', 'listener: first RTP packet in, as getStats shows it (polled every 5 ms)'],
 ] as const;
 
 export interface JoinTimeResult {

@@ -116,12 +116,17 @@ describe('Channel', () => {
 		ctx.channel.router.observer.on('newtransport', (t) => t.observer.on('newconsumer', (c) => created.push(c)));
 		const speaker = join('ada');
 		const listener = join('bob');
-		await transport(listener, 'recv');
+		const recv = await transport(listener, 'recv');
+		// The listener leaves right after the channel sent the consume request, before the
+		// worker's answer can arrive (no I/O runs in between).
+		const consume = recv.consume.bind(recv);
+		recv.consume = ((options: Parameters<typeof recv.consume>[0]) => {
+			const consumer = consume(options);
+			ctx.channel.removePeer(listener.peer);
+			return consumer;
+		}) as typeof recv.consume;
 
 		await produce(speaker, 1111);
-		// produce() has sent the listener's consume request; the listener leaves before the
-		// worker's answer can arrive (no I/O runs between these two lines).
-		ctx.channel.removePeer(listener.peer);
 
 		await waitUntil(() => created.length === 1, 2000, 'the consume request answered');
 		expect(created[0]!.closed).toBe(true);

@@ -337,14 +337,16 @@ export class Channel extends EventEmitter<ChannelEvents> {
 		producer.on('score', (scores) => {
 			peer.notify('producerScore', { producerId: producer.id, score: scores[0]?.score ?? 0 }, { lossy: true });
 		});
+		// Listeners' consumers first, then the audio-level observers: the worker answers in
+		// order, so listeners hear the new voice a worker round trip sooner.
+		for (const other of this.#peers.values()) {
+			if (other !== peer) void this.#consume(other, producer, peer);
+		}
 		await Promise.all([
 			this.#audioLevels.addProducer({ producerId: producer.id }),
 			this.#activeSpeaker.addProducer({ producerId: producer.id }),
 		]).catch((err: unknown) => this.#log.warn({ err, producerId: producer.id }, 'could not observe producer audio'));
 		if (producer.closed || peer.closed) return;
-		for (const other of this.#peers.values()) {
-			if (other !== peer) void this.#consume(other, producer, peer);
-		}
 		safeEmit(this, this.#log, 'producerAdded', peer, producer);
 	}
 

@@ -37,18 +37,89 @@ export function measureStreamInPage(page: Page, windows = 30): Promise<Spectrum>
 	}, windows);
 }
 
+/** What trackPeerConnections saw happen to one peer connection: performance.now() of the
+ * page when each was first reached. */
+export interface PeerConnectionEvents {
+	created: number;
+	/** iceConnectionState 'checking', then 'connected' (a check succeeded both ways). */
+	iceChecking?: number;
+	iceConnected?: number;
+	/** The DTLS transport's state 'connected' (the handshake done; SRTP keys known). */
+	dtlsConnected?: number;
+	/** connectionState 'connected' (ICE and DTLS). */
+	connected?: number;
+	/** A remote track's first 'unmute': Chromium unmutes a remote track on its first RTP packet. */
+	remoteUnmuted?: number;
+}
+
 /** Runs in the page (page.addInitScript): records every RTCPeerConnection in `window.__pcs`
- * so a test can read their SDP, stats and packet counts. */
+ * so a test can read their SDP, stats and packet counts, and when each reached its ICE, DTLS
+ * and first-packet steps in `window.__pcEvents` (PeerConnectionEvents, same order). */
 export function trackPeerConnections(): void {
-	const w = window as unknown as { __pcs: RTCPeerConnection[] };
+	// No named inner functions: tsx compiles them to __name(...) calls the page does not have.
+	const w = window as unknown as { __pcs: RTCPeerConnection[]; __pcEvents: Record<string, number>[] };
 	w.__pcs = [];
+	w.__pcEvents = [];
 	const Original = window.RTCPeerConnection;
 	window.RTCPeerConnection = class extends Original {
 		constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
 			super(...args);
+			const events: Record<string, number> = { created: performance.now() };
 			w.__pcs.push(this);
+			w.__pcEvents.push(events);
+			this.addEventListener('iceconnectionstatechange', () => {
+				if (this.iceConnectionState === 'checking') events.iceChecking ??= performance.now();
+				if (this.iceConnectionState === 'connected' || this.iceConnectionState === 'completed') events.iceConnected ??= performance.now();
+			});
+			this.addEventListener('connectionstatechange', () => {
+				if (this.connectionState === 'connected') events.connected ??= performance.now();
+			});
+			// The DTLS transport exists once a description set the transceiver's transport up.
+			const watched = new Set<RTCDtlsTransport>();
+			this.addEventListener('signalingstatechange', () => {
+				for (const t of this.getTransceivers()) {
+					const dtls = t.sender.transport ?? t.receiver.transport;
+					if (!dtls || watched.has(dtls)) continue;
+					watched.add(dtls);
+					if (dtls.state === 'connected') events.dtlsConnected ??= performance.now();
+					dtls.addEventListener('statechange', () => {
+						if (dtls.state === 'connected') events.dtlsConnected ??= performance.now();
+					});
+				}
+			});
+			this.addEventListener('track', (event) => {
+				if (!event.track.muted) events.remoteUnmuted ??= performance.now();
+				else event.track.addEventListener('unmute', () => (events.remoteUnmuted ??= performance.now()), { once: true });
+			});
 		}
 	} as typeof RTCPeerConnection;
+}
+
+/**
+ * When the first RTP packet went out ('out': outbound-rtp packetsSent) or came in ('in':
+ * inbound-rtp packetsReceived) on a peer connection created after the first `knownPcs` ones
+ * (needs trackPeerConnections), polling getStats every `pollMs`: performance.now() of the
+ * page. Chromium may answer getStats from a report up to some tens of ms old, so for the first
+ * packet in, the track's 'unmute' (PeerConnectionEvents.remoteUnmuted) is the sharper figure.
+ */
+export function firstRtpAt(page: Page, direction: 'in' | 'out', knownPcs = 0, pollMs = 5): Promise<number> {
+	return page.evaluate(
+		async ({ known, outbound, poll }) => {
+			const w = window as unknown as { __pcs: RTCPeerConnection[] };
+			for (;;) {
+				for (const pc of w.__pcs.slice(known)) {
+					let packets = 0;
+					(await pc.getStats()).forEach((s: { type: string; packetsReceived?: number; packetsSent?: number }) => {
+						if (outbound && s.type === 'outbound-rtp') packets += s.packetsSent ?? 0;
+						if (!outbound && s.type === 'inbound-rtp') packets += s.packetsReceived ?? 0;
+					});
+					if (packets > 0) return performance.now();
+				}
+				await new Promise((r) => setTimeout(r, poll));
+			}
+		},
+		{ known: knownPcs, outbound: direction === 'out', poll: pollMs },
+	);
 }
 
 /** When the first RTP packet arrives on a peer connection created after the first

@@ -22,7 +22,7 @@ import { loadConfig } from '../../server/config/loadConfig.js';
 import { ParleyServer } from '../../server/ParleyServer.js';
 import { createLogger } from '../../server/telemetry/logger.js';
 import { CHROMIUM, launchChromium, loadClientLibrary } from '../browsers/chromium.js';
-import { firstNewPacketAt, hearFirstRemoteStream, trackPeerConnections } from '../browsers/pageAudio.js';
+import { firstRtpAt, hearFirstRemoteStream, trackPeerConnections } from '../browsers/pageAudio.js';
 import { createVethNamespace, type VethNamespace } from '../netns.js';
 import { freePortRange } from '../ports.js';
 import { startCoturn, type TestCoturn } from '../services/coturn.js';
@@ -45,7 +45,9 @@ export interface PathInfo {
 
 export interface CallResult {
 	path: NetworkPath;
-	/** From connect() in the speaker's page to the first RTP packet at the listener (one browser, one clock). */
+	/** From connect() in the speaker's page to the first RTP packet at the listener (one browser,
+	 * one clock): the earlier of the listener's remote track unmuting (Chromium does on the first
+	 * packet) and a getStats poll every 5 ms seeing packetsReceived > 0. */
 	joinMs: number;
 	/** What the listener heard (dominant frequency), when asked for. */
 	frequencyHz: number | null;
@@ -54,7 +56,10 @@ export interface CallResult {
 	/**
 	 * The join's steps in ms from the speaker's socket being created (both pages' clocks made
 	 * one through performance.timeOrigin): the speaker's client.joinTimings as they are, the
-	 * listener's prefixed `listener.`, and `firstRtpIn` (the listener's first packet).
+	 * listener's prefixed `listener.`, the peer connections' own steps (PeerConnectionEvents of
+	 * the speaker's send and the listener's recv connection: `send.iceConnected`,
+	 * `listener.recv.dtlsConnected`, ...), `firstRtpInPolled` (the listener's getStats poll,
+	 * every 5 ms) and `firstRtpIn` (the listener's first packet, as joinMs).
 	 */
 	phases: Record<string, number>;
 }
@@ -166,8 +171,10 @@ export class ReachabilityLab {
 	/**
 	 * A page with a connected, joined ParleyClient in `window.client` (errors it emits collect
 	 * in `window.errors`), served by the lab's server; `target` is the server it connects to.
+	 * `publish`: publishMicrophone() is called together with join(), as an application does
+	 * that wants to be heard soonest (the microphone opens while the join runs).
 	 */
-	async openClient(name: string, options: { relayOnly: boolean; target?: ParleyServer; channel?: string }): Promise<Page> {
+	async openClient(name: string, options: { relayOnly: boolean; target?: ParleyServer; channel?: string; publish?: boolean }): Promise<Page> {
 		const target = options.target ?? this.server;
 		const page = await this.browser.newPage();
 		page.on('pageerror', (err) => console.error(`[${name}] page error: ${err.message}`));
@@ -177,18 +184,18 @@ export class ReachabilityLab {
 		await loadClientLibrary(page);
 		const token = await mintAccessToken({ userId: `user-${name}`, displayName: name, channels: ['*'], grants: { canPublish: true, canSubscribe: true }, ttlS: 600 }, this.#key);
 		await page.evaluate(
-			async ({ url, token, relayOnly, channel }) => {
-				const w = window as unknown as Record<string, unknown> & { ParleyClient: new (o: unknown) => { on(e: string, f: (x: { code: string; message: string }) => void): void; connect(): Promise<void>; join(c: string): Promise<unknown> } };
+			async ({ url, token, relayOnly, channel, publish }) => {
+				const w = window as unknown as Record<string, unknown> & { ParleyClient: new (o: unknown) => { on(e: string, f: (x: { code: string; message: string }) => void): void; connect(): Promise<void>; join(c: string): Promise<unknown>; publishMicrophone(): Promise<void> } };
 				const client = new w.ParleyClient({ url, token, relayOnly });
 				w.client = client;
 				const errors: { code: string; message: string }[] = [];
 				w.errors = errors;
 				client.on('error', (e) => errors.push({ code: e.code, message: e.message }));
-				w.connectStartedAt = Date.now();
+				w.connectStartedAt = performance.timeOrigin + performance.now();
 				await client.connect();
-				await client.join(channel);
+				await Promise.all([client.join(channel), publish ? client.publishMicrophone() : undefined]);
 			},
-			{ url: `ws://${this.ns.hostAddress}:${target.http.port}/ws`, token, relayOnly: options.relayOnly, channel: options.channel ?? 'room' },
+			{ url: `ws://${this.ns.hostAddress}:${target.http.port}/ws`, token, relayOnly: options.relayOnly, channel: options.channel ?? 'room', publish: options.publish ?? false },
 		);
 		return page;
 	}
@@ -209,21 +216,29 @@ export class ReachabilityLab {
 		const channel = `room-${++this.#calls}`;
 		const listener = await this.openClient(`${path}-listener-${this.#calls}`, { relayOnly, channel });
 		try {
-			const firstPacket = firstNewPacketAt(listener, 0);
-			const speaker = await this.openClient(`${path}-speaker-${this.#calls}`, { relayOnly, channel });
+			const firstPacketPolled = firstRtpAt(listener, 'in');
+			const speaker = await this.openClient(`${path}-speaker-${this.#calls}`, { relayOnly, channel, publish: true });
 			try {
-				await speaker.evaluate('window.client.publishMicrophone()');
-				const startedAt = (await speaker.evaluate('window.connectStartedAt')) as number;
 				let timer: NodeJS.Timeout | undefined;
-				const firstAt = await Promise.race([firstPacket, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${path}: no audio at the listener within ${timeoutMs} ms`)), timeoutMs)))]).finally(() => clearTimeout(timer));
+				const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${path}: no audio at the listener within ${timeoutMs} ms`)), timeoutMs)));
+				const polledAt = await Promise.race([firstPacketPolled, timeout]).finally(() => clearTimeout(timer));
 				const frequencyHz = listen ? await hearFirstRemoteStream(listener, 20) : null;
-				const timingsOf = (page: Page) => page.evaluate('({ origin: performance.timeOrigin, timings: window.client.joinTimings })') as Promise<{ origin: number; timings: Record<string, number> }>;
-				const [own, other] = await Promise.all([timingsOf(speaker), timingsOf(listener)]);
+				const [own, other] = await Promise.all([pageTimings(speaker, 'send'), pageTimings(listener, 'recv')]);
+				const startedAt = (await speaker.evaluate('window.connectStartedAt')) as number;
 				const zero = own.origin + (own.timings.socketCreated ?? 0);
-				const phases: Record<string, number> = { firstRtpIn: firstAt - zero };
-				for (const [step, t] of Object.entries(own.timings)) phases[step] = own.origin + t - zero;
-				for (const [step, t] of Object.entries(other.timings)) phases[`listener.${step}`] = other.origin + t - zero;
-				return { path, joinMs: firstAt - startedAt, frequencyHz, listener: await this.paths(listener), speaker: await this.paths(speaker), phases };
+				const at = (origin: number, t: number | undefined): number | undefined => (t === undefined ? undefined : origin + t - zero);
+				const phases: Record<string, number> = {};
+				const put = (step: string, t: number | undefined): void => {
+					if (t !== undefined) phases[step] = t;
+				};
+				for (const [step, t] of Object.entries(own.timings)) put(step, at(own.origin, t));
+				for (const [step, t] of Object.entries(own.pc)) put(`send.${step}`, at(own.origin, t));
+				for (const [step, t] of Object.entries(other.timings)) put(`listener.${step}`, at(other.origin, t));
+				for (const [step, t] of Object.entries(other.pc)) put(`listener.recv.${step}`, at(other.origin, t));
+				put('firstRtpInPolled', at(other.origin, polledAt));
+				const firstIn = Math.min(polledAt, other.pc.remoteUnmuted ?? Infinity);
+				put('firstRtpIn', at(other.origin, firstIn));
+				return { path, joinMs: other.origin + firstIn - startedAt, frequencyHz, listener: await this.paths(listener), speaker: await this.paths(speaker), phases };
 			} finally {
 				await speaker.close();
 			}
@@ -255,4 +270,17 @@ export class ReachabilityLab {
 		this.ns.close();
 		rmSync(this.#wavDir, { recursive: true, force: true });
 	}
+}
+
+/**
+ * A page's performance.timeOrigin, its client.joinTimings and the PeerConnectionEvents of its
+ * `direction` connection (the one whose transceivers send, or receive; the Device's
+ * capability probe has none left).
+ */
+async function pageTimings(page: Page, direction: 'send' | 'recv'): Promise<{ origin: number; timings: Record<string, number>; pc: Record<string, number> }> {
+	return page.evaluate((dir) => {
+		const w = window as unknown as { client: { joinTimings: Record<string, number> }; __pcs: RTCPeerConnection[]; __pcEvents: Record<string, number>[] };
+		const index = w.__pcs.findIndex((pc) => pc.getTransceivers().some((t) => t.currentDirection === (dir === 'send' ? 'sendonly' : 'recvonly')));
+		return { origin: performance.timeOrigin, timings: w.client.joinTimings, pc: index >= 0 ? w.__pcEvents[index]! : {} };
+	}, direction);
 }
