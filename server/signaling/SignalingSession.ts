@@ -206,18 +206,21 @@ export class SignalingSession implements PeerLink {
 		if (this.#closed) return;
 		// Lossy notifications (levels, scores) are the first to go when a client lags.
 		if (options.lossy && this.#ws.getBufferedAmount() > this.#limits.maxBufferedBytes / 4) return;
-		this.#send({ method: name, data });
+		this.#sendText(encodeNotification(name, data));
 	}
 
 	#send(message: object): void {
 		if (this.#closed) return;
+		this.#sendText(JSON.stringify(message));
+	}
+
+	#sendText(text: string): void {
 		if (this.#ws.getBufferedAmount() > this.#limits.maxBufferedBytes) {
 			// A client that does not read would grow our memory without bound.
 			this.log.warn({ bufferedBytes: this.#ws.getBufferedAmount() }, 'closing slow client');
 			this.disconnect(CLOSE_CODES.SLOW_CONSUMER, 'E_RATE_LIMIT: too slow reading messages');
 			return;
 		}
-		const text = JSON.stringify(message);
 		// Corked: called from async continuations, outside uWS's own callbacks.
 		this.#ws.cork(() => this.#ws.send(text, false));
 	}
@@ -233,6 +236,19 @@ export class SignalingSession implements PeerLink {
 	markClosed(): void {
 		this.#closed = true;
 	}
+}
+
+/**
+ * A channel broadcast hands the same data object to every peer in one synchronous loop
+ * (peerJoined to everyone in the channel on each join): encode it once, not once per peer.
+ * One slot, emptied at the end of the turn, so a data object changed later is encoded again.
+ */
+let lastNotification: { name: string; data: unknown; text: string } | undefined;
+export function encodeNotification(name: string, data: unknown): string {
+	if (lastNotification && lastNotification.data === data && lastNotification.name === name) return lastNotification.text;
+	if (!lastNotification) queueMicrotask(() => (lastNotification = undefined));
+	lastNotification = { name, data, text: JSON.stringify({ method: name, data }) };
+	return lastNotification.text;
 }
 
 function describeIssue(issue: { path: PropertyKey[]; message: string } | undefined): string {
