@@ -440,8 +440,6 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 		if (this.#recovery) return Promise.reject(new ParleyError('E_INVALID_STATE', 'Already reconnecting.'));
 		this.#closedByUser = false;
 		if (this.#lifetime.signal.aborted) this.#lifetime = new AbortController();
-		// The browser's own capabilities, asked for while the socket opens (nativeCapabilities.ts).
-		if (!this.#createDevice) void prepareHandlerFactory();
 		const connecting = (async (): Promise<Welcome> => {
 			this.#setState('connecting');
 			try {
@@ -728,12 +726,16 @@ export class ParleyClient extends TypedEmitter<ParleyClientEvents> {
 	async #openSignaling(): Promise<SignalingConnection> {
 		const token = await this.#resolveToken('E_CONNECTION_CLOSED');
 		this.#assertNotClosedByUser();
-		const signaling = await SignalingConnection.open({
+		const opening = SignalingConnection.open({
 			url: this.#entryUrls.current,
 			token,
 			...(this.#requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.#requestTimeoutMs }),
 			...(this.#createWebSocket === undefined ? {} : { createWebSocket: this.#createWebSocket }),
 		});
+		// The browser's own capabilities, asked for while the socket opens (the socket first:
+		// the probes' peer connections take the main thread for a while; nativeCapabilities.ts).
+		if (!this.#createDevice) void prepareHandlerFactory();
+		const signaling = await opening;
 		if (this.#closedByUser) {
 			signaling.close();
 			this.#assertNotClosedByUser();

@@ -148,7 +148,7 @@ export async function runJoinTime(options: JoinTimeOptions, log: (line: string) 
 				phases: summarizeJoinPhases(CHROMIUM_JOIN_PHASES, phaseSamples),
 			};
 			results.push(result);
-			log(`join ${p}: ${result.joins} joins, p50 ${result.joinMs.p50.toFixed(0)} ms, p95 ${result.joinMs.p95.toFixed(0)} ms, pair ${result.selectedPair}, round trip p50 ${result.roundTripMs?.p50.toFixed(2) ?? '-'} ms${result.failed ? `, ${result.failed} failed` : ''}`);
+			log(`join ${p}: ${result.joins} joins, p50 ${result.joinMs.p50.toFixed(0)} ms, p95 ${result.joinMs.p95.toFixed(0)} ms, p99 ${result.joinMs.p99.toFixed(0)} ms, max ${result.joinMs.max.toFixed(0)} ms, pair ${result.selectedPair}, round trip p50 ${result.roundTripMs?.p50.toFixed(2) ?? '-'} ms${result.failed ? `, ${result.failed} failed` : ''}`);
 		}
 		const rtt = (p: NetworkPath) => results.find((r) => r.path === p)?.roundTripMs?.p50;
 		const relay = rtt('turn-relay');
