@@ -76,6 +76,8 @@ Mouth-to-ear (two Chromium processes, the speaker in a network namespace: needs 
   --m2e-loss LIST      uplink loss levels in percent, each measured through Parley and direct (default 0,5,20)
   --m2e-duration S     measuring window per path and loss level (default 60)
   --m2e-paths LIST     parley,direct (default both)
+  --m2e-gap MS         shortest gap between bursts (default 700; gaps are this + 0..95 ms); a burst not heard
+                       within this - 50 ms counts as missed
   --m2e-together       both paths at once from one capture track (each burst timed on both under the same
                        load) instead of one after the other
 Recording repair (RED and NACK behind uplink loss):
@@ -141,6 +143,7 @@ const { values } = parseArgs({
 		'm2e-duration': { type: 'string' },
 		'm2e-paths': { type: 'string' },
 		'm2e-together': { type: 'boolean' },
+		'm2e-gap': { type: 'string' },
 		'recording-duration': { type: 'string' },
 		'recording-loss': { type: 'string' },
 		'api-subscribers': { type: 'string' },
@@ -329,6 +332,7 @@ const { run } = await runBench({
 		durationS: number('m2e-duration', values['m2e-duration']),
 		paths: m2ePaths as MouthToEarPath[] | undefined,
 		together: values['m2e-together'],
+		minGapMs: number('m2e-gap', values['m2e-gap']),
 	}),
 	recording: defined({
 		durationS: number('recording-duration', values['recording-duration']),

@@ -59,7 +59,7 @@ export const SMOKE = {
 	metadata: { ops: 50, destinations: 5 } satisfies Partial<MetadataOptions>,
 	join: { joinsPerPath: 1, warmUpJoins: 0 } satisfies Partial<JoinTimeOptions>,
 	recording: { durationS: 4, modes: [{ red: 2, nack: true }, { red: 0, nack: false }] } satisfies Partial<RecordingRepairOptions>,
-	mouthToEar: { lossPercents: [5], durationS: 4, warmUpS: 1 } satisfies Partial<MouthToEarOptions>,
+	mouthToEar: { lossPercents: [5], durationS: 4, warmUpS: 1, minGapMs: 500 } satisfies Partial<MouthToEarOptions>,
 	api: { subscribers: 20, connections: 2, events: 10, drainTimeoutMs: 5000, peers: 4, listeners: 1, callRate: 50, durationS: 1.5 } satisfies Partial<ApiOptions>,
 };
 

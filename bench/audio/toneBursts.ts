@@ -6,8 +6,8 @@
 // which carries no in-band FEC (../shared/notes/real-services.md), while a voiced sound goes
 // through SILK, as speech does, so a lost onset frame can come back from the next packet's FEC.
 // The onset is sharp (a 1 ms rise) so its instant does not depend on the level it is heard at;
-// the gaps between onsets vary (500..595 ms) so onsets fall on every phase of the 10 ms capture
-// chunks and 20 ms Opus frames instead of always the same one.
+// the gaps between onsets vary (minGapMs + 0..95 ms) so onsets fall on every phase of the 10 ms
+// capture chunks and 20 ms Opus frames instead of always the same one.
 import { writeFileSync } from 'node:fs';
 
 export interface BurstTrain {
@@ -24,13 +24,13 @@ const TOP_HARMONIC_HZ = 3000;
 const RISE_MS = 1;
 const FALL_MS = 5;
 
-/** Gaps between onsets: 500, 519, ..., 595 ms, then again (20 bursts, about 10.9 s a loop). */
-export function burstTrain({ burstMs = 60, bursts = 20, sampleRate = 48_000 } = {}): BurstTrain {
+/** Gaps between onsets: minGapMs + 0, 19, ..., 95 ms, then again (20 bursts a loop: about 10.9 s at 500 ms). */
+export function burstTrain({ burstMs = 60, minGapMs = 500, bursts = 20, sampleRate = 48_000 } = {}): BurstTrain {
 	const onsetsMs: number[] = [];
 	let t = 200;
 	for (let i = 0; i < bursts; i++) {
 		onsetsMs.push(t);
-		t += 500 + ((i * 19) % 100);
+		t += minGapMs + ((i * 19) % 100);
 	}
 	// The next loop's first onset comes one more gap after the last: the loop is seamless.
 	return { sampleRate, burstMs, onsetsMs, loopMs: t - 200 };

@@ -12,17 +12,17 @@ describe('matchOnsets', () => {
 		const sent = [1000, 1500, 2000, 2600];
 		// 1500 missed; 2100 and 2105 both after 2000 (the second is stray); 3500 too late for 2600.
 		const heard = [1080, 2100, 2105, 3500];
-		const { latenciesMs, unmatched } = matchOnsets(sent, heard);
+		const { latenciesMs, unmatched } = matchOnsets(sent, heard, 450);
 		expect(latenciesMs).toEqual([80, null, 100, null]);
 		expect(unmatched).toBe(2);
 	});
 
 	it('never gives one onset to two bursts, nor a burst an onset from before it', () => {
-		expect(matchOnsets([0, 500], [400, 900])).toEqual({ latenciesMs: [400, 400], unmatched: 0 });
-		expect(matchOnsets([0, 100], [150])).toEqual({ latenciesMs: [150, null], unmatched: 0 });
+		expect(matchOnsets([0, 500], [400, 900], 450)).toEqual({ latenciesMs: [400, 400], unmatched: 0 });
+		expect(matchOnsets([0, 100], [150], 450)).toEqual({ latenciesMs: [150, null], unmatched: 0 });
 		// Later than 450 ms is not this burst's.
-		expect(matchOnsets([0], [460])).toEqual({ latenciesMs: [null], unmatched: 1 });
-		expect(matchOnsets([1000], [999]).latenciesMs).toEqual([null]);
+		expect(matchOnsets([0], [460], 450)).toEqual({ latenciesMs: [null], unmatched: 1 });
+		expect(matchOnsets([1000], [999], 450).latenciesMs).toEqual([null]);
 	});
 });
 
@@ -61,6 +61,9 @@ describe('burst file', () => {
 		expect(train.onsetsMs).toHaveLength(20);
 		const gaps = train.onsetsMs.slice(1).map((t, i) => t - train.onsetsMs[i]!);
 		expect(Math.min(...gaps)).toBeGreaterThanOrEqual(500);
+		const wider = burstTrain({ minGapMs: 700 }).onsetsMs;
+		expect(Math.min(...wider.slice(1).map((t, i) => t - wider[i]!))).toBe(700);
+		expect(Math.max(...wider.slice(1).map((t, i) => t - wider[i]!))).toBeLessThanOrEqual(795);
 		const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-bursts-'));
 		try {
 			const file = path.join(dir, 'b.wav');

@@ -66,14 +66,23 @@ export interface MouthToEarOptions {
 	 */
 	together: boolean;
 	burstMs: number;
+	/**
+	 * Shortest gap between burst onsets (the gaps are this + 0..95 ms). A listener onset up to
+	 * this - 50 ms after a burst is that burst's; later, the burst counts as missed. 700 leaves
+	 * room for the 300-450 ms a jitter buffer reaches on a busy machine.
+	 */
+	minGapMs: number;
 }
 
-export const MOUTH_TO_EAR_DEFAULTS: MouthToEarOptions = { lossPercents: [0, 5, 20], durationS: 60, warmUpS: 4, paths: [...MOUTH_TO_EAR_PATHS], together: false, burstMs: 60 };
+export const MOUTH_TO_EAR_DEFAULTS: MouthToEarOptions = { lossPercents: [0, 5, 20], durationS: 60, warmUpS: 4, paths: [...MOUTH_TO_EAR_PATHS], together: false, burstMs: 60, minGapMs: 700 };
 
 /** The detector's settings (mouthToEarPage.ts). */
 export const DETECTOR = { windowFrames: 48, thresholdRms: 0.02, rearmMs: 150 } as const;
-/** A listener onset belongs to the latest speaker onset before it, if no more than this before. */
-export const MAX_MOUTH_TO_EAR_MS = 450;
+/** How much shorter than the shortest gap the longest mouth-to-ear a burst may have is. */
+const MATCH_MARGIN_MS = 50;
+export function maxMouthToEarMs(minGapMs: number): number {
+	return minGapMs - MATCH_MARGIN_MS;
+}
 
 /** The goals of issue 20. */
 export const MOUTH_TO_EAR_GOALS = { addedP99Ms: 5, p99At5PctMs: 100 } as const;
@@ -118,7 +127,7 @@ export interface MouthToEarCondition {
 	together: boolean;
 	/** Onsets the speaker's page detected in the window (bursts sent). */
 	burstsSent: number;
-	/** Of those, heard by the listener within MAX_MOUTH_TO_EAR_MS. */
+	/** Of those, heard by the listener within maxMouthToEarMs. */
 	burstsDetected: number;
 	/** Listener onsets that matched no burst (a burst heard twice, a click of concealment). */
 	unmatchedOnsets: number;
@@ -149,6 +158,8 @@ export interface MouthToEarResult {
 	options: MouthToEarOptions;
 	path: string;
 	burst: { burstMs: number; fundamentalHz: number; gapsMs: string; loopMs: number };
+	/** A burst not heard within this is missed (maxMouthToEarMs(options.minGapMs)). */
+	maxMouthToEarMs: number;
 	detector: typeof DETECTOR & { method: string };
 	conditions: MouthToEarCondition[];
 	comparisons: MouthToEarComparison[];
@@ -160,11 +171,11 @@ export interface MouthToEarResult {
 
 /**
  * Pairs each speaker onset with the first listener onset after it, no more than `maxMs` later
- * (bursts are at least 500 ms apart, so with maxMs below that a listener onset can belong to
- * one burst only). Per speaker onset, in time order: the latency, or null (missed); and how
+ * (with maxMs below the shortest gap between bursts a listener onset can belong to one burst
+ * only). Per speaker onset, in time order: the latency, or null (missed); and how
  * many listener onsets matched no burst.
  */
-export function matchOnsets(speaker: readonly number[], listener: readonly number[], maxMs = MAX_MOUTH_TO_EAR_MS): { latenciesMs: (number | null)[]; unmatched: number } {
+export function matchOnsets(speaker: readonly number[], listener: readonly number[], maxMs: number): { latenciesMs: (number | null)[]; unmatched: number } {
 	const heard = [...listener].sort((a, b) => a - b);
 	let next = 0;
 	let matched = 0;
@@ -376,19 +387,20 @@ async function measureCondition(rig: Rig, options: MouthToEarOptions, paths: rea
 		const windowStart = Date.now();
 		await new Promise((r) => setTimeout(r, options.durationS * 1000));
 		const windowEnd = Date.now();
-		// Bursts in the window's last MAX_MOUTH_TO_EAR_MS are left out: their sound may still be on its way.
-		await new Promise((r) => setTimeout(r, MAX_MOUTH_TO_EAR_MS + 50));
+		// Bursts in the window's last maxMs are left out: their sound may still be on its way.
+		const maxMs = maxMouthToEarMs(options.minGapMs);
+		await new Promise((r) => setTimeout(r, maxMs + 50));
 		const [s1, l1] = await Promise.all([stats(speaker), stats(listener)]);
 		setUplinkLoss(rig.ns, rig.device, 0);
 		type Onsets = { onsets: number[]; levels: number[]; arrivalLagMs: number[] };
 		const so = (await speaker.evaluate("window.__m2e.onsets('speaker')")) as Onsets;
-		const sent = so.onsets.filter((t) => t >= windowStart && t < windowEnd - MAX_MOUTH_TO_EAR_MS);
+		const sent = so.onsets.filter((t) => t >= windowStart && t < windowEnd - maxMs);
 		const results: MouthToEarCondition[] = [];
 		for (const [i, p] of paths.entries()) {
 			const lo = (await listener.evaluate(`window.__m2e.onsets('${p}')`)) as Onsets;
 			// What the listener heard of those bursts: from the first sent onset to the last one's reach.
-			const heard = sent.length ? lo.onsets.filter((t) => t > sent[0]! && t <= sent[sent.length - 1]! + MAX_MOUTH_TO_EAR_MS) : [];
-			const { latenciesMs, unmatched } = matchOnsets(sent, heard);
+			const heard = sent.length ? lo.onsets.filter((t) => t > sent[0]! && t <= sent[sent.length - 1]! + maxMs) : [];
+			const { latenciesMs, unmatched } = matchOnsets(sent, heard, maxMs);
 			const found = latenciesMs.filter((x): x is number => x !== null);
 			const result: MouthToEarCondition = {
 				...emptyCondition(p, lossPercent, together),
@@ -426,7 +438,7 @@ export async function runMouthToEar(options: MouthToEarOptions, log: (line: stri
 	// The pages load the library bundle the server serves: built from the sources first.
 	execFileSync(process.execPath, ['--import', 'tsx', 'client/build.ts'], { cwd: REPO_DIR, stdio: 'pipe' });
 	const dataDir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-m2e-'));
-	const train: BurstTrain = burstTrain({ burstMs: options.burstMs });
+	const train: BurstTrain = burstTrain({ burstMs: options.burstMs, minGapMs: options.minGapMs });
 	const wav = path.join(dataDir, 'bursts.wav');
 	writeBurstWav(wav, train);
 	const cleanup: (() => Promise<unknown> | unknown)[] = [() => rmSync(dataDir, { recursive: true, force: true })];
@@ -498,7 +510,8 @@ export async function runMouthToEar(options: MouthToEarOptions, log: (line: stri
 	return {
 		options,
 		path: 'speaker Chromium (network namespace, veth; UDP it sends dropped at random at the veth egress) -> Parley (in the bench process, 1 worker) -> listener Chromium; direct: the same speaker -> the same listener over one RTCPeerConnection',
-		burst: { burstMs: train.burstMs, fundamentalHz: 200, gapsMs: '500-595', loopMs: train.loopMs },
+		burst: { burstMs: train.burstMs, fundamentalHz: 200, gapsMs: `${options.minGapMs}-${options.minGapMs + 95}`, loopMs: train.loopMs },
+		maxMouthToEarMs: maxMouthToEarMs(options.minGapMs),
 		detector: { ...DETECTOR, method: 'AudioWorklet, RMS over a sliding 1 ms window (48 samples at 48 kHz) crossing the threshold after 150 ms below it; sample-accurate, mapped to performance.timeOrigin + performance.now() with AudioContext.getOutputTimestamp()' },
 		conditions,
 		comparisons,
