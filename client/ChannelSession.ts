@@ -427,9 +427,6 @@ export class ChannelSession extends TypedEmitter<ChannelSessionEvents> {
 			dtlsParameters: info.dtlsParameters,
 			iceServers: info.iceServers ?? [],
 			iceTransportPolicy: this.#options.iceTransportPolicy ?? 'all',
-			// The send connection's candidates are gathered as soon as it exists, while the
-			// first produce is still being prepared, so its ICE checks start at once.
-			...(direction === 'send' && { additionalSettings: { iceCandidatePoolSize: 1 } }),
 		};
 		const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
 		this.#watchTurnRefusal(transport);

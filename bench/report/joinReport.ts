@@ -39,6 +39,7 @@ export function joinMarkdown(j: JoinTimeResult | undefined): string[] {
 		'',
 		`Relay added round trip (median): ${ms(j.relayAddedRoundTripMs, 2)}.`,
 		'',
+		...(j.paths.some((p) => p.warmUpJoinMs?.length) ? [`Joins not counted (the first over each path): ${j.paths.map((p) => `${p.path} ${(p.warmUpJoinMs ?? []).map((x) => ms(x, 0)).join(', ') || '-'}`).join('; ')}.`, ''] : []),
 		...j.paths.filter((p) => p.phases?.length).flatMap((p) => [`Join phases, ${p.path}: from the speaker's connect() (its WebSocket created), both pages' clocks made one. ${PHASE_NOTE}`, '', markdownTable(PHASE_HEADERS, phaseRows(p.phases)), '']),
 		...(errors.length ? [`Errors: ${errors.join('; ')}`, ''] : []),
 	];

@@ -35,6 +35,8 @@ export interface JoinPathResult {
 	failed: number;
 	errors: string[];
 	joinMs: LatencySummary;
+	/** The joins made first and not counted (ms, in order): what a fresh browser page and path pay once. */
+	warmUpJoinMs?: number[];
 	/** The pair the speaker's send transport selected, e.g. `relay/udp (relay over udp)`. */
 	selectedPair: string;
 	/** Round trip of the speaker's selected pair (ms), over the joins that had one. */
@@ -119,13 +121,17 @@ export async function runJoinTime(options: JoinTimeOptions, log: (line: string) 
 			const heard: number[] = [];
 			const phaseSamples: JoinPhaseSample[] = [];
 			const errors: string[] = [];
+			const warmUps: number[] = [];
 			let selected: PathInfo | undefined;
 			// Joins first that are not counted: the first over a path pays for what the browser and
 			// the server set up once (a TCP listener's first accept, coturn's first allocation).
 			for (let i = -options.warmUpJoins; i < options.joinsPerPath; i++) {
 				try {
 					const r = await lab.call(p);
-					if (i < 0) continue;
+					if (i < 0) {
+						warmUps.push(r.joinMs);
+						continue;
+					}
 					joins.push(r.joinMs);
 					phaseSamples.push(r.phases);
 					if (r.frequencyHz !== null) heard.push(r.frequencyHz);
@@ -142,6 +148,7 @@ export async function runJoinTime(options: JoinTimeOptions, log: (line: string) 
 				failed: errors.length,
 				errors: [...new Set(errors)],
 				joinMs: summarize(joins),
+				warmUpJoinMs: warmUps,
 				selectedPair: pairLabel(selected),
 				roundTripMs: roundTrips.length ? summarize(roundTrips) : null,
 				heardHz: heard.length ? summarize(heard).p50 : null,

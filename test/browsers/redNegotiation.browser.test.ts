@@ -32,8 +32,10 @@ interface SdpRed {
 	redFmtp: string | null;
 }
 
-/** The audio m-line's payload types and the red and Opus entries of one SDP. */
-function sdpRed(sdp: string): SdpRed {
+/** The payload types and the red and Opus entries of an SDP's last active audio m-section (a
+ * listener's receive SDP begins with the client's placeholder section, disabled). */
+function sdpRed(description: string): SdpRed {
+	const sdp = description.split(/^(?=m=)/m).filter((m) => m.startsWith('m=audio') && !/^a=inactive\r?$/m.test(m)).at(-1) ?? '';
 	const formats = (/^m=audio \d+ \S+ ([\d ]+)$/m.exec(sdp)?.[1] ?? '').trim().split(' ').map(Number);
 	const pt = (codec: string) => {
 		const m = new RegExp(`^a=rtpmap:(\\d+) ${codec}/48000/2$`, 'm').exec(sdp);

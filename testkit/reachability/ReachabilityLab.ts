@@ -240,10 +240,10 @@ export class ReachabilityLab {
 				put('firstRtpIn', at(other.origin, firstIn));
 				return { path, joinMs: other.origin + firstIn - startedAt, frequencyHz, listener: await this.paths(listener), speaker: await this.paths(speaker), phases };
 			} finally {
-				await speaker.close();
+				await closePage(speaker);
 			}
 		} finally {
-			await listener.close();
+			await closePage(listener);
 		}
 	}
 
@@ -283,4 +283,14 @@ async function pageTimings(page: Page, direction: 'send' | 'recv'): Promise<{ or
 		const index = w.__pcs.findIndex((pc) => pc.getTransceivers().some((t) => t.currentDirection === (dir === 'send' ? 'sendonly' : 'recvonly')));
 		return { origin: performance.timeOrigin, timings: w.client.joinTimings, pc: index >= 0 ? w.__pcEvents[index]! : {} };
 	}, direction);
+}
+
+/**
+ * Closes a page's client before the page: closing its peer connections releases their TURN
+ * allocations (a refresh with lifetime 0), where a page torn down at once leaves them to
+ * expire on coturn, whose few relay ports the next calls then cannot get.
+ */
+async function closePage(page: Page): Promise<void> {
+	await page.evaluate('window.client?.close()').catch(() => undefined);
+	await page.close();
 }
