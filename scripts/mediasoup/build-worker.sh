@@ -26,6 +26,8 @@
 #   WORKER_TESTS=1    also build and run mediasoup's C++ worker tests and libsrtp's own test
 #                     suite on the OpenSSL backend (~10 more minutes)
 #   PRINT_BIN=1       only print the path the binary would have; build nothing
+#   FETCH_ONLY=1      only fetch and check the sources (no build packages needed: scripts/setup
+#                     runs this while they install)
 # Prints the binary's absolute path as the last line of stdout.
 set -euo pipefail
 
@@ -75,14 +77,14 @@ if [ "${WORKER_TESTS:-0}" != 1 ] && [ -x "$BIN" ] && (cd "$WORK/bin" && sha256su
 	exit 0
 fi
 
-if [ "${SKIP_APT:-0}" != 1 ]; then
+if [ "${SKIP_APT:-0}" != 1 ] && [ "${FETCH_ONLY:-0}" != 1 ]; then
 	"$HERE/../apt-packages.sh"
 fi
-if [ "${WORKER_TESTS:-0}" = 1 ]; then
+if [ "${WORKER_TESTS:-0}" = 1 ] && [ "${FETCH_ONLY:-0}" != 1 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t bookworm-backports libcatch2-dev >&2
 fi
 
-log "building mediasoup-worker $MEDIASOUP_VERSION in $WORK (takes ~5 min on 2 cores)"
+[ "${FETCH_ONLY:-0}" = 1 ] || log "building mediasoup-worker $MEDIASOUP_VERSION in $WORK (takes ~5 min on 2 cores)"
 mkdir -p "$WORK"
 cd "$WORK"
 TGZ="mediasoup-$MEDIASOUP_VERSION.tgz"
@@ -115,6 +117,7 @@ if ! echo "$LIBSRTP_SHA256  $LIBSRTP_TGZ" | sha256sum --status -c 2>/dev/null; t
 	log "could not get $LIBSRTP_TGZ with sha256 $LIBSRTP_SHA256 from any Debian mirror"
 	exit 1
 fi
+if [ "${FETCH_ONLY:-0}" = 1 ]; then log "sources of mediasoup-worker $MEDIASOUP_VERSION fetched"; exit 0; fi
 
 rm -rf src build-ok
 mkdir src
@@ -125,8 +128,8 @@ tar xzf "$LIBSRTP_TGZ" -C src/worker/subprojects/libsrtp2 --strip-components=1
 
 # The patch: Debian packages via pkg-config instead of meson wraps, libsrtp2 as a static
 # OpenSSL-backed subproject; SRTP session code on libsrtp2's API (mediasoup wants libsrtp 3,
-# which neither Debian nor npm has); a std-container stand-in for
-# ankerl::unordered_dense (not packaged); and the DTLS BIO callback fix without which
+# which neither Debian nor npm has); a stand-in for ankerl::unordered_dense (not packaged)
+# on abseil's flat_hash_map/set; and the DTLS BIO callback fix without which
 # Debian's kTLS-enabled OpenSSL crashes the worker at the first DTLS handshake.
 patch -d src -p1 --forward --quiet < "$PATCH"
 # RED: producers may send Opus in RED payloads; consumers with RED get them as they are,
