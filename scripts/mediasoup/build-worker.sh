@@ -128,8 +128,8 @@ tar xzf "$LIBSRTP_TGZ" -C src/worker/subprojects/libsrtp2 --strip-components=1
 
 # The patch: Debian packages via pkg-config instead of meson wraps, libsrtp2 as a static
 # OpenSSL-backed subproject; SRTP session code on libsrtp2's API (mediasoup wants libsrtp 3,
-# which neither Debian nor npm has); a stand-in for ankerl::unordered_dense (not packaged)
-# on abseil's flat_hash_map/set; and the DTLS BIO callback fix without which
+# which neither Debian nor npm has); a std-container stand-in for
+# ankerl::unordered_dense (not packaged); and the DTLS BIO callback fix without which
 # Debian's kTLS-enabled OpenSSL crashes the worker at the first DTLS handshake.
 patch -d src -p1 --forward --quiet < "$PATCH"
 # RED: producers may send Opus in RED payloads; consumers with RED get them as they are,
