@@ -33,6 +33,44 @@ function kindOf(args, cwd) {
 	return null;
 }
 
+/**
+ * CPU seconds of the processes that lead each kind of work, with their children's (a compile's
+ * cc1plus runs are in ninja's, dpkg's and the maintainer scripts' in apt-get's, the SQLite
+ * build's in npm rebuild's), from /proc/<pid>/stat at their last sample: a figure other load on
+ * the machine changes less than the wall time.
+ */
+const leaderCpu = new Map(); // pid -> { kind, seconds }
+const TICKS_PER_SECOND = 100;
+
+function leaderKind(args) {
+	const cmd = args.join(' ');
+	if (/^(\S*\/)?ninja /.test(cmd)) return 'worker-compile';
+	if (/meson(\.py)? setup/.test(cmd)) return 'worker-meson';
+	if (/^(\S*\/)?apt-get .*\binstall\b/.test(cmd)) return 'apt-install';
+	if (/^(\S*\/)?apt-get .*\bupdate\b/.test(cmd)) return 'apt-update';
+	if (/npm(-cli\.js)? ci\b/.test(cmd)) return 'npm-ci';
+	if (/npm(-cli\.js)? rebuild\b/.test(cmd)) return 'npm-rebuild';
+	return null;
+}
+
+function cpuSeconds(pid) {
+	const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+	// Fields after the command name (which may hold spaces), from field 3 on.
+	const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+	const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(fields[i]));
+	return (utime + stime + cutime + cstime) / TICKS_PER_SECOND;
+}
+
+function writeCpu() {
+	const totals = new Map();
+	for (const { kind, seconds } of leaderCpu.values()) totals.set(kind, (totals.get(kind) ?? 0) + seconds);
+	for (const [kind, seconds] of totals) appendFileSync(out, `cpu ${kind} ${seconds.toFixed(1)}\n`);
+}
+process.on('SIGTERM', () => {
+	writeCpu();
+	process.exit(0);
+});
+
 function sample() {
 	const kinds = new Set();
 	for (const pid of readdirSync('/proc')) {
@@ -42,6 +80,8 @@ function sample() {
 			const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
 			const kind = kindOf(args, readlinkSync(`/proc/${pid}/cwd`));
 			if (kind) kinds.add(kind);
+			const leader = leaderKind(args);
+			if (leader) leaderCpu.set(pid, { kind: leader, seconds: cpuSeconds(pid) });
 		} catch {
 			// The process ended while we read it.
 		}

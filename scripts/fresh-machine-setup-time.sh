@@ -152,10 +152,12 @@ run_setup() {
 # clone started) and for how many seconds it was seen; then setup's own phase lines.
 phases() {
 	awk '
+	$1 == "cpu" { cpu[$2] = $3; next }
 	{ t = $1; for (i = 2; i <= NF; i++) { k = $i; if (!(k in first)) { first[k] = t; order[++n] = k } last[k] = t; seen[k] += 0.5 } }
 	END {
 		printf "%-26s %8s %8s %8s\n", "work", "from s", "to s", "seen s"
 		for (i = 1; i <= n; i++) printf "%-26s %8.1f %8.1f %8.1f\n", order[i], first[order[i]], last[order[i]], seen[order[i]]
+		for (k in cpu) printf "CPU seconds of %-15s %8.1f\n", k, cpu[k]
 	}' "$1.samples"
 	grep -E '^ *[0-9.]+ \[(setup|fresh)\]|^(commit|uptime)' "$1" | grep -v 'in the background' || true
 }
