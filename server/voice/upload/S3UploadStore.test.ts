@@ -300,8 +300,11 @@ describe('S3UploadStore', () => {
 	});
 
 	it('DELETE and expiry leave no objects behind, on any node', async () => {
-		const a = await start({ expiryMs: 1500 });
-		const b = await start({ expiryMs: 1500 });
+		// Long enough that the steps before the first sweep fit in it on a busy machine (at
+		// 1.5 s a CI run once saw the abandoned upload expire before that sweep).
+		const expiryMs = 3000;
+		const a = await start({ expiryMs });
+		const b = await start({ expiryMs });
 		const terminated = await create(a, 1000);
 		expect((await patch(a, terminated, 0, randomBytes(400))).status).toBe(204);
 		expect((await tus(b, 'DELETE', terminated)).status).toBe(204);
@@ -311,10 +314,11 @@ describe('S3UploadStore', () => {
 		const abandoned = await create(a, 1000);
 		expect((await patch(a, abandoned, 0, randomBytes(300))).status).toBe(204);
 		expect((await patch(a, abandoned, 300, randomBytes(300))).status).toBe(204);
+		const lastActivityAt = Date.now();
 		const finished = await create(a, 10);
 		expect((await patch(a, finished, 0, randomBytes(10))).status).toBe(204);
 		expect(await b.tus.cleanupExpired()).toBe(0);
-		await new Promise((r) => setTimeout(r, 1600));
+		await new Promise((r) => setTimeout(r, Math.max(0, lastActivityAt + expiryMs + 100 - Date.now())));
 		expect((await tus(a, 'HEAD', abandoned)).status).toBe(410);
 		// B sweeps what A created: the shared state is the bucket.
 		expect(await b.tus.cleanupExpired()).toBe(1);
