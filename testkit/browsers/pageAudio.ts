@@ -96,48 +96,35 @@ export function trackPeerConnections(): void {
 }
 
 /**
- * When the first RTP packet went out ('out': outbound-rtp packetsSent) or came in ('in':
- * inbound-rtp packetsReceived) on a peer connection created after the first `knownPcs` ones
- * (needs trackPeerConnections), polling getStats every `pollMs`: performance.now() of the
- * page. Chromium may answer getStats from a report up to some tens of ms old, so for the first
- * packet in, the track's 'unmute' (PeerConnectionEvents.remoteUnmuted) is the sharper figure.
+ * When the first RTP packet came in (inbound-rtp packetsReceived) on a peer connection created
+ * after the first `knownPcs` ones (needs trackPeerConnections), polling getStats every
+ * `pollMs`: performance.now() of the page, or Date.now() with `clock: 'epoch'` (to compare
+ * with the test process). Chromium may answer getStats from a report up to some tens of ms
+ * old, so the track's 'unmute' (PeerConnectionEvents.remoteUnmuted) is the sharper figure.
  */
-export function firstRtpAt(page: Page, direction: 'in' | 'out', knownPcs = 0, pollMs = 5): Promise<number> {
+export function firstRtpAt(page: Page, knownPcs = 0, { pollMs = 5, clock = 'page' }: { pollMs?: number; clock?: 'page' | 'epoch' } = {}): Promise<number> {
 	return page.evaluate(
-		async ({ known, outbound, poll }) => {
+		async ({ known, poll, epoch }) => {
 			const w = window as unknown as { __pcs: RTCPeerConnection[] };
 			for (;;) {
 				for (const pc of w.__pcs.slice(known)) {
-					let packets = 0;
-					(await pc.getStats()).forEach((s: { type: string; packetsReceived?: number; packetsSent?: number }) => {
-						if (outbound && s.type === 'outbound-rtp') packets += s.packetsSent ?? 0;
-						if (!outbound && s.type === 'inbound-rtp') packets += s.packetsReceived ?? 0;
+					let received = 0;
+					(await pc.getStats()).forEach((s: { type: string; packetsReceived?: number }) => {
+						if (s.type === 'inbound-rtp') received += s.packetsReceived ?? 0;
 					});
-					if (packets > 0) return performance.now();
+					if (received > 0) return epoch ? Date.now() : performance.now();
 				}
 				await new Promise((r) => setTimeout(r, poll));
 			}
 		},
-		{ known: knownPcs, outbound: direction === 'out', poll: pollMs },
+		{ known: knownPcs, poll: pollMs, epoch: clock === 'epoch' },
 	);
 }
 
 /** When the first RTP packet arrives on a peer connection created after the first
  * `knownPcs` ones (needs trackPeerConnections): Date.now() in the page. */
 export function firstNewPacketAt(page: Page, knownPcs: number): Promise<number> {
-	return page.evaluate(async (known) => {
-		const w = window as unknown as { __pcs: RTCPeerConnection[] };
-		for (;;) {
-			for (const pc of w.__pcs.slice(known)) {
-				let received = 0;
-				(await pc.getStats()).forEach((s: { type: string; packetsReceived?: number }) => {
-					if (s.type === 'inbound-rtp') received += s.packetsReceived ?? 0;
-				});
-				if (received > 0) return Date.now();
-			}
-			await new Promise((r) => setTimeout(r, 20));
-		}
-	}, knownPcs);
+	return firstRtpAt(page, knownPcs, { pollMs: 20, clock: 'epoch' });
 }
 
 /** Strongest frequency (Hz) of the first remote stream of the page's `window.client`

@@ -216,7 +216,7 @@ export class ReachabilityLab {
 		const channel = `room-${++this.#calls}`;
 		const listener = await this.openClient(`${path}-listener-${this.#calls}`, { relayOnly, channel });
 		try {
-			const firstPacketPolled = firstRtpAt(listener, 'in');
+			const firstPacketPolled = firstRtpAt(listener);
 			const speaker = await this.openClient(`${path}-speaker-${this.#calls}`, { relayOnly, channel, publish: true });
 			try {
 				let timer: NodeJS.Timeout | undefined;
