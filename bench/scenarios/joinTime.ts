@@ -18,6 +18,7 @@ import { netAdminUnavailable } from '../../testkit/netns.js';
 import { NETWORK_PATHS, ReachabilityLab, type NetworkPath, type PathInfo } from '../../testkit/reachability/ReachabilityLab.js';
 import { type JoinPhaseSample, type JoinPhaseSummary, summarizeJoinPhases } from '../metrics/joinPhases.js';
 import { type LatencySummary, summarize } from '../metrics/stats.js';
+import { browserBenchServerEnv } from '../targets/ParleyTarget.js';
 
 export interface JoinTimeOptions {
 	paths: NetworkPath[];
@@ -99,16 +100,7 @@ export async function runJoinTime(options: JoinTimeOptions, log: (line: string) 
 	if (why) throw new Error(`join: ${why}`);
 	const dataDir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-join-'));
 	const lab = await ReachabilityLab.start({
-		env: {
-			PARLEY_LOG_LEVEL: process.env.BENCH_SERVER_LOG_LEVEL ?? 'silent',
-			PARLEY_STORAGE_DIR: path.join(dataDir, 'storage'),
-			PARLEY_VOICE_DATABASE_PATH: path.join(dataDir, 'parley.db'),
-			PARLEY_SHUTDOWN_DEADLINE_MS: '3000',
-			PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '0',
-			PARLEY_SIGNALING_MAX_CONNECTIONS_PER_USER: '0',
-			PARLEY_CHANNELS_MAX_CHANNELS_PER_USER: '0',
-			PARLEY_CHANNELS_EMPTY_CLOSE_DELAY_MS: '0',
-		},
+		env: browserBenchServerEnv(dataDir),
 		jwtSecret: `bench-join-${process.pid}-0123456789abcdef0123456789`,
 		turnSecret: `bench-turn-${process.pid}-0123456789abcdef0123456789`,
 		toneHz: TONE_HZ,

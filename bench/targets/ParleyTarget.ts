@@ -28,6 +28,25 @@ export interface ParleyTargetOptions {
 }
 
 /** Environment for a loopback-only Parley node with its data in a fresh temp directory. */
+/**
+ * The settings of an in-process Parley that real browsers join in a bench (join time,
+ * mouth-to-ear): its files under `dataDir`, quiet logs, a short shutdown, channels closed as
+ * they empty, and no per-user request rate or quotas (one bench user joins again and again).
+ * The caller adds where it listens.
+ */
+export function browserBenchServerEnv(dataDir: string): Record<string, string> {
+	return {
+		PARLEY_LOG_LEVEL: process.env.BENCH_SERVER_LOG_LEVEL ?? 'silent',
+		PARLEY_STORAGE_DIR: path.join(dataDir, 'storage'),
+		PARLEY_VOICE_DATABASE_PATH: path.join(dataDir, 'parley.db'),
+		PARLEY_SHUTDOWN_DEADLINE_MS: '3000',
+		PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '0',
+		PARLEY_SIGNALING_MAX_CONNECTIONS_PER_USER: '0',
+		PARLEY_CHANNELS_MAX_CHANNELS_PER_USER: '0',
+		PARLEY_CHANNELS_EMPTY_CLOSE_DELAY_MS: '0',
+	};
+}
+
 export async function benchParleyEnv(options: { workers: number; opusNack: boolean; dataDir: string; jwtSecret?: string; env?: Record<string, string> }): Promise<Record<string, string>> {
 	return {
 		// Parley's own log lines would interleave with the bench's tables; BENCH_SERVER_LOG_LEVEL
