@@ -38,11 +38,13 @@ import { loadConfig } from '../../server/config/loadConfig.js';
 import { ParleyServer } from '../../server/ParleyServer.js';
 import { createLogger } from '../../server/telemetry/logger.js';
 import { CHROMIUM, launchChromium, loadClientLibrary } from '../../testkit/browsers/chromium.js';
+import { trackPeerConnections } from '../../testkit/browsers/pageAudio.js';
 import { createVethNamespace, netAdminUnavailable, type VethNamespace } from '../../testkit/netns.js';
 import { freePortRange } from '../../testkit/ports.js';
 import { burstTrain, writeBurstWav, type BurstTrain } from '../audio/toneBursts.js';
 import { type LatencySummary, summarize } from '../metrics/stats.js';
 import { MOUTH_TO_EAR_PAGE_SCRIPT } from './mouthToEarPage.js';
+import { browserBenchServerEnv } from '../targets/ParleyTarget.js';
 
 const REPO_DIR = fileURLToPath(new URL('../..', import.meta.url));
 const NFT = '/usr/sbin/nft';
@@ -315,6 +317,7 @@ interface Rig {
 async function openPage(browser: Browser, origin: string, name: string): Promise<Page> {
 	const page = await browser.newPage();
 	page.on('pageerror', (err) => console.error(`[m2e ${name}] page error: ${err.message}`));
+	await page.addInitScript(trackPeerConnections);
 	await page.addInitScript({ content: MOUTH_TO_EAR_PAGE_SCRIPT });
 	await page.goto(`${origin}/`);
 	return page;
@@ -450,12 +453,7 @@ export async function runMouthToEar(options: MouthToEarOptions, log: (line: stri
 		const rtcPort = await freePortRange(2);
 		const config = await loadConfig({
 			env: {
-				PARLEY_LOG_LEVEL: process.env.BENCH_SERVER_LOG_LEVEL ?? 'silent',
-				PARLEY_STORAGE_DIR: path.join(dataDir, 'storage'),
-				PARLEY_VOICE_DATABASE_PATH: path.join(dataDir, 'parley.db'),
-				PARLEY_SHUTDOWN_DEADLINE_MS: '3000',
-				PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '0',
-				PARLEY_CHANNELS_EMPTY_CLOSE_DELAY_MS: '0',
+				...browserBenchServerEnv(dataDir),
 				PARLEY_AUTH_JWT_SECRET: jwtSecret,
 				PARLEY_HTTP_HOST: ns.hostAddress,
 				PARLEY_HTTP_PORT: '0',

@@ -23,17 +23,8 @@
 //   hidden <audio autoplay> element as client/RemoteAudio.ts does (Chromium hands remote
 //   WebRTC audio to Web Audio only while a media element plays it).
 export const MOUTH_TO_EAR_PAGE_SCRIPT = String.raw`(() => {
-	// Every peer connection the page makes, for stats() (testkit's trackPeerConnections, written
-	// here as text: a function passed from tsx's build arrives with helpers the page lacks).
-	const pcs = [];
-	window.__pcs = pcs;
-	const Original = window.RTCPeerConnection;
-	window.RTCPeerConnection = class extends Original {
-		constructor(...args) {
-			super(...args);
-			pcs.push(this);
-		}
-	};
+	// window.__pcs: every peer connection the page makes (testkit's trackPeerConnections, an
+	// init script registered before this one), for stats().
 	const WORKLET = ${'`'}
 		class OnsetProcessor extends AudioWorkletProcessor {
 			constructor(options) {
