@@ -132,7 +132,13 @@ describe('moderating Chromium participants through the backend API', () => {
 	async function measure(page: Page): Promise<Spectrum & { trackGone: boolean }> {
 		const trackGone = await page.evaluate(() => (window as unknown as { __spectrumStream: MediaStream }).__spectrumStream.getAudioTracks().length === 0);
 		if (trackGone) return { frequencyHz: 0, levelDb: -Infinity, trackGone };
-		return { ...(await measureStreamInPage(page, 5)), trackGone };
+		try {
+			return { ...(await measureStreamInPage(page, 5)), trackGone };
+		} catch (err) {
+			// The track went between the check and the measurement (the consumer closed meanwhile).
+			if (/has no audio track/.test(String(err))) return { frequencyHz: 0, levelDb: -Infinity, trackGone: true };
+			throw err;
+		}
 	}
 
 	/** Measures 250 ms windows until `done` holds (or HEARD_WITHIN_MS passes): how long it took, and the last window. */
