@@ -8,7 +8,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -192,16 +192,25 @@ describe('disk problems', () => {
 			const stopped = await ada.client.request('stopRecording', { voiceMessageId: id });
 			expect(stopped.ok && stopped.data.voiceMessage.status).toBe('failed');
 			// Full to the last byte: refused at the start, with the reason.
-			const last = fill(mnt, 0);
+			const lastFillers = [fill(mnt, 0)];
 			// /readyz answers from its cache for readiness.cacheMs: the next run of its checks sees the full disk.
-			await waitUntil(async () => (await fetch(`${harness.base}/readyz`)).status === 503, 5000, '/readyz 503 on a full disk', 100);
+			// What the failed recording still frees after this point is filled again, so the disk stays full.
+			await waitUntil(
+				async () => {
+					if (statfsSync(mnt).bavail > 0) lastFillers.push(fill(mnt, 0));
+					return (await fetch(`${harness.base}/readyz`)).status === 503;
+				},
+				5000,
+				'/readyz 503 on a full disk',
+				100,
+			);
 			const refused = await ada.client.request('startRecording', { producerId: ada.publisher.producerId, destination: { kind: 'channel', channel: 'room' } });
 			expect(refused.ok ? 'OK' : refused.error.code).toBe('E_STORAGE_UNAVAILABLE');
 			// The page write that stopped the recording, and the refused start.
 			expect(await storageFailures(h.base)).toMatchObject({ write: 2, metadata: 0 });
 
 			rmSync(filler);
-			rmSync(last);
+			for (const f of lastFillers) rmSync(f);
 			await waitUntil(async () => (await fetch(`${harness.base}/readyz`)).status === 200, 5000, '/readyz 200', 100);
 			const again = await ada.client.request('startRecording', { producerId: ada.publisher.producerId, destination: { kind: 'channel', channel: 'room' } });
 			if (!again.ok) throw new Error(again.error.code);
