@@ -244,12 +244,21 @@ describe.skipIf(skip)('Opus RED through 20% random uplink loss (Chromium publish
 
 		const redTap = await RtpTap.open(router, producer.id, 'red');
 		const opusTap = await RtpTap.open(router, producer.id, 'opus');
+		// Padding-only packets (Chromium's bandwidth probes on the audio SSRC) take sequence
+		// numbers among the frames, with the timestamp of the last frame sent, lost or not: on
+		// a loaded machine hundreds in 10 s. Counted to tell what the forwarder stepped over.
+		let probes = 0;
+		producer.on('trace', (trace) => {
+			if (trace.type === 'rtp' && Number((trace.info as { rtpPacket?: { payloadSize?: unknown } }).rtpPacket?.payloadSize) === 0) probes++;
+		});
+		await producer.enableTraceEvent(['rtp']);
 		try {
 			link.setLoss({ uplinkPercent: LOSS_PERCENT, udpPorts: String(server.config.media.rtcPort) });
 			// Let the jitter buffers meet the loss before measuring.
 			await new Promise((r) => setTimeout(r, 1000));
 			redTap.reset();
 			opusTap.reset();
+			probes = 0;
 			const before = link.counters();
 			const receiversBefore = await Promise.all([chrome, fox].map((l) => l.run<ReceiverCounts>(RECEIVER_COUNTS)));
 			await Promise.all([chrome, fox].map((l) => startToneEnvelope(l.measurable, TONE_HZ)));
@@ -273,7 +282,7 @@ describe.skipIf(skip)('Opus RED through 20% random uplink loss (Chromium publish
 			const coverage = redTap.redCoverage();
 			const opus = opusTap.timestampCoverage();
 			console.log(
-				`uplink: ${dropped} of ${dropped + passed} datagrams dropped (${((100 * dropped) / (dropped + passed)).toFixed(1)}%); ` +
+				`uplink: ${dropped} of ${dropped + passed} datagrams dropped (${((100 * dropped) / (dropped + passed)).toFixed(1)}%), ${probes} padding-only probes arrived; ` +
 					`at the server (RED tap): ${coverage.frames} frames, ${coverage.primaries} primaries, ${coverage.fromRedundancy} from redundancy only, ${coverage.missing} missing (longest run ${coverage.longestMissingRun}), blocks per packet ${JSON.stringify(coverage.distances)}; ` +
 					`Opus tap (what Firefox gets): ${opus.present} of ${opus.frames} frames, sequence numbers spanning ${opus.seqSpan}`,
 			);
@@ -298,13 +307,14 @@ describe.skipIf(skip)('Opus RED through 20% random uplink loss (Chromium publish
 			// packets brought: the worker rebuilt the lost primaries from the copies.
 			expect(opusTap.packets.every((p) => p.redOffsets === null)).toBe(true);
 			// (By timestamp: the frames a listener can play, whatever their sequence numbers.)
-			// Allowance: in fresh-clone CI runs the stripped stream lacked up to 5 frames the RED
-			// stream had (8 against 3 missing at the server, 612 frames); alone it matches. The
-			// forwarder rebuilds from the first packet after a gap only, never from a late one's
-			// blocks, and sequences rebuilt frames by the blocks' age, which a padding-only probe
-			// inside the gap would shift: which of the two it is is not found yet. Without the
-			// rebuild this listener would miss the ~20% lost upstream (over 100 frames).
-			expect(opus.frames - opus.present).toBeLessThanOrEqual(coverage.missing + Math.max(2, Math.ceil(0.015 * coverage.frames)));
+			// Chromium's padding-only probes take sequence numbers among the frames (hundreds in
+			// 10 s on a loaded machine) with the timestamp of the last frame sent: a frame lost
+			// just before one used to go unrebuilt (the probe looked like the next packet), 49
+			// frames against 13 missing at the server in one CI run. The forwarder now steps over
+			// probes. Allowance: 2 frames at the window's edges (the taps start and stop at
+			// slightly different packets). Without the rebuild this listener would miss the ~20%
+			// lost upstream (over 100 frames).
+			expect(opus.frames - opus.present).toBeLessThanOrEqual(coverage.missing + 2);
 
 			for (const [i, listener] of [chrome, fox].entries()) {
 				const { dropouts, dips, spectrum, receiver } = heard[i]!;
