@@ -48,7 +48,7 @@ export function hiccupRows(cap: CapacityResult): Cell[][] {
 			];
 		});
 }
-export const HICCUP_HEADERS = ['target', 'consumers', 'p99 (median 1 s, the knee)', 'p99 (window)', 'max (window)', 'p99 / raw', 'max / raw', 'worst second', 'in that second (bench process = Parley JS)'];
+export const HICCUP_HEADERS = ['target', 'consumers', 'p99 (median 1 s, the knee)', 'p99 (window)', 'max (window)', 'p99 / raw', 'max / raw', 'worst second', 'in that second (bench main thread = Parley JS)'];
 
 function mib(bytes: number): string {
 	return (bytes / 1024 / 1024).toFixed(1);

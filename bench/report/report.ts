@@ -352,7 +352,7 @@ export function hiccupMarkdown(cap: CapacityResult, img: (key: string, alt: stri
 	const lines: string[] = [];
 	if (!cap.steps.some((s) => s.worstSecond !== undefined)) return lines;
 	lines.push(
-		`Hiccups: the knee criterion (the median of the 1-second p99s) hides single bad seconds; a listener hears them. Per step, the whole-window p99 and max, Parley's as a multiple of raw mediasoup's at the same load (goal: within ${HICCUP_RATIO_LIMIT}x below the knee), and the worst 1-second slice with what the process running Parley's JavaScript did in it: its longest event-loop stall (a 5 ms timer in that process; for the plain and SRTP ramps it is the bench process, so a stall also delays the sampled listeners' receive stamps) and Parley's RTP stats rounds (getStats over the worker channel) that started, finished or ran in that second.`,
+		`Hiccups: the knee criterion (the median of the 1-second p99s) hides single bad seconds; a listener hears them. Per step, the whole-window p99 and max, Parley's as a multiple of raw mediasoup's at the same load (goal: within ${HICCUP_RATIO_LIMIT}x below the knee), and the worst 1-second slice with what the process running Parley's JavaScript did in it: its longest event-loop stall (a 5 ms timer in that process; for the plain and SRTP ramps it is the bench process's main thread, while the publishers and sampled listeners run on a thread of their own, as clients on other machines would) and Parley's RTP stats rounds (getStats over the worker channel) that started, finished or ran in that second.`,
 		'',
 		markdownTable(HICCUP_HEADERS, hiccupRows(cap)),
 		'',

@@ -9,6 +9,9 @@
 // sockets nobody reads, whose kernel drop counters tally every arrival (udpDrops.ts). The
 // worker is pinned to the last core and the bench to the others; both CPU shares come from
 // /proc. Raw mediasoup (the baseline) and Parley are measured alternately at each step.
+// Publishers and sampled listeners run on a thread of their own (LoadThread.ts), as clients on
+// other machines would: pauses of the event loop Parley's JavaScript runs on are not counted
+// as forwarding latency, only what they cost the worker.
 // With `red`, publishers send Opus in RED (RFC 2198, the previous frames repeated: larger
 // packets), to listeners that have audio/red (forwarded as is) or to listeners without it
 // (the worker strips each packet to its primary block), which is what RED costs a server.
@@ -21,11 +24,9 @@ import { processRssBytes, settledOwnHeapBytes } from '../metrics/memory.js';
 import type { StatsRound } from '../../server/metrics/metrics.js';
 import { cdfPoints, type LatencySummary, summarize } from '../metrics/stats.js';
 import { totalUdpDrops, UdpSink } from '../metrics/udpDrops.js';
-import { FramePacer } from '../peers/FramePacer.js';
-import { RtpPublisher } from '../peers/RtpPublisher.js';
-import { RtpSubscriber } from '../peers/RtpSubscriber.js';
+import { LoadThread } from '../peers/LoadThread.js';
 import type { types as ms } from 'mediasoup';
-import { type ForwardingTarget, LOOPBACK, OPUS_PAYLOAD_TYPE, RED_PAYLOAD_TYPE } from '../targets/ForwardingTarget.js';
+import { type ForwardingTarget, LOOPBACK, OPUS_PAYLOAD_TYPE, RED_PAYLOAD_TYPE, type Room } from '../targets/ForwardingTarget.js';
 import { ParleyTarget } from '../targets/ParleyTarget.js';
 import { RawMediasoupTarget } from '../targets/RawMediasoupTarget.js';
 import { probeRedSupport } from '../targets/redSupport.js';
@@ -141,8 +142,8 @@ export interface SliceFigures {
 	samples: number;
 	p99Ms: number;
 	maxMs: number;
-	/** Longest event-loop stall of the bench process in the slice (Parley's JS runs in it for
-	 * the plain and SRTP ramps; for raw mediasoup it is the bench's own). */
+	/** Longest stall of the bench's main event loop in the slice (Parley's JS runs on it for
+	 * the plain and SRTP ramps, mediasoup's Node side for raw mediasoup; the clients do not). */
 	eventLoopMaxMs: number;
 	/** Parley's RTP stats rounds that started / finished in the slice. */
 	statsRoundsStarted: number;
@@ -237,13 +238,17 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 		log(`capacity: RED through this worker: ${support.detail}`);
 		if (!support.forwardsRed) throw new Error(`RED capacity ramp not measured: this mediasoup worker does not forward RED (${support.detail}); build it with scripts/mediasoup's RED patch`);
 	}
+	let load: LoadThread | undefined;
 	try {
 		if (pinned) pin(process.pid, benchCores);
 		if (o.targets.includes('raw-mediasoup')) targets.set('raw-mediasoup', await RawMediasoupTarget.start());
 		if (o.targets.includes('parley')) targets.set('parley', await ParleyTarget.start({ workers: 1, opusNack: false }));
 		if (pinned) for (const t of targets.values()) for (const pid of t.workerPids()) pin(pid, [workerCore]);
 
-		const benchFloorLatencyMs = await measureBenchFloor(o, frames);
+		// Started after pinning: the thread inherits the bench's cores.
+		load = await LoadThread.start();
+		const clients = load;
+		const benchFloorLatencyMs = await measureBenchFloor(clients, o, frames);
 		log(`capacity: bench latency floor (no server) p50 ${benchFloorLatencyMs.p50.toFixed(2)} ms, p99 ${benchFloorLatencyMs.p99.toFixed(2)} ms`);
 
 		// Idle memory, both targets started and no room yet. Steps grow, so memory an allocator
@@ -251,7 +256,7 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 		const nodeIdle = settledOwnHeapBytes();
 		const idle = new Map([...targets].map(([name, t]) => [name, { nodeRssBytes: nodeIdle, workerRssBytes: t.workerPids().reduce((n, pid) => n + processRssBytes(pid), 0) }]));
 		const budget = { remainingMs: o.quietBudgetMs };
-		const { steps, summary } = await rampCapacity([...targets.keys()] as CapacityStep['target'][], o, (name, consumers, index) => measureStep(targets.get(name)!, o, frames, consumers, index, budget, idle.get(name)!), log);
+		const { steps, summary } = await rampCapacity([...targets.keys()] as CapacityStep['target'][], o, (name, consumers, index) => measureStep(targets.get(name)!, clients, o, frames, consumers, index, budget, idle.get(name)!), log);
 		// A ratio only when both knees are conclusive: a real failure right above the last pass.
 		const conclusive = (t: string): number | null => {
 			const s = summary.find((x) => x.target === t);
@@ -277,6 +282,7 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 			server: parleyTarget ? { media: parleyTarget.config.media, metrics: (parleyTarget.config as Record<string, unknown>).metrics } : {},
 		};
 	} finally {
+		await load?.close();
 		for (const t of targets.values()) await t.close();
 		if (pinned) pin(process.pid, cores);
 	}
@@ -518,6 +524,7 @@ export interface IdleMemory {
 
 async function measureStep(
 	target: ForwardingTarget,
+	clients: LoadThread,
 	o: CapacityOptions,
 	frames: Uint8Array[][],
 	consumers: number,
@@ -529,36 +536,34 @@ async function measureStep(
 	const sampled = Math.min(o.sampledListeners, listeners);
 	// Sampled listeners spread over creation order (first, ..., last): forwarding order matters.
 	const sampledIdx = new Set(Array.from({ length: sampled }, (_, k) => (sampled === 1 ? listeners - 1 : Math.round((k * (listeners - 1)) / (sampled - 1)))));
-	const subscribers = await Promise.all([...sampledIdx].map(() => RtpSubscriber.create({ mode: 'sample', initialSamples: 1 << 16 })));
+	const subscriberPorts = await clients.subscribers(sampledIdx.size, 1 << 16);
 	const sinks = await Promise.all(Array.from({ length: Math.ceil((listeners - sampledIdx.size) / LISTENERS_PER_SINK) }, () => UdpSink.create()));
 	const destinations: number[] = [];
 	let s = 0;
 	let k = 0;
-	for (let i = 0; i < listeners; i++) destinations.push(sampledIdx.has(i) ? subscribers[s++]!.port : sinks[k++ % sinks.length]!.port);
+	for (let i = 0; i < listeners; i++) destinations.push(sampledIdx.has(i) ? subscriberPorts[s++]! : sinks[k++ % sinks.length]!.port);
 	const ssrcs = Array.from({ length: o.publishers }, (_, i) => 0x20000000 + stepIndex * 1000 + i);
-	const room = await target.buildRoom({
-		name: `capacity-${stepIndex}`,
-		publisherSsrcs: ssrcs,
-		listenerDestinations: destinations,
-		nack: false,
-		...(o.transport === 'srtp' ? { srtpCryptoSuite: o.srtpCryptoSuite } : {}),
-		...(o.red ? { red: true, listenersWithoutRed: o.red.listenersWithRed ? [] : destinations.map((_, i) => i) } : {}),
-	});
-	const red = o.red ? { payloadType: RED_PAYLOAD_TYPE, distance: o.red.distance } : undefined;
-	const publishers = await Promise.all(
-		ssrcs.map((ssrc, i) => RtpPublisher.create({ ssrc, payloadType: OPUS_PAYLOAD_TYPE, frames: frames[i]!, target: { address: LOOPBACK, port: room.publisherPorts[i]! }, ...(red ? { red } : {}) })),
-	);
+	let room: Room | undefined;
 	try {
+		room = await target.buildRoom({
+			name: `capacity-${stepIndex}`,
+			publisherSsrcs: ssrcs,
+			listenerDestinations: destinations,
+			nack: false,
+			...(o.transport === 'srtp' ? { srtpCryptoSuite: o.srtpCryptoSuite } : {}),
+			...(o.red ? { red: true, listenersWithoutRed: o.red.listenersWithRed ? [] : destinations.map((_, i) => i) } : {}),
+		});
+		const red = o.red ? { payloadType: RED_PAYLOAD_TYPE, distance: o.red.distance } : undefined;
+		const publisherPorts = room.publisherPorts;
+		await clients.publishers(ssrcs.map((ssrc, i) => ({ ssrc, payloadType: OPUS_PAYLOAD_TYPE, frames: frames[i]!, target: { address: LOOPBACK, port: publisherPorts[i]! }, ...(red ? { red } : {}) })));
 		s = 0;
 		for (let i = 0; i < listeners; i++) {
 			if (!sampledIdx.has(i)) continue;
-			const sub = subscribers[s++]!;
-			for (const c of room.listeners[i]!.consumers) sub.addStream(c.ssrc, publishers[c.publisherIndex]!);
+			await clients.streams(s++, room.listeners[i]!.consumers.map((c) => ({ ssrc: c.ssrc, publisher: c.publisherIndex })));
 		}
-		const pacer = new FramePacer(publishers);
-		pacer.start();
+		await clients.pace(true);
 		await sleep(o.warmupMs);
-		pacer.stop();
+		await clients.pace(false);
 		await sleep(DRAIN_MS);
 		const memory: StepMemory = {
 			nodeRssBytes: settledOwnHeapBytes(),
@@ -572,36 +577,38 @@ async function measureStep(
 		const quiet = await waitForQuietMachine(target.workerPids(), o.maxOtherCpu, o.quietWaitMs, quietBudget);
 		const sinkPorts = sinks.map((x) => x.port);
 		const dropsBefore = totalUdpDrops(sinkPorts);
-		const sentBefore = publishers.map((p) => p.sent);
-		for (const sub of subscribers) sub.resetWindow();
+		const sentBefore = await clients.sent();
+		await clients.resetWindow();
 		const cpu = new CpuMeter(target.workerPids());
 		const probe = new EventLoopProbe();
 		probe.start();
 		cpu.start();
 		const windowStart = performance.now();
-		pacer.start();
+		await clients.pace(true);
 		await sleep(o.windowMs);
-		pacer.stop();
+		await clients.pace(false);
 		const usage = cpu.stop();
 		await sleep(DRAIN_MS);
 		const stalls = probe.stop();
 		const arrivedAtSinks = totalUdpDrops(sinkPorts) - dropsBefore;
+		const sentAfter = await clients.sent();
+		const sampled = await clients.window();
 
-		const sentPerListener = publishers.reduce((n, p, i) => n + p.sent - sentBefore[i]!, 0);
-		const sampledArrived = subscribers.reduce((n, sub) => n + sub.streams().reduce((m, st) => m + st.packets, 0), 0);
+		const sentPerListener = sentAfter.reduce((n, sent, i) => n + sent - sentBefore[i]!, 0);
+		const sampledArrived = sampled.packets.reduce((n, p) => n + p, 0);
 		if (o.red && sampledArrived === 0) throw new Error(`RED capacity step: no packet reached a sampled listener (${target.kind}); the worker does not forward RED`);
-		if (o.red && wrongPayloadType(subscribers, room.listeners, sampledIdx, o.red.listenersWithRed)) throw new Error(`RED capacity step: a sampled listener got a payload type its consumer did not negotiate (${target.kind})`);
+		if (o.red && wrongPayloadType(sampled.payloadTypes, room.listeners, sampledIdx, o.red.listenersWithRed)) throw new Error(`RED capacity step: a sampled listener got a payload type its consumer did not negotiate (${target.kind})`);
 		return judgeWindow(
 			{
 				target: target.kind,
 				listeners,
 				publishers: o.publishers,
-				latencies: concat(subscribers.map((sub) => sub.latencies())),
-				arrivalTimes: concat(subscribers.map((sub) => sub.arrivalTimes())),
+				latencies: concat(sampled.latencies),
+				arrivalTimes: concat(sampled.arrivalTimes),
 				windowStart,
 				expected: sentPerListener * listeners,
 				arrived: sampledArrived + arrivedAtSinks,
-				sampledExpected: sentPerListener * subscribers.length,
+				sampledExpected: sentPerListener * sampled.packets.length,
 				sampledArrived,
 				wallS: usage.wallS,
 				workerCpu: usage.processes.reduce((a, b) => a + b, 0),
@@ -618,9 +625,8 @@ async function measureStep(
 			o.limits,
 		);
 	} finally {
-		for (const p of publishers) p.close();
-		room.close();
-		for (const sub of subscribers) sub.close();
+		await clients.closePeers();
+		room?.close();
 		for (const x of sinks) x.close();
 		// Let the worker finish closing the room before the next step measures it.
 		await sleep(100);
@@ -629,35 +635,30 @@ async function measureStep(
 
 /** Whether any sampled listener's packets carried another payload type than its consumer's
  * RED (listeners with RED) or Opus (listeners without). */
-function wrongPayloadType(subscribers: RtpSubscriber[], listeners: { consumers: { payloadTypes: { opus: number; red?: number } }[] }[], sampledIdx: Set<number>, withRed: boolean): boolean {
+function wrongPayloadType(payloadTypesSeen: number[][], listeners: { consumers: { payloadTypes: { opus: number; red?: number } }[] }[], sampledIdx: Set<number>, withRed: boolean): boolean {
 	const sampled = [...sampledIdx].sort((a, b) => a - b);
-	return subscribers.some((sub, k) => {
+	return payloadTypesSeen.some((seen, k) => {
 		const consumer = listeners[sampled[k]!]?.consumers[0];
 		if (!consumer) return false;
 		const expected = withRed ? consumer.payloadTypes.red : consumer.payloadTypes.opus;
-		return expected === undefined || sub.payloadTypesSeen().some((pt) => pt !== expected);
+		return expected === undefined || seen.some((pt) => pt !== expected);
 	});
 }
 
-/** Publishers straight to sampled subscribers: what the bench itself adds to latency. */
-async function measureBenchFloor(o: CapacityOptions, frames: Uint8Array[][]): Promise<LatencySummary> {
-	const subscribers = await Promise.all(Array.from({ length: o.sampledListeners }, () => RtpSubscriber.create({ mode: 'sample' })));
-	const publishers = await Promise.all(
-		Array.from({ length: o.publishers }, (_, i) =>
-			RtpPublisher.create({ ssrc: 0x7000 + i, payloadType: OPUS_PAYLOAD_TYPE, frames: frames[i]!, target: { address: LOOPBACK, port: subscribers[i % subscribers.length]!.port } }),
-		),
-	);
+/** Publishers straight to sampled subscribers (on the load thread, as in the steps): what the
+ * bench itself adds to latency. */
+async function measureBenchFloor(clients: LoadThread, o: CapacityOptions, frames: Uint8Array[][]): Promise<LatencySummary> {
 	try {
-		publishers.forEach((p, i) => subscribers[i % subscribers.length]!.addStream(p.ssrc, p));
-		const pacer = new FramePacer(publishers);
-		pacer.start();
+		const ports = await clients.subscribers(o.sampledListeners, 4096);
+		await clients.publishers(Array.from({ length: o.publishers }, (_, i) => ({ ssrc: 0x7000 + i, payloadType: OPUS_PAYLOAD_TYPE, frames: frames[i]!, target: { address: LOOPBACK, port: ports[i % ports.length]! } })));
+		for (let i = 0; i < o.publishers; i++) await clients.streams(i % ports.length, [{ ssrc: 0x7000 + i, publisher: i }]);
+		await clients.pace(true);
 		await sleep(Math.min(2000, o.windowMs));
-		pacer.stop();
+		await clients.pace(false);
 		await sleep(50);
-		return summarize(concat(subscribers.map((s) => s.latencies())));
+		return summarize(concat((await clients.window()).latencies));
 	} finally {
-		for (const p of publishers) p.close();
-		for (const s of subscribers) s.close();
+		await clients.closePeers();
 	}
 }
 
