@@ -44,4 +44,22 @@ describe('published results page', () => {
 		const withSamples = { ...run, loss: { losslessLatencySamples: Array.from({ length: 5000 }, (_, i) => i) } } as unknown as BenchRun;
 		expect((compactRun(withSamples).loss as unknown as { losslessLatencySamples: number[] }).losslessLatencySamples).toEqual([]);
 	});
+
+	it('calls a run short when a ramp found no knee for some target or measured short windows, not for its step list', () => {
+		const run = JSON.parse(readFileSync(committedJson, 'utf8')) as BenchRun;
+		const full = structuredClone(run);
+		for (const c of full.capacity ?? []) {
+			c.options.windowMs = 4000;
+			c.options.steps = [1000, 2000];
+			for (const t of c.summary) t.firstFailure ??= { consumers: 3000, reason: 'p99' } as unknown as NonNullable<typeof t.firstFailure>;
+			for (const st of c.steps) st.otherCpu = 0;
+		}
+		expect(shortRunNote(full)).toBeNull();
+		const noKnee = structuredClone(full);
+		noKnee.capacity![0]!.summary[0]!.firstFailure = null;
+		expect(shortRunNote(noKnee)).toContain('cut short');
+		const shortWindows = structuredClone(full);
+		shortWindows.capacity![0]!.options.windowMs = 1000;
+		expect(shortRunNote(shortWindows)).toContain('1000 ms windows');
+	});
 });

@@ -43,14 +43,16 @@ export function compactRun(run: BenchRun): BenchRun {
 export function shortRunNote(run: BenchRun): string | null {
 	if (run.smoke) return 'This page comes from a smoke run (a few seconds per scenario): it shows what the bench reports, not real figures.';
 	const missing = (['loss', 'capacity', 'signaling', 'storage', 'metadata', 'join', 'recording'] as const).filter((k) => run[k] === undefined);
-	const shortRamps = (run.capacity ?? []).filter((c) => c.options.steps.length < CAPACITY_DEFAULTS.steps.length || c.options.windowMs < CAPACITY_DEFAULTS.windowMs);
+	// A ramp is short when its windows were, or when it stopped before some target failed a step
+	// (no knee). Step lists differ per transport and grow to the knee, so they are not compared.
+	const shortRamps = (run.capacity ?? []).filter((c) => c.options.windowMs < CAPACITY_DEFAULTS.windowMs || c.summary.some((t) => !t.firstFailure));
 	const busiest = Math.max(0, ...(run.capacity ?? []).flatMap((c) => c.steps.map((st) => st.otherCpu)));
 	const busy = busiest > Math.min(...(run.capacity ?? []).map((c) => c.options.maxOtherCpu), Infinity);
 	if (missing.length === 0 && shortRamps.length === 0 && !busy) return null;
 	const parts: string[] = [];
 	if (busy) parts.push(`the machine was shared: other processes used up to ${busiest.toFixed(2)} cores during capacity steps (*other CPU*; steps that failed that way are marked inconclusive)`);
 	if (missing.length) parts.push(`scenarios not in this run: ${missing.join(', ')}`);
-	if (shortRamps.length) parts.push(`capacity ramps cut short (steps ${[...new Set(shortRamps.map((c) => c.options.steps.join(', ')))].join('; ')} instead of ${CAPACITY_DEFAULTS.steps.join(', ')}), so no knee is found`);
+	if (shortRamps.length) parts.push(`capacity ramps cut short (${shortRamps.map((c) => `${c.options.transport}: steps ${c.options.steps.join(', ')}, ${c.options.windowMs} ms windows`).join('; ')}), so not every knee is found`);
 	return `**This is a short run** (${parts.join('; ')}). The page will be regenerated from a full run on a quiet machine; until then, read the figures as Parley against raw mediasoup in the same run, not as capacity.`;
 }
 
