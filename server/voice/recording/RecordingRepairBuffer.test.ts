@@ -91,6 +91,32 @@ describe('RecordingRepairBuffer', () => {
 		expect(r.buffer.counts).toMatchObject({ fromRed: 4, gaps: 1, missing: 1 });
 	});
 
+	it('closes a hole with no room on the RTP clock at once, losing nothing (a lost padding-only probe)', () => {
+		const r = rig();
+		// Sequence numbers 100..109 carry frames 0..4, then a probe (seq 105, lost: no packet
+		// here), then frames 5..8 on seq 106..109; timestamps stay contiguous across the probe.
+		const at = (n: number, seq: number): RecordedPacket => ({ ...packet(n, 2), seq });
+		r.send([at(0, 100), at(1, 101), at(2, 102), at(3, 103), at(4, 104), undefined, at(5, 106), at(6, 107)]);
+		expect(numbers(r.out)).toEqual(range(0, 7));
+		expect(r.buffer.holeOpen).toBe(false);
+		expect(r.buffer.counts).toMatchObject({ gaps: 0, missing: 0, holesWithoutAudio: 1 });
+		// A frame lost beside a lost probe: the copy fills the frame and nothing is waited for.
+		r.send([undefined, undefined, at(8, 110)]); // seq 108 (frame 7) and 109 (a probe) lost
+		expect(numbers(r.out)).toEqual(range(0, 9));
+		expect(r.out.find((o) => o.n === 7)?.source).toBe('red');
+		expect(r.buffer.counts).toMatchObject({ gaps: 0, missing: 0, holesWithoutAudio: 2 });
+	});
+
+	it('counts no more frames missing than the RTP clock has room for', () => {
+		const r = rig();
+		const at = (n: number, seq: number): RecordedPacket => ({ ...packet(n, 0), seq });
+		// Frame 3 (seq 103) and a probe (seq 104) lost, no RED: one frame of room, two packets.
+		r.send([at(0, 100), at(1, 101), at(2, 102), undefined, undefined, at(4, 105)]);
+		r.wait(500);
+		expect(numbers(r.out)).toEqual([0, 1, 2, 4]);
+		expect(r.buffer.counts).toMatchObject({ gaps: 1, missing: 1 });
+	});
+
 	it('waits for a retransmission within the hold, and counts one after it as late', () => {
 		const r = rig();
 		const p = stream(40, () => false, 0);

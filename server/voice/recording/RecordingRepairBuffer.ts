@@ -11,7 +11,8 @@
 // A hole is given up (its frames counted missing; the Ogg writer then conceals them) after
 // `holdMs` of wall time since it was seen, or once `maxHeldPackets` wait behind it, or at
 // flush. Only sequence holes are repaired: a timestamp jump without one is DTX silence, and
-// copies never add a frame where no packet is missing, so RED cannot invent audio.
+// copies never add a frame where no packet is missing, so RED cannot invent audio. A hole with
+// no room on the RTP clock (a lost padding-only probe) is closed at once and loses nothing.
 import { opusPacketSamples } from '../ogg/OggOpusWriter.js';
 
 export interface RecordedPacket {
@@ -45,6 +46,9 @@ export interface RepairCounts {
 	missing: number;
 	/** Packets newer than the last one before seal(): audio after the stop, not written. */
 	afterSeal: number;
+	/** Sequence holes with no room for a frame on the RTP clock (lost padding-only probes):
+	 * closed at once, nothing missing. */
+	holesWithoutAudio: number;
 }
 
 export interface RepairBounds {
@@ -94,7 +98,7 @@ export class RecordingRepairBuffer {
 	#holeSince: number | undefined;
 	/** Set by seal(): the newest packet that may still be written. */
 	#sealedAt: number | undefined;
-	readonly counts: RepairCounts = { received: 0, emitted: 0, duplicates: 0, late: 0, fromRed: 0, fromRetransmission: 0, gaps: 0, missing: 0, afterSeal: 0 };
+	readonly counts: RepairCounts = { received: 0, emitted: 0, duplicates: 0, late: 0, fromRed: 0, fromRetransmission: 0, gaps: 0, missing: 0, afterSeal: 0, holesWithoutAudio: 0 };
 
 	constructor(bounds: RepairBounds, emit: (frame: Uint8Array, timestamp: number, source: FrameSource) => void) {
 		this.#bounds = bounds;
@@ -189,16 +193,30 @@ export class RecordingRepairBuffer {
 			const after = this.#held.get(lowest)!;
 			const wanted = lowest - this.#next;
 			const fills = this.#copiesBetween(after.timestamp, wanted);
+			// Room left on the RTP clock between what is written (with the fills) and the packet
+			// after the hole. None: the missing packets held no audio (lost padding-only probes,
+			// which browsers send on the audio stream among the frames), so nothing is lost and
+			// nothing is waited for. Some: at most that many frames are missing.
+			// (The fills need not start at the hole's beginning: a burst longer than RED's distance
+			// keeps the copies of its newest frames only.)
+			const room = this.#emittedEnd === undefined ? undefined : tsDiff(after.timestamp, this.#emittedEnd) - fills.reduce((n, c) => n + c.samples, 0);
+			const noRoom = room !== undefined && room <= 0;
 			this.#holeSince ??= nowMs;
-			const givenUp = all || this.#held.size > this.#bounds.maxHeldPackets || nowMs - this.#holeSince >= this.#bounds.holdMs;
+			const givenUp = all || noRoom || this.#held.size > this.#bounds.maxHeldPackets || nowMs - this.#holeSince >= this.#bounds.holdMs;
 			if (fills.length < wanted && !givenUp) return;
 			for (const c of fills) {
 				this.#copies.delete(c.timestamp);
 				this.#write(c.frame, c.timestamp, 'red');
 			}
 			if (fills.length < wanted) {
-				this.counts.gaps++;
-				this.counts.missing += wanted - fills.length;
+				const frameSamples = opusPacketSamples(after.frame) || 960;
+				const lost = room === undefined ? wanted - fills.length : Math.min(wanted - fills.length, Math.max(0, Math.round(room / frameSamples)));
+				if (lost > 0) {
+					this.counts.gaps++;
+					this.counts.missing += lost;
+				} else {
+					this.counts.holesWithoutAudio++;
+				}
 				this.#skipped.push([this.#next, lowest]);
 				if (this.#skipped.length > REMEMBERED_SKIP_RANGES) this.#skipped.shift();
 			}
