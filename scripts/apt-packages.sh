@@ -16,7 +16,8 @@ phase="${1:-all}"
 
 # The mediasoup worker: toolchain and the libraries it links against (libsrtp is built from
 # source on OpenSSL by scripts/mediasoup/build-worker.sh: Debian's libsrtp2 uses NSS).
-WORKER_BUILD=(g++ make pkg-config ninja-build patch openssl ca-certificates binutils
+# ccache: a change to one of the worker's patches recompiles only the files it touches.
+WORKER_BUILD=(g++ make pkg-config ninja-build patch openssl ca-certificates binutils ccache
 	libuv1-dev libssl-dev libabsl-dev libflatbuffers-dev flatbuffers-compiler)
 # meson >= 1.1 is needed; bookworm has 1.0.1, bookworm-backports has 1.7.
 BACKPORTS=(meson)

@@ -137,6 +137,14 @@ patch -d src -p1 --forward --quiet < "$PATCH"
 patch -d src -p1 --forward --quiet < "$RED_PATCH"
 
 cd src/worker
+# Every build key builds in a folder of its own, so without a compiler cache a one-line change to
+# a patch recompiled all ~280 files (~5 min on 2 cores). meson uses ccache when it is on PATH;
+# the cache lives beside the builds, shared by every key, and paths under the source folder are
+# hashed relative to it, so the same file compiled for another key is a hit.
+if command -v ccache >/dev/null; then
+	export CCACHE_DIR="$CACHE_ROOT/ccache" CCACHE_BASEDIR="$WORK/src" CCACHE_NOHASHDIR=1
+	ccache --max-size 2G >/dev/null
+fi
 meson setup --wrap-mode=nodownload --buildtype release -Db_ndebug=true build >&2
 ninja -C build -j "$JOBS" mediasoup-worker >&2
 
@@ -159,5 +167,6 @@ strip "$BIN"
 ( cd "$WORK/bin" && sha256sum mediasoup-worker > .sha256 )
 binary_runs "$BIN" || { log "built binary does not run"; exit 1; }
 cd "$WORK" && rm -rf src
+if command -v ccache >/dev/null; then log "compiler cache: $(ccache --print-stats 2>/dev/null | awk -F'\t' '$1 == "direct_cache_hit" || $1 == "preprocessed_cache_hit" {h += $2} $1 == "cache_miss" {m = $2} END {printf "%d hits, %d misses (since the cache began)", h, m}')"; fi
 log "mediasoup-worker $MEDIASOUP_VERSION built: $BIN"
 echo "$BIN"
