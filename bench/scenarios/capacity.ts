@@ -246,8 +246,8 @@ export async function runCapacity(options: CapacityOptions, log: (line: string) 
 		if (pinned) for (const t of targets.values()) for (const pid of t.workerPids()) pin(pid, [workerCore]);
 
 		// Started after pinning: the thread inherits the bench's cores.
-		load = await LoadThread.start();
-		const clients = load;
+		const clients = await LoadThread.start();
+		load = clients;
 		const benchFloorLatencyMs = await measureBenchFloor(clients, o, frames);
 		log(`capacity: bench latency floor (no server) p50 ${benchFloorLatencyMs.p50.toFixed(2)} ms, p99 ${benchFloorLatencyMs.p99.toFixed(2)} ms`);
 

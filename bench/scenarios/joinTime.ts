@@ -18,7 +18,7 @@ import { netAdminUnavailable } from '../../testkit/netns.js';
 import { NETWORK_PATHS, ReachabilityLab, type NetworkPath, type PathInfo } from '../../testkit/reachability/ReachabilityLab.js';
 import { type JoinPhaseSample, type JoinPhaseSummary, summarizeJoinPhases } from '../metrics/joinPhases.js';
 import { type LatencySummary, summarize } from '../metrics/stats.js';
-import { browserBenchServerEnv } from '../targets/ParleyTarget.js';
+import { benchServerEnv } from '../targets/ParleyTarget.js';
 
 export interface JoinTimeOptions {
 	paths: NetworkPath[];
@@ -100,7 +100,7 @@ export async function runJoinTime(options: JoinTimeOptions, log: (line: string) 
 	if (why) throw new Error(`join: ${why}`);
 	const dataDir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-join-'));
 	const lab = await ReachabilityLab.start({
-		env: browserBenchServerEnv(dataDir),
+		env: benchServerEnv(dataDir),
 		jwtSecret: `bench-join-${process.pid}-0123456789abcdef0123456789`,
 		turnSecret: `bench-turn-${process.pid}-0123456789abcdef0123456789`,
 		toneHz: TONE_HZ,

@@ -44,7 +44,7 @@ import { freePortRange } from '../../testkit/ports.js';
 import { burstTrain, writeBurstWav, type BurstTrain } from '../audio/toneBursts.js';
 import { type LatencySummary, summarize } from '../metrics/stats.js';
 import { MOUTH_TO_EAR_PAGE_SCRIPT } from './mouthToEarPage.js';
-import { browserBenchServerEnv } from '../targets/ParleyTarget.js';
+import { benchServerEnv } from '../targets/ParleyTarget.js';
 
 const REPO_DIR = fileURLToPath(new URL('../..', import.meta.url));
 const NFT = '/usr/sbin/nft';
@@ -453,7 +453,7 @@ export async function runMouthToEar(options: MouthToEarOptions, log: (line: stri
 		const rtcPort = await freePortRange(2);
 		const config = await loadConfig({
 			env: {
-				...browserBenchServerEnv(dataDir),
+				...benchServerEnv(dataDir),
 				PARLEY_AUTH_JWT_SECRET: jwtSecret,
 				PARLEY_HTTP_HOST: ns.hostAddress,
 				PARLEY_HTTP_PORT: '0',

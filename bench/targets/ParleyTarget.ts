@@ -27,14 +27,14 @@ export interface ParleyTargetOptions {
 	env?: Record<string, string>;
 }
 
-/** Environment for a loopback-only Parley node with its data in a fresh temp directory. */
 /**
- * The settings of an in-process Parley that real browsers join in a bench (join time,
- * mouth-to-ear): its files under `dataDir`, quiet logs, a short shutdown, channels closed as
- * they empty, and no per-user request rate or quotas (one bench user joins again and again).
- * The caller adds where it listens.
+ * What every in-process Parley of the bench is given: its files under `dataDir`, quiet logs (its
+ * lines would interleave with the bench's tables; BENCH_SERVER_LOG_LEVEL, e.g. warn, brings them
+ * back when a run needs investigating), a short shutdown, channels closed as they empty (bench
+ * rooms are closed on purpose), and no per-user request rate or quotas (one bench user drives
+ * load no person would). The caller adds where it listens.
  */
-export function browserBenchServerEnv(dataDir: string): Record<string, string> {
+export function benchServerEnv(dataDir: string): Record<string, string> {
 	return {
 		PARLEY_LOG_LEVEL: process.env.BENCH_SERVER_LOG_LEVEL ?? 'silent',
 		PARLEY_STORAGE_DIR: path.join(dataDir, 'storage'),
@@ -47,34 +47,24 @@ export function browserBenchServerEnv(dataDir: string): Record<string, string> {
 	};
 }
 
+/** Environment for a loopback-only Parley node with its data in a fresh temp directory. */
 export async function benchParleyEnv(options: { workers: number; opusNack: boolean; dataDir: string; jwtSecret?: string; env?: Record<string, string> }): Promise<Record<string, string>> {
 	return {
-		// Parley's own log lines would interleave with the bench's tables; BENCH_SERVER_LOG_LEVEL
-		// (e.g. warn) brings them back when a run needs investigating.
-		PARLEY_LOG_LEVEL: process.env.BENCH_SERVER_LOG_LEVEL ?? 'silent',
+		...benchServerEnv(options.dataDir),
 		PARLEY_HTTP_HOST: LOOPBACK,
 		PARLEY_HTTP_PORT: '0',
 		PARLEY_MEDIA_WORKERS: String(options.workers),
 		PARLEY_MEDIA_LISTEN_IP: LOOPBACK,
 		PARLEY_MEDIA_RTC_PORT: String(await freePortRange(options.workers)),
 		PARLEY_MEDIA_OPUS_NACK: String(options.opusNack),
-		PARLEY_STORAGE_DIR: path.join(options.dataDir, 'storage'),
-		PARLEY_VOICE_DATABASE_PATH: path.join(options.dataDir, 'parley.db'),
-		PARLEY_SHUTDOWN_DEADLINE_MS: '3000',
 		PARLEY_AUTH_JWT_SECRET: options.jwtSecret ?? randomBytes(24).toString('hex'),
 		PARLEY_AUTH_DEV_TOKENS: 'off',
-		// Bench rooms are closed on purpose; keep nothing around after a step.
-		PARLEY_CHANNELS_EMPTY_CLOSE_DELAY_MS: '0',
 		PARLEY_CHANNELS_MAX_PEERS: '100000',
 		PARLEY_CHANNELS_MAX_CHANNELS: '100000',
-		// The bench measures capacity: one bench user drives load no person would.
-		PARLEY_SIGNALING_USER_REQUESTS_PER_SECOND: '0',
+		// The bench measures capacity: one bench user drives load no person would, from loopback
+		// (every client), with more recordings and uploads than a person would.
 		PARLEY_VOICE_USER_REQUESTS_PER_SECOND: '0',
-		// Likewise the per-user and per-address quotas: every bench client comes from loopback,
-		// and a run may open more connections, channels and recordings than a person would.
-		PARLEY_SIGNALING_MAX_CONNECTIONS_PER_USER: '0',
 		PARLEY_SIGNALING_MAX_CONNECTIONS_PER_ADDRESS: '0',
-		PARLEY_CHANNELS_MAX_CHANNELS_PER_USER: '0',
 		PARLEY_VOICE_MAX_RECORDINGS_PER_USER: '0',
 		PARLEY_VOICE_MAX_PENDING_UPLOADS_PER_USER: '0',
 		PARLEY_VOICE_MAX_STORED_BYTES_PER_USER: '0',
